@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The few kernel types the probe touches, declared with
+ * preserve_access_index so libbpf relocates every field access against the
+ * running kernel's BTF (CO-RE). Keeping them here instead of a generated
+ * multi-megabyte vmlinux.h keeps the probe arch-neutral: only pt_regs
+ * differs between x86_64 and arm64.
+ */
+#ifndef KESTREL_KERNEL_TYPES_H
+#define KESTREL_KERNEL_TYPES_H
+
+typedef unsigned char __u8;
+typedef signed char __s8;
+typedef unsigned short __u16;
+typedef short __s16;
+typedef unsigned int __u32;
+typedef int __s32;
+typedef unsigned long long __u64;
+typedef long long __s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef _Bool bool;
+#define true 1
+#define false 0
+
+/* UAPI constants (stable ABI). */
+enum {
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_RINGBUF = 27,
+};
+enum {
+	BPF_RB_NO_WAKEUP = 1,
+	BPF_RB_FORCE_WAKEUP = 2,
+};
+enum {
+	BPF_RB_AVAIL_DATA = 0,
+	BPF_RB_RING_SIZE = 1,
+};
+#define PF_KTHREAD 0x00200000
+#define CLONE_THREAD 0x00010000
+#define O_CLOEXEC_GENERIC 02000000 /* same value on x86_64 and arm64 */
+#define SOCK_CLOEXEC O_CLOEXEC_GENERIC
+#define AF_INET 2
+#define AF_INET6 10
+
+#if defined(__TARGET_ARCH_x86)
+struct pt_regs {
+	unsigned long di;
+	unsigned long si;
+	unsigned long dx;
+	unsigned long r10;
+	unsigned long r8;
+	unsigned long r9;
+	unsigned long orig_ax;
+} __attribute__((preserve_access_index));
+#elif defined(__TARGET_ARCH_arm64)
+struct pt_regs {
+	__u64 regs[31];
+	__u64 orig_x0;
+	__s32 syscallno;
+} __attribute__((preserve_access_index));
+#else
+#error "kestrel: unsupported __TARGET_ARCH"
+#endif
+
+typedef struct {
+	int counter;
+} atomic_t;
+
+typedef struct {
+	unsigned int val;
+} kuid_t;
+
+typedef struct {
+	unsigned int val;
+} kgid_t;
+
+struct cred {
+	kuid_t uid;
+	kgid_t gid;
+} __attribute__((preserve_access_index));
+
+struct signal_struct {
+	atomic_t live;
+} __attribute__((preserve_access_index));
+
+struct task_struct {
+	unsigned int flags;
+	int exit_code;
+	int pid;
+	int tgid;
+	__u64 start_time;
+	struct task_struct *real_parent;
+	struct task_struct *group_leader;
+	const struct cred *real_cred;
+	struct signal_struct *signal;
+	char comm[16];
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+	const char *filename;
+} __attribute__((preserve_access_index));
+
+struct sockaddr_in {
+	__u16 sin_family;
+	__be16 sin_port;
+	__be32 sin_addr;
+};
+
+struct sockaddr_in6 {
+	__u16 sin6_family;
+	__be16 sin6_port;
+	__be32 sin6_flowinfo;
+	__u8 sin6_addr[16];
+};
+
+#endif /* KESTREL_KERNEL_TYPES_H */

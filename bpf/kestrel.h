@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The one definition of everything the probe and user space share: record
+ * layouts, counter layout, drop categories and selection bits. The Rust side
+ * uses the types libbpf-cargo generates from this header (via the skeleton),
+ * never a hand-kept copy.
+ *
+ * Every record starts with struct kestrel_hdr; hdr.len is the number of bytes
+ * that follow in the ring buffer for this record (variable-size records carry
+ * a path trimmed to its real length).
+ */
+#ifndef KESTREL_H
+#define KESTREL_H
+
+#define KESTREL_COMM_LEN 16
+#define KESTREL_PATH_MAX 256
+/* Upper bound for syscall numbers on x86_64 and arm64 (both below 512). */
+#define KESTREL_SYSCALL_MAX 512
+
+enum kestrel_record_type {
+	KR_CLONE = 1,   /* parent side of clone/clone3/fork/vfork: ret is the child tid */
+	KR_CLONE_CHILD, /* child side: sys_exit with ret 0 (x86_64) or sched_process_fork */
+	KR_EXECVE,      /* successful exec from sched_process_exec, or failed execve exit */
+	KR_PROC_EXIT,   /* sched_process_exit: a thread ended */
+	KR_OPEN,        /* open family exit */
+	KR_CLOSE,       /* close exit */
+	KR_DUP,         /* dup family exit */
+	KR_SOCKET,      /* socket exit */
+	KR_CONNECT,     /* connect exit */
+	KR_ACCEPT,      /* accept family exit */
+	KR_GENERIC,     /* any other selected syscall: number, return and raw arguments */
+	KR_ENTER,       /* enter side of a selected syscall (only with enter capture on) */
+	KR_TYPE_MAX,
+};
+
+/* Drop categories, named as Falco's scap.n_drops_buffer_<category>_<dir>. */
+enum kestrel_category {
+	KC_CLONE_FORK = 0,
+	KC_EXECVE,
+	KC_CONNECT,
+	KC_OPEN,
+	KC_DIR_FILE,
+	KC_OTHER_INTEREST,
+	KC_CLOSE,
+	KC_PROC_EXIT,
+	KC_MAX,
+};
+
+enum kestrel_dir {
+	KD_ENTER = 0,
+	KD_EXIT = 1,
+	KD_MAX,
+};
+
+/*
+ * How the probe decodes a syscall's arguments. User space owns the per-arch
+ * syscall table and tells the probe, per number, which handler applies, so
+ * the probe itself holds no arch-specific syscall numbers.
+ */
+enum kestrel_handler {
+	KH_GENERIC = 0,
+	KH_CLONE,  /* flags in arg0 */
+	KH_CLONE3, /* flags in the user struct clone_args at arg0 */
+	KH_FORK,   /* fork/vfork: no arguments */
+	KH_EXECVE,
+	KH_OPEN,   /* path arg0, flags arg1, mode arg2 */
+	KH_OPENAT, /* dirfd arg0, path arg1, flags arg2, mode arg3 */
+	KH_OPENAT2, /* dirfd arg0, path arg1, struct open_how at arg2 */
+	KH_CREAT,  /* path arg0, mode arg1 */
+	KH_OPEN_BY_HANDLE, /* mount fd arg0, flags arg2; no path */
+	KH_CLOSE,
+	KH_DUP,    /* old arg0 */
+	KH_DUP2,   /* old arg0, new arg1 */
+	KH_DUP3,   /* old arg0, new arg1, flags arg2 */
+	KH_SOCKET,
+	KH_CONNECT,
+	KH_ACCEPT,  /* fd arg0, addr arg1 */
+	KH_ACCEPT4, /* fd arg0, addr arg1, flags arg3 */
+	KH_MAX,
+};
+
+/*
+ * sys_table[nr], set by user space before load: selection bits (bits 0-1),
+ * drop category (bits 4-7), handler (bits 8-15). 0 = not selected.
+ */
+enum kestrel_sel {
+	KSEL_EXIT = 0x1,
+	KSEL_ENTER = 0x2,
+	KSEL_CAT_SHIFT = 4,
+	KSEL_CAT_MASK = 0xf,
+	KSEL_HANDLER_SHIFT = 8,
+};
+
+/* kestrel_hdr.flags */
+enum kestrel_flags {
+	KF_CLONE_THREAD = 0x1, /* KR_CLONE*: the new task shares the thread group */
+	KF_GROUP_DEAD = 0x2,   /* KR_PROC_EXIT: last thread of the process */
+	KF_PATH_FAULT = 0x4,   /* user memory could not be read; field left empty */
+	KF_PATH_TRUNC = 0x8,   /* path longer than KESTREL_PATH_MAX, truncated */
+	KF_CLOEXEC = 0x10,     /* the new fd is close-on-exec */
+};
+
+struct kestrel_hdr {
+	__u64 ts_ns; /* boot-time clock */
+	__u32 tid;
+	__u32 pid; /* thread group id */
+	__u16 type;
+	__u16 len; /* whole record, header included */
+	__s16 nr;  /* syscall number, -1 for scheduler events */
+	__u16 flags;
+	__s64 ret;
+};
+
+/* Identity of the task a record is about, read from its task_struct. */
+struct kestrel_task {
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 old_tid; /* exec: tid before a non-leader thread took over the group */
+	__u64 start_ns;
+	char comm[KESTREL_COMM_LEN];
+};
+
+struct kestrel_clone {
+	struct kestrel_hdr hdr;
+	struct kestrel_task task; /* parent side: the parent; child side: the child */
+	__u64 clone_flags;
+};
+
+struct kestrel_exec {
+	struct kestrel_hdr hdr;
+	struct kestrel_task task;
+	__u16 path_len;
+	__u16 pad[3];
+	char path[KESTREL_PATH_MAX];
+};
+
+struct kestrel_exit {
+	struct kestrel_hdr hdr;
+	__s32 exit_code;
+	__u32 pad;
+};
+
+struct kestrel_open {
+	struct kestrel_hdr hdr; /* ret: the new fd or -errno */
+	__s32 dirfd;
+	__u32 flags;
+	__u32 mode;
+	__u16 path_len;
+	__u16 pad;
+	char path[KESTREL_PATH_MAX];
+};
+
+/* close (fd), dup family (fd = old, ret = new). */
+struct kestrel_fd {
+	struct kestrel_hdr hdr;
+	__s64 fd;
+	__u32 flags;
+	__u32 pad;
+};
+
+struct kestrel_socket {
+	struct kestrel_hdr hdr; /* ret: the new fd */
+	__u32 domain;
+	__u32 type;
+	__u32 protocol;
+	__u32 pad;
+};
+
+/* connect (fd = socket, addr = destination), accept (ret = new fd, addr = peer). */
+struct kestrel_sockaddr {
+	struct kestrel_hdr hdr;
+	__s64 fd;
+	__u16 family;
+	__u16 port; /* host order */
+	__u32 flags;
+	__u8 addr[16]; /* IPv4 in the first 4 bytes, or IPv6 */
+};
+
+struct kestrel_generic {
+	struct kestrel_hdr hdr;
+	__u64 args[6];
+};
+
+/* Largest record; the per-CPU scratch space holds exactly one. */
+union kestrel_record {
+	struct kestrel_hdr hdr;
+	struct kestrel_clone clone;
+	struct kestrel_exec exec;
+	struct kestrel_exit exit;
+	struct kestrel_open open;
+	struct kestrel_fd fd;
+	struct kestrel_socket socket;
+	struct kestrel_sockaddr sockaddr;
+	struct kestrel_generic generic;
+};
+
+/* Per-CPU kernel counters, summed by user space over all possible CPUs. */
+struct kestrel_counters {
+	__u64 n_evts; /* every record the probe tried to send */
+	__u64 n_drops_buffer_total;
+	__u64 n_drops_buffer[KC_MAX][KD_MAX];
+	__u64 n_drops_scratch_map;
+	__u64 n_drops_page_faults;
+	__u64 n_drops_bug;
+};
+
+/*
+ * Enums user space needs but no record field names; an unused global of this
+ * type puts them into the object's BTF, hence into the generated Rust types.
+ */
+struct kestrel_abi {
+	enum kestrel_record_type record_type;
+	enum kestrel_category category;
+	enum kestrel_dir dir;
+	enum kestrel_handler handler;
+	enum kestrel_sel sel;
+	enum kestrel_flags flags;
+};
+
+#endif /* KESTREL_H */

@@ -1,0 +1,298 @@
+//! The agent: one mio loop over the ring buffer's epoll fd, a snapshot
+//! timerfd, a drain timerfd, an optional stop timerfd and a signalfd. No
+//! thread per source and no busy polling: the probe wakes the loop only when
+//! the ring passes a fill threshold, and the drain timer collects the rest.
+
+use std::cell::RefCell;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use libbpf_rs::RingBufferBuilder;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use rustix::time::{
+    timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
+    Timespec,
+};
+
+use crate::capture::record::decode;
+use crate::capture::{Probe, ProbeConfig, ProgStats, StatsSource};
+use crate::metrics::resources::Resources;
+use crate::metrics::{HostInfo, Inputs, MetricsConfig, Snapshotter};
+use crate::output::{OutputSpec, Outputs};
+use crate::state::{procfs, State};
+
+const RING: Token = Token(0);
+const SNAPSHOT: Token = Token(1);
+const DRAIN: Token = Token(2);
+const STOP: Token = Token(3);
+const SIGNAL: Token = Token(4);
+/// How often the loop drains the ring when the probe has not woken it.
+const DRAIN_NS: u64 = 100_000_000;
+
+pub struct AgentConfig {
+    pub probe: ProbeConfig,
+    pub metrics: MetricsConfig,
+    pub outputs: Vec<OutputSpec>,
+    pub interval_ns: u64,
+    pub duration_ns: Option<u64>,
+    pub thread_capacity: usize,
+    pub fd_capacity: usize,
+    pub pidfile: Option<String>,
+    pub verbose: bool,
+}
+
+/// What went wrong before the loop could start; main maps it to exit status 1.
+#[derive(Debug)]
+pub struct StartError(pub String);
+
+/// Decode + state update: the whole per-event path.
+pub struct Pipeline {
+    pub state: State,
+    pub num_evts: u64,
+}
+
+impl Pipeline {
+    #[inline]
+    pub fn on_record(&mut self, data: &[u8]) {
+        self.num_evts += 1;
+        match decode(data) {
+            Ok(rec) => {
+                self.state.apply(&rec);
+                if self.state.log_full_drop {
+                    self.state.log_full_drop = false;
+                    eprintln!(
+                        "kestrel: thread table full: {} threads refused so far",
+                        self.state.counters.n_drops_full_threadtable
+                    );
+                }
+            }
+            Err(_) => self.state.count_decode_error(),
+        }
+    }
+}
+
+fn timer(ns: u64, periodic: bool) -> Result<OwnedFd, StartError> {
+    let fd = timerfd_create(
+        TimerfdClockId::Monotonic,
+        TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+    )
+    .map_err(|e| StartError(format!("timerfd_create: {e}")))?;
+    let ts = Timespec {
+        tv_sec: (ns / 1_000_000_000) as i64,
+        tv_nsec: (ns % 1_000_000_000) as i64,
+    };
+    let spec = Itimerspec {
+        it_interval: if periodic {
+            ts
+        } else {
+            Timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            }
+        },
+        it_value: ts,
+    };
+    timerfd_settime(&fd, TimerfdTimerFlags::empty(), &spec)
+        .map_err(|e| StartError(format!("timerfd_settime: {e}")))?;
+    Ok(fd)
+}
+
+fn drain_timer(fd: &OwnedFd) {
+    let mut b = [0u8; 8];
+    let _ = rustix::io::read(fd, &mut b);
+}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP and returns a signalfd for them.
+fn signal_fd() -> Result<OwnedFd, StartError> {
+    // SAFETY: plain libc calls on a local, zero-initialised sigset.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(StartError("cannot block signals".into()));
+        }
+        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
+        if fd < 0 {
+            return Err(StartError(format!(
+                "signalfd: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// Reads pending signals: (stop requested, reopen requested).
+fn read_signals(fd: &OwnedFd) -> (bool, bool) {
+    let (mut stop, mut hup) = (false, false);
+    let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+    while let Ok(n) = rustix::io::read(fd, &mut info) {
+        if n != info.len() {
+            break;
+        }
+        // SAFETY: the kernel wrote one whole signalfd_siginfo.
+        let si: libc::signalfd_siginfo = unsafe { std::ptr::read_unaligned(info.as_ptr().cast()) };
+        match si.ssi_signo as i32 {
+            libc::SIGHUP => hup = true,
+            _ => stop = true,
+        }
+    }
+    (stop, hup)
+}
+
+fn register(poll: &Poll, fd: RawFd, token: Token) -> Result<(), StartError> {
+    poll.registry()
+        .register(&mut SourceFd(&fd), token, Interest::READABLE)
+        .map_err(|e| StartError(format!("epoll register: {e}")))
+}
+
+pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
+    // Signals are blocked before anything else so none is lost during load.
+    let sigfd = signal_fd()?;
+    let host = HostInfo::read();
+    let mut outputs =
+        Outputs::open(&cfg.outputs, &host.hostname).map_err(|e| StartError(e.to_string()))?;
+
+    let mut storage = MaybeUninit::uninit();
+    let mut probe =
+        Probe::load(&mut storage, &cfg.probe).map_err(|e| StartError(e.to_string()))?;
+    let stats = if cfg.metrics.libbpf_stats_enabled {
+        probe.enable_stats()
+    } else {
+        StatsSource::Off
+    };
+    if let Some(p) = &cfg.pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .map_err(|e| StartError(format!("cannot write pidfile {p}: {e}")))?;
+    }
+    let own_pid = std::process::id();
+    let mut state = State::new(
+        cfg.thread_capacity,
+        cfg.fd_capacity,
+        own_pid,
+        cfg.probe.enter_events,
+    );
+    let seeded = procfs::seed(&mut state, "/proc");
+    let attached: Vec<&str> = probe.attached().collect();
+    eprintln!(
+        "kestrel {}: probe attached ({}), {} syscalls selected, {} threads seeded, bpf stats: {}",
+        crate::metrics::VERSION,
+        attached.join(", "),
+        cfg.probe.selection.resolve().len(),
+        seeded,
+        match stats {
+            StatsSource::Off => "off",
+            StatsSource::Sysctl => "from kernel.bpf_stats_enabled",
+            StatsSource::Agent => "enabled by the agent (BPF_ENABLE_STATS)",
+        }
+    );
+    if cfg.verbose {
+        eprintln!(
+            "kestrel: interval {} ms, ring buffer {} bytes, thread table {} ({} B/entry), fd table {} ({} B/entry)",
+            cfg.interval_ns / 1_000_000,
+            cfg.probe.ring_bytes,
+            cfg.thread_capacity,
+            State::bytes_per_thread(),
+            cfg.fd_capacity,
+            State::bytes_per_fd()
+        );
+    }
+
+    let pipeline = RefCell::new(Pipeline { state, num_evts: 0 });
+    let mut rb = RingBufferBuilder::new();
+    rb.add(probe.events_map(), |data: &[u8]| {
+        pipeline.borrow_mut().on_record(data);
+        0
+    })
+    .map_err(|e| StartError(format!("ring buffer: {e}")))?;
+    let ring = rb
+        .build()
+        .map_err(|e| StartError(format!("ring buffer: {e}")))?;
+
+    let mut poll = Poll::new().map_err(|e| StartError(format!("epoll: {e}")))?;
+    let snap_t = timer(cfg.interval_ns, true)?;
+    let drain_t = timer(DRAIN_NS, true)?;
+    let stop_t = cfg.duration_ns.map(|d| timer(d.max(1), false)).transpose()?;
+    register(&poll, ring.epoll_fd(), RING)?;
+    register(&poll, snap_t.as_fd().as_raw_fd(), SNAPSHOT)?;
+    register(&poll, drain_t.as_fd().as_raw_fd(), DRAIN)?;
+    register(&poll, sigfd.as_fd().as_raw_fd(), SIGNAL)?;
+    if let Some(t) = &stop_t {
+        register(&poll, t.as_fd().as_raw_fd(), STOP)?;
+    }
+
+    let mut snap = Snapshotter::new(cfg.metrics, host, Resources::new("/"));
+    let mut progs: heapless::Vec<ProgStats, 8> = heapless::Vec::new();
+    let mut take_snapshot = |probe: &mut Probe<'_>, outputs: &mut Outputs| {
+        let _ = ring.consume();
+        probe.prog_stats(&mut progs);
+        let kernel = probe.counters();
+        let p = pipeline.borrow();
+        let inputs = Inputs {
+            num_evts: p.num_evts,
+            outputs_queue_num_drops: outputs.queue_drops,
+            output_write_errors: outputs.write_errors,
+            kernel,
+            state: p.state.counters,
+            n_threads: p.state.n_threads() as u64,
+            n_fds: p.state.n_fds() as u64,
+            progs: &progs,
+        };
+        let line = snap.render(&inputs);
+        let mut tb = [0u8; 40];
+        let t = crate::metrics::time::rfc3339_nanos(crate::metrics::time::realtime_ns(), &mut tb);
+        outputs.write(line, t);
+    };
+
+    // Falco takes the first snapshot right at start.
+    take_snapshot(&mut probe, &mut outputs);
+    let mut events = Events::with_capacity(16);
+    'run: loop {
+        if let Err(e) = poll.poll(&mut events, None) {
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(StartError(format!("epoll_wait: {e}")));
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                RING => {
+                    let _ = ring.consume();
+                }
+                DRAIN => {
+                    drain_timer(&drain_t);
+                    let _ = ring.poll(Duration::ZERO);
+                    let _ = ring.consume();
+                }
+                SNAPSHOT => {
+                    drain_timer(&snap_t);
+                    take_snapshot(&mut probe, &mut outputs);
+                }
+                STOP => break 'run,
+                SIGNAL => {
+                    let (stop, hup) = read_signals(&sigfd);
+                    if hup {
+                        outputs.reopen();
+                    }
+                    if stop {
+                        break 'run;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    // Detach first so the final drain and counter read account for every record.
+    probe.detach();
+    let _ = ring.consume();
+    take_snapshot(&mut probe, &mut outputs);
+    if let Some(p) = &cfg.pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}

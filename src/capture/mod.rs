@@ -1,0 +1,392 @@
+//! Capture: loads and attaches the CO-RE probe, exposes its ring buffer, and
+//! reads the kernel-side counters and BPF run-time stats at snapshot time.
+//! Everything here happens at start or once per snapshot; the per-event path
+//! is the ring-buffer callback, which lives with the state tables.
+
+pub mod record;
+pub mod syscalls;
+
+#[allow(
+    clippy::all,
+    dead_code,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    unused_imports,
+    missing_docs
+)]
+pub mod skel {
+    include!(concat!(env!("OUT_DIR"), "/kestrel.skel.rs"));
+}
+
+use std::fmt;
+use std::mem::{size_of, MaybeUninit};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::Mutex;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, MapCore, OpenObject};
+
+use skel::types::kestrel_counters;
+use skel::{KestrelSkel, KestrelSkelBuilder};
+use syscalls::Selection;
+
+/// Probe settings fixed at load time.
+#[derive(Clone, Debug)]
+pub struct ProbeConfig {
+    pub selection: Selection,
+    /// Ring buffer size in bytes: a power of two, at least one page.
+    pub ring_bytes: u32,
+    /// Attach sys_enter and send enter records for the selected syscalls.
+    pub enter_events: bool,
+    /// Pending bytes at which the probe wakes the consumer (0: every record).
+    pub wakeup_bytes: u64,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            selection: Selection::Default,
+            ring_bytes: DEFAULT_RING_BYTES,
+            enter_events: false,
+            wakeup_bytes: DEFAULT_RING_BYTES as u64 / 4,
+        }
+    }
+}
+
+pub const DEFAULT_RING_BYTES: u32 = 1 << 20;
+
+/// Why the probe could not start; each renders as one line saying what to do.
+#[derive(Debug)]
+pub enum CaptureError {
+    NoBtf,
+    Permission(String),
+    Verifier { prog: String, log_tail: String },
+    Load(String),
+    Attach { prog: &'static str, err: String },
+    BadRingSize(u32),
+}
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CaptureError::NoBtf => write!(
+                f,
+                "kernel BTF missing (/sys/kernel/btf/vmlinux): this kernel needs CONFIG_DEBUG_INFO_BTF=y"
+            ),
+            CaptureError::Permission(e) => write!(
+                f,
+                "permission denied loading the probe ({e}): run as root or with CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before 5.8)"
+            ),
+            CaptureError::Verifier { prog, log_tail } => {
+                write!(f, "the kernel verifier rejected program {prog}: {log_tail}")
+            }
+            CaptureError::Load(e) => write!(f, "loading the probe failed: {e}"),
+            CaptureError::Attach { prog, err } => write!(f, "attaching {prog} failed: {err}"),
+            CaptureError::BadRingSize(n) => write!(
+                f,
+                "ring buffer size {n} must be a power of two between 4096 and 1073741824 bytes"
+            ),
+        }
+    }
+}
+
+/// Cumulative kernel counters, summed over all CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    pub n_evts: u64,
+    pub n_drops_buffer_total: u64,
+    pub n_drops_buffer: [[u64; 2]; 8],
+    pub n_drops_scratch_map: u64,
+    pub n_drops_page_faults: u64,
+    pub n_drops_bug: u64,
+}
+
+impl KernelCounters {
+    /// Every record the probe failed to deliver. Page faults are not here:
+    /// such records are still sent, with the unreadable field empty.
+    pub fn n_drops(&self) -> u64 {
+        self.n_drops_buffer_total + self.n_drops_scratch_map + self.n_drops_bug
+    }
+
+    fn add(&mut self, c: &kestrel_counters) {
+        self.n_evts += c.n_evts;
+        self.n_drops_buffer_total += c.n_drops_buffer_total;
+        for (dst, src) in self.n_drops_buffer.iter_mut().zip(c.n_drops_buffer.iter()) {
+            dst[0] += src[0];
+            dst[1] += src[1];
+        }
+        self.n_drops_scratch_map += c.n_drops_scratch_map;
+        self.n_drops_page_faults += c.n_drops_page_faults;
+        self.n_drops_bug += c.n_drops_bug;
+    }
+}
+
+/// Run-time statistics of one attached program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProgStats {
+    pub name: &'static str,
+    pub run_cnt: u64,
+    pub run_time_ns: u64,
+}
+
+/// Where BPF run-time stats come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatsSource {
+    Off,
+    Sysctl,
+    Agent,
+}
+
+/// The attached probe.
+pub struct Probe<'obj> {
+    skel: KestrelSkel<'obj>,
+    links: Vec<Link>,
+    /// Attached program names; kept after detach so final stats still list them.
+    attached: Vec<&'static str>,
+    counter_buf: Vec<u8>,
+    stats_fd: Option<OwnedFd>,
+}
+
+// libbpf's messages during load, kept so a verifier rejection can show its tail.
+static LIBBPF_LOG: Mutex<String> = Mutex::new(String::new());
+
+fn libbpf_print(_level: libbpf_rs::PrintLevel, msg: String) {
+    if let Ok(mut log) = LIBBPF_LOG.lock() {
+        log.push_str(&msg);
+        let excess = log.len().saturating_sub(64 * 1024);
+        if excess > 0 {
+            log.drain(..excess);
+        }
+    }
+}
+
+fn log_tail(lines: usize) -> String {
+    let log = LIBBPF_LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    let v: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+    v[v.len().saturating_sub(lines)..].join(" | ")
+}
+
+/// Before 5.11 the kernel charges BPF memory to RLIMIT_MEMLOCK; raise it as
+/// far as allowed. Failure is not fatal: newer kernels charge the cgroup.
+fn raise_memlock() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let unlimited = Rlimit {
+        current: None,
+        maximum: None,
+    };
+    if setrlimit(Resource::Memlock, unlimited).is_ok() {
+        return;
+    }
+    let cur = getrlimit(Resource::Memlock);
+    let _ = setrlimit(
+        Resource::Memlock,
+        Rlimit {
+            current: cur.maximum,
+            maximum: cur.maximum,
+        },
+    );
+}
+
+fn classify(err: libbpf_rs::Error, prog: Option<&str>) -> CaptureError {
+    let text = format!("{err}");
+    let log = log_tail(8);
+    // A verifier rejection also reports EACCES/EPERM; the log tells them apart.
+    let verifier = log.contains("processed ") || log.contains("END PROG LOAD LOG");
+    if verifier {
+        let named = log
+            .split("prog '")
+            .nth(1)
+            .and_then(|s| s.split('\'').next());
+        return CaptureError::Verifier {
+            prog: named.or(prog).unwrap_or("?").to_string(),
+            log_tail: log,
+        };
+    }
+    if matches!(err.kind(), libbpf_rs::ErrorKind::PermissionDenied) || text.contains("EPERM") {
+        return CaptureError::Permission(text);
+    }
+    CaptureError::Load(format!("{text}; libbpf: {log}"))
+}
+
+impl<'obj> Probe<'obj> {
+    /// Opens, configures, loads and attaches the probe.
+    pub fn load(
+        storage: &'obj mut MaybeUninit<OpenObject>,
+        cfg: &ProbeConfig,
+    ) -> Result<Probe<'obj>, CaptureError> {
+        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+            return Err(CaptureError::NoBtf);
+        }
+        let r = cfg.ring_bytes;
+        if !r.is_power_of_two() || !(4096..=1 << 30).contains(&r) {
+            return Err(CaptureError::BadRingSize(r));
+        }
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Info, libbpf_print)));
+        raise_memlock();
+
+        let selected = cfg.selection.resolve();
+        let mut open = KestrelSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| classify(e, None))?;
+        let rodata = open
+            .maps
+            .rodata_data
+            .as_deref_mut()
+            .ok_or_else(|| CaptureError::Load("probe has no .rodata".into()))?;
+        for sc in &selected {
+            if let Some(nr) = sc.nr {
+                rodata.sys_table[usize::from(nr)] = syscalls::table_entry(sc, cfg.enter_events);
+            }
+        }
+        rodata.wakeup_bytes = cfg.wakeup_bytes;
+        open.maps
+            .events
+            .set_max_entries(cfg.ring_bytes)
+            .map_err(|e| classify(e, None))?;
+
+        let wants = |family: skel::types::kestrel_category| {
+            selected.iter().any(|s| s.category == family)
+        };
+        let fork_tp = cfg!(not(target_arch = "x86_64"))
+            && wants(skel::types::kestrel_category::KC_CLONE_FORK);
+        let exec_tp = wants(skel::types::kestrel_category::KC_EXECVE);
+        open.progs.sys_enter.set_autoload(cfg.enter_events);
+        open.progs.sched_p_fork.set_autoload(fork_tp);
+        open.progs.sched_p_exec.set_autoload(exec_tp);
+
+        let skel = open.load().map_err(|e| classify(e, None))?;
+        let ncpus = libbpf_rs::num_possible_cpus().map_err(|e| CaptureError::Load(e.to_string()))?;
+        let stride = size_of::<kestrel_counters>().next_multiple_of(8);
+        let mut probe = Probe {
+            skel,
+            links: Vec::new(),
+            attached: Vec::new(),
+            counter_buf: vec![0u8; stride * ncpus],
+            stats_fd: None,
+        };
+        probe.attach("sys_exit")?;
+        if cfg.enter_events {
+            probe.attach("sys_enter")?;
+        }
+        if fork_tp {
+            probe.attach("sched_p_fork")?;
+        }
+        if exec_tp {
+            probe.attach("sched_p_exec")?;
+        }
+        probe.attach("sched_proc_exit")?;
+        Ok(probe)
+    }
+
+    fn prog(&self, name: &str) -> &libbpf_rs::ProgramMut<'obj> {
+        let progs = &self.skel.progs;
+        match name {
+            "sys_exit" => &progs.sys_exit,
+            "sys_enter" => &progs.sys_enter,
+            "sched_p_fork" => &progs.sched_p_fork,
+            "sched_p_exec" => &progs.sched_p_exec,
+            _ => &progs.sched_proc_exit,
+        }
+    }
+
+    fn attach(&mut self, name: &'static str) -> Result<(), CaptureError> {
+        let link = self
+            .prog(name)
+            .attach().map_err(|e| CaptureError::Attach {
+            prog: name,
+            err: e.to_string(),
+        })?;
+        self.links.push(link);
+        self.attached.push(name);
+        Ok(())
+    }
+
+    /// Names of the attached programs, in attach order.
+    pub fn attached(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.attached.iter().copied()
+    }
+
+    /// Detaches every program; the ring buffer and counters stay readable, so
+    /// a final drain and read account for every record exactly.
+    pub fn detach(&mut self) {
+        self.links.clear();
+    }
+
+    pub fn events_map(&self) -> &dyn MapCore {
+        &self.skel.maps.events
+    }
+
+    /// Sums the per-CPU counters. No allocation: the buffer is sized at load.
+    pub fn counters(&mut self) -> KernelCounters {
+        let key = 0u32;
+        let fd = self.skel.maps.counters.as_fd().as_raw_fd();
+        // SAFETY: counter_buf holds one 8-byte-aligned slot per possible CPU,
+        // which is what a per-CPU array lookup writes.
+        let rc = unsafe {
+            libbpf_rs::libbpf_sys::bpf_map_lookup_elem(
+                fd,
+                (&key as *const u32).cast(),
+                self.counter_buf.as_mut_ptr().cast(),
+            )
+        };
+        let mut total = KernelCounters::default();
+        if rc != 0 {
+            return total;
+        }
+        let stride = size_of::<kestrel_counters>().next_multiple_of(8);
+        for slot in self.counter_buf.chunks_exact(stride) {
+            // SAFETY: slot is exactly one kestrel_counters of plain u64s.
+            let c: kestrel_counters = unsafe { std::ptr::read_unaligned(slot.as_ptr().cast()) };
+            total.add(&c);
+        }
+        total
+    }
+
+    /// Turns BPF run-time stats on for as long as the probe lives, unless the
+    /// sysctl already has them on.
+    pub fn enable_stats(&mut self) -> StatsSource {
+        let sysctl = std::fs::read("/proc/sys/kernel/bpf_stats_enabled")
+            .map(|v| v.first() == Some(&b'1'))
+            .unwrap_or(false);
+        if sysctl {
+            return StatsSource::Sysctl;
+        }
+        // SAFETY: plain syscall wrapper; a non-negative result is a new fd we own.
+        let fd = unsafe {
+            libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+        };
+        if fd < 0 {
+            return StatsSource::Off;
+        }
+        // SAFETY: fd was just returned by the kernel and is owned by nobody else.
+        self.stats_fd = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+        StatsSource::Agent
+    }
+
+    /// Run-time stats of every attached program, written into `out`.
+    pub fn prog_stats(&self, out: &mut heapless::Vec<ProgStats, 8>) {
+        out.clear();
+        for name in &self.attached {
+            let prog = self.prog(name);
+            let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+            let mut len = size_of::<libbpf_rs::libbpf_sys::bpf_prog_info>() as u32;
+            // SAFETY: info is a zeroed bpf_prog_info and len its size.
+            let rc = unsafe {
+                libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(
+                    prog.as_fd().as_raw_fd(),
+                    &mut info,
+                    &mut len,
+                )
+            };
+            if rc == 0 {
+                let _ = out.push(ProgStats {
+                    name,
+                    run_cnt: info.run_cnt,
+                    run_time_ns: info.run_time_ns,
+                });
+            }
+        }
+    }
+}

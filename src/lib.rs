@@ -1,0 +1,10 @@
+//! Kestrel: a CO-RE eBPF capture engine with Falco-format metrics, small
+//! enough for an ARM edge gateway. Data flows one way:
+//! capture → state → metrics → output, driven by the loop in `agent`.
+
+pub mod agent;
+pub mod capture;
+pub mod cli;
+pub mod metrics;
+pub mod output;
+pub mod state;

@@ -1,0 +1,50 @@
+use kestrel::agent::{self, AgentConfig};
+use kestrel::capture::{ProbeConfig, DEFAULT_RING_BYTES};
+use kestrel::cli::{self, Command};
+use kestrel::metrics::MetricsConfig;
+use kestrel::output::OutputSpec;
+use kestrel::state::{DEFAULT_FD_CAPACITY, DEFAULT_THREAD_CAPACITY};
+
+const DEFAULT_INTERVAL_NS: u64 = 15 * 60 * 1_000_000_000;
+
+fn main() {
+    let cli = cli::parse_or_exit();
+    let Command::Run(a) = cli.cmd;
+    let d = MetricsConfig::default();
+    let ring_bytes = a.ring_buffer_size.unwrap_or(DEFAULT_RING_BYTES);
+    let cfg = AgentConfig {
+        probe: ProbeConfig {
+            selection: a.syscalls.unwrap_or(kestrel::capture::syscalls::Selection::Default),
+            ring_bytes,
+            enter_events: a.enter_events,
+            wakeup_bytes: u64::from(ring_bytes) / 4,
+        },
+        metrics: MetricsConfig {
+            resource_utilization_enabled: a
+                .resource_utilization_enabled
+                .unwrap_or(d.resource_utilization_enabled),
+            state_counters_enabled: a.state_counters_enabled.unwrap_or(d.state_counters_enabled),
+            kernel_event_counters_enabled: a
+                .kernel_event_counters_enabled
+                .unwrap_or(d.kernel_event_counters_enabled),
+            libbpf_stats_enabled: a.libbpf_stats_enabled.unwrap_or(d.libbpf_stats_enabled),
+            convert_memory_to_mb: a.convert_memory_to_mb.unwrap_or(d.convert_memory_to_mb),
+            include_empty_values: a.include_empty_values.unwrap_or(d.include_empty_values),
+        },
+        outputs: if a.output.is_empty() {
+            vec![OutputSpec::Stdout]
+        } else {
+            a.output
+        },
+        interval_ns: a.interval.unwrap_or(DEFAULT_INTERVAL_NS),
+        duration_ns: a.duration,
+        thread_capacity: a.thread_table_size.unwrap_or(DEFAULT_THREAD_CAPACITY),
+        fd_capacity: a.fd_table_size.unwrap_or(DEFAULT_FD_CAPACITY),
+        pidfile: a.pidfile,
+        verbose: a.verbose,
+    };
+    if let Err(e) = agent::run(cfg) {
+        eprintln!("kestrel: {}", e.0);
+        std::process::exit(1);
+    }
+}

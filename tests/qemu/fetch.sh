@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Fetch the guest kernels and busybox-static used by the Kestrel QEMU harness.
+#
+# Usage: tests/qemu/fetch.sh [--update-pins] [--no-host-deps]
+#
+# Downloads Debian packages with a PRIVATE apt configuration (own sources list,
+# lists, status file, cache and architecture; the host's apt state is not read
+# or written), verifies each .deb against tests/qemu/pins.sha256, and extracts
+#   $CACHE/kernels/<role>/{vmlinuz,config,release,package}
+#   $CACHE/busybox/<arch>/busybox
+# where CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}.
+#
+# --update-pins  resolve the newest matching package the archive serves now,
+#                download it and rewrite pins.sha256 (review the diff!).
+# --no-host-deps do not apt-get install missing host tools (qemu, cpio, ...).
+#
+# Env: KESTREL_QEMU_CACHE, KESTREL_QEMU_MIRROR (Debian mirror URI; default:
+#      the first .../debian URI in the host's /etc/apt/sources.list*).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PINS=$HERE/pins.sha256
+CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+UPDATE_PINS=0
+HOST_DEPS=1
+
+die() { echo "fetch.sh: ERROR: $*" >&2; exit 1; }
+log() { echo "fetch.sh: $*" >&2; }
+
+for a in "$@"; do
+    case $a in
+        --update-pins) UPDATE_PINS=1 ;;
+        --no-host-deps) HOST_DEPS=0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument: $a" ;;
+    esac
+done
+
+# role | apt environment (suite/arch) | package-name regex (anchored by apt-cache search)
+ROLES=(
+    "arm64-6.1|bookworm-arm64|^linux-image-6\.1[.0-9-]*-arm64-unsigned$"
+    "arm64-5.10|bullseye-arm64|^linux-image-5\.10[.0-9-]*-arm64-unsigned$"
+    "amd64-6.1|bookworm-amd64|^linux-image-6\.1[.0-9-]*-amd64-unsigned$"
+    "busybox-arm64|bookworm-arm64|^busybox-static$"
+    "busybox-amd64|bookworm-amd64|^busybox-static$"
+)
+
+# ---------------------------------------------------------------- host tools
+install_host_deps() {
+    local -A need=(
+        [qemu-system-aarch64]=qemu-system-arm
+        [qemu-system-x86_64]=qemu-system-x86
+        [cpio]=cpio
+        [gzip]=gzip
+        [dpkg-deb]=dpkg
+        [sha256sum]=coreutils
+        [timeout]=coreutils
+        [base64]=coreutils
+    )
+    local cmd missing=()
+    for cmd in "${!need[@]}"; do
+        command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+    done
+    [ -e "$KEYRING" ] || missing+=(debian-archive-keyring)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+    if [ "$HOST_DEPS" -eq 0 ]; then
+        die "missing host packages: ${missing[*]} (run without --no-host-deps)"
+    fi
+    log "installing host packages: ${missing[*]}"
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# ------------------------------------------------------------ mirror lookup
+detect_mirror() {
+    if [ -n "${KESTREL_QEMU_MIRROR:-}" ]; then echo "$KESTREL_QEMU_MIRROR"; return; fi
+    local f uri
+    {
+        for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+            [ -f "$f" ] || continue
+            sed -nE 's/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+).*/\2/p' "$f"
+        done
+        for f in /etc/apt/sources.list.d/*.sources; do
+            [ -f "$f" ] || continue
+            sed -nE 's/^[[:space:]]*URIs:[[:space:]]*//Ip' "$f" | tr -s '[:blank:]' '\n'
+        done
+    } | while read -r uri; do
+        case $uri in
+            */debian|*/debian/) echo "${uri%/}"; break ;;
+        esac
+    done | head -n1
+}
+
+# ------------------------------------------------------ private apt config
+# apt_env NAME -> prints the path of the APT_CONFIG file for environment NAME
+# (NAME = <suite>-<arch>); creates it on first use.
+apt_env() {
+    local name=$1 suite=${1%-*} arch=${1##*-}
+    local d=$CACHE/apt/$name
+    mkdir -p "$d/lists/partial" "$d/cache/archives/partial" "$d/state" \
+             "$d/etc/sources.list.d" "$d/etc/preferences.d" "$d/etc/trusted.gpg.d"
+    [ -e "$d/status" ] || : > "$d/status"
+    printf 'deb [arch=%s signed-by=%s] %s %s main\n' "$arch" "$KEYRING" "$MIRROR" "$suite" \
+        > "$d/etc/sources.list"
+    cat > "$d/apt.conf" <<EOF
+Dir::Etc::SourceList "$d/etc/sources.list";
+Dir::Etc::SourceParts "$d/etc/sources.list.d";
+Dir::Etc::Preferences "$d/etc/preferences";
+Dir::Etc::PreferencesParts "$d/etc/preferences.d";
+Dir::Etc::TrustedParts "$d/etc/trusted.gpg.d";
+Dir::State "$d/state";
+Dir::State::Lists "$d/lists";
+Dir::State::status "$d/status";
+Dir::Cache "$d/cache";
+Dir::Cache::archives "$d/cache/archives";
+APT::Architecture "$arch";
+APT::Architectures { "$arch"; };
+APT::Sandbox::User "root";
+Acquire::Languages "none";
+Acquire::IndexTargets::deb::DEP-11::DefaultEnabled "false";
+Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled "false";
+Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled "false";
+Acquire::IndexTargets::deb::DEP-11-icons-hidpi::DefaultEnabled "false";
+Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled "false";
+EOF
+    echo "$d/apt.conf"
+}
+
+declare -A UPDATED=()
+apt_update_once() {
+    local name=$1 cfg
+    [ -n "${UPDATED[$name]:-}" ] && return 0
+    cfg=$(apt_env "$name")
+    log "apt-get update ($name, private config $cfg)"
+    APT_CONFIG=$cfg apt-get -q update >&2 || die "apt-get update failed for $name"
+    UPDATED[$name]=1
+}
+
+# resolve_newest ENV REGEX -> "package version" of the highest candidate version
+resolve_newest() {
+    local name=$1 re=$2 cfg p v best_p="" best_v=""
+    cfg=$(apt_env "$name")
+    while read -r p _; do
+        v=$(APT_CONFIG=$cfg apt-cache show --no-all-versions "$p" 2>/dev/null \
+            | sed -n 's/^Version: //p' | head -n1)
+        [ -n "$v" ] || continue
+        if [ -z "$best_v" ] || dpkg --compare-versions "$v" gt "$best_v"; then
+            best_p=$p; best_v=$v
+        fi
+    done < <(APT_CONFIG=$cfg apt-cache search --names-only "$re")
+    [ -n "$best_p" ] || die "no package matching '$re' in $name"
+    echo "$best_p $best_v"
+}
+
+# deb file name as apt-get download writes it
+deb_name() { local v=${2//:/%3a}; echo "${1}_${v}_${3}.deb"; }
+
+# pinned_file ROLE REGEX ARCH -> file name from pins.sha256, or nothing
+pinned_file() {
+    local re=$2 arch=$3 sum file
+    [ -f "$PINS" ] || return 0
+    re=${re#^}; re=${re%$}
+    while read -r sum file; do
+        case $sum in ''|'#'*) continue ;; esac
+        if [[ $file =~ ^${re}_[^_]+_${arch}\.deb$ ]]; then echo "$file"; return 0; fi
+    done < "$PINS"
+}
+
+pinned_sum() { awk -v f="$1" '$1 !~ /^#/ && $2 == f { print $1; exit }' "$PINS" 2>/dev/null; }
+
+# download ENV PACKAGE VERSION ARCH -> path of the .deb in $CACHE/debs
+download() {
+    local name=$1 pkg=$2 ver=$3 arch=$4 cfg file
+    file=$(deb_name "$pkg" "$ver" "$arch")
+    if [ -f "$CACHE/debs/$file" ]; then echo "$CACHE/debs/$file"; return 0; fi
+    cfg=$(apt_env "$name")
+    log "downloading $pkg=$ver ($arch)"
+    local tmp
+    tmp=$(mktemp -d "$CACHE/debs/.dl.XXXXXX")
+    if ! (cd "$tmp" && APT_CONFIG=$cfg apt-get -q download "$pkg=$ver" >&2); then
+        rm -rf "$tmp"
+        die "could not download $pkg=$ver from $MIRROR ($name). The archive may have" \
+            "dropped this version; run 'tests/qemu/fetch.sh --update-pins' and review."
+    fi
+    [ -f "$tmp/$file" ] || { rm -rf "$tmp"; die "apt-get download did not produce $file"; }
+    mv "$tmp/$file" "$CACHE/debs/$file"
+    rm -rf "$tmp"
+    echo "$CACHE/debs/$file"
+}
+
+extract_kernel() {
+    local role=$1 deb=$2 sum=$3 out=$CACHE/kernels/$1 tmp vmlinuz rel
+    if [ -f "$out/vmlinuz" ] && [ "$(cat "$out/deb.sha256" 2>/dev/null)" = "$sum" ]; then return 0; fi
+    tmp=$(mktemp -d "$CACHE/.x.XXXXXX")
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards './boot/*'
+    vmlinuz=$(find "$tmp/boot" -name 'vmlinuz-*' | head -n1)
+    [ -n "$vmlinuz" ] || { rm -rf "$tmp"; die "no vmlinuz in $deb"; }
+    rel=${vmlinuz##*/vmlinuz-}
+    rm -rf "$out"; mkdir -p "$out"
+    cp "$vmlinuz" "$out/vmlinuz"
+    cp "$tmp/boot/config-$rel" "$out/config" 2>/dev/null || true
+    echo "$rel" > "$out/release"
+    basename "$deb" > "$out/package"
+    echo "$sum" > "$out/deb.sha256"
+    rm -rf "$tmp"
+    log "kernel $role: $rel -> $out/vmlinuz"
+}
+
+extract_busybox() {
+    local arch=$1 deb=$2 sum=$3 out=$CACHE/busybox/$1 tmp
+    if [ -x "$out/busybox" ] && [ "$(cat "$out/deb.sha256" 2>/dev/null)" = "$sum" ]; then return 0; fi
+    tmp=$(mktemp -d "$CACHE/.x.XXXXXX")
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" ./bin/busybox
+    rm -rf "$out"; mkdir -p "$out"
+    install -m 0755 "$tmp/bin/busybox" "$out/busybox"
+    echo "$sum" > "$out/deb.sha256"
+    rm -rf "$tmp"
+    log "busybox $arch -> $out/busybox"
+}
+
+# ---------------------------------------------------------------------- main
+install_host_deps
+MIRROR=$(detect_mirror)
+[ -n "$MIRROR" ] || die "no Debian mirror (…/debian) found in /etc/apt/sources.list*; set KESTREL_QEMU_MIRROR"
+log "mirror: $MIRROR, cache: $CACHE"
+mkdir -p "$CACHE/debs" "$CACHE/kernels" "$CACHE/busybox"
+
+new_pins=()
+status=0
+for entry in "${ROLES[@]}"; do
+    IFS='|' read -r role env re <<<"$entry"
+    arch=${env##*-}
+    file=$(pinned_file "$role" "$re" "$arch")
+    if [ "$UPDATE_PINS" -eq 1 ]; then
+        apt_update_once "$env"
+        pv=$(resolve_newest "$env" "$re") || exit 1
+        pkg=${pv%% *}; ver=${pv#* }
+        file=$(deb_name "$pkg" "$ver" "$arch")
+        expect=""
+    else
+        [ -n "$file" ] || die "no pin for $role in $PINS; run with --update-pins"
+        pkg=${file%%_*}; ver=${file#*_}; ver=${ver%_*}; ver=${ver//%3a/:}
+        expect=$(pinned_sum "$file")
+    fi
+    [ -f "$CACHE/debs/$(deb_name "$pkg" "$ver" "$arch")" ] || apt_update_once "$env"
+    deb=$(download "$env" "$pkg" "$ver" "$arch") || exit 1
+    sum=$(sha256sum "$deb" | awk '{print $1}')
+    if [ -n "$expect" ] && [ "$sum" != "$expect" ]; then
+        echo "fetch.sh: ERROR: SHA-256 MISMATCH for $file" >&2
+        echo "  pinned:     $expect" >&2
+        echo "  downloaded: $sum ($deb)" >&2
+        echo "  The file was moved aside to $deb.bad; not extracting." >&2
+        mv -f "$deb" "$deb.bad"
+        status=1
+        continue
+    fi
+    new_pins+=("$sum  $file")
+    case $role in
+        busybox-*) extract_busybox "$arch" "$deb" "$sum" ;;
+        *) extract_kernel "$role" "$deb" "$sum" ;;
+    esac
+    log "ok $role: $pkg $ver"
+done
+[ "$status" -eq 0 ] || die "pin verification failed"
+
+if [ "$UPDATE_PINS" -eq 1 ]; then
+    {
+        echo "# SHA-256 pins for tests/qemu/fetch.sh (sha256sum format; file = package_version_arch.deb)."
+        echo "# Regenerate with: tests/qemu/fetch.sh --update-pins"
+        printf '%s\n' "${new_pins[@]}"
+    } > "$PINS"
+    log "wrote $PINS"
+fi
+log "done"
