@@ -27,7 +27,7 @@ pub const FDS_PER_PROCESS_MAX: u32 = 4096;
 /// Slots kept beyond the configured capacity for the agent's own threads.
 const OWN_THREAD_RESERVE: usize = 16;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Thread {
     pub tid: u32,
     pub pid: u32,
@@ -41,6 +41,33 @@ pub struct Thread {
     last_fd: i64,
     /// Syscall number of the saved enter event, -1 when none.
     pending_enter: i16,
+}
+
+impl Thread {
+    pub fn new(tid: u32, pid: u32) -> Thread {
+        Thread {
+            tid,
+            pid,
+            ..Thread::default()
+        }
+    }
+}
+
+impl Default for Thread {
+    fn default() -> Self {
+        Thread {
+            tid: 0,
+            pid: 0,
+            ppid: 0,
+            uid: 0,
+            gid: 0,
+            start_ns: 0,
+            comm: [0; 16],
+            exe: HVec::new(),
+            last_fd: -1,
+            pending_enter: -1,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,9 +304,7 @@ impl State {
             gid: task.gid,
             start_ns: task.start_ns,
             comm: comm_bytes(&task.comm),
-            exe: HVec::new(),
-            last_fd: -1,
-            pending_enter: -1,
+            ..Thread::default()
         }
     }
 
@@ -310,30 +335,18 @@ impl State {
                 ..
             } => {
                 if child_side {
-                    // The child's own view: add it unless the parent's exit did.
-                    let t = Self::thread_from_task(tid, pid, &task);
-                    if !self.add_thread(t) {
-                        if let Some(t) = self.threads.get_mut(u64::from(tid)) {
-                            t.comm = comm_bytes(&task.comm);
-                        }
+                    let mut t = Self::thread_from_task(tid, pid, &task);
+                    if let Some(p) = self.threads.get(u64::from(task.ppid)) {
+                        t.exe = p.exe.clone();
                     }
+                    self.add_thread(t);
                     return;
                 }
-                if hdr.ret <= 0 {
-                    self.lookup_thread(tid);
-                    return;
-                }
-                let child = hdr.ret as u32;
-                let thread = clone_flags & 0x0001_0000 != 0;
-                let parent = self.lookup_thread(tid).cloned();
-                let mut t = Self::thread_from_task(child, if thread { pid } else { child }, &task);
-                t.ppid = if thread { task.ppid } else { pid };
-                if let Some(p) = parent {
-                    t.exe = p.exe;
-                    t.uid = p.uid;
-                    t.gid = p.gid;
-                }
-                self.add_thread(t);
+                // The parent's return can reach the ring after the child has
+                // already run and exited on another CPU, so only the child's
+                // own record (always before its exit) adds it.
+                let _ = clone_flags;
+                self.lookup_thread(tid);
             }
             Record::Exec { task, path, .. } => {
                 let Some(task) = task else {

@@ -94,8 +94,7 @@ pub fn seed(state: &mut State, proc_root: &str) -> usize {
                 start_ns: st.start_ticks * 1_000_000_000 / ticks,
                 comm: st.comm,
                 exe: bounded(exe),
-                last_fd: -1,
-                pending_enter: -1,
+                ..Thread::default()
             });
             n += 1;
         }
