@@ -159,8 +159,7 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         Outputs::open(&cfg.outputs, &host.hostname).map_err(|e| StartError(e.to_string()))?;
 
     let mut storage = MaybeUninit::uninit();
-    let mut probe =
-        Probe::load(&mut storage, &cfg.probe).map_err(|e| StartError(e.to_string()))?;
+    let mut probe = Probe::load(&mut storage, &cfg.probe).map_err(|e| StartError(e.to_string()))?;
     let stats = if cfg.metrics.libbpf_stats_enabled {
         probe.enable_stats()
     } else {
@@ -217,7 +216,10 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     let mut poll = Poll::new().map_err(|e| StartError(format!("epoll: {e}")))?;
     let snap_t = timer(cfg.interval_ns, true)?;
     let drain_t = timer(DRAIN_NS, true)?;
-    let stop_t = cfg.duration_ns.map(|d| timer(d.max(1), false)).transpose()?;
+    let stop_t = cfg
+        .duration_ns
+        .map(|d| timer(d.max(1), false))
+        .transpose()?;
     register(&poll, ring.epoll_fd(), RING)?;
     register(&poll, snap_t.as_fd().as_raw_fd(), SNAPSHOT)?;
     register(&poll, drain_t.as_fd().as_raw_fd(), DRAIN)?;

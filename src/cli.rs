@@ -42,7 +42,9 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
         }
         let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let mult = match &rest[..unit_len] {
             "ms" => 1_000_000,
             "s" => 1_000_000_000,
@@ -194,8 +196,11 @@ mod tests {
         assert!(parse_size("8G").is_err());
         assert!(parse_bool("maybe").is_err());
         assert!(parse_count("0").is_err());
-        let cli = Cli::from_args(&["kestrel"], &["run", "--interval", "1s", "--output", "stdout"])
-            .unwrap();
+        let cli = Cli::from_args(
+            &["kestrel"],
+            &["run", "--interval", "1s", "--output", "stdout"],
+        )
+        .unwrap();
         let Command::Run(r) = cli.cmd;
         assert_eq!(r.interval, Some(1_000_000_000));
         assert!(Cli::from_args(&["kestrel"], &["run", "--interval", "fast"]).is_err());

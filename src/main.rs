@@ -14,7 +14,9 @@ fn main() {
     let ring_bytes = a.ring_buffer_size.unwrap_or(DEFAULT_RING_BYTES);
     let cfg = AgentConfig {
         probe: ProbeConfig {
-            selection: a.syscalls.unwrap_or(kestrel::capture::syscalls::Selection::Default),
+            selection: a
+                .syscalls
+                .unwrap_or(kestrel::capture::syscalls::Selection::Default),
             ring_bytes,
             enter_events: a.enter_events,
             wakeup_bytes: u64::from(ring_bytes) / 4,

@@ -76,7 +76,13 @@ fn acceptance_run_writes_snapshots_while_a_workload_runs() {
     }
     let out = tmp("k.json");
     let mut agent = Command::new(BIN)
-        .args(["run", "--output", &format!("file:{out}"), "--interval", "1s"])
+        .args([
+            "run",
+            "--output",
+            &format!("file:{out}"),
+            "--interval",
+            "1s",
+        ])
         .args(["--duration", "5s"])
         .stderr(Stdio::null())
         .spawn()
@@ -88,7 +94,10 @@ fn acceptance_run_writes_snapshots_while_a_workload_runs() {
     let snaps = lines(&out);
     assert!(snaps.len() >= 5, "got {} snapshots", snaps.len());
     let evts: Vec<u64> = snaps.iter().map(|s| field(s, "scap.n_evts")).collect();
-    assert!(evts.windows(2).all(|w| w[1] >= w[0]), "n_evts never shrinks: {evts:?}");
+    assert!(
+        evts.windows(2).all(|w| w[1] >= w[0]),
+        "n_evts never shrinks: {evts:?}"
+    );
     assert!(evts.last() > evts.first(), "n_evts grows: {evts:?}");
     let last = snaps.last().unwrap();
     assert_eq!(
@@ -107,7 +116,13 @@ fn event_rate_matches_the_workloads_traced_syscall_rate() {
     }
     let out = tmp("rate.json");
     let mut agent = Command::new(BIN)
-        .args(["run", "--output", &format!("file:{out}"), "--interval", "500ms"])
+        .args([
+            "run",
+            "--output",
+            &format!("file:{out}"),
+            "--interval",
+            "500ms",
+        ])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -137,7 +152,13 @@ fn tiny_thread_table_drops_and_the_agent_stays_healthy() {
     }
     let out = tmp("tiny.json");
     let mut agent = Command::new(BIN)
-        .args(["run", "--output", &format!("file:{out}"), "--interval", "300ms"])
+        .args([
+            "run",
+            "--output",
+            &format!("file:{out}"),
+            "--interval",
+            "300ms",
+        ])
         .args(["--thread-table-size", "4"])
         .stderr(Stdio::null())
         .spawn()
@@ -151,7 +172,10 @@ fn tiny_thread_table_drops_and_the_agent_stays_healthy() {
     assert!(term(&mut agent).success());
     let last = lines(&out).pop().unwrap();
     assert!(field(&last, "falco.n_drops_full_threadtable") >= 20);
-    assert!(field(&last, "falco.n_threads") <= 4 + 16, "capacity plus own-thread reserve");
+    assert!(
+        field(&last, "falco.n_threads") <= 4 + 16,
+        "capacity plus own-thread reserve"
+    );
 }
 
 #[test]
@@ -163,17 +187,30 @@ fn sigterm_writes_a_final_snapshot_and_removes_the_pidfile() {
     let out = tmp("term.json");
     let pidfile = tmp("pid");
     let mut agent = Command::new(BIN)
-        .args(["run", "--output", &format!("file:{out}"), "--interval", "1h"])
+        .args([
+            "run",
+            "--output",
+            &format!("file:{out}"),
+            "--interval",
+            "1h",
+        ])
         .args(["--pidfile", &pidfile])
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     wait_for_lines(&out, 1, Duration::from_secs(20));
-    let pid: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     assert_eq!(pid, agent.id());
     let t = Instant::now();
     assert!(term(&mut agent).success());
-    assert!(t.elapsed() < Duration::from_secs(1), "exit within 1 s of SIGTERM");
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "exit within 1 s of SIGTERM"
+    );
     assert_eq!(lines(&out).len(), 2, "start snapshot plus final snapshot");
     assert!(!std::path::Path::new(&pidfile).exists());
 }

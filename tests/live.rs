@@ -175,7 +175,11 @@ fn every_fork_exec_and_open_of_this_tree_is_seen_exactly() {
     assert_eq!(opens.len(), OPENS, "every open of the known file");
     assert!(opens.iter().all(|s| s.ret >= 0));
     assert_eq!(counters.n_drops(), 0, "no drops at this rate");
-    assert_eq!(counters.n_evts, delivered + counters.n_drops(), "n_evts = delivered + dropped");
+    assert_eq!(
+        counters.n_evts,
+        delivered + counters.n_drops(),
+        "n_evts = delivered + dropped"
+    );
 
     // The same records for this tree (the worker thread and its children;
     // the test harness's own threads come and go too), through the state tables.
@@ -241,7 +245,7 @@ fn tiny_ring_buffer_counts_every_drop_in_its_category() {
     let per_cat: u64 = c.n_drops_buffer.iter().flatten().sum();
     assert_eq!(per_cat, c.n_drops_buffer_total);
     assert_eq!(c.n_evts, raw.len() as u64 + c.n_drops(), "no silent loss");
-    assert!(raw.len() > 0);
+    assert!(!raw.is_empty());
 }
 
 #[test]

@@ -246,9 +246,8 @@ impl<'obj> Probe<'obj> {
             .set_max_entries(cfg.ring_bytes)
             .map_err(|e| classify(e, None))?;
 
-        let wants = |family: skel::types::kestrel_category| {
-            selected.iter().any(|s| s.category == family)
-        };
+        let wants =
+            |family: skel::types::kestrel_category| selected.iter().any(|s| s.category == family);
         let fork_tp = cfg!(not(target_arch = "x86_64"))
             && wants(skel::types::kestrel_category::KC_CLONE_FORK);
         let exec_tp = wants(skel::types::kestrel_category::KC_EXECVE);
@@ -257,7 +256,8 @@ impl<'obj> Probe<'obj> {
         open.progs.sched_p_exec.set_autoload(exec_tp);
 
         let skel = open.load().map_err(|e| classify(e, None))?;
-        let ncpus = libbpf_rs::num_possible_cpus().map_err(|e| CaptureError::Load(e.to_string()))?;
+        let ncpus =
+            libbpf_rs::num_possible_cpus().map_err(|e| CaptureError::Load(e.to_string()))?;
         let stride = size_of::<kestrel_counters>().next_multiple_of(8);
         let mut probe = Probe {
             skel,
@@ -292,9 +292,7 @@ impl<'obj> Probe<'obj> {
     }
 
     fn attach(&mut self, name: &'static str) -> Result<(), CaptureError> {
-        let link = self
-            .prog(name)
-            .attach().map_err(|e| CaptureError::Attach {
+        let link = self.prog(name).attach().map_err(|e| CaptureError::Attach {
             prog: name,
             err: e.to_string(),
         })?;

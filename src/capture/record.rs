@@ -271,7 +271,11 @@ pub mod synth {
 
     /// Parent (`child_side` false, `ret` = child tid) or child side of a clone.
     pub fn clone(tid: u32, pid: u32, ret: i64, child_side: bool, thread: bool) -> Vec<u8> {
-        let t = if child_side { T::KR_CLONE_CHILD } else { T::KR_CLONE };
+        let t = if child_side {
+            T::KR_CLONE_CHILD
+        } else {
+            T::KR_CLONE
+        };
         let mut h = hdr(t, tid, pid, 56, ret, size_of::<kestrel_clone>());
         if thread {
             h.flags |= F::KF_CLONE_THREAD.0 as u16;

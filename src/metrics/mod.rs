@@ -258,11 +258,16 @@ impl Snapshotter {
                 Value::F64(rate(inp.num_evts, self.prev_num_evts)),
             );
         }
-        let boot_ts = res.map(|r| r.host_boot_ts_ns).unwrap_or_else(time::boot_ts_ns);
+        let boot_ts = res
+            .map(|r| r.host_boot_ts_ns)
+            .unwrap_or_else(time::boot_ts_ns);
         f.put("falco.host_boot_ts", Value::U64(boot_ts));
         f.put("falco.host_num_cpus", Value::U64(self.host.num_cpus));
         f.put("falco.hostname", Value::Str(&self.host.hostname));
-        f.put("falco.kernel_release", Value::Str(&self.host.kernel_release));
+        f.put(
+            "falco.kernel_release",
+            Value::Str(&self.host.kernel_release),
+        );
         f.put("falco.num_evts", Value::U64(inp.num_evts));
         f.put("falco.num_evts_prev", Value::U64(self.prev_num_evts));
         f.put(
@@ -278,7 +283,13 @@ impl Snapshotter {
         );
 
         if let Some(r) = res {
-            let mem_kb = |kb| Value::U64(if c.convert_memory_to_mb { kb_to_mb(kb) } else { kb });
+            let mem_kb = |kb| {
+                Value::U64(if c.convert_memory_to_mb {
+                    kb_to_mb(kb)
+                } else {
+                    kb
+                })
+            };
             f.put("falco.cpu_usage_perc", Value::F64(r.cpu_usage_perc));
             // The first interval is the few ms since start: too short to mean anything.
             let interval = |v: f64| Value::F64(if first { 0.0 } else { v });
@@ -325,7 +336,10 @@ impl Snapshotter {
                 ("falco.n_failed_thread_lookups", s.n_failed_thread_lookups),
                 ("falco.n_missing_container_images", 0),
                 ("falco.n_noncached_fd_lookups", s.n_noncached_fd_lookups),
-                ("falco.n_noncached_thread_lookups", s.n_noncached_thread_lookups),
+                (
+                    "falco.n_noncached_thread_lookups",
+                    s.n_noncached_thread_lookups,
+                ),
                 ("falco.n_removed_fds", s.n_removed_fds),
                 ("falco.n_removed_threads", s.n_removed_threads),
                 ("falco.n_retrieve_evts_drops", s.n_retrieve_evts_drops),
@@ -346,7 +360,10 @@ impl Snapshotter {
             let d_drops = k.n_drops().saturating_sub(prev.n_drops());
             f.put("scap.n_evts", Value::U64(k.n_evts));
             f.put("scap.n_evts_prev", Value::U64(prev.n_evts));
-            f.put("scap.evts_rate_sec", Value::F64(rate(k.n_evts, prev.n_evts)));
+            f.put(
+                "scap.evts_rate_sec",
+                Value::F64(rate(k.n_evts, prev.n_evts)),
+            );
             f.put("scap.n_drops", Value::U64(k.n_drops()));
             f.put("scap.n_drops_prev", Value::U64(prev.n_drops()));
             f.put(
@@ -359,7 +376,10 @@ impl Snapshotter {
                 100.0 * d_drops as f64 / d_evts as f64
             };
             f.put("scap.n_drops_perc", Value::F64(perc));
-            f.put("scap.n_drops_buffer_total", Value::U64(k.n_drops_buffer_total));
+            f.put(
+                "scap.n_drops_buffer_total",
+                Value::U64(k.n_drops_buffer_total),
+            );
             for (cat, dirs) in DROP_CATEGORIES.iter().zip(k.n_drops_buffer.iter()) {
                 match *cat {
                     // Falco has only the exit side for these two, proc_exit without a suffix.
@@ -377,8 +397,14 @@ impl Snapshotter {
                     }
                 }
             }
-            f.put("scap.n_drops_scratch_map", Value::U64(k.n_drops_scratch_map));
-            f.put("scap.n_drops_page_faults", Value::U64(k.n_drops_page_faults));
+            f.put(
+                "scap.n_drops_scratch_map",
+                Value::U64(k.n_drops_scratch_map),
+            );
+            f.put(
+                "scap.n_drops_page_faults",
+                Value::U64(k.n_drops_page_faults),
+            );
             f.put("scap.n_drops_bug", Value::U64(k.n_drops_bug));
         }
 
@@ -386,7 +412,10 @@ impl Snapshotter {
             for p in inp.progs {
                 let avg = p.run_time_ns.checked_div(p.run_cnt).unwrap_or(0);
                 f.put_fmt(Value::U64(avg), format_args!("scap.{}.avg_time_ns", p.name));
-                f.put_fmt(Value::U64(p.run_cnt), format_args!("scap.{}.run_cnt", p.name));
+                f.put_fmt(
+                    Value::U64(p.run_cnt),
+                    format_args!("scap.{}.run_cnt", p.name),
+                );
                 f.put_fmt(
                     Value::U64(p.run_time_ns),
                     format_args!("scap.{}.run_time_ns", p.name),

@@ -7,37 +7,79 @@ use crate::state::StateCounters;
 /// Kestrel never attaches (page faults, sched_switch, signal_deliver; the
 /// legacy engine's sched_process_e is sched_proc_exit here).
 const SEED_FIELDS: &[(&str, char)] = &[
-    ("evt.source", 's'), ("evt.time", 'u'), ("falco.container_memory_used", 'u'),
-    ("falco.cpu_usage_perc", 'f'), ("falco.cpu_usage_perc_total_host", 'f'),
-    ("falco.duration_sec", 'u'), ("falco.evts_rate_sec", 'f'), ("falco.host_boot_ts", 'u'),
-    ("falco.host_num_cpus", 'u'), ("falco.hostname", 's'), ("falco.kernel_release", 's'),
-    ("falco.memory_pss", 'u'), ("falco.memory_rss", 'u'), ("falco.memory_used_host", 'u'),
-    ("falco.memory_vsz", 'u'), ("falco.n_added_fds", 'u'), ("falco.n_added_threads", 'u'),
-    ("falco.n_cached_fd_lookups", 'u'), ("falco.n_cached_thread_lookups", 'u'),
-    ("falco.n_containers", 'u'), ("falco.n_drops_full_threadtable", 'u'),
-    ("falco.n_failed_fd_lookups", 'u'), ("falco.n_failed_thread_lookups", 'u'),
-    ("falco.n_fds", 'u'), ("falco.n_missing_container_images", 'u'),
-    ("falco.n_noncached_fd_lookups", 'u'), ("falco.n_noncached_thread_lookups", 'u'),
-    ("falco.n_removed_fds", 'u'), ("falco.n_removed_threads", 'u'),
-    ("falco.n_retrieve_evts_drops", 'u'), ("falco.n_retrieved_evts", 'u'),
-    ("falco.n_store_evts_drops", 'u'), ("falco.n_stored_evts", 'u'), ("falco.n_threads", 'u'),
-    ("falco.num_evts", 'u'), ("falco.num_evts_prev", 'u'), ("falco.open_fds_host", 'u'),
-    ("falco.outputs_queue_num_drops", 'u'), ("falco.procs_running_host", 'u'),
-    ("falco.start_ts", 'u'), ("falco.version", 's'), ("scap.engine_name", 's'),
-    ("scap.evts_drop_rate_sec", 'f'), ("scap.evts_rate_sec", 'f'), ("scap.n_drops", 'u'),
-    ("scap.n_drops_buffer_clone_fork_enter", 'u'), ("scap.n_drops_buffer_clone_fork_exit", 'u'),
-    ("scap.n_drops_buffer_close_exit", 'u'), ("scap.n_drops_buffer_connect_enter", 'u'),
-    ("scap.n_drops_buffer_connect_exit", 'u'), ("scap.n_drops_buffer_dir_file_enter", 'u'),
-    ("scap.n_drops_buffer_dir_file_exit", 'u'), ("scap.n_drops_buffer_execve_enter", 'u'),
-    ("scap.n_drops_buffer_execve_exit", 'u'), ("scap.n_drops_buffer_open_enter", 'u'),
-    ("scap.n_drops_buffer_open_exit", 'u'), ("scap.n_drops_buffer_other_interest_enter", 'u'),
-    ("scap.n_drops_buffer_other_interest_exit", 'u'), ("scap.n_drops_buffer_proc_exit", 'u'),
-    ("scap.n_drops_buffer_total", 'u'), ("scap.n_drops_bug", 'u'),
-    ("scap.n_drops_page_faults", 'u'), ("scap.n_drops_perc", 'f'), ("scap.n_drops_prev", 'u'),
-    ("scap.n_drops_scratch_map", 'u'), ("scap.n_evts", 'u'), ("scap.n_evts_prev", 'u'),
-    ("scap.sys_exit.avg_time_ns", 'u'), ("scap.sys_exit.run_cnt", 'u'),
-    ("scap.sys_exit.run_time_ns", 'u'), ("scap.sched_proc_exit.avg_time_ns", 'u'),
-    ("scap.sched_proc_exit.run_cnt", 'u'), ("scap.sched_proc_exit.run_time_ns", 'u'),
+    ("evt.source", 's'),
+    ("evt.time", 'u'),
+    ("falco.container_memory_used", 'u'),
+    ("falco.cpu_usage_perc", 'f'),
+    ("falco.cpu_usage_perc_total_host", 'f'),
+    ("falco.duration_sec", 'u'),
+    ("falco.evts_rate_sec", 'f'),
+    ("falco.host_boot_ts", 'u'),
+    ("falco.host_num_cpus", 'u'),
+    ("falco.hostname", 's'),
+    ("falco.kernel_release", 's'),
+    ("falco.memory_pss", 'u'),
+    ("falco.memory_rss", 'u'),
+    ("falco.memory_used_host", 'u'),
+    ("falco.memory_vsz", 'u'),
+    ("falco.n_added_fds", 'u'),
+    ("falco.n_added_threads", 'u'),
+    ("falco.n_cached_fd_lookups", 'u'),
+    ("falco.n_cached_thread_lookups", 'u'),
+    ("falco.n_containers", 'u'),
+    ("falco.n_drops_full_threadtable", 'u'),
+    ("falco.n_failed_fd_lookups", 'u'),
+    ("falco.n_failed_thread_lookups", 'u'),
+    ("falco.n_fds", 'u'),
+    ("falco.n_missing_container_images", 'u'),
+    ("falco.n_noncached_fd_lookups", 'u'),
+    ("falco.n_noncached_thread_lookups", 'u'),
+    ("falco.n_removed_fds", 'u'),
+    ("falco.n_removed_threads", 'u'),
+    ("falco.n_retrieve_evts_drops", 'u'),
+    ("falco.n_retrieved_evts", 'u'),
+    ("falco.n_store_evts_drops", 'u'),
+    ("falco.n_stored_evts", 'u'),
+    ("falco.n_threads", 'u'),
+    ("falco.num_evts", 'u'),
+    ("falco.num_evts_prev", 'u'),
+    ("falco.open_fds_host", 'u'),
+    ("falco.outputs_queue_num_drops", 'u'),
+    ("falco.procs_running_host", 'u'),
+    ("falco.start_ts", 'u'),
+    ("falco.version", 's'),
+    ("scap.engine_name", 's'),
+    ("scap.evts_drop_rate_sec", 'f'),
+    ("scap.evts_rate_sec", 'f'),
+    ("scap.n_drops", 'u'),
+    ("scap.n_drops_buffer_clone_fork_enter", 'u'),
+    ("scap.n_drops_buffer_clone_fork_exit", 'u'),
+    ("scap.n_drops_buffer_close_exit", 'u'),
+    ("scap.n_drops_buffer_connect_enter", 'u'),
+    ("scap.n_drops_buffer_connect_exit", 'u'),
+    ("scap.n_drops_buffer_dir_file_enter", 'u'),
+    ("scap.n_drops_buffer_dir_file_exit", 'u'),
+    ("scap.n_drops_buffer_execve_enter", 'u'),
+    ("scap.n_drops_buffer_execve_exit", 'u'),
+    ("scap.n_drops_buffer_open_enter", 'u'),
+    ("scap.n_drops_buffer_open_exit", 'u'),
+    ("scap.n_drops_buffer_other_interest_enter", 'u'),
+    ("scap.n_drops_buffer_other_interest_exit", 'u'),
+    ("scap.n_drops_buffer_proc_exit", 'u'),
+    ("scap.n_drops_buffer_total", 'u'),
+    ("scap.n_drops_bug", 'u'),
+    ("scap.n_drops_page_faults", 'u'),
+    ("scap.n_drops_perc", 'f'),
+    ("scap.n_drops_prev", 'u'),
+    ("scap.n_drops_scratch_map", 'u'),
+    ("scap.n_evts", 'u'),
+    ("scap.n_evts_prev", 'u'),
+    ("scap.sys_exit.avg_time_ns", 'u'),
+    ("scap.sys_exit.run_cnt", 'u'),
+    ("scap.sys_exit.run_time_ns", 'u'),
+    ("scap.sched_proc_exit.avg_time_ns", 'u'),
+    ("scap.sched_proc_exit.run_cnt", 'u'),
+    ("scap.sched_proc_exit.run_time_ns", 'u'),
 ];
 
 fn all_on() -> MetricsConfig {
@@ -80,13 +122,27 @@ fn parse(line: &[u8]) -> serde_json::Value {
 #[test]
 fn every_seed_field_with_the_seed_types() {
     let progs = [
-        ProgStats { name: "sys_exit", run_cnt: 10, run_time_ns: 1000 },
-        ProgStats { name: "sched_proc_exit", run_cnt: 0, run_time_ns: 0 },
+        ProgStats {
+            name: "sys_exit",
+            run_cnt: 10,
+            run_time_ns: 1000,
+        },
+        ProgStats {
+            name: "sched_proc_exit",
+            run_cnt: 0,
+            run_time_ns: 0,
+        },
     ];
     let mut s = Snapshotter::new(all_on(), host(), resources::Resources::new("/"));
-    let k = KernelCounters { n_evts: 5, ..Default::default() };
+    let k = KernelCounters {
+        n_evts: 5,
+        ..Default::default()
+    };
     s.render(&inputs(&progs, 5, k));
-    let k2 = KernelCounters { n_evts: 9, ..Default::default() };
+    let k2 = KernelCounters {
+        n_evts: 9,
+        ..Default::default()
+    };
     let v = parse(s.render(&inputs(&progs, 9, k2)));
     assert_eq!(v["rule"], "Falco internal: metrics snapshot");
     assert_eq!(v["output"], "Falco metrics snapshot");
@@ -121,19 +177,37 @@ fn empty_values_are_left_out_except_the_always_present() {
     let f = v["output_fields"].as_object().unwrap();
     assert!(f.get("scap.n_drops_bug").is_none());
     assert!(f.get("falco.n_added_fds").is_none());
-    assert!(f.get("falco.memory_rss").is_none(), "0 read from a missing /proc");
-    for k in ["scap.n_evts", "scap.n_drops_perc", "falco.n_fds", "falco.n_threads", "falco.num_evts"] {
+    assert!(
+        f.get("falco.memory_rss").is_none(),
+        "0 read from a missing /proc"
+    );
+    for k in [
+        "scap.n_evts",
+        "scap.n_drops_perc",
+        "falco.n_fds",
+        "falco.n_threads",
+        "falco.num_evts",
+    ] {
         assert!(f.get(k).is_some(), "{k} must stay");
     }
-    assert!(f.get("falco.evts_rate_sec").is_none(), "left out while prev is 0");
+    assert!(
+        f.get("falco.evts_rate_sec").is_none(),
+        "left out while prev is 0"
+    );
 }
 
 #[test]
 fn drop_percentage_and_rates_between_snapshots() {
     let mut s = Snapshotter::new(all_on(), host(), resources::Resources::new("/"));
-    let mut k = KernelCounters { n_evts: 100, ..Default::default() };
+    let mut k = KernelCounters {
+        n_evts: 100,
+        ..Default::default()
+    };
     let v = parse(s.render(&inputs(&[], 100, k)));
-    assert_eq!(v["output_fields"]["scap.evts_rate_sec"], 0.0, "0 on the first snapshot");
+    assert_eq!(
+        v["output_fields"]["scap.evts_rate_sec"], 0.0,
+        "0 on the first snapshot"
+    );
     k.n_evts = 300;
     k.n_drops_buffer_total = 50;
     k.n_drops_buffer[3][1] = 50;

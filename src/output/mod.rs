@@ -123,10 +123,9 @@ impl Outputs {
                     buf[n] = b'\n';
                     f.write_all(&buf[..=n])
                 }
-                Sink::File { file: None, path } => Err(io::Error::other(format!(
-                    "{} is not open",
-                    path.display()
-                ))),
+                Sink::File { file: None, path } => {
+                    Err(io::Error::other(format!("{} is not open", path.display())))
+                }
                 Sink::Syslog(s) => match s.send(line, time) {
                     Ok(()) => Ok(()),
                     Err(e) => {
@@ -197,7 +196,10 @@ mod tests {
         assert_eq!(old, "{\"a\":1}\n{\"a\":2}\n");
         assert_eq!(new, "{\"a\":3}\n");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
         assert_eq!(o.write_errors, 0);
     }
 

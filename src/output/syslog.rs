@@ -31,9 +31,19 @@ pub struct SyslogSpec {
 }
 
 const FACILITIES: &[(&str, u8)] = &[
-    ("kern", 0), ("user", 1), ("daemon", 3), ("auth", 4), ("syslog", 5), ("local0", 16),
-    ("local1", 17), ("local2", 18), ("local3", 19), ("local4", 20), ("local5", 21),
-    ("local6", 22), ("local7", 23),
+    ("kern", 0),
+    ("user", 1),
+    ("daemon", 3),
+    ("auth", 4),
+    ("syslog", 5),
+    ("local0", 16),
+    ("local1", 17),
+    ("local2", 18),
+    ("local3", 19),
+    ("local4", 20),
+    ("local5", 21),
+    ("local6", 22),
+    ("local7", 23),
 ];
 const SEVERITIES: &[&str] = &[
     "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
@@ -224,8 +234,12 @@ mod tests {
     fn frames_both_formats() {
         let spec = SyslogSpec::parse("127.0.0.1:9?hostname=gw1").unwrap();
         let mut s = SyslogSink::open(&spec, "x").unwrap();
-        let f = String::from_utf8(s.frame(b"{}", "2024-01-23T21:04:07.488647460Z").to_vec()).unwrap();
-        assert!(f.starts_with("<134>1 2024-01-23T21:04:07.488647460Z gw1 kestrel "), "{f}");
+        let f =
+            String::from_utf8(s.frame(b"{}", "2024-01-23T21:04:07.488647460Z").to_vec()).unwrap();
+        assert!(
+            f.starts_with("<134>1 2024-01-23T21:04:07.488647460Z gw1 kestrel "),
+            "{f}"
+        );
         assert!(f.ends_with(" metrics - {}"));
         let spec = SyslogSpec::parse("127.0.0.1:9?format=3164").unwrap();
         let mut s = SyslogSink::open(&spec, "gw2").unwrap();

@@ -215,11 +215,9 @@ impl State {
     fn lookup_thread(&mut self, tid: u32) -> Option<&mut Thread> {
         let key = u64::from(tid);
         if let Some((ctid, pos)) = self.last_thread {
-            if ctid == tid {
-                if self.threads.holds(pos, key) {
-                    self.counters.n_cached_thread_lookups += 1;
-                    return Some(self.threads.at_mut(pos));
-                }
+            if ctid == tid && self.threads.holds(pos, key) {
+                self.counters.n_cached_thread_lookups += 1;
+                return Some(self.threads.at_mut(pos));
             }
         }
         match self.threads.position(key) {

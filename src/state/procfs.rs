@@ -83,7 +83,8 @@ pub fn seed(state: &mut State, proc_root: &str) -> usize {
             if st.flags & PF_KTHREAD != 0 {
                 continue;
             }
-            let status = fs::read_to_string(format!("{base}/task/{tid}/status")).unwrap_or_default();
+            let status =
+                fs::read_to_string(format!("{base}/task/{tid}/status")).unwrap_or_default();
             let (uid, gid) = uid_gid(&status);
             state.seed_thread(Thread {
                 tid,

@@ -25,7 +25,10 @@ fn thread_lookup_cache_rules() {
     assert_eq!(s.counters.n_failed_thread_lookups, 1);
     // Any remove clears the cache.
     apply(&mut s, &synth::exit(555, 555, true));
-    assert_eq!(s.counters.n_failed_thread_lookups, 2, "removing an absent tid fails");
+    assert_eq!(
+        s.counters.n_failed_thread_lookups, 2,
+        "removing an absent tid fails"
+    );
     apply(&mut s, &synth::fd(T::KR_CLOSE, 100, 100, 9, -9, false));
     assert_eq!(s.counters.n_noncached_thread_lookups, 2);
 }
@@ -39,11 +42,21 @@ fn clone_adds_the_child_from_its_own_record_only() {
     apply(&mut s, &synth::clone(100, 100, 101, false, false));
     assert_eq!(s.counters.n_added_threads, 1);
     assert_eq!(s.counters.n_removed_threads, 1);
-    assert_eq!(s.n_threads(), 1, "the late parent record does not resurrect the child");
-    assert_eq!(s.counters.n_noncached_thread_lookups, 1, "the parent is looked up");
+    assert_eq!(
+        s.n_threads(),
+        1,
+        "the late parent record does not resurrect the child"
+    );
+    assert_eq!(
+        s.counters.n_noncached_thread_lookups, 1,
+        "the parent is looked up"
+    );
     apply(&mut s, &synth::clone(102, 100, 0, true, true));
     assert_eq!(s.thread(102).unwrap().pid, 100);
-    assert_eq!(s.counters.n_failed_thread_lookups, 0, "a new child is not a failed lookup");
+    assert_eq!(
+        s.counters.n_failed_thread_lookups, 0,
+        "a new child is not a failed lookup"
+    );
 }
 
 #[test]
@@ -76,11 +89,17 @@ fn fd_add_replace_remove_and_failed_close() {
     assert_eq!(s.counters.n_added_fds, 1, "replacing is not an add");
     assert_eq!(&s.fd(100, 3).unwrap().path[..], b"/etc/passwd");
     apply(&mut s, &synth::fd(T::KR_CLOSE, 100, 100, 3, 0, false));
-    assert_eq!((s.counters.n_removed_fds, s.counters.n_noncached_fd_lookups), (1, 1));
+    assert_eq!(
+        (s.counters.n_removed_fds, s.counters.n_noncached_fd_lookups),
+        (1, 1)
+    );
     apply(&mut s, &synth::fd(T::KR_CLOSE, 100, 100, 3, 0, false));
     assert_eq!(s.counters.n_failed_fd_lookups, 1, "absent fd");
     apply(&mut s, &synth::fd(T::KR_CLOSE, 100, 100, 3, -9, false));
-    assert_eq!(s.counters.n_failed_fd_lookups, 1, "a failed close is not a failed lookup");
+    assert_eq!(
+        s.counters.n_failed_fd_lookups, 1,
+        "a failed close is not a failed lookup"
+    );
     apply(&mut s, &synth::open(100, 100, -2, 0, "/nope"));
     assert_eq!(s.n_fds(), 0);
 }
@@ -139,21 +158,30 @@ fn enter_exit_pairing() {
     s.add_thread(State::thread_from_task(100, 100, &synth::task(1, "x")));
     apply(&mut s, &synth::enter(100, 100, 3));
     apply(&mut s, &synth::fd(T::KR_CLOSE, 100, 100, 5, -9, false));
-    assert_eq!((s.counters.n_stored_evts, s.counters.n_retrieved_evts), (1, 1));
+    assert_eq!(
+        (s.counters.n_stored_evts, s.counters.n_retrieved_evts),
+        (1, 1)
+    );
     apply(&mut s, &synth::fd(T::KR_CLOSE, 100, 100, 5, -9, false));
     assert_eq!(s.counters.n_retrieve_evts_drops, 1, "no saved enter");
     apply(&mut s, &synth::enter(300, 300, 3));
     assert_eq!(s.counters.n_store_evts_drops, 1, "no thread to save on");
     apply(&mut s, &synth::enter(100, 100, 3));
     apply(&mut s, &synth::open(100, 100, 3, 0, "/x"));
-    assert_eq!(s.counters.n_retrieve_evts_drops, 2, "enter of another syscall");
+    assert_eq!(
+        s.counters.n_retrieve_evts_drops, 2,
+        "enter of another syscall"
+    );
 }
 
 #[test]
 fn fd_invariant_holds() {
     let mut s = seeded(8);
     for fd in 3..40 {
-        apply(&mut s, &synth::open(100, 100, fd, if fd % 3 == 0 { 0o2000000 } else { 0 }, "/f"));
+        apply(
+            &mut s,
+            &synth::open(100, 100, fd, if fd % 3 == 0 { 0o2000000 } else { 0 }, "/f"),
+        );
         if fd % 2 == 0 {
             apply(&mut s, &synth::fd(T::KR_CLOSE, 100, 100, fd, 0, false));
         }

@@ -1,0 +1,121 @@
+#!/bin/sh
+# Install everything needed to build Kestrel on Debian 12 (bookworm) without Docker:
+#   - host (x86_64-unknown-linux-gnu) build
+#   - x86_64-unknown-linux-musl, fully static            (always)
+#   - aarch64-unknown-linux-musl, fully static, cross     (with --aarch64)
+#
+# Usage (as root, or as a user with sudo; rustup must already be installed):
+#   scripts/install-build-deps.sh [--aarch64] [--no-rustup]
+#
+# Idempotent: apt only runs (with `apt-get update` first) when a package is missing;
+# `dpkg --add-architecture arm64` only when arm64 is not yet a foreign architecture.
+# --aarch64 is opt-in because it adds arm64 to dpkg (bigger apt lists) and ~150 MB of
+# cross toolchain.
+#
+# Afterwards:
+#   cargo build --release                                      # glibc host build
+#   cargo build --release --target x86_64-unknown-linux-musl
+#   cargo build --release --target aarch64-unknown-linux-musl
+# (.cargo/config.toml wires the musl C compiler wrappers in cross/.)
+set -eu
+
+want_arm64=0
+want_rustup=1
+for arg in "$@"; do
+    case $arg in
+    --aarch64 | --arm64) want_arm64=1 ;;
+    --no-rustup) want_rustup=0 ;;
+    -h | --help)
+        sed -n '2,20p' "$0"
+        exit 0
+        ;;
+    *)
+        echo "install-build-deps: unknown argument '$arg'" >&2
+        exit 2
+        ;;
+    esac
+done
+
+repo=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO=sudo
+else
+    echo "install-build-deps: need root (or sudo) for apt-get" >&2
+    exit 1
+fi
+
+# Host + x86_64 musl:
+#   clang/llvm          compile the .bpf.c programs (libbpf-cargo runs `clang -target bpf`)
+#   gcc, libc6-dev, make, pkg-config
+#   autoconf automake autopoint flex bison gawk
+#                       libbpf-sys builds vendored elfutils (autoreconf + maintainer mode)
+#   musl-tools          x86_64-linux-musl-gcc (depends on musl-dev, the amd64 musl headers/libs)
+#   linux-libc-dev      kernel UAPI headers (linux/, asm/, asm-generic/) for libbpf
+#   libelf-dev zlib1g-dev  the host copy of libbpf inside libbpf-cargo (skeleton generation)
+#   file                scripts/test.sh checks that the musl binary is static
+pkgs="clang llvm gcc libc6-dev make pkg-config autoconf automake autopoint flex bison gawk
+musl-tools linux-libc-dev libelf-dev zlib1g-dev file"
+if [ "$want_arm64" -eq 1 ]; then
+    #   gcc-aarch64-linux-gnu        cross gcc; used as the link driver and by the musl wrapper
+    #   linux-libc-dev-arm64-cross   arm64 kernel UAPI headers (/usr/aarch64-linux-gnu/include)
+    #   musl-dev:arm64               aarch64-linux-musl-gcc wrapper + arm64 musl headers/libs
+    pkgs="$pkgs gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu linux-libc-dev-arm64-cross musl-dev:arm64"
+fi
+
+is_installed() {
+    # one line per installed architecture of a Multi-Arch: same package
+    dpkg-query -W -f='${db:Status-Status}\n' "$1" 2>/dev/null | grep -qx installed
+}
+
+need_update=0
+if [ "$want_arm64" -eq 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    echo "+ dpkg --add-architecture arm64"
+    $SUDO dpkg --add-architecture arm64
+    need_update=1
+fi
+
+missing=
+for p in $pkgs; do
+    is_installed "$p" || missing="$missing $p"
+done
+
+if [ -n "$missing" ]; then
+    echo "+ apt-get install:$missing"
+    $SUDO apt-get update
+    # shellcheck disable=SC2086
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
+elif [ "$need_update" -eq 1 ]; then
+    $SUDO apt-get update
+else
+    echo "apt packages: all present"
+fi
+
+if [ "$want_rustup" -eq 1 ]; then
+    if command -v rustup >/dev/null 2>&1; then
+        targets=x86_64-unknown-linux-musl
+        [ "$want_arm64" -eq 1 ] && targets="$targets aarch64-unknown-linux-musl"
+        # shellcheck disable=SC2086
+        rustup target add $targets
+    else
+        echo "install-build-deps: rustup not found in PATH; add the musl targets yourself" >&2
+    fi
+fi
+
+# Generate cross/.kheaders/<arch> (symlinks to the kernel UAPI headers; git-ignored) through
+# the compiler wrappers, and check that a musl compile sees both musl and kernel headers.
+check_cc() {
+    printf '#include <stdio.h>\n#include <argp.h>\n#include <asm/unistd.h>\n#include <linux/bpf.h>\nint main(void){return __NR_bpf + BPF_PROG_LOAD;}\n' |
+        "$repo/cross/$1" -x c -c -o /dev/null - ||
+        {
+            echo "install-build-deps: $1 cannot compile a test program" >&2
+            exit 1
+        }
+    echo "ok: cross/$1"
+}
+check_cc x86_64-linux-musl-cc
+[ "$want_arm64" -eq 1 ] && check_cc aarch64-linux-musl-cc
+
+echo "done."
