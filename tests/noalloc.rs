@@ -1,0 +1,82 @@
+//! Proves the per-event path (decode + state update) never allocates: a
+//! counting global allocator watches >= 1 M replayed records after a warm-up.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use kestrel::capture::record::{decode, synth};
+use kestrel::capture::skel::types::kestrel_record_type as T;
+use kestrel::state::State;
+
+struct Counting;
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+
+#[global_allocator]
+static A: Counting = Counting;
+
+/// A process lifecycle touching every record kind and state rule.
+fn stream() -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    for i in 0..64u32 {
+        let (p, c) = (1000 + i, 5000 + i);
+        v.push(synth::clone(p, p, i64::from(c), false, false));
+        v.push(synth::clone(c, c, 0, true, false));
+        v.push(synth::exec(c, c, c, "/usr/sbin/some-daemon"));
+        v.push(synth::open(c, c, 3, 0o2000000, "/etc/some/config/file.conf"));
+        v.push(synth::open(c, c, 4, 0, "/var/log/app.log"));
+        v.push(synth::socket(c, c, 5));
+        v.push(synth::sockaddr(T::KR_CONNECT, c, c, 5, 0));
+        v.push(synth::fd(T::KR_DUP, c, c, 4, 6, false));
+        v.push(synth::sockaddr(T::KR_ACCEPT, c, c, 5, 7));
+        v.push(synth::enter(c, c, 3));
+        v.push(synth::fd(T::KR_CLOSE, c, c, 4, 0, false));
+        v.push(synth::fd(T::KR_CLOSE, c, c, 99, -9, false));
+        v.push(synth::exec(c, c, c, "/bin/sh"));
+        v.push(synth::exit(c, c, true));
+    }
+    v
+}
+
+#[test]
+fn one_million_records_through_decode_and_state_allocate_nothing() {
+    let recs = stream();
+    let mut state = State::new(4096, 8192, 1, true);
+    for p in 1000..1064 {
+        state.seed_thread(kestrel::state::Thread::new(p, p));
+    }
+    let mut run = |state: &mut State, n: usize| {
+        let mut done = 0;
+        while done < n {
+            for r in &recs {
+                match decode(r) {
+                    Ok(rec) => state.apply(&rec),
+                    Err(_) => state.count_decode_error(),
+                }
+                done += 1;
+            }
+        }
+        done
+    };
+    run(&mut state, 10_000); // warm-up
+    let before = ALLOCS.load(Ordering::Relaxed);
+    let n = run(&mut state, 1_000_000);
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    assert!(n >= 1_000_000);
+    assert_eq!(allocs, 0, "{allocs} allocations over {n} records");
+    assert_eq!(state.counters.n_decode_errors, 0);
+    assert!(state.counters.n_added_threads > 0 && state.counters.n_removed_fds > 0);
+}
