@@ -36,7 +36,13 @@ fn stream() -> Vec<Vec<u8>> {
         v.push(synth::clone(p, p, i64::from(c), false, false));
         v.push(synth::clone(c, c, 0, true, false));
         v.push(synth::exec(c, c, c, "/usr/sbin/some-daemon"));
-        v.push(synth::open(c, c, 3, 0o2000000, "/etc/some/config/file.conf"));
+        v.push(synth::open(
+            c,
+            c,
+            3,
+            0o2000000,
+            "/etc/some/config/file.conf",
+        ));
         v.push(synth::open(c, c, 4, 0, "/var/log/app.log"));
         v.push(synth::socket(c, c, 5));
         v.push(synth::sockaddr(T::KR_CONNECT, c, c, 5, 0));
