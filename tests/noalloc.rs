@@ -64,7 +64,7 @@ fn one_million_records_through_decode_and_state_allocate_nothing() {
     for p in 1000..1064 {
         state.seed_thread(kestrel::state::Thread::new(p, p));
     }
-    let mut run = |state: &mut State, n: usize| {
+    let run = |state: &mut State, n: usize| {
         let mut done = 0;
         while done < n {
             for r in &recs {
