@@ -6,7 +6,6 @@
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::time::Duration;
 
 use libbpf_rs::RingBufferBuilder;
 use mio::unix::SourceFd;
@@ -245,10 +244,8 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
             n_fds: p.state.n_fds() as u64,
             progs: &progs,
         };
-        let line = snap.render(&inputs);
-        let mut tb = [0u8; 40];
-        let t = crate::metrics::time::rfc3339_nanos(crate::metrics::time::realtime_ns(), &mut tb);
-        outputs.write(line, t);
+        let r = snap.render(&inputs);
+        outputs.write(r.line, r.time);
     };
 
     // Falco takes the first snapshot right at start.
@@ -268,7 +265,6 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
                 }
                 DRAIN => {
                     drain_timer(&drain_t);
-                    let _ = ring.poll(Duration::ZERO);
                     let _ = ring.consume();
                 }
                 SNAPSHOT => {

@@ -11,15 +11,12 @@ fn main() {
     let cli = cli::parse_or_exit();
     let Command::Run(a) = cli.cmd;
     let d = MetricsConfig::default();
-    let ring_bytes = a.ring_buffer_size.unwrap_or(DEFAULT_RING_BYTES);
+    let probe = ProbeConfig::for_ring(a.ring_buffer_size.unwrap_or(DEFAULT_RING_BYTES));
     let cfg = AgentConfig {
         probe: ProbeConfig {
-            selection: a
-                .syscalls
-                .unwrap_or(kestrel::capture::syscalls::Selection::Default),
-            ring_bytes,
+            selection: a.syscalls.unwrap_or(probe.selection.clone()),
             enter_events: a.enter_events,
-            wakeup_bytes: u64::from(ring_bytes) / 4,
+            ..probe
         },
         metrics: MetricsConfig {
             resource_utilization_enabled: a

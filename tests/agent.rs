@@ -5,29 +5,25 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{bpf_allowed, serial, tmp};
+
 const BIN: &str = env!("CARGO_BIN_EXE_kestrel");
-/// Each agent sees every workload on the machine: one test at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn bpf_allowed() -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but not root: the agent tests must run in CI");
-    }
-    eprintln!("\n!!! SKIPPING agent test: not root (run as root to load the probe) !!!\n");
-    false
-}
-
-fn tmp(name: &str) -> String {
-    let p = format!("/tmp/kestrel-test-{}-{name}", std::process::id());
-    let _ = std::fs::remove_file(&p);
-    p
+/// Starts the agent writing snapshots to file `out` every `interval`.
+fn spawn_agent(out: &str, interval: &str, extra: &[&str]) -> Child {
+    Command::new(BIN)
+        .args([
+            "run",
+            "--output",
+            &format!("file:{out}"),
+            "--interval",
+            interval,
+        ])
+        .args(extra)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 fn lines(path: &str) -> Vec<serde_json::Value> {
@@ -75,18 +71,7 @@ fn acceptance_run_writes_snapshots_while_a_workload_runs() {
         return;
     }
     let out = tmp("k.json");
-    let mut agent = Command::new(BIN)
-        .args([
-            "run",
-            "--output",
-            &format!("file:{out}"),
-            "--interval",
-            "1s",
-        ])
-        .args(["--duration", "5s"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut agent = spawn_agent(&out, "1s", &["--duration", "5s"]);
     wait_for_lines(&out, 1, Duration::from_secs(20));
     open_close_loop(&tmp("wl"), Duration::from_secs(3));
     let st = agent.wait().unwrap();
@@ -115,17 +100,7 @@ fn event_rate_matches_the_workloads_traced_syscall_rate() {
         return;
     }
     let out = tmp("rate.json");
-    let mut agent = Command::new(BIN)
-        .args([
-            "run",
-            "--output",
-            &format!("file:{out}"),
-            "--interval",
-            "500ms",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut agent = spawn_agent(&out, "500ms", &[]);
     wait_for_lines(&out, 1, Duration::from_secs(20));
     let before = lines(&out).len();
     let t = Instant::now();
@@ -151,18 +126,7 @@ fn tiny_thread_table_drops_and_the_agent_stays_healthy() {
         return;
     }
     let out = tmp("tiny.json");
-    let mut agent = Command::new(BIN)
-        .args([
-            "run",
-            "--output",
-            &format!("file:{out}"),
-            "--interval",
-            "300ms",
-        ])
-        .args(["--thread-table-size", "4"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut agent = spawn_agent(&out, "300ms", &["--thread-table-size", "4"]);
     wait_for_lines(&out, 1, Duration::from_secs(20));
     for _ in 0..20 {
         Command::new("/bin/true").status().unwrap();
@@ -186,18 +150,7 @@ fn sigterm_writes_a_final_snapshot_and_removes_the_pidfile() {
     }
     let out = tmp("term.json");
     let pidfile = tmp("pid");
-    let mut agent = Command::new(BIN)
-        .args([
-            "run",
-            "--output",
-            &format!("file:{out}"),
-            "--interval",
-            "1h",
-        ])
-        .args(["--pidfile", &pidfile])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut agent = spawn_agent(&out, "1h", &["--pidfile", &pidfile]);
     wait_for_lines(&out, 1, Duration::from_secs(20));
     let pid: u32 = std::fs::read_to_string(&pidfile)
         .unwrap()

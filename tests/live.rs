@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::mem::MaybeUninit;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use kestrel::capture::record::{decode, Record};
@@ -12,18 +11,8 @@ use kestrel::capture::syscalls::Selection;
 use kestrel::capture::{Probe, ProbeConfig};
 use kestrel::state::State;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn bpf_allowed() -> bool {
-    if rustix::process::geteuid().is_root() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true but not root: the live BPF tests must run in CI");
-    }
-    eprintln!("\n!!! SKIPPING live BPF test: not root (run as root to load the probe) !!!\n");
-    false
-}
+mod common;
+use common::{bpf_allowed, open_close_n, serial, tmp};
 
 /// Owned copy of a record's interesting parts, so tests can inspect them
 /// after the ring buffer callback returns.
@@ -94,14 +83,14 @@ fn capture(
 
 #[test]
 fn every_fork_exec_and_open_of_this_tree_is_seen_exactly() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     if !bpf_allowed() {
         return;
     }
     const FORKS: usize = 25;
     const EXECS: usize = 15;
     const OPENS: usize = 400;
-    let path = format!("/tmp/kestrel-live-{}", std::process::id());
+    let path = tmp("live");
     std::fs::write(&path, b"x").unwrap();
     let me = std::process::id();
     let mut fork_children = HashSet::new();
@@ -217,12 +206,11 @@ fn seed_own_threads(state: &mut State, raw: &[Vec<u8>], me: u32) {
 
 #[test]
 fn tiny_ring_buffer_counts_every_drop_in_its_category() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     if !bpf_allowed() {
         return;
     }
-    let path = format!("/tmp/kestrel-burst-{}", std::process::id());
-    std::fs::write(&path, b"x").unwrap();
+    let path = tmp("burst");
     let (raw, c) = capture(
         ProbeConfig {
             selection: Selection::parse("openat").unwrap(),
@@ -231,14 +219,10 @@ fn tiny_ring_buffer_counts_every_drop_in_its_category() {
             wakeup_bytes: u64::MAX,
         },
         false,
-        || {
-            for _ in 0..5000 {
-                drop(std::fs::File::open(&path).unwrap());
-            }
-        },
+        || open_close_n(&path, 5000),
     );
     let _ = std::fs::remove_file(&path);
-    let open_cat = 3;
+    let open_cat = kestrel::capture::skel::types::kestrel_category::KC_OPEN.0 as usize;
     assert!(c.n_drops_buffer_total > 0, "a 4 KiB ring must overflow");
     // sched_proc_exit is always attached, so other processes' exits may drop too.
     assert!(c.n_drops_buffer[open_cat][1] > 0, "open_exit drops counted");
@@ -250,12 +234,11 @@ fn tiny_ring_buffer_counts_every_drop_in_its_category() {
 
 #[test]
 fn enter_events_pair_with_exits() {
-    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = serial();
     if !bpf_allowed() {
         return;
     }
-    let path = format!("/tmp/kestrel-pair-{}", std::process::id());
-    std::fs::write(&path, b"x").unwrap();
+    let path = tmp("pair");
     let (raw, _) = capture(
         ProbeConfig {
             selection: Selection::parse("openat").unwrap(),
@@ -264,11 +247,7 @@ fn enter_events_pair_with_exits() {
             ..ProbeConfig::default()
         },
         true,
-        || {
-            for _ in 0..100 {
-                drop(std::fs::File::open(&path).unwrap());
-            }
-        },
+        || open_close_n(&path, 100),
     );
     let _ = std::fs::remove_file(&path);
     let me = std::process::id();

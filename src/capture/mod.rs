@@ -44,14 +44,22 @@ pub struct ProbeConfig {
     pub wakeup_bytes: u64,
 }
 
-impl Default for ProbeConfig {
-    fn default() -> Self {
+impl ProbeConfig {
+    /// Defaults for a ring of `ring_bytes`: the probe wakes the consumer once a
+    /// quarter of the ring is pending.
+    pub fn for_ring(ring_bytes: u32) -> Self {
         ProbeConfig {
             selection: Selection::Default,
-            ring_bytes: DEFAULT_RING_BYTES,
+            ring_bytes,
             enter_events: false,
-            wakeup_bytes: DEFAULT_RING_BYTES as u64 / 4,
+            wakeup_bytes: u64::from(ring_bytes) / 4,
         }
+    }
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig::for_ring(DEFAULT_RING_BYTES)
     }
 }
 

@@ -162,6 +162,13 @@ struct Snapshot<'a> {
     time: &'a str,
 }
 
+/// One rendered snapshot: the JSON line with its newline, and the snapshot
+/// time as RFC 3339 (syslog's header carries it).
+pub struct Rendered<'a> {
+    pub line: &'a [u8],
+    pub time: &'a str,
+}
+
 /// Host facts read once at start.
 pub struct HostInfo {
     pub hostname: String,
@@ -193,6 +200,7 @@ pub struct Snapshotter {
     host: HostInfo,
     resources: Resources,
     buf: Box<[u8]>,
+    time_buf: [u8; 40],
     prev_num_evts: u64,
     prev_kernel: KernelCounters,
     prev_mono_ns: u64,
@@ -208,6 +216,7 @@ impl Snapshotter {
             host,
             resources,
             buf: vec![0u8; SNAPSHOT_MAX].into_boxed_slice(),
+            time_buf: [0u8; 40],
             prev_num_evts: 0,
             prev_kernel: KernelCounters::default(),
             prev_mono_ns: now,
@@ -220,9 +229,9 @@ impl Snapshotter {
         &self.host
     }
 
-    /// Renders one snapshot line (no trailing newline) and advances the
+    /// Renders one snapshot line (newline-terminated) and advances the
     /// previous-values the next snapshot's rates are taken against.
-    pub fn render(&mut self, inp: &Inputs<'_>) -> &[u8] {
+    pub fn render(&mut self, inp: &Inputs<'_>) -> Rendered<'_> {
         let now_mono = time::monotonic_ns();
         let now_real = time::realtime_ns();
         let dt = now_mono.saturating_sub(self.prev_mono_ns) as f64 / 1e9;
@@ -238,8 +247,7 @@ impl Snapshotter {
             .cfg
             .resource_utilization_enabled
             .then(|| self.resources.sample());
-        let mut time_buf = [0u8; 40];
-        let time_str = time::rfc3339_nanos(now_real, &mut time_buf);
+        let time_str = time::rfc3339_nanos(now_real, &mut self.time_buf);
 
         let mut f = Fields {
             list: HVec::new(),
@@ -433,13 +441,20 @@ impl Snapshotter {
             source: "internal",
             time: time_str,
         };
-        let n = serde_json_core::to_slice(&snap, &mut self.buf).unwrap_or(0);
+        // Leave room for the newline every sink but syslog wants.
+        let end = self.buf.len() - 1;
+        let mut n = serde_json_core::to_slice(&snap, &mut self.buf[..end]).unwrap_or(0);
+        self.buf[n] = b'\n';
+        n += 1;
 
         self.prev_num_evts = inp.num_evts;
         self.prev_kernel = inp.kernel;
         self.prev_mono_ns = now_mono;
         self.rendered += 1;
-        &self.buf[..n]
+        Rendered {
+            line: &self.buf[..n],
+            time: time_str,
+        }
     }
 }
 

@@ -194,12 +194,18 @@ pub fn parse_smaps_rollup_pss(bytes: &[u8]) -> Option<u64> {
     lines(bytes).find_map(|l| kb_line(l, b"Pss:"))
 }
 
+/// The fields of a /proc/<pid>/stat line after `comm`, starting with state.
+/// `comm` may hold spaces and parentheses, so counting starts at the last `)`.
+pub fn stat_fields_after_comm(bytes: &[u8]) -> Option<impl Iterator<Item = &[u8]>> {
+    let close = bytes.iter().rposition(|&b| b == b')')?;
+    Some(fields(&bytes[close + 1..]))
+}
+
 /// utime, stime, starttime of /proc/<pid>/stat. `comm` may contain spaces, parens and
 /// even newlines, so fields are counted from the last `)`.
 pub fn parse_self_stat(bytes: &[u8]) -> Option<SelfStat> {
-    let close = bytes.iter().rposition(|&b| b == b')')?;
     // Index 0 after ')' is field 3 (state): utime = 14, stime = 15, starttime = 22.
-    let mut it = fields(&bytes[close + 1..]);
+    let mut it = stat_fields_after_comm(bytes)?;
     let utime = parse_u64(it.nth(11)?)?;
     let stime = parse_u64(it.next()?)?;
     let starttime = parse_u64(it.nth(6)?)?;

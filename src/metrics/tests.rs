@@ -115,8 +115,10 @@ fn inputs(progs: &[ProgStats], num_evts: u64, kernel: KernelCounters) -> Inputs<
     }
 }
 
-fn parse(line: &[u8]) -> serde_json::Value {
-    serde_json::from_slice(line).expect("snapshot is valid JSON")
+fn parse(r: Rendered<'_>) -> serde_json::Value {
+    assert_eq!(r.line.last(), Some(&b'\n'), "one line per snapshot");
+    assert!(r.time.ends_with('Z'));
+    serde_json::from_slice(r.line).expect("snapshot is valid JSON")
 }
 
 #[test]

@@ -105,28 +105,20 @@ impl Outputs {
         })
     }
 
-    /// Writes one snapshot line to every sink.
+    /// Writes one newline-terminated snapshot line to every sink.
     pub fn write(&mut self, line: &[u8], time: &str) {
         for i in 0..self.sinks.len() {
             let r = match &mut self.sinks[i] {
                 Sink::Stdout => {
                     let mut out = io::stdout().lock();
-                    out.write_all(line)
-                        .and_then(|_| out.write_all(b"\n"))
-                        .and_then(|_| out.flush())
+                    out.write_all(line).and_then(|_| out.flush())
                 }
-                Sink::File { file: Some(f), .. } => {
-                    // One write per line, so a concurrent reader never sees half of one.
-                    let mut buf = [0u8; crate::metrics::SNAPSHOT_MAX + 1];
-                    let n = line.len().min(buf.len() - 1);
-                    buf[..n].copy_from_slice(&line[..n]);
-                    buf[n] = b'\n';
-                    f.write_all(&buf[..=n])
-                }
+                // One write per line, so a concurrent reader never sees half of one.
+                Sink::File { file: Some(f), .. } => f.write_all(line),
                 Sink::File { file: None, path } => {
                     Err(io::Error::other(format!("{} is not open", path.display())))
                 }
-                Sink::Syslog(s) => match s.send(line, time) {
+                Sink::Syslog(s) => match s.send(line.strip_suffix(b"\n").unwrap_or(line), time) {
                     Ok(()) => Ok(()),
                     Err(e) => {
                         self.queue_drops += 1;
@@ -186,11 +178,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("m.json");
         let mut o = Outputs::open(&[OutputSpec::File(p.clone())], "h").unwrap();
-        o.write(b"{\"a\":1}", "");
+        o.write(b"{\"a\":1}\n", "");
         std::fs::rename(&p, dir.join("m.json.1")).unwrap();
-        o.write(b"{\"a\":2}", "");
+        o.write(b"{\"a\":2}\n", "");
         o.reopen();
-        o.write(b"{\"a\":3}", "");
+        o.write(b"{\"a\":3}\n", "");
         let old = std::fs::read_to_string(dir.join("m.json.1")).unwrap();
         let new = std::fs::read_to_string(&p).unwrap();
         assert_eq!(old, "{\"a\":1}\n{\"a\":2}\n");

@@ -327,10 +327,7 @@ impl State {
                 }
             }
             Record::Clone {
-                task,
-                clone_flags,
-                child_side,
-                ..
+                task, child_side, ..
             } => {
                 if child_side {
                     let mut t = Self::thread_from_task(tid, pid, &task);
@@ -343,7 +340,6 @@ impl State {
                 // The parent's return can reach the ring after the child has
                 // already run and exited on another CPU, so only the child's
                 // own record (always before its exit) adds it.
-                let _ = clone_flags;
                 self.lookup_thread(tid);
             }
             Record::Exec { task, path, .. } => {

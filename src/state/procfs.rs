@@ -5,6 +5,7 @@
 use std::fs;
 
 use super::{bounded, State, Thread};
+use crate::metrics::resources::{parse_u64, stat_fields_after_comm};
 
 const PF_KTHREAD: u64 = 0x0020_0000;
 
@@ -17,8 +18,8 @@ pub struct TaskStat {
     pub start_ticks: u64,
 }
 
-/// Parses a stat line; comm may hold spaces and parentheses, so fields are
-/// counted from the last ')'.
+/// Parses a stat line: comm from between the first '(' and the last ')',
+/// the rest through the shared /proc stat field reader.
 pub fn parse_task_stat(line: &[u8]) -> Option<TaskStat> {
     let open = line.iter().position(|&b| b == b'(')?;
     let close = line.iter().rposition(|&b| b == b')')?;
@@ -29,14 +30,16 @@ pub fn parse_task_stat(line: &[u8]) -> Option<TaskStat> {
     for (d, s) in comm.iter_mut().zip(line[open + 1..close].iter().take(15)) {
         *d = *s;
     }
-    let rest = std::str::from_utf8(line.get(close + 2..)?).ok()?;
-    let f: Vec<&str> = rest.split_ascii_whitespace().collect();
     // After comm: state(0) ppid(1) ... flags(6) ... starttime(19)
+    let mut f = stat_fields_after_comm(line)?;
+    let ppid = parse_u64(f.nth(1)?)?;
+    let flags = parse_u64(f.nth(4)?)?;
+    let start_ticks = parse_u64(f.nth(12)?)?;
     Some(TaskStat {
         comm,
-        ppid: f.get(1)?.parse().ok()?,
-        flags: f.get(6)?.parse().ok()?,
-        start_ticks: f.get(19)?.parse().ok()?,
+        ppid: u32::try_from(ppid).ok()?,
+        flags,
+        start_ticks,
     })
 }
 
