@@ -195,15 +195,36 @@ impl HostInfo {
     }
 }
 
+/// Shortest window a rate is taken over.
+const MIN_RATE_WINDOW_NS: u64 = 100_000_000;
+
+/// Counter values at one snapshot, for rates and `*_prev` fields.
+#[derive(Clone, Copy)]
+struct Mark {
+    mono_ns: u64,
+    num_evts: u64,
+    kernel: KernelCounters,
+}
+
+impl Mark {
+    fn at(mono_ns: u64) -> Mark {
+        Mark {
+            mono_ns,
+            num_evts: 0,
+            kernel: KernelCounters::default(),
+        }
+    }
+}
+
 pub struct Snapshotter {
     pub cfg: MetricsConfig,
     host: HostInfo,
     resources: Resources,
     buf: Box<[u8]>,
     time_buf: [u8; 40],
-    prev_num_evts: u64,
-    prev_kernel: KernelCounters,
-    prev_mono_ns: u64,
+    /// The previous snapshot (Falco's `*_prev` fields) and the one before it.
+    prev: Mark,
+    before_prev: Mark,
     start_mono_ns: u64,
     rendered: u64,
 }
@@ -217,9 +238,8 @@ impl Snapshotter {
             resources,
             buf: vec![0u8; SNAPSHOT_MAX].into_boxed_slice(),
             time_buf: [0u8; 40],
-            prev_num_evts: 0,
-            prev_kernel: KernelCounters::default(),
-            prev_mono_ns: now,
+            prev: Mark::at(now),
+            before_prev: Mark::at(now),
             start_mono_ns: now,
             rendered: 0,
         }
@@ -234,11 +254,18 @@ impl Snapshotter {
     pub fn render(&mut self, inp: &Inputs<'_>) -> Rendered<'_> {
         let now_mono = time::monotonic_ns();
         let now_real = time::realtime_ns();
-        let dt = now_mono.saturating_sub(self.prev_mono_ns) as f64 / 1e9;
         let first = self.rendered == 0;
-        let rate = |cur: u64, prev: u64| {
+        // A snapshot right after another (the final one on SIGTERM) would take
+        // its rates over a few ms; take them over the interval before instead.
+        let base = if now_mono.saturating_sub(self.prev.mono_ns) < MIN_RATE_WINDOW_NS {
+            self.before_prev
+        } else {
+            self.prev
+        };
+        let dt = now_mono.saturating_sub(base.mono_ns) as f64 / 1e9;
+        let rate = |cur: u64, base: u64| {
             if dt > 0.0 && !first {
-                round1(cur.saturating_sub(prev) as f64 / dt)
+                round1(cur.saturating_sub(base) as f64 / dt)
             } else {
                 0.0
             }
@@ -260,10 +287,10 @@ impl Snapshotter {
             "falco.duration_sec",
             Value::U64((now_mono - self.start_mono_ns) / 1_000_000_000),
         );
-        if self.prev_num_evts > 0 {
+        if self.prev.num_evts > 0 {
             f.put(
                 "falco.evts_rate_sec",
-                Value::F64(rate(inp.num_evts, self.prev_num_evts)),
+                Value::F64(rate(inp.num_evts, base.num_evts)),
             );
         }
         let boot_ts = res
@@ -277,7 +304,7 @@ impl Snapshotter {
             Value::Str(&self.host.kernel_release),
         );
         f.put("falco.num_evts", Value::U64(inp.num_evts));
-        f.put("falco.num_evts_prev", Value::U64(self.prev_num_evts));
+        f.put("falco.num_evts_prev", Value::U64(self.prev.num_evts));
         f.put(
             "falco.outputs_queue_num_drops",
             Value::U64(inp.outputs_queue_num_drops),
@@ -363,20 +390,20 @@ impl Snapshotter {
 
         let k = &inp.kernel;
         if c.kernel_event_counters_enabled {
-            let prev = &self.prev_kernel;
+            let prev = &self.prev.kernel;
             let d_evts = k.n_evts.saturating_sub(prev.n_evts);
             let d_drops = k.n_drops().saturating_sub(prev.n_drops());
             f.put("scap.n_evts", Value::U64(k.n_evts));
             f.put("scap.n_evts_prev", Value::U64(prev.n_evts));
             f.put(
                 "scap.evts_rate_sec",
-                Value::F64(rate(k.n_evts, prev.n_evts)),
+                Value::F64(rate(k.n_evts, base.kernel.n_evts)),
             );
             f.put("scap.n_drops", Value::U64(k.n_drops()));
             f.put("scap.n_drops_prev", Value::U64(prev.n_drops()));
             f.put(
                 "scap.evts_drop_rate_sec",
-                Value::F64(rate(k.n_drops(), prev.n_drops())),
+                Value::F64(rate(k.n_drops(), base.kernel.n_drops())),
             );
             let perc = if d_evts == 0 {
                 0.0
@@ -447,9 +474,12 @@ impl Snapshotter {
         self.buf[n] = b'\n';
         n += 1;
 
-        self.prev_num_evts = inp.num_evts;
-        self.prev_kernel = inp.kernel;
-        self.prev_mono_ns = now_mono;
+        self.before_prev = self.prev;
+        self.prev = Mark {
+            mono_ns: now_mono,
+            num_evts: inp.num_evts,
+            kernel: inp.kernel,
+        };
         self.rendered += 1;
         Rendered {
             line: &self.buf[..n],

@@ -235,3 +235,28 @@ fn memory_units_follow_convert_memory_to_mb() {
     assert!(rss_kb > 1024);
     assert!((rss_kb / 1024).abs_diff(rss_mb) <= 2);
 }
+
+#[test]
+fn a_snapshot_right_after_another_takes_its_rates_over_the_interval_before() {
+    let mut s = Snapshotter::new(all_on(), host(), resources::Resources::new("/"));
+    let k = |n| KernelCounters {
+        n_evts: n,
+        ..Default::default()
+    };
+    s.render(&inputs(&[], 0, k(0)));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let v = parse(s.render(&inputs(&[], 3000, k(3000))));
+    let periodic = v["output_fields"]["scap.evts_rate_sec"].as_f64().unwrap();
+    // The final snapshot comes a moment later with a few more events.
+    let v = parse(s.render(&inputs(&[], 3010, k(3010))));
+    let last = v["output_fields"]["scap.evts_rate_sec"].as_f64().unwrap();
+    assert!((5_000.0..=10_100.0).contains(&periodic), "{periodic}");
+    assert!(
+        last <= periodic * 1.1,
+        "final rate {last} vs periodic {periodic}"
+    );
+    assert_eq!(
+        v["output_fields"]["scap.n_evts_prev"], 3000,
+        "_prev stays the previous snapshot"
+    );
+}
