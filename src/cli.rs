@@ -87,6 +87,16 @@ fn parse_size(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("bad size '{s}'"))
 }
 
+fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let n = parse_size(s)?;
+    if !n.is_power_of_two() || !(4096..=1 << 30).contains(&n) {
+        return Err(format!(
+            "ring buffer size '{s}' must be a power of two from 4K to 1024M"
+        ));
+    }
+    Ok(n)
+}
+
 fn parse_count(s: &str) -> Result<usize, String> {
     s.parse::<usize>()
         .ok()
@@ -98,6 +108,9 @@ fn parse_count(s: &str) -> Result<usize, String> {
 #[argh(subcommand, name = "run")]
 /// Load the probe and write a metrics snapshot every interval.
 pub struct RunArgs {
+    /// a TOML file whose keys are these flags' names; flags given here win
+    #[argh(option)]
+    pub config: Option<String>,
     /// where snapshots go: stdout, file:PATH or syslog://HOST:PORT[?opts]; repeatable
     #[argh(option, from_str_fn(OutputSpec::parse))]
     pub output: Vec<OutputSpec>,
@@ -108,7 +121,7 @@ pub struct RunArgs {
     #[argh(option, from_str_fn(parse_duration))]
     pub duration: Option<u64>,
     /// ring buffer size in bytes, a power of two (default 1M)
-    #[argh(option, from_str_fn(parse_size))]
+    #[argh(option, from_str_fn(parse_ring_size))]
     pub ring_buffer_size: Option<u32>,
     /// syscalls to trace: default, none, or a comma list (may include default)
     #[argh(option, from_str_fn(Selection::parse))]
@@ -148,7 +161,18 @@ pub struct RunArgs {
     pub verbose: bool,
 }
 
-/// Parses argv; on error prints one line and exits 2, on --help prints and exits 0.
+/// Prints one line naming the problem and exits 2.
+fn bad_input(line: &str) -> ! {
+    eprintln!("kestrel: {line}");
+    std::process::exit(2);
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("bad arguments").trim()
+}
+
+/// Parses argv and the `--config` file; on error prints one line and exits 2,
+/// on --help prints and exits 0.
 pub fn parse_or_exit() -> Cli {
     let args: Vec<String> = std::env::args().collect();
     let cmd = args
@@ -156,20 +180,81 @@ pub fn parse_or_exit() -> Cli {
         .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
         .unwrap_or_else(|| "kestrel".into());
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
-    match Cli::from_args(&[&cmd], &rest) {
+    let cli = match Cli::from_args(&[&cmd], &rest) {
         Ok(cli) => cli,
         Err(early) => match early.status {
             Ok(()) => {
                 print!("{}", early.output);
                 std::process::exit(0);
             }
-            Err(()) => {
-                let line = early.output.lines().next().unwrap_or("bad arguments");
-                eprintln!("kestrel: {line} (see {cmd} --help)");
-                std::process::exit(2);
-            }
+            Err(()) => bad_input(&format!("{} (see {cmd} --help)", first_line(&early.output))),
         },
+    };
+    let Command::Run(run) = cli.cmd;
+    match with_config_file(run) {
+        Ok(run) => Cli {
+            cmd: Command::Run(run),
+        },
+        Err(e) => bad_input(&e),
     }
+}
+
+/// Fills what the command line left unset from the `--config` file.
+pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
+    let Some(path) = cli.config.clone() else {
+        return Ok(cli);
+    };
+    let entries = crate::config::load(std::path::Path::new(&path))?;
+    let mut all = vec!["run".to_string()];
+    for e in &entries {
+        // Each key alone first, so an error can name its line.
+        let mut one = vec!["run"];
+        one.extend(e.tokens.iter().map(String::as_str));
+        if let Err(early) = Cli::from_args(&["kestrel"], &one) {
+            let msg = first_line(&early.output);
+            let why = if msg.starts_with("Unrecognized argument") {
+                "unknown key"
+            } else {
+                msg
+            };
+            return Err(format!("{path}:{}: key '{}': {why}", e.line, e.key));
+        }
+        all.extend(e.tokens.iter().cloned());
+    }
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let file = match Cli::from_args(&["kestrel"], &all) {
+        Ok(Cli {
+            cmd: Command::Run(r),
+        }) => r,
+        Err(early) => return Err(format!("{path}: {}", first_line(&early.output))),
+    };
+    Ok(RunArgs {
+        config: cli.config,
+        output: if cli.output.is_empty() {
+            file.output
+        } else {
+            cli.output
+        },
+        interval: cli.interval.or(file.interval),
+        duration: cli.duration.or(file.duration),
+        ring_buffer_size: cli.ring_buffer_size.or(file.ring_buffer_size),
+        syscalls: cli.syscalls.or(file.syscalls),
+        enter_events: cli.enter_events || file.enter_events,
+        thread_table_size: cli.thread_table_size.or(file.thread_table_size),
+        fd_table_size: cli.fd_table_size.or(file.fd_table_size),
+        resource_utilization_enabled: cli
+            .resource_utilization_enabled
+            .or(file.resource_utilization_enabled),
+        state_counters_enabled: cli.state_counters_enabled.or(file.state_counters_enabled),
+        kernel_event_counters_enabled: cli
+            .kernel_event_counters_enabled
+            .or(file.kernel_event_counters_enabled),
+        libbpf_stats_enabled: cli.libbpf_stats_enabled.or(file.libbpf_stats_enabled),
+        convert_memory_to_mb: cli.convert_memory_to_mb.or(file.convert_memory_to_mb),
+        include_empty_values: cli.include_empty_values.or(file.include_empty_values),
+        pidfile: cli.pidfile.or(file.pidfile),
+        verbose: cli.verbose || file.verbose,
+    })
 }
 
 #[cfg(test)]
@@ -194,6 +279,9 @@ mod tests {
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert_eq!(parse_size("8M").unwrap(), 8 << 20);
         assert!(parse_size("8G").is_err());
+        assert!(parse_ring_size("3K").is_err());
+        assert!(parse_ring_size("1K").is_err());
+        assert_eq!(parse_ring_size("4K").unwrap(), 4096);
         assert!(parse_bool("maybe").is_err());
         assert!(parse_count("0").is_err());
         let cli = Cli::from_args(
@@ -205,5 +293,51 @@ mod tests {
         assert_eq!(r.interval, Some(1_000_000_000));
         assert!(Cli::from_args(&["kestrel"], &["run", "--interval", "fast"]).is_err());
         assert!(Cli::from_args(&["kestrel"], &["run", "--bogus"]).is_err());
+    }
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let mut v = vec!["run"];
+        v.extend(args);
+        let Command::Run(r) = Cli::from_args(&["kestrel"], &v).unwrap().cmd;
+        r
+    }
+
+    fn conf(text: &str) -> String {
+        let p = std::env::temp_dir().join(format!(
+            "kestrel-conf-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+
+    #[test]
+    fn config_file_fills_and_flags_win() {
+        let p = conf(
+            "interval = \"15s\"\nduration = \"1m\"\noutput = [\"stdout\"]\nfd_table_size = 99\n",
+        );
+        let r = with_config_file(run_args(&["--config", &p, "--interval", "1s"])).unwrap();
+        assert_eq!(r.interval, Some(1_000_000_000), "the flag wins");
+        assert_eq!(r.duration, Some(60_000_000_000), "the file fills");
+        assert_eq!(r.fd_table_size, Some(99));
+        assert_eq!(r.output, vec![OutputSpec::Stdout]);
+    }
+
+    #[test]
+    fn config_file_errors_name_file_line_and_key() {
+        let p = conf("interval = \"15s\"\n\ncolour = \"red\"\n");
+        let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
+        assert_eq!(e, format!("{p}:3: key 'colour': unknown key"));
+        let p = conf("# knobs\ninterval = \"soon\"\n");
+        let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
+        assert!(e.starts_with(&format!("{p}:2: key 'interval': ")), "{e}");
+        assert!(e.contains("bad duration"), "{e}");
+        let p = conf("libbpf_stats_enabled = \"maybe\"\n");
+        let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
+        assert!(
+            e.starts_with(&format!("{p}:1: key 'libbpf_stats_enabled'")),
+            "{e}"
+        );
     }
 }

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod metrics;
 pub mod output;
 pub mod state;

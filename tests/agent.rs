@@ -184,3 +184,65 @@ fn bad_flags_get_one_line_and_exit_2() {
         assert!(o.stdout.is_empty());
     }
 }
+
+#[test]
+fn shipped_config_file_loads_and_a_bad_one_names_its_line() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/kestrel.toml");
+    // Every key of the shipped file is valid: with a bad interval flag added,
+    // the only complaint is about that flag.
+    let o = Command::new(BIN)
+        .args(["run", "--config", shipped, "--interval", "1ms"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(err.contains("below the 100ms minimum"), "{err}");
+    let bad = tmp("bad.toml");
+    std::fs::write(&bad, "interval = \"1s\"\nring_buffer_size = \"3K\"\n").unwrap();
+    let o = Command::new(BIN)
+        .args(["run", "--config", &bad])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("{bad}:2: key 'ring_buffer_size'")),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_file_drives_a_real_run() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let out = tmp("conf.json");
+    let conf = tmp("run.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "output = [\"file:{out}\"]\ninterval = \"200ms\"\nduration = \"1s\"\n\
+             libbpf_stats_enabled = true\ninclude_empty_values = true\n"
+        ),
+    )
+    .unwrap();
+    let st = Command::new(BIN)
+        .args(["run", "--config", &conf])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let snaps = lines(&out);
+    assert!(snaps.len() >= 4, "{} snapshots", snaps.len());
+    let last = snaps.last().unwrap();
+    assert!(
+        field(last, "scap.sys_exit.run_cnt") > 0,
+        "stats on from the file"
+    );
+    assert!(
+        last["output_fields"].get("scap.n_drops_bug").is_some(),
+        "empty values kept"
+    );
+}

@@ -1,0 +1,134 @@
+//! The `--config` file: TOML whose keys are the `run` flags' names (`-` and
+//! `_` interchangeable, so falco.yaml's knob spellings work). Each entry is
+//! turned back into the flag it names and validated by the very parser the
+//! command line uses, so the file can express nothing the flags cannot.
+//! Errors name the file, the line and the key.
+
+use std::path::Path;
+
+use toml::de::{DeTable, DeValue};
+
+/// One key of the file as the flag tokens it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// As written in the file.
+    pub key: String,
+    pub line: usize,
+    /// e.g. ["--interval", "15s"], or ["--output", "stdout", "--output", "file:/x"].
+    pub tokens: Vec<String>,
+}
+
+/// Flags that are switches: a boolean value adds or omits the flag.
+const SWITCHES: &[&str] = &["enter-events", "verbose"];
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn scalar(v: &DeValue<'_>) -> Option<String> {
+    match v {
+        DeValue::String(s) => Some(s.to_string()),
+        DeValue::Integer(i) if i.radix() == 10 => Some(i.as_str().replace('_', "")),
+        DeValue::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Parses the file's text into flag tokens. `name` is used in messages.
+pub fn parse(name: &str, text: &str) -> Result<Vec<Entry>, String> {
+    let table = DeTable::parse(text).map_err(|e| {
+        let line = e.span().map_or(1, |s| line_of(text, s.start));
+        format!("{name}:{line}: {}", e.message().trim())
+    })?;
+    let mut out = Vec::new();
+    for (k, v) in table.get_ref() {
+        let key = k.get_ref().replace('_', "-");
+        let line = line_of(text, k.span().start);
+        let bad = |why: &str| format!("{name}:{line}: key '{}': {why}", k.get_ref());
+        if key == "config" {
+            return Err(bad("a config file cannot name another"));
+        }
+        let mut tokens = Vec::new();
+        if SWITCHES.contains(&key.as_str()) {
+            match v.get_ref() {
+                DeValue::Boolean(true) => tokens.push(format!("--{key}")),
+                DeValue::Boolean(false) => {}
+                _ => return Err(bad("expected true or false")),
+            }
+        } else if let DeValue::Array(items) = v.get_ref() {
+            if key != "output" {
+                return Err(bad("only output takes a list"));
+            }
+            for item in items {
+                let s = scalar(item.get_ref()).ok_or_else(|| bad("expected a string"))?;
+                tokens.push(format!("--{key}"));
+                tokens.push(s);
+            }
+        } else {
+            let s = scalar(v.get_ref()).ok_or_else(|| {
+                bad(&format!(
+                    "expected a string, number or boolean, not {}",
+                    v.get_ref().type_str()
+                ))
+            })?;
+            tokens.push(format!("--{key}"));
+            tokens.push(s);
+        }
+        out.push(Entry {
+            key: k.get_ref().to_string(),
+            line,
+            tokens,
+        });
+    }
+    Ok(out)
+}
+
+pub fn load(path: &Path) -> Result<Vec<Entry>, String> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+    parse(&name, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_keys_into_flags() {
+        let e = parse(
+            "k.conf",
+            "# comment\ninterval = \"15s\"\nring_buffer_size = 1_048_576\n\
+             libbpf_stats_enabled = true\noutput = [\"stdout\", \"file:/x\"]\nenter-events = true\n\
+             verbose = false\n",
+        )
+        .unwrap();
+        let toks: Vec<Vec<String>> = e.iter().map(|e| e.tokens.clone()).collect();
+        assert!(toks.contains(&vec!["--interval".into(), "15s".into()]));
+        assert!(toks.contains(&vec!["--ring-buffer-size".into(), "1048576".into()]));
+        assert!(toks.contains(&vec!["--libbpf-stats-enabled".into(), "true".into()]));
+        assert!(toks.contains(&vec![
+            "--output".into(),
+            "stdout".into(),
+            "--output".into(),
+            "file:/x".into()
+        ]));
+        assert!(toks.contains(&vec!["--enter-events".into()]));
+        assert!(toks.contains(&vec![]), "verbose = false adds nothing");
+        assert_eq!(e.iter().find(|e| e.key == "interval").unwrap().line, 2);
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let e = parse("k.conf", "interval = \"1s\"\nverbose = \"yes\"\n").unwrap_err();
+        assert_eq!(e, "k.conf:2: key 'verbose': expected true or false");
+        let e = parse("k.conf", "\n\ninterval = [\"1s\"]\n").unwrap_err();
+        assert!(e.starts_with("k.conf:3: key 'interval'"), "{e}");
+        let e = parse("k.conf", "a = 1\nb = = 2\n").unwrap_err();
+        assert!(e.starts_with("k.conf:2: "), "{e}");
+        let e = parse("k.conf", "config = \"x\"\n").unwrap_err();
+        assert!(e.contains("key 'config'"), "{e}");
+        assert!(parse("k.conf", "t = 1979-05-27\n")
+            .unwrap_err()
+            .contains("key 't'"));
+    }
+}
