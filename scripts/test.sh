@@ -7,6 +7,12 @@ set -eu
 cd "$(dirname "$0")/.."
 
 scripts/install-build-deps.sh
+# Real peers the tests talk to.
+for pkg in rsyslog; do
+    if ! dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed; then
+        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg"
+    fi
+done
 # tracefs is not needed by the probe (tp_btf attaches through BTF), but
 # `kestrel check` and people debugging with it expect it mounted.
 if [ -d /sys/kernel/tracing ] && ! grep -qs ' /sys/kernel/tracing ' /proc/mounts; then

@@ -246,3 +246,101 @@ fn config_file_drives_a_real_run() {
         "empty values kept"
     );
 }
+
+#[test]
+fn sighup_reopens_the_output_after_a_rename() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let out = tmp("rotate.json");
+    let rotated = format!("{out}.1");
+    let _ = std::fs::remove_file(&rotated);
+    let mut agent = spawn_agent(&out, "200ms", &[]);
+    wait_for_lines(&out, 2, Duration::from_secs(20));
+    std::fs::rename(&out, &rotated).unwrap();
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGHUP) };
+    wait_for_lines(&out, 2, Duration::from_secs(5));
+    assert!(term(&mut agent).success());
+    assert!(
+        lines(&rotated).len() >= 2,
+        "old lines stay in the rotated file"
+    );
+    let fresh = lines(&out);
+    assert!(
+        fresh.len() >= 3,
+        "new file gets the later snapshots and the final one"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+}
+
+#[test]
+fn symlink_at_the_output_path_is_refused_with_one_line() {
+    let link = tmp("link.json");
+    let target = tmp("link-target");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let o = Command::new(BIN)
+        .args([
+            "run",
+            "--output",
+            &format!("file:{link}"),
+            "--duration",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a start-up failure, not bad syntax"
+    );
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("symlink"), "{err}");
+    assert!(
+        !std::path::Path::new(&target).exists(),
+        "nothing written through the link"
+    );
+}
+
+#[test]
+fn full_disk_is_counted_and_the_agent_survives() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let dir = tmp("smallfs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8k", "tmpfs", &dir])
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount a tiny tmpfs");
+    let full = format!("{dir}/m.json");
+    let side = tmp("side.json");
+    let st = Command::new(BIN)
+        .args(["run", "--output", &format!("file:{full}")])
+        .args(["--output", &format!("file:{side}")])
+        .args(["--interval", "100ms", "--duration", "2s"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let _ = Command::new("umount").arg(&dir).status();
+    assert!(
+        st.success(),
+        "the agent ran to its end despite the full disk"
+    );
+    let snaps = lines(&side);
+    assert!(
+        snaps.len() >= 15,
+        "{} snapshots on the healthy sink",
+        snaps.len()
+    );
+    assert!(
+        field(snaps.last().unwrap(), "kestrel.output_write_errors") > 0,
+        "failed writes are counted in the snapshot"
+    );
+}

@@ -125,7 +125,6 @@ impl SyslogSpec {
 pub struct SyslogSink {
     spec: SyslogSpec,
     hostname: String,
-    dest: SocketAddr,
     sock: UdpSocket,
     buf: Vec<u8>,
     pid: u32,
@@ -143,7 +142,10 @@ impl SyslogSink {
         } else {
             "[::]:0".parse().expect("literal")
         };
+        // Connected, so the kernel reports a refused port (ICMP) on the next
+        // send and the loss is counted instead of silent.
         let sock = UdpSocket::bind(bind)
+            .and_then(|s| s.connect(dest).map(|_| s))
             .and_then(|s| s.set_nonblocking(true).map(|_| s))
             .map_err(|e| OutputError(format!("cannot open a UDP socket for syslog: {e}")))?;
         Ok(SyslogSink {
@@ -152,7 +154,6 @@ impl SyslogSink {
                 .hostname
                 .clone()
                 .unwrap_or_else(|| default_hostname.to_string()),
-            dest,
             sock,
             buf: Vec::with_capacity(65536),
             pid: std::process::id(),
@@ -185,14 +186,13 @@ impl SyslogSink {
 
     pub fn send(&mut self, msg: &[u8], rfc3339: &str) -> io::Result<()> {
         let max = self.spec.max_bytes;
-        let dest = self.dest;
         let n = self.frame(msg, rfc3339).len();
         if n > max {
             return Err(io::Error::other(format!(
                 "snapshot of {n} bytes exceeds the syslog limit of {max} bytes: dropped"
             )));
         }
-        self.sock.send_to(&self.buf, dest).map(|_| ())
+        self.sock.send(&self.buf).map(|_| ())
     }
 }
 

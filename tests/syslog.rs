@@ -1,0 +1,166 @@
+//! Remote syslog against a real receiver: rsyslog (Debian's package, installed
+//! by scripts/test.sh) on a loopback UDP port, writing the RFC 5424 fields it
+//! parsed to a file. Also a port nobody listens on: the agent keeps running
+//! and counts what it could not send.
+
+mod common;
+use common::{bpf_allowed, serial, tmp};
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kestrel");
+
+fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+struct Rsyslog {
+    child: Child,
+    out: String,
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_rsyslog(port: u16) -> Option<Rsyslog> {
+    let Ok(bin) = which("rsyslogd") else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("CI=true but rsyslogd is missing: scripts/test.sh installs it");
+        }
+        eprintln!("\n!!! SKIPPING syslog receiver test: rsyslogd not installed !!!\n");
+        return None;
+    };
+    let dir = tmp("rsyslog");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = format!("{dir}/received");
+    let conf = format!("{dir}/rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{dir}" maxMessageSize="64k")
+module(load="imudp")
+template(name="fields" type="string"
+         string="%APP-NAME%|%HOSTNAME%|%syslogseverity-text%|%syslogfacility-text%|%msg%\n")
+ruleset(name="kestrel") {{ action(type="omfile" file="{out}" template="fields") }}
+input(type="imudp" address="127.0.0.1" port="{port}" ruleset="kestrel")
+"#
+        ),
+    )
+    .unwrap();
+    let child = Command::new(bin)
+        .args(["-n", "-f", &conf, "-i", &format!("{dir}/pid")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Ready once the UDP port is taken.
+    let t = Instant::now();
+    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "rsyslogd did not bind"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(Rsyslog { child, out })
+}
+
+fn which(name: &str) -> Result<String, ()> {
+    for dir in ["/usr/sbin", "/usr/bin", "/sbin", "/bin"] {
+        let p = format!("{dir}/{name}");
+        if std::path::Path::new(&p).exists() {
+            return Ok(p);
+        }
+    }
+    Err(())
+}
+
+#[test]
+fn rsyslog_receives_rfc5424_snapshots() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let port = free_udp_port();
+    let Some(rs) = start_rsyslog(port) else {
+        return;
+    };
+    let url = format!(
+        "syslog://127.0.0.1:{port}?hostname=gw-test&app=kestrel-t&severity=notice&facility=local3"
+    );
+    let st = Command::new(BIN)
+        .args([
+            "run",
+            "--output",
+            &url,
+            "--interval",
+            "200ms",
+            "--duration",
+            "1s",
+        ])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let t = Instant::now();
+    let received = loop {
+        let r = std::fs::read_to_string(&rs.out).unwrap_or_default();
+        if r.lines().count() >= 4 || t.elapsed() > Duration::from_secs(10) {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let lines: Vec<&str> = received.lines().collect();
+    assert!(
+        lines.len() >= 4,
+        "rsyslog got {} messages: {received}",
+        lines.len()
+    );
+    for l in &lines {
+        let parts: Vec<&str> = l.splitn(5, '|').collect();
+        assert_eq!(
+            parts[..4],
+            ["kestrel-t", "gw-test", "notice", "local3"],
+            "{l}"
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(parts[4].trim_start()).expect("message parses back into JSON");
+        assert_eq!(v["rule"], "Falco internal: metrics snapshot");
+        assert!(v["output_fields"]["scap.n_evts"].is_u64());
+    }
+}
+
+#[test]
+fn unreachable_collector_is_counted_and_the_agent_keeps_running() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let port = free_udp_port();
+    let out = tmp("unreach.json");
+    let st = Command::new(BIN)
+        .args(["run", "--output", &format!("syslog://127.0.0.1:{port}")])
+        .args(["--output", &format!("file:{out}")])
+        .args(["--interval", "200ms", "--duration", "2s"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "the agent ran to its end");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let snaps: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(snaps.len() >= 10, "snapshots kept flowing: {}", snaps.len());
+    let drops = snaps.last().unwrap()["output_fields"]["falco.outputs_queue_num_drops"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(drops > 0, "refused datagrams are counted");
+}
