@@ -175,10 +175,12 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         own_pid,
         cfg.probe.enter_events,
     );
+    // Seeding reads other users' /proc entries, so it runs before the drop.
     let seeded = procfs::seed(&mut state, "/proc");
+    let kept = crate::privilege::drop_after_attach().map_err(StartError)?;
     let attached: Vec<&str> = probe.attached().collect();
     eprintln!(
-        "kestrel {}: probe attached ({}), {} syscalls selected, {} threads seeded, bpf stats: {}",
+        "kestrel {}: probe attached ({}), {} syscalls selected, {} threads seeded, bpf stats: {}, capabilities kept: {:?}",
         crate::metrics::VERSION,
         attached.join(", "),
         cfg.probe.selection.resolve().len(),
@@ -187,7 +189,8 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
             StatsSource::Off => "off",
             StatsSource::Sysctl => "from kernel.bpf_stats_enabled",
             StatsSource::Agent => "enabled by the agent (BPF_ENABLE_STATS)",
-        }
+        },
+        kept
     );
     if cfg.verbose {
         eprintln!(

@@ -8,4 +8,5 @@ pub mod cli;
 pub mod config;
 pub mod metrics;
 pub mod output;
+pub mod privilege;
 pub mod state;

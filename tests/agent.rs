@@ -344,3 +344,35 @@ fn full_disk_is_counted_and_the_agent_survives() {
         "failed writes are counted in the snapshot"
     );
 }
+
+#[test]
+fn after_attach_only_cap_bpf_remains_and_no_new_privs_is_set() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let out = tmp("caps.json");
+    let mut agent = spawn_agent(&out, "200ms", &["--libbpf-stats-enabled", "true"]);
+    wait_for_lines(&out, 1, Duration::from_secs(20));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.id())).unwrap();
+    let get = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    const CAP_BPF: &str = "0000008000000000";
+    assert_eq!(get("CapEff:"), CAP_BPF);
+    assert_eq!(get("CapPrm:"), CAP_BPF);
+    assert_eq!(get("CapBnd:"), CAP_BPF);
+    assert_eq!(get("CapInh:"), "0000000000000000");
+    assert_eq!(get("CapAmb:"), "0000000000000000");
+    assert_eq!(get("NoNewPrivs:"), "1");
+    // The loop still reads counters and program stats with what is left.
+    wait_for_lines(&out, 3, Duration::from_secs(5));
+    assert!(term(&mut agent).success());
+    let last = lines(&out).pop().unwrap();
+    assert!(field(&last, "scap.n_evts") > 0);
+    assert!(field(&last, "scap.sys_exit.run_cnt") > 0);
+}
