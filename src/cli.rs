@@ -17,6 +17,17 @@ pub struct Cli {
 #[argh(subcommand)]
 pub enum Command {
     Run(RunArgs),
+    Check(CheckArgs),
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "check")]
+/// Say whether this host can run the probe and, for each failing line, what to do.
+/// Exit status 0 when it can run, 1 when it cannot.
+pub struct CheckArgs {
+    /// print the report as JSON
+    #[argh(switch)]
+    pub json: bool,
 }
 
 fn parse_bool(s: &str) -> Result<bool, String> {
@@ -190,7 +201,9 @@ pub fn parse_or_exit() -> Cli {
             Err(()) => bad_input(&format!("{} (see {cmd} --help)", first_line(&early.output))),
         },
     };
-    let Command::Run(run) = cli.cmd;
+    let Command::Run(run) = cli.cmd else {
+        return cli;
+    };
     match with_config_file(run) {
         Ok(run) => Cli {
             cmd: Command::Run(run),
@@ -226,6 +239,7 @@ pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
         Ok(Cli {
             cmd: Command::Run(r),
         }) => r,
+        Ok(_) => return Err(format!("{path}: not a run configuration")),
         Err(early) => return Err(format!("{path}: {}", first_line(&early.output))),
     };
     Ok(RunArgs {
@@ -289,7 +303,9 @@ mod tests {
             &["run", "--interval", "1s", "--output", "stdout"],
         )
         .unwrap();
-        let Command::Run(r) = cli.cmd;
+        let Command::Run(r) = cli.cmd else {
+            panic!("run parsed as another command")
+        };
         assert_eq!(r.interval, Some(1_000_000_000));
         assert!(Cli::from_args(&["kestrel"], &["run", "--interval", "fast"]).is_err());
         assert!(Cli::from_args(&["kestrel"], &["run", "--bogus"]).is_err());
@@ -298,8 +314,10 @@ mod tests {
     fn run_args(args: &[&str]) -> RunArgs {
         let mut v = vec!["run"];
         v.extend(args);
-        let Command::Run(r) = Cli::from_args(&["kestrel"], &v).unwrap().cmd;
-        r
+        match Cli::from_args(&["kestrel"], &v).unwrap().cmd {
+            Command::Run(r) => r,
+            Command::Check(_) => unreachable!("parsed run"),
+        }
     }
 
     fn conf(text: &str) -> String {

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod capture;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod metrics;

@@ -9,7 +9,18 @@ const DEFAULT_INTERVAL_NS: u64 = 15 * 60 * 1_000_000_000;
 
 fn main() {
     let cli = cli::parse_or_exit();
-    let Command::Run(a) = cli.cmd;
+    let a = match cli.cmd {
+        Command::Run(a) => a,
+        Command::Check(c) => {
+            let report = kestrel::check::run();
+            if c.json {
+                kestrel::check::print_json(&report);
+            } else {
+                kestrel::check::print_text(&report);
+            }
+            std::process::exit(if report.can_run { 0 } else { 1 });
+        }
+    };
     let d = MetricsConfig::default();
     let probe = ProbeConfig::for_ring(a.ring_buffer_size.unwrap_or(DEFAULT_RING_BYTES));
     let cfg = AgentConfig {

@@ -376,3 +376,79 @@ fn after_attach_only_cap_bpf_remains_and_no_new_privs_is_set() {
     assert!(field(&last, "scap.n_evts") > 0);
     assert!(field(&last, "scap.sys_exit.run_cnt") > 0);
 }
+
+#[test]
+fn check_says_this_host_can_run_and_the_json_agrees() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let o = Command::new(BIN).arg("check").output().unwrap();
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with("kestrel check: this host CAN run the probe"),
+        "{text}"
+    );
+    assert!(text.lines().count() <= 25, "fits one screen");
+    let o = Command::new(BIN)
+        .args(["check", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["can_run"], true);
+    let names: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "arch",
+        "kernel",
+        "btf",
+        "capabilities",
+        "bpf",
+        "ringbuf",
+        "memlock",
+    ] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    for n in ["tracefs", "tracepoints", "bpf_stats", "probe"] {
+        assert!(names.contains(&n), "{n} missing from {names:?}");
+    }
+    let probe = v["checks"].as_array().unwrap().last().unwrap();
+    assert_eq!(probe["ok"], true, "the probe really loaded: {probe}");
+}
+
+#[test]
+fn check_without_privileges_names_exactly_the_failing_lines() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    // setpriv (util-linux) drops to nobody with no capabilities.
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            BIN,
+        ])
+        .args(["check", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["can_run"], false);
+    let failed: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ok"] == false && c["required"] == true)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["capabilities", "bpf", "probe"], "{v}");
+}

@@ -1,0 +1,348 @@
+//! `kestrel check`: one screen answering "will this run on my kernel?".
+//! Each line is a requirement, what was found, and for a failure what to do.
+//! The last line is the real thing: the probe is loaded, attached and
+//! detached, so a pass means the agent will start.
+
+use std::mem::MaybeUninit;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::capture::{Probe, ProbeConfig};
+
+#[derive(Serialize, Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    pub name: &'static str,
+    pub ok: bool,
+    /// Required for the probe to run; optional lines only inform.
+    pub required: bool,
+    pub detail: String,
+    pub fix: String,
+}
+
+#[derive(Serialize, Debug)]
+pub struct Report {
+    pub can_run: bool,
+    pub checks: Vec<Line>,
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+fn line(name: &'static str, ok: bool, required: bool, detail: String, fix: &str) -> Line {
+    Line {
+        name,
+        ok,
+        required,
+        detail,
+        fix: if ok { String::new() } else { fix.to_string() },
+    }
+}
+
+/// (major, minor) of a release string like "6.1.0-18-arm64".
+pub fn kernel_version(release: &str) -> Option<(u32, u32)> {
+    let mut it = release.split(|c: char| !c.is_ascii_digit());
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+fn cap_eff() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+fn tracefs_mounted() -> bool {
+    std::fs::read_to_string("/proc/mounts")
+        .map(|m| m.lines().any(|l| l.split(' ').nth(2) == Some("tracefs")))
+        .unwrap_or(false)
+}
+
+fn tracefs_root() -> Option<String> {
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    mounts
+        .lines()
+        .filter(|l| l.split(' ').nth(2) == Some("tracefs"))
+        .filter_map(|l| l.split(' ').nth(1))
+        .min_by_key(|p| p.len())
+        .map(str::to_string)
+}
+
+pub fn run() -> Report {
+    let mut v = Vec::new();
+    let uname = rustix::system::uname();
+    let machine = uname.machine().to_string_lossy().into_owned();
+    let built_for = std::env::consts::ARCH;
+    v.push(line(
+        "arch",
+        machine == built_for,
+        true,
+        format!("host {machine}, binary built for {built_for}"),
+        "use the kestrel binary built for this architecture",
+    ));
+
+    let release = uname.release().to_string_lossy().into_owned();
+    let ver = kernel_version(&release).unwrap_or((0, 0));
+    v.push(line(
+        "kernel",
+        ver >= (5, 8),
+        true,
+        format!("{release} (needs 5.8+: ring buffer, BTF tracepoints)"),
+        "upgrade to a 5.8 or newer kernel",
+    ));
+
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    v.push(line(
+        "btf",
+        btf,
+        true,
+        if btf {
+            "/sys/kernel/btf/vmlinux present".into()
+        } else {
+            "/sys/kernel/btf/vmlinux missing".into()
+        },
+        "use a kernel built with CONFIG_DEBUG_INFO_BTF=y",
+    ));
+
+    let caps = cap_eff();
+    let has = |bit: u32| caps & (1u64 << bit) != 0;
+    let caps_ok = has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
+    v.push(line(
+        "capabilities",
+        caps_ok,
+        true,
+        format!(
+            "CAP_BPF {}, CAP_PERFMON {}, CAP_SYS_ADMIN {}",
+            if has(CAP_BPF) { "yes" } else { "no" },
+            if has(CAP_PERFMON) { "yes" } else { "no" },
+            if has(CAP_SYS_ADMIN) { "yes" } else { "no" }
+        ),
+        "run as root, or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before 5.8)",
+    ));
+
+    // A real ring buffer map: EPERM means bpf() is refused, EINVAL that the
+    // kernel has no ring buffers.
+    // SAFETY: plain bpf(BPF_MAP_CREATE) wrapper; a valid fd is closed at once.
+    let rb = unsafe {
+        libbpf_rs::libbpf_sys::bpf_map_create(
+            libbpf_rs::libbpf_sys::BPF_MAP_TYPE_RINGBUF,
+            std::ptr::null(),
+            0,
+            0,
+            4096,
+            std::ptr::null(),
+        )
+    };
+    if rb >= 0 {
+        // SAFETY: rb was just returned to us and is owned by nobody else.
+        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(rb) });
+    }
+    let refused = rb == -libc::EPERM || rb == -libc::EACCES;
+    v.push(line(
+        "bpf",
+        !refused,
+        true,
+        if refused {
+            format!("bpf() refused: {}", std::io::Error::from_raw_os_error(-rb))
+        } else {
+            "bpf() permitted".into()
+        },
+        "run as root with CAP_BPF; check kernel.unprivileged_bpf_disabled and any LSM policy",
+    ));
+    v.push(line(
+        "ringbuf",
+        rb >= 0,
+        !refused,
+        if rb >= 0 {
+            "BPF ring buffer supported".into()
+        } else if refused {
+            "not checked: bpf() refused".into()
+        } else {
+            format!(
+                "cannot create one: {}",
+                std::io::Error::from_raw_os_error(-rb)
+            )
+        },
+        "needs a 5.8+ kernel with BPF ring buffers",
+    ));
+
+    let memlock = rustix::process::getrlimit(rustix::process::Resource::Memlock);
+    let memlock_ok = ver >= (5, 11) || memlock.current.is_none() || has(24); // CAP_SYS_RESOURCE
+    v.push(line(
+        "memlock",
+        memlock_ok,
+        true,
+        format!(
+            "RLIMIT_MEMLOCK {} ({})",
+            memlock
+                .current
+                .map_or("unlimited".to_string(), |n| format!("{} KiB", n / 1024)),
+            if ver >= (5, 11) {
+                "not used for BPF memory since 5.11"
+            } else {
+                "kernels before 5.11 charge BPF maps to it"
+            }
+        ),
+        "raise it (ulimit -l unlimited, LimitMEMLOCK=infinity) or keep CAP_SYS_RESOURCE",
+    ));
+
+    let mut tracefs_detail = String::new();
+    if !tracefs_mounted() && Path::new(TRACEFS).is_dir() {
+        let r = rustix::mount::mount(
+            "tracefs",
+            TRACEFS,
+            "tracefs",
+            rustix::mount::MountFlags::empty(),
+            None,
+        );
+        tracefs_detail = match r {
+            Ok(()) => format!("mounted it at {TRACEFS}; "),
+            Err(e) => format!("not mounted, mounting failed ({e}); "),
+        };
+    }
+    let root = tracefs_root();
+    v.push(line(
+        "tracefs",
+        root.is_some(),
+        false,
+        format!(
+            "{tracefs_detail}{}",
+            root.as_deref()
+                .map_or("not mounted".to_string(), |r| format!("at {r}"))
+        ),
+        "mount -t tracefs tracefs /sys/kernel/tracing (only needed to inspect tracepoints)",
+    ));
+    let events = [
+        "raw_syscalls/sys_exit",
+        "sched/sched_process_fork",
+        "sched/sched_process_exec",
+        "sched/sched_process_exit",
+    ];
+    let readable = root
+        .as_ref()
+        .is_some_and(|r| std::fs::read_dir(format!("{r}/events")).is_ok());
+    let missing: Vec<&str> = match &root {
+        Some(r) if readable => events
+            .iter()
+            .copied()
+            .filter(|e| !Path::new(&format!("{r}/events/{e}")).exists())
+            .collect(),
+        _ => Vec::new(),
+    };
+    v.push(line(
+        "tracepoints",
+        readable && missing.is_empty(),
+        readable,
+        match &root {
+            Some(_) if !readable => "not checked: tracefs events not readable by this user".into(),
+            Some(_) if missing.is_empty() => "raw_syscalls and sched_process_* present".into(),
+            Some(_) => format!("missing: {}", missing.join(", ")),
+            None => "not checked: tracefs not mounted".into(),
+        },
+        "needs CONFIG_FTRACE_SYSCALLS and the sched tracepoints",
+    ));
+
+    let sysctl = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false);
+    // SAFETY: plain syscall wrapper; a valid fd is closed at once.
+    let fd = unsafe {
+        libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+    };
+    if fd >= 0 {
+        // SAFETY: fd was just returned to us and is owned by nobody else.
+        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    }
+    v.push(line(
+        "bpf_stats",
+        sysctl || fd >= 0,
+        false,
+        if sysctl {
+            "on through kernel.bpf_stats_enabled".into()
+        } else if fd >= 0 {
+            "the agent can turn them on (BPF_ENABLE_STATS)".into()
+        } else {
+            "unavailable".into()
+        },
+        "libbpf_stats_enabled needs a 5.8+ kernel and CAP_SYS_ADMIN or the sysctl",
+    ));
+
+    let prereqs_ok = v.iter().all(|l| l.ok || !l.required);
+    let probe = if prereqs_ok {
+        let mut storage = MaybeUninit::uninit();
+        let loaded = Probe::load(&mut storage, &ProbeConfig::default());
+        let l = match loaded {
+            Ok(p) => line(
+                "probe",
+                true,
+                true,
+                format!(
+                    "loaded and attached: {}",
+                    p.attached().collect::<Vec<_>>().join(", ")
+                ),
+                "",
+            ),
+            Err(e) => line("probe", false, true, e.to_string(), "see the line above"),
+        };
+        l
+    } else {
+        line(
+            "probe",
+            false,
+            true,
+            "not tried: a requirement above failed".into(),
+            "fix the failing lines first",
+        )
+    };
+    v.push(probe);
+    Report {
+        can_run: v.iter().all(|l| l.ok || !l.required),
+        checks: v,
+    }
+}
+
+pub fn print_text(r: &Report) {
+    println!(
+        "kestrel check: this host {} run the probe",
+        if r.can_run { "CAN" } else { "CANNOT" }
+    );
+    for l in &r.checks {
+        let status = match (l.ok, l.required) {
+            (true, _) => "ok  ",
+            (false, true) => "FAIL",
+            (false, false) => "warn",
+        };
+        println!("  {status}  {:<13} {}", l.name, l.detail);
+        if !l.ok {
+            println!("        {:<13} -> {}", "", l.fix);
+        }
+    }
+}
+
+pub fn print_json(r: &Report) {
+    let mut buf = vec![0u8; 8192];
+    match serde_json_core::to_slice(r, &mut buf) {
+        Ok(n) => println!("{}", String::from_utf8_lossy(&buf[..n])),
+        Err(_) => println!("{{\"can_run\":{}}}", r.can_run),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_kernel_versions() {
+        assert_eq!(kernel_version("6.1.0-18-arm64"), Some((6, 1)));
+        assert_eq!(kernel_version("5.10.223"), Some((5, 10)));
+        assert_eq!(kernel_version("6.18.44-fc-v595"), Some((6, 18)));
+        assert_eq!(kernel_version("garbage"), None);
+        assert!((5, 10) < (5, 11) && (6, 1) >= (5, 8));
+    }
+}
