@@ -5,18 +5,25 @@ use std::path::PathBuf;
 
 use libbpf_cargo::SkeletonBuilder;
 
-const SRC: &str = "bpf/kestrel.bpf.c";
+/// (source, skeleton file): the probe, and the no-op floor for benchmarks.
+const PROBES: [(&str, &str); 2] = [
+    ("bpf/kestrel.bpf.c", "kestrel.skel.rs"),
+    ("bpf/floor.bpf.c", "floor.skel.rs"),
+];
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let clang = env::var_os("KESTREL_CLANG").unwrap_or_else(|| "clang".into());
-    SkeletonBuilder::new()
-        .source(SRC)
-        .clang(clang)
-        .clang_args(["-Ibpf", "-O2", "-g", "-Wall", "-Werror"])
-        .build_and_generate(out.join("kestrel.skel.rs"))
-        .unwrap_or_else(|e| panic!("building the probe {SRC} failed: {e:#}"));
-    for f in ["bpf/kestrel.bpf.c", "bpf/kestrel.h", "bpf/kernel_types.h"] {
+    for (src, skel) in PROBES {
+        SkeletonBuilder::new()
+            .source(src)
+            .clang(&clang)
+            .clang_args(["-Ibpf", "-O2", "-g", "-Wall", "-Werror"])
+            .build_and_generate(out.join(skel))
+            .unwrap_or_else(|e| panic!("building the probe {src} failed: {e:#}"));
+        println!("cargo:rerun-if-changed={src}");
+    }
+    for f in ["bpf/kestrel.h", "bpf/kernel_types.h"] {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rerun-if-env-changed=KESTREL_CLANG");

@@ -3,6 +3,7 @@
 //! Everything here happens at start or once per snapshot; the per-event path
 //! is the ring-buffer callback, which lives with the state tables.
 
+pub mod floor;
 pub mod record;
 pub mod syscalls;
 

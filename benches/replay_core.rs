@@ -1,0 +1,45 @@
+//! The replay measurement shared by `benches/replay.rs` and the rig: a
+//! synthetic stream close to a busy gateway through decode + state update.
+
+use std::time::Instant;
+
+use kestrel::capture::record::{decode, synth};
+use kestrel::capture::skel::types::kestrel_record_type as T;
+use kestrel::state::State;
+
+/// Mostly opens/closes with some process churn, per process.
+pub fn stream() -> Vec<Vec<u8>> {
+    let mut recs = Vec::new();
+    for i in 0..256u32 {
+        let c = 5000 + i;
+        recs.push(synth::clone(c, c, 0, true, false));
+        recs.push(synth::exec(c, c, c, "/usr/bin/worker"));
+        for fd in 3..13 {
+            recs.push(synth::open(c, c, fd, 0, "/var/lib/app/data/file.db"));
+            recs.push(synth::fd(T::KR_CLOSE, c, c, fd, 0, false));
+        }
+        recs.push(synth::socket(c, c, 20));
+        recs.push(synth::sockaddr(T::KR_CONNECT, c, c, 20, 0));
+        recs.push(synth::exit(c, c, true));
+    }
+    recs
+}
+
+/// Best events/s over `runs` runs of `rounds` passes; also the stream length.
+pub fn best_of(runs: usize, rounds: usize) -> (f64, usize) {
+    let recs = stream();
+    let mut state = State::new(4096, 8192, 1, false);
+    let mut best = 0.0f64;
+    for _ in 0..runs {
+        let t = Instant::now();
+        for _ in 0..rounds {
+            for r in &recs {
+                if let Ok(rec) = decode(r) {
+                    state.apply(&rec);
+                }
+            }
+        }
+        best = best.max((rounds * recs.len()) as f64 / t.elapsed().as_secs_f64());
+    }
+    (best, recs.len())
+}

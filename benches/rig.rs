@@ -1,0 +1,334 @@
+//! The benchmark rig (issue 6): `cargo bench --bench rig` as root. Prints one
+//! table of Kestrel's costs on this machine, every figure measured in this run
+//! and, where the machine is noisy, as a ratio to a baseline taken side by
+//! side. Knobs: KESTREL_BENCH_REPS (default 5), KESTREL_BENCH_ITERS (default
+//! 200000 iterations of the syscall mix).
+
+use std::ffi::CString;
+use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kestrel::capture::floor::Floor;
+
+#[path = "replay_core.rs"]
+mod replay_core;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kestrel");
+
+fn env_num(k: &str, d: usize) -> usize {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+fn tmp(name: &str) -> String {
+    let p = format!("/tmp/kestrel-bench-{}-{name}", std::process::id());
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+struct Agent {
+    child: Child,
+    out: String,
+}
+
+impl Agent {
+    fn start(syscalls: &str, stats: bool) -> Agent {
+        let out = tmp(&format!("agent-{syscalls}"));
+        let child = Command::new(BIN)
+            .args(["run", "--interval", "1h", "--syscalls", syscalls])
+            .args(["--output", &format!("file:{out}")])
+            .args([
+                "--libbpf-stats-enabled",
+                if stats { "true" } else { "false" },
+            ])
+            .args(["--convert-memory-to-mb", "false"])
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start kestrel");
+        let t = Instant::now();
+        while std::fs::read_to_string(&out).map_or(true, |s| s.is_empty()) {
+            assert!(t.elapsed() < Duration::from_secs(30), "agent did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Agent { child, out }
+    }
+
+    fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        kestrel::metrics::resources::parse_self_stat(&stat).map_or(0, |s| s.cpu_ticks())
+    }
+
+    /// Stops the agent; returns its final snapshot's output_fields.
+    fn stop(mut self) -> serde_json::Value {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap();
+        let text = std::fs::read_to_string(&self.out).unwrap();
+        let last = text.lines().last().unwrap();
+        let v: serde_json::Value = serde_json::from_str(last).unwrap();
+        let _ = std::fs::remove_file(&self.out);
+        v["output_fields"].clone()
+    }
+}
+
+fn f(v: &serde_json::Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or(0)
+}
+
+/// The issue's syscall mix: openat/read/close/getpid/getppid, and a
+/// fork+exec of /bin/true every 2000 iterations. Returns seconds.
+fn mix(iters: usize, path: &CString) -> f64 {
+    let mut b = [0u8; 1];
+    let t = Instant::now();
+    for i in 0..iters {
+        // SAFETY: plain syscalls on a valid C string and a local buffer.
+        unsafe {
+            let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
+            libc::read(fd, b.as_mut_ptr().cast(), 1);
+            libc::close(fd);
+            libc::getpid();
+            libc::getppid();
+        }
+        if i % 2000 == 1999 {
+            Command::new("/bin/true").status().unwrap();
+        }
+    }
+    t.elapsed().as_secs_f64()
+}
+
+/// Only traced syscalls: open/close pairs. Returns events made.
+fn traced_only(iters: usize, path: &CString) -> u64 {
+    for _ in 0..iters {
+        // SAFETY: as above.
+        unsafe { libc::close(libc::open(path.as_ptr(), libc::O_RDONLY)) };
+    }
+    2 * iters as u64
+}
+
+/// Only untraced syscalls.
+fn untraced_only(iters: usize) {
+    for _ in 0..iters {
+        // SAFETY: no arguments.
+        unsafe { libc::getppid() };
+    }
+}
+
+/// open/close pairs paced to `rate` events/s for `secs`, over `threads`.
+fn paced(rate: u64, secs: f64, path: &CString, threads: usize) -> u64 {
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(move || {
+                    let per_thread = rate / threads as u64;
+                    let t = Instant::now();
+                    let mut made = 0u64;
+                    while t.elapsed().as_secs_f64() < secs {
+                        let due = (t.elapsed().as_secs_f64() * per_thread as f64) as u64;
+                        if made < due {
+                            for _ in 0..((due - made) / 2).min(512) {
+                                // SAFETY: as above.
+                                unsafe { libc::close(libc::open(path.as_ptr(), libc::O_RDONLY)) };
+                                made += 2;
+                            }
+                        } else {
+                            std::thread::sleep(Duration::from_micros(500));
+                        }
+                    }
+                    made
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).sum()
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("the rig loads BPF programs: run it as root");
+        std::process::exit(1);
+    }
+    let reps = env_num("KESTREL_BENCH_REPS", 5);
+    let iters = env_num("KESTREL_BENCH_ITERS", 200_000);
+    let file = tmp("target");
+    std::fs::write(&file, b"x").unwrap();
+    let path = CString::new(file.clone()).unwrap();
+    let u = rustix::system::uname();
+    println!(
+        "# Kestrel bench rig: {} {} {}, {} CPUs, {} reps, {} mix iterations",
+        u.machine().to_string_lossy(),
+        u.release().to_string_lossy(),
+        kestrel::metrics::time::rfc3339_nanos(kestrel::metrics::time::realtime_ns(), &mut [0; 40])
+            .get(..10)
+            .unwrap_or(""),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        reps,
+        iters
+    );
+
+    // 1. Kernel-side cost per call, beside the no-op floor on the same tracepoint.
+    println!("\n## kernel cost per call (BPF run-time stats), floor = no-op on sys_exit");
+    println!("| selection | workload | program | ns/call | floor ns/call | ratio |");
+    println!("|---|---|---|---|---|---|");
+    {
+        // SAFETY: plain syscall wrapper; the fd keeps stats on until dropped.
+        let stats_fd = unsafe {
+            libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+        };
+        assert!(stats_fd >= 0, "BPF_ENABLE_STATS failed");
+        // SAFETY: fresh fd owned by nobody else.
+        let _stats = unsafe { OwnedFd::from_raw_fd(stats_fd) };
+        let mut storage = MaybeUninit::uninit();
+        let floor = Floor::attach(&mut storage).expect("attach the floor");
+        type Work<'a> = Box<dyn Fn() + 'a>;
+        let works: Vec<(&str, Work)> = vec![
+            (
+                "mix",
+                Box::new(|| {
+                    let _ = mix(iters, &path);
+                }),
+            ),
+            (
+                "open/close",
+                Box::new(|| {
+                    let _ = traced_only(iters, &path);
+                }),
+            ),
+            ("getppid", Box::new(|| untraced_only(iters * 5))),
+        ];
+        for sel in ["default", "none"] {
+            for (name, work) in &works {
+                let agent = Agent::start(sel, true);
+                let f0 = floor.stats();
+                work();
+                let f1 = floor.stats();
+                let v = agent.stop();
+                let floor_ns = (f1.run_time_ns - f0.run_time_ns) as f64
+                    / (f1.run_cnt - f0.run_cnt).max(1) as f64;
+                for prog in ["sys_exit", "sched_p_exec", "sched_proc_exit"] {
+                    let cnt = f(&v, &format!("scap.{prog}.run_cnt"));
+                    if cnt == 0 {
+                        continue;
+                    }
+                    let ns = f(&v, &format!("scap.{prog}.run_time_ns")) as f64 / cnt as f64;
+                    let ratio = if prog == "sys_exit" {
+                        format!("{:.2}", ns / floor_ns)
+                    } else {
+                        "-".into()
+                    };
+                    println!("| {sel} | {name} | {prog} | {ns:.0} | {floor_ns:.0} | {ratio} |");
+                }
+            }
+        }
+        if Command::new("stress-ng").arg("--version").output().is_ok() {
+            let agent = Agent::start("default", true);
+            let f0 = floor.stats();
+            let _ = Command::new("stress-ng")
+                .args(["--open", "1", "--open-ops", "20000", "--quiet"])
+                .status();
+            let f1 = floor.stats();
+            let v = agent.stop();
+            let floor_ns =
+                (f1.run_time_ns - f0.run_time_ns) as f64 / (f1.run_cnt - f0.run_cnt).max(1) as f64;
+            let ns = f(&v, "scap.sys_exit.run_time_ns") as f64
+                / f(&v, "scap.sys_exit.run_cnt").max(1) as f64;
+            println!(
+                "| default | stress-ng --open 1 --open-ops 20000 | sys_exit | {ns:.0} | {floor_ns:.0} | {:.2} |",
+                ns / floor_ns
+            );
+        }
+    }
+
+    // 2. Slowdown of the mix, BPF stats off, interleaved repetitions.
+    println!("\n## slowdown of the mix (BPF stats off), medians of {reps} interleaved runs");
+    let mut alone = Vec::new();
+    let mut default = Vec::new();
+    let mut none = Vec::new();
+    for _ in 0..reps {
+        alone.push(mix(iters, &path));
+        let a = Agent::start("default", false);
+        default.push(mix(iters, &path));
+        a.stop();
+        let a = Agent::start("none", false);
+        none.push(mix(iters, &path));
+        a.stop();
+    }
+    let (ma, md, mn) = (median(alone), median(default), median(none));
+    println!("| setup | median s | ratio to alone |");
+    println!("|---|---|---|");
+    println!("| alone | {ma:.3} | 1.00 |");
+    println!("| kestrel, default set | {md:.3} | {:.2} |", md / ma);
+    println!("| kestrel, nothing selected | {mn:.3} | {:.2} |", mn / ma);
+
+    // 3. User space replay.
+    println!("\n## user space: decode + state update, one core");
+    let (best, n) = replay_core::best_of(5, 200);
+    println!(
+        "replay: {:.2} M events/s (best of 5, {n} records per round)",
+        best / 1e6
+    );
+
+    // 4. Memory and size.
+    println!("\n## memory at default capacities, after the mix");
+    let a = Agent::start("default", false);
+    mix(iters / 4, &path);
+    let v = a.stop();
+    println!(
+        "RSS {} kB, PSS {} kB, VSZ {} kB",
+        f(&v, "falco.memory_rss"),
+        f(&v, "falco.memory_pss"),
+        f(&v, "falco.memory_vsz")
+    );
+    for t in ["x86_64-unknown-linux-musl", "aarch64-unknown-linux-musl"] {
+        let p = format!("{}/target/{t}/release/kestrel", env!("CARGO_MANIFEST_DIR"));
+        match std::fs::metadata(&p) {
+            Ok(m) => println!("binary {t}: {} bytes (release profile strips)", m.len()),
+            Err(_) => println!("binary {t}: not built"),
+        }
+    }
+
+    // 5. Agent CPU at fixed event rates.
+    println!("\n## agent CPU at fixed event rates (5 s each)");
+    let tck = rustix::param::clock_ticks_per_second() as f64;
+    for rate in [10_000u64, 100_000] {
+        let a = Agent::start("default", false);
+        let c0 = a.cpu_ticks();
+        let t = Instant::now();
+        let made = paced(rate, 5.0, &path, 1);
+        let secs = t.elapsed().as_secs_f64();
+        let c1 = a.cpu_ticks();
+        let v = a.stop();
+        println!(
+            "{:>7} events/s asked, {:.0}/s made: agent CPU {:.2} % of one core, drops {}",
+            rate,
+            made as f64 / secs,
+            (c1 - c0) as f64 / tck / secs * 100.0,
+            f(&v, "scap.n_drops")
+        );
+    }
+
+    // 6. Highest rate this machine generates, and drops at it.
+    println!("\n## highest generated rate, default ring buffer");
+    for threads in [1usize, 2] {
+        let a = Agent::start("default", false);
+        let t = Instant::now();
+        let made = paced(u64::MAX / 4, 3.0, &path, threads);
+        let secs = t.elapsed().as_secs_f64();
+        let v = a.stop();
+        println!(
+            "{threads} generator thread(s): {:.0} events/s, kernel n_evts {}, drops {}",
+            made as f64 / secs,
+            f(&v, "scap.n_evts"),
+            f(&v, "scap.n_drops")
+        );
+    }
+    let _ = std::fs::remove_file(&file);
+}

@@ -1,0 +1,62 @@
+//! The benchmark floor: a no-op program on sys_exit, loaded beside the probe
+//! so one run measures both on the same syscalls. Never used by the agent.
+
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd};
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{Link, OpenObject};
+
+use super::ProgStats;
+
+#[allow(
+    clippy::all,
+    dead_code,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    unused_imports,
+    missing_docs
+)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
+}
+
+pub struct Floor<'obj> {
+    skel: skel::FloorSkel<'obj>,
+    _link: Link,
+}
+
+impl<'obj> Floor<'obj> {
+    pub fn attach(storage: &'obj mut MaybeUninit<OpenObject>) -> Result<Floor<'obj>, String> {
+        let open = skel::FloorSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| format!("floor: {e}"))?;
+        let skel = open.load().map_err(|e| format!("floor: {e}"))?;
+        let link = skel
+            .progs
+            .floor_sys_exit
+            .attach()
+            .map_err(|e| format!("floor: {e}"))?;
+        Ok(Floor { skel, _link: link })
+    }
+
+    /// Run-time stats (counted only while BPF stats are on).
+    pub fn stats(&self) -> ProgStats {
+        let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
+        let mut len = std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_prog_info>() as u32;
+        // SAFETY: info is a zeroed bpf_prog_info and len its size.
+        unsafe {
+            libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(
+                self.skel.progs.floor_sys_exit.as_fd().as_raw_fd(),
+                &mut info,
+                &mut len,
+            )
+        };
+        ProgStats {
+            name: "floor_sys_exit",
+            run_cnt: info.run_cnt,
+            run_time_ns: info.run_time_ns,
+        }
+    }
+}
