@@ -95,7 +95,7 @@ static __always_inline void fill_hdr(struct kestrel_hdr *h, __u16 type, __s16 nr
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
-	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->jiffies = bpf_jiffies64();
 	h->tid = (__u32)id;
 	h->pid = id >> 32;
 	h->type = type;
@@ -115,33 +115,68 @@ static __always_inline void fill_task(struct kestrel_task *t, struct task_struct
 	BPF_CORE_READ_INTO(&t->comm, task, comm);
 }
 
-/* Copies one record into the ring buffer; every outcome is counted. */
+static __always_inline void count_drop(struct kestrel_counters *c, int cat, int dir)
+{
+	c->n_drops_buffer_total++;
+	if ((unsigned int)cat < KC_MAX && (unsigned int)dir < KD_MAX) {
+		__u32 idx = (__u32)cat * KD_MAX + (__u32)dir;
+
+		/* Keep the mask: it is the bound the verifier tracks. */
+		idx &= KC_MAX * KD_MAX - 1;
+		barrier_var(idx);
+		(&c->n_drops_buffer[0][0])[idx & (KC_MAX * KD_MAX - 1)]++;
+	} else {
+		c->n_drops_bug++;
+	}
+}
+
+/*
+ * Asking the ring how full it is costs ~40 ns here, so each CPU asks on
+ * every 64th record only; between asks it adds at most 64 records, far
+ * below the threshold.
+ */
+static __always_inline __u64 wake_flags(struct kestrel_counters *c)
+{
+	if (!wakeup_bytes)
+		return 0;
+	if ((c->n_evts & 63) == 0 &&
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/* Copies a variable-size record built in scratch space; every outcome is counted. */
 static __always_inline void emit(struct kestrel_counters *c, void *rec, __u64 len, int cat, int dir)
 {
-	__u64 flags = 0;
-
 	c->n_evts++;
 	if (len > sizeof(union kestrel_record)) {
 		c->n_drops_scratch_map++;
 		return;
 	}
 	((struct kestrel_hdr *)rec)->len = len;
-	if (wakeup_bytes)
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ?
-				BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&events, rec, len, flags)) {
-		c->n_drops_buffer_total++;
-		if ((unsigned int)cat < KC_MAX && (unsigned int)dir < KD_MAX) {
-			__u32 idx = (__u32)cat * KD_MAX + (__u32)dir;
+	if (bpf_ringbuf_output(&events, rec, len, wake_flags(c)))
+		count_drop(c, cat, dir);
+}
 
-			/* Keep the mask: it is the bound the verifier tracks. */
-			idx &= KC_MAX * KD_MAX - 1;
-			barrier_var(idx);
-			(&c->n_drops_buffer[0][0])[idx & (KC_MAX * KD_MAX - 1)]++;
-		} else {
-			c->n_drops_bug++;
-		}
-	}
+/*
+ * Fixed-size records are built in place in the ring buffer: no scratch
+ * lookup, no copy. A full ring is counted here; the caller must submit.
+ */
+static __always_inline void *reserve(struct kestrel_counters *c, __u64 size, int cat, int dir)
+{
+	void *r;
+
+	c->n_evts++;
+	r = bpf_ringbuf_reserve(&events, size, 0);
+	if (!r)
+		count_drop(c, cat, dir);
+	return r;
+}
+
+static __always_inline void submit(struct kestrel_counters *c, void *rec, __u64 size)
+{
+	((struct kestrel_hdr *)rec)->len = size;
+	bpf_ringbuf_submit(rec, wake_flags(c));
 }
 
 /* Reads a user string; returns the stored length including the NUL. */
@@ -194,18 +229,16 @@ static __always_inline void emit_task_record(struct kestrel_counters *c, __u16 t
 					     __s64 ret, __u64 clone_flags, struct task_struct *task,
 					     int cat)
 {
-	union kestrel_record *r = get_scratch();
+	struct kestrel_clone *r = reserve(c, sizeof(*r), cat, KD_EXIT);
 
-	if (!r) {
-		c->n_drops_bug++;
+	if (!r)
 		return;
-	}
 	fill_hdr(&r->hdr, type, nr, ret);
-	fill_task(&r->clone.task, task);
-	r->clone.clone_flags = clone_flags;
+	fill_task(&r->task, task);
+	r->clone_flags = clone_flags;
 	if (clone_flags & CLONE_THREAD)
 		r->hdr.flags |= KF_CLONE_THREAD;
-	emit(c, r, sizeof(r->clone), cat, KD_EXIT);
+	submit(c, r, sizeof(*r));
 }
 
 static __always_inline void handle_clone(struct kestrel_counters *c, struct pt_regs *regs, __s16 nr,
@@ -291,76 +324,60 @@ static __always_inline void handle_open(struct kestrel_counters *c, struct pt_re
 static __always_inline void handle_fd(struct kestrel_counters *c, struct pt_regs *regs, __s16 nr,
 				      long ret, int handler, int cat)
 {
-	union kestrel_record *r = get_scratch();
-	struct kestrel_fd *f;
+	struct kestrel_fd *f = reserve(c, sizeof(*f), cat, KD_EXIT);
 
-	if (!r) {
-		c->n_drops_bug++;
+	if (!f)
 		return;
-	}
-	f = &r->fd;
 	fill_hdr(&f->hdr, handler == KH_CLOSE ? KR_CLOSE : KR_DUP, nr, ret);
 	f->fd = (__s32)sys_arg(regs, 0);
 	f->flags = handler == KH_DUP3 ? sys_arg(regs, 2) : 0;
 	f->pad = 0;
 	if (f->flags & O_CLOEXEC_GENERIC)
 		f->hdr.flags |= KF_CLOEXEC;
-	emit(c, f, sizeof(*f), cat, KD_EXIT);
+	submit(c, f, sizeof(*f));
 }
 
 static __always_inline void handle_socket(struct kestrel_counters *c, struct pt_regs *regs, __s16 nr,
 					  long ret, int cat)
 {
-	union kestrel_record *r = get_scratch();
-	struct kestrel_socket *s;
+	struct kestrel_socket *r = reserve(c, sizeof(*r), cat, KD_EXIT);
 
-	if (!r) {
-		c->n_drops_bug++;
+	if (!r)
 		return;
-	}
-	s = &r->socket;
-	fill_hdr(&s->hdr, KR_SOCKET, nr, ret);
-	s->domain = sys_arg(regs, 0);
-	s->type = sys_arg(regs, 1);
-	s->protocol = sys_arg(regs, 2);
-	s->pad = 0;
-	if (s->type & SOCK_CLOEXEC)
-		s->hdr.flags |= KF_CLOEXEC;
-	emit(c, s, sizeof(*s), cat, KD_EXIT);
+	fill_hdr(&r->hdr, KR_SOCKET, nr, ret);
+	r->domain = sys_arg(regs, 0);
+	r->type = sys_arg(regs, 1);
+	r->protocol = sys_arg(regs, 2);
+	r->pad = 0;
+	if (r->type & SOCK_CLOEXEC)
+		r->hdr.flags |= KF_CLOEXEC;
+	submit(c, r, sizeof(*r));
 }
 
 static __always_inline void handle_sockaddr(struct kestrel_counters *c, struct pt_regs *regs,
 					    __s16 nr, long ret, int handler, int cat)
 {
-	union kestrel_record *r = get_scratch();
-	struct kestrel_sockaddr *s;
+	struct kestrel_sockaddr *r = reserve(c, sizeof(*r), cat, KD_EXIT);
 
-	if (!r) {
-		c->n_drops_bug++;
+	if (!r)
 		return;
-	}
-	s = &r->sockaddr;
-	fill_hdr(&s->hdr, handler == KH_CONNECT ? KR_CONNECT : KR_ACCEPT, nr, ret);
-	s->fd = (__s32)sys_arg(regs, 0);
-	s->flags = handler == KH_ACCEPT4 ? sys_arg(regs, 3) : 0;
-	if (s->flags & SOCK_CLOEXEC)
-		s->hdr.flags |= KF_CLOEXEC;
+	fill_hdr(&r->hdr, handler == KH_CONNECT ? KR_CONNECT : KR_ACCEPT, nr, ret);
+	r->fd = (__s32)sys_arg(regs, 0);
+	r->flags = handler == KH_ACCEPT4 ? sys_arg(regs, 3) : 0;
+	if (r->flags & SOCK_CLOEXEC)
+		r->hdr.flags |= KF_CLOEXEC;
 	/* A failed accept has no peer to read; a failed connect still names its target. */
-	read_sockaddr(c, s, (handler == KH_CONNECT || ret >= 0) ? sys_arg(regs, 1) : 0);
-	emit(c, s, sizeof(*s), cat, KD_EXIT);
+	read_sockaddr(c, r, (handler == KH_CONNECT || ret >= 0) ? sys_arg(regs, 1) : 0);
+	submit(c, r, sizeof(*r));
 }
 
 static __always_inline void handle_generic(struct kestrel_counters *c, struct pt_regs *regs,
 					   __s16 nr, long ret, __u16 type, int cat, int dir)
 {
-	union kestrel_record *r = get_scratch();
-	struct kestrel_generic *g;
+	struct kestrel_generic *g = reserve(c, sizeof(*g), cat, dir);
 
-	if (!r) {
-		c->n_drops_bug++;
+	if (!g)
 		return;
-	}
-	g = &r->generic;
 	fill_hdr(&g->hdr, type, nr, ret);
 	g->args[0] = sys_arg(regs, 0);
 	g->args[1] = sys_arg(regs, 1);
@@ -368,7 +385,7 @@ static __always_inline void handle_generic(struct kestrel_counters *c, struct pt
 	g->args[3] = sys_arg(regs, 3);
 	g->args[4] = sys_arg(regs, 4);
 	g->args[5] = sys_arg(regs, 5);
-	emit(c, g, sizeof(*g), cat, dir);
+	submit(c, g, sizeof(*g));
 }
 
 SEC("tp_btf/sys_exit")
@@ -456,29 +473,27 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(sched_p_fork, struct task_struct *parent, struct task_struct *child)
 {
 	struct kestrel_counters *c;
-	union kestrel_record *r;
+	struct kestrel_clone *r;
 	__u32 tid, pid;
 
 	if (is_kthread(child))
 		return 0;
 	c = get_counters();
-	r = get_scratch();
 	if (!c)
 		return 0;
-	if (!r) {
-		c->n_drops_bug++;
+	r = reserve(c, sizeof(*r), KC_CLONE_FORK, KD_EXIT);
+	if (!r)
 		return 0;
-	}
 	tid = BPF_CORE_READ(child, pid);
 	pid = BPF_CORE_READ(child, tgid);
 	fill_hdr(&r->hdr, KR_CLONE_CHILD, -1, 0);
 	r->hdr.tid = tid;
 	r->hdr.pid = pid;
-	fill_task(&r->clone.task, child);
-	r->clone.clone_flags = tid != pid ? CLONE_THREAD : 0;
+	fill_task(&r->task, child);
+	r->clone_flags = tid != pid ? CLONE_THREAD : 0;
 	if (tid != pid)
 		r->hdr.flags |= KF_CLONE_THREAD;
-	emit(c, r, sizeof(r->clone), KC_CLONE_FORK, KD_EXIT);
+	submit(c, r, sizeof(*r));
 	return 0;
 }
 
@@ -522,24 +537,22 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(sched_proc_exit, struct task_struct *p)
 {
 	struct kestrel_counters *c;
-	union kestrel_record *r;
+	struct kestrel_exit *r;
 
 	if (is_kthread(p))
 		return 0;
 	c = get_counters();
-	r = get_scratch();
 	if (!c)
 		return 0;
-	if (!r) {
-		c->n_drops_bug++;
+	r = reserve(c, sizeof(*r), KC_PROC_EXIT, KD_EXIT);
+	if (!r)
 		return 0;
-	}
 	fill_hdr(&r->hdr, KR_PROC_EXIT, -1, 0);
-	r->exit.exit_code = BPF_CORE_READ(p, exit_code);
-	r->exit.pad = 0;
+	r->exit_code = BPF_CORE_READ(p, exit_code);
+	r->pad = 0;
 	/* signal->live already dropped for this thread: 0 means the group is gone. */
 	if (BPF_CORE_READ(p, signal, live.counter) == 0)
 		r->hdr.flags |= KF_GROUP_DEAD;
-	emit(c, r, sizeof(r->exit), KC_PROC_EXIT, KD_EXIT);
+	submit(c, r, sizeof(*r));
 	return 0;
 }

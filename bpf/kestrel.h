@@ -101,7 +101,9 @@ enum kestrel_flags {
 };
 
 struct kestrel_hdr {
-	__u64 ts_ns; /* boot-time clock */
+	/* Coarse time (kernel jiffies): a clock read costs more than the rest of
+	 * a small record on some VMs, and the metrics need no finer time. */
+	__u64 jiffies;
 	__u32 tid;
 	__u32 pid; /* thread group id */
 	__u16 type;

@@ -32,4 +32,6 @@ file "$bin"
 # x86_64 musl links static-pie: still no interpreter, no shared libraries.
 file "$bin" | grep -Eq 'statically linked|static-pie linked' || { echo "FAIL: $bin is not static" >&2; exit 1; }
 ls -l "$bin"
+echo "== QEMU kernel matrix (arm64 6.1, arm64 5.10, amd64 6.1)"
+tests/qemu/matrix.sh --x86_64 "$bin"
 echo "== all tests passed"

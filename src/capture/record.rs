@@ -236,7 +236,7 @@ pub mod synth {
 
     pub fn hdr(t: T, tid: u32, pid: u32, nr: i16, ret: i64, len: usize) -> kestrel_hdr {
         kestrel_hdr {
-            ts_ns: 0,
+            jiffies: 0,
             tid,
             pid,
             r#type: t.0 as u16,
