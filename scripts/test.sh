@@ -7,8 +7,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 scripts/install-build-deps.sh
-# Real peers the tests talk to.
-for pkg in rsyslog; do
+# Real peers and tools the tests use.
+for pkg in rsyslog shellcheck busybox-static; do
     if ! dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed; then
         apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg"
     fi
@@ -19,6 +19,13 @@ if [ -d /sys/kernel/tracing ] && ! grep -qs ' /sys/kernel/tracing ' /proc/mounts
     mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
 fi
 
+echo "== shellcheck"
+shellcheck -s sh scripts/*.sh .ci/run configs/init/busybox/kestrel configs/init/openwrt/kestrel \
+    configs/init/sysvinit/kestrel configs/init/openrc/kestrel configs/init/test-busybox-init.sh \
+    tests/qemu/guest/*.sh
+shellcheck tests/qemu/*.sh
+echo "== BusyBox init script, on this host"
+sh configs/init/test-busybox-init.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
@@ -34,4 +41,6 @@ file "$bin" | grep -Eq 'statically linked|static-pie linked' || { echo "FAIL: $b
 ls -l "$bin"
 echo "== QEMU kernel matrix (arm64 6.1, arm64 5.10, amd64 6.1)"
 tests/qemu/matrix.sh --x86_64 "$bin"
+echo "== QEMU deployment: kestrel check and the BusyBox init script in an arm64 guest"
+tests/qemu/deploy.sh "${CARGO_TARGET_DIR:-target}/aarch64-unknown-linux-musl/release/kestrel"
 echo "== all tests passed"
