@@ -21,10 +21,32 @@ fn main() {
             .clang_args(["-Ibpf", "-O2", "-g", "-Wall", "-Werror"])
             .build_and_generate(out.join(skel))
             .unwrap_or_else(|e| panic!("building the probe {src} failed: {e:#}"));
+        expose_object(&out.join(skel));
         println!("cargo:rerun-if-changed={src}");
     }
-    for f in ["bpf/kestrel.h", "bpf/kernel_types.h"] {
+    for f in [
+        "bpf/kestrel.h",
+        "bpf/kernel_types.h",
+        "bpf/emit.h",
+        "bpf/syscall.h",
+        "bpf/handlers.h",
+    ] {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rerun-if-env-changed=KESTREL_CLANG");
+}
+
+/// The skeleton embeds the object as a private `DATA`; `kestrel export-probe`
+/// writes those exact bytes out (for `bpftool gen min_core_btf`), so make it
+/// reachable instead of embedding a second copy.
+fn expose_object(skel: &std::path::Path) {
+    let text = std::fs::read_to_string(skel).expect("generated skeleton is readable");
+    let needle = "\n    static DATA: [u8;";
+    assert_eq!(
+        text.matches(needle).count(),
+        1,
+        "libbpf-cargo changed how it embeds the object; update build.rs"
+    );
+    let text = text.replace(needle, "\n    pub static DATA: [u8;");
+    std::fs::write(skel, text).expect("generated skeleton is writable");
 }

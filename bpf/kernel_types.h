@@ -45,7 +45,11 @@ enum {
 #define AF_INET6 10
 
 #if defined(__TARGET_ARCH_x86)
+/* ia32 syscalls pass their arguments in bx, cx, dx, si, di, bp. */
 struct pt_regs {
+	unsigned long bx;
+	unsigned long cx;
+	unsigned long bp;
 	unsigned long di;
 	unsigned long si;
 	unsigned long dx;
@@ -57,6 +61,7 @@ struct pt_regs {
 #elif defined(__TARGET_ARCH_arm64)
 struct pt_regs {
 	__u64 regs[31];
+	__u64 pstate;
 	__u64 orig_x0;
 	__s32 syscallno;
 } __attribute__((preserve_access_index));
@@ -85,7 +90,24 @@ struct signal_struct {
 	atomic_t live;
 } __attribute__((preserve_access_index));
 
+#if defined(__TARGET_ARCH_x86)
+/* arch/x86/include/asm/thread_info.h: TS_COMPAT is set while an ia32
+ * syscall runs, also when a 64-bit process enters through int 0x80. */
+#define TS_COMPAT 0x0002
+struct thread_info {
+	__u32 status;
+} __attribute__((preserve_access_index));
+#else
+/* arch/arm64/include/asm/ptrace.h compat_user_mode(): the saved PSTATE of
+ * an AArch32 task has PSR_MODE32_BIT. Architectural, unlike TIF_32BIT,
+ * whose number moved when arm64 took the generic TIF bits. */
+#define PSR_MODE32_BIT 0x10
+#endif
+
 struct task_struct {
+#if defined(__TARGET_ARCH_x86)
+	struct thread_info thread_info;
+#endif
 	unsigned int flags;
 	int exit_code;
 	int pid;

@@ -14,8 +14,11 @@
 
 #define KESTREL_COMM_LEN 16
 #define KESTREL_PATH_MAX 256
-/* Upper bound for syscall numbers on x86_64 and arm64 (both below 512). */
-#define KESTREL_SYSCALL_MAX 512
+/* Size of each syscall table: every ABI's numbers (x86_64, arm64, i386,
+ * ARM EABI) stay below it. An enum, so the skeleton carries it to Rust. */
+enum kestrel_limits {
+	KESTREL_SYSCALL_MAX = 512,
+};
 
 enum kestrel_record_type {
 	KR_CLONE = 1,   /* parent side of clone/clone3/fork/vfork: ret is the child tid */
@@ -80,7 +83,8 @@ enum kestrel_handler {
 };
 
 /*
- * sys_table[nr], set by user space before load: selection bits (bits 0-1),
+ * sys_table[nr] (64-bit ABI) and compat_table[nr] (i386 / ARM EABI), set by
+ * user space before load: selection bits (bits 0-1),
  * drop category (bits 4-7), handler (bits 8-15). 0 = not selected.
  */
 enum kestrel_sel {
@@ -98,6 +102,7 @@ enum kestrel_flags {
 	KF_PATH_FAULT = 0x4,   /* user memory could not be read; field left empty */
 	KF_PATH_TRUNC = 0x8,   /* path longer than KESTREL_PATH_MAX, truncated */
 	KF_CLOEXEC = 0x10,     /* the new fd is close-on-exec */
+	KF_COMPAT = 0x20,      /* a 32-bit task's syscall: nr is from its ABI's table */
 };
 
 struct kestrel_hdr {
@@ -218,6 +223,7 @@ struct kestrel_abi {
 	enum kestrel_handler handler;
 	enum kestrel_sel sel;
 	enum kestrel_flags flags;
+	enum kestrel_limits limits;
 };
 
 #endif /* KESTREL_H */

@@ -16,6 +16,7 @@ use rustix::time::{
 };
 
 use crate::capture::record::decode;
+use crate::capture::skel::types::kestrel_flags as KF;
 use crate::capture::{Probe, ProbeConfig, ProgStats, StatsSource};
 use crate::metrics::resources::Resources;
 use crate::metrics::{HostInfo, Inputs, MetricsConfig, Snapshotter};
@@ -50,6 +51,8 @@ pub struct StartError(pub String);
 pub struct Pipeline {
     pub state: State,
     pub num_evts: u64,
+    /// Records of 32-bit tasks' syscalls, decoded with their ABI's table.
+    pub num_compat_evts: u64,
 }
 
 impl Pipeline {
@@ -58,6 +61,7 @@ impl Pipeline {
         self.num_evts += 1;
         match decode(data) {
             Ok(rec) => {
+                self.num_compat_evts += u64::from(rec.has_flag(KF::KF_COMPAT));
                 self.state.apply(&rec);
                 if self.state.log_full_drop {
                     self.state.log_full_drop = false;
@@ -180,8 +184,10 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     let kept = crate::privilege::drop_after_attach().map_err(StartError)?;
     let attached: Vec<&str> = probe.attached().collect();
     eprintln!(
-        "kestrel {}: probe attached ({}), {} syscalls selected, {} threads seeded, bpf stats: {}, capabilities kept: {:?}",
+        "kestrel {}: probe attached via {} with {} ({}), {} syscalls selected, {} threads seeded, bpf stats: {}, capabilities kept: {:?}",
         crate::metrics::VERSION,
+        probe.attach_path().name(),
+        probe.btf_source(),
         attached.join(", "),
         cfg.probe.selection.resolve().len(),
         seeded,
@@ -204,7 +210,11 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         );
     }
 
-    let pipeline = RefCell::new(Pipeline { state, num_evts: 0 });
+    let pipeline = RefCell::new(Pipeline {
+        state,
+        num_evts: 0,
+        num_compat_evts: 0,
+    });
     let mut rb = RingBufferBuilder::new();
     rb.add(probe.events_map(), |data: &[u8]| {
         pipeline.borrow_mut().on_record(data);
@@ -239,6 +249,8 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         let p = pipeline.borrow();
         let inputs = Inputs {
             num_evts: p.num_evts,
+            num_compat_evts: p.num_compat_evts,
+            attach: probe.attach_path().name(),
             outputs_queue_num_drops: outputs.queue_drops,
             output_write_errors: outputs.write_errors,
             kernel,

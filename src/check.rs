@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::capture::btf::{self, BtfSource};
 use crate::capture::{Probe, ProbeConfig};
 
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
@@ -74,7 +75,60 @@ fn tracefs_root() -> Option<String> {
         .map(str::to_string)
 }
 
-pub fn run() -> Report {
+/// The BTF and attach-path lines: which path the agent would take and why.
+fn btf_lines(cfg: &ProbeConfig, release: &str) -> [Line; 2] {
+    let kernel_btf = Path::new(btf::KERNEL_BTF);
+    let has_kernel_btf = kernel_btf.exists();
+    let located = btf::locate(cfg.btf.as_deref(), kernel_btf, release);
+    let btf_line = match &located {
+        Ok(src @ BtfSource::Kernel) => line("btf", true, true, src.to_string(), ""),
+        Ok(BtfSource::File(p)) => {
+            let readable = std::fs::File::open(p).is_ok();
+            line(
+                "btf",
+                readable,
+                true,
+                format!(
+                    "external file {}{}",
+                    p.display(),
+                    if readable { "" } else { " (not readable)" }
+                ),
+                "make it with pahole -J --btf_encode_detached=FILE vmlinux, or fix the path",
+            )
+        }
+        Err(none) => {
+            let tried: Vec<String> = none.tried.iter().map(|p| p.display().to_string()).collect();
+            line(
+                "btf",
+                false,
+                true,
+                format!("none: tried {}", tried.join(", ")),
+                &none.fix(),
+            )
+        }
+    };
+    let attach = match btf::choose_path(cfg.attach, has_kernel_btf) {
+        Ok(p) => line(
+            "attach",
+            true,
+            true,
+            format!(
+                "{} ({})",
+                p.name(),
+                if has_kernel_btf {
+                    "the kernel has BTF"
+                } else {
+                    "no kernel BTF: classic raw tracepoints"
+                }
+            ),
+            "",
+        ),
+        Err(e) => line("attach", false, true, e, "use --attach auto or raw_tp"),
+    };
+    [btf_line, attach]
+}
+
+pub fn run(cfg: &ProbeConfig) -> Report {
     let mut v = Vec::new();
     let uname = rustix::system::uname();
     let machine = uname.machine().to_string_lossy().into_owned();
@@ -93,22 +147,10 @@ pub fn run() -> Report {
         "kernel",
         ver >= (5, 8),
         true,
-        format!("{release} (needs 5.8+: ring buffer, BTF tracepoints)"),
-        "upgrade to a 5.8 or newer kernel",
+        format!("{release} (needs 5.8+ for the BPF ring buffer)"),
+        "upgrade to a 5.8 or newer kernel (older ones are not supported)",
     ));
-
-    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
-    v.push(line(
-        "btf",
-        btf,
-        true,
-        if btf {
-            "/sys/kernel/btf/vmlinux present".into()
-        } else {
-            "/sys/kernel/btf/vmlinux missing".into()
-        },
-        "use a kernel built with CONFIG_DEBUG_INFO_BTF=y",
-    ));
+    v.extend(btf_lines(cfg, &release));
 
     let caps = cap_eff();
     let has = |bit: u32| caps & (1u64 << bit) != 0;
@@ -276,14 +318,15 @@ pub fn run() -> Report {
     let prereqs_ok = v.iter().all(|l| l.ok || !l.required);
     let probe = if prereqs_ok {
         let mut storage = MaybeUninit::uninit();
-        let loaded = Probe::load(&mut storage, &ProbeConfig::default());
+        let loaded = Probe::load(&mut storage, cfg);
         let l = match loaded {
             Ok(p) => line(
                 "probe",
                 true,
                 true,
                 format!(
-                    "loaded and attached: {}",
+                    "loaded and attached via {}: {}",
+                    p.attach_path().name(),
                     p.attached().collect::<Vec<_>>().join(", ")
                 ),
                 "",

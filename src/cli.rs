@@ -3,6 +3,7 @@
 
 use argh::FromArgs;
 
+use crate::capture::btf::AttachMode;
 use crate::capture::syscalls::Selection;
 use crate::output::OutputSpec;
 
@@ -18,6 +19,17 @@ pub struct Cli {
 pub enum Command {
     Run(RunArgs),
     Check(CheckArgs),
+    ExportProbe(ExportProbeArgs),
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "export-probe")]
+/// Write the BPF object this binary loads, byte for byte, to FILE; cut a
+/// kernel's BTF to what it needs with `bpftool gen min_core_btf FULL.btf MIN.btf FILE`.
+pub struct ExportProbeArgs {
+    /// where to write the object
+    #[argh(positional)]
+    pub file: String,
 }
 
 #[derive(FromArgs, Debug)]
@@ -28,6 +40,12 @@ pub struct CheckArgs {
     /// print the report as JSON
     #[argh(switch)]
     pub json: bool,
+    /// BTF file for CO-RE, as `run --btf`
+    #[argh(option)]
+    pub btf: Option<String>,
+    /// attach path, as `run --attach`
+    #[argh(option, from_str_fn(AttachMode::parse))]
+    pub attach: Option<AttachMode>,
 }
 
 fn parse_bool(s: &str) -> Result<bool, String> {
@@ -167,6 +185,13 @@ pub struct RunArgs {
     /// write the agent's pid to this file
     #[argh(option)]
     pub pidfile: Option<String>,
+    /// tracepoint flavour: auto (tp_btf when the kernel has BTF, else raw_tp), tp_btf or raw_tp
+    #[argh(option, from_str_fn(AttachMode::parse))]
+    pub attach: Option<AttachMode>,
+    /// BTF file for CO-RE when the kernel has none (default: search
+    /// /etc/kestrel/btf/RELEASE.btf, /usr/lib/kestrel/btf/RELEASE.btf)
+    #[argh(option)]
+    pub btf: Option<String>,
     /// more log lines on stderr
     #[argh(switch, short = 'v')]
     pub verbose: bool,
@@ -267,6 +292,8 @@ pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
         convert_memory_to_mb: cli.convert_memory_to_mb.or(file.convert_memory_to_mb),
         include_empty_values: cli.include_empty_values.or(file.include_empty_values),
         pidfile: cli.pidfile.or(file.pidfile),
+        attach: cli.attach.or(file.attach),
+        btf: cli.btf.or(file.btf),
         verbose: cli.verbose || file.verbose,
     })
 }
@@ -316,7 +343,7 @@ mod tests {
         v.extend(args);
         match Cli::from_args(&["kestrel"], &v).unwrap().cmd {
             Command::Run(r) => r,
-            Command::Check(_) => unreachable!("parsed run"),
+            _ => unreachable!("parsed run"),
         }
     }
 

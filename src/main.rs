@@ -1,4 +1,7 @@
 use kestrel::agent::{self, AgentConfig};
+use std::path::PathBuf;
+
+use kestrel::capture::btf::AttachMode;
 use kestrel::capture::{ProbeConfig, DEFAULT_RING_BYTES};
 use kestrel::cli::{self, Command};
 use kestrel::metrics::MetricsConfig;
@@ -11,8 +14,14 @@ fn main() {
     let cli = cli::parse_or_exit();
     let a = match cli.cmd {
         Command::Run(a) => a,
+        Command::ExportProbe(e) => export_probe(&e.file),
         Command::Check(c) => {
-            let report = kestrel::check::run();
+            let probe = ProbeConfig {
+                attach: c.attach.unwrap_or(AttachMode::Auto),
+                btf: c.btf.map(PathBuf::from),
+                ..ProbeConfig::default()
+            };
+            let report = kestrel::check::run(&probe);
             if c.json {
                 kestrel::check::print_json(&report);
             } else {
@@ -27,6 +36,8 @@ fn main() {
         probe: ProbeConfig {
             selection: a.syscalls.unwrap_or(probe.selection.clone()),
             enter_events: a.enter_events,
+            attach: a.attach.unwrap_or(AttachMode::Auto),
+            btf: a.btf.map(PathBuf::from),
             ..probe
         },
         metrics: MetricsConfig {
@@ -56,5 +67,23 @@ fn main() {
     if let Err(e) = agent::run(cfg) {
         eprintln!("kestrel: {}", e.0);
         std::process::exit(1);
+    }
+}
+
+/// Writes the embedded BPF object; exit 2 when the file cannot be written.
+fn export_probe(file: &str) -> ! {
+    let obj = kestrel::capture::probe_object();
+    match std::fs::write(file, obj) {
+        Ok(()) => {
+            println!(
+                "kestrel: wrote the probe object ({} bytes) to {file}",
+                obj.len()
+            );
+            std::process::exit(0)
+        }
+        Err(e) => {
+            eprintln!("kestrel: export-probe: cannot write {file}: {e}");
+            std::process::exit(2)
+        }
     }
 }

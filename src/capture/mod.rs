@@ -3,6 +3,7 @@
 //! Everything here happens at start or once per snapshot; the per-event path
 //! is the ring-buffer callback, which lives with the state tables.
 
+pub mod btf;
 pub mod floor;
 pub mod record;
 pub mod syscalls;
@@ -20,18 +21,26 @@ pub mod skel {
     include!(concat!(env!("OUT_DIR"), "/kestrel.skel.rs"));
 }
 
+use std::ffi::CString;
 use std::fmt;
 use std::mem::{size_of, MaybeUninit};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, OpenObject};
 
+use btf::{AttachMode, AttachPath, BtfSource, NoBtf};
 use skel::types::kestrel_counters;
 use skel::{KestrelSkel, KestrelSkelBuilder};
 use syscalls::Selection;
+
+/// The BPF object this binary carries, byte for byte (`kestrel export-probe`).
+pub fn probe_object() -> &'static [u8] {
+    &skel::DATA
+}
 
 /// Probe settings fixed at load time.
 #[derive(Clone, Debug)]
@@ -43,6 +52,9 @@ pub struct ProbeConfig {
     pub enter_events: bool,
     /// Pending bytes at which the probe wakes the consumer (0: every record).
     pub wakeup_bytes: u64,
+    pub attach: AttachMode,
+    /// BTF file for CO-RE instead of the kernel's own (`--btf`).
+    pub btf: Option<PathBuf>,
 }
 
 impl ProbeConfig {
@@ -54,6 +66,8 @@ impl ProbeConfig {
             ring_bytes,
             enter_events: false,
             wakeup_bytes: u64::from(ring_bytes) / 4,
+            attach: AttachMode::Auto,
+            btf: None,
         }
     }
 }
@@ -69,7 +83,9 @@ pub const DEFAULT_RING_BYTES: u32 = 1 << 20;
 /// Why the probe could not start; each renders as one line saying what to do.
 #[derive(Debug)]
 pub enum CaptureError {
-    NoBtf,
+    NoBtf(NoBtf),
+    BadAttach(String),
+    BtfFile { path: PathBuf, err: String },
     Permission(String),
     Verifier { prog: String, log_tail: String },
     Load(String),
@@ -80,9 +96,12 @@ pub enum CaptureError {
 impl fmt::Display for CaptureError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CaptureError::NoBtf => write!(
+            CaptureError::NoBtf(n) => write!(f, "{n}"),
+            CaptureError::BadAttach(e) => write!(f, "{e}"),
+            CaptureError::BtfFile { path, err } => write!(
                 f,
-                "kernel BTF missing (/sys/kernel/btf/vmlinux): this kernel needs CONFIG_DEBUG_INFO_BTF=y"
+                "BTF file {}: {err}; make it with pahole -J --btf_encode_detached=FILE vmlinux",
+                path.display()
             ),
             CaptureError::Permission(e) => write!(
                 f,
@@ -151,6 +170,8 @@ pub enum StatsSource {
 /// The attached probe.
 pub struct Probe<'obj> {
     skel: KestrelSkel<'obj>,
+    path: AttachPath,
+    btf: BtfSource,
     links: Vec<Link>,
     /// Attached program names; kept after detach so final stats still list them.
     attached: Vec<&'static str>,
@@ -225,9 +246,11 @@ impl<'obj> Probe<'obj> {
         storage: &'obj mut MaybeUninit<OpenObject>,
         cfg: &ProbeConfig,
     ) -> Result<Probe<'obj>, CaptureError> {
-        if !Path::new("/sys/kernel/btf/vmlinux").exists() {
-            return Err(CaptureError::NoBtf);
-        }
+        let kernel_btf = Path::new(btf::KERNEL_BTF);
+        let source = btf::locate(cfg.btf.as_deref(), kernel_btf, &btf::kernel_release())
+            .map_err(CaptureError::NoBtf)?;
+        let path =
+            btf::choose_path(cfg.attach, kernel_btf.exists()).map_err(CaptureError::BadAttach)?;
         let r = cfg.ring_bytes;
         if !r.is_power_of_two() || !(4096..=1 << 30).contains(&r) {
             return Err(CaptureError::BadRingSize(r));
@@ -236,17 +259,19 @@ impl<'obj> Probe<'obj> {
         raise_memlock();
 
         let selected = cfg.selection.resolve();
-        let mut open = KestrelSkelBuilder::default()
-            .open(storage)
-            .map_err(|e| classify(e, None))?;
+        let mut open = open_skel(storage, &source)?;
         let rodata = open
             .maps
             .rodata_data
             .as_deref_mut()
             .ok_or_else(|| CaptureError::Load("probe has no .rodata".into()))?;
         for sc in &selected {
+            let entry = syscalls::table_entry(sc, cfg.enter_events);
             if let Some(nr) = sc.nr {
-                rodata.sys_table[usize::from(nr)] = syscalls::table_entry(sc, cfg.enter_events);
+                rodata.sys_table[usize::from(nr)] = entry;
+            }
+            if let Some(nr) = sc.compat_nr {
+                rodata.compat_table[usize::from(nr)] = entry;
             }
         }
         rodata.wakeup_bytes = cfg.wakeup_bytes;
@@ -260,9 +285,18 @@ impl<'obj> Probe<'obj> {
         let fork_tp = cfg!(not(target_arch = "x86_64"))
             && wants(skel::types::kestrel_category::KC_CLONE_FORK);
         let exec_tp = wants(skel::types::kestrel_category::KC_EXECVE);
-        open.progs.sys_enter.set_autoload(cfg.enter_events);
-        open.progs.sched_p_fork.set_autoload(fork_tp);
-        open.progs.sched_p_exec.set_autoload(exec_tp);
+        let wanted = [
+            ("sys_exit", true),
+            ("sys_enter", cfg.enter_events),
+            ("sched_p_fork", fork_tp),
+            ("sched_p_exec", exec_tp),
+            ("sched_proc_exit", true),
+        ];
+        for (name, on) in wanted {
+            for p in [AttachPath::TpBtf, AttachPath::RawTp] {
+                prog_mut(&mut open.progs, name, p).set_autoload(on && p == path);
+            }
+        }
 
         let skel = open.load().map_err(|e| classify(e, None))?;
         let ncpus =
@@ -270,33 +304,43 @@ impl<'obj> Probe<'obj> {
         let stride = size_of::<kestrel_counters>().next_multiple_of(8);
         let mut probe = Probe {
             skel,
+            path,
+            btf: source,
             links: Vec::new(),
             attached: Vec::new(),
             counter_buf: vec![0u8; stride * ncpus],
             stats_fd: None,
         };
-        probe.attach("sys_exit")?;
-        if cfg.enter_events {
-            probe.attach("sys_enter")?;
+        for (name, on) in wanted {
+            if on {
+                probe.attach(name)?;
+            }
         }
-        if fork_tp {
-            probe.attach("sched_p_fork")?;
-        }
-        if exec_tp {
-            probe.attach("sched_p_exec")?;
-        }
-        probe.attach("sched_proc_exit")?;
         Ok(probe)
     }
 
+    /// The attach path taken and where CO-RE got its types.
+    pub fn attach_path(&self) -> AttachPath {
+        self.path
+    }
+
+    pub fn btf_source(&self) -> &BtfSource {
+        &self.btf
+    }
+
     fn prog(&self, name: &str) -> &libbpf_rs::ProgramMut<'obj> {
-        let progs = &self.skel.progs;
-        match name {
-            "sys_exit" => &progs.sys_exit,
-            "sys_enter" => &progs.sys_enter,
-            "sched_p_fork" => &progs.sched_p_fork,
-            "sched_p_exec" => &progs.sched_p_exec,
-            _ => &progs.sched_proc_exit,
+        let p = &self.skel.progs;
+        match (name, self.path) {
+            ("sys_exit", AttachPath::TpBtf) => &p.sys_exit,
+            ("sys_enter", AttachPath::TpBtf) => &p.sys_enter,
+            ("sched_p_fork", AttachPath::TpBtf) => &p.sched_p_fork,
+            ("sched_p_exec", AttachPath::TpBtf) => &p.sched_p_exec,
+            (_, AttachPath::TpBtf) => &p.sched_proc_exit,
+            ("sys_exit", AttachPath::RawTp) => &p.raw_sys_exit,
+            ("sys_enter", AttachPath::RawTp) => &p.raw_sys_enter,
+            ("sched_p_fork", AttachPath::RawTp) => &p.raw_p_fork,
+            ("sched_p_exec", AttachPath::RawTp) => &p.raw_p_exec,
+            (_, AttachPath::RawTp) => &p.raw_proc_exit,
         }
     }
 
@@ -396,4 +440,62 @@ impl<'obj> Probe<'obj> {
             }
         }
     }
+}
+
+/// The program behind a public name on one attach path: the raw_tp twins
+/// carry their own names in the object but report the tp_btf ones.
+fn prog_mut<'a, 'obj>(
+    progs: &'a mut skel::OpenKestrelProgs<'obj>,
+    name: &str,
+    path: AttachPath,
+) -> &'a mut libbpf_rs::OpenProgramMut<'obj> {
+    match (name, path) {
+        ("sys_exit", AttachPath::TpBtf) => &mut progs.sys_exit,
+        ("sys_enter", AttachPath::TpBtf) => &mut progs.sys_enter,
+        ("sched_p_fork", AttachPath::TpBtf) => &mut progs.sched_p_fork,
+        ("sched_p_exec", AttachPath::TpBtf) => &mut progs.sched_p_exec,
+        (_, AttachPath::TpBtf) => &mut progs.sched_proc_exit,
+        ("sys_exit", AttachPath::RawTp) => &mut progs.raw_sys_exit,
+        ("sys_enter", AttachPath::RawTp) => &mut progs.raw_sys_enter,
+        ("sched_p_fork", AttachPath::RawTp) => &mut progs.raw_p_fork,
+        ("sched_p_exec", AttachPath::RawTp) => &mut progs.raw_p_exec,
+        (_, AttachPath::RawTp) => &mut progs.raw_proc_exit,
+    }
+}
+
+/// Opens the skeleton; with an external BTF file CO-RE relocates against it.
+fn open_skel<'obj>(
+    storage: &'obj mut MaybeUninit<OpenObject>,
+    source: &BtfSource,
+) -> Result<skel::OpenKestrelSkel<'obj>, CaptureError> {
+    let BtfSource::File(path) = source else {
+        return KestrelSkelBuilder::default()
+            .open(storage)
+            .map_err(|e| classify(e, None));
+    };
+    if let Err(e) = std::fs::metadata(path).and_then(|m| {
+        if m.is_file() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("not a regular file"))
+        }
+    }) {
+        return Err(CaptureError::BtfFile {
+            path: path.clone(),
+            err: e.to_string(),
+        });
+    }
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| CaptureError::BtfFile {
+        path: path.clone(),
+        err: "path contains a NUL byte".into(),
+    })?;
+    let opts = libbpf_rs::libbpf_sys::bpf_object_open_opts {
+        sz: size_of::<libbpf_rs::libbpf_sys::bpf_object_open_opts>() as _,
+        btf_custom_path: c_path.as_ptr(),
+        ..Default::default()
+    };
+    // libbpf copies btf_custom_path during open; c_path outlives the call.
+    KestrelSkelBuilder::default()
+        .open_opts(opts, storage)
+        .map_err(|e| classify(e, None))
 }

@@ -11,6 +11,11 @@ use super::skel::types::{kestrel_category as Cat, kestrel_handler as H, kestrel_
 pub struct Syscall {
     pub name: &'static str,
     pub nr: Option<u16>,
+    /// The number a 32-bit task uses on this kernel: i386 on x86_64, ARM EABI
+    /// on arm64. Where the 32-bit ABI has a 16-bit-uid call and a `*32` one
+    /// (chown, setresuid ...), this is the `*32` one every current libc uses.
+    /// i386 has no accept (only socketcall, which is not decoded).
+    pub compat_nr: Option<u16>,
     pub handler: H,
     pub category: Cat,
     /// Part of the default set: what the thread and fd tables need.
@@ -18,17 +23,23 @@ pub struct Syscall {
 }
 
 macro_rules! table {
-    ($( $name:literal, $x86:expr, $arm:expr, $h:ident, $c:ident, $def:literal; )*) => {
+    ($( $name:literal, $x86:expr, $arm:expr, $i386:expr, $eabi:expr, $h:ident, $c:ident,
+        $def:literal; )*) => {
         /// Every syscall Kestrel can select, with this build's arch numbers.
         pub const SYSCALLS: &[Syscall] = &[
             $( Syscall {
                 name: $name,
                 nr: if cfg!(target_arch = "x86_64") { $x86 } else { $arm },
+                compat_nr: if cfg!(target_arch = "x86_64") { $i386 } else { $eabi },
                 handler: H::$h,
                 category: Cat::$c,
                 default: $def,
             }, )*
         ];
+
+        /// Every ABI's number of each syscall, whatever this build's arch.
+        #[cfg(test)]
+        const NUMBERS: &[(&str, [Option<u16>; 4])] = &[ $( ($name, [$x86, $arm, $i386, $eabi]), )* ];
     };
 }
 
@@ -37,58 +48,59 @@ const fn s(n: u16) -> Option<u16> {
     Some(n)
 }
 
-// name, x86_64, arm64 (asm-generic), handler, drop category, default
+// name, x86_64, arm64 (asm-generic), i386, ARM EABI, handler, drop category, default.
+// Checked against the kernel's UAPI headers by the tests below.
 table! {
-    "clone", s(56), s(220), KH_CLONE, KC_CLONE_FORK, true;
-    "clone3", s(435), s(435), KH_CLONE3, KC_CLONE_FORK, true;
-    "fork", s(57), N, KH_FORK, KC_CLONE_FORK, true;
-    "vfork", s(58), N, KH_FORK, KC_CLONE_FORK, true;
-    "execve", s(59), s(221), KH_EXECVE, KC_EXECVE, true;
-    "execveat", s(322), s(281), KH_EXECVE, KC_EXECVE, true;
-    "open", s(2), N, KH_OPEN, KC_OPEN, true;
-    "creat", s(85), N, KH_CREAT, KC_OPEN, true;
-    "openat", s(257), s(56), KH_OPENAT, KC_OPEN, true;
-    "openat2", s(437), s(437), KH_OPENAT2, KC_OPEN, true;
-    "open_by_handle_at", s(304), s(265), KH_OPEN_BY_HANDLE, KC_OPEN, true;
-    "close", s(3), s(57), KH_CLOSE, KC_CLOSE, true;
-    "dup", s(32), s(23), KH_DUP, KC_DIR_FILE, true;
-    "dup2", s(33), N, KH_DUP2, KC_DIR_FILE, true;
-    "dup3", s(292), s(24), KH_DUP3, KC_DIR_FILE, true;
-    "socket", s(41), s(198), KH_SOCKET, KC_OTHER_INTEREST, true;
-    "connect", s(42), s(203), KH_CONNECT, KC_CONNECT, true;
-    "accept", s(43), s(202), KH_ACCEPT, KC_OTHER_INTEREST, true;
-    "accept4", s(288), s(242), KH_ACCEPT4, KC_OTHER_INTEREST, true;
-    "chmod", s(90), N, KH_GENERIC, KC_DIR_FILE, false;
-    "fchmod", s(91), s(52), KH_GENERIC, KC_DIR_FILE, false;
-    "fchmodat", s(268), s(53), KH_GENERIC, KC_DIR_FILE, false;
-    "chown", s(92), N, KH_GENERIC, KC_DIR_FILE, false;
-    "fchown", s(93), s(55), KH_GENERIC, KC_DIR_FILE, false;
-    "lchown", s(94), N, KH_GENERIC, KC_DIR_FILE, false;
-    "fchownat", s(260), s(54), KH_GENERIC, KC_DIR_FILE, false;
-    "link", s(86), N, KH_GENERIC, KC_DIR_FILE, false;
-    "linkat", s(265), s(37), KH_GENERIC, KC_DIR_FILE, false;
-    "mkdir", s(83), N, KH_GENERIC, KC_DIR_FILE, false;
-    "mkdirat", s(258), s(34), KH_GENERIC, KC_DIR_FILE, false;
-    "mount", s(165), s(40), KH_GENERIC, KC_DIR_FILE, false;
-    "umount2", s(166), s(39), KH_GENERIC, KC_DIR_FILE, false;
-    "rename", s(82), N, KH_GENERIC, KC_DIR_FILE, false;
-    "renameat", s(264), s(38), KH_GENERIC, KC_DIR_FILE, false;
-    "renameat2", s(316), s(276), KH_GENERIC, KC_DIR_FILE, false;
-    "rmdir", s(84), N, KH_GENERIC, KC_DIR_FILE, false;
-    "symlink", s(88), N, KH_GENERIC, KC_DIR_FILE, false;
-    "symlinkat", s(266), s(36), KH_GENERIC, KC_DIR_FILE, false;
-    "unlink", s(87), N, KH_GENERIC, KC_DIR_FILE, false;
-    "unlinkat", s(263), s(35), KH_GENERIC, KC_DIR_FILE, false;
-    "bpf", s(321), s(280), KH_GENERIC, KC_OTHER_INTEREST, false;
-    "setpgid", s(109), s(154), KH_GENERIC, KC_OTHER_INTEREST, false;
-    "ptrace", s(101), s(117), KH_GENERIC, KC_OTHER_INTEREST, false;
-    "seccomp", s(317), s(277), KH_GENERIC, KC_OTHER_INTEREST, false;
-    "setns", s(308), s(268), KH_GENERIC, KC_OTHER_INTEREST, false;
-    "setresgid", s(119), s(149), KH_GENERIC, KC_OTHER_INTEREST, false;
-    "setresuid", s(117), s(147), KH_GENERIC, KC_OTHER_INTEREST, false;
-    "setsid", s(112), s(157), KH_GENERIC, KC_OTHER_INTEREST, false;
-    "unshare", s(272), s(97), KH_GENERIC, KC_OTHER_INTEREST, false;
-    "capset", s(126), s(91), KH_GENERIC, KC_OTHER_INTEREST, false;
+    "clone", s(56), s(220), s(120), s(120), KH_CLONE, KC_CLONE_FORK, true;
+    "clone3", s(435), s(435), s(435), s(435), KH_CLONE3, KC_CLONE_FORK, true;
+    "fork", s(57), N, s(2), s(2), KH_FORK, KC_CLONE_FORK, true;
+    "vfork", s(58), N, s(190), s(190), KH_FORK, KC_CLONE_FORK, true;
+    "execve", s(59), s(221), s(11), s(11), KH_EXECVE, KC_EXECVE, true;
+    "execveat", s(322), s(281), s(358), s(387), KH_EXECVE, KC_EXECVE, true;
+    "open", s(2), N, s(5), s(5), KH_OPEN, KC_OPEN, true;
+    "creat", s(85), N, s(8), s(8), KH_CREAT, KC_OPEN, true;
+    "openat", s(257), s(56), s(295), s(322), KH_OPENAT, KC_OPEN, true;
+    "openat2", s(437), s(437), s(437), s(437), KH_OPENAT2, KC_OPEN, true;
+    "open_by_handle_at", s(304), s(265), s(342), s(371), KH_OPEN_BY_HANDLE, KC_OPEN, true;
+    "close", s(3), s(57), s(6), s(6), KH_CLOSE, KC_CLOSE, true;
+    "dup", s(32), s(23), s(41), s(41), KH_DUP, KC_DIR_FILE, true;
+    "dup2", s(33), N, s(63), s(63), KH_DUP2, KC_DIR_FILE, true;
+    "dup3", s(292), s(24), s(330), s(358), KH_DUP3, KC_DIR_FILE, true;
+    "socket", s(41), s(198), s(359), s(281), KH_SOCKET, KC_OTHER_INTEREST, true;
+    "connect", s(42), s(203), s(362), s(283), KH_CONNECT, KC_CONNECT, true;
+    "accept", s(43), s(202), N, s(285), KH_ACCEPT, KC_OTHER_INTEREST, true;
+    "accept4", s(288), s(242), s(364), s(366), KH_ACCEPT4, KC_OTHER_INTEREST, true;
+    "chmod", s(90), N, s(15), s(15), KH_GENERIC, KC_DIR_FILE, false;
+    "fchmod", s(91), s(52), s(94), s(94), KH_GENERIC, KC_DIR_FILE, false;
+    "fchmodat", s(268), s(53), s(306), s(333), KH_GENERIC, KC_DIR_FILE, false;
+    "chown", s(92), N, s(212), s(212), KH_GENERIC, KC_DIR_FILE, false;
+    "fchown", s(93), s(55), s(207), s(207), KH_GENERIC, KC_DIR_FILE, false;
+    "lchown", s(94), N, s(198), s(198), KH_GENERIC, KC_DIR_FILE, false;
+    "fchownat", s(260), s(54), s(298), s(325), KH_GENERIC, KC_DIR_FILE, false;
+    "link", s(86), N, s(9), s(9), KH_GENERIC, KC_DIR_FILE, false;
+    "linkat", s(265), s(37), s(303), s(330), KH_GENERIC, KC_DIR_FILE, false;
+    "mkdir", s(83), N, s(39), s(39), KH_GENERIC, KC_DIR_FILE, false;
+    "mkdirat", s(258), s(34), s(296), s(323), KH_GENERIC, KC_DIR_FILE, false;
+    "mount", s(165), s(40), s(21), s(21), KH_GENERIC, KC_DIR_FILE, false;
+    "umount2", s(166), s(39), s(52), s(52), KH_GENERIC, KC_DIR_FILE, false;
+    "rename", s(82), N, s(38), s(38), KH_GENERIC, KC_DIR_FILE, false;
+    "renameat", s(264), s(38), s(302), s(329), KH_GENERIC, KC_DIR_FILE, false;
+    "renameat2", s(316), s(276), s(353), s(382), KH_GENERIC, KC_DIR_FILE, false;
+    "rmdir", s(84), N, s(40), s(40), KH_GENERIC, KC_DIR_FILE, false;
+    "symlink", s(88), N, s(83), s(83), KH_GENERIC, KC_DIR_FILE, false;
+    "symlinkat", s(266), s(36), s(304), s(331), KH_GENERIC, KC_DIR_FILE, false;
+    "unlink", s(87), N, s(10), s(10), KH_GENERIC, KC_DIR_FILE, false;
+    "unlinkat", s(263), s(35), s(301), s(328), KH_GENERIC, KC_DIR_FILE, false;
+    "bpf", s(321), s(280), s(357), s(386), KH_GENERIC, KC_OTHER_INTEREST, false;
+    "setpgid", s(109), s(154), s(57), s(57), KH_GENERIC, KC_OTHER_INTEREST, false;
+    "ptrace", s(101), s(117), s(26), s(26), KH_GENERIC, KC_OTHER_INTEREST, false;
+    "seccomp", s(317), s(277), s(354), s(383), KH_GENERIC, KC_OTHER_INTEREST, false;
+    "setns", s(308), s(268), s(346), s(375), KH_GENERIC, KC_OTHER_INTEREST, false;
+    "setresgid", s(119), s(149), s(210), s(210), KH_GENERIC, KC_OTHER_INTEREST, false;
+    "setresuid", s(117), s(147), s(208), s(208), KH_GENERIC, KC_OTHER_INTEREST, false;
+    "setsid", s(112), s(157), s(66), s(66), KH_GENERIC, KC_OTHER_INTEREST, false;
+    "unshare", s(272), s(97), s(310), s(337), KH_GENERIC, KC_OTHER_INTEREST, false;
+    "capset", s(126), s(91), s(185), s(185), KH_GENERIC, KC_OTHER_INTEREST, false;
 }
 
 pub fn by_name(name: &str) -> Option<&'static Syscall> {
@@ -146,7 +158,7 @@ impl Selection {
         };
         SYSCALLS
             .iter()
-            .filter(|sc| sc.nr.is_some() && wanted(sc))
+            .filter(|sc| (sc.nr.is_some() || sc.compat_nr.is_some()) && wanted(sc))
             .collect()
     }
 }
@@ -155,13 +167,44 @@ impl Selection {
 mod tests {
     use super::*;
 
+    /// `#define __NR_<name> <n>` (or `(__NR_SYSCALL_BASE + n)`, base 0 on EABI).
+    fn uapi_number(header: &str, name: &str) -> Option<u16> {
+        let text = std::fs::read_to_string(header).unwrap_or_else(|e| {
+            panic!("{header}: {e} (scripts/install-build-deps.sh installs it)")
+        });
+        let key = format!("__NR_{name}");
+        text.lines().find_map(|l| {
+            let mut it = l.split_whitespace();
+            (it.next() == Some("#define") && it.next() == Some(&key)).then(|| {
+                let v: String = it.collect::<String>();
+                let v = v
+                    .trim_start_matches("(__NR_SYSCALL_BASE+")
+                    .trim_end_matches(')');
+                v.parse().expect("a plain number")
+            })?
+        })
+    }
+
     #[test]
-    fn numbers_are_unique_and_in_range() {
-        let mut seen = std::collections::HashSet::new();
-        for sc in SYSCALLS.iter().filter(|s| s.nr.is_some()) {
-            let nr = sc.nr.unwrap();
-            assert!((nr as usize) < 512, "{} out of range", sc.name);
-            assert!(seen.insert(nr), "{} shares number {nr}", sc.name);
+    fn numbers_match_the_kernel_uapi_headers() {
+        const HEADERS: [&str; 4] = [
+            "/usr/include/x86_64-linux-gnu/asm/unistd_64.h",
+            "/usr/include/asm-generic/unistd.h",
+            "/usr/include/x86_64-linux-gnu/asm/unistd_32.h",
+            "/usr/arm-linux-gnueabihf/include/asm/unistd-eabi.h",
+        ];
+        for (name, nrs) in NUMBERS {
+            for (abi, (header, nr)) in HEADERS.iter().zip(nrs).enumerate() {
+                // The 32-bit ABIs keep 16-bit-uid calls under the plain name.
+                let uapi_name = match (abi, *name) {
+                    (2 | 3, "chown" | "fchown" | "lchown" | "setresuid" | "setresgid") => {
+                        format!("{name}32")
+                    }
+                    _ => name.to_string(),
+                };
+                assert_eq!(*nr, uapi_number(header, &uapi_name), "{name} in {header}");
+                assert!(nr.is_none_or(|n| usize::from(n) < KESTREL_SYSCALL_MAX));
+            }
         }
     }
 

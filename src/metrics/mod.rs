@@ -60,6 +60,9 @@ impl Default for MetricsConfig {
 /// What the loop hands over at snapshot time.
 pub struct Inputs<'a> {
     pub num_evts: u64,
+    pub num_compat_evts: u64,
+    /// tp_btf or raw_tp.
+    pub attach: &'a str,
     pub outputs_queue_num_drops: u64,
     pub output_write_errors: u64,
     pub kernel: KernelCounters,
@@ -316,6 +319,8 @@ impl Snapshotter {
             "kestrel.output_write_errors",
             Value::U64(inp.output_write_errors),
         );
+        f.put("kestrel.attach", Value::Str(inp.attach));
+        f.put("kestrel.n_compat_evts", Value::U64(inp.num_compat_evts));
 
         if let Some(r) = res {
             let mem_kb = |kb| {

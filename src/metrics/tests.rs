@@ -105,6 +105,8 @@ fn host() -> HostInfo {
 fn inputs(progs: &[ProgStats], num_evts: u64, kernel: KernelCounters) -> Inputs<'_> {
     Inputs {
         num_evts,
+        num_compat_evts: 0,
+        attach: "tp_btf",
         outputs_queue_num_drops: 0,
         output_write_errors: 0,
         kernel,

@@ -7,7 +7,8 @@
 # lists, status file, cache and architecture; the host's apt state is not read
 # or written), verifies each .deb against tests/qemu/pins.sha256, and extracts
 #   $CACHE/kernels/<role>/{vmlinuz,config,release,package}
-#   $CACHE/busybox/<arch>/busybox
+#   $CACHE/busybox/<arch>/busybox            (arm64, amd64, armhf, i386)
+#   $CACHE/debs/linux-source-6.1_*_all.deb   (not extracted; build-kernel.sh)
 # where CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}.
 #
 # --update-pins  resolve the newest matching package the archive serves now,
@@ -37,13 +38,17 @@ for a in "$@"; do
     esac
 done
 
-# role | apt environment (suite/arch) | package-name regex (anchored by apt-cache search)
+# role | apt environment (suite/arch) | package-name regex (anchored by apt-cache
+# search) | .deb architecture if not the environment's (e.g. "all")
 ROLES=(
     "arm64-6.1|bookworm-arm64|^linux-image-6\.1[.0-9-]*-arm64-unsigned$"
     "arm64-5.10|bullseye-arm64|^linux-image-5\.10[.0-9-]*-arm64-unsigned$"
     "amd64-6.1|bookworm-amd64|^linux-image-6\.1[.0-9-]*-amd64-unsigned$"
     "busybox-arm64|bookworm-arm64|^busybox-static$"
     "busybox-amd64|bookworm-amd64|^busybox-static$"
+    "busybox-armhf|bookworm-armhf|^busybox-static$"
+    "busybox-i386|bookworm-i386|^busybox-static$"
+    "src-6.1|bookworm-arm64|^linux-source-6\.1$|all"
 )
 
 # ---------------------------------------------------------------- host tools
@@ -230,8 +235,8 @@ mkdir -p "$CACHE/debs" "$CACHE/kernels" "$CACHE/busybox"
 new_pins=()
 status=0
 for entry in "${ROLES[@]}"; do
-    IFS='|' read -r role env re <<<"$entry"
-    arch=${env##*-}
+    IFS='|' read -r role env re debarch <<<"$entry"
+    arch=${debarch:-${env##*-}}
     file=$(pinned_file "$role" "$re" "$arch")
     if [ "$UPDATE_PINS" -eq 1 ]; then
         apt_update_once "$env"
@@ -259,6 +264,7 @@ for entry in "${ROLES[@]}"; do
     new_pins+=("$sum  $file")
     case $role in
         busybox-*) extract_busybox "$arch" "$deb" "$sum" ;;
+        src-*) ;; # kernel source: tests/qemu/build-kernel.sh unpacks it
         *) extract_kernel "$role" "$deb" "$sum" ;;
     esac
     log "ok $role: $pkg $ver"

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Record plumbing shared by every program: per-CPU counters, the scratch
+ * record, header and task fields, and the two ways into the ring buffer
+ * (copy a variable-size record, or build a fixed-size one in place). Every
+ * outcome is counted: a record is either delivered or lands in a drop
+ * counter. Included by kestrel.bpf.c after its maps.
+ */
+#ifndef KESTREL_EMIT_H
+#define KESTREL_EMIT_H
+
+_Static_assert((KC_MAX * KD_MAX & (KC_MAX * KD_MAX - 1)) == 0,
+	       "count_drop masks its index: categories x directions must be a power of two");
+_Static_assert(KR_TYPE_MAX <= 0xffff && KH_MAX <= 0xff && KC_MAX <= KSEL_CAT_MASK + 1,
+	       "selection word fields overflow");
+
+static __always_inline struct kestrel_counters *get_counters(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&counters, &zero);
+}
+
+static __always_inline union kestrel_record *get_scratch(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch, &zero);
+}
+
+static __always_inline void fill_hdr(struct kestrel_hdr *h, __u16 type, __s16 nr, __s64 ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	h->jiffies = bpf_jiffies64();
+	h->tid = (__u32)id;
+	h->pid = id >> 32;
+	h->type = type;
+	h->len = 0;
+	h->nr = nr;
+	h->flags = 0;
+	h->ret = ret;
+}
+
+static __always_inline void fill_task(struct kestrel_task *t, struct task_struct *task)
+{
+	t->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	t->uid = BPF_CORE_READ(task, real_cred, uid.val);
+	t->gid = BPF_CORE_READ(task, real_cred, gid.val);
+	t->old_tid = 0;
+	t->start_ns = BPF_CORE_READ(task, start_time);
+	BPF_CORE_READ_INTO(&t->comm, task, comm);
+}
+
+static __always_inline void count_drop(struct kestrel_counters *c, int cat, int dir)
+{
+	c->n_drops_buffer_total++;
+	if ((unsigned int)cat < KC_MAX && (unsigned int)dir < KD_MAX) {
+		__u32 idx = (__u32)cat * KD_MAX + (__u32)dir;
+
+		/* Keep the mask: it is the bound the verifier tracks. */
+		idx &= KC_MAX * KD_MAX - 1;
+		barrier_var(idx);
+		(&c->n_drops_buffer[0][0])[idx & (KC_MAX * KD_MAX - 1)]++;
+	} else {
+		c->n_drops_bug++;
+	}
+}
+
+/*
+ * Asking the ring how full it is costs ~40 ns here, so each CPU asks on
+ * every 64th record only; between asks it adds at most 64 records, far
+ * below the threshold.
+ */
+static __always_inline __u64 wake_flags(struct kestrel_counters *c)
+{
+	if (!wakeup_bytes)
+		return 0;
+	if ((c->n_evts & 63) == 0 &&
+	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
+/* Copies a variable-size record built in scratch space. */
+static __always_inline void emit(struct kestrel_counters *c, void *rec, __u64 len, int cat, int dir)
+{
+	c->n_evts++;
+	if (len > sizeof(union kestrel_record)) {
+		c->n_drops_scratch_map++;
+		return;
+	}
+	((struct kestrel_hdr *)rec)->len = len;
+	if (bpf_ringbuf_output(&events, rec, len, wake_flags(c)))
+		count_drop(c, cat, dir);
+}
+
+/*
+ * Fixed-size records are built in place in the ring buffer: no scratch
+ * lookup, no copy. A full ring is counted here; the caller must submit.
+ */
+static __always_inline void *reserve(struct kestrel_counters *c, __u64 size, int cat, int dir)
+{
+	void *r;
+
+	c->n_evts++;
+	r = bpf_ringbuf_reserve(&events, size, 0);
+	if (!r)
+		count_drop(c, cat, dir);
+	return r;
+}
+
+static __always_inline void submit(struct kestrel_counters *c, void *rec, __u64 size)
+{
+	((struct kestrel_hdr *)rec)->len = size;
+	bpf_ringbuf_submit(rec, wake_flags(c));
+}
+
+/* Reads a user string; returns the stored length including the NUL. */
+static __always_inline __u16 read_user_path(struct kestrel_counters *c, struct kestrel_hdr *h,
+					    char *dst, __u64 src)
+{
+	long n = bpf_probe_read_user_str(dst, KESTREL_PATH_MAX, (const void *)src);
+
+	if (n <= 0) {
+		dst[0] = 0;
+		h->flags |= KF_PATH_FAULT;
+		c->n_drops_page_faults++;
+		return 1;
+	}
+	if (n == KESTREL_PATH_MAX)
+		h->flags |= KF_PATH_TRUNC;
+	return n & (KESTREL_PATH_MAX - 1 + KESTREL_PATH_MAX);
+}
+
+#endif /* KESTREL_EMIT_H */

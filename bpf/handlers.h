@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * One small handler per syscall family, shared by both attach paths and
+ * both ABIs: each reads only what the state tables use and emits one record.
+ * The family comes from the handler bits user space wrote into the table.
+ */
+#ifndef KESTREL_HANDLERS_H
+#define KESTREL_HANDLERS_H
+
+static __always_inline void read_sockaddr(struct kestrel_counters *c, struct kestrel_sockaddr *r,
+					  __u64 uaddr)
+{
+	struct sockaddr_in6 sa = {};
+
+	r->family = 0;
+	r->port = 0;
+	__builtin_memset(r->addr, 0, sizeof(r->addr));
+	if (!uaddr)
+		return;
+	if (bpf_probe_read_user(&sa, sizeof(sa), (const void *)uaddr)) {
+		/* An AF_INET address may end before a sockaddr_in6 would. */
+		if (bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), (const void *)uaddr)) {
+			r->hdr.flags |= KF_PATH_FAULT;
+			c->n_drops_page_faults++;
+			return;
+		}
+	}
+	r->family = sa.sin6_family;
+	r->port = __builtin_bswap16(sa.sin6_port);
+	if (sa.sin6_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+
+		__builtin_memcpy(r->addr, &in->sin_addr, 4);
+	} else if (sa.sin6_family == AF_INET6) {
+		__builtin_memcpy(r->addr, sa.sin6_addr, 16);
+	}
+}
+
+static __always_inline void handle_clone(struct kestrel_counters *c, const struct call *k)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct kestrel_clone *r;
+	__u64 flags = 0;
+
+	if (k->handler == KH_CLONE) {
+		flags = sys_arg(k, 0);
+	} else if (k->handler == KH_CLONE3) {
+		if (bpf_probe_read_user(&flags, sizeof(flags), (const void *)sys_arg(k, 0)))
+			flags = 0;
+	}
+	r = reserve(c, sizeof(*r), k->cat, KD_EXIT);
+	if (!r)
+		return;
+	/* x86_64: the new child returns through sys_exit with 0. */
+	fill_call_hdr(&r->hdr, k->ret == 0 ? KR_CLONE_CHILD : KR_CLONE, k);
+	fill_task(&r->task, task);
+	r->clone_flags = flags;
+	if (flags & CLONE_THREAD)
+		r->hdr.flags |= KF_CLONE_THREAD;
+	submit(c, r, sizeof(*r));
+}
+
+static __always_inline void handle_open(struct kestrel_counters *c, const struct call *k)
+{
+	union kestrel_record *r = get_scratch();
+	struct kestrel_open *o;
+	__u64 path = 0;
+
+	if (!r) {
+		c->n_drops_bug++;
+		return;
+	}
+	o = &r->open;
+	fill_call_hdr(&o->hdr, KR_OPEN, k);
+	o->dirfd = -100; /* AT_FDCWD */
+	o->flags = 0;
+	o->mode = 0;
+	switch (k->handler) {
+	case KH_OPEN:
+		path = sys_arg(k, 0);
+		o->flags = sys_arg(k, 1);
+		o->mode = sys_arg(k, 2);
+		break;
+	case KH_OPENAT:
+		o->dirfd = sys_arg(k, 0);
+		path = sys_arg(k, 1);
+		o->flags = sys_arg(k, 2);
+		o->mode = sys_arg(k, 3);
+		break;
+	case KH_OPENAT2: {
+		__u64 how[2] = {};
+
+		o->dirfd = sys_arg(k, 0);
+		path = sys_arg(k, 1);
+		if (bpf_probe_read_user(how, sizeof(how), (const void *)sys_arg(k, 2)) == 0) {
+			o->flags = how[0];
+			o->mode = how[1];
+		}
+		break;
+	}
+	case KH_CREAT:
+		path = sys_arg(k, 0);
+		o->flags = 01 | 0100 | 01000; /* O_WRONLY|O_CREAT|O_TRUNC */
+		o->mode = sys_arg(k, 1);
+		break;
+	default: /* open_by_handle_at */
+		o->dirfd = sys_arg(k, 0);
+		o->flags = sys_arg(k, 2);
+		break;
+	}
+	if (o->flags & O_CLOEXEC_GENERIC)
+		o->hdr.flags |= KF_CLOEXEC;
+	if (path) {
+		o->path_len = read_user_path(c, &o->hdr, o->path, path);
+	} else {
+		o->path_len = 1;
+		o->path[0] = 0;
+	}
+	emit(c, o, __builtin_offsetof(struct kestrel_open, path) + o->path_len, k->cat, KD_EXIT);
+}
+
+static __always_inline void handle_fd(struct kestrel_counters *c, const struct call *k)
+{
+	struct kestrel_fd *f = reserve(c, sizeof(*f), k->cat, KD_EXIT);
+
+	if (!f)
+		return;
+	fill_call_hdr(&f->hdr, k->handler == KH_CLOSE ? KR_CLOSE : KR_DUP, k);
+	f->fd = (__s32)sys_arg(k, 0);
+	f->flags = k->handler == KH_DUP3 ? sys_arg(k, 2) : 0;
+	f->pad = 0;
+	if (f->flags & O_CLOEXEC_GENERIC)
+		f->hdr.flags |= KF_CLOEXEC;
+	submit(c, f, sizeof(*f));
+}
+
+static __always_inline void handle_socket(struct kestrel_counters *c, const struct call *k)
+{
+	struct kestrel_socket *r = reserve(c, sizeof(*r), k->cat, KD_EXIT);
+
+	if (!r)
+		return;
+	fill_call_hdr(&r->hdr, KR_SOCKET, k);
+	r->domain = sys_arg(k, 0);
+	r->type = sys_arg(k, 1);
+	r->protocol = sys_arg(k, 2);
+	r->pad = 0;
+	if (r->type & SOCK_CLOEXEC)
+		r->hdr.flags |= KF_CLOEXEC;
+	submit(c, r, sizeof(*r));
+}
+
+static __always_inline void handle_sockaddr(struct kestrel_counters *c, const struct call *k)
+{
+	struct kestrel_sockaddr *r = reserve(c, sizeof(*r), k->cat, KD_EXIT);
+	bool connect = k->handler == KH_CONNECT;
+
+	if (!r)
+		return;
+	fill_call_hdr(&r->hdr, connect ? KR_CONNECT : KR_ACCEPT, k);
+	r->fd = (__s32)sys_arg(k, 0);
+	r->flags = k->handler == KH_ACCEPT4 ? sys_arg(k, 3) : 0;
+	if (r->flags & SOCK_CLOEXEC)
+		r->hdr.flags |= KF_CLOEXEC;
+	/* A failed accept has no peer to read; a failed connect still names its target. */
+	read_sockaddr(c, r, (connect || k->ret >= 0) ? sys_arg(k, 1) : 0);
+	submit(c, r, sizeof(*r));
+}
+
+static __always_inline void handle_generic(struct kestrel_counters *c, const struct call *k,
+					   __u16 type, int dir)
+{
+	struct kestrel_generic *g = reserve(c, sizeof(*g), k->cat, dir);
+
+	if (!g)
+		return;
+	fill_call_hdr(&g->hdr, type, k);
+	g->args[0] = sys_arg(k, 0);
+	g->args[1] = sys_arg(k, 1);
+	g->args[2] = sys_arg(k, 2);
+	g->args[3] = sys_arg(k, 3);
+	g->args[4] = sys_arg(k, 4);
+	g->args[5] = sys_arg(k, 5);
+	submit(c, g, sizeof(*g));
+}
+
+static __always_inline void dispatch_exit(struct kestrel_counters *c, const struct call *k)
+{
+	switch (k->handler) {
+	case KH_CLONE:
+	case KH_CLONE3:
+	case KH_FORK:
+		handle_clone(c, k);
+		break;
+	case KH_EXECVE:
+		/* Successful execs come from sched_process_exec on every arch. */
+		if (k->ret != 0)
+			handle_generic(c, k, KR_EXECVE, KD_EXIT);
+		break;
+	case KH_OPEN:
+	case KH_OPENAT:
+	case KH_OPENAT2:
+	case KH_CREAT:
+	case KH_OPEN_BY_HANDLE:
+		handle_open(c, k);
+		break;
+	case KH_CLOSE:
+	case KH_DUP:
+	case KH_DUP2:
+	case KH_DUP3:
+		handle_fd(c, k);
+		break;
+	case KH_SOCKET:
+		handle_socket(c, k);
+		break;
+	case KH_CONNECT:
+	case KH_ACCEPT:
+	case KH_ACCEPT4:
+		handle_sockaddr(c, k);
+		break;
+	default:
+		handle_generic(c, k, KR_GENERIC, KD_EXIT);
+		break;
+	}
+}
+
+#endif /* KESTREL_HANDLERS_H */

@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * One syscall as the exit (or enter) tracepoint sees it, and how to read its
+ * number and arguments on either attach path and either ABI.
+ *
+ * `btf` is a compile-time constant per entry point: tp_btf programs get a
+ * BTF-typed pt_regs the verifier lets them dereference; raw_tp programs get
+ * a plain number and must copy through bpf_probe_read_kernel (BPF_CORE_READ,
+ * still relocated by CO-RE). Handlers are always inlined, so each entry
+ * point compiles only its own branch.
+ *
+ * `compat` marks a 32-bit task's syscall. Its number belongs to the i386 or
+ * ARM EABI table, never to the 64-bit one, and on x86 its arguments sit in
+ * other registers. Checked before any table lookup, as falcosecurity/libs
+ * does in driver/modern_bpf/programs/attached/dispatchers/syscall_exit.bpf.c
+ * (sys_exit, through bpf_in_ia32_syscall()).
+ */
+#ifndef KESTREL_SYSCALL_H
+#define KESTREL_SYSCALL_H
+
+struct call {
+	struct pt_regs *regs;
+	long ret;
+	__s16 nr;
+	__u8 handler;
+	__u8 cat;
+	bool btf;
+	bool compat;
+};
+
+/* The local copy keeps CO-RE from relocating the access to struct call. */
+#define REG(k, field)                                                        \
+	({                                                                   \
+		struct pt_regs *__regs = (k)->regs;                          \
+		(k)->btf ? __regs->field : BPF_CORE_READ(__regs, field);     \
+	})
+
+static __always_inline __u64 call_nr(const struct call *k)
+{
+#if defined(__TARGET_ARCH_x86)
+	return REG(k, orig_ax);
+#else
+	return (__u64)(__s64)REG(k, syscallno);
+#endif
+}
+
+static __always_inline bool call_is_compat(const struct call *k)
+{
+#if defined(__TARGET_ARCH_x86)
+	struct task_struct *t;
+
+	if (k->btf) {
+		t = bpf_get_current_task_btf();
+		return t->thread_info.status & TS_COMPAT;
+	}
+	t = (struct task_struct *)bpf_get_current_task();
+	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
+#else
+	return REG(k, pstate) & PSR_MODE32_BIT;
+#endif
+}
+
+static __always_inline __u64 sys_arg(const struct call *k, int i)
+{
+#if defined(__TARGET_ARCH_x86)
+	if (k->compat) {
+		switch (i) {
+		case 0: return (__u32)REG(k, bx);
+		case 1: return (__u32)REG(k, cx);
+		case 2: return (__u32)REG(k, dx);
+		case 3: return (__u32)REG(k, si);
+		case 4: return (__u32)REG(k, di);
+		default: return (__u32)REG(k, bp);
+		}
+	}
+	switch (i) {
+	case 0: return REG(k, di);
+	case 1: return REG(k, si);
+	case 2: return REG(k, dx);
+	case 3: return REG(k, r10);
+	case 4: return REG(k, r8);
+	default: return REG(k, r9);
+	}
+#else
+	__u64 v;
+
+	/* arm64 overwrites x0 with the return value; orig_x0 keeps arg 0.
+	 * An AArch32 task passes r0-r5 in the same slots. */
+	switch (i) {
+	case 0: v = REG(k, orig_x0); break;
+	case 1: v = REG(k, regs[1]); break;
+	case 2: v = REG(k, regs[2]); break;
+	case 3: v = REG(k, regs[3]); break;
+	case 4: v = REG(k, regs[4]); break;
+	default: v = REG(k, regs[5]); break;
+	}
+	return k->compat ? (__u32)v : v;
+#endif
+}
+
+/* A syscall record's header: the caller's identity plus the call's ABI. */
+static __always_inline void fill_call_hdr(struct kestrel_hdr *h, __u16 type, const struct call *k)
+{
+	fill_hdr(h, type, k->nr, k->ret);
+	if (k->compat)
+		h->flags |= KF_COMPAT;
+}
+
+#endif /* KESTREL_SYSCALL_H */
