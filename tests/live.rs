@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::mem::MaybeUninit;
 use std::time::Duration;
 
+use kestrel::capture::btf::{AttachMode, KERNEL_BTF};
 use kestrel::capture::record::{decode, Record};
 use kestrel::capture::syscalls::Selection;
 use kestrel::capture::{Probe, ProbeConfig};
@@ -83,6 +84,35 @@ fn capture(
 
 #[test]
 fn every_fork_exec_and_open_of_this_tree_is_seen_exactly() {
+    exact_tree(AttachMode::TpBtf, None);
+}
+
+#[test]
+fn raw_tp_sees_the_same_tree_exactly() {
+    exact_tree(AttachMode::RawTp, None);
+}
+
+/// CO-RE against a file instead of the running kernel: the kernel's own BTF
+/// read as a file, then the minimal BTF bpftool cuts from it for this probe.
+#[test]
+fn raw_tp_with_external_full_and_minimal_btf_sees_the_tree_exactly() {
+    exact_tree(AttachMode::RawTp, Some(KERNEL_BTF.into()));
+    let obj = tmp("probe.bpf.o");
+    let min = tmp("min.btf");
+    std::fs::write(&obj, kestrel::capture::probe_object()).unwrap();
+    let st = std::process::Command::new("bpftool")
+        .args(["gen", "min_core_btf", KERNEL_BTF, &min, &obj])
+        .status()
+        .expect("bpftool (Debian's bpftool package; scripts/test.sh installs it)");
+    assert!(st.success(), "bpftool gen min_core_btf failed");
+    let size = std::fs::metadata(&min).unwrap().len();
+    assert!(size > 0 && size < 16 * 1024, "minimal BTF is {size} bytes");
+    exact_tree(AttachMode::RawTp, Some(min.clone().into()));
+    let _ = std::fs::remove_file(&obj);
+    let _ = std::fs::remove_file(&min);
+}
+
+fn exact_tree(attach: AttachMode, btf: Option<std::path::PathBuf>) {
     let _g = serial();
     if !bpf_allowed() {
         return;
@@ -99,6 +129,8 @@ fn every_fork_exec_and_open_of_this_tree_is_seen_exactly() {
     let (raw, counters) = capture(
         ProbeConfig {
             wakeup_bytes: 0,
+            attach,
+            btf,
             ..ProbeConfig::default()
         },
         true,
@@ -231,6 +263,7 @@ fn tiny_ring_buffer_counts_every_drop_in_its_category() {
             ring_bytes: 4096,
             enter_events: false,
             wakeup_bytes: u64::MAX,
+            ..ProbeConfig::default()
         },
         false,
         || open_close_n(&path, 5000),
