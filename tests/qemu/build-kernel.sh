@@ -7,7 +7,9 @@
 #
 # Config: `make ARCH=arm64 tinyconfig`, then every line of kernel/arm64-nobtf.config
 # via scripts/config, then olddefconfig; the final .config must contain every line
-# of the fragment (=n: unset) or the build fails. Build: make -j$JOBS Image.
+# of the fragment (=n: unset) or the build fails. Build: make LLVM=1 -j$JOBS Image
+# (clang/lld: Debian's gcc-aarch64-linux-gnu conflicts with gcc-multilib, clang
+# does not, and the probe build needs clang anyway).
 # Result in $CACHE/kernels/arm64-6.1-nobtf/ (CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}):
 #   Image, vmlinuz -> Image (what run.sh boots), vmlinux.btf (pahole -J), config,
 #   release, deb.sha256 (the source .deb, checked against pins.sha256 by run.sh), key.
@@ -49,7 +51,7 @@ fi
 
 if [ "$HOST_DEPS" = 1 ]; then
     missing=()
-    for p in gcc-aarch64-linux-gnu flex bison bc libssl-dev libelf-dev dwarves cpio kmod make xz-utils; do
+    for p in clang lld llvm flex bison bc libssl-dev libelf-dev dwarves cpio kmod make xz-utils; do
         dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
     done
     if [ ${#missing[@]} -gt 0 ]; then
@@ -68,7 +70,7 @@ dpkg-deb --fsys-tarfile "$DEB" | tar -xO ./usr/src/linux-source-6.1.tar.xz | tar
 cd "$BUILD/linux-source-6.1"
 
 # RECIPE BEGIN (hashed into the cache key)
-export ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-
+export ARCH=arm64 LLVM=1
 export KBUILD_BUILD_USER=kestrel KBUILD_BUILD_HOST=qemu KBUILD_BUILD_TIMESTAMP=2026-01-01
 make -s tinyconfig
 cfg_args=()

@@ -1,0 +1,181 @@
+//! 32-bit tasks on a 64-bit kernel: a static i386 worker (tests/compat/
+//! worker32.c) forks, execs and opens known numbers of times while the real
+//! probe runs, on both attach paths. Its syscalls must be decoded with the
+//! i386 table, counted exactly, flagged as compat, and never read as the
+//! 64-bit syscalls that share their numbers. Needs root and `gcc -m32`
+//! (Debian's gcc-multilib, installed by scripts/test.sh); x86_64 only, the
+//! arm64 twin runs an armhf busybox in the QEMU guests.
+#![cfg(target_arch = "x86_64")]
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use kestrel::capture::btf::AttachMode;
+use kestrel::capture::record::{decode, Record};
+use kestrel::capture::skel::types::kestrel_flags as F;
+use kestrel::capture::ProbeConfig;
+use kestrel::state::{State, Thread};
+
+mod common;
+use common::{bpf_allowed, capture, serial, tmp};
+
+const FORKS: usize = 12;
+const EXECS: usize = 6;
+const OPENS: usize = 40;
+
+fn build_worker() -> String {
+    let bin = tmp("worker32");
+    let st = Command::new("gcc")
+        .args(["-m32", "-static", "-O2", "-o", &bin])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/compat/worker32.c"
+        ))
+        .status()
+        .expect("gcc runs");
+    assert!(
+        st.success(),
+        "gcc -m32 -static failed: install gcc-multilib (scripts/test.sh does)"
+    );
+    bin
+}
+
+#[test]
+fn i386_tasks_are_decoded_with_their_own_table_on_tp_btf() {
+    i386_worker_is_seen_exactly(AttachMode::TpBtf);
+}
+
+#[test]
+fn i386_tasks_are_decoded_with_their_own_table_on_raw_tp() {
+    i386_worker_is_seen_exactly(AttachMode::RawTp);
+}
+
+fn i386_worker_is_seen_exactly(attach: AttachMode) {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let bin = build_worker();
+    let file = tmp("compat-file");
+    std::fs::write(&file, b"x").unwrap();
+    let mut worker = 0u32;
+    let (raw, counters) = capture(
+        ProbeConfig {
+            wakeup_bytes: 0,
+            attach,
+            ..ProbeConfig::default()
+        },
+        true,
+        || {
+            let mut child = Command::new(&bin)
+                .args([
+                    &file,
+                    &FORKS.to_string(),
+                    &EXECS.to_string(),
+                    &OPENS.to_string(),
+                ])
+                .spawn()
+                .unwrap();
+            worker = child.id();
+            assert!(child.wait().unwrap().success(), "worker32 failed");
+        },
+    );
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&bin);
+    assert_eq!(counters.n_drops(), 0, "no drops at this rate");
+
+    let recs: Vec<Record<'_>> = raw.iter().map(|r| decode(r).unwrap()).collect();
+    let mine = |r: &&Record<'_>| r.hdr().pid == worker;
+    let syscall_rec = |r: &&Record<'_>| r.hdr().nr >= 0;
+    // Everything before the worker's exec came from the 64-bit test process.
+    let after_exec = |r: &&Record<'_>| {
+        !matches!(r, Record::Exec { .. }) && !matches!(r, Record::ProcExit { .. })
+    };
+    let worker_calls: Vec<&Record<'_>> = recs
+        .iter()
+        .filter(mine)
+        .filter(syscall_rec)
+        .filter(after_exec)
+        .filter(|r| r.has_flag(F::KF_COMPAT))
+        .collect();
+
+    let opens: Vec<i64> = worker_calls
+        .iter()
+        .filter_map(|r| match r {
+            Record::Open { hdr, path, .. } if *path == file.as_bytes() => Some(hdr.ret),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(opens.len(), OPENS, "every 32-bit open, decoded as openat");
+    assert!(opens.iter().all(|&fd| fd >= 0));
+    let fds: HashSet<i64> = opens.iter().copied().collect();
+    let closes = worker_calls
+        .iter()
+        .filter(|r| matches!(r, Record::Close { fd, .. } if fds.contains(fd)))
+        .count();
+    assert_eq!(
+        closes, OPENS,
+        "one close per open; no read taken for a close"
+    );
+    let parent_clones: Vec<u32> = worker_calls
+        .iter()
+        .filter_map(|r| match r {
+            Record::Clone {
+                child_side: false,
+                hdr,
+                ..
+            } => Some(hdr.ret as u32),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        parent_clones.len(),
+        FORKS + EXECS,
+        "every fork; no setpgid taken for a fork"
+    );
+    let children: HashSet<u32> = parent_clones.iter().copied().collect();
+    let child_sides = recs
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Record::Clone {
+                    child_side: true,
+                    ..
+                }
+            )
+        })
+        .filter(|r| children.contains(&r.hdr().tid) && r.has_flag(F::KF_COMPAT))
+        .count();
+    assert_eq!(
+        child_sides,
+        FORKS + EXECS,
+        "child side of every 32-bit fork"
+    );
+    let execs = recs
+        .iter()
+        .filter(|r| matches!(r, Record::Exec { path, .. } if *path == b"/proc/self/exe"))
+        .filter(|r| children.contains(&r.hdr().pid))
+        .count();
+    assert_eq!(execs, EXECS, "every exec of the 32-bit worker");
+
+    // Through the state tables: the worker's fds come and go exactly.
+    let mut state = State::new(64, 64, u32::MAX, false);
+    state.seed_thread(Thread::new(worker, worker));
+    for r in recs.iter().filter(mine).filter(after_exec) {
+        if r.hdr().tid == worker {
+            state.apply(r);
+        }
+    }
+    let c = state.counters;
+    assert_eq!(c.n_added_fds as usize, OPENS, "fds added");
+    assert_eq!(c.n_removed_fds as usize, OPENS, "fds removed");
+    assert_eq!(c.n_failed_fd_lookups, 0, "no close of an fd never opened");
+    // ... and its children's threads too.
+    let mut tree = State::new(64, 64, u32::MAX, false);
+    for r in recs.iter().filter(|r| children.contains(&r.hdr().pid)) {
+        tree.apply(r);
+    }
+    assert_eq!(tree.counters.n_added_threads as usize, FORKS + EXECS);
+    assert_eq!(tree.counters.n_removed_threads as usize, FORKS + EXECS);
+}
