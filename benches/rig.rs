@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use kestrel::capture::floor::Floor;
+use kestrel::capture::ProgStats;
 
 #[path = "replay_core.rs"]
 mod replay_core;
@@ -37,13 +38,14 @@ struct Agent {
 
 impl Agent {
     fn start(syscalls: &str, stats: bool) -> Agent {
-        Agent::start_bin(BIN, syscalls, stats)
+        Agent::start_bin(BIN, syscalls, stats, "auto")
     }
 
-    fn start_bin(bin: &str, syscalls: &str, stats: bool) -> Agent {
+    fn start_bin(bin: &str, syscalls: &str, stats: bool, attach: &str) -> Agent {
         let out = tmp(&format!("agent-{syscalls}"));
         let child = Command::new(bin)
             .args(["run", "--interval", "1h", "--syscalls", syscalls])
+            .args(["--attach", attach])
             .args(["--output", &format!("file:{out}")])
             .args([
                 "--libbpf-stats-enabled",
@@ -183,8 +185,8 @@ fn main() {
 
     // 1. Kernel-side cost per call, beside the no-op floor on the same tracepoint.
     println!("\n## kernel cost per call (BPF run-time stats), floor = no-op on sys_exit");
-    println!("| selection | workload | program | ns/call | floor ns/call | ratio |");
-    println!("|---|---|---|---|---|---|");
+    println!("| attach | selection | workload | program | ns/call | floor ns/call | ratio |");
+    println!("|---|---|---|---|---|---|---|");
     {
         // SAFETY: plain syscall wrapper; the fd keeps stats on until dropped.
         let stats_fd = unsafe {
@@ -211,15 +213,24 @@ fn main() {
             ),
             ("getppid", Box::new(|| untraced_only(iters * 5))),
         ];
-        for sel in ["default", "none"] {
+        let per_call = |a: ProgStats, b: ProgStats| {
+            (b.run_time_ns - a.run_time_ns) as f64 / (b.run_cnt - a.run_cnt).max(1) as f64
+        };
+        let mut compat_check = Vec::new();
+        for (attach, sel) in [
+            ("tp_btf", "default"),
+            ("raw_tp", "default"),
+            ("tp_btf", "none"),
+            ("raw_tp", "none"),
+        ] {
             for (name, work) in &works {
-                let agent = Agent::start(sel, true);
-                let f0 = floor.stats();
+                let agent = Agent::start_bin(BIN, sel, true, attach);
+                let (f0, c0) = (floor.stats(), floor.compat_stats());
                 work();
-                let f1 = floor.stats();
+                let (f1, c1) = (floor.stats(), floor.compat_stats());
                 let v = agent.stop();
-                let floor_ns = (f1.run_time_ns - f0.run_time_ns) as f64
-                    / (f1.run_cnt - f0.run_cnt).max(1) as f64;
+                let floor_ns = per_call(f0, f1);
+                compat_check.push(per_call(c0, c1) - floor_ns);
                 for prog in ["sys_exit", "sched_p_exec", "sched_proc_exit"] {
                     let cnt = f(&v, &format!("scap.{prog}.run_cnt"));
                     if cnt == 0 {
@@ -231,10 +242,17 @@ fn main() {
                     } else {
                         "-".into()
                     };
-                    println!("| {sel} | {name} | {prog} | {ns:.0} | {floor_ns:.0} | {ratio} |");
+                    println!(
+                        "| {attach} | {sel} | {name} | {prog} | {ns:.0} | {floor_ns:.0} | {ratio} |"
+                    );
                 }
             }
         }
+        println!(
+            "\n32-bit check (floor + check minus floor, tp_btf read of thread_info): median {:.1} ns/call over {} runs",
+            median(compat_check.clone()),
+            compat_check.len()
+        );
         if Command::new("stress-ng").arg("--version").output().is_ok() {
             let agent = Agent::start("default", true);
             let f0 = floor.stats();
@@ -248,7 +266,7 @@ fn main() {
             let ns = f(&v, "scap.sys_exit.run_time_ns") as f64
                 / f(&v, "scap.sys_exit.run_cnt").max(1) as f64;
             println!(
-                "| default | stress-ng --open 1 --open-ops 20000 | sys_exit | {ns:.0} | {floor_ns:.0} | {:.2} |",
+                "| tp_btf | default | stress-ng --open 1 --open-ops 20000 | sys_exit | {ns:.0} | {floor_ns:.0} | {:.2} |",
                 ns / floor_ns
             );
         }
@@ -296,7 +314,7 @@ fn main() {
         BIN
     };
     println!("\n## memory at default capacities, after the mix ({mem_bin})");
-    let a = Agent::start_bin(mem_bin, "default", false);
+    let a = Agent::start_bin(mem_bin, "default", false, "auto");
     mix(iters / 4, &path);
     let v = a.stop();
     println!(

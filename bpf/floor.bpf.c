@@ -8,11 +8,27 @@
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "syscall.h"
 
 char LICENSE[] SEC("license") = "GPL";
+
+/* Written so the compiler keeps the check; never read. */
+__u64 compat_seen = 0;
 
 SEC("tp_btf/sys_exit")
 int BPF_PROG(floor_sys_exit, struct pt_regs *regs, long ret)
 {
+	return 0;
+}
+
+/* The floor plus the probe's 32-bit check: the difference is what the check
+ * costs every syscall on the machine, traced or not. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(floor_compat, struct pt_regs *regs, long ret)
+{
+	struct call k = { .regs = regs, .btf = true };
+
+	compat_seen += call_is_compat(&k);
 	return 0;
 }

@@ -7,6 +7,14 @@
 #ifndef KESTREL_HANDLERS_H
 #define KESTREL_HANDLERS_H
 
+/* A syscall record's header: the caller's identity plus the call's ABI. */
+static __always_inline void fill_call_hdr(struct kestrel_hdr *h, __u16 type, const struct call *k)
+{
+	fill_hdr(h, type, k->nr, k->ret);
+	if (k->compat)
+		h->flags |= KF_COMPAT;
+}
+
 static __always_inline void read_sockaddr(struct kestrel_counters *c, struct kestrel_sockaddr *r,
 					  __u64 uaddr)
 {

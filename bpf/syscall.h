@@ -98,12 +98,4 @@ static __always_inline __u64 sys_arg(const struct call *k, int i)
 #endif
 }
 
-/* A syscall record's header: the caller's identity plus the call's ABI. */
-static __always_inline void fill_call_hdr(struct kestrel_hdr *h, __u16 type, const struct call *k)
-{
-	fill_hdr(h, type, k->nr, k->ret);
-	if (k->compat)
-		h->flags |= KF_COMPAT;
-}
-
 #endif /* KESTREL_SYSCALL_H */

@@ -56,8 +56,11 @@ fi
 #   linux-libc-dev      kernel UAPI headers (linux/, asm/, asm-generic/) for libbpf
 #   libelf-dev zlib1g-dev  the host copy of libbpf inside libbpf-cargo (skeleton generation)
 #   file                scripts/test.sh checks that the musl binary is static
+#   linux-libc-dev-armhf-cross  ARM EABI syscall numbers; a unit test checks the compat table
+#                       against them (x86_64/i386/asm-generic come with linux-libc-dev)
+# Never gcc-multilib: Debian makes it conflict with (and remove) the aarch64 cross gcc.
 pkgs="clang llvm gcc libc6-dev make pkg-config autoconf automake autopoint flex bison gawk
-musl-tools linux-libc-dev libelf-dev zlib1g-dev file"
+musl-tools linux-libc-dev libelf-dev zlib1g-dev file linux-libc-dev-armhf-cross"
 if [ "$want_arm64" -eq 1 ]; then
     #   gcc-aarch64-linux-gnu        cross gcc; used as the link driver and by the musl wrapper
     #   linux-libc-dev-arm64-cross   arm64 kernel UAPI headers (/usr/aarch64-linux-gnu/include)

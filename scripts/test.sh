@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 scripts/install-build-deps.sh
 # Real peers and tools the tests use.
-for pkg in rsyslog shellcheck busybox-static; do
+for pkg in rsyslog shellcheck busybox-static bpftool; do
     if ! dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed; then
         apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg"
     fi

@@ -2,9 +2,9 @@
 //! worker32.c) forks, execs and opens known numbers of times while the real
 //! probe runs, on both attach paths. Its syscalls must be decoded with the
 //! i386 table, counted exactly, flagged as compat, and never read as the
-//! 64-bit syscalls that share their numbers. Needs root and `gcc -m32`
-//! (Debian's gcc-multilib, installed by scripts/test.sh); x86_64 only, the
-//! arm64 twin runs an armhf busybox in the QEMU guests.
+//! 64-bit syscalls that share their numbers. Needs root and the host gcc
+//! (the worker is freestanding); x86_64 only, the arm64 twin runs an armhf
+//! busybox in the QEMU guests.
 #![cfg(target_arch = "x86_64")]
 
 use std::collections::HashSet;
@@ -26,17 +26,15 @@ const OPENS: usize = 40;
 fn build_worker() -> String {
     let bin = tmp("worker32");
     let st = Command::new("gcc")
-        .args(["-m32", "-static", "-O2", "-o", &bin])
+        .args(["-m32", "-nostdlib", "-static", "-ffreestanding", "-fno-pic"])
+        .args(["-fno-stack-protector", "-O2", "-o", &bin])
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/compat/worker32.c"
         ))
         .status()
         .expect("gcc runs");
-    assert!(
-        st.success(),
-        "gcc -m32 -static failed: install gcc-multilib (scripts/test.sh does)"
-    );
+    assert!(st.success(), "gcc -m32 -nostdlib failed");
     bin
 }
 

@@ -24,7 +24,7 @@ mod skel {
 
 pub struct Floor<'obj> {
     skel: skel::FloorSkel<'obj>,
-    _link: Link,
+    _links: [Link; 2],
 }
 
 impl<'obj> Floor<'obj> {
@@ -33,28 +33,40 @@ impl<'obj> Floor<'obj> {
             .open(storage)
             .map_err(|e| format!("floor: {e}"))?;
         let skel = open.load().map_err(|e| format!("floor: {e}"))?;
-        let link = skel
-            .progs
-            .floor_sys_exit
-            .attach()
-            .map_err(|e| format!("floor: {e}"))?;
-        Ok(Floor { skel, _link: link })
+        let attach = |p: &libbpf_rs::ProgramMut<'_>| p.attach().map_err(|e| format!("floor: {e}"));
+        let links = [
+            attach(&skel.progs.floor_sys_exit)?,
+            attach(&skel.progs.floor_compat)?,
+        ];
+        Ok(Floor {
+            skel,
+            _links: links,
+        })
     }
 
-    /// Run-time stats (counted only while BPF stats are on).
+    /// Run-time stats of the no-op (counted only while BPF stats are on).
     pub fn stats(&self) -> ProgStats {
+        Self::prog_stats(&self.skel.progs.floor_sys_exit, "floor_sys_exit")
+    }
+
+    /// Run-time stats of the no-op plus the probe's 32-bit check.
+    pub fn compat_stats(&self) -> ProgStats {
+        Self::prog_stats(&self.skel.progs.floor_compat, "floor_compat")
+    }
+
+    fn prog_stats(prog: &libbpf_rs::ProgramMut<'_>, name: &'static str) -> ProgStats {
         let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
         let mut len = std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_prog_info>() as u32;
         // SAFETY: info is a zeroed bpf_prog_info and len its size.
         unsafe {
             libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(
-                self.skel.progs.floor_sys_exit.as_fd().as_raw_fd(),
+                prog.as_fd().as_raw_fd(),
                 &mut info,
                 &mut len,
             )
         };
         ProgStats {
-            name: "floor_sys_exit",
+            name,
             run_cnt: info.run_cnt,
             run_time_ns: info.run_time_ns,
         }

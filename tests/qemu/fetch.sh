@@ -62,6 +62,8 @@ install_host_deps() {
         [sha256sum]=coreutils
         [timeout]=coreutils
         [base64]=coreutils
+        [qemu-aarch64-static]=qemu-user-static
+        [bpftool]=bpftool
     )
     local cmd missing=()
     for cmd in "${!need[@]}"; do

@@ -3,9 +3,17 @@
 # 6.1 kernels under QEMU (TCG) and runs guest/kestrel.sh against the static
 # musl binaries (known fork/exec/open workload, counter checks; see that script).
 #
-# Usage: tests/qemu/matrix.sh [--aarch64 BIN] [--x86_64 BIN] [ARCH:KERNEL ...]
+# Usage: tests/qemu/matrix.sh [--aarch64 BIN] [--x86_64 BIN] [ARCH:KERNEL[+VARIANT] ...]
 #   --aarch64 BIN / --x86_64 BIN   use these static binaries instead of building
 #   ARCH:KERNEL                    default: arm64:6.1 arm64:5.10 amd64:6.1
+#   KERNEL 6.1-nobtf               arm64 kernel without BTF (build-kernel.sh)
+#   VARIANT (see guest/kestrel.sh, KT_*):
+#     btf-file  --btf with the full BTF made by pahole (vmlinux.btf)
+#     btf-min   no flag; `bpftool gen min_core_btf` output for this binary's
+#               probe installed as /etc/kestrel/btf/$(uname -r).btf
+#     no-btf    no BTF anywhere: `kestrel run` must refuse (exit 1, one line)
+#     raw_tp    --attach raw_tp on a kernel with BTF
+#     compat    the workload also in a 32-bit busybox (armhf on arm64, i386 on amd64)
 #
 # Without a binary for an arch it builds one:
 #   scripts/install-build-deps.sh [--aarch64]     (idempotent; installs what is missing)
@@ -28,13 +36,15 @@ BIN_arm64=
 BIN_amd64=
 TARGETS=()
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
     case $1 in
         --aarch64|--arm64) [ $# -ge 2 ] || usage; BIN_arm64=$2; shift 2 ;;
         --x86_64|--amd64) [ $# -ge 2 ] || usage; BIN_amd64=$2; shift 2 ;;
         -h|--help) usage ;;
         -*) echo "matrix.sh: unknown option $1" >&2; usage ;;
+        *:*+*) case ${1#*+} in btf-file|btf-min|no-btf|raw_tp|compat) ;; *) usage ;; esac
+               TARGETS+=("$1"); shift ;;
         *:*) TARGETS+=("$1"); shift ;;
         *) echo "matrix.sh: bad target '$1' (ARCH:KERNEL)" >&2; usage ;;
     esac
@@ -76,36 +86,104 @@ t_built=$(date +%s)
 
 # -------------------------------------------------------------- kernels, run
 "$HERE/fetch.sh" >&2 || { echo "matrix.sh: fetch.sh failed" >&2; exit 64; }
+case " ${TARGETS[*]}" in
+    *-nobtf*) "$HERE/build-kernel.sh" >&2 || { echo "matrix.sh: build-kernel.sh failed" >&2; exit 64; } ;;
+esac
+CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}
+
+# min_btf ARCH BIN FULL_BTF -> path of the minimal BTF for BIN's probe, cached in
+# $CACHE/btf-min/ by probe object and full BTF. The probe object comes from
+# `kestrel export-probe` (a foreign-arch binary runs under qemu-user-static).
+min_btf() {
+    local run=() obj key out
+    [ "$1" = amd64 ] || run=(qemu-aarch64-static)
+    obj=$(mktemp /tmp/kestrel-probe.XXXXXX.o)
+    "${run[@]}" "$2" export-probe "$obj" >&2 || { rm -f "$obj"; return 1; }
+    key=$(cat "$obj" "$3" | sha256sum | cut -c1-32)
+    out=$CACHE/btf-min/$key.btf
+    if [ ! -s "$out" ]; then
+        mkdir -p "$CACHE/btf-min"
+        if ! bpftool gen min_core_btf "$3" "$out.tmp" "$obj" >&2; then
+            rm -f "$obj" "$out.tmp"
+            return 1
+        fi
+        mv "$out.tmp" "$out"
+    fi
+    rm -f "$obj"
+    echo "matrix.sh: minimal BTF $out: $(stat -c %s "$out") bytes (full $(stat -c %s "$3"))" >&2
+    echo "$out"
+}
+
+# variant ARCH KERNEL VARIANT ENVFILE -> EXTRA arguments for run.sh, one per line;
+# writes the guest's /etc/kestrel-test.env settings to ENVFILE.
+variant() {
+    local arch=$1 kver=$2 kdir=$CACHE/kernels/$1-$2 rel min
+    : > "$4"
+    case $kver in *-nobtf) echo "KT_BTF=none" >> "$4" ;; esac
+    case $3 in
+        '') ;;
+        btf-file)
+            printf '%s\n' "KT_ARGS='--btf /extra/vmlinux.btf'" "KT_ATTACH=raw_tp" \
+                "KT_CHECK='external file /extra/vmlinux.btf'" >> "$4"
+            echo "$kdir/vmlinux.btf" ;;
+        btf-min)
+            local var=BIN_$arch
+            min=$(min_btf "$arch" "${!var}" "$kdir/vmlinux.btf") || return 1
+            rel=$(cat "$kdir/release")
+            printf '%s\n' "KT_ATTACH=raw_tp" "KT_CHECK='external file /etc/kestrel/btf/$rel.btf'" >> "$4"
+            echo "$min:/etc/kestrel/btf/$rel.btf" ;;
+        no-btf)
+            printf '%s\n' "KT_NOBTF=1" "KT_CHECK='none: tried'" >> "$4" ;;
+        raw_tp)
+            printf '%s\n' "KT_ARGS='--attach raw_tp'" "KT_ATTACH=raw_tp" "KT_CHECK='kernel BTF'" >> "$4" ;;
+        compat)
+            local bb32=armhf
+            [ "$arch" = amd64 ] && bb32=i386
+            printf '%s\n' "KT_COMPAT=/opt/compat/busybox" "KT_ATTACH=tp_btf" >> "$4"
+            echo "$CACHE/busybox/$bb32/busybox:/opt/compat/busybox" ;;
+    esac
+    echo "$4:/etc/kestrel-test.env"
+}
 
 mkdir -p "$OUT"
 fails=0
 lines=()
 kv() { sed -n "s/^$1=\([^ ]*\).*/\1/p" "$2" | head -n1; }
 for t in "${TARGETS[@]}"; do
-    arch=${t%%:*} kver=${t#*:}
+    arch=${t%%:*} kver=${t#*:} var_name=
+    case $kver in *+*) var_name=${kver#*+}; kver=${kver%%+*} ;; esac
     case $arch in aarch64) arch=arm64 ;; x86_64) arch=amd64 ;; esac
     var=BIN_$arch
-    dir=$OUT/$arch-$kver
+    dir=$OUT/$arch-$kver${var_name:++$var_name}
+    mkdir -p "$dir"
     rc=0
-    KESTREL_QEMU_OUTDIR=$dir "$HERE/run.sh" "$arch" "$kver" "${!var}" "$HERE/guest/kestrel.sh" \
-        >/dev/null || rc=$?
+    extra=()
+    if extra_txt=$(variant "$arch" "$kver" "$var_name" "$dir/test.env"); then
+        mapfile -t extra <<<"$extra_txt"
+        KESTREL_QEMU_OUTDIR=$dir "$HERE/run.sh" "$arch" "$kver" "${!var}" "$HERE/guest/kestrel.sh" \
+            "${extra[@]}" >/dev/null || rc=$?
+    else
+        echo "NORESULT setup of variant $var_name failed" > "$dir/result"; rc=64
+    fi
     res=$(cat "$dir/result" 2>/dev/null || echo "NORESULT")
     verdict=PASS
     if [ "$rc" -ne 0 ]; then
         verdict="FAIL(run.sh=$rc: $res)"
     elif ! grep -qx 'result=PASS' "$dir/out.txt"; then
         verdict="FAIL(no result=PASS in out.txt)"
-    elif [ ! -s "$dir/files/snapshot.json" ]; then
+    elif [ "$var_name" != no-btf ] && [ ! -s "$dir/files/snapshot.json" ]; then
         verdict="FAIL(no files/snapshot.json)"
     fi
     [ "$verdict" = PASS ] || fails=$((fails + 1))
     wall=$(sed -n 's/.*wall_seconds=\([^ ]*\).*/\1/p' "$dir/timing" 2>/dev/null)
     up=$(sed -n 's/.*guest_uptime=\([^ ]*\).*/\1/p' "$dir/timing" 2>/dev/null)
-    lines+=("$(printf '%-11s %-17s %-5s boot-to-result %6ss (guest %5ss)  attach %5sms  first-snapshot %5sms  threads +%s/%s  execs +%s/%s' \
-        "$arch:$kver" "$(kv kernel "$dir/out.txt")" "${verdict%%(*}" "${wall:-?}" "${up:-?}" \
+    notes=$(sed -n 's/^\(attach=.*\|d_n_compat_evts_c=.*\|nobtf_exit=.*\)/\1/p' "$dir/out.txt" | tr '\n' ' ')
+    lines+=("$(printf '%-11s %-17s %-5s boot-to-result %6ss (guest %5ss)  attach %5sms  first-snapshot %5sms  threads +%s/%s  execs +%s/%s  %s' \
+        "$t" "$(kv kernel "$dir/out.txt")" "${verdict%%(*}" "${wall:-?}" "${up:-?}" \
         "$(kv start_to_attach_ms "$dir/out.txt")" "$(kv start_to_first_snapshot_ms "$dir/out.txt")" \
         "$(kv d_n_added_threads "$dir/out.txt")" "$(sed -n 's/^d_n_added_threads=[^ ]* expected=\([0-9]*\).*/\1/p' "$dir/out.txt")" \
-        "$(kv d_sched_p_exec_run_cnt "$dir/out.txt")" "$(sed -n 's/^d_sched_p_exec_run_cnt=[^ ]* expected=\([0-9]*\).*/\1/p' "$dir/out.txt")")")
+        "$(kv d_sched_p_exec_run_cnt "$dir/out.txt")" "$(sed -n 's/^d_sched_p_exec_run_cnt=[^ ]* expected=\([0-9]*\).*/\1/p' "$dir/out.txt")" \
+        "$notes")")
     [ "$verdict" = PASS ] || lines+=("            $verdict  (console: $dir/console.log)")
 done
 t_end=$(date +%s)

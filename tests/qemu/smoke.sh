@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Smoke test for the QEMU harness: boots every fetched kernel with a tiny static
 # binary and guest/smoke.sh, checks the KESTREL-OUT / kestrel-put channels and
-# prints boot-to-result times.
+# prints boot-to-result times. Also runs the 32-bit busybox (armhf on arm64,
+# i386 on amd64) in the guest; on a *-nobtf kernel it checks BTF is absent.
 #
-# Usage: tests/qemu/smoke.sh [ARCH:KERNEL ...]   (default: arm64:6.1 arm64:5.10 amd64:6.1)
+# Usage: tests/qemu/smoke.sh [ARCH:KERNEL ...]   (default: arm64:6.1 arm64:5.10 amd64:6.1;
+#        arm64:6.1-nobtf needs tests/qemu/build-kernel.sh first)
 # Env:   KESTREL_QEMU_* as for run.sh; KESTREL_QEMU_SMOKE_OUT (default /tmp/kestrel-qemu-smoke)
 set -euo pipefail
 
@@ -35,8 +37,15 @@ for t in "${TARGETS[@]}"; do
     arch=${t%%:*} kver=${t#*:}
     bin=$(build_bin "$arch")
     dir=$OUT/$arch-$kver
+    mkdir -p "$dir"
+    bb32=armhf
+    [ "$arch" = amd64 ] && bb32=i386
+    echo "KT_COMPAT=/opt/compat/busybox" > "$dir/test.env"
+    case $kver in *-nobtf) echo "KT_BTF=none" >> "$dir/test.env" ;; esac
     rc=0
-    KESTREL_QEMU_OUTDIR=$dir "$HERE/run.sh" "$arch" "$kver" "$bin" "$HERE/guest/smoke.sh" >/dev/null || rc=$?
+    KESTREL_QEMU_OUTDIR=$dir "$HERE/run.sh" "$arch" "$kver" "$bin" "$HERE/guest/smoke.sh" \
+        "$CACHE/busybox/$bb32/busybox:/opt/compat/busybox" "$dir/test.env:/etc/kestrel-test.env" \
+        >/dev/null || rc=$?
     verdict=PASS
     if [ "$rc" -ne 0 ]; then
         verdict="FAIL(run.sh=$rc)"

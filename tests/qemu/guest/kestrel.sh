@@ -31,6 +31,24 @@
 # Output: "kestrel-guest: key=value" result lines on the console and via
 # kestrel-out (out.txt on the host); files snapshot.json (final snapshot),
 # before.json and after.json via kestrel-put.
+#
+# Variants: /etc/kestrel-test.env (optional, written by matrix.sh) may set
+#   KT_ARGS    extra flags for `kestrel check` and `kestrel run` (--btf FILE,
+#              --attach raw_tp); split on blanks
+#   KT_BTF     kernel (default) | none: /sys/kernel/btf/vmlinux must exist | not exist
+#   KT_CHECK   text the output of `kestrel check $KT_ARGS` must contain (its BTF
+#              line); `check` must then exit 0, or 1 with KT_NOBTF=1
+#   KT_ATTACH  tp_btf | raw_tp: required "kestrel.attach" of the final snapshot
+#   KT_NOBTF   1: `kestrel run` must refuse to start: exit 1 and exactly one line
+#              on stderr containing "no BTF" and every path it tried
+#   KT_COMPAT  path of a 32-bit (armhf/i386) static busybox: after the window
+#              above (w1, the 64-bit baseline) the same workload runs in the
+#              32-bit busybox sh (window c: one fork+exec more, for the sh) and
+#              then in this shell again (w3). Checks: threads/execs exact in all
+#              windows; kestrel.n_compat_evts delta > 0 in c and 0 in w1 and w3;
+#              falco.n_failed_fd_lookups and every n_drops* counter change in c
+#              and w3 exactly as in w1; n_added_fds/n_removed_fds in w3 equal w1
+#              (compat records disturbed no 64-bit fd state).
 
 NFORK=20
 NEXEC=10
@@ -43,6 +61,10 @@ OUT=/tmp/kestrel-results.txt
 FIFO=/tmp/kestrel-tick
 rm -f "$FIFO"
 mkfifo "$FIFO"
+
+KT_ARGS='' KT_BTF=kernel KT_CHECK='' KT_ATTACH='' KT_NOBTF=0 KT_COMPAT=''
+# shellcheck source=/dev/null
+[ -f /etc/kestrel-test.env ] && . /etc/kestrel-test.env
 
 say() { echo "kestrel-guest: $*"; }
 result() { say "$*"; echo "$*" >> "$OUT"; }
@@ -65,6 +87,7 @@ now_cs() {
     NOW=$((_s * 100 + ${_f#0}))
 }
 # NLINES = complete lines in /tmp/k.json, LAST = the last one (builtins only).
+# shellcheck disable=SC2034 # LAST is read through eval in window()
 count_lines() {
     NLINES=0
     while IFS= read -r _l; do
@@ -97,8 +120,38 @@ REL=$(uname -r)
 result "kernel=$REL"
 result "machine=$ARCH"
 [ -x /bin/kestrel ] || fail "no /bin/kestrel"
-[ -e /sys/kernel/btf/vmlinux ] || fail "no /sys/kernel/btf/vmlinux"
+if [ "$KT_BTF" = none ]; then
+    [ ! -e /sys/kernel/btf/vmlinux ] || fail "kernel has /sys/kernel/btf/vmlinux, expected none"
+else
+    [ -e /sys/kernel/btf/vmlinux ] || fail "no /sys/kernel/btf/vmlinux"
+fi
+result "btf=$KT_BTF agent_args=$KT_ARGS"
 say "memlock limit before start: $(ulimit -l 2>/dev/null)"
+# shellcheck disable=SC2086 # KT_ARGS: flags split on blanks
+if [ -n "$KT_CHECK" ]; then
+    /bin/kestrel check $KT_ARGS > /tmp/check.txt 2>&1
+    crc=$?
+    sed 's/^/kestrel-guest: check: /' /tmp/check.txt
+    grep -qF "$KT_CHECK" /tmp/check.txt || fail "kestrel check does not say '$KT_CHECK'"
+    [ "$crc" -eq "$KT_NOBTF" ] || fail "kestrel check exited $crc, expected $KT_NOBTF"
+    result "check_exit=$crc check_btf_ok=1"
+fi
+# shellcheck disable=SC2086
+if [ "$KT_NOBTF" = 1 ]; then
+    /bin/kestrel run $KT_ARGS --output file:/tmp/k.json --interval 500ms 2> /tmp/k.err
+    krc=$?
+    sed 's/^/kestrel-guest: agent stderr: /' /tmp/k.err
+    [ "$krc" -eq 1 ] || fail "kestrel run without BTF exited $krc, expected 1"
+    [ "$(wc -l < /tmp/k.err)" -eq 1 ] || fail "kestrel run wrote $(wc -l < /tmp/k.err) lines on stderr, expected 1"
+    for want in "no BTF" /sys/kernel/btf/vmlinux "/etc/kestrel/btf/$REL.btf" "/usr/lib/kestrel/btf/$REL.btf"; do
+        grep -qF "$want" /tmp/k.err || fail "stderr line lacks '$want'"
+    done
+    [ ! -s /tmp/k.json ] || fail "a snapshot was written without BTF"
+    result "nobtf_exit=$krc stderr_lines=1"
+    result "result=PASS"
+    kestrel-out "$OUT"
+    exit 0
+fi
 
 # ------------------------------------------------------------------ start
 KPID=
@@ -106,7 +159,8 @@ rm -f /tmp/k.json
 : > /tmp/k.err
 now_cs
 T0=$NOW
-/bin/kestrel run --output file:/tmp/k.json --interval 500ms \
+# shellcheck disable=SC2086
+/bin/kestrel run $KT_ARGS --output file:/tmp/k.json --interval 500ms \
     --libbpf-stats-enabled true --include-empty-values true 2> /tmp/k.err &
 KPID=$!
 # Time to "probe attached" on stderr (exec, BTF, load, verify, attach, /proc
@@ -134,30 +188,44 @@ say "agent: $attach"
 case $attach in *"probe attached"*) ;; *) fail "agent did not report 'probe attached'" ;; esac
 
 # -------------------------------------------------------------- workload
-# Start right after a fresh snapshot B so the whole workload lies between B
-# and A; wait_lines and the workload are fork-free apart from the workload.
-count_lines
-wait_lines $((NLINES + 1)) 1000
-IB=$NLINES
-BEFORE=$LAST
-last_pid
-PID0=$LASTPID
-i=0
-while [ $i -lt $NFORK ]; do ( : ); i=$((i + 1)); done
-i=0
-while [ $i -lt $NEXEC ]; do /bin/true; i=$((i + 1)); done
-i=0
-while [ $i -lt $NOPEN ]; do read -r _ < /etc/passwd; i=$((i + 1)); done
-last_pid
-PID1=$LASTPID
-count_lines
-IEND=$NLINES
-# A = the second snapshot started after the workload: at least one interval
-# later, so the agent's 100 ms drain has delivered every workload record.
-wait_lines $((IEND + 2)) 1000
-IA=$NLINES
-AFTER=$LAST
-NEWPIDS=$((PID1 - PID0))
+# workload TRUE: the workload as shell text (built before any window opens).
+workload() {
+    echo "i=0; while [ \$i -lt $NFORK ]; do ( : ); i=\$((i + 1)); done"
+    echo "i=0; while [ \$i -lt $NEXEC ]; do $1; i=\$((i + 1)); done"
+    echo "i=0; while [ \$i -lt $NOPEN ]; do read -r _ < /etc/passwd; i=\$((i + 1)); done"
+}
+W64=$(workload /bin/true)
+if [ -n "$KT_COMPAT" ]; then
+    ln -sf "$(basename "$KT_COMPAT")" "$(dirname "$KT_COMPAT")/true"
+    "$KT_COMPAT" true || fail "32-bit busybox $KT_COMPAT does not run"
+    W32="$(workload "$(dirname "$KT_COMPAT")/true")
+exit 0"
+    result "compat_busybox=$KT_COMPAT"
+fi
+# window NAME CMD...: snapshot B (fresh), CMD, then snapshot A (the second one
+# started after CMD, so the agent's 100 ms drain has delivered every record).
+# B_NAME, A_NAME: the snapshot lines; PIDS_NAME: PIDs allocated during CMD.
+# Waiting and bookkeeping use builtins only (no fork, no open in the window).
+window() {
+    _w=$1
+    shift
+    count_lines
+    wait_lines $((NLINES + 1)) 1000
+    eval "B_$_w=\$LAST"
+    last_pid
+    _p0=$LASTPID
+    "$@"
+    last_pid
+    eval "PIDS_$_w=$((LASTPID - _p0))"
+    count_lines
+    wait_lines $((NLINES + 2)) 1000
+    eval "A_$_w=\$LAST"
+}
+window w eval "$W64"
+if [ -n "$KT_COMPAT" ]; then
+    window c "$KT_COMPAT" sh -c "$W32"
+    window w3 eval "$W64"
+fi
 
 # ------------------------------------------------------------------- stop
 kill -TERM "$KPID" || fail "kill -TERM $KPID failed"
@@ -172,16 +240,23 @@ wait "$KPID"
 krc=$?
 KPID=
 [ "$krc" -eq 0 ] || fail "agent exited $krc after SIGTERM"
-say "snapshots written: $(wc -l < /tmp/k.json) (B=line $IB, workload ended after line $IEND, A=line $IA)"
+say "snapshots written: $(wc -l < /tmp/k.json)"
 
 # ----------------------------------------------------------------- checks
 FINAL=/tmp/snapshot.json
 tail -n 1 /tmp/k.json > "$FINAL"
-printf '%s\n' "$BEFORE" > /tmp/before.json
-printf '%s\n' "$AFTER" > /tmp/after.json
 kestrel-put "$FINAL" snapshot.json
-kestrel-put /tmp/before.json before.json
-kestrel-put /tmp/after.json after.json
+for w in w c w3; do
+    _b='' _a=''
+    eval "_b=\${B_$w:-} _a=\${A_$w:-}"
+    [ -n "$_b" ] || continue
+    printf '%s\n' "$_b" > "/tmp/$w.before.json"
+    printf '%s\n' "$_a" > "/tmp/$w.after.json"
+    p=$w.
+    [ "$w" = w ] && p=
+    kestrel-put "/tmp/$w.before.json" "${p}before.json"
+    kestrel-put "/tmp/$w.after.json" "${p}after.json"
+done
 
 # jget FILE KEY: value of KEY in the one-line JSON FILE (busybox sed).
 jget() { sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" "$1"; }
@@ -190,8 +265,8 @@ num() { # num FILE KEY -> integer or fail
     case $_v in '' | *[!0-9]*) fail "$2 missing or not an integer in $(basename "$1"): '$_v'" ;; esac
     echo "$_v"
 }
-# delta KEY: after - before
-delta() { echo $(($(num /tmp/after.json "$1") - $(num /tmp/before.json "$1"))); }
+# delta WINDOW KEY: after - before
+delta() { echo $(($(num "/tmp/$1.after.json" "$2") - $(num "/tmp/$1.before.json" "$2"))); }
 # in_range NAME GOT EXPECTED: EXPECTED <= GOT <= EXPECTED + SLACK
 in_range() {
     result "$1=$2 expected=$3 (accepted $3..$(($3 + SLACK)))"
@@ -212,6 +287,11 @@ result "final n_evts=$n_evts num_evts=$num_evts n_drops=$n_drops"
 [ "$n_evts" -eq $((num_evts + n_drops)) ] ||
     fail "scap.n_evts $n_evts != falco.num_evts $num_evts + scap.n_drops $n_drops"
 [ "$(num "$FINAL" kestrel.n_decode_errors)" -eq 0 ] || fail "kestrel.n_decode_errors > 0"
+if [ -n "$KT_ATTACH" ]; then
+    attach=$(jget "$FINAL" kestrel.attach)
+    result "attach=$attach"
+    [ "$attach" = "$KT_ATTACH" ] || fail "kestrel.attach is '$attach', expected $KT_ATTACH"
+fi
 
 WANT_THREADS=$((NFORK + NEXEC))
 exec_total=$(num "$FINAL" scap.sched_p_exec.run_cnt)
@@ -235,21 +315,59 @@ case $ARCH in
         ;;
 esac
 
-# Deltas over the workload window, against the known counts.
-result "workload forks=$NFORK execs=$NEXEC opens=$NOPEN new_pids=$NEWPIDS"
-in_range d_n_added_threads "$(delta falco.n_added_threads)" "$WANT_THREADS"
-in_range d_n_removed_threads "$(delta falco.n_removed_threads)" "$WANT_THREADS"
-in_range d_sched_p_exec_run_cnt "$(delta scap.sched_p_exec.run_cnt)" "$NEXEC"
-[ "$NEWPIDS" -ge "$WANT_THREADS" ] || fail "only $NEWPIDS new PIDs for $WANT_THREADS forks"
-if [ "$ARCH" != x86_64 ]; then
-    d=$(delta scap.sched_p_fork.run_cnt)
-    result "d_sched_p_fork_run_cnt=$d expected>=$WANT_THREADS (new_pids=$NEWPIDS)"
-    [ "$d" -ge "$WANT_THREADS" ] || fail "sched_p_fork.run_cnt delta $d < $WANT_THREADS"
+# Deltas over a workload window, against the known counts.
+# check_window WINDOW EXTRA: EXTRA = tasks beyond the workload's (the 32-bit sh)
+check_window() {
+    _t=$((NFORK + NEXEC + $2))
+    _x=$((NEXEC + $2))
+    _np=0
+    eval "_np=\$PIDS_$1"
+    _s=
+    [ "$1" = w ] || _s=_$1
+    result "workload$_s forks=$NFORK execs=$NEXEC opens=$NOPEN extra_tasks=$2 new_pids=$_np"
+    in_range "d_n_added_threads$_s" "$(delta "$1" falco.n_added_threads)" "$_t"
+    in_range "d_n_removed_threads$_s" "$(delta "$1" falco.n_removed_threads)" "$_t"
+    in_range "d_sched_p_exec_run_cnt$_s" "$(delta "$1" scap.sched_p_exec.run_cnt)" "$_x"
+    [ "$_np" -ge "$_t" ] || fail "$1: only $_np new PIDs for $_t forks"
+    if [ "$ARCH" != x86_64 ]; then
+        _d=$(delta "$1" scap.sched_p_fork.run_cnt)
+        result "d_sched_p_fork_run_cnt$_s=$_d expected>=$_t (new_pids=$_np)"
+        [ "$_d" -ge "$_t" ] || fail "$1: sched_p_fork.run_cnt delta $_d < $_t"
+    fi
+    _d=$(delta "$1" falco.n_added_fds)
+    result "d_n_added_fds$_s=$_d expected>=$NOPEN"
+    [ "$_d" -ge "$NOPEN" ] || fail "$1: n_added_fds delta $_d < $NOPEN opens"
+    result "d_n_evts$_s=$(delta "$1" scap.n_evts) d_num_evts$_s=$(delta "$1" falco.num_evts) d_n_drops$_s=$(delta "$1" scap.n_drops)"
+}
+check_window w 0
+if [ -n "$KT_COMPAT" ]; then
+    check_window c 1
+    check_window w3 0
+    # 32-bit records are counted (and decoded, not skipped) in c only.
+    for w in w c w3; do
+        d=$(delta "$w" kestrel.n_compat_evts)
+        result "d_n_compat_evts_$w=$d"
+        case $w in
+            c) [ "$d" -gt 0 ] || fail "no 32-bit records counted in the compat window" ;;
+            *) [ "$d" -eq 0 ] || fail "$d 32-bit records counted in 64-bit window $w" ;;
+        esac
+    done
+    # Compat records cost no fd lookup or drop that the 64-bit baseline w does
+    # not have, and the 64-bit workload after them (w3) keeps exactly w's fd
+    # bookkeeping.
+    for k in falco.n_failed_fd_lookups scap.n_drops scap.n_drops_buffer_total \
+             scap.n_drops_bug scap.n_drops_scratch_map scap.n_drops_page_faults \
+             falco.n_drops_full_threadtable kestrel.n_drops_full_fdtable; do
+        b=$(delta w "$k")
+        result "d_$k: w=$b c=$(delta c "$k") w3=$(delta w3 "$k")"
+        [ "$(delta c "$k")" -eq "$b" ] || fail "$k changed by $(delta c "$k") in the compat window, by $b in the baseline"
+        [ "$(delta w3 "$k")" -eq "$b" ] || fail "$k changed by $(delta w3 "$k") after the compat window, by $b in the baseline"
+    done
+    for k in falco.n_added_fds falco.n_removed_fds; do
+        [ "$(delta w3 "$k")" -eq "$(delta w "$k")" ] ||
+            fail "$k delta $(delta w3 "$k") after the compat window, $(delta w "$k") before"
+    done
 fi
-d=$(delta falco.n_added_fds)
-result "d_n_added_fds=$d expected>=$NOPEN"
-[ "$d" -ge "$NOPEN" ] || fail "n_added_fds delta $d < $NOPEN opens"
-result "d_n_evts=$(delta scap.n_evts) d_num_evts=$(delta falco.num_evts) d_n_drops=$(delta scap.n_drops)"
 result "falco.memory_rss=$(jget "$FINAL" falco.memory_rss) (MB)"
 result "result=PASS"
 kestrel-out "$OUT"
