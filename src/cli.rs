@@ -41,7 +41,7 @@ pub struct CheckArgs {
     #[argh(switch)]
     pub json: bool,
     /// BTF file for CO-RE, as `run --btf`
-    #[argh(option)]
+    #[argh(option, from_str_fn(parse_btf_file))]
     pub btf: Option<String>,
     /// attach path, as `run --attach`
     #[argh(option, from_str_fn(AttachMode::parse))]
@@ -126,6 +126,16 @@ fn parse_ring_size(s: &str) -> Result<u32, String> {
     Ok(n)
 }
 
+/// A BTF file named on the command line or in the config must exist now:
+/// a typo is bad input, not a failed start.
+fn parse_btf_file(s: &str) -> Result<String, String> {
+    match std::fs::metadata(s) {
+        Ok(m) if m.is_file() => Ok(s.to_string()),
+        Ok(_) => Err(format!("BTF file '{s}' is not a regular file")),
+        Err(e) => Err(format!("BTF file '{s}': {e}")),
+    }
+}
+
 fn parse_count(s: &str) -> Result<usize, String> {
     s.parse::<usize>()
         .ok()
@@ -190,7 +200,7 @@ pub struct RunArgs {
     pub attach: Option<AttachMode>,
     /// BTF file for CO-RE when the kernel has none (default: search
     /// /etc/kestrel/btf/RELEASE.btf, /usr/lib/kestrel/btf/RELEASE.btf)
-    #[argh(option)]
+    #[argh(option, from_str_fn(parse_btf_file))]
     pub btf: Option<String>,
     /// more log lines on stderr
     #[argh(switch, short = 'v')]

@@ -176,6 +176,12 @@ fn bad_flags_get_one_line_and_exit_2() {
         &["run", "--output", "kafka://x"],
         &["run", "--syscalls", "openat,nosuch"],
         &["run", "--interval", "10ms"],
+        &["run", "--attach", "kprobe"],
+        &["run", "--btf", "/nonexistent/kestrel.btf"],
+        &["run", "--btf", "/tmp"],
+        &["check", "--btf", "/nonexistent/kestrel.btf"],
+        &["export-probe"],
+        &["export-probe", "/nonexistent/dir/kestrel.bpf.o"],
     ] {
         let o = Command::new(BIN).args(args).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -183,6 +189,67 @@ fn bad_flags_get_one_line_and_exit_2() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(o.stdout.is_empty());
     }
+}
+
+#[test]
+fn export_probe_writes_the_bpf_object() {
+    let out = tmp("export.bpf.o");
+    let o = Command::new(BIN)
+        .args(["export-probe", &out])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let obj = std::fs::read(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(&obj[..4], b"\x7fELF");
+    let e_machine = u16::from_le_bytes([obj[18], obj[19]]);
+    assert_eq!(e_machine, 247, "EM_BPF");
+}
+
+/// The raw_tp path through the whole agent, CO-RE against a BTF file: the
+/// snapshot names the path and keeps the tp_btf program names.
+#[test]
+fn raw_tp_agent_with_a_btf_file_reports_its_path_and_program_names() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let out = tmp("rawtp.json");
+    let mut child = spawn_agent(
+        &out,
+        "500ms",
+        &[
+            "--attach",
+            "raw_tp",
+            "--btf",
+            "/sys/kernel/btf/vmlinux",
+            "--libbpf-stats-enabled",
+            "true",
+            "--include-empty-values",
+            "true",
+        ],
+    );
+    wait_for_lines(&out, 2, Duration::from_secs(20));
+    assert!(term(&mut child).success());
+    let last = lines(&out).pop().unwrap();
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(last["output_fields"]["kestrel.attach"], "raw_tp");
+    assert!(field(&last, "scap.sys_exit.run_cnt") > 0, "{last}");
+    let names: Vec<&String> = last["output_fields"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.ends_with(".run_cnt"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "scap.sched_p_exec.run_cnt",
+            "scap.sched_proc_exit.run_cnt",
+            "scap.sys_exit.run_cnt"
+        ],
+        "raw_tp twins report the tp_btf names"
+    );
 }
 
 #[test]
