@@ -14,13 +14,28 @@ const PROBES: [(&str, &str); 2] = [
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo"));
     let clang = env::var_os("KESTREL_CLANG").unwrap_or_else(|| "clang".into());
+    let strip = env::var_os("KESTREL_LLVM_STRIP").unwrap_or_else(|| "llvm-strip".into());
     for (src, skel) in PROBES {
-        SkeletonBuilder::new()
+        let obj = out.join(skel.replace(".skel.rs", ".bpf.o"));
+        let mut builder = SkeletonBuilder::new();
+        builder
             .source(src)
+            .obj(&obj)
             .clang(&clang)
             .clang_args(["-Ibpf", "-O2", "-g", "-Wall", "-Werror"])
-            .build_and_generate(out.join(skel))
+            .build()
             .unwrap_or_else(|e| panic!("building the probe {src} failed: {e:#}"));
+        // -g makes clang emit BTF; the DWARF beside it is dead weight in the
+        // binary (libbpf reads only .BTF and .BTF.ext, which strip -g keeps).
+        let stripped = std::process::Command::new(&strip)
+            .arg("-g")
+            .arg(&obj)
+            .status()
+            .unwrap_or_else(|e| panic!("running {strip:?} (from llvm): {e}"));
+        assert!(stripped.success(), "llvm-strip -g {} failed", obj.display());
+        builder
+            .generate(out.join(skel))
+            .unwrap_or_else(|e| panic!("generating the skeleton of {src} failed: {e:#}"));
         expose_object(&out.join(skel));
         println!("cargo:rerun-if-changed={src}");
     }
@@ -34,6 +49,7 @@ fn main() {
         println!("cargo:rerun-if-changed={f}");
     }
     println!("cargo:rerun-if-env-changed=KESTREL_CLANG");
+    println!("cargo:rerun-if-env-changed=KESTREL_LLVM_STRIP");
 }
 
 /// The skeleton embeds the object as a private `DATA`; `kestrel export-probe`

@@ -11,6 +11,7 @@
 
 _Static_assert((KC_MAX * KD_MAX & (KC_MAX * KD_MAX - 1)) == 0,
 	       "count_drop masks its index: categories x directions must be a power of two");
+_Static_assert(KESTREL_SYSCALL_MAX % 32 == 0, "kestrel_counters.syscalls rows");
 _Static_assert(KR_TYPE_MAX <= 0xffff && KH_MAX <= 0xff && KC_MAX <= KSEL_CAT_MASK + 1,
 	       "selection word fields overflow");
 
@@ -50,8 +51,24 @@ static __always_inline void fill_task(struct kestrel_task *t, struct task_struct
 	BPF_CORE_READ_INTO(&t->comm, task, comm);
 }
 
+/* Only on the drop path: the ring is full, so this cost is not on the hot path. */
+static __always_inline void count_drop_by_pid(void)
+{
+	__u32 pid = bpf_get_current_pid_tgid() >> 32;
+	__u64 one = 1, *n;
+
+	if (!count_drops_by_pid)
+		return;
+	n = bpf_map_lookup_elem(&drops_by_pid, &pid);
+	if (n)
+		__sync_fetch_and_add(n, 1);
+	else
+		bpf_map_update_elem(&drops_by_pid, &pid, &one, BPF_NOEXIST);
+}
+
 static __always_inline void count_drop(struct kestrel_counters *c, int cat, int dir)
 {
+	count_drop_by_pid();
 	c->n_drops_buffer_total++;
 	if ((unsigned int)cat < KC_MAX && (unsigned int)dir < KD_MAX) {
 		__u32 idx = (__u32)cat * KD_MAX + (__u32)dir;

@@ -27,8 +27,10 @@ typedef _Bool bool;
 /* UAPI constants (stable ABI). */
 enum {
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
+#define BPF_NOEXIST 1
 enum {
 	BPF_RB_NO_WAKEUP = 1,
 	BPF_RB_FORCE_WAKEUP = 2,

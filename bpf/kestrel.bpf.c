@@ -40,8 +40,21 @@ struct {
 	__type(value, union kestrel_record);
 } scratch SEC(".maps");
 
+/* Records dropped per process (tgid); LRU so a burst of new pids evicts the
+ * oldest. Sized by user space (the culprit capacity). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops_by_pid SEC(".maps");
+
 const volatile __u16 sys_table[KESTREL_SYSCALL_MAX] = {};
 const volatile __u16 compat_table[KESTREL_SYSCALL_MAX] = {};
+/* Culprit counters: per-syscall counts on every exit, drops by process.
+ * Off, the verifier prunes their code: untraced syscalls cost nothing more. */
+const volatile bool count_syscalls = false;
+const volatile bool count_drops_by_pid = false;
 /* Pending bytes at which a record wakes the consumer; below it user space
  * drains on its own timer, so a quiet stream costs no wakeup per record. */
 const volatile __u64 wakeup_bytes = 0;
@@ -65,16 +78,26 @@ static __always_inline __u16 table_entry(const struct call *k, __u64 nr)
 static __always_inline void on_sys_exit(struct pt_regs *regs, long ret, bool btf)
 {
 	struct call k = { .regs = regs, .ret = ret, .btf = btf };
-	struct kestrel_counters *c;
+	struct kestrel_counters *c = NULL;
 	__u64 nr;
 	__u16 sel;
 
 	k.compat = call_is_compat(&k);
 	nr = call_nr(&k);
+	if (count_syscalls) {
+		c = get_counters();
+		if (!c)
+			return;
+		if (nr < KESTREL_SYSCALL_MAX)
+			(&c->syscalls[k.compat & 1][0][0])[nr]++;
+		else
+			c->n_syscalls_unnumbered++;
+	}
 	sel = table_entry(&k, nr);
 	if (!(sel & KSEL_EXIT))
 		return;
-	c = get_counters();
+	if (!count_syscalls)
+		c = get_counters();
 	if (!c)
 		return;
 	k.nr = nr;

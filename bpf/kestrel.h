@@ -55,6 +55,13 @@ enum kestrel_dir {
 	KD_MAX,
 };
 
+/* Which table a syscall number belongs to. */
+enum kestrel_abi_kind {
+	KA_NATIVE = 0, /* x86_64 / arm64 */
+	KA_COMPAT = 1, /* i386 / ARM EABI */
+	KA_MAX,
+};
+
 /*
  * How the probe decodes a syscall's arguments. User space owns the per-arch
  * syscall table and tells the probe, per number, which handler applies, so
@@ -210,6 +217,13 @@ struct kestrel_counters {
 	__u64 n_drops_scratch_map;
 	__u64 n_drops_page_faults;
 	__u64 n_drops_bug;
+	/* Culprit counters (count_syscalls): every syscall exit on the machine,
+	 * selected or not, by ABI and number; numbers past the table (x32, -1
+	 * after an exec) in n_syscalls_unnumbered. Rows of 32 only because
+	 * the generated Rust types derive Default, which longer arrays lack;
+	 * both sides index it flat. */
+	__u64 n_syscalls_unnumbered;
+	__u64 syscalls[KA_MAX][KESTREL_SYSCALL_MAX / 32][32];
 };
 
 /*
@@ -224,6 +238,7 @@ struct kestrel_abi {
 	enum kestrel_sel sel;
 	enum kestrel_flags flags;
 	enum kestrel_limits limits;
+	enum kestrel_abi_kind abi_kind;
 };
 
 #endif /* KESTREL_H */

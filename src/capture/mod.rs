@@ -6,6 +6,7 @@
 pub mod btf;
 pub mod floor;
 pub mod record;
+pub mod syscall_names;
 pub mod syscalls;
 
 #[allow(
@@ -55,6 +56,10 @@ pub struct ProbeConfig {
     pub attach: AttachMode,
     /// BTF file for CO-RE instead of the kernel's own (`--btf`).
     pub btf: Option<PathBuf>,
+    /// Culprit counters: per-syscall counts in the kernel, drops per process.
+    pub culprits: bool,
+    /// Processes the kernel keeps drop counts for (LRU beyond that).
+    pub culprit_capacity: u32,
 }
 
 impl ProbeConfig {
@@ -68,6 +73,8 @@ impl ProbeConfig {
             wakeup_bytes: u64::from(ring_bytes) / 4,
             attach: AttachMode::Auto,
             btf: None,
+            culprits: true,
+            culprit_capacity: DEFAULT_CULPRIT_CAPACITY,
         }
     }
 }
@@ -79,6 +86,13 @@ impl Default for ProbeConfig {
 }
 
 pub const DEFAULT_RING_BYTES: u32 = 1 << 20;
+pub const DEFAULT_CULPRIT_CAPACITY: u32 = 256;
+
+/// Syscall table length (bpf/kestrel.h), for both ABIs.
+pub const SYSCALL_SLOTS: usize = skel::types::kestrel_limits::KESTREL_SYSCALL_MAX.0 as usize;
+
+/// Exits per syscall number since load, summed over CPUs: [native, compat].
+pub type SyscallCounts = [[u64; SYSCALL_SLOTS]; 2];
 
 /// Why the probe could not start; each renders as one line saying what to do.
 #[derive(Debug)]
@@ -275,6 +289,12 @@ impl<'obj> Probe<'obj> {
             }
         }
         rodata.wakeup_bytes = cfg.wakeup_bytes;
+        rodata.count_syscalls = cfg.culprits;
+        rodata.count_drops_by_pid = cfg.culprits;
+        open.maps
+            .drops_by_pid
+            .set_max_entries(cfg.culprit_capacity.max(1))
+            .map_err(|e| classify(e, None))?;
         open.maps
             .events
             .set_max_entries(cfg.ring_bytes)
@@ -393,6 +413,68 @@ impl<'obj> Probe<'obj> {
             total.add(&c);
         }
         total
+    }
+
+    /// Per-syscall exit counts as of the last `counters()` read, and the
+    /// exits whose number had no slot. No allocation.
+    pub fn syscall_counts(&self, out: &mut SyscallCounts) -> u64 {
+        let stride = size_of::<kestrel_counters>().next_multiple_of(8);
+        let mut unnumbered = 0;
+        for row in out.iter_mut() {
+            row.fill(0);
+        }
+        let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
+        let un = std::mem::offset_of!(kestrel_counters, n_syscalls_unnumbered);
+        let table = std::mem::offset_of!(kestrel_counters, syscalls);
+        for slot in self.counter_buf.chunks_exact(stride) {
+            unnumbered += word(&slot[un..un + 8]);
+            let words = slot[table..].chunks_exact(8);
+            for (d, w) in out.iter_mut().flatten().zip(words) {
+                *d += word(w);
+            }
+        }
+        unnumbered
+    }
+
+    /// Records dropped per process (tgid) since load, as far as the kernel's
+    /// LRU table still holds them; calls `f(pid, drops)` for each.
+    pub fn drops_by_pid(&self, mut f: impl FnMut(u32, u64)) {
+        let fd = self.skel.maps.drops_by_pid.as_fd().as_raw_fd();
+        let mut key: u32 = 0;
+        let mut next: u32 = 0;
+        let mut first = true;
+        loop {
+            let prev = if first {
+                std::ptr::null()
+            } else {
+                (&key as *const u32).cast()
+            };
+            // SAFETY: u32 keys as the map declares; null asks for the first key.
+            let rc = unsafe {
+                libbpf_rs::libbpf_sys::bpf_map_get_next_key(
+                    fd,
+                    prev,
+                    (&mut next as *mut u32).cast(),
+                )
+            };
+            if rc != 0 {
+                return;
+            }
+            let mut val: u64 = 0;
+            // SAFETY: u64 values as the map declares.
+            let rc = unsafe {
+                libbpf_rs::libbpf_sys::bpf_map_lookup_elem(
+                    fd,
+                    (&next as *const u32).cast(),
+                    (&mut val as *mut u64).cast(),
+                )
+            };
+            if rc == 0 {
+                f(next, val);
+            }
+            key = next;
+            first = false;
+        }
     }
 
     /// Turns BPF run-time stats on for as long as the probe lives, unless the
