@@ -216,7 +216,7 @@ fn main() {
         let per_call = |a: ProgStats, b: ProgStats| {
             (b.run_time_ns - a.run_time_ns) as f64 / (b.run_cnt - a.run_cnt).max(1) as f64
         };
-        let mut compat_check = Vec::new();
+        let mut steps = (Vec::new(), Vec::new());
         for (attach, sel) in [
             ("tp_btf", "default"),
             ("raw_tp", "default"),
@@ -225,12 +225,13 @@ fn main() {
         ] {
             for (name, work) in &works {
                 let agent = Agent::start_bin(BIN, sel, true, attach);
-                let (f0, c0) = (floor.stats(), floor.compat_stats());
+                let (f0, [t0, r0]) = (floor.stats(), floor.step_stats());
                 work();
-                let (f1, c1) = (floor.stats(), floor.compat_stats());
+                let (f1, [t1, r1]) = (floor.stats(), floor.step_stats());
                 let v = agent.stop();
                 let floor_ns = per_call(f0, f1);
-                compat_check.push(per_call(c0, c1) - floor_ns);
+                steps.0.push(per_call(t0, t1) - floor_ns);
+                steps.1.push(per_call(r0, r1) - floor_ns);
                 for prog in ["sys_exit", "sched_p_exec", "sched_proc_exit"] {
                     let cnt = f(&v, &format!("scap.{prog}.run_cnt"));
                     if cnt == 0 {
@@ -249,9 +250,10 @@ fn main() {
             }
         }
         println!(
-            "\n32-bit check (floor + check minus floor, tp_btf read of thread_info): median {:.1} ns/call over {} runs",
-            median(compat_check.clone()),
-            compat_check.len()
+            "\nfirst step on every syscall (number + 32-bit check; floor + step minus floor), medians of {} runs: tp_btf {:.1} ns/call, raw_tp {:.1} ns/call",
+            steps.0.len(),
+            median(steps.0.clone()),
+            median(steps.1.clone())
         );
         if Command::new("stress-ng").arg("--version").output().is_ok() {
             let agent = Agent::start("default", true);

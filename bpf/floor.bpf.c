@@ -22,13 +22,26 @@ int BPF_PROG(floor_sys_exit, struct pt_regs *regs, long ret)
 	return 0;
 }
 
-/* The floor plus the probe's 32-bit check: the difference is what the check
- * costs every syscall on the machine, traced or not. */
+/* The floor plus the probe's first step on every syscall (number and ABI,
+ * compat check included): the difference is what that step costs every
+ * syscall on the machine, traced or not. Writes only for a 32-bit call. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(floor_compat, struct pt_regs *regs, long ret)
 {
 	struct call k = { .regs = regs, .btf = true };
 
-	compat_seen += call_is_compat(&k);
+	if (call_start(&k) < 512 && k.compat)
+		compat_seen++;
+	return 0;
+}
+
+/* The same step on the raw_tp path: one checked copy from pt_regs. */
+SEC("raw_tp/sys_exit")
+int BPF_PROG(floor_raw_step, struct pt_regs *regs, long ret)
+{
+	struct call k = { .regs = regs, .btf = false };
+
+	if (call_start(&k) < 512 && k.compat)
+		compat_seen++;
 	return 0;
 }

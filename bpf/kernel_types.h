@@ -59,7 +59,11 @@ struct pt_regs {
 	unsigned long r8;
 	unsigned long r9;
 	unsigned long orig_ax;
+	unsigned long ip;
+	unsigned long cs;
 } __attribute__((preserve_access_index));
+/* arch/x86/include/asm/segment.h: a 32-bit task runs in this code segment. */
+#define USER32_CS 0x23
 #elif defined(__TARGET_ARCH_arm64)
 struct pt_regs {
 	__u64 regs[31];

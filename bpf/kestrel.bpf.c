@@ -68,10 +68,15 @@ struct kestrel_abi kestrel_abi_unused;
 #include "syscall.h"
 #include "handlers.h"
 
-static __always_inline __u16 table_entry(const struct call *k, __u64 nr)
+/*
+ * The table entry for this call, or 0. A number neither table selects is
+ * done with before the ABI is settled: that is the untraced hot path.
+ */
+static __always_inline __u16 table_entry(struct call *k, __u64 nr)
 {
-	if (nr >= KESTREL_SYSCALL_MAX)
+	if (nr >= KESTREL_SYSCALL_MAX || !(sys_table[nr] | compat_table[nr]))
 		return 0;
+	call_confirm_abi(k);
 	return k->compat ? compat_table[nr] : sys_table[nr];
 }
 
@@ -82,9 +87,10 @@ static __always_inline void on_sys_exit(struct pt_regs *regs, long ret, bool btf
 	__u64 nr;
 	__u16 sel;
 
-	k.compat = call_is_compat(&k);
-	nr = call_nr(&k);
+	nr = call_start(&k);
 	if (count_syscalls) {
+		/* By code segment / PSTATE: an int 0x80 from a 64-bit task counts
+		 * under the 64-bit table here (see call_confirm_abi). */
 		c = get_counters();
 		if (!c)
 			return;
@@ -112,7 +118,7 @@ static __always_inline void on_sys_enter(struct pt_regs *regs, long id, bool btf
 	struct kestrel_counters *c;
 	__u16 sel;
 
-	k.compat = call_is_compat(&k);
+	call_start(&k);
 	sel = table_entry(&k, (__u64)id);
 	if (!(sel & KSEL_ENTER))
 		return;

@@ -9,11 +9,11 @@
  * still relocated by CO-RE). Handlers are always inlined, so each entry
  * point compiles only its own branch.
  *
- * `compat` marks a 32-bit task's syscall. Its number belongs to the i386 or
- * ARM EABI table, never to the 64-bit one, and on x86 its arguments sit in
- * other registers. Checked before any table lookup, as falcosecurity/libs
- * does in driver/modern_bpf/programs/attached/dispatchers/syscall_exit.bpf.c
- * (sys_exit, through bpf_in_ia32_syscall()).
+ * `compat` marks a 32-bit syscall. Its number belongs to the i386 or ARM
+ * EABI table, never to the 64-bit one, and on x86 its arguments sit in
+ * other registers. Settled before a table entry is used, as
+ * falcosecurity/libs does in driver/modern_bpf/programs/attached/
+ * dispatchers/syscall_exit.bpf.c (sys_exit, through bpf_in_ia32_syscall()).
  */
 #ifndef KESTREL_SYSCALL_H
 #define KESTREL_SYSCALL_H
@@ -35,28 +35,68 @@ struct call {
 		(k)->btf ? __regs->field : BPF_CORE_READ(__regs, field);     \
 	})
 
-static __always_inline __u64 call_nr(const struct call *k)
+/*
+ * The syscall number and ABI of this call. On raw_tp one copy fetches both:
+ * x86 orig_ax, ip, cs and arm64 pstate, orig_x0, syscallno sit next to each
+ * other in every kernel's pt_regs (it is the ptrace layout). A 32-bit task
+ * runs in the 32-bit code segment (x86) or AArch32 state (arm64:
+ * compat_user_mode() in arch/arm64/include/asm/ptrace.h; unlike _TIF_32BIT,
+ * whose number moved, this is architectural).
+ */
+static __always_inline __u64 call_start(struct call *k)
 {
+	struct pt_regs *regs = k->regs;
 #if defined(__TARGET_ARCH_x86)
-	return REG(k, orig_ax);
+	unsigned long tail[3] = {}; /* orig_ax, ip, cs */
+
+	if (k->btf) {
+		tail[0] = regs->orig_ax;
+		tail[2] = regs->cs;
+	} else if (bpf_probe_read_kernel(tail, sizeof(tail),
+					 __builtin_preserve_access_index(&regs->orig_ax))) {
+		return ~0ULL;
+	}
+	k->compat = (tail[2] & 0xffff) == USER32_CS;
+	return tail[0];
 #else
-	return (__u64)(__s64)REG(k, syscallno);
+	struct {
+		__u64 pstate;
+		__u64 orig_x0;
+		__s32 syscallno;
+	} tail = {};
+
+	if (k->btf) {
+		tail.pstate = regs->pstate;
+		tail.syscallno = regs->syscallno;
+	} else if (bpf_probe_read_kernel(&tail, sizeof(tail),
+					 __builtin_preserve_access_index(&regs->pstate))) {
+		return ~0ULL;
+	}
+	k->compat = tail.pstate & PSR_MODE32_BIT;
+	return (__u64)(__s64)tail.syscallno;
 #endif
 }
 
-static __always_inline bool call_is_compat(const struct call *k)
+/*
+ * x86 only: a 64-bit task can enter the ia32 table through int 0x80 and
+ * keep its 64-bit code segment; only TS_COMPAT in thread_info.status says
+ * so (Falco's bpf_in_ia32_syscall() reads the same bit). One more read, so
+ * it runs only for numbers one of the tables selects.
+ */
+static __always_inline void call_confirm_abi(struct call *k)
 {
 #if defined(__TARGET_ARCH_x86)
 	struct task_struct *t;
 
+	if (k->compat)
+		return;
 	if (k->btf) {
 		t = bpf_get_current_task_btf();
-		return t->thread_info.status & TS_COMPAT;
+		k->compat = t->thread_info.status & TS_COMPAT;
+		return;
 	}
 	t = (struct task_struct *)bpf_get_current_task();
-	return BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
-#else
-	return REG(k, pstate) & PSR_MODE32_BIT;
+	k->compat = BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
 #endif
 }
 

@@ -177,3 +177,115 @@ fn i386_worker_is_seen_exactly(attach: AttachMode) {
     assert_eq!(tree.counters.n_added_threads as usize, FORKS + EXECS);
     assert_eq!(tree.counters.n_removed_threads as usize, FORKS + EXECS);
 }
+
+/// i386 syscalls through int 0x80 from this 64-bit process: its code
+/// segment stays 64-bit, so only TS_COMPAT tells the probe the ABI.
+fn int80(nr: u32, a: u32, b: u32, c: u32) -> i32 {
+    let ret: i32;
+    // SAFETY: a plain ia32 syscall; arguments are 32-bit values the callers
+    // chose (addresses from a MAP_32BIT mapping).
+    unsafe {
+        // rbx is LLVM's: swap the first argument in and out around the trap.
+        std::arch::asm!(
+            "xchg {a:r}, rbx",
+            "int 0x80",
+            "xchg {a:r}, rbx",
+            a = inout(reg) u64::from(a) => _,
+            inlateout("eax") nr as i32 => ret,
+            in("ecx") b,
+            in("edx") c,
+        );
+    }
+    ret
+}
+
+fn int80_from_64bit_is_decoded_as_i386(attach: AttachMode) {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    const ROUNDS: usize = 20;
+    let file = tmp("int80-file");
+    std::fs::write(&file, b"x").unwrap();
+    // SAFETY: a fresh private anonymous mapping below 4 GiB, unmapped below.
+    let low = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(low, libc::MAP_FAILED);
+    let buf = low as *mut u8;
+    // SAFETY: the path plus its NUL fits the 4 KiB mapping.
+    unsafe {
+        std::ptr::copy_nonoverlapping(file.as_ptr(), buf, file.len());
+        *buf.add(file.len()) = 0;
+    }
+    let (addr, scratch) = (buf as usize as u32, buf as usize as u32 + 2048);
+    let mut tid = 0u32;
+    let (raw, counters) = capture(
+        ProbeConfig {
+            wakeup_bytes: 0,
+            attach,
+            ..ProbeConfig::default()
+        },
+        true,
+        || {
+            tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+            for _ in 0..ROUNDS {
+                let fd = int80(5, addr, 0, 0); // i386 open
+                assert!(fd >= 0, "int 0x80 open: {fd}");
+                for _ in 0..3 {
+                    assert!(int80(3, fd as u32, scratch, 1) >= 0); // i386 read = x86_64 close
+                }
+                assert_eq!(int80(6, fd as u32, 0, 0), 0); // i386 close
+            }
+        },
+    );
+    // SAFETY: unmapping the mapping made above.
+    unsafe { libc::munmap(low, 4096) };
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(counters.n_drops(), 0);
+    let recs: Vec<Record<'_>> = raw.iter().map(|r| decode(r).unwrap()).collect();
+    let mine: Vec<&Record<'_>> = recs.iter().filter(|r| r.hdr().tid == tid).collect();
+    let opens: HashSet<i64> = mine
+        .iter()
+        .filter_map(|r| match r {
+            Record::Open { hdr, path, .. } if *path == file.as_bytes() => {
+                assert!(r.has_flag(F::KF_COMPAT), "int 0x80 open flagged compat");
+                Some(hdr.ret)
+            }
+            _ => None,
+        })
+        .collect();
+    let n_opens = mine
+        .iter()
+        .filter(|r| matches!(r, Record::Open { path, .. } if *path == file.as_bytes()))
+        .count();
+    assert_eq!(
+        n_opens, ROUNDS,
+        "every int 0x80 open decoded with the i386 table"
+    );
+    let closes = mine
+        .iter()
+        .filter(|r| matches!(r, Record::Close { fd, .. } if opens.contains(fd)))
+        .count();
+    assert_eq!(
+        closes, ROUNDS,
+        "one close per round: no i386 read taken for a close"
+    );
+}
+
+#[test]
+fn int80_from_a_64bit_task_is_decoded_as_i386_on_tp_btf() {
+    int80_from_64bit_is_decoded_as_i386(AttachMode::TpBtf);
+}
+
+#[test]
+fn int80_from_a_64bit_task_is_decoded_as_i386_on_raw_tp() {
+    int80_from_64bit_is_decoded_as_i386(AttachMode::RawTp);
+}

@@ -24,7 +24,7 @@ mod skel {
 
 pub struct Floor<'obj> {
     skel: skel::FloorSkel<'obj>,
-    _links: [Link; 2],
+    _links: [Link; 3],
 }
 
 impl<'obj> Floor<'obj> {
@@ -37,6 +37,7 @@ impl<'obj> Floor<'obj> {
         let links = [
             attach(&skel.progs.floor_sys_exit)?,
             attach(&skel.progs.floor_compat)?,
+            attach(&skel.progs.floor_raw_step)?,
         ];
         Ok(Floor {
             skel,
@@ -49,9 +50,13 @@ impl<'obj> Floor<'obj> {
         Self::prog_stats(&self.skel.progs.floor_sys_exit, "floor_sys_exit")
     }
 
-    /// Run-time stats of the no-op plus the probe's 32-bit check.
-    pub fn compat_stats(&self) -> ProgStats {
-        Self::prog_stats(&self.skel.progs.floor_compat, "floor_compat")
+    /// Run-time stats of the no-op plus the probe's first step on every
+    /// syscall (number and ABI), tp_btf and raw_tp.
+    pub fn step_stats(&self) -> [ProgStats; 2] {
+        [
+            Self::prog_stats(&self.skel.progs.floor_compat, "floor_compat"),
+            Self::prog_stats(&self.skel.progs.floor_raw_step, "floor_raw_step"),
+        ]
     }
 
     fn prog_stats(prog: &libbpf_rs::ProgramMut<'_>, name: &'static str) -> ProgStats {
