@@ -18,9 +18,11 @@ use rustix::time::{
 use crate::capture::record::decode;
 use crate::capture::skel::types::kestrel_flags as KF;
 use crate::capture::{Probe, ProbeConfig, ProgStats, StatsSource};
+use crate::metrics::culprits::{CulpritConfig, Culprits};
 use crate::metrics::resources::Resources;
 use crate::metrics::{HostInfo, Inputs, MetricsConfig, Snapshotter};
 use crate::output::{OutputSpec, Outputs};
+use crate::state::activity::Activity;
 use crate::state::{procfs, State};
 
 const RING: Token = Token(0);
@@ -41,6 +43,7 @@ pub struct AgentConfig {
     pub fd_capacity: usize,
     pub pidfile: Option<String>,
     pub verbose: bool,
+    pub culprits: CulpritConfig,
 }
 
 /// What went wrong before the loop could start; main maps it to exit status 1.
@@ -53,6 +56,8 @@ pub struct Pipeline {
     pub num_evts: u64,
     /// Records of 32-bit tasks' syscalls, decoded with their ABI's table.
     pub num_compat_evts: u64,
+    /// Traced events per process this interval (culprit counters).
+    pub activity: Option<Activity>,
 }
 
 impl Pipeline {
@@ -63,6 +68,11 @@ impl Pipeline {
             Ok(rec) => {
                 self.num_compat_evts += u64::from(rec.has_flag(KF::KF_COMPAT));
                 self.state.apply(&rec);
+                if let Some(a) = &mut self.activity {
+                    let state = &self.state;
+                    let pid = rec.hdr().pid;
+                    a.count(pid, || state.thread(pid).map_or([0; 16], |t| t.comm));
+                }
                 if self.state.log_full_drop {
                     self.state.log_full_drop = false;
                     eprintln!(
@@ -214,6 +224,10 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         state,
         num_evts: 0,
         num_compat_evts: 0,
+        activity: cfg
+            .culprits
+            .enabled
+            .then(|| Activity::with_capacity(cfg.culprits.capacity)),
     });
     let mut rb = RingBufferBuilder::new();
     rb.add(probe.events_map(), |data: &[u8]| {
@@ -242,10 +256,18 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
 
     let mut snap = Snapshotter::new(cfg.metrics, host, Resources::new("/"));
     let mut progs: heapless::Vec<ProgStats, 8> = heapless::Vec::new();
+    let mut culprits = cfg.culprits.enabled.then(|| Culprits::new(cfg.culprits));
+    let mut last_drops = 0;
     let mut take_snapshot = |probe: &mut Probe<'_>, outputs: &mut Outputs| {
         let _ = ring.consume();
         probe.prog_stats(&mut progs);
         let kernel = probe.counters();
+        if let (Some(cul), Some(act)) = (&mut culprits, &mut pipeline.borrow_mut().activity) {
+            let unnumbered = probe.syscall_counts(cul.counts_mut());
+            let interval_drops = kernel.n_drops().saturating_sub(last_drops);
+            cul.update(unnumbered, |f| probe.drops_by_pid(f), interval_drops, act);
+        }
+        last_drops = kernel.n_drops();
         let p = pipeline.borrow();
         let inputs = Inputs {
             num_evts: p.num_evts,
@@ -258,6 +280,7 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
             n_threads: p.state.n_threads() as u64,
             n_fds: p.state.n_fds() as u64,
             progs: &progs,
+            culprits: culprits.as_ref(),
         };
         let r = snap.render(&inputs);
         outputs.write(r.line, r.time);

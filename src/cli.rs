@@ -126,6 +126,20 @@ fn parse_ring_size(s: &str) -> Result<u32, String> {
     Ok(n)
 }
 
+fn parse_top(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=crate::metrics::culprits::MAX_TOP).contains(n))
+        .ok_or_else(|| format!("'{s}' is not a list length between 1 and 32"))
+}
+
+fn parse_culprit_capacity(s: &str) -> Result<usize, String> {
+    s.parse::<usize>()
+        .ok()
+        .filter(|n| (1..=65536).contains(n))
+        .ok_or_else(|| format!("'{s}' is not a culprit capacity between 1 and 65536"))
+}
+
 /// A BTF file named on the command line or in the config must exist now:
 /// a typo is bad input, not a failed start.
 fn parse_btf_file(s: &str) -> Result<String, String> {
@@ -195,6 +209,19 @@ pub struct RunArgs {
     /// write the agent's pid to this file
     #[argh(option)]
     pub pidfile: Option<String>,
+    /// culprit counters: per-syscall counts of every syscall in the kernel,
+    /// top processes by traced events and drops (default true)
+    #[argh(option, from_str_fn(parse_bool))]
+    pub culprits: Option<bool>,
+    /// syscalls listed in kestrel.top_syscalls, 1 to 32 (default 5)
+    #[argh(option, from_str_fn(parse_top))]
+    pub culprit_top_syscalls: Option<usize>,
+    /// processes listed in kestrel.top_procs*, 1 to 32 (default 5)
+    #[argh(option, from_str_fn(parse_top))]
+    pub culprit_top_procs: Option<usize>,
+    /// processes tracked per interval for the culprit lists, 1 to 65536 (default 256)
+    #[argh(option, from_str_fn(parse_culprit_capacity))]
+    pub culprit_capacity: Option<usize>,
     /// tracepoint flavour: auto (tp_btf when the kernel has BTF, else raw_tp), tp_btf or raw_tp
     #[argh(option, from_str_fn(AttachMode::parse))]
     pub attach: Option<AttachMode>,
@@ -303,6 +330,10 @@ pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
         include_empty_values: cli.include_empty_values.or(file.include_empty_values),
         pidfile: cli.pidfile.or(file.pidfile),
         attach: cli.attach.or(file.attach),
+        culprits: cli.culprits.or(file.culprits),
+        culprit_top_syscalls: cli.culprit_top_syscalls.or(file.culprit_top_syscalls),
+        culprit_top_procs: cli.culprit_top_procs.or(file.culprit_top_procs),
+        culprit_capacity: cli.culprit_capacity.or(file.culprit_capacity),
         btf: cli.btf.or(file.btf),
         verbose: cli.verbose || file.verbose,
     })

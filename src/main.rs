@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use kestrel::capture::btf::AttachMode;
 use kestrel::capture::{ProbeConfig, DEFAULT_RING_BYTES};
 use kestrel::cli::{self, Command};
+use kestrel::metrics::culprits::CulpritConfig;
 use kestrel::metrics::MetricsConfig;
 use kestrel::output::OutputSpec;
 use kestrel::state::{DEFAULT_FD_CAPACITY, DEFAULT_THREAD_CAPACITY};
@@ -31,6 +32,13 @@ fn main() {
         }
     };
     let d = MetricsConfig::default();
+    let dc = CulpritConfig::default();
+    let culprits = CulpritConfig {
+        enabled: a.culprits.unwrap_or(dc.enabled),
+        top_syscalls: a.culprit_top_syscalls.unwrap_or(dc.top_syscalls),
+        top_procs: a.culprit_top_procs.unwrap_or(dc.top_procs),
+        capacity: a.culprit_capacity.unwrap_or(dc.capacity),
+    };
     let probe = ProbeConfig::for_ring(a.ring_buffer_size.unwrap_or(DEFAULT_RING_BYTES));
     let cfg = AgentConfig {
         probe: ProbeConfig {
@@ -38,6 +46,8 @@ fn main() {
             enter_events: a.enter_events,
             attach: a.attach.unwrap_or(AttachMode::Auto),
             btf: a.btf.map(PathBuf::from),
+            culprits: culprits.enabled,
+            culprit_capacity: culprits.capacity as u32,
             ..probe
         },
         metrics: MetricsConfig {
@@ -63,6 +73,7 @@ fn main() {
         fd_capacity: a.fd_table_size.unwrap_or(DEFAULT_FD_CAPACITY),
         pidfile: a.pidfile,
         verbose: a.verbose,
+        culprits,
     };
     if let Err(e) = agent::run(cfg) {
         eprintln!("kestrel: {}", e.0);

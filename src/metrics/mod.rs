@@ -4,6 +4,7 @@
 //! (rule-output form, keys sorted as Falco prints them) into a buffer sized
 //! once. Runs once per interval, never per event.
 
+pub mod culprits;
 pub mod resources;
 pub mod time;
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use crate::capture::{KernelCounters, ProgStats};
 use crate::state::StateCounters;
+use culprits::Culprits;
 use resources::{bytes_to_mb, kb_to_mb, round1, ResourceSample, Resources};
 
 pub const ENGINE_NAME: &str = "kestrel_bpf";
@@ -70,13 +72,17 @@ pub struct Inputs<'a> {
     pub n_threads: u64,
     pub n_fds: u64,
     pub progs: &'a [ProgStats],
+    /// Culprit lists of the interval, when enabled.
+    pub culprits: Option<&'a Culprits>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy)]
 enum Value<'a> {
     U64(u64),
     F64(f64),
     Str(&'a str),
+    Syscalls(&'a Culprits),
+    Procs(&'a Culprits, bool),
 }
 
 impl Value<'_> {
@@ -85,6 +91,8 @@ impl Value<'_> {
             Value::U64(v) => v == 0,
             Value::F64(v) => v == 0.0,
             Value::Str(s) => s.is_empty(),
+            Value::Syscalls(_) => false,
+            Value::Procs(c, by_drops) => by_drops && c.by_drops.is_empty(),
         }
     }
 }
@@ -148,6 +156,10 @@ impl Serialize for Fields<'_> {
                 Value::U64(x) => m.serialize_entry(k.as_str(), &x)?,
                 Value::F64(x) => m.serialize_entry(k.as_str(), &x)?,
                 Value::Str(x) => m.serialize_entry(k.as_str(), x)?,
+                Value::Syscalls(c) => m.serialize_entry(k.as_str(), &c.top_syscalls())?,
+                Value::Procs(c, by_drops) => {
+                    m.serialize_entry(k.as_str(), &c.top_procs(by_drops))?
+                }
             }
         }
         m.end()
@@ -320,6 +332,11 @@ impl Snapshotter {
             Value::U64(inp.output_write_errors),
         );
         f.put("kestrel.attach", Value::Str(inp.attach));
+        if let Some(cul) = inp.culprits {
+            f.put("kestrel.top_syscalls", Value::Syscalls(cul));
+            f.put("kestrel.top_procs", Value::Procs(cul, false));
+            f.put("kestrel.top_procs_by_drops", Value::Procs(cul, true));
+        }
         f.put("kestrel.n_compat_evts", Value::U64(inp.num_compat_evts));
 
         if let Some(r) = res {

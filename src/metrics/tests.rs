@@ -114,6 +114,7 @@ fn inputs(progs: &[ProgStats], num_evts: u64, kernel: KernelCounters) -> Inputs<
         n_threads: 3,
         n_fds: 0,
         progs,
+        culprits: None,
     }
 }
 

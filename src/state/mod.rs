@@ -9,6 +9,7 @@
 //! n_removed_fds counts every fd leaving the table (close, close-on-exec,
 //! process exit), so n_fds = seeded + n_added_fds - n_removed_fds.
 
+pub mod activity;
 pub mod procfs;
 pub mod table;
 

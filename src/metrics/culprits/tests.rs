@@ -1,0 +1,132 @@
+use super::*;
+
+fn cfg(k: usize, n: usize) -> CulpritConfig {
+    CulpritConfig {
+        enabled: true,
+        top_syscalls: k,
+        top_procs: n,
+        capacity: 8,
+    }
+}
+
+fn no_drops(_: &mut dyn FnMut(u32, u64)) {}
+
+#[test]
+fn top_syscalls_are_interval_deltas_and_other_closes_the_sum() {
+    let mut c = Culprits::new(cfg(2, 2));
+    let mut act = Activity::with_capacity(4);
+    c.counts_mut()[0][3] = 100;
+    c.counts_mut()[0][5] = 50;
+    c.counts_mut()[0][7] = 10;
+    c.counts_mut()[1][3] = 70; // the same number under the 32-bit ABI is another syscall
+    c.update(4, no_drops, 0, &mut act);
+    let got: Vec<(bool, u16, u64)> = c
+        .syscalls
+        .iter()
+        .map(|s| (s.compat, s.nr, s.count))
+        .collect();
+    assert_eq!(got, [(false, 3, 100), (true, 3, 70)]);
+    assert_eq!(
+        c.syscalls_other,
+        50 + 10 + 4,
+        "the rest, unnumbered exits included"
+    );
+
+    // Next interval: cumulative counts grow; only the growth counts.
+    c.counts_mut()[0][3] = 101;
+    c.counts_mut()[0][5] = 150;
+    c.counts_mut()[0][7] = 10;
+    c.counts_mut()[1][3] = 70;
+    c.update(4, no_drops, 0, &mut act);
+    let got: Vec<(u16, u64)> = c.syscalls.iter().map(|s| (s.nr, s.count)).collect();
+    assert_eq!(got, [(5, 100), (3, 1)]);
+    assert_eq!(c.syscalls_other, 0);
+}
+
+#[test]
+fn processes_rank_by_events_and_by_drops_with_other() {
+    let mut c = Culprits::new(cfg(1, 2));
+    let mut act = Activity::with_capacity(8);
+    let comm = |s: &str| {
+        let mut b = [0u8; 16];
+        b[..s.len()].copy_from_slice(s.as_bytes());
+        b
+    };
+    for (pid, n, name) in [(10, 5, "a"), (20, 9, "b"), (30, 1, "c"), (40, 3, "d")] {
+        for _ in 0..n {
+            act.count(pid, || comm(name));
+        }
+    }
+    let kernel = |f: &mut dyn FnMut(u32, u64)| {
+        f(30, 7);
+        f(50, 2);
+    };
+    c.update(0, kernel, 12, &mut act);
+    let evts: Vec<(u32, &str, u64, u64)> = c
+        .by_evts
+        .iter()
+        .map(|p| (p.pid, p.comm(), p.evts, p.drops))
+        .collect();
+    assert_eq!(evts, [(20, "b", 9, 0), (10, "a", 5, 0)]);
+    assert_eq!(c.evts_other, 1 + 3);
+    let drops: Vec<(u32, u64, u64)> = c
+        .by_drops
+        .iter()
+        .map(|p| (p.pid, p.evts, p.drops))
+        .collect();
+    assert_eq!(drops, [(30, 1, 7), (50, 0, 2)]);
+    assert_eq!(
+        c.drops_other,
+        12 - 9,
+        "drops the kernel table could not name"
+    );
+    assert_eq!(act.total, 0, "the activity table starts a new interval");
+
+    // Next interval: drops are deltas of the kernel's cumulative counts; a
+    // pid whose count went down was evicted and re-added: all of it is new.
+    let kernel = |f: &mut dyn FnMut(u32, u64)| {
+        f(30, 10);
+        f(50, 1);
+    };
+    c.update(0, kernel, 4, &mut act);
+    let drops: Vec<(u32, u64)> = c.by_drops.iter().map(|p| (p.pid, p.drops)).collect();
+    assert_eq!(drops, [(30, 3), (50, 1)]);
+    assert_eq!(c.drops_other, 0);
+    assert!(c.by_evts.is_empty());
+}
+
+#[test]
+fn lists_serialize_bounded_with_an_other_entry() {
+    let mut c = Culprits::new(cfg(2, 2));
+    let mut act = Activity::with_capacity(4);
+    let (openat, close) = if cfg!(target_arch = "x86_64") {
+        (257, 3)
+    } else {
+        (56, 57)
+    };
+    c.counts_mut()[0][openat] = 9;
+    c.counts_mut()[0][close] = 8;
+    c.counts_mut()[0][500] = 1;
+    act.count(7, || *b"worker\0\0\0\0\0\0\0\0\0\0");
+    c.update(0, no_drops, 0, &mut act);
+    let mut buf = [0u8; 512];
+    let n = serde_json_core::to_slice(&c.top_syscalls(), &mut buf).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([
+            {"name": "openat", "nr": openat, "abi": "64", "count": 9},
+            {"name": "close", "nr": close, "abi": "64", "count": 8},
+            {"name": "other", "count": 1}
+        ])
+    );
+    let n = serde_json_core::to_slice(&c.top_procs(false), &mut buf).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([
+            {"pid": 7, "comm": "worker", "evts": 1, "drops": 0},
+            {"pid": 0, "comm": "other", "evts": 0, "drops": 0}
+        ])
+    );
+}
