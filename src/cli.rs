@@ -14,6 +14,8 @@ pub struct Cli {
     pub cmd: Command,
 }
 
+// Parsed once at start; argh's subcommands cannot be boxed.
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
 pub enum Command {
