@@ -519,3 +519,100 @@ fn check_without_privileges_names_exactly_the_failing_lines() {
         .collect();
     assert_eq!(failed, ["capabilities", "bpf", "probe"], "{v}");
 }
+
+/// The culprit counters on a known workload: a forked child makes N getppid
+/// and M open+close pairs (no exec, so nothing else runs in it). Summed over
+/// every snapshot, the child's traced events are exactly its records, it
+/// tops the process list, and getppid tops the syscall list.
+#[test]
+fn culprit_counters_name_a_known_workload() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    const GETPPIDS: usize = 300_000;
+    const OPENS: usize = 20_000;
+    let out = tmp("culprits.json");
+    let file = tmp("culprit-file");
+    std::fs::write(&file, b"x").unwrap();
+    // Every process of the interval listed, so the child's counts are never
+    // folded into `other`.
+    let mut child = spawn_agent(
+        &out,
+        "200ms",
+        &[
+            "--culprit-top-procs",
+            "32",
+            "--culprit-capacity",
+            "4096",
+            "--ring-buffer-size",
+            "16M",
+        ],
+    );
+    wait_for_lines(&out, 2, Duration::from_secs(20));
+    let path = std::ffi::CString::new(file.clone()).unwrap();
+    // SAFETY: the child makes raw syscalls only, then _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        for _ in 0..GETPPIDS {
+            unsafe { libc::syscall(libc::SYS_getppid) };
+        }
+        for _ in 0..OPENS {
+            let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+            unsafe { libc::close(fd) };
+        }
+        unsafe { libc::_exit(0) };
+    }
+    let mut st = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    let n = lines(&out).len();
+    wait_for_lines(&out, n + 2, Duration::from_secs(20));
+    assert!(term(&mut child).success());
+    let snaps = lines(&out);
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&file);
+
+    let mut evts = 0;
+    let mut topped = false;
+    let mut getppid = 0;
+    for s in &snaps {
+        let f = &s["output_fields"];
+        let procs = f["kestrel.top_procs"]
+            .as_array()
+            .expect("top_procs in every snapshot");
+        assert!(procs.len() <= 33, "32 processes and other");
+        for (i, p) in procs.iter().enumerate() {
+            if p["pid"] == pid {
+                evts += p["evts"].as_u64().unwrap();
+                topped |= i == 0;
+            }
+        }
+        for sc in f["kestrel.top_syscalls"].as_array().unwrap() {
+            if sc["name"] == "getppid" {
+                getppid += sc["count"].as_u64().unwrap();
+            }
+        }
+    }
+    let drops = field(snaps.last().unwrap(), "scap.n_drops");
+    assert_eq!(drops, 0, "no drops, so every record of the child arrived");
+    // clone child side + OPENS opens + OPENS closes + exit.
+    assert_eq!(
+        evts as usize,
+        2 * OPENS + 2,
+        "the child's traced events, exactly"
+    );
+    assert!(
+        topped,
+        "the child tops the process list in its interval: {:?}",
+        snaps
+            .iter()
+            .map(|s| s["output_fields"]["kestrel.top_procs"].to_string())
+            .filter(|l| l.contains(&format!("\"pid\":{pid}}}")))
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        getppid as usize >= GETPPIDS,
+        "every getppid counted ({getppid} seen)"
+    );
+}
