@@ -2,7 +2,8 @@
 //! table of Kestrel's costs on this machine, every figure measured in this run
 //! and, where the machine is noisy, as a ratio to a baseline taken side by
 //! side. Knobs: KESTREL_BENCH_REPS (default 5), KESTREL_BENCH_ITERS (default
-//! 200000 iterations of the syscall mix).
+//! 200000 iterations of the syscall mix), KESTREL_BENCH_BASELINE (an older
+//! kestrel binary whose kernel cost rows are measured beside this one's).
 
 use std::ffi::CString;
 use std::mem::MaybeUninit;

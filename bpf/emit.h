@@ -131,11 +131,12 @@ static __always_inline void submit(struct kestrel_counters *c, void *rec, __u64 
 	bpf_ringbuf_submit(rec, wake_flags(c));
 }
 
-/* Reads a user string; returns the stored length including the NUL. */
+/* Reads a user string into dst[max]; returns the stored length including
+ * the NUL. max is a compile-time power of two. */
 static __always_inline __u16 read_user_path(struct kestrel_counters *c, struct kestrel_hdr *h,
-					    char *dst, __u64 src)
+					    char *dst, __u32 max, __u64 src)
 {
-	long n = bpf_probe_read_user_str(dst, KESTREL_PATH_MAX, (const void *)src);
+	long n = bpf_probe_read_user_str(dst, max, (const void *)src);
 
 	if (n <= 0) {
 		dst[0] = 0;
@@ -143,9 +144,9 @@ static __always_inline __u16 read_user_path(struct kestrel_counters *c, struct k
 		c->n_drops_page_faults++;
 		return 1;
 	}
-	if (n == KESTREL_PATH_MAX)
+	if (n == max)
 		h->flags |= KF_PATH_TRUNC;
-	return n & (KESTREL_PATH_MAX - 1 + KESTREL_PATH_MAX);
+	return n & (2 * max - 1);
 }
 
 #endif /* KESTREL_EMIT_H */

@@ -68,21 +68,23 @@ static __always_inline void handle_clone(struct kestrel_counters *c, const struc
 	submit(c, r, sizeof(*r));
 }
 
+/*
+ * Built in place: no scratch lookup, no copy. Only a successful open reads
+ * its path (the user string copy is most of a traced open's cost), and only
+ * the 64 bytes the fd table keeps.
+ */
 static __always_inline void handle_open(struct kestrel_counters *c, const struct call *k)
 {
-	union kestrel_record *r = get_scratch();
-	struct kestrel_open *o;
+	struct kestrel_open *o = reserve(c, sizeof(*o), k->cat, KD_EXIT);
 	__u64 path = 0;
 
-	if (!r) {
-		c->n_drops_bug++;
+	if (!o)
 		return;
-	}
-	o = &r->open;
 	fill_call_hdr(&o->hdr, KR_OPEN, k);
 	o->dirfd = -100; /* AT_FDCWD */
 	o->flags = 0;
 	o->mode = 0;
+	o->pad = 0;
 	switch (k->handler) {
 	case KH_OPEN:
 		path = sys_arg(k, 0);
@@ -118,13 +120,13 @@ static __always_inline void handle_open(struct kestrel_counters *c, const struct
 	}
 	if (o->flags & O_CLOEXEC_GENERIC)
 		o->hdr.flags |= KF_CLOEXEC;
-	if (path) {
-		o->path_len = read_user_path(c, &o->hdr, o->path, path);
+	if (path && k->ret >= 0) {
+		o->path_len = read_user_path(c, &o->hdr, o->path, KESTREL_OPEN_PATH_MAX, path);
 	} else {
 		o->path_len = 1;
 		o->path[0] = 0;
 	}
-	emit(c, o, __builtin_offsetof(struct kestrel_open, path) + o->path_len, k->cat, KD_EXIT);
+	submit(c, o, sizeof(*o));
 }
 
 static __always_inline void handle_fd(struct kestrel_counters *c, const struct call *k)

@@ -18,6 +18,8 @@
  * ARM EABI) stay below it. An enum, so the skeleton carries it to Rust. */
 enum kestrel_limits {
 	KESTREL_SYSCALL_MAX = 512,
+	/* What an open record keeps of its path: the fd table stores 64 bytes. */
+	KESTREL_OPEN_PATH_MAX = 64,
 };
 
 enum kestrel_record_type {
@@ -155,6 +157,7 @@ struct kestrel_exit {
 	__u32 pad;
 };
 
+/* Fixed size, built in place; a failed open carries no path. */
 struct kestrel_open {
 	struct kestrel_hdr hdr; /* ret: the new fd or -errno */
 	__s32 dirfd;
@@ -162,7 +165,7 @@ struct kestrel_open {
 	__u32 mode;
 	__u16 path_len;
 	__u16 pad;
-	char path[KESTREL_PATH_MAX];
+	char path[KESTREL_OPEN_PATH_MAX];
 };
 
 /* close (fd), dup family (fd = old, ret = new). */

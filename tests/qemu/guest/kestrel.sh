@@ -202,15 +202,16 @@ if [ -n "$KT_COMPAT" ]; then
 exit 0"
     result "compat_busybox=$KT_COMPAT"
 fi
-# window NAME CMD...: snapshot B (fresh), CMD, then snapshot A (the second one
-# started after CMD, so the agent's 100 ms drain has delivered every record).
+# window NAME CMD...: snapshot B, CMD, snapshot A. B and A are each the second
+# snapshot started after what precedes them, so the agent's 100 ms drain has
+# delivered every earlier record (the setup's before B, CMD's before A).
 # B_NAME, A_NAME: the snapshot lines; PIDS_NAME: PIDs allocated during CMD.
 # Waiting and bookkeeping use builtins only (no fork, no open in the window).
 window() {
     _w=$1
     shift
     count_lines
-    wait_lines $((NLINES + 1)) 1000
+    wait_lines $((NLINES + 2)) 1000
     eval "B_$_w=\$LAST"
     last_pid
     _p0=$LASTPID
