@@ -19,6 +19,7 @@ use crate::capture::record::decode;
 use crate::capture::{Probe, ProbeConfig, ProgStats, StatsSource};
 use crate::metrics::resources::Resources;
 use crate::metrics::{HostInfo, Inputs, MetricsConfig, Snapshotter};
+use crate::output::prometheus::Prometheus;
 use crate::output::{OutputSpec, Outputs};
 use crate::state::{procfs, State};
 
@@ -27,6 +28,8 @@ const SNAPSHOT: Token = Token(1);
 const DRAIN: Token = Token(2);
 const STOP: Token = Token(3);
 const SIGNAL: Token = Token(4);
+/// The Prometheus listener; its connections take the tokens after it.
+const PROMETHEUS: usize = 8;
 /// How often the loop drains the ring when the probe has not woken it.
 const DRAIN_NS: u64 = 100_000_000;
 
@@ -40,6 +43,7 @@ pub struct AgentConfig {
     pub fd_capacity: usize,
     pub pidfile: Option<String>,
     pub verbose: bool,
+    pub prometheus: crate::output::prometheus::PrometheusConfig,
 }
 
 /// What went wrong before the loop could start; main maps it to exit status 1.
@@ -156,6 +160,7 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     let host = HostInfo::read();
     let mut outputs =
         Outputs::open(&cfg.outputs, &host.hostname).map_err(|e| StartError(e.to_string()))?;
+    let mut prom = Prometheus::from_config(cfg.prometheus, &cfg.outputs).map_err(StartError)?;
 
     let mut storage = MaybeUninit::uninit();
     let mut probe = Probe::load(&mut storage, &cfg.probe).map_err(|e| StartError(e.to_string()))?;
@@ -229,10 +234,19 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     if let Some(t) = &stop_t {
         register(&poll, t.as_fd().as_raw_fd(), STOP)?;
     }
+    if let Some(p) = &mut prom {
+        p.register(poll.registry(), PROMETHEUS)
+            .map_err(|e| StartError(format!("epoll register: {e}")))?;
+        if let Some(a) = p.local_addr() {
+            eprintln!("kestrel: serving Prometheus metrics on http://{a}/metrics");
+        }
+    }
 
     let mut snap = Snapshotter::new(cfg.metrics, host, Resources::new("/"));
     let mut progs: heapless::Vec<ProgStats, 8> = heapless::Vec::new();
-    let mut take_snapshot = |probe: &mut Probe<'_>, outputs: &mut Outputs| {
+    let mut take_snapshot = |probe: &mut Probe<'_>,
+                             outputs: &mut Outputs,
+                             prom: &mut Option<Prometheus>| {
         let _ = ring.consume();
         probe.prog_stats(&mut progs);
         let kernel = probe.counters();
@@ -240,7 +254,7 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         let inputs = Inputs {
             num_evts: p.num_evts,
             outputs_queue_num_drops: outputs.queue_drops,
-            output_write_errors: outputs.write_errors,
+            output_write_errors: outputs.write_errors + prom.as_ref().map_or(0, |p| p.write_errors),
             kernel,
             state: p.state.counters,
             n_threads: p.state.n_threads() as u64,
@@ -249,10 +263,19 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         };
         let r = snap.render(&inputs);
         outputs.write(r.line, r.time);
+        if let Some(p) = prom {
+            p.publish(
+                &snap.cfg,
+                snap.host(),
+                &inputs,
+                snap.last_resources.as_ref(),
+                None,
+            );
+        }
     };
 
     // Falco takes the first snapshot right at start.
-    take_snapshot(&mut probe, &mut outputs);
+    take_snapshot(&mut probe, &mut outputs, &mut prom);
     let mut events = Events::with_capacity(16);
     'run: loop {
         if let Err(e) = poll.poll(&mut events, None) {
@@ -269,10 +292,13 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
                 DRAIN => {
                     drain_timer(&drain_t);
                     let _ = ring.consume();
+                    if let Some(p) = &mut prom {
+                        p.tick(poll.registry());
+                    }
                 }
                 SNAPSHOT => {
                     drain_timer(&snap_t);
-                    take_snapshot(&mut probe, &mut outputs);
+                    take_snapshot(&mut probe, &mut outputs, &mut prom);
                 }
                 STOP => break 'run,
                 SIGNAL => {
@@ -284,14 +310,18 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
                         break 'run;
                     }
                 }
-                _ => {}
+                t => {
+                    if let Some(p) = prom.as_mut().filter(|p| p.owns(t)) {
+                        p.on_event(poll.registry(), t);
+                    }
+                }
             }
         }
     }
     // Detach first so the final drain and counter read account for every record.
     probe.detach();
     let _ = ring.consume();
-    take_snapshot(&mut probe, &mut outputs);
+    take_snapshot(&mut probe, &mut outputs, &mut prom);
     if let Some(p) = &cfg.pidfile {
         let _ = std::fs::remove_file(p);
     }

@@ -15,6 +15,7 @@ pub struct Cli {
 
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
+#[allow(clippy::large_enum_variant)] // built once at start; boxing buys nothing
 pub enum Command {
     Run(RunArgs),
     Check(CheckArgs),
@@ -122,7 +123,8 @@ pub struct RunArgs {
     /// a TOML file whose keys are these flags' names; flags given here win
     #[argh(option)]
     pub config: Option<String>,
-    /// where snapshots go: stdout, file:PATH or syslog://HOST:PORT[?opts]; repeatable
+    /// where snapshots go: stdout, file:PATH, syslog://HOST:PORT[?opts] or
+    /// prometheus-textfile:PATH; repeatable
     #[argh(option, from_str_fn(OutputSpec::parse))]
     pub output: Vec<OutputSpec>,
     /// snapshot interval, e.g. 500ms, 15s, 15m, 1h (default 15m; min 100ms)
@@ -167,6 +169,12 @@ pub struct RunArgs {
     /// write the agent's pid to this file
     #[argh(option)]
     pub pidfile: Option<String>,
+    /// serve GET /metrics (Prometheus text) on PORT, :PORT (loopback) or ADDR:PORT
+    #[argh(option, from_str_fn(crate::output::prometheus::parse_listen))]
+    pub prometheus: Option<std::net::SocketAddr>,
+    /// metric names: falco (exactly Falco's, default) or strict (promtool-clean)
+    #[argh(option, from_str_fn(crate::output::prometheus::parse_names))]
+    pub prometheus_names: Option<bool>,
     /// more log lines on stderr
     #[argh(switch, short = 'v')]
     pub verbose: bool,
@@ -267,6 +275,8 @@ pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
         convert_memory_to_mb: cli.convert_memory_to_mb.or(file.convert_memory_to_mb),
         include_empty_values: cli.include_empty_values.or(file.include_empty_values),
         pidfile: cli.pidfile.or(file.pidfile),
+        prometheus: cli.prometheus.or(file.prometheus),
+        prometheus_names: cli.prometheus_names.or(file.prometheus_names),
         verbose: cli.verbose || file.verbose,
     })
 }
