@@ -7,6 +7,7 @@
 //! anyway). The loop sees four calls: `register`, `on_event`, `tick`,
 //! `publish`.
 
+mod families;
 pub mod http;
 pub mod render;
 pub mod server;

@@ -2,6 +2,7 @@
 //! family, samples grouped under their family, escaping, knobs, culprits.
 
 use super::*;
+use crate::capture::{KernelCounters, ProgStats};
 use crate::state::StateCounters;
 
 fn host() -> HostInfo {
