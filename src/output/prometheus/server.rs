@@ -358,3 +358,7 @@ fn drive(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "server_tests.rs"]
+mod tests;
