@@ -235,7 +235,9 @@ fn hostile_clients_do_not_delay_snapshots_or_draining() {
         f(last, "falco.num_evts") + f(last, "scap.n_drops")
     );
     if std::env::var_os("KESTREL_TEST_BIN").is_some() {
-        assert!(hwm <= 4096, "peak RSS {hwm} kB over the 4 MB goal");
+        // VmRSS is sampled, VmHWM synced lazily: take the larger as the peak.
+        let peak = hwm.max(rss_max);
+        assert!(peak <= 4096, "peak RSS {peak} kB over the 4 MB goal");
     } else {
         // A debug glibc build is bigger than the shipped one; hold it to its own growth.
         assert!(
