@@ -184,6 +184,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn flags_and_config_keys() {
+        use crate::cli::{with_config_file, Cli, Command};
+        use argh::FromArgs;
+        let conf = std::env::temp_dir().join(format!("kestrel-prom-{}.toml", std::process::id()));
+        std::fs::write(
+            &conf,
+            "prometheus = 9376\nprometheus_names = \"strict\"\n\
+             output = [\"prometheus-textfile:/tmp/k.prom\"]\n",
+        )
+        .unwrap();
+        let Command::Run(r) =
+            Cli::from_args(&["kestrel"], &["run", "--config", conf.to_str().unwrap()])
+                .unwrap()
+                .cmd
+        else {
+            panic!("run")
+        };
+        let r = with_config_file(r).unwrap();
+        assert_eq!(r.prometheus, Some("127.0.0.1:9376".parse().unwrap()));
+        assert_eq!(r.prometheus_names, Some(true));
+        let cfg = PrometheusConfig {
+            listen: None,
+            strict_names: true,
+        };
+        let p = Prometheus::from_config(cfg, &r.output).unwrap().unwrap();
+        assert_eq!(p.textfiles.len(), 1);
+        assert!(p.server.is_none());
+        assert!(Prometheus::from_config(PrometheusConfig::default(), &[])
+            .unwrap()
+            .is_none());
+        assert!(Cli::from_args(&["kestrel"], &["run", "--prometheus", "nope"]).is_err());
+        assert!(Cli::from_args(&["kestrel"], &["run", "--prometheus-names", "loose"]).is_err());
+    }
+
+    #[test]
     fn listen_addresses() {
         assert_eq!(
             parse_listen("9376").unwrap(),

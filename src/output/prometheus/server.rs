@@ -353,7 +353,8 @@ fn drive(
                         Err(_) => return Step::Close,
                     }
                 }
-                return Step::Close;
+                // Still sending: carry on next wakeup, until the linger deadline.
+                return Step::Rearm;
             }
         }
     }
