@@ -59,10 +59,19 @@ fn hostile_clients_do_not_delay_snapshots_or_draining() {
     }
     let out = tmp("hostile.json");
     let port = free_port();
-    let wl = Workload::start(tmp("hostile-wl"), 10_000);
+    // Only fchmod is traced: every ring record is this workload's, so a drop
+    // is the agent failing to drain, not another session's burst.
+    let wl = Workload::fchmod(tmp("hostile-wl"), 20_000);
     let agent = spawn_agent(
         port,
-        &["--interval", "1s", "--output", &format!("file:{out}")],
+        &[
+            "--interval",
+            "1s",
+            "--syscalls",
+            "fchmod",
+            "--output",
+            &format!("file:{out}"),
+        ],
     );
     wait_scrape(port, Duration::from_secs(20));
     sleep(Duration::from_secs(2));

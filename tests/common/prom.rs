@@ -90,22 +90,42 @@ pub fn series(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// open+close of one file, `per_sec` pairs a second, until stopped.
+/// A paced syscall loop on another thread, until stopped.
 pub struct Workload {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<u64>>,
 }
 
 impl Workload {
+    /// open+close of one file, `per_sec` pairs a second.
     pub fn start(path: String, per_sec: u64) -> Workload {
         std::fs::write(&path, b"x").unwrap();
+        Self::paced(per_sec, move || drop(std::fs::File::open(&path).unwrap()))
+    }
+
+    /// fchmod of one open file, `per_sec` calls a second: with `--syscalls
+    /// fchmod` the ring then carries this workload alone, not the rest of
+    /// the machine (other sessions' builds, the test's own sockets).
+    pub fn fchmod(path: String, per_sec: u64) -> Workload {
+        std::fs::write(&path, b"x").unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        Self::paced(per_sec, move || {
+            // SAFETY: fchmod(2) on a descriptor this closure owns.
+            assert_eq!(
+                unsafe { libc::fchmod(std::os::fd::AsRawFd::as_raw_fd(&f), 0o644) },
+                0
+            );
+        })
+    }
+
+    fn paced(per_sec: u64, mut op: impl FnMut() + Send + 'static) -> Workload {
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
             let t = Instant::now();
             let mut n = 0u64;
             while !s.load(Ordering::Relaxed) {
-                drop(std::fs::File::open(&path).unwrap());
+                op();
                 n += 1;
                 let due = Duration::from_secs_f64(n as f64 / per_sec as f64);
                 if let Some(ahead) = due.checked_sub(t.elapsed()) {
