@@ -160,7 +160,8 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     let host = HostInfo::read();
     let mut outputs =
         Outputs::open(&cfg.outputs, &host.hostname).map_err(|e| StartError(e.to_string()))?;
-    let mut prom = Prometheus::from_config(cfg.prometheus, &cfg.outputs).map_err(StartError)?;
+    let prom =
+        RefCell::new(Prometheus::from_config(cfg.prometheus, &cfg.outputs).map_err(StartError)?);
 
     let mut storage = MaybeUninit::uninit();
     let mut probe = Probe::load(&mut storage, &cfg.probe).map_err(|e| StartError(e.to_string()))?;
@@ -234,7 +235,7 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     if let Some(t) = &stop_t {
         register(&poll, t.as_fd().as_raw_fd(), STOP)?;
     }
-    if let Some(p) = &mut prom {
+    if let Some(p) = prom.borrow_mut().as_mut() {
         p.register(poll.registry(), PROMETHEUS)
             .map_err(|e| StartError(format!("epoll register: {e}")))?;
         if let Some(a) = p.local_addr() {
@@ -244,9 +245,7 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
 
     let mut snap = Snapshotter::new(cfg.metrics, host, Resources::new("/"));
     let mut progs: heapless::Vec<ProgStats, 8> = heapless::Vec::new();
-    let mut take_snapshot = |probe: &mut Probe<'_>,
-                             outputs: &mut Outputs,
-                             prom: &mut Option<Prometheus>| {
+    let mut take_snapshot = |probe: &mut Probe<'_>, outputs: &mut Outputs| {
         let _ = ring.consume();
         probe.prog_stats(&mut progs);
         let kernel = probe.counters();
@@ -254,7 +253,8 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         let inputs = Inputs {
             num_evts: p.num_evts,
             outputs_queue_num_drops: outputs.queue_drops,
-            output_write_errors: outputs.write_errors + prom.as_ref().map_or(0, |p| p.write_errors),
+            output_write_errors: outputs.write_errors
+                + prom.borrow().as_ref().map_or(0, |p| p.write_errors),
             kernel,
             state: p.state.counters,
             n_threads: p.state.n_threads() as u64,
@@ -263,7 +263,7 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         };
         let r = snap.render(&inputs);
         outputs.write(r.line, r.time);
-        if let Some(p) = prom {
+        if let Some(p) = prom.borrow_mut().as_mut() {
             p.publish(
                 &snap.cfg,
                 snap.host(),
@@ -275,7 +275,7 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     };
 
     // Falco takes the first snapshot right at start.
-    take_snapshot(&mut probe, &mut outputs, &mut prom);
+    take_snapshot(&mut probe, &mut outputs);
     let mut events = Events::with_capacity(16);
     'run: loop {
         if let Err(e) = poll.poll(&mut events, None) {
@@ -292,13 +292,13 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
                 DRAIN => {
                     drain_timer(&drain_t);
                     let _ = ring.consume();
-                    if let Some(p) = &mut prom {
+                    if let Some(p) = prom.borrow_mut().as_mut() {
                         p.tick(poll.registry());
                     }
                 }
                 SNAPSHOT => {
                     drain_timer(&snap_t);
-                    take_snapshot(&mut probe, &mut outputs, &mut prom);
+                    take_snapshot(&mut probe, &mut outputs);
                 }
                 STOP => break 'run,
                 SIGNAL => {
@@ -311,7 +311,7 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
                     }
                 }
                 t => {
-                    if let Some(p) = prom.as_mut().filter(|p| p.owns(t)) {
+                    if let Some(p) = prom.borrow_mut().as_mut().filter(|p| p.owns(t)) {
                         p.on_event(poll.registry(), t);
                     }
                 }
@@ -321,7 +321,7 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     // Detach first so the final drain and counter read account for every record.
     probe.detach();
     let _ = ring.consume();
-    take_snapshot(&mut probe, &mut outputs, &mut prom);
+    take_snapshot(&mut probe, &mut outputs);
     if let Some(p) = &cfg.pidfile {
         let _ = std::fs::remove_file(p);
     }
