@@ -139,7 +139,13 @@ impl Server {
             self.accept(registry, now);
             return;
         }
-        let i = t.0 - self.base - 1;
+        self.step(registry, t.0 - self.base - 1, now);
+        self.stats.open_connections = self.conns.iter().flatten().count() as u64;
+    }
+
+    /// Drives connection `i` and acts on the outcome.
+    fn step(&mut self, registry: &Registry, i: usize, now: u64) {
+        let t = Token(self.base + 1 + i);
         let Some(c) = self.conns[i].as_mut() else {
             return;
         };
@@ -153,7 +159,6 @@ impl Server {
             }
             Step::Close => self.close(registry, i),
         }
-        self.stats.open_connections = self.conns.iter().flatten().count() as u64;
     }
 
     /// Closes connections past their deadline; called on the drain tick.
@@ -207,21 +212,33 @@ impl Server {
                 since: now,
                 phase: Phase::Reading,
             });
+            // The request usually came with the handshake: serve it now, so
+            // a connection holding a slot has really been waiting.
+            self.step(registry, slot, now);
         }
         // Budget spent: MOD re-checks the backlog and reports it again if non-empty.
         let _ = registry.reregister(&mut self.listener, Token(self.base), Interest::READABLE);
         self.stats.open_connections = self.conns.iter().flatten().count() as u64;
     }
 
-    /// The connection that has waited longest without sending a complete
-    /// request (or is lingering after an error); none while all are answered.
+    /// The connection to give up for a newcomer: a silent one first, then
+    /// one with half a request, then one lingering after its answer (closing
+    /// that may reset the answer in flight); oldest first. None while every
+    /// slot is mid-response.
     fn evictable(&self) -> Option<usize> {
         self.conns
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.as_ref().map(|c| (i, c)))
-            .filter(|(_, c)| matches!(c.phase, Phase::Reading | Phase::Lingering))
-            .min_by_key(|(_, c)| c.since)
+            .filter_map(|(i, c)| {
+                let rank = match c.as_ref()?.phase {
+                    Phase::Reading if c.as_ref()?.len == 0 => 0,
+                    Phase::Reading => 1,
+                    Phase::Lingering => 2,
+                    Phase::Writing { .. } | Phase::Error { .. } => return None,
+                };
+                Some((i, (rank, c.as_ref()?.since)))
+            })
+            .min_by_key(|&(_, key)| key)
             .map(|(i, _)| i)
     }
 }
