@@ -216,3 +216,28 @@ fn a_real_prometheus_scrapes_the_agent_and_sees_events_grow() {
     assert!(agent.term().success());
     wl.stop();
 }
+
+#[test]
+fn bad_or_busy_listen_addresses_fail_before_the_probe_loads() {
+    // Neither needs root: both are refused before the probe is touched.
+    let out = Command::new(prom::bin())
+        .args(["run", "--prometheus", "localhost:9376"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no host names"), "{err}");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let out = Command::new(prom::bin())
+        .args(["run", "--prometheus", &format!(":{port}")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
