@@ -178,13 +178,14 @@ impl Server {
     }
 
     fn accept(&mut self, registry: &Registry, now: u64) {
-        for _ in 0..ACCEPTS_PER_WAKEUP {
+        let mut budget = ACCEPTS_PER_WAKEUP;
+        while budget > 0 {
+            budget -= 1;
             let mut sock = match self.listener.accept() {
                 Ok((s, _)) => s,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // EMFILE and friends: leave the rest in the backlog for later.
-                Err(_) => return,
+                // WouldBlock; or EMFILE and friends: the rest waits in the backlog.
+                Err(_) => break,
             };
             let slot = match self.conns.iter().position(Option::is_none) {
                 Some(s) => Some(s),
@@ -216,8 +217,10 @@ impl Server {
             // a connection holding a slot has really been waiting.
             self.step(registry, slot, now);
         }
-        // Budget spent: MOD re-checks the backlog and reports it again if non-empty.
-        let _ = registry.reregister(&mut self.listener, Token(self.base), Interest::READABLE);
+        if budget == 0 {
+            // MOD re-checks the backlog and reports it again if non-empty.
+            let _ = registry.reregister(&mut self.listener, Token(self.base), Interest::READABLE);
+        }
         self.stats.open_connections = self.conns.iter().flatten().count() as u64;
     }
 
