@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 scripts/install-build-deps.sh
 # Real peers and tools the tests use.
-for pkg in rsyslog shellcheck busybox-static bpftool; do
+for pkg in rsyslog shellcheck busybox-static bpftool prometheus; do
     if ! dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed; then
         apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg"
     fi
@@ -39,6 +39,8 @@ file "$bin"
 # x86_64 musl links static-pie: still no interpreter, no shared libraries.
 file "$bin" | grep -Eq 'statically linked|static-pie linked' || { echo "FAIL: $bin is not static" >&2; exit 1; }
 ls -l "$bin"
+echo "== Prometheus exporter under hostile clients, shipped binary (4 MB RSS goal)"
+KESTREL_TEST_BIN="$bin" cargo test -q --test prometheus_hostile
 echo "== QEMU kernel matrix (arm64 6.1, arm64 5.10, amd64 6.1)"
 tests/qemu/matrix.sh --x86_64 "$bin"
 echo "== QEMU deployment: kestrel check and the BusyBox init script in an arm64 guest"

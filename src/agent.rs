@@ -21,6 +21,7 @@ use crate::capture::{Probe, ProbeConfig, ProgStats, StatsSource};
 use crate::metrics::culprits::{CulpritConfig, Culprits};
 use crate::metrics::resources::Resources;
 use crate::metrics::{HostInfo, Inputs, MetricsConfig, Snapshotter};
+use crate::output::prometheus::Prometheus;
 use crate::output::{OutputSpec, Outputs};
 use crate::state::activity::Activity;
 use crate::state::{procfs, State};
@@ -30,6 +31,8 @@ const SNAPSHOT: Token = Token(1);
 const DRAIN: Token = Token(2);
 const STOP: Token = Token(3);
 const SIGNAL: Token = Token(4);
+/// The Prometheus listener; its connections take the tokens after it.
+const PROMETHEUS: usize = 8;
 /// How often the loop drains the ring when the probe has not woken it.
 const DRAIN_NS: u64 = 100_000_000;
 
@@ -44,6 +47,7 @@ pub struct AgentConfig {
     pub pidfile: Option<String>,
     pub verbose: bool,
     pub culprits: CulpritConfig,
+    pub prometheus: crate::output::prometheus::PrometheusConfig,
 }
 
 /// What went wrong before the loop could start; main maps it to exit status 1.
@@ -170,6 +174,8 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     let host = HostInfo::read();
     let mut outputs =
         Outputs::open(&cfg.outputs, &host.hostname).map_err(|e| StartError(e.to_string()))?;
+    let prom =
+        RefCell::new(Prometheus::from_config(cfg.prometheus, &cfg.outputs).map_err(StartError)?);
 
     let mut storage = MaybeUninit::uninit();
     let mut probe = Probe::load(&mut storage, &cfg.probe).map_err(|e| StartError(e.to_string()))?;
@@ -253,6 +259,13 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     if let Some(t) = &stop_t {
         register(&poll, t.as_fd().as_raw_fd(), STOP)?;
     }
+    if let Some(p) = prom.borrow_mut().as_mut() {
+        p.register(poll.registry(), PROMETHEUS)
+            .map_err(|e| StartError(format!("epoll register: {e}")))?;
+        if let Some(a) = p.local_addr() {
+            eprintln!("kestrel: serving Prometheus metrics on http://{a}/metrics");
+        }
+    }
 
     let mut snap = Snapshotter::new(cfg.metrics, host, Resources::new("/"));
     let mut progs: heapless::Vec<ProgStats, 8> = heapless::Vec::new();
@@ -274,7 +287,8 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
             num_compat_evts: p.num_compat_evts,
             attach: probe.attach_path().name(),
             outputs_queue_num_drops: outputs.queue_drops,
-            output_write_errors: outputs.write_errors,
+            output_write_errors: outputs.write_errors
+                + prom.borrow().as_ref().map_or(0, |p| p.write_errors),
             kernel,
             state: p.state.counters,
             n_threads: p.state.n_threads() as u64,
@@ -284,6 +298,14 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         };
         let r = snap.render(&inputs);
         outputs.write(r.line, r.time);
+        if let Some(p) = prom.borrow_mut().as_mut() {
+            p.publish(
+                &snap.cfg,
+                snap.host(),
+                &inputs,
+                snap.last_resources.as_ref(),
+            );
+        }
     };
 
     // Falco takes the first snapshot right at start.
@@ -304,6 +326,9 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
                 DRAIN => {
                     drain_timer(&drain_t);
                     let _ = ring.consume();
+                    if let Some(p) = prom.borrow_mut().as_mut() {
+                        p.tick(poll.registry());
+                    }
                 }
                 SNAPSHOT => {
                     drain_timer(&snap_t);
@@ -319,7 +344,11 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
                         break 'run;
                     }
                 }
-                _ => {}
+                t => {
+                    if let Some(p) = prom.borrow_mut().as_mut().filter(|p| p.owns(t)) {
+                        p.on_event(poll.registry(), t);
+                    }
+                }
             }
         }
     }

@@ -166,7 +166,8 @@ pub struct RunArgs {
     /// a TOML file whose keys are these flags' names; flags given here win
     #[argh(option)]
     pub config: Option<String>,
-    /// where snapshots go: stdout, file:PATH or syslog://HOST:PORT[?opts]; repeatable
+    /// where snapshots go: stdout, file:PATH, syslog://HOST:PORT[?opts] or
+    /// prometheus-textfile:PATH; repeatable
     #[argh(option, from_str_fn(OutputSpec::parse))]
     pub output: Vec<OutputSpec>,
     /// snapshot interval, e.g. 500ms, 15s, 15m, 1h (default 15m; min 100ms)
@@ -231,6 +232,12 @@ pub struct RunArgs {
     /// /etc/kestrel/btf/RELEASE.btf, /usr/lib/kestrel/btf/RELEASE.btf)
     #[argh(option, from_str_fn(parse_btf_file))]
     pub btf: Option<String>,
+    /// serve GET /metrics (Prometheus text) on PORT, :PORT (loopback) or ADDR:PORT
+    #[argh(option, from_str_fn(crate::output::prometheus::parse_listen))]
+    pub prometheus: Option<std::net::SocketAddr>,
+    /// metric names: falco (exactly Falco's, default) or strict (promtool-clean)
+    #[argh(option, from_str_fn(crate::output::prometheus::parse_names))]
+    pub prometheus_names: Option<bool>,
     /// more log lines on stderr
     #[argh(switch, short = 'v')]
     pub verbose: bool,
@@ -337,6 +344,8 @@ pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
         culprit_top_procs: cli.culprit_top_procs.or(file.culprit_top_procs),
         culprit_capacity: cli.culprit_capacity.or(file.culprit_capacity),
         btf: cli.btf.or(file.btf),
+        prometheus: cli.prometheus.or(file.prometheus),
+        prometheus_names: cli.prometheus_names.or(file.prometheus_names),
         verbose: cli.verbose || file.verbose,
     })
 }

@@ -72,6 +72,10 @@ fn main() {
         thread_capacity: a.thread_table_size.unwrap_or(DEFAULT_THREAD_CAPACITY),
         fd_capacity: a.fd_table_size.unwrap_or(DEFAULT_FD_CAPACITY),
         pidfile: a.pidfile,
+        prometheus: kestrel::output::prometheus::PrometheusConfig {
+            listen: a.prometheus,
+            strict_names: a.prometheus_names.unwrap_or(false),
+        },
         verbose: a.verbose,
         culprits,
     };

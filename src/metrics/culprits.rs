@@ -216,6 +216,11 @@ impl Culprits {
         activity.clear();
     }
 
+    /// Calls since load of a listed syscall (valid after `update`).
+    pub fn cumulative(&self, t: &SyscallTop) -> u64 {
+        self.prev[usize::from(t.compat)][usize::from(t.nr)]
+    }
+
     pub fn top_syscalls(&self) -> TopSyscalls<'_> {
         TopSyscalls(self)
     }

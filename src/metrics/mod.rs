@@ -242,6 +242,8 @@ pub struct Snapshotter {
     before_prev: Mark,
     start_mono_ns: u64,
     rendered: u64,
+    /// The last snapshot's resource reading (the Prometheus text reuses it).
+    pub last_resources: Option<ResourceSample>,
 }
 
 impl Snapshotter {
@@ -257,6 +259,7 @@ impl Snapshotter {
             before_prev: Mark::at(now),
             start_mono_ns: now,
             rendered: 0,
+            last_resources: None,
         }
     }
 
@@ -289,6 +292,7 @@ impl Snapshotter {
             .cfg
             .resource_utilization_enabled
             .then(|| self.resources.sample());
+        self.last_resources = res;
         let time_str = time::rfc3339_nanos(now_real, &mut self.time_buf);
 
         let mut f = Fields {

@@ -2,6 +2,7 @@
 //! syslog over UDP. A sink never stops the agent: a failed write is counted
 //! and reported in the next snapshot.
 
+pub mod prometheus;
 pub mod syslog;
 
 use std::fmt;
@@ -16,6 +17,8 @@ pub enum OutputSpec {
     Stdout,
     File(PathBuf),
     Syslog(syslog::SyslogSpec),
+    /// Written by `prometheus::Prometheus`, not by `Outputs`.
+    PrometheusTextfile(PathBuf),
 }
 
 impl OutputSpec {
@@ -29,11 +32,17 @@ impl OutputSpec {
             }
             return Ok(OutputSpec::File(PathBuf::from(p)));
         }
+        if let Some(p) = s.strip_prefix("prometheus-textfile:") {
+            if p.is_empty() {
+                return Err("prometheus-textfile: output needs a path".into());
+            }
+            return Ok(OutputSpec::PrometheusTextfile(PathBuf::from(p)));
+        }
         if let Some(rest) = s.strip_prefix("syslog://") {
             return syslog::SyslogSpec::parse(rest).map(OutputSpec::Syslog);
         }
         Err(format!(
-            "unknown output '{s}' (expected stdout, file:PATH or syslog://HOST:PORT)"
+            "unknown output '{s}' (expected stdout, file:PATH, syslog://HOST:PORT or prometheus-textfile:PATH)"
         ))
     }
 }
@@ -95,6 +104,7 @@ impl Outputs {
                     file: Some(open_append(p)?),
                 },
                 OutputSpec::Syslog(spec) => Sink::Syslog(syslog::SyslogSink::open(spec, hostname)?),
+                OutputSpec::PrometheusTextfile(_) => continue,
             });
         }
         Ok(Outputs {

@@ -1,0 +1,268 @@
+//! The snapshot's families, section by section, each with the libs or
+//! Falco source its names come from. `render` calls them in Falco's order.
+
+use super::render::{Culprits, Kind, ServerStats, Text, Val, MAX_CULPRITS, STATUS_CODES};
+use crate::capture::{KernelCounters, ProgStats};
+use crate::metrics::resources::ResourceSample;
+use crate::metrics::Inputs;
+use std::io::Write as _;
+use Kind::{Counter, Gauge};
+use Val::{F, U};
+
+/// Falco's drop categories as its regex splits the libs counter names
+/// (falco_metrics.cpp, sources_to_text_prometheus: `n_drops_buffer_(.+)_exit`):
+/// `n_drops_buffer_proc_exit` becomes `drop="proc"`. Kestrel has both
+/// directions for the first six; close and process exit are exit-only.
+const DROPS: [(&str, bool); 8] = [
+    ("clone_fork", true),
+    ("execve", true),
+    ("connect", true),
+    ("open", true),
+    ("dir_file", true),
+    ("other_interest", true),
+    ("close", false),
+    ("proc", false),
+];
+
+pub(super) fn kernel(t: &mut Text<'_>, k: &KernelCounters) {
+    t.one(
+        "falcosecurity_scap_n_evts_total",
+        Counter,
+        "Events the probe tried to send, dropped ones included.",
+        U(k.n_evts),
+    );
+    // Falco leaves out the n_drops_buffer_total aggregate: it would clash with
+    // this family's name, and sum() gives it.
+    t.family(
+        format_args!("falcosecurity_scap_n_drops_buffer_total"),
+        Counter,
+        "Events dropped because the ring buffer was full, by category and direction.",
+    );
+    for ((drop, enter), dirs) in DROPS.iter().zip(k.n_drops_buffer.iter()) {
+        if *enter {
+            t.sample(&[("dir", "enter"), ("drop", drop)], U(dirs[0]));
+        }
+        t.sample(&[("dir", "exit"), ("drop", drop)], U(dirs[1]));
+    }
+    for (name, help, v) in [
+        (
+            "falcosecurity_scap_n_drops_scratch_map_total",
+            "Events too large to send.",
+            k.n_drops_scratch_map,
+        ),
+        (
+            "falcosecurity_scap_n_drops_page_faults_total",
+            "Events sent with a user-memory field that could not be read (not in n_drops).",
+            k.n_drops_page_faults,
+        ),
+        (
+            "falcosecurity_scap_n_drops_bug_total",
+            "Events dropped because the probe reached an impossible state.",
+            k.n_drops_bug,
+        ),
+        (
+            "falcosecurity_scap_n_drops_total",
+            "All events the probe failed to deliver.",
+            k.n_drops(),
+        ),
+    ] {
+        t.one(name, Counter, help, U(v));
+    }
+}
+
+/// libpman stats.c, collect_libbpf_stats: `<prog>.run_cnt` (count),
+/// `<prog>.run_time_ns` (ns count), `<prog>.avg_time_ns` (ns gauge); the
+/// dot becomes `_` in prometheus_sanitize_metric_name.
+pub(super) fn progs(t: &mut Text<'_>, progs: &[ProgStats]) {
+    for p in progs {
+        t.one(
+            &format!("falcosecurity_scap_{}_run_cnt_total", p.name),
+            Counter,
+            "Runs of this BPF program (BPF run-time stats).",
+            U(p.run_cnt),
+        );
+        t.one(
+            &format!("falcosecurity_scap_{}_run_time_nanoseconds_total", p.name),
+            Counter,
+            "Time spent in this BPF program.",
+            U(p.run_time_ns),
+        );
+        t.one(
+            &format!("falcosecurity_scap_{}_avg_time_nanoseconds", p.name),
+            Gauge,
+            "Mean run time of this BPF program since attach.",
+            U(p.run_time_ns.checked_div(p.run_cnt).unwrap_or(0)),
+        );
+    }
+}
+
+/// libsinsp linux/resource_utilization.cpp, to_metrics, after the converter's
+/// unit convention: kB → bytes, percent → ratio.
+pub(super) fn resources(t: &mut Text<'_>, r: &ResourceSample) {
+    let kb = |v: u64| U(v.saturating_mul(1024));
+    for (name, help, v) in [
+        (
+            "falcosecurity_falco_cpu_usage_ratio",
+            "Agent CPU, lifetime average, share of one CPU.",
+            F(r.cpu_usage_perc / 100.0),
+        ),
+        (
+            "falcosecurity_falco_memory_rss_bytes",
+            "Agent resident set size.",
+            kb(r.memory_rss_kb),
+        ),
+        (
+            "falcosecurity_falco_memory_vsz_bytes",
+            "Agent virtual memory size.",
+            kb(r.memory_vsz_kb),
+        ),
+        (
+            "falcosecurity_falco_memory_pss_bytes",
+            "Agent proportional set size.",
+            kb(r.memory_pss_kb),
+        ),
+        (
+            "falcosecurity_falco_container_memory_used_bytes",
+            "Memory charged to the agent's cgroup.",
+            U(r.container_memory_used_bytes),
+        ),
+        (
+            "falcosecurity_falco_host_cpu_usage_ratio",
+            "Host CPU busy share since boot.",
+            F(r.cpu_usage_perc_total_host / 100.0),
+        ),
+        (
+            "falcosecurity_falco_host_memory_used_bytes",
+            "Host memory used (total - free - buffers - cached).",
+            kb(r.memory_used_host_kb),
+        ),
+        // Falco's names: gauges with a _total suffix (libs maps every count unit to it).
+        (
+            "falcosecurity_falco_host_procs_running_total",
+            "Runnable tasks on the host.",
+            U(r.procs_running_host),
+        ),
+        (
+            "falcosecurity_falco_host_open_fds_total",
+            "Open files on the host.",
+            U(r.open_fds_host),
+        ),
+    ] {
+        t.one(name, Gauge, help, v);
+    }
+}
+
+/// libsinsp metrics_collector.cpp, libs_state_counters::to_metrics; subsystem scap.
+pub(super) fn state(t: &mut Text<'_>, inp: &Inputs<'_>) {
+    let s = &inp.state;
+    t.one(
+        "falcosecurity_scap_n_threads_total",
+        Gauge,
+        "Threads in the thread table.",
+        U(inp.n_threads),
+    );
+    t.one(
+        "falcosecurity_scap_n_fds_total",
+        Gauge,
+        "Fds in the fd table.",
+        U(inp.n_fds),
+    );
+    for (name, v) in [
+        ("n_noncached_fd_lookups", s.n_noncached_fd_lookups),
+        ("n_cached_fd_lookups", s.n_cached_fd_lookups),
+        ("n_failed_fd_lookups", s.n_failed_fd_lookups),
+        ("n_added_fds", s.n_added_fds),
+        ("n_removed_fds", s.n_removed_fds),
+        ("n_stored_evts", s.n_stored_evts),
+        ("n_store_evts_drops", s.n_store_evts_drops),
+        ("n_retrieved_evts", s.n_retrieved_evts),
+        ("n_retrieve_evts_drops", s.n_retrieve_evts_drops),
+        ("n_noncached_thread_lookups", s.n_noncached_thread_lookups),
+        ("n_cached_thread_lookups", s.n_cached_thread_lookups),
+        ("n_failed_thread_lookups", s.n_failed_thread_lookups),
+        ("n_added_threads", s.n_added_threads),
+        ("n_removed_threads", s.n_removed_threads),
+        ("n_drops_full_threadtable", s.n_drops_full_threadtable),
+    ] {
+        t.family(
+            format_args!("falcosecurity_scap_{name}_total"),
+            Counter,
+            "State table counter (see Falco's metrics documentation).",
+        );
+        t.sample(&[], U(v));
+    }
+    t.one(
+        "kestrel_n_drops_full_fdtable_total",
+        Counter,
+        "Fds refused because the fd table was full.",
+        U(s.n_drops_full_fdtable),
+    );
+    t.one(
+        "kestrel_n_decode_errors_total",
+        Counter,
+        "Records that failed decoding.",
+        U(s.n_decode_errors),
+    );
+}
+
+pub(super) fn culprits(t: &mut Text<'_>, c: &Culprits<'_>) {
+    let sys = &c.syscalls[..c.syscalls.len().min(MAX_CULPRITS)];
+    if !sys.is_empty() {
+        t.family(
+            format_args!("kestrel_syscall_calls_total"),
+            Counter,
+            "Calls since start of the interval's busiest syscalls, traced or not.",
+        );
+        for s in sys {
+            t.sample(&[("abi", s.abi), ("syscall", s.name)], U(s.calls));
+        }
+    }
+    let procs = &c.processes[..c.processes.len().min(MAX_CULPRITS)];
+    if procs.is_empty() {
+        return;
+    }
+    let mut pids: heapless::Vec<heapless::String<10>, MAX_CULPRITS> = heapless::Vec::new();
+    for p in procs {
+        let mut s = heapless::String::new();
+        let _ = std::fmt::Write::write_fmt(&mut s, format_args!("{}", p.pid));
+        let _ = pids.push(s);
+    }
+    // Per-interval figures (pids come and go): gauges, not counters.
+    for (name, help, drops) in [
+        (
+            "kestrel_process_interval_events",
+            "Traced events in the last interval of its busiest processes.",
+            false,
+        ),
+        (
+            "kestrel_process_interval_drops",
+            "Dropped events in the last interval of its busiest processes.",
+            true,
+        ),
+    ] {
+        t.family(format_args!("{name}"), Gauge, help);
+        for (p, pid) in procs.iter().zip(pids.iter()) {
+            let v = if drops { p.drops } else { p.events };
+            t.sample(&[("comm", p.comm), ("pid", pid)], U(v));
+        }
+    }
+}
+
+pub(super) fn server(t: &mut Text<'_>, s: &ServerStats) {
+    t.family(
+        format_args!("kestrel_prometheus_responses_total"),
+        Counter,
+        "Responses of the /metrics endpoint by status code.",
+    );
+    for (code, n) in STATUS_CODES.iter().zip(s.responses.iter()) {
+        let mut c = [0u8; 3];
+        let _ = write!(&mut c[..], "{code}");
+        t.sample(&[("code", std::str::from_utf8(&c).unwrap_or("0"))], U(*n));
+    }
+    t.one(
+        "kestrel_prometheus_open_connections",
+        Gauge,
+        "Connections open to the /metrics endpoint.",
+        U(s.open_connections),
+    );
+}

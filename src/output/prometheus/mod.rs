@@ -1,0 +1,288 @@
+//! Prometheus exposition of the snapshot: `--prometheus ADDR:PORT` serves
+//! `GET /metrics` from the agent's mio loop (no thread, no async runtime),
+//! and `--output prometheus-textfile:PATH` writes the same text for
+//! node_exporter. The text is rendered once per snapshot interval into a
+//! reused buffer; scrapes between snapshots get that text (Prometheus
+//! stamps samples at scrape time, and the counters only move per interval
+//! anyway). The loop sees four calls: `register`, `on_event`, `tick`,
+//! `publish`.
+
+mod families;
+pub mod http;
+pub mod render;
+pub mod server;
+pub mod textfile;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use mio::{Registry, Token};
+
+use crate::metrics::resources::ResourceSample;
+use crate::metrics::{time, HostInfo, Inputs, MetricsConfig};
+use core::fmt::Write as _;
+
+use heapless::{String as HString, Vec as HVec};
+
+use crate::metrics::culprits::MAX_TOP;
+use render::{Culprits, ProcessCount, SyscallCount, View};
+use server::Server;
+use textfile::Textfile;
+
+/// The exporter's knobs (`--prometheus`, `--prometheus-names`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrometheusConfig {
+    pub listen: Option<SocketAddr>,
+    /// Lint-clean names (promtool-silent) instead of Falco's exact ones.
+    pub strict_names: bool,
+}
+
+/// Parses `--prometheus-names`.
+pub fn parse_names(s: &str) -> Result<bool, String> {
+    match s {
+        "falco" => Ok(false),
+        "strict" => Ok(true),
+        _ => Err(format!("'{s}' is not falco or strict")),
+    }
+}
+
+/// Parses `--prometheus`: `ADDR:PORT`, `[V6]:PORT`, `:PORT` or `PORT`; the
+/// last two bind loopback only, so exposing the endpoint is a choice.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let loopback = |p: &str| {
+        p.parse::<u16>()
+            .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+            .map_err(|_| format!("bad port in --prometheus '{s}'"))
+    };
+    if let Some(p) = s.strip_prefix(':') {
+        return loopback(p);
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return loopback(s);
+    }
+    s.parse::<SocketAddr>().map_err(|_| {
+        format!("bad --prometheus '{s}' (use PORT, :PORT, IP:PORT or [IPv6]:PORT; no host names)")
+    })
+}
+
+pub struct Prometheus {
+    server: Option<Server>,
+    textfiles: Vec<Textfile>,
+    text: Vec<u8>,
+    strict_names: bool,
+    /// Textfile writes that failed (added to kestrel.output_write_errors).
+    pub write_errors: u64,
+    last_error: Option<String>,
+}
+
+impl Prometheus {
+    /// Binds the endpoint now (before privileges are dropped, so a port below
+    /// 1024 works). `None` when neither the endpoint nor a textfile is asked for.
+    pub fn open(cfg: PrometheusConfig, textfiles: &[PathBuf]) -> Result<Option<Self>, String> {
+        if cfg.listen.is_none() && textfiles.is_empty() {
+            return Ok(None);
+        }
+        let server = cfg
+            .listen
+            .map(|a| {
+                std::net::TcpListener::bind(a)
+                    .and_then(Server::new)
+                    .map_err(|e| format!("cannot listen on {a} for --prometheus: {e}"))
+            })
+            .transpose()?;
+        Ok(Some(Prometheus {
+            server,
+            textfiles: textfiles.iter().map(|p| Textfile::new(p)).collect(),
+            text: Vec::with_capacity(16 * 1024),
+            strict_names: cfg.strict_names,
+            write_errors: 0,
+            last_error: None,
+        }))
+    }
+
+    /// `open` with the textfile paths taken from the `--output` list.
+    pub fn from_config(
+        cfg: PrometheusConfig,
+        outputs: &[crate::output::OutputSpec],
+    ) -> Result<Option<Self>, String> {
+        let files: Vec<PathBuf> = outputs
+            .iter()
+            .filter_map(|o| match o {
+                crate::output::OutputSpec::PrometheusTextfile(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        Self::open(cfg, &files)
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.server.as_ref().and_then(|s| s.local_addr().ok())
+    }
+
+    /// Registers the listener as `Token(base)` and reserves the tokens after it.
+    pub fn register(&mut self, registry: &Registry, base: usize) -> std::io::Result<()> {
+        match &mut self.server {
+            Some(s) => s.register(registry, base),
+            None => Ok(()),
+        }
+    }
+
+    pub fn owns(&self, t: Token) -> bool {
+        self.server.as_ref().is_some_and(|s| s.owns(t))
+    }
+
+    pub fn on_event(&mut self, registry: &Registry, t: Token) {
+        if let Some(s) = &mut self.server {
+            s.on_event(registry, t, time::monotonic_ns());
+        }
+    }
+
+    /// Deadlines; call a few times a second.
+    pub fn tick(&mut self, registry: &Registry) {
+        if let Some(s) = &mut self.server {
+            s.sweep(registry, time::monotonic_ns());
+        }
+    }
+
+    /// Renders the snapshot's text and hands it to the endpoint and textfiles.
+    pub fn publish(
+        &mut self,
+        cfg: &MetricsConfig,
+        host: &HostInfo,
+        inputs: &Inputs<'_>,
+        resources: Option<&ResourceSample>,
+    ) {
+        // The culprit lists as labelled series: syscalls cumulative (counters),
+        // processes per interval (gauges). Bounded by MAX_TOP.
+        let mut sys_names: HVec<HString<16>, MAX_TOP> = HVec::new();
+        let mut sys: HVec<SyscallCount<'_>, MAX_TOP> = HVec::new();
+        let mut procs: HVec<ProcessCount<'_>, MAX_TOP> = HVec::new();
+        if let Some(c) = inputs.culprits {
+            for t in &c.syscalls {
+                let mut n = HString::new();
+                let _ = match t.name() {
+                    Some(name) => n.push_str(name).map_err(|_| core::fmt::Error),
+                    None => write!(n, "sys_{}", t.nr),
+                };
+                let _ = sys_names.push(n);
+            }
+            for (t, n) in c.syscalls.iter().zip(sys_names.iter()) {
+                let _ = sys.push(SyscallCount {
+                    name: n,
+                    abi: if t.compat { "32" } else { "64" },
+                    calls: c.cumulative(t),
+                });
+            }
+            for p in &c.by_evts {
+                let _ = procs.push(ProcessCount {
+                    pid: p.pid,
+                    comm: p.comm(),
+                    events: p.evts,
+                    drops: p.drops,
+                });
+            }
+        }
+        let view_culprits = Culprits {
+            syscalls: &sys,
+            processes: &procs,
+        };
+        let view = View {
+            cfg,
+            host,
+            inputs,
+            resources,
+            culprits: inputs.culprits.map(|_| &view_culprits),
+            server: self.server.as_ref().map(|s| &s.stats),
+            now_real_ns: time::realtime_ns(),
+            strict_names: self.strict_names,
+        };
+        render::render(&view, &mut self.text);
+        if let Some(s) = &mut self.server {
+            s.publish(&self.text);
+        }
+        for tf in &self.textfiles {
+            match tf.write(&self.text) {
+                Ok(()) => self.last_error = None,
+                Err(e) => {
+                    self.write_errors += 1;
+                    let msg = format!("{}: {e}", tf.path().display());
+                    if self.last_error.as_deref() != Some(msg.as_str()) {
+                        eprintln!("kestrel: prometheus textfile error: {msg}");
+                        self.last_error = Some(msg);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_and_config_keys() {
+        use crate::cli::{with_config_file, Cli, Command};
+        use argh::FromArgs;
+        let conf = std::env::temp_dir().join(format!("kestrel-prom-{}.toml", std::process::id()));
+        std::fs::write(
+            &conf,
+            "prometheus = 9376\nprometheus_names = \"strict\"\n\
+             output = [\"prometheus-textfile:/tmp/k.prom\"]\n",
+        )
+        .unwrap();
+        let Command::Run(r) =
+            Cli::from_args(&["kestrel"], &["run", "--config", conf.to_str().unwrap()])
+                .unwrap()
+                .cmd
+        else {
+            panic!("run")
+        };
+        let r = with_config_file(r).unwrap();
+        assert_eq!(r.prometheus, Some("127.0.0.1:9376".parse().unwrap()));
+        assert_eq!(r.prometheus_names, Some(true));
+        let cfg = PrometheusConfig {
+            listen: None,
+            strict_names: true,
+        };
+        let p = Prometheus::from_config(cfg, &r.output).unwrap().unwrap();
+        assert_eq!(p.textfiles.len(), 1);
+        assert!(p.server.is_none());
+        assert!(Prometheus::from_config(PrometheusConfig::default(), &[])
+            .unwrap()
+            .is_none());
+        assert!(Cli::from_args(&["kestrel"], &["run", "--prometheus", "nope"]).is_err());
+        assert!(Cli::from_args(&["kestrel"], &["run", "--prometheus-names", "loose"]).is_err());
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(
+            parse_listen("9376").unwrap(),
+            "127.0.0.1:9376".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen(":9376").unwrap(),
+            "127.0.0.1:9376".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("0.0.0.0:80").unwrap(),
+            "0.0.0.0:80".parse().unwrap()
+        );
+        assert_eq!(
+            parse_listen("[::1]:9376").unwrap(),
+            "[::1]:9376".parse().unwrap()
+        );
+        for bad in [
+            "",
+            ":",
+            "99999",
+            "localhost:9376",
+            "1.2.3.4",
+            ":-1",
+            "::1:80",
+        ] {
+            assert!(parse_listen(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The endpoint against real sockets, driven by its own mio loop on this
+//! thread while clients run on others. Deadlines are tested by handing
+//! `sweep` a later clock rather than by sleeping.
+
+use super::*;
+use std::io::{Read, Write};
+use std::net::TcpStream as StdStream;
+use std::time::{Duration, Instant};
+
+struct Rig {
+    poll: mio::Poll,
+    server: Server,
+    addr: SocketAddr,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let poll = mio::Poll::new().unwrap();
+        let mut server = Server::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+        server.register(poll.registry(), 100).unwrap();
+        server.publish(b"up 1\n");
+        let addr = server.local_addr().unwrap();
+        Rig { poll, server, addr }
+    }
+
+    /// One wakeup (or 10 ms without one), dispatched as the agent does.
+    fn pump(&mut self) {
+        let mut events = mio::Events::with_capacity(16);
+        self.poll
+            .poll(&mut events, Some(Duration::from_millis(10)))
+            .unwrap();
+        let now = crate::metrics::time::monotonic_ns();
+        for ev in events.iter() {
+            self.server.on_event(self.poll.registry(), ev.token(), now);
+        }
+    }
+
+    /// Runs the loop until `done` (checked between wakeups) or 10 s.
+    fn run_until(&mut self, done: impl Fn() -> bool) {
+        let t = Instant::now();
+        while !done() {
+            assert!(t.elapsed() < Duration::from_secs(10), "loop timed out");
+            self.pump();
+        }
+    }
+
+    fn open(&self) -> usize {
+        self.server.conns.iter().flatten().count()
+    }
+
+    /// Serves while `client` runs on another thread; returns its result.
+    fn serve<T: Send + 'static>(
+        &mut self,
+        client: impl FnOnce(SocketAddr) -> T + Send + 'static,
+    ) -> T {
+        let addr = self.addr;
+        let h = std::thread::spawn(move || client(addr));
+        self.run_until(|| h.is_finished());
+        h.join().unwrap()
+    }
+}
+
+fn get(addr: SocketAddr, req: &[u8]) -> String {
+    let mut s = StdStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(req).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+const GET: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+
+#[test]
+fn answers_get_head_keep_alive_and_pipelined_requests() {
+    let mut rig = Rig::new();
+    let r = rig.serve(|a| get(a, GET));
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert!(r.contains("Content-Type: text/plain; version=0.0.4"));
+    assert!(r.ends_with("\r\n\r\nup 1\n"), "{r}");
+    let r = rig.serve(|a| get(a, b"HEAD /metrics HTTP/1.0\r\n\r\n"));
+    assert!(r.ends_with("Content-Length: 5\r\n\r\n"), "{r}");
+    // Ten pipelined requests on one connection, the last asking to close:
+    // more than one wakeup's budget, so re-arming is exercised.
+    let mut many = Vec::new();
+    for _ in 0..9 {
+        many.extend_from_slice(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    many.extend_from_slice(GET);
+    let r = rig.serve(move |a| get(a, &many));
+    assert_eq!(r.matches("HTTP/1.1 200 OK").count(), 10, "{r}");
+    assert_eq!(rig.server.stats.responses[0], 12);
+}
+
+#[test]
+fn refuses_bad_requests_with_their_status_and_closes() {
+    let mut rig = Rig::new();
+    for (req, status) in [
+        (&b"POST /metrics HTTP/1.1\r\nHost: t\r\n\r\n"[..], "405"),
+        (b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n", "404"),
+        (b"\x16\x03\x01garbage", "400"),
+    ] {
+        let r = rig.serve(move |a| get(a, req));
+        assert!(r.starts_with(&format!("HTTP/1.1 {status} ")), "{r}");
+    }
+    // A 1 MB header: refused at 4 KiB, the rest discarded, the answer arrives.
+    let r = rig.serve(|a| {
+        let mut s = StdStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut req = b"GET /metrics HTTP/1.1\r\nHost: t\r\nX-Big: ".to_vec();
+        req.resize(1 << 20, b'a');
+        let _ = s.write_all(&req);
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    assert!(r.starts_with("HTTP/1.1 413 "), "{r}");
+    assert_eq!(rig.server.stats.responses, [0, 1, 1, 1, 1, 0]);
+    let r = rig.serve(|a| get(a, GET));
+    assert!(r.starts_with("HTTP/1.1 200 "), "still serving: {r}");
+}
+
+#[test]
+fn idle_connections_cannot_lock_out_a_scraper() {
+    let mut rig = Rig::new();
+    let r = rig.serve(|a| {
+        let idle: Vec<StdStream> = (0..200).map(|_| StdStream::connect(a).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(200));
+        let r = get(a, GET);
+        drop(idle);
+        r
+    });
+    assert!(r.starts_with("HTTP/1.1 200 "), "{r}");
+    assert!(rig.open() <= MAX_CONNECTIONS, "{}", rig.open());
+}
+
+#[test]
+fn deadlines_close_idle_and_trickling_clients() {
+    let mut rig = Rig::new();
+    let _idle = StdStream::connect(rig.addr).unwrap();
+    let mut trickle = StdStream::connect(rig.addr).unwrap();
+    trickle.write_all(b"GET /met").unwrap();
+    let t = Instant::now();
+    while rig.open() < 2 || rig.server.conns.iter().flatten().all(|c| c.len == 0) {
+        assert!(t.elapsed() < Duration::from_secs(5), "both accepted");
+        rig.pump();
+    }
+    let now = crate::metrics::time::monotonic_ns();
+    rig.server.sweep(rig.poll.registry(), now + REQUEST_NS / 2);
+    assert_eq!(rig.open(), 2, "nothing expires early");
+    rig.server
+        .sweep(rig.poll.registry(), now + REQUEST_NS + 1_000_000_000);
+    assert_eq!(rig.open(), 1, "the half request is cut after REQUEST_NS");
+    rig.server
+        .sweep(rig.poll.registry(), now + IDLE_NS + 1_000_000_000);
+    assert_eq!(rig.open(), 0, "the silent one after IDLE_NS");
+    let mut b = [0u8; 1];
+    trickle
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    assert_eq!(trickle.read(&mut b).unwrap_or(0), 0, "closed");
+}
