@@ -44,6 +44,9 @@ fn text_named(cfg: &MetricsConfig, culprits: Option<&Culprits<'_>>, strict_names
     kernel.n_drops_buffer[7] = [0, 9];
     let inputs = Inputs {
         num_evts: 12338,
+        num_compat_evts: 0,
+        attach: "tp_btf",
+        culprits: None,
         outputs_queue_num_drops: 0,
         output_write_errors: 1,
         kernel,

@@ -210,6 +210,7 @@ fi
 window() {
     _w=$1
     shift
+    say "window $_w"
     count_lines
     wait_lines $((NLINES + 2)) 1000
     eval "B_$_w=\$LAST"
