@@ -218,14 +218,21 @@ fn main() {
             (b.run_time_ns - a.run_time_ns) as f64 / (b.run_cnt - a.run_cnt).max(1) as f64
         };
         let mut steps = (Vec::new(), Vec::new());
-        for (attach, sel) in [
-            ("tp_btf", "default"),
-            ("raw_tp", "default"),
-            ("tp_btf", "none"),
-            ("raw_tp", "none"),
-        ] {
+        // KESTREL_BENCH_BASELINE=path/to/older/kestrel adds its tp_btf rows,
+        // measured in the same run, to compare a change step by step.
+        let baseline = std::env::var("KESTREL_BENCH_BASELINE").ok();
+        let mut rows: Vec<(&str, &str, &str, &str)> = vec![
+            ("tp_btf", BIN, "tp_btf", "default"),
+            ("raw_tp", BIN, "raw_tp", "default"),
+            ("tp_btf", BIN, "tp_btf", "none"),
+            ("raw_tp", BIN, "raw_tp", "none"),
+        ];
+        if let Some(b) = &baseline {
+            rows.insert(1, ("baseline tp_btf", b.as_str(), "tp_btf", "default"));
+        }
+        for (attach, bin, mode, sel) in rows {
             for (name, work) in &works {
-                let agent = Agent::start_bin(BIN, sel, true, attach);
+                let agent = Agent::start_bin(bin, sel, true, mode);
                 let (f0, [t0, r0]) = (floor.stats(), floor.step_stats());
                 work();
                 let (f1, [t1, r1]) = (floor.stats(), floor.step_stats());
@@ -249,6 +256,9 @@ fn main() {
                     );
                 }
             }
+        }
+        if let Some(b) = &baseline {
+            println!("\nbaseline: {b}");
         }
         println!(
             "\nfirst step on every syscall (number + 32-bit check; floor + step minus floor), medians of {} runs: tp_btf {:.1} ns/call, raw_tp {:.1} ns/call",
