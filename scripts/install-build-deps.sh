@@ -107,6 +107,16 @@ if [ "$want_rustup" -eq 1 ]; then
     fi
 fi
 
+# just, the justfile's runner: Debian 12 does not package it; build it from its crate.
+if ! command -v just >/dev/null 2>&1; then
+    if command -v cargo >/dev/null 2>&1; then
+        echo "+ cargo install --locked just"
+        cargo install --locked --quiet just
+    else
+        echo "install-build-deps: cargo not found; install just yourself (cargo install --locked just)" >&2
+    fi
+fi
+
 # Generate cross/.kheaders/<arch> (symlinks to the kernel UAPI headers; git-ignored) through
 # the compiler wrappers, and check that a musl compile sees both musl and kernel headers.
 check_cc() {

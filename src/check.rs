@@ -128,48 +128,75 @@ fn btf_lines(cfg: &ProbeConfig, release: &str) -> [Line; 2] {
     [btf_line, attach]
 }
 
+/// One function per requirement, in the order the report prints them.
 pub fn run(cfg: &ProbeConfig) -> Report {
-    let mut v = Vec::new();
     let uname = rustix::system::uname();
-    let machine = uname.machine().to_string_lossy().into_owned();
+    let release = uname.release().to_string_lossy().into_owned();
+    let ver = kernel_version(&release).unwrap_or((0, 0));
+    let caps = cap_eff();
+    let mut v = vec![
+        arch_line(&uname.machine().to_string_lossy()),
+        kernel_line(&release, ver),
+    ];
+    v.extend(btf_lines(cfg, &release));
+    v.push(caps_line(caps));
+    v.extend(bpf_lines());
+    v.push(memlock_line(ver, caps));
+    v.extend(tracefs_lines());
+    v.push(stats_line());
+    let prereqs_ok = v.iter().all(|l| l.ok || !l.required);
+    v.push(probe_line(cfg, prereqs_ok));
+    Report {
+        can_run: v.iter().all(|l| l.ok || !l.required),
+        checks: v,
+    }
+}
+
+fn has_cap(caps: u64, bit: u32) -> bool {
+    caps & (1u64 << bit) != 0
+}
+
+fn arch_line(machine: &str) -> Line {
     let built_for = std::env::consts::ARCH;
-    v.push(line(
+    line(
         "arch",
         machine == built_for,
         true,
         format!("host {machine}, binary built for {built_for}"),
-        "use the kestrel binary built for this architecture",
-    ));
+        "use the kestrel binary built for this architecture (32-bit ARM kernels are not supported)",
+    )
+}
 
-    let release = uname.release().to_string_lossy().into_owned();
-    let ver = kernel_version(&release).unwrap_or((0, 0));
-    v.push(line(
+fn kernel_line(release: &str, ver: (u32, u32)) -> Line {
+    line(
         "kernel",
         ver >= (5, 8),
         true,
         format!("{release} (needs 5.8+ for the BPF ring buffer)"),
         "upgrade to a 5.8 or newer kernel (older ones are not supported)",
-    ));
-    v.extend(btf_lines(cfg, &release));
+    )
+}
 
-    let caps = cap_eff();
-    let has = |bit: u32| caps & (1u64 << bit) != 0;
-    let caps_ok = has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
-    v.push(line(
+fn caps_line(caps: u64) -> Line {
+    let yes = |bit| if has_cap(caps, bit) { "yes" } else { "no" };
+    let ok = has_cap(caps, CAP_SYS_ADMIN) || (has_cap(caps, CAP_BPF) && has_cap(caps, CAP_PERFMON));
+    line(
         "capabilities",
-        caps_ok,
+        ok,
         true,
         format!(
             "CAP_BPF {}, CAP_PERFMON {}, CAP_SYS_ADMIN {}",
-            if has(CAP_BPF) { "yes" } else { "no" },
-            if has(CAP_PERFMON) { "yes" } else { "no" },
-            if has(CAP_SYS_ADMIN) { "yes" } else { "no" }
+            yes(CAP_BPF),
+            yes(CAP_PERFMON),
+            yes(CAP_SYS_ADMIN)
         ),
         "run as root, or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before 5.8)",
-    ));
+    )
+}
 
-    // A real ring buffer map: EPERM means bpf() is refused, EINVAL that the
-    // kernel has no ring buffers.
+/// A real ring buffer map: EPERM means bpf() is refused, EINVAL that the
+/// kernel has no ring buffers.
+fn bpf_lines() -> [Line; 2] {
     // SAFETY: plain bpf(BPF_MAP_CREATE) wrapper; a valid fd is closed at once.
     let rb = unsafe {
         libbpf_rs::libbpf_sys::bpf_map_create(
@@ -186,39 +213,42 @@ pub fn run(cfg: &ProbeConfig) -> Report {
         drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(rb) });
     }
     let refused = rb == -libc::EPERM || rb == -libc::EACCES;
-    v.push(line(
-        "bpf",
-        !refused,
-        true,
-        if refused {
-            format!("bpf() refused: {}", std::io::Error::from_raw_os_error(-rb))
-        } else {
-            "bpf() permitted".into()
-        },
-        "run as root with CAP_BPF; check kernel.unprivileged_bpf_disabled and any LSM policy",
-    ));
-    v.push(line(
-        "ringbuf",
-        rb >= 0,
-        !refused,
-        if rb >= 0 {
-            "BPF ring buffer supported".into()
-        } else if refused {
-            "not checked: bpf() refused".into()
-        } else {
-            format!(
-                "cannot create one: {}",
-                std::io::Error::from_raw_os_error(-rb)
-            )
-        },
-        "needs a 5.8+ kernel with BPF ring buffers",
-    ));
+    let err = || std::io::Error::from_raw_os_error(-rb);
+    [
+        line(
+            "bpf",
+            !refused,
+            true,
+            if refused {
+                format!("bpf() refused: {}", err())
+            } else {
+                "bpf() permitted".into()
+            },
+            "run as root with CAP_BPF; check kernel.unprivileged_bpf_disabled and any LSM policy",
+        ),
+        line(
+            "ringbuf",
+            rb >= 0,
+            !refused,
+            if rb >= 0 {
+                "BPF ring buffer supported".into()
+            } else if refused {
+                "not checked: bpf() refused".into()
+            } else {
+                format!("cannot create one: {}", err())
+            },
+            "needs a 5.8+ kernel with BPF ring buffers",
+        ),
+    ]
+}
 
+fn memlock_line(ver: (u32, u32), caps: u64) -> Line {
+    const CAP_SYS_RESOURCE: u32 = 24;
     let memlock = rustix::process::getrlimit(rustix::process::Resource::Memlock);
-    let memlock_ok = ver >= (5, 11) || memlock.current.is_none() || has(24); // CAP_SYS_RESOURCE
-    v.push(line(
+    let ok = ver >= (5, 11) || memlock.current.is_none() || has_cap(caps, CAP_SYS_RESOURCE);
+    line(
         "memlock",
-        memlock_ok,
+        ok,
         true,
         format!(
             "RLIMIT_MEMLOCK {} ({})",
@@ -232,8 +262,11 @@ pub fn run(cfg: &ProbeConfig) -> Report {
             }
         ),
         "raise it (ulimit -l unlimited, LimitMEMLOCK=infinity) or keep CAP_SYS_RESOURCE",
-    ));
+    )
+}
 
+/// tracefs (mounted when absent and allowed) and the tracepoints under it.
+fn tracefs_lines() -> [Line; 2] {
     let mut tracefs_detail = String::new();
     if !tracefs_mounted() && Path::new(TRACEFS).is_dir() {
         let r = rustix::mount::mount(
@@ -249,7 +282,7 @@ pub fn run(cfg: &ProbeConfig) -> Report {
         };
     }
     let root = tracefs_root();
-    v.push(line(
+    let tracefs = line(
         "tracefs",
         root.is_some(),
         false,
@@ -259,7 +292,7 @@ pub fn run(cfg: &ProbeConfig) -> Report {
                 .map_or("not mounted".to_string(), |r| format!("at {r}"))
         ),
         "mount -t tracefs tracefs /sys/kernel/tracing (only needed to inspect tracepoints)",
-    ));
+    );
     let events = [
         "raw_syscalls/sys_exit",
         "sched/sched_process_fork",
@@ -277,7 +310,7 @@ pub fn run(cfg: &ProbeConfig) -> Report {
             .collect(),
         _ => Vec::new(),
     };
-    v.push(line(
+    let tracepoints = line(
         "tracepoints",
         readable && missing.is_empty(),
         readable,
@@ -288,8 +321,11 @@ pub fn run(cfg: &ProbeConfig) -> Report {
             None => "not checked: tracefs not mounted".into(),
         },
         "needs CONFIG_FTRACE_SYSCALLS and the sched tracepoints",
-    ));
+    );
+    [tracefs, tracepoints]
+}
 
+fn stats_line() -> Line {
     let sysctl = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
         .map(|s| s.trim() == "1")
         .unwrap_or(false);
@@ -301,7 +337,7 @@ pub fn run(cfg: &ProbeConfig) -> Report {
         // SAFETY: fd was just returned to us and is owned by nobody else.
         drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
     }
-    v.push(line(
+    line(
         "bpf_stats",
         sysctl || fd >= 0,
         false,
@@ -313,41 +349,37 @@ pub fn run(cfg: &ProbeConfig) -> Report {
             "unavailable".into()
         },
         "libbpf_stats_enabled needs a 5.8+ kernel and CAP_SYS_ADMIN or the sysctl",
-    ));
+    )
+}
 
-    let prereqs_ok = v.iter().all(|l| l.ok || !l.required);
-    let probe = if prereqs_ok {
-        let mut storage = MaybeUninit::uninit();
-        let loaded = Probe::load(&mut storage, cfg);
-        let l = match loaded {
-            Ok(p) => line(
-                "probe",
-                true,
-                true,
-                format!(
-                    "loaded and attached via {}: {}",
-                    p.attach_path().name(),
-                    p.attached().collect::<Vec<_>>().join(", ")
-                ),
-                "",
-            ),
-            Err(e) => line("probe", false, true, e.to_string(), "see the line above"),
-        };
-        l
-    } else {
-        line(
+/// The real thing: load, attach and detach the probe as `run` would.
+fn probe_line(cfg: &ProbeConfig, prereqs_ok: bool) -> Line {
+    if !prereqs_ok {
+        return line(
             "probe",
             false,
             true,
             "not tried: a requirement above failed".into(),
             "fix the failing lines first",
-        )
-    };
-    v.push(probe);
-    Report {
-        can_run: v.iter().all(|l| l.ok || !l.required),
-        checks: v,
+        );
     }
+    let mut storage = MaybeUninit::uninit();
+    let loaded = Probe::load(&mut storage, cfg);
+    let l = match loaded {
+        Ok(p) => line(
+            "probe",
+            true,
+            true,
+            format!(
+                "loaded and attached via {}: {}",
+                p.attach_path().name(),
+                p.attached().collect::<Vec<_>>().join(", ")
+            ),
+            "",
+        ),
+        Err(e) => line("probe", false, true, e.to_string(), "see the line above"),
+    };
+    l
 }
 
 pub fn print_text(r: &Report) {
@@ -386,6 +418,5 @@ mod tests {
         assert_eq!(kernel_version("5.10.223"), Some((5, 10)));
         assert_eq!(kernel_version("6.18.44-fc-v595"), Some((6, 18)));
         assert_eq!(kernel_version("garbage"), None);
-        assert!((5, 10) < (5, 11) && (6, 1) >= (5, 8));
     }
 }

@@ -1,0 +1,50 @@
+# Kestrel's one entry point. `just` lists the recipes.
+# Install just: `cargo install --locked just` (or Debian's `just` where packaged);
+# scripts/install-build-deps.sh installs it.
+
+# list the recipes
+default:
+    @just --list
+
+# build deps (clang, musl, autotools; apt + rustup target), once per machine
+deps:
+    scripts/install-build-deps.sh --aarch64
+
+# static x86_64 musl release binary
+build:
+    cargo build --release --locked --target x86_64-unknown-linux-musl
+
+# static aarch64 musl release binary (cross, no Docker)
+build-aarch64:
+    cargo build --release --locked --target aarch64-unknown-linux-musl
+
+# the README's full suite: lint, unit, live probe (root), agent, QEMU matrix
+test:
+    scripts/test.sh
+
+# unit, decode and config tests: no root, no BPF, no QEMU (under a minute)
+test-fast:
+    cargo test --locked --lib --bins
+
+# the QEMU kernel matrix (arm64 6.1 / 5.10 / 6.1 without BTF, amd64 6.1)
+qemu: build build-aarch64
+    tests/qemu/matrix.sh --x86_64 target/x86_64-unknown-linux-musl/release/kestrel --aarch64 target/aarch64-unknown-linux-musl/release/kestrel
+
+# the benchmark rig (root): every figure in BENCHMARKS.md
+bench: build
+    cargo bench --bench rig
+
+# will this host run the probe? (one screen)
+check:
+    cargo run --release --quiet -- check
+
+# format the code
+fmt:
+    cargo fmt --all
+
+# rustfmt check, clippy -D warnings, shellcheck
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --all-targets --locked -- -D warnings
+    shellcheck -s sh scripts/*.sh .ci/run configs/init/busybox/kestrel configs/init/openwrt/kestrel configs/init/sysvinit/kestrel configs/init/openrc/kestrel tests/qemu/guest/*.sh
+    shellcheck tests/qemu/*.sh
