@@ -13,6 +13,8 @@ pub struct Cli {
     pub cmd: Command,
 }
 
+// Parsed once at start; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs, Debug)]
 #[argh(subcommand)]
 pub enum Command {
@@ -164,17 +166,24 @@ pub struct RunArgs {
     /// keep zero-valued fields (default false)
     #[argh(option, from_str_fn(parse_bool))]
     pub include_empty_values: Option<bool>,
-    /// write the agent's pid to this file
+    /// write the agent's pid to this file (created exclusively, never through a symlink)
     #[argh(option)]
     pub pidfile: Option<String>,
+    /// after attach, switch to this user (name or uid), keeping only CAP_BPF
+    #[argh(option)]
+    pub user: Option<String>,
+    /// accept FIFOs, sockets and devices as file: outputs (written non-blocking)
+    #[argh(switch)]
+    pub allow_special_outputs: bool,
     /// more log lines on stderr
     #[argh(switch, short = 'v')]
     pub verbose: bool,
 }
 
-/// Prints one line naming the problem and exits 2.
-fn bad_input(line: &str) -> ! {
-    eprintln!("kestrel: {line}");
+/// Prints one line naming the problem (control characters escaped) and
+/// exits 2.
+pub fn bad_input(line: &str) -> ! {
+    crate::log_line!("{line}");
     std::process::exit(2);
 }
 
@@ -195,7 +204,8 @@ pub fn parse_or_exit() -> Cli {
         Ok(cli) => cli,
         Err(early) => match early.status {
             Ok(()) => {
-                print!("{}", early.output);
+                // Into a closed pipe or closed stdout: nothing to do about it.
+                let _ = rustix::io::write(rustix::stdio::stdout(), early.output.as_bytes());
                 std::process::exit(0);
             }
             Err(()) => bad_input(&format!("{} (see {cmd} --help)", first_line(&early.output))),
@@ -267,6 +277,8 @@ pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
         convert_memory_to_mb: cli.convert_memory_to_mb.or(file.convert_memory_to_mb),
         include_empty_values: cli.include_empty_values.or(file.include_empty_values),
         pidfile: cli.pidfile.or(file.pidfile),
+        user: cli.user.or(file.user),
+        allow_special_outputs: cli.allow_special_outputs || file.allow_special_outputs,
         verbose: cli.verbose || file.verbose,
     })
 }

@@ -19,7 +19,7 @@ pub struct Entry {
 }
 
 /// Flags that are switches: a boolean value adds or omits the flag.
-const SWITCHES: &[&str] = &["enter-events", "verbose"];
+const SWITCHES: &[&str] = &["enter-events", "verbose", "allow-special-outputs"];
 
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
