@@ -209,7 +209,7 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<(), StartError> {
     })?;
     let attached: Vec<&str> = probe.attached().collect();
     crate::log_line!(
-        "kestrel {}: probe attached ({}), {} syscalls selected, {} threads seeded{}, bpf stats: {}, capabilities kept: {:?}{}",
+        "v{}: probe attached ({}), {} syscalls selected, {} threads seeded{}, bpf stats: {}, capabilities kept: {:?}{}",
         crate::metrics::VERSION,
         attached.join(", "),
         cfg.probe.selection.resolve().len(),

@@ -240,7 +240,14 @@ pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
             } else {
                 msg
             };
-            return Err(format!("{path}:{}: key '{}': {why}", e.line, e.key));
+            let esc = crate::log::escape;
+            return Err(format!(
+                "{}:{}: key '{}': {}",
+                esc(&path),
+                e.line,
+                esc(&e.key),
+                esc(why)
+            ));
         }
         all.extend(e.tokens.iter().cloned());
     }
@@ -250,7 +257,14 @@ pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
             cmd: Command::Run(r),
         }) => r,
         Ok(_) => return Err(format!("{path}: not a run configuration")),
-        Err(early) => return Err(format!("{path}: {}", first_line(&early.output))),
+        Err(early) => {
+            let esc = crate::log::escape;
+            return Err(format!(
+                "{}: {}",
+                esc(&path),
+                esc(first_line(&early.output))
+            ));
+        }
     };
     Ok(RunArgs {
         config: cli.config,
@@ -363,6 +377,9 @@ mod tests {
         let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
         assert!(e.starts_with(&format!("{p}:2: key 'interval': ")), "{e}");
         assert!(e.contains("bad duration"), "{e}");
+        let p = conf("\"a\\nb\" = 1\n");
+        let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
+        assert_eq!(e, format!("{p}:1: key 'a\\x0ab': unknown key"));
         let p = conf("libbpf_stats_enabled = \"maybe\"\n");
         let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
         assert!(

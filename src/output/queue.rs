@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 /// Bytes per output queue: a few snapshots (2-3 KB each, 16 KiB at most).
 pub const QUEUE_BYTES: usize = 64 * 1024;
 /// Lines per output queue.
-pub const QUEUE_LINES: usize = 32;
+pub const QUEUE_LINES: usize = 16;
 
 pub struct LineQueue {
     bytes: VecDeque<u8>,
