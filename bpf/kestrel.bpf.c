@@ -40,6 +40,13 @@ const volatile __u16 sys_table[KESTREL_SYSCALL_MAX] = {};
 /* Pending bytes at which a record wakes the consumer; below it user space
  * drains on its own timer, so a quiet stream costs no wakeup per record. */
 const volatile __u64 wakeup_bytes = 0;
+/* Records between two fill checks, minus one (a power of two minus one):
+ * user space derives it from the ring size so that at most an eighth of
+ * the ring fills between checks; a 4 KiB ring checks every record. */
+const volatile __u32 wake_check_mask = 63;
+/* Set by a drop: the next record that fits wakes the consumer at once
+ * instead of waiting for the drain timer while the ring stays full. */
+__u32 drop_wake = 0;
 
 /* Makes the record layouts part of the object's BTF so the skeleton
  * generates their Rust types. Never read. */
@@ -118,6 +125,7 @@ static __always_inline void fill_task(struct kestrel_task *t, struct task_struct
 static __always_inline void count_drop(struct kestrel_counters *c, int cat, int dir)
 {
 	c->n_drops_buffer_total++;
+	drop_wake = 1;
 	if ((unsigned int)cat < KC_MAX && (unsigned int)dir < KD_MAX) {
 		__u32 idx = (__u32)cat * KD_MAX + (__u32)dir;
 
@@ -132,14 +140,18 @@ static __always_inline void count_drop(struct kestrel_counters *c, int cat, int 
 
 /*
  * Asking the ring how full it is costs ~40 ns here, so each CPU asks on
- * every 64th record only; between asks it adds at most 64 records, far
- * below the threshold.
+ * every (wake_check_mask + 1)th record only: 64 for rings of 256 KiB and
+ * more, fewer for small rings, where 64 records would fill the ring.
  */
 static __always_inline __u64 wake_flags(struct kestrel_counters *c)
 {
 	if (!wakeup_bytes)
 		return 0;
-	if ((c->n_evts & 63) == 0 &&
+	if (drop_wake) {
+		drop_wake = 0;
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	if ((c->n_evts & wake_check_mask) == 0 &&
 	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;

@@ -43,6 +43,16 @@ pub struct ProbeConfig {
     pub enter_events: bool,
     /// Pending bytes at which the probe wakes the consumer (0: every record).
     pub wakeup_bytes: u64,
+    /// Records between the probe's ring-fill checks, minus one.
+    pub wake_check_mask: u32,
+}
+
+/// A power of two minus one: at most 64 records between fill checks, and
+/// no more than an eighth of the ring's worth of the largest record.
+pub fn wake_check_mask(ring_bytes: u32) -> u32 {
+    let largest = std::mem::size_of::<skel::types::kestrel_record>() as u32;
+    let n = (ring_bytes / 8 / largest).clamp(1, 64);
+    (1u32 << (31 - n.leading_zeros())) - 1
 }
 
 impl ProbeConfig {
@@ -54,6 +64,7 @@ impl ProbeConfig {
             ring_bytes,
             enter_events: false,
             wakeup_bytes: u64::from(ring_bytes) / 4,
+            wake_check_mask: wake_check_mask(ring_bytes),
         }
     }
 }
@@ -250,6 +261,7 @@ impl<'obj> Probe<'obj> {
             }
         }
         rodata.wakeup_bytes = cfg.wakeup_bytes;
+        rodata.wake_check_mask = cfg.wake_check_mask;
         open.maps
             .events
             .set_max_entries(cfg.ring_bytes)
