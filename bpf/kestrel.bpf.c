@@ -47,6 +47,10 @@ const volatile __u32 wake_check_mask = 63;
 /* Set by a drop: the next record that fits wakes the consumer at once
  * instead of waiting for the drain timer while the ring stays full. */
 __u32 drop_wake = 0;
+/* A process whose syscalls are not traced: the agent itself while it seeds
+ * the thread table from /proc (tens of thousands of opens and reads that
+ * would fill the ring and say nothing). 0: none. */
+__u32 ignore_tgid = 0;
 
 /* Makes the record layouts part of the object's BTF so the skeleton
  * generates their Rust types. Never read. */
@@ -412,6 +416,8 @@ int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
 		return 0;
 	sel = sys_table[nr];
 	if (!(sel & KSEL_EXIT))
+		return 0;
+	if (ignore_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == ignore_tgid)
 		return 0;
 	c = get_counters();
 	if (!c)

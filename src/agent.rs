@@ -199,7 +199,10 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<(), StartError> {
         cfg.probe.enter_events,
     );
     // Seeding reads other users' /proc entries, so it runs before the drop.
+    // Its own syscalls are not traced: they would fill the ring at start.
+    probe.ignore_process(Some(own_pid));
     let visited = procfs::seed(&mut state, "/proc");
+    probe.ignore_process(None);
     let seeded = state.n_threads();
     let kept = crate::privilege::drop_after_attach(checked.user.as_ref()).map_err(|e| {
         if let Some(p) = &mut checked.pidfile {
