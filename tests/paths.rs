@@ -104,6 +104,13 @@ fn symlink_in_a_directory_component_is_refused() {
     assert!(!std::path::Path::new(&format!("{d}/real/out.json")).exists());
     let o = run(&["run", "--pidfile", &format!("{d}/link/k.pid")]);
     assert_bad_input(&o, "symlink");
+    // The same through the O_NOFOLLOW walk kernels before 5.6 get.
+    let o = Command::new(BIN)
+        .args(["run", "--output", &format!("file:{d}/link/out.json")])
+        .env("KESTREL_NO_OPENAT2", "1")
+        .output()
+        .unwrap();
+    assert_bad_input(&o, "symlink");
 }
 
 #[test]

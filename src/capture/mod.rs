@@ -43,8 +43,6 @@ pub struct ProbeConfig {
     pub enter_events: bool,
     /// Pending bytes at which the probe wakes the consumer (0: every record).
     pub wakeup_bytes: u64,
-    /// Records between the probe's ring-fill checks, minus one.
-    pub wake_check_mask: u32,
 }
 
 /// A power of two minus one: at most 64 records between fill checks, and
@@ -64,7 +62,6 @@ impl ProbeConfig {
             ring_bytes,
             enter_events: false,
             wakeup_bytes: u64::from(ring_bytes) / 4,
-            wake_check_mask: wake_check_mask(ring_bytes),
         }
     }
 }
@@ -261,7 +258,7 @@ impl<'obj> Probe<'obj> {
             }
         }
         rodata.wakeup_bytes = cfg.wakeup_bytes;
-        rodata.wake_check_mask = cfg.wake_check_mask;
+        rodata.wake_check_mask = wake_check_mask(cfg.ring_bytes);
         open.maps
             .events
             .set_max_entries(cfg.ring_bytes)
