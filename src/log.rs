@@ -35,6 +35,8 @@ struct Limit {
 struct Logger {
     /// A non-blocking descriptor of stderr's target, when it has one.
     fd: Option<OwnedFd>,
+    /// stderr is a socket (journald): written with MSG_DONTWAIT.
+    socket: bool,
     lost: u64,
     limits: [Limit; KEYS],
     buf: Line,
@@ -92,6 +94,7 @@ pub fn escape(s: &str) -> String {
 thread_local! {
     static LOG: RefCell<Logger> = const { RefCell::new(Logger {
         fd: None,
+        socket: false,
         lost: 0,
         limits: [Limit { last_ns: 0, logged: false, suppressed: 0 }; KEYS],
         buf: Line { b: [0; LINE_MAX], n: 0, cut: false },
@@ -112,7 +115,21 @@ pub fn init() {
         }
     }
     let fd = nonblocking_dup(2);
-    LOG.with(|l| l.borrow_mut().fd = fd);
+    let socket = is_socket(2);
+    LOG.with(|l| {
+        let mut l = l.borrow_mut();
+        l.fd = fd;
+        l.socket = socket;
+    });
+}
+
+/// Whether fd 0-2 `fd` is a socket (reopening through /proc fails for one).
+pub fn is_socket(fd: i32) -> bool {
+    // SAFETY: fd 0-2 stay open for the process's lifetime (see init).
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    rustix::fs::fstat(b).is_ok_and(|st| {
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Socket
+    })
 }
 
 /// A non-blocking descriptor for `fd`'s target (None: use `fd` as it is).
@@ -158,7 +175,13 @@ impl Logger {
             .fd
             .as_ref()
             .map_or(unsafe { BorrowedFd::borrow_raw(2) }, |f| f.as_fd());
-        match rustix::io::write(fd, line) {
+        let r = if self.socket && self.fd.is_none() {
+            use rustix::net::SendFlags;
+            rustix::net::send(fd, line, SendFlags::DONTWAIT | SendFlags::NOSIGNAL)
+        } else {
+            rustix::io::write(fd, line)
+        };
+        match r {
             Ok(w) if w == n => {}
             // A short write to a pipe cannot happen below PIPE_BUF; any other
             // outcome (EAGAIN, EPIPE, EBADF) loses the line, counted.

@@ -326,3 +326,49 @@ fn thread_table_full_logs_once_per_window_and_seeding_says_what_fit() {
     assert_eq!(full, 1, "{text}");
     assert!(text.contains("did not fit the table of 4"), "{text}");
 }
+
+/// stdout and stderr on a stream socket nobody reads (journald stalled):
+/// written with MSG_DONTWAIT, so the loop goes on and drops are counted.
+#[test]
+fn stdout_and_stderr_on_a_stalled_socket_never_block() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let small: libc::c_int = 4096;
+    // SAFETY: setsockopt with an int value on a socket we own.
+    unsafe {
+        libc::setsockopt(
+            theirs.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&small as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    let side = tmp("sock-side.json");
+    let theirs = OwnedFd::from(theirs);
+    let st = Command::new(BIN)
+        .args([
+            "run",
+            "--output",
+            "stdout",
+            "--output",
+            &format!("file:{side}"),
+        ])
+        .args(["--interval", "100ms", "--duration", "3s"])
+        .stdout(Stdio::from(theirs.try_clone().unwrap()))
+        .stderr(Stdio::from(theirs))
+        .status()
+        .unwrap();
+    assert!(st.success(), "{st}");
+    let snaps = lines(&side);
+    assert!(
+        snaps.len() >= 20,
+        "{} snapshots on the healthy file",
+        snaps.len()
+    );
+    assert!(field(snaps.last().unwrap(), "falco.outputs_queue_num_drops") > 0);
+    drop(ours);
+}
