@@ -191,6 +191,8 @@ impl Sink for StreamSink {
                 Self::roll_back(fd, n);
                 Wrote::Lost("short write (disk full?); rolled back")
             }
+            // Nothing taken is "later", never a busy loop.
+            Ok(0) => Wrote::Blocked,
             Ok(n) => Wrote::Some(n),
             Err(Errno::AGAIN) | Err(Errno::INTR) => Wrote::Blocked,
             Err(Errno::NOSPC) => Wrote::Lost("no space left on device"),
