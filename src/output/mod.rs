@@ -121,6 +121,12 @@ impl Output {
         }
     }
 
+    /// The output as given (`stdout`, `file:PATH`, `syslog://HOST:PORT`),
+    /// for per-output counters in logs and exporters.
+    pub fn name(&self) -> &str {
+        self.sink.name()
+    }
+
     fn push(&mut self, line: &[u8], time: &str) {
         match self.sink.encode(line, time) {
             Ok(data) => {
