@@ -70,6 +70,7 @@ static __always_inline void count_drop(struct kestrel_counters *c, int cat, int 
 {
 	count_drop_by_pid();
 	c->n_drops_buffer_total++;
+	drop_wake = 1;
 	if ((unsigned int)cat < KC_MAX && (unsigned int)dir < KD_MAX) {
 		__u32 idx = (__u32)cat * KD_MAX + (__u32)dir;
 
@@ -84,14 +85,18 @@ static __always_inline void count_drop(struct kestrel_counters *c, int cat, int 
 
 /*
  * Asking the ring how full it is costs ~40 ns here, so each CPU asks on
- * every 64th record only; between asks it adds at most 64 records, far
- * below the threshold.
+ * every (wake_check_mask + 1)th record only: 64 for rings of 256 KiB and
+ * more, fewer for small rings, where 64 records would fill the ring.
  */
 static __always_inline __u64 wake_flags(struct kestrel_counters *c)
 {
 	if (!wakeup_bytes)
 		return 0;
-	if ((c->n_evts & 63) == 0 &&
+	if (drop_wake) {
+		drop_wake = 0;
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	if ((c->n_evts & wake_check_mask) == 0 &&
 	    bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
 		return BPF_RB_FORCE_WAKEUP;
 	return BPF_RB_NO_WAKEUP;

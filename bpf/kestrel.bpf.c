@@ -58,6 +58,17 @@ const volatile bool count_drops_by_pid = false;
 /* Pending bytes at which a record wakes the consumer; below it user space
  * drains on its own timer, so a quiet stream costs no wakeup per record. */
 const volatile __u64 wakeup_bytes = 0;
+/* Records between two fill checks, minus one (a power of two minus one):
+ * user space derives it from the ring size so that at most an eighth of
+ * the ring fills between checks; a 4 KiB ring checks every record. */
+const volatile __u32 wake_check_mask = 63;
+/* Set by a drop: the next record that fits wakes the consumer at once
+ * instead of waiting for the drain timer while the ring stays full. */
+__u32 drop_wake = 0;
+/* A process whose syscalls are not traced: the agent itself while it seeds
+ * the thread table from /proc (tens of thousands of opens and reads that
+ * would fill the ring and say nothing). 0: none. */
+__u32 ignore_tgid = 0;
 
 /* Makes the record layouts part of the object's BTF so the skeleton
  * generates their Rust types. Never read. */
@@ -101,6 +112,8 @@ static __always_inline void on_sys_exit(struct pt_regs *regs, long ret, bool btf
 	}
 	sel = table_entry(&k, nr);
 	if (!(sel & KSEL_EXIT))
+		return;
+	if (ignore_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == ignore_tgid)
 		return;
 	if (!count_syscalls)
 		c = get_counters();

@@ -18,11 +18,13 @@ use rustix::time::{
 use crate::capture::record::decode;
 use crate::capture::skel::types::kestrel_flags as KF;
 use crate::capture::{Probe, ProbeConfig, ProgStats, StatsSource};
+use crate::log::Key;
 use crate::metrics::culprits::{CulpritConfig, Culprits};
 use crate::metrics::resources::Resources;
 use crate::metrics::{HostInfo, Inputs, MetricsConfig, Snapshotter};
 use crate::output::prometheus::Prometheus;
-use crate::output::{OutputSpec, Outputs};
+use crate::output::{OpenOptions, OutputSpec, Outputs};
+use crate::preflight::Checked;
 use crate::state::activity::Activity;
 use crate::state::{procfs, State};
 
@@ -33,8 +35,12 @@ const STOP: Token = Token(3);
 const SIGNAL: Token = Token(4);
 /// The Prometheus listener; its connections take the tokens after it.
 const PROMETHEUS: usize = 8;
-/// How often the loop drains the ring when the probe has not woken it.
+/// How often the loop drains the ring (and retries stalled outputs) when
+/// nothing has woken it.
 const DRAIN_NS: u64 = 100_000_000;
+/// At exit, outputs get this long to take the final snapshot, so SIGTERM
+/// ends the process well within a second whatever they do.
+const FINISH_NS: u64 = 400_000_000;
 
 pub struct AgentConfig {
     pub probe: ProbeConfig,
@@ -44,15 +50,22 @@ pub struct AgentConfig {
     pub duration_ns: Option<u64>,
     pub thread_capacity: usize,
     pub fd_capacity: usize,
-    pub pidfile: Option<String>,
+    pub allow_special_outputs: bool,
     pub verbose: bool,
     pub culprits: CulpritConfig,
     pub prometheus: crate::output::prometheus::PrometheusConfig,
 }
 
-/// What went wrong before the loop could start; main maps it to exit status 1.
+/// What went wrong before the loop could start; main prints it and exits
+/// with the status (2: bad input, 1: the environment).
 #[derive(Debug)]
-pub struct StartError(pub String);
+pub struct StartError(pub String, pub i32);
+
+impl StartError {
+    fn env(msg: String) -> StartError {
+        StartError(msg, 1)
+    }
+}
 
 /// Decode + state update: the whole per-event path.
 pub struct Pipeline {
@@ -65,6 +78,16 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// `activity`: the culprit counters' per-process table, when they are on.
+    pub fn new(state: State, activity: Option<Activity>) -> Pipeline {
+        Pipeline {
+            state,
+            num_evts: 0,
+            num_compat_evts: 0,
+            activity,
+        }
+    }
+
     #[inline]
     pub fn on_record(&mut self, data: &[u8]) {
         self.num_evts += 1;
@@ -79,8 +102,9 @@ impl Pipeline {
                 }
                 if self.state.log_full_drop {
                     self.state.log_full_drop = false;
-                    eprintln!(
-                        "kestrel: thread table full: {} threads refused so far",
+                    crate::log_limited!(
+                        Key::ThreadTableFull,
+                        "thread table full: {} threads refused so far",
                         self.state.counters.n_drops_full_threadtable
                     );
                 }
@@ -95,7 +119,7 @@ fn timer(ns: u64, periodic: bool) -> Result<OwnedFd, StartError> {
         TimerfdClockId::Monotonic,
         TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
     )
-    .map_err(|e| StartError(format!("timerfd_create: {e}")))?;
+    .map_err(|e| StartError::env(format!("timerfd_create: {e}")))?;
     let ts = Timespec {
         tv_sec: (ns / 1_000_000_000) as i64,
         tv_nsec: (ns % 1_000_000_000) as i64,
@@ -112,7 +136,7 @@ fn timer(ns: u64, periodic: bool) -> Result<OwnedFd, StartError> {
         it_value: ts,
     };
     timerfd_settime(&fd, TimerfdTimerFlags::empty(), &spec)
-        .map_err(|e| StartError(format!("timerfd_settime: {e}")))?;
+        .map_err(|e| StartError::env(format!("timerfd_settime: {e}")))?;
     Ok(fd)
 }
 
@@ -131,11 +155,11 @@ fn signal_fd() -> Result<OwnedFd, StartError> {
             libc::sigaddset(&mut set, s);
         }
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(StartError("cannot block signals".into()));
+            return Err(StartError::env("cannot block signals".into()));
         }
         let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
         if fd < 0 {
-            return Err(StartError(format!(
+            return Err(StartError::env(format!(
                 "signalfd: {}",
                 std::io::Error::last_os_error()
             )));
@@ -165,28 +189,39 @@ fn read_signals(fd: &OwnedFd) -> (bool, bool) {
 fn register(poll: &Poll, fd: RawFd, token: Token) -> Result<(), StartError> {
     poll.registry()
         .register(&mut SourceFd(&fd), token, Interest::READABLE)
-        .map_err(|e| StartError(format!("epoll register: {e}")))
+        .map_err(|e| StartError::env(format!("epoll register: {e}")))
 }
 
-pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
+pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<(), StartError> {
     // Signals are blocked before anything else so none is lost during load.
     let sigfd = signal_fd()?;
     let host = HostInfo::read();
-    let mut outputs =
-        Outputs::open(&cfg.outputs, &host.hostname).map_err(|e| StartError(e.to_string()))?;
-    let prom =
-        RefCell::new(Prometheus::from_config(cfg.prometheus, &cfg.outputs).map_err(StartError)?);
+    let opts = OpenOptions {
+        allow_special: cfg.allow_special_outputs,
+    };
+    let mut outputs = Outputs::open(&cfg.outputs, &host.hostname, opts)
+        .map_err(|e| StartError(e.msg, if e.bad_input { 2 } else { 1 }))?;
+    // From here a failed start removes the output files it created.
+    let fail = |outputs: &mut Outputs, e: StartError| {
+        outputs.remove_created();
+        e
+    };
+    let prom = RefCell::new(
+        Prometheus::from_config(cfg.prometheus, &cfg.outputs)
+            .map_err(|e| fail(&mut outputs, StartError::env(e)))?,
+    );
 
     let mut storage = MaybeUninit::uninit();
-    let mut probe = Probe::load(&mut storage, &cfg.probe).map_err(|e| StartError(e.to_string()))?;
+    let mut probe = Probe::load(&mut storage, &cfg.probe)
+        .map_err(|e| fail(&mut outputs, StartError::env(e.to_string())))?;
     let stats = if cfg.metrics.libbpf_stats_enabled {
         probe.enable_stats()
     } else {
         StatsSource::Off
     };
-    if let Some(p) = &cfg.pidfile {
-        std::fs::write(p, format!("{}\n", std::process::id()))
-            .map_err(|e| StartError(format!("cannot write pidfile {p}: {e}")))?;
+    if let Some(p) = &mut checked.pidfile {
+        p.write(std::process::id())
+            .map_err(|e| fail(&mut outputs, StartError::env(e)))?;
     }
     let own_pid = std::process::id();
     let mut state = State::new(
@@ -196,27 +231,46 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         cfg.probe.enter_events,
     );
     // Seeding reads other users' /proc entries, so it runs before the drop.
-    let seeded = procfs::seed(&mut state, "/proc");
-    let kept = crate::privilege::drop_after_attach().map_err(StartError)?;
+    // Its own syscalls are not traced: they would fill the ring at start.
+    probe.ignore_process(Some(own_pid));
+    let visited = procfs::seed(&mut state, "/proc");
+    probe.ignore_process(None);
+    let seeded = state.n_threads();
+    let kept = crate::privilege::drop_after_attach(checked.user.as_ref()).map_err(|e| {
+        if let Some(p) = &mut checked.pidfile {
+            p.remove();
+        }
+        fail(&mut outputs, StartError::env(e))
+    })?;
     let attached: Vec<&str> = probe.attached().collect();
-    eprintln!(
-        "kestrel {}: probe attached via {} with {} ({}), {} syscalls selected, {} threads seeded, bpf stats: {}, capabilities kept: {:?}",
+    crate::log_line!(
+        "v{}: probe attached via {} with {} ({}), {} syscalls selected, {} threads seeded{}, bpf stats: {}, capabilities kept: {:?}{}",
         crate::metrics::VERSION,
         probe.attach_path().name(),
         probe.btf_source(),
         attached.join(", "),
         cfg.probe.selection.resolve().len(),
         seeded,
+        if visited > seeded {
+            format!(" ({} more did not fit the table of {})", visited - seeded, cfg.thread_capacity)
+        } else {
+            String::new()
+        },
         match stats {
             StatsSource::Off => "off",
             StatsSource::Sysctl => "from kernel.bpf_stats_enabled",
             StatsSource::Agent => "enabled by the agent (BPF_ENABLE_STATS)",
         },
-        kept
+        kept,
+        checked
+            .user
+            .as_ref()
+            .map(|u| format!(", running as {} (uid {}, gid {})", u.name, u.uid, u.gid))
+            .unwrap_or_default()
     );
     if cfg.verbose {
-        eprintln!(
-            "kestrel: interval {} ms, ring buffer {} bytes, thread table {} ({} B/entry), fd table {} ({} B/entry)",
+        crate::log_line!(
+            "interval {} ms, ring buffer {} bytes, thread table {} ({} B/entry), fd table {} ({} B/entry)",
             cfg.interval_ns / 1_000_000,
             cfg.probe.ring_bytes,
             cfg.thread_capacity,
@@ -226,26 +280,22 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         );
     }
 
-    let pipeline = RefCell::new(Pipeline {
-        state,
-        num_evts: 0,
-        num_compat_evts: 0,
-        activity: cfg
-            .culprits
-            .enabled
-            .then(|| Activity::with_capacity(cfg.culprits.capacity)),
-    });
+    let activity = cfg
+        .culprits
+        .enabled
+        .then(|| Activity::with_capacity(cfg.culprits.capacity));
+    let pipeline = RefCell::new(Pipeline::new(state, activity));
     let mut rb = RingBufferBuilder::new();
     rb.add(probe.events_map(), |data: &[u8]| {
         pipeline.borrow_mut().on_record(data);
         0
     })
-    .map_err(|e| StartError(format!("ring buffer: {e}")))?;
+    .map_err(|e| StartError::env(format!("ring buffer: {e}")))?;
     let ring = rb
         .build()
-        .map_err(|e| StartError(format!("ring buffer: {e}")))?;
+        .map_err(|e| StartError::env(format!("ring buffer: {e}")))?;
 
-    let mut poll = Poll::new().map_err(|e| StartError(format!("epoll: {e}")))?;
+    let mut poll = Poll::new().map_err(|e| StartError::env(format!("epoll: {e}")))?;
     let snap_t = timer(cfg.interval_ns, true)?;
     let drain_t = timer(DRAIN_NS, true)?;
     let stop_t = cfg
@@ -261,7 +311,7 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     }
     if let Some(p) = prom.borrow_mut().as_mut() {
         p.register(poll.registry(), PROMETHEUS)
-            .map_err(|e| StartError(format!("epoll register: {e}")))?;
+            .map_err(|e| StartError::env(format!("epoll register: {e}")))?;
         if let Some(a) = p.local_addr() {
             eprintln!("kestrel: serving Prometheus metrics on http://{a}/metrics");
         }
@@ -271,7 +321,9 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     let mut progs: heapless::Vec<ProgStats, 8> = heapless::Vec::new();
     let mut culprits = cfg.culprits.enabled.then(|| Culprits::new(cfg.culprits));
     let mut last_drops = 0;
-    let mut take_snapshot = |probe: &mut Probe<'_>, outputs: &mut Outputs| {
+    // Snapshots that did not render (counted with the write errors).
+    let mut render_errors = 0u64;
+    let mut take_snapshot = |probe: &mut Probe<'_>, outputs: &mut Outputs| -> bool {
         let _ = ring.consume();
         probe.prog_stats(&mut progs);
         let kernel = probe.counters();
@@ -286,8 +338,9 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
             num_evts: p.num_evts,
             num_compat_evts: p.num_compat_evts,
             attach: probe.attach_path().name(),
-            outputs_queue_num_drops: outputs.queue_drops,
-            output_write_errors: outputs.write_errors
+            outputs_queue_num_drops: outputs.queue_drops(),
+            output_write_errors: outputs.write_errors()
+                + render_errors
                 + prom.borrow().as_ref().map_or(0, |p| p.write_errors),
             kernel,
             state: p.state.counters,
@@ -297,6 +350,15 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
             culprits: culprits.as_ref(),
         };
         let r = snap.render(&inputs);
+        // An empty render is never written as a line.
+        if r.line.len() <= 1 {
+            render_errors += 1;
+            crate::log_limited!(
+                Key::Render,
+                "a snapshot did not fit its buffer: not written"
+            );
+            return false;
+        }
         outputs.write(r.line, r.time);
         if let Some(p) = prom.borrow_mut().as_mut() {
             p.publish(
@@ -306,17 +368,30 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
                 snap.last_resources.as_ref(),
             );
         }
+        true
     };
 
-    // Falco takes the first snapshot right at start.
-    take_snapshot(&mut probe, &mut outputs);
+    // Falco takes the first snapshot right at start; one that cannot render
+    // is an error now, not an empty line every interval.
+    if !take_snapshot(&mut probe, &mut outputs) {
+        if let Some(p) = &mut checked.pidfile {
+            p.remove();
+        }
+        return Err(fail(
+            &mut outputs,
+            StartError(
+                "the snapshot does not render (hostname too long?)".into(),
+                2,
+            ),
+        ));
+    }
     let mut events = Events::with_capacity(16);
     'run: loop {
         if let Err(e) = poll.poll(&mut events, None) {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            return Err(StartError(format!("epoll_wait: {e}")));
+            return Err(StartError::env(format!("epoll_wait: {e}")));
         }
         for ev in events.iter() {
             match ev.token() {
@@ -329,6 +404,7 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
                     if let Some(p) = prom.borrow_mut().as_mut() {
                         p.tick(poll.registry());
                     }
+                    outputs.flush();
                 }
                 SNAPSHOT => {
                     drain_timer(&snap_t);
@@ -356,8 +432,10 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     probe.detach();
     let _ = ring.consume();
     take_snapshot(&mut probe, &mut outputs);
-    if let Some(p) = &cfg.pidfile {
-        let _ = std::fs::remove_file(p);
+    outputs.finish(FINISH_NS);
+    outputs.log_summary();
+    if let Some(p) = &mut checked.pidfile {
+        p.remove();
     }
     Ok(())
 }

@@ -3,6 +3,11 @@
 //! turned back into the flag it names and validated by the very parser the
 //! command line uses, so the file can express nothing the flags cannot.
 //! Errors name the file, the line and the key.
+//!
+//! Limits: the file must be a regular file of at most 1 MiB (a device such
+//! as /dev/urandom is refused before a byte is read), and everything here is
+//! linear in its size. Control characters in keys and values are escaped in
+//! messages, so an error is always one line.
 
 use std::path::Path;
 
@@ -19,10 +24,28 @@ pub struct Entry {
 }
 
 /// Flags that are switches: a boolean value adds or omits the flag.
-const SWITCHES: &[&str] = &["enter-events", "verbose"];
+const SWITCHES: &[&str] = &["enter-events", "verbose", "allow-special-outputs"];
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
+/// Largest config file accepted.
+pub const CONFIG_MAX: u64 = 1 << 20;
+
+/// Line numbers by binary search over newline offsets: linear overall.
+struct Lines(Vec<usize>);
+
+impl Lines {
+    fn new(text: &str) -> Lines {
+        Lines(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+
+    fn of(&self, offset: usize) -> usize {
+        self.0.partition_point(|&nl| nl < offset) + 1
+    }
 }
 
 fn scalar(v: &DeValue<'_>) -> Option<String> {
@@ -36,15 +59,16 @@ fn scalar(v: &DeValue<'_>) -> Option<String> {
 
 /// Parses the file's text into flag tokens. `name` is used in messages.
 pub fn parse(name: &str, text: &str) -> Result<Vec<Entry>, String> {
+    let lines = Lines::new(text);
     let table = DeTable::parse(text).map_err(|e| {
-        let line = e.span().map_or(1, |s| line_of(text, s.start));
-        format!("{name}:{line}: {}", e.message().trim())
+        let line = e.span().map_or(1, |s| lines.of(s.start));
+        format!("{name}:{line}: {}", escape(e.message().trim()))
     })?;
     let mut out = Vec::new();
     for (k, v) in table.get_ref() {
         let key = k.get_ref().replace('_', "-");
-        let line = line_of(text, k.span().start);
-        let bad = |why: &str| format!("{name}:{line}: key '{}': {why}", k.get_ref());
+        let line = lines.of(k.span().start);
+        let bad = |why: &str| format!("{name}:{line}: key '{}': {why}", escape(k.get_ref()));
         if key == "config" {
             return Err(bad("a config file cannot name another"));
         }
@@ -83,10 +107,32 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Entry>, String> {
     Ok(out)
 }
 
+fn escape(s: &str) -> String {
+    crate::log::escape(s)
+}
+
+/// Reads at most CONFIG_MAX bytes of a regular file.
+pub fn read_limited(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let name = escape(&path.display().to_string());
+    let f = std::fs::File::open(path).map_err(|e| format!("{name}: {e}"))?;
+    let meta = f.metadata().map_err(|e| format!("{name}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{name}: not a regular file"));
+    }
+    let mut text = Vec::new();
+    f.take(CONFIG_MAX + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| format!("{name}: {e}"))?;
+    if text.len() as u64 > CONFIG_MAX {
+        return Err(format!("{name}: larger than {} KiB", CONFIG_MAX >> 10));
+    }
+    String::from_utf8(text).map_err(|_| format!("{name}: not UTF-8 text"))
+}
+
 pub fn load(path: &Path) -> Result<Vec<Entry>, String> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
-    parse(&name, &text)
+    let text = read_limited(path)?;
+    parse(&escape(&path.display().to_string()), &text)
 }
 
 #[cfg(test)]
@@ -130,5 +176,14 @@ mod tests {
         assert!(parse("k.conf", "t = 1979-05-27\n")
             .unwrap_err()
             .contains("key 't'"));
+    }
+
+    #[test]
+    fn line_numbers_are_exact() {
+        let l = Lines::new("a\nbb\n\nc");
+        assert_eq!(
+            [l.of(0), l.of(1), l.of(2), l.of(4), l.of(5), l.of(6)],
+            [1, 1, 2, 2, 3, 4]
+        );
     }
 }

@@ -12,6 +12,9 @@ use kestrel::state::{DEFAULT_FD_CAPACITY, DEFAULT_THREAD_CAPACITY};
 const DEFAULT_INTERVAL_NS: u64 = 15 * 60 * 1_000_000_000;
 
 fn main() {
+    // Before anything opens a file: closed 0-2 get /dev/null, stderr goes
+    // non-blocking.
+    kestrel::log::init();
     let cli = cli::parse_or_exit();
     let a = match cli.cmd {
         Command::Run(a) => a,
@@ -22,6 +25,10 @@ fn main() {
                 btf: c.btf.map(PathBuf::from),
                 ..ProbeConfig::default()
             };
+            // A one-shot report: into a closed pipe it ends quietly the way
+            // cat does (SIGPIPE), never with a panic.
+            // SAFETY: restoring the default disposition of one signal.
+            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
             let report = kestrel::check::run(&probe);
             if c.json {
                 kestrel::check::print_json(&report);
@@ -31,6 +38,14 @@ fn main() {
             std::process::exit(if report.can_run { 0 } else { 1 });
         }
     };
+    let threads = a.thread_table_size.unwrap_or(DEFAULT_THREAD_CAPACITY);
+    let fds = a.fd_table_size.unwrap_or(DEFAULT_FD_CAPACITY);
+    // Everything that can be wrong with the input, before anything is created.
+    let checked =
+        match kestrel::preflight::check(a.pidfile.as_deref(), a.user.as_deref(), threads, fds) {
+            Ok(c) => c,
+            Err(e) => cli::bad_input(&e),
+        };
     let d = MetricsConfig::default();
     let dc = CulpritConfig::default();
     let culprits = CulpritConfig {
@@ -69,9 +84,9 @@ fn main() {
         },
         interval_ns: a.interval.unwrap_or(DEFAULT_INTERVAL_NS),
         duration_ns: a.duration,
-        thread_capacity: a.thread_table_size.unwrap_or(DEFAULT_THREAD_CAPACITY),
-        fd_capacity: a.fd_table_size.unwrap_or(DEFAULT_FD_CAPACITY),
-        pidfile: a.pidfile,
+        thread_capacity: threads,
+        fd_capacity: fds,
+        allow_special_outputs: a.allow_special_outputs,
         prometheus: kestrel::output::prometheus::PrometheusConfig {
             listen: a.prometheus,
             strict_names: a.prometheus_names.unwrap_or(false),
@@ -79,9 +94,9 @@ fn main() {
         verbose: a.verbose,
         culprits,
     };
-    if let Err(e) = agent::run(cfg) {
-        eprintln!("kestrel: {}", e.0);
-        std::process::exit(1);
+    if let Err(e) = agent::run(cfg, checked) {
+        kestrel::log_line!("{}", e.0);
+        std::process::exit(e.1);
     }
 }
 

@@ -4,6 +4,11 @@
 //! refuse without it), drops every other capability from the effective,
 //! permitted, inheritable, ambient and bounding sets, and sets no_new_privs
 //! so nothing it could exec regains any.
+//!
+//! With `--user NAME` it also leaves uid 0: after attach and seeding it
+//! switches uid, gid and supplementary groups to the user's while keeping
+//! CAP_BPF (PR_SET_KEEPCAPS across setresuid, then capset), so a SIGHUP
+//! reopen of an output is checked by the kernel as that user.
 
 use rustix::thread::{
     capabilities, clear_ambient_capability_set, remove_capability_from_bounding_set,
@@ -13,8 +18,78 @@ use rustix::thread::{
 /// What stays after the drop.
 pub const KEPT: CapabilitySet = CapabilitySet::BPF;
 
-/// Drops privileges; returns the effective set that remains.
-pub fn drop_after_attach() -> Result<CapabilitySet, String> {
+/// The account `--user` names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Looks up a user name (or a numeric uid) in the passwd database.
+pub fn lookup_user(name: &str) -> Result<User, String> {
+    let shown = crate::log::escape(name);
+    let c = std::ffi::CString::new(name).map_err(|_| format!("user '{shown}': NUL in name"))?;
+    let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16384];
+    let mut res: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is to live storage of the stated size.
+    let r = unsafe { libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
+    if r == 0 && !res.is_null() {
+        return Ok(User {
+            name: name.to_string(),
+            uid: pw.pw_uid,
+            gid: pw.pw_gid,
+        });
+    }
+    if let Ok(uid) = name.parse::<u32>() {
+        // SAFETY: as above.
+        let r = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr(), buf.len(), &mut res) };
+        let gid = if r == 0 && !res.is_null() {
+            pw.pw_gid
+        } else {
+            uid
+        };
+        return Ok(User {
+            name: name.to_string(),
+            uid,
+            gid,
+        });
+    }
+    Err(format!("user '{shown}' does not exist"))
+}
+
+/// setgroups/setresgid/setresuid for all threads (libc's wrappers do that).
+fn switch_user(u: &User) -> Result<(), String> {
+    let err = |what: &str| {
+        format!(
+            "switching to user {}: {what}: {}",
+            u.name,
+            std::io::Error::last_os_error()
+        )
+    };
+    // SAFETY: plain libc calls with valid arguments.
+    unsafe {
+        if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
+            return Err(err("PR_SET_KEEPCAPS"));
+        }
+        let groups = [u.gid];
+        if libc::setgroups(1, groups.as_ptr()) != 0 {
+            return Err(err("setgroups"));
+        }
+        if libc::setresgid(u.gid, u.gid, u.gid) != 0 {
+            return Err(err("setresgid"));
+        }
+        if libc::setresuid(u.uid, u.uid, u.uid) != 0 {
+            return Err(err("setresuid"));
+        }
+        libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0);
+    }
+    Ok(())
+}
+
+/// Drops privileges (and switches user); returns the effective set that remains.
+pub fn drop_after_attach(user: Option<&User>) -> Result<CapabilitySet, String> {
     let err = |what: &str, e: rustix::io::Errno| format!("dropping privileges: {what}: {e}");
     // Only keep what the process actually has (CAP_BPF is unknown before 5.8,
     // where CAP_SYS_ADMIN stands in for it).
@@ -32,6 +107,10 @@ pub fn drop_after_attach() -> Result<CapabilitySet, String> {
         }
     }
     let _ = clear_ambient_capability_set();
+    if let Some(u) = user {
+        switch_user(u)?;
+    }
+    // After the uid change only the permitted set survived (keep-caps).
     set_capabilities(
         None,
         CapabilitySets {

@@ -359,11 +359,7 @@ fn symlink_at_the_output_path_is_refused_with_one_line() {
         ])
         .output()
         .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "a start-up failure, not bad syntax"
-    );
+    assert_eq!(o.status.code(), Some(2), "bad input: a path to fix");
     let err = String::from_utf8(o.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("symlink"), "{err}");

@@ -62,6 +62,14 @@ pub struct ProbeConfig {
     pub culprit_capacity: u32,
 }
 
+/// A power of two minus one: at most 64 records between fill checks, and
+/// no more than an eighth of the ring's worth of the largest record.
+pub fn wake_check_mask(ring_bytes: u32) -> u32 {
+    let largest = std::mem::size_of::<skel::types::kestrel_record>() as u32;
+    let n = (ring_bytes / 8 / largest).clamp(1, 64);
+    (1u32 << (31 - n.leading_zeros())) - 1
+}
+
 impl ProbeConfig {
     /// Defaults for a ring of `ring_bytes`: the probe wakes the consumer once a
     /// quarter of the ring is pending.
@@ -295,6 +303,7 @@ impl<'obj> Probe<'obj> {
             .drops_by_pid
             .set_max_entries(cfg.culprit_capacity.max(1))
             .map_err(|e| classify(e, None))?;
+        rodata.wake_check_mask = wake_check_mask(cfg.ring_bytes);
         open.maps
             .events
             .set_max_entries(cfg.ring_bytes)
@@ -383,6 +392,14 @@ impl<'obj> Probe<'obj> {
     /// a final drain and read account for every record exactly.
     pub fn detach(&mut self) {
         self.links.clear();
+    }
+
+    /// Stops (Some) or resumes (None) tracing one process's syscalls, through
+    /// the probe's mmap'd .bss: the agent skips its own /proc seeding.
+    pub fn ignore_process(&mut self, tgid: Option<u32>) {
+        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
+            bss.ignore_tgid = tgid.unwrap_or(0);
+        }
     }
 
     pub fn events_map(&self) -> &dyn MapCore {

@@ -1,16 +1,23 @@
-//! Output sinks for snapshot lines: stdout, an append-only file, and remote
-//! syslog over UDP. A sink never stops the agent: a failed write is counted
-//! and reported in the next snapshot.
+//! Outputs for snapshot lines (and, later, alert lines and a Prometheus
+//! textfile): stdout, an append-only file, remote syslog over UDP. Every
+//! output is a `Sink` behind its own bounded queue of whole lines, and
+//! nothing here blocks: a line that does not fit its queue is dropped whole
+//! and counted, a line a sink could not take stays queued and is retried on
+//! the loop's drain tick, and one stalled output never delays another, the
+//! ring, the timers or signals.
 
+pub mod file;
+pub mod path;
 pub mod prometheus;
+pub mod queue;
 pub mod syslog;
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::path::PathBuf;
 
+use crate::log::Key;
+use queue::LineQueue;
 /// Where `--output` sends snapshots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OutputSpec {
@@ -56,164 +63,279 @@ impl fmt::Display for OutputError {
     }
 }
 
-/// Opens for append, mode 0640 when created, refusing a symlink at the last
-/// component (O_NOFOLLOW) so a planted link cannot redirect root's writes.
-fn open_append(path: &PathBuf) -> Result<File, OutputError> {
-    std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .map_err(|e| {
-            if e.raw_os_error() == Some(libc::ELOOP) {
-                OutputError(format!(
-                    "output file {} is a symlink: refusing to follow it",
-                    path.display()
-                ))
-            } else {
-                OutputError(format!("cannot open output file {}: {e}", path.display()))
-            }
-        })
+/// What one write attempt did with the front line.
+pub enum Wrote {
+    /// All of it is out.
+    All,
+    /// A stream took this many more bytes; the rest follows later.
+    Some(usize),
+    /// Nothing taken (EAGAIN); try again later.
+    Blocked,
+    /// The line is gone (full disk, refused, broken pipe); a file has been
+    /// rolled back to the line's start.
+    Lost(&'static str),
 }
 
-pub enum Sink {
-    Stdout,
-    File { path: PathBuf, file: Option<File> },
-    Syslog(syslog::SyslogSink),
+/// One kind of output. Alerts and a Prometheus textfile plug in as further
+/// sinks behind the same queue.
+pub trait Sink {
+    fn name(&self) -> &str;
+    /// Turns a rendered line into what the sink sends (e.g. syslog framing).
+    fn encode<'a>(&'a mut self, line: &'a [u8], _time: &str) -> Result<&'a [u8], &'static str> {
+        Ok(line)
+    }
+    /// Writes `data[done..]` without blocking.
+    fn write(&mut self, data: &[u8], done: usize) -> Wrote;
+    /// Lines reported lost after they were written (UDP: ICMP errors).
+    fn take_lost(&mut self) -> u64 {
+        0
+    }
+    /// SIGHUP: reopen (files); Err names why it failed.
+    fn reopen(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+    /// An fd to poll for POLLOUT/POLLERR at exit; None: writes never block.
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    /// Whether losses can be reported after the write (waited for at exit).
+    fn async_losses(&self) -> bool {
+        false
+    }
+    /// A failed start: remove the file if this run created it.
+    fn remove_if_created(&mut self) {}
 }
 
-/// All sinks, with the counters the snapshot reports.
-pub struct Outputs {
-    sinks: Vec<Sink>,
-    /// Snapshots a sink could not take (full disk, unsendable datagram ...).
-    pub write_errors: u64,
-    /// Datagrams that could not be sent (Falco's outputs_queue_num_drops).
+/// One output: a sink, its queue and its counters.
+pub struct Output {
+    sink: Box<dyn Sink>,
+    queue: LineQueue,
+    /// Lines refused because the queue was full (Falco's meaning).
     pub queue_drops: u64,
-    last_error: Option<String>,
+    /// Lines taken into the queue but not delivered: write errors, rolled
+    /// back short writes, refused datagrams, unencodable lines.
+    pub write_errors: u64,
+    /// Lines handed to the kernel whole.
+    pub written: u64,
+}
+
+impl Output {
+    pub fn new(sink: Box<dyn Sink>) -> Output {
+        Output {
+            sink,
+            queue: LineQueue::new(),
+            queue_drops: 0,
+            write_errors: 0,
+            written: 0,
+        }
+    }
+
+    /// The output as given (`stdout`, `file:PATH`, `syslog://HOST:PORT`),
+    /// for per-output counters in logs and exporters.
+    pub fn name(&self) -> &str {
+        self.sink.name()
+    }
+
+    fn push(&mut self, line: &[u8], time: &str) {
+        match self.sink.encode(line, time) {
+            Ok(data) => {
+                if !self.queue.push(data) {
+                    // Falco counts a message its bounded outputs queue refuses:
+                    // falcosecurity/falco userspace/falco/falco_outputs.cpp,
+                    // falco_outputs::push (try_push fails -> num_drops++).
+                    self.queue_drops += 1;
+                }
+            }
+            Err(why) => {
+                self.write_errors += 1;
+                crate::log_limited!(Key::OutputError, "output {}: {why}", self.sink.name());
+            }
+        }
+        self.flush();
+    }
+
+    /// Writes queued lines until the sink would block; true when empty.
+    pub fn flush(&mut self) -> bool {
+        self.write_errors += self.sink.take_lost();
+        while let Some((data, done)) = self.queue.front() {
+            match self.sink.write(data, done) {
+                Wrote::All => {
+                    self.queue.pop();
+                    self.written += 1;
+                }
+                Wrote::Some(n) => self.queue.advance(n),
+                Wrote::Blocked => return false,
+                Wrote::Lost(why) => {
+                    self.queue.pop();
+                    self.write_errors += 1;
+                    let name = self.sink.name();
+                    crate::log_limited!(Key::OutputError, "output {name}: {why}");
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Options for opening outputs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenOptions {
+    /// Accept FIFOs, sockets and devices as `file:` outputs.
+    pub allow_special: bool,
+}
+
+/// Why outputs could not be opened; `bad_input` maps to exit status 2.
+#[derive(Debug)]
+pub struct OpenError {
+    pub msg: String,
+    pub bad_input: bool,
+}
+
+/// All outputs, with the counters the snapshot reports.
+pub struct Outputs {
+    list: Vec<Output>,
 }
 
 impl Outputs {
-    pub fn open(specs: &[OutputSpec], hostname: &str) -> Result<Outputs, OutputError> {
-        let mut sinks = Vec::new();
+    pub fn open(
+        specs: &[OutputSpec],
+        hostname: &str,
+        opts: OpenOptions,
+    ) -> Result<Outputs, OpenError> {
+        let mut out = Outputs { list: Vec::new() };
         for s in specs {
-            sinks.push(match s {
-                OutputSpec::Stdout => Sink::Stdout,
-                OutputSpec::File(p) => Sink::File {
-                    path: p.clone(),
-                    file: Some(open_append(p)?),
-                },
-                OutputSpec::Syslog(spec) => Sink::Syslog(syslog::SyslogSink::open(spec, hostname)?),
-                OutputSpec::PrometheusTextfile(_) => continue,
-            });
-        }
-        Ok(Outputs {
-            sinks,
-            write_errors: 0,
-            queue_drops: 0,
-            last_error: None,
-        })
-    }
-
-    /// Writes one newline-terminated snapshot line to every sink.
-    pub fn write(&mut self, line: &[u8], time: &str) {
-        for i in 0..self.sinks.len() {
-            let r = match &mut self.sinks[i] {
-                Sink::Stdout => {
-                    let mut out = io::stdout().lock();
-                    out.write_all(line).and_then(|_| out.flush())
-                }
-                // One write per line, so a concurrent reader never sees half of one.
-                Sink::File { file: Some(f), .. } => f.write_all(line),
-                Sink::File { file: None, path } => {
-                    Err(io::Error::other(format!("{} is not open", path.display())))
-                }
-                Sink::Syslog(s) => match s.send(line.strip_suffix(b"\n").unwrap_or(line), time) {
-                    Ok(()) => Ok(()),
+            let sink: Box<dyn Sink> = match s {
+                OutputSpec::Stdout => Box::new(file::StreamSink::stdout()),
+                OutputSpec::File(p) => match file::StreamSink::file(p, opts.allow_special) {
+                    Ok(f) => Box::new(f),
                     Err(e) => {
-                        self.queue_drops += 1;
-                        Err(e)
+                        // Nothing half-made is left behind.
+                        out.remove_created();
+                        return Err(OpenError {
+                            msg: e.msg,
+                            bad_input: e.bad_input,
+                        });
                     }
                 },
+                OutputSpec::Syslog(spec) => match syslog::SyslogSink::open(spec, hostname) {
+                    Ok(s) => Box::new(s),
+                    Err(e) => {
+                        out.remove_created();
+                        return Err(OpenError {
+                            msg: e.0,
+                            bad_input: false,
+                        });
+                    }
+                },
+                OutputSpec::PrometheusTextfile(_) => continue,
             };
-            if let Err(e) = r {
-                self.write_errors += 1;
-                let msg = e.to_string();
-                if self.last_error.as_deref() != Some(msg.as_str()) {
-                    eprintln!("kestrel: output error: {msg}");
-                    self.last_error = Some(msg);
-                }
-            } else {
-                self.last_error = None;
-            }
+            out.add(sink);
         }
+        Ok(out)
+    }
+
+    /// Adds another output (alerts, a textfile exporter).
+    pub fn add(&mut self, sink: Box<dyn Sink>) {
+        self.list.push(Output::new(sink));
+    }
+
+    /// Queues one newline-terminated line on every output and writes what
+    /// each can take now.
+    pub fn write(&mut self, line: &[u8], time: &str) {
+        for o in &mut self.list {
+            o.push(line, time);
+        }
+    }
+
+    /// Retries queued lines (drain tick); true when every queue is empty.
+    pub fn flush(&mut self) -> bool {
+        let mut empty = true;
+        for o in &mut self.list {
+            empty &= o.flush();
+        }
+        empty
+    }
+
+    pub fn queue_drops(&self) -> u64 {
+        self.list.iter().map(|o| o.queue_drops).sum()
+    }
+
+    pub fn write_errors(&self) -> u64 {
+        self.list.iter().map(|o| o.write_errors).sum()
+    }
+
+    pub fn outputs(&self) -> &[Output] {
+        &self.list
     }
 
     /// SIGHUP: reopen files (after logrotate or BusyBox rotation renamed them).
     pub fn reopen(&mut self) {
-        for s in &mut self.sinks {
-            if let Sink::File { path, file } = s {
-                match open_append(path) {
-                    Ok(f) => *file = Some(f),
-                    Err(e) => {
-                        self.write_errors += 1;
-                        eprintln!("kestrel: {e}");
-                        *file = None;
-                    }
+        for o in &mut self.list {
+            if let Err(e) = o.sink.reopen() {
+                o.write_errors += 1;
+                crate::log_limited!(Key::OutputReopen, "{e}");
+            }
+        }
+    }
+
+    /// A failed start: remove output files this run created.
+    pub fn remove_created(&mut self) {
+        for o in &mut self.list {
+            o.sink.remove_if_created();
+        }
+    }
+
+    /// Exit: keeps writing until every queue is empty or `budget_ns` has
+    /// passed, waiting in poll(2), never longer. What is still queued then
+    /// counts as dropped.
+    pub fn finish(&mut self, budget_ns: u64) {
+        let end = crate::log::now_ns() + budget_ns;
+        // One extra round after the queues empty, for late UDP errors.
+        let mut settle = self.list.iter().any(|o| o.sink.async_losses());
+        loop {
+            let empty = self.flush();
+            let now = crate::log::now_ns();
+            if (empty && !settle) || now >= end {
+                break;
+            }
+            let mut fds: heapless::Vec<libc::pollfd, 16> = heapless::Vec::new();
+            for o in &self.list {
+                if let Some(fd) = o.sink.poll_fd() {
+                    let events = if o.queue.is_empty() { 0 } else { libc::POLLOUT };
+                    let _ = fds.push(libc::pollfd {
+                        fd: fd.as_raw_fd(),
+                        events,
+                        revents: 0,
+                    });
                 }
             }
+            let wait_ms = ((end - now) / 1_000_000).clamp(1, if empty { 50 } else { 20 });
+            // SAFETY: a valid array of pollfds; the timeout bounds the wait.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, wait_ms as i32) };
+            if empty {
+                settle = false;
+            }
+        }
+        for o in &mut self.list {
+            while o.queue.pop() {
+                o.queue_drops += 1;
+            }
+        }
+    }
+
+    /// One line per output at exit: what it wrote, dropped and lost.
+    pub fn log_summary(&self) {
+        for o in &self.list {
+            crate::log_line!(
+                "output {}: {} lines written, {} dropped (queue full), {} lost (write errors)",
+                o.sink.name(),
+                o.written,
+                o.queue_drops,
+                o.write_errors
+            );
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_specs() {
-        assert_eq!(OutputSpec::parse("stdout").unwrap(), OutputSpec::Stdout);
-        assert_eq!(
-            OutputSpec::parse("file:/tmp/x").unwrap(),
-            OutputSpec::File("/tmp/x".into())
-        );
-        assert!(OutputSpec::parse("file:").is_err());
-        assert!(OutputSpec::parse("kafka://x").is_err());
-    }
-
-    #[test]
-    fn file_sink_appends_lines_and_reopens_after_rename() {
-        let dir = std::env::temp_dir().join(format!("kestrel-out-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("m.json");
-        let mut o = Outputs::open(&[OutputSpec::File(p.clone())], "h").unwrap();
-        o.write(b"{\"a\":1}\n", "");
-        std::fs::rename(&p, dir.join("m.json.1")).unwrap();
-        o.write(b"{\"a\":2}\n", "");
-        o.reopen();
-        o.write(b"{\"a\":3}\n", "");
-        let old = std::fs::read_to_string(dir.join("m.json.1")).unwrap();
-        let new = std::fs::read_to_string(&p).unwrap();
-        assert_eq!(old, "{\"a\":1}\n{\"a\":2}\n");
-        assert_eq!(new, "{\"a\":3}\n");
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o640
-        );
-        assert_eq!(o.write_errors, 0);
-    }
-
-    #[test]
-    fn symlink_at_output_path_is_refused() {
-        let dir = std::env::temp_dir().join(format!("kestrel-link-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let link = dir.join("m.json");
-        std::os::unix::fs::symlink(dir.join("target"), &link).unwrap();
-        let e = Outputs::open(&[OutputSpec::File(link)], "h").err().unwrap();
-        assert!(e.0.contains("symlink"), "{e}");
-        assert!(!dir.join("target").exists());
-    }
-}
+mod tests;

@@ -6,11 +6,18 @@
 //! A snapshot larger than `max_bytes` (default 8192, rsyslog's default
 //! maxMessageSize) is dropped and counted rather than truncated: half a JSON
 //! object is useless to every consumer.
+//!
+//! Loss accounting: the socket is connected and has IP_RECVERR, so every
+//! ICMP error (port unreachable, host unreachable) is queued per datagram
+//! on the socket's error queue. Each queued error is one datagram the kernel
+//! knows did not arrive; they are counted before every send and at exit.
+//! Without the error queue a connected UDP socket reports an ICMP error only
+//! once, on some later send, which then fails too: half the losses vanish.
 
-use std::io;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
-use super::OutputError;
+use super::{OutputError, Sink, Wrote};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -106,8 +113,8 @@ impl SyslogSpec {
                         .ok_or_else(|| format!("unknown syslog severity '{v}'"))?
                         as u8
                 }
-                "app" => spec.app_name = v.chars().take(48).collect(),
-                "hostname" => spec.hostname = Some(v.chars().take(255).collect()),
+                "app" => spec.app_name = header_field("app", v, 48)?,
+                "hostname" => spec.hostname = Some(header_field("hostname", v, 255)?),
                 "max_bytes" => {
                     spec.max_bytes = v
                         .parse()
@@ -122,12 +129,47 @@ impl SyslogSpec {
     }
 }
 
+/// RFC 5424 section 6: HOSTNAME and APP-NAME are 1*255 / 1*48 PRINTUSASCII
+/// (33..=126); a space would shift every later header field.
+fn header_field(what: &str, v: &str, max: usize) -> Result<String, String> {
+    if v.is_empty() || v.len() > max || !v.bytes().all(|b| (33..=126).contains(&b)) {
+        return Err(format!(
+            "syslog {what} '{}' must be 1 to {max} printable ASCII characters without spaces",
+            crate::log::escape(v)
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// The host's own name, made header-safe: bytes outside PRINTUSASCII become
+/// '_', at most 255; empty becomes the NILVALUE "-".
+pub fn sanitize_hostname(h: &str) -> String {
+    let s: String = h
+        .bytes()
+        .take(255)
+        .map(|b| {
+            if (33..=126).contains(&b) {
+                b as char
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s
+    }
+}
+
 pub struct SyslogSink {
     spec: SyslogSpec,
     hostname: String,
     sock: UdpSocket,
     buf: Vec<u8>,
     pid: u32,
+    name: String,
+    recverr: bool,
 }
 
 impl SyslogSink {
@@ -148,16 +190,70 @@ impl SyslogSink {
             .and_then(|s| s.connect(dest).map(|_| s))
             .and_then(|s| s.set_nonblocking(true).map(|_| s))
             .map_err(|e| OutputError(format!("cannot open a UDP socket for syslog: {e}")))?;
+        let (level, opt) = if dest.is_ipv4() {
+            (libc::IPPROTO_IP, libc::IP_RECVERR)
+        } else {
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+        };
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt with a valid int option value.
+        let recverr = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                level,
+                opt,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        } == 0;
         Ok(SyslogSink {
             spec: spec.clone(),
             hostname: spec
                 .hostname
                 .clone()
-                .unwrap_or_else(|| default_hostname.to_string()),
+                .unwrap_or_else(|| sanitize_hostname(default_hostname)),
             sock,
             buf: Vec::with_capacity(65536),
             pid: std::process::id(),
+            name: format!("syslog://{}:{}", spec.host, spec.port),
+            recverr,
         })
+    }
+
+    /// Datagrams the kernel reported lost since the last call: one per
+    /// error-queue entry, plus a pending socket error without one.
+    pub fn take_errors(&mut self) -> u64 {
+        let fd = self.sock.as_raw_fd();
+        let mut n = 0;
+        if self.recverr {
+            loop {
+                let mut data = [0u8; 64];
+                let mut ctl = [0u8; 256];
+                let mut iov = libc::iovec {
+                    iov_base: data.as_mut_ptr().cast(),
+                    iov_len: data.len(),
+                };
+                // SAFETY: msghdr points at live local buffers.
+                let r = unsafe {
+                    let mut m: libc::msghdr = std::mem::zeroed();
+                    m.msg_iov = &mut iov;
+                    m.msg_iovlen = 1;
+                    m.msg_control = ctl.as_mut_ptr().cast();
+                    m.msg_controllen = ctl.len() as _;
+                    libc::recvmsg(fd, &mut m, libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT)
+                };
+                if r < 0 {
+                    break;
+                }
+                n += 1;
+            }
+        }
+        // Clears sk_err so the next send is not refused for an old error.
+        let pending = self.sock.take_error().ok().flatten().is_some();
+        if pending && !self.recverr {
+            n += 1;
+        }
+        n
     }
 
     /// Frames `msg` into the reusable buffer.
@@ -183,16 +279,46 @@ impl SyslogSink {
         self.buf.extend_from_slice(msg);
         &self.buf
     }
+}
 
-    pub fn send(&mut self, msg: &[u8], rfc3339: &str) -> io::Result<()> {
+impl Sink for SyslogSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn encode<'a>(&'a mut self, line: &'a [u8], time: &str) -> Result<&'a [u8], &'static str> {
+        let msg = line.strip_suffix(b"\n").unwrap_or(line);
         let max = self.spec.max_bytes;
-        let n = self.frame(msg, rfc3339).len();
-        if n > max {
-            return Err(io::Error::other(format!(
-                "snapshot of {n} bytes exceeds the syslog limit of {max} bytes: dropped"
-            )));
+        if self.frame(msg, time).len() > max {
+            return Err("snapshot exceeds the syslog max_bytes: dropped, not truncated");
         }
-        self.sock.send(&self.buf).map(|_| ())
+        Ok(&self.buf)
+    }
+
+    fn write(&mut self, data: &[u8], _done: usize) -> Wrote {
+        for _ in 0..2 {
+            match self.sock.send(data) {
+                Ok(_) => return Wrote::All,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Wrote::Blocked,
+                // An old ICMP error surfaced on this send; it was counted by
+                // take_errors (called before every write): send again.
+                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => continue,
+                Err(_) => return Wrote::Lost("send failed"),
+            }
+        }
+        Wrote::Lost("destination refused (ICMP)")
+    }
+
+    fn take_lost(&mut self) -> u64 {
+        self.take_errors()
+    }
+
+    fn poll_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.sock.as_fd())
+    }
+
+    fn async_losses(&self) -> bool {
+        true
     }
 }
 
@@ -212,45 +338,5 @@ fn rfc3164_time(rfc3339: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_addresses_and_options() {
-        let s = SyslogSpec::parse("127.0.0.1:514").unwrap();
-        assert_eq!((s.port, s.facility, s.severity), (514, 16, 6));
-        let s = SyslogSpec::parse("[::1]:5514?format=3164&facility=daemon&severity=warning&app=k")
-            .unwrap();
-        assert_eq!(s.host, "::1");
-        assert_eq!(s.format, Format::Rfc3164);
-        assert_eq!((s.facility, s.severity), (3, 4));
-        assert!(SyslogSpec::parse("host").is_err());
-        assert!(SyslogSpec::parse("host:99999").is_err());
-        assert!(SyslogSpec::parse("h:514?facility=nope").is_err());
-        assert!(SyslogSpec::parse("h:514?color=red").is_err());
-    }
-
-    #[test]
-    fn frames_both_formats() {
-        let spec = SyslogSpec::parse("127.0.0.1:9?hostname=gw1").unwrap();
-        let mut s = SyslogSink::open(&spec, "x").unwrap();
-        let f =
-            String::from_utf8(s.frame(b"{}", "2024-01-23T21:04:07.488647460Z").to_vec()).unwrap();
-        assert!(
-            f.starts_with("<134>1 2024-01-23T21:04:07.488647460Z gw1 kestrel "),
-            "{f}"
-        );
-        assert!(f.ends_with(" metrics - {}"));
-        let spec = SyslogSpec::parse("127.0.0.1:9?format=3164").unwrap();
-        let mut s = SyslogSink::open(&spec, "gw2").unwrap();
-        let f = String::from_utf8(s.frame(b"{}", "2024-01-03T01:02:03.0Z").to_vec()).unwrap();
-        assert!(f.starts_with("<134>Jan  3 01:02:03 gw2 kestrel["), "{f}");
-    }
-
-    #[test]
-    fn oversized_snapshot_is_refused() {
-        let spec = SyslogSpec::parse("127.0.0.1:9?max_bytes=480").unwrap();
-        let mut s = SyslogSink::open(&spec, "h").unwrap();
-        assert!(s.send(&[b'x'; 600], "2024-01-01T00:00:00Z").is_err());
-    }
-}
+#[path = "syslog_tests.rs"]
+mod tests;

@@ -1,0 +1,201 @@
+//! Bounded fuzzing in the ordinary suite: a fixed seed, a fixed number of
+//! random inputs (a few seconds), no panic allowed. Targets: record decoding
+//! plus the state update behind it (mutated real records and raw bytes), the
+//! config file parser with the flag validation behind it, and the output
+//! spec / duration parsers. An error is fine; a panic fails the test, and a
+//! rejection must be one line.
+
+use kestrel::agent::Pipeline;
+use kestrel::capture::record::synth;
+use kestrel::capture::skel::types::kestrel_record_type as T;
+use kestrel::state::State;
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn seeds() -> Vec<Vec<u8>> {
+    vec![
+        synth::clone(10, 10, 11, false, false),
+        synth::clone(11, 11, 0, true, true),
+        synth::exec(11, 11, 11, "/usr/bin/x"),
+        synth::open(11, 11, 3, 0, "/etc/passwd"),
+        synth::socket(11, 11, 4),
+        synth::sockaddr(T::KR_CONNECT, 11, 11, 4, 0),
+        synth::fd(T::KR_DUP, 11, 11, 3, 5, true),
+        synth::fd(T::KR_CLOSE, 11, 11, 3, 0, false),
+        synth::enter(11, 11, 2),
+        synth::exit(11, 11, true),
+    ]
+}
+
+fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
+    let mut v = base.to_vec();
+    match rng.below(4) {
+        0 => {
+            for _ in 0..1 + rng.below(8) {
+                if !v.is_empty() {
+                    let i = rng.below(v.len());
+                    v[i] = rng.next() as u8;
+                }
+            }
+        }
+        1 => v.truncate(rng.below(v.len() + 1)),
+        2 => v.extend((0..rng.below(64)).map(|_| rng.next() as u8)),
+        _ => v = (0..rng.below(256)).map(|_| rng.next() as u8).collect(),
+    }
+    // Often keep the header's length field consistent so decoding goes deep.
+    if v.len() >= 2 && rng.below(2) == 0 {
+        let len = (v.len() as u16).to_ne_bytes();
+        v[..2].copy_from_slice(&len);
+    }
+    v
+}
+
+#[test]
+fn records_decode_and_apply_without_panicking() {
+    let mut rng = Rng(0x6b65_7374_7265_6c31);
+    let seeds = seeds();
+    // With the culprit table, so its per-event path is fuzzed too.
+    let mut p = Pipeline::new(
+        State::new(64, 64, 1, true),
+        Some(kestrel::state::activity::Activity::with_capacity(8)),
+    );
+    for _ in 0..300_000 {
+        let base = &seeds[rng.below(seeds.len())];
+        let rec = mutate(&mut rng, base);
+        p.on_record(&rec);
+    }
+    assert_eq!(p.num_evts, 300_000);
+    assert!(
+        p.state.counters.n_decode_errors > 0,
+        "mutations reached the error paths"
+    );
+    assert!(p.state.n_threads() <= 64 + 16, "capacity holds");
+}
+
+const KEYS: &[&str] = &[
+    "interval",
+    "duration",
+    "output",
+    "ring_buffer_size",
+    "syscalls",
+    "enter-events",
+    "thread_table_size",
+    "fd_table_size",
+    "libbpf_stats_enabled",
+    "pidfile",
+    "user",
+    "verbose",
+    "config",
+    "allow_special_outputs",
+    "colour",
+];
+const VALUES: &[&str] = &[
+    "\"15s\"",
+    "\"1m30s\"",
+    "\"0ms\"",
+    "\"99999999999999999h\"",
+    "1048576",
+    "4096",
+    "-1",
+    "true",
+    "false",
+    "[\"stdout\", \"file:/tmp/x\"]",
+    "[1, 2]",
+    "\"syslog://h:1?hostname=a b\"",
+    "\"default,openat\"",
+    "1979-05-27",
+    "{ a = 1 }",
+    "\"\\u0000\"",
+    "\"a\\nb\"",
+    "3.5",
+    "0x10",
+    "\"\"",
+    "[",
+    "\"unterminated",
+];
+
+fn random_config(rng: &mut Rng) -> String {
+    let mut s = String::new();
+    for _ in 0..rng.below(8) {
+        match rng.below(10) {
+            0 => s.push_str("# comment\n"),
+            1 => s.push_str("[table]\n"),
+            2 => {
+                let junk: String = (0..rng.below(20))
+                    .map(|_| (rng.next() % 128) as u8 as char)
+                    .collect();
+                s.push_str(&junk);
+                s.push('\n');
+            }
+            _ => {
+                let k = KEYS[rng.below(KEYS.len())];
+                let v = VALUES[rng.below(VALUES.len())];
+                s.push_str(&format!("{k} = {v}\n"));
+            }
+        }
+    }
+    s
+}
+
+#[test]
+fn configs_parse_and_validate_without_panicking() {
+    use argh::FromArgs;
+    use kestrel::cli::{with_config_file, Cli, Command};
+    let mut rng = Rng(0x636f_6e66_6967_2121);
+    let path = format!("/tmp/kestrel-fuzz-{}.toml", std::process::id());
+    let (mut ok, mut bad) = (0, 0);
+    for i in 0..20_000 {
+        let text = random_config(&mut rng);
+        let _ = kestrel::config::parse("f.toml", &text);
+        // The whole path (file, per-key flag validation) for a share of them.
+        if i % 8 == 0 {
+            std::fs::write(&path, &text).unwrap();
+            let Command::Run(args) = Cli::from_args(&["k"], &["run", "--config", &path])
+                .unwrap()
+                .cmd
+            else {
+                unreachable!()
+            };
+            match with_config_file(args) {
+                Ok(_) => ok += 1,
+                Err(e) => {
+                    assert!(!e.contains('\n'), "one line: {e:?}");
+                    bad += 1;
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        ok > 0 && bad > 0,
+        "both outcomes reached: {ok} ok, {bad} rejected"
+    );
+}
+
+#[test]
+fn output_specs_and_durations_parse_without_panicking() {
+    let mut rng = Rng(0x6f75_7470_7574_7321);
+    let alphabet = b"syslog://file:stdout[]:?&=0123456789hms.-_ abc\n\x7f";
+    for _ in 0..100_000 {
+        let s: String = (0..rng.below(40))
+            .map(|_| alphabet[rng.below(alphabet.len())] as char)
+            .collect();
+        if let Err(e) = kestrel::output::OutputSpec::parse(&s) {
+            assert!(!e.is_empty());
+        }
+        let _ = kestrel::cli::parse_duration(&s);
+    }
+}
