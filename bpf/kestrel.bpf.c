@@ -122,9 +122,9 @@ static __always_inline void count_drop(struct kestrel_counters *c, int cat, int 
 		__u32 idx = (__u32)cat * KD_MAX + (__u32)dir;
 
 		/* Keep the mask: it is the bound the verifier tracks. */
-		idx &= KC_MAX * KD_MAX - 1;
+		idx &= KESTREL_CAT_SLOTS * KD_MAX - 1;
 		barrier_var(idx);
-		(&c->n_drops_buffer[0][0])[idx & (KC_MAX * KD_MAX - 1)]++;
+		(&c->n_drops_buffer[0][0])[idx & (KESTREL_CAT_SLOTS * KD_MAX - 1)]++;
 	} else {
 		c->n_drops_bug++;
 	}

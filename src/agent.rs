@@ -15,6 +15,7 @@ use rustix::time::{
     Timespec,
 };
 
+use crate::alerts::{DropAlertConfig, DropMonitor};
 use crate::capture::record::decode;
 use crate::capture::{Probe, ProbeConfig, ProgStats, StatsSource};
 use crate::metrics::resources::Resources;
@@ -40,6 +41,20 @@ pub struct AgentConfig {
     pub fd_capacity: usize,
     pub pidfile: Option<String>,
     pub verbose: bool,
+    pub drops: DropAlertConfig,
+    /// Purge threads idle this long and gone from /proc (libsinsp: 30 min).
+    pub thread_timeout_ns: u64,
+    /// How often the purge sweeps (libsinsp: 20 min).
+    pub thread_purge_interval_ns: u64,
+}
+
+/// How the loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// SIGTERM, SIGINT or --duration: exit 0.
+    Stopped,
+    /// The `exit` drop action: exit with alerts::EXIT_ON_DROPS.
+    DropExit,
 }
 
 /// What went wrong before the loop could start; main maps it to exit status 1.
@@ -57,16 +72,7 @@ impl Pipeline {
     pub fn on_record(&mut self, data: &[u8]) {
         self.num_evts += 1;
         match decode(data) {
-            Ok(rec) => {
-                self.state.apply(&rec);
-                if self.state.log_full_drop {
-                    self.state.log_full_drop = false;
-                    eprintln!(
-                        "kestrel: thread table full: {} threads refused so far",
-                        self.state.counters.n_drops_full_threadtable
-                    );
-                }
-            }
+            Ok(rec) => self.state.apply(&rec),
             Err(_) => self.state.count_decode_error(),
         }
     }
@@ -150,7 +156,7 @@ fn register(poll: &Poll, fd: RawFd, token: Token) -> Result<(), StartError> {
         .map_err(|e| StartError(format!("epoll register: {e}")))
 }
 
-pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
+pub fn run(cfg: AgentConfig) -> Result<RunEnd, StartError> {
     // Signals are blocked before anything else so none is lost during load.
     let sigfd = signal_fd()?;
     let host = HostInfo::read();
@@ -169,22 +175,24 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
             .map_err(|e| StartError(format!("cannot write pidfile {p}: {e}")))?;
     }
     let own_pid = std::process::id();
-    let mut state = State::new(
+    let state = State::new(
         cfg.thread_capacity,
         cfg.fd_capacity,
         own_pid,
         cfg.probe.enter_events,
     );
     // Seeding reads other users' /proc entries, so it runs before the drop.
+    let mut state = state.with_proc_fallback("/proc");
     let seeded = procfs::seed(&mut state, "/proc");
     let kept = crate::privilege::drop_after_attach().map_err(StartError)?;
     let attached: Vec<&str> = probe.attached().collect();
     eprintln!(
-        "kestrel {}: probe attached ({}), {} syscalls selected, {} threads seeded, bpf stats: {}, capabilities kept: {:?}",
+        "kestrel {}: probe attached ({}), {} syscalls selected, {} threads and {} fds seeded, bpf stats: {}, capabilities kept: {:?}",
         crate::metrics::VERSION,
         attached.join(", "),
         cfg.probe.selection.resolve().len(),
-        seeded,
+        seeded.threads,
+        seeded.fds,
         match stats {
             StatsSource::Off => "off",
             StatsSource::Sysctl => "from kernel.bpf_stats_enabled",
@@ -230,7 +238,22 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         register(&poll, t.as_fd().as_raw_fd(), STOP)?;
     }
 
-    let mut snap = Snapshotter::new(cfg.metrics, host, Resources::new("/"));
+    // libsinsp's SINSP_AGENT_CGROUP_MEM_PATH_ENV_VAR names the memory file.
+    let resources = match std::env::var("FALCO_CGROUP_MEM_PATH") {
+        Ok(p) if !p.is_empty() => Resources::new("/").with_container_memory_file(p),
+        _ => Resources::new("/"),
+    };
+    let mut drops = DropMonitor::new(
+        cfg.drops.clone(),
+        cfg.metrics.schema,
+        &host.hostname,
+        probe.counters(),
+    );
+    let mut snap = Snapshotter::new(cfg.metrics, host, resources);
+    let timeout_ticks = (cfg.thread_timeout_ns / DRAIN_NS).min(u64::from(u32::MAX)) as u32;
+    let purge_every = (cfg.thread_purge_interval_ns / DRAIN_NS).max(1);
+    let mut ticks: u64 = 0;
+    let mut end = RunEnd::Stopped;
     let mut progs: heapless::Vec<ProgStats, 8> = heapless::Vec::new();
     let mut take_snapshot = |probe: &mut Probe<'_>, outputs: &mut Outputs| {
         let _ = ring.consume();
@@ -238,13 +261,14 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
         let kernel = probe.counters();
         let p = pipeline.borrow();
         let inputs = Inputs {
+            kestrel_n_fds: p.state.n_fds() as u64,
             num_evts: p.num_evts,
             outputs_queue_num_drops: outputs.queue_drops,
             output_write_errors: outputs.write_errors,
             kernel,
             state: p.state.counters,
             n_threads: p.state.n_threads() as u64,
-            n_fds: p.state.n_fds() as u64,
+            n_fds: p.state.n_fds_falco(),
             progs: &progs,
         };
         let r = snap.render(&inputs);
@@ -269,6 +293,39 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
                 DRAIN => {
                     drain_timer(&drain_t);
                     let _ = ring.consume();
+                    ticks += 1;
+                    let mut p = pipeline.borrow_mut();
+                    p.state.tick();
+                    if ticks % purge_every == 0 {
+                        p.state.purge_proc(timeout_ticks);
+                    }
+                    if p.state.log_full_drop {
+                        p.state.log_full_drop = false;
+                        eprintln!(
+                            "kestrel: thread table full: {} threads refused so far",
+                            p.state.counters.n_drops_full_threadtable
+                        );
+                    }
+                    let now = crate::metrics::time::monotonic_ns();
+                    if drops.due(now) {
+                        let c = p.state.counters;
+                        let t = drops.check_tables(
+                            now,
+                            c.n_drops_full_threadtable,
+                            c.n_drops_full_fdtable,
+                        );
+                        if t.alert {
+                            outputs.write(drops.line(), drops.time());
+                        }
+                        let o = drops.check(now, &probe.counters());
+                        if o.alert {
+                            outputs.write(drops.line(), drops.time());
+                        }
+                        if o.exit {
+                            end = RunEnd::DropExit;
+                            break 'run;
+                        }
+                    }
                 }
                 SNAPSHOT => {
                     drain_timer(&snap_t);
@@ -291,9 +348,16 @@ pub fn run(cfg: AgentConfig) -> Result<(), StartError> {
     // Detach first so the final drain and counter read account for every record.
     probe.detach();
     let _ = ring.consume();
+    // Drops of the last partial second are reported before the final snapshot.
+    if end == RunEnd::Stopped {
+        let o = drops.check(crate::metrics::time::monotonic_ns(), &probe.counters());
+        if o.alert {
+            outputs.write(drops.line(), drops.time());
+        }
+    }
     take_snapshot(&mut probe, &mut outputs);
     if let Some(p) = &cfg.pidfile {
         let _ = std::fs::remove_file(p);
     }
-    Ok(())
+    Ok(end)
 }

@@ -1,37 +1,25 @@
 //! Snapshot assembly: gathers the kernel counters, program stats, state
 //! counters and resource readings at each interval, derives rates against the
 //! previous snapshot, and renders one line of Falco's metrics-snapshot JSON
-//! (rule-output form, keys sorted as Falco prints them) into a buffer sized
-//! once. Runs once per interval, never per event.
+//! (rule-output form, keys sorted as Falco prints them, names and types of
+//! the chosen `Schema`) into a buffer sized once. Runs once per interval,
+//! never per event.
 
+pub mod fields;
 pub mod resources;
+pub mod schema;
 pub mod time;
-
-use core::fmt::Write as _;
-
-use heapless::{String as HString, Vec as HVec};
-use serde::ser::{SerializeMap, Serializer};
-use serde::Serialize;
 
 use crate::capture::{KernelCounters, ProgStats};
 use crate::state::StateCounters;
+use fields::{Fields, Key, Value};
 use resources::{bytes_to_mb, kb_to_mb, round1, ResourceSample, Resources};
+pub use schema::Schema;
 
 pub const ENGINE_NAME: &str = "kestrel_bpf";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Upper bound for one rendered snapshot line.
 pub const SNAPSHOT_MAX: usize = 16 * 1024;
-const MAX_FIELDS: usize = 160;
-const DROP_CATEGORIES: [&str; 8] = [
-    "clone_fork",
-    "execve",
-    "connect",
-    "open",
-    "dir_file",
-    "other_interest",
-    "close",
-    "proc_exit",
-];
 
 /// The knobs of falco.yaml's `metrics:` section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +30,7 @@ pub struct MetricsConfig {
     pub libbpf_stats_enabled: bool,
     pub convert_memory_to_mb: bool,
     pub include_empty_values: bool,
+    pub schema: Schema,
 }
 
 impl Default for MetricsConfig {
@@ -53,6 +42,7 @@ impl Default for MetricsConfig {
             libbpf_stats_enabled: false,
             convert_memory_to_mb: true,
             include_empty_values: false,
+            schema: Schema::Falco037,
         }
     }
 }
@@ -65,93 +55,14 @@ pub struct Inputs<'a> {
     pub kernel: KernelCounters,
     pub state: StateCounters,
     pub n_threads: u64,
+    /// libsinsp's n_fds: each thread counts its process's table.
     pub n_fds: u64,
+    /// Distinct fds in the table.
+    pub kestrel_n_fds: u64,
     pub progs: &'a [ProgStats],
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Value<'a> {
-    U64(u64),
-    F64(f64),
-    Str(&'a str),
-}
-
-impl Value<'_> {
-    fn is_empty(&self) -> bool {
-        match *self {
-            Value::U64(v) => v == 0,
-            Value::F64(v) => v == 0.0,
-            Value::Str(s) => s.is_empty(),
-        }
-    }
-}
-
-type Key = HString<48>;
-
-/// Fields that stay even when zero and include_empty_values is off.
-const ALWAYS: &[&str] = &[
-    "evt.source",
-    "evt.time",
-    "falco.duration_sec",
-    "falco.host_boot_ts",
-    "falco.host_num_cpus",
-    "falco.hostname",
-    "falco.kernel_release",
-    "falco.num_evts",
-    "falco.num_evts_prev",
-    "falco.outputs_queue_num_drops",
-    "falco.start_ts",
-    "falco.version",
-    "falco.evts_rate_sec",
-    "scap.engine_name",
-    "scap.n_evts",
-    "scap.n_evts_prev",
-    "scap.evts_rate_sec",
-    "scap.n_drops",
-    "scap.n_drops_prev",
-    "scap.evts_drop_rate_sec",
-    "scap.n_drops_perc",
-    "falco.n_fds",
-    "falco.n_threads",
-];
-
-struct Fields<'a> {
-    list: HVec<(Key, Value<'a>), MAX_FIELDS>,
-    include_empty: bool,
-}
-
-impl<'a> Fields<'a> {
-    fn put(&mut self, key: &str, v: Value<'a>) {
-        if !self.include_empty && v.is_empty() && !ALWAYS.contains(&key) {
-            return;
-        }
-        let mut k = Key::new();
-        let _ = k.push_str(key);
-        let _ = self.list.push((k, v));
-    }
-
-    fn put_fmt(&mut self, v: Value<'a>, args: core::fmt::Arguments<'_>) {
-        let mut k = Key::new();
-        let _ = k.write_fmt(args);
-        self.put(&k, v);
-    }
-}
-
-impl Serialize for Fields<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(self.list.len()))?;
-        for (k, v) in &self.list {
-            match *v {
-                Value::U64(x) => m.serialize_entry(k.as_str(), &x)?,
-                Value::F64(x) => m.serialize_entry(k.as_str(), &x)?,
-                Value::Str(x) => m.serialize_entry(k.as_str(), x)?,
-            }
-        }
-        m.end()
-    }
-}
-
-#[derive(Serialize)]
+#[derive(serde::Serialize)]
 struct Snapshot<'a> {
     hostname: &'a str,
     output: &'static str,
@@ -225,8 +136,41 @@ pub struct Snapshotter {
     /// The previous snapshot (Falco's `*_prev` fields) and the one before it.
     prev: Mark,
     before_prev: Mark,
-    start_mono_ns: u64,
     rendered: u64,
+}
+
+/// 0.37 memory: the zero check is made on the raw value, then kB or bytes
+/// become whole MB (stats_writer.cpp get_metrics_output_fields_additional),
+/// so a small nonzero figure shows as 0 rather than vanishing.
+fn put_mem_037(f: &mut Fields<'_>, key: &str, raw: u64, mb: Option<u64>) {
+    if raw == 0 {
+        f.put(key, Value::U64(0));
+    } else {
+        f.put_always(key, Value::U64(mb.unwrap_or(raw)));
+    }
+}
+
+/// 0.38+ memory: `*_kb`/`*_bytes` integers, or `*_mb` doubles rounded to one
+/// decimal (metrics_collector convert_metric_to_unit_convention).
+fn put_mem_038(f: &mut Fields<'_>, stem: &str, raw: u64, bytes: bool, to_mb: bool) {
+    let mut k = Key::new();
+    let _ = core::fmt::Write::write_fmt(
+        &mut k,
+        format_args!(
+            "falco.{stem}_{}",
+            match (to_mb, bytes) {
+                (true, _) => "mb",
+                (false, true) => "bytes",
+                (false, false) => "kb",
+            }
+        ),
+    );
+    if to_mb {
+        let div = if bytes { 1024.0 * 1024.0 } else { 1024.0 };
+        f.put(&k, Value::F64(round1(raw as f64 / div)));
+    } else {
+        f.put(&k, Value::U64(raw));
+    }
 }
 
 impl Snapshotter {
@@ -240,7 +184,6 @@ impl Snapshotter {
             time_buf: [0u8; 40],
             prev: Mark::at(now),
             before_prev: Mark::at(now),
-            start_mono_ns: now,
             rendered: 0,
         }
     }
@@ -249,19 +192,175 @@ impl Snapshotter {
         &self.host
     }
 
+    fn resource_fields(c: &MetricsConfig, f: &mut Fields<'_>, r: &ResourceSample, first: bool) {
+        let mb = c.convert_memory_to_mb;
+        f.put("falco.cpu_usage_perc", Value::F64(r.cpu_usage_perc));
+        // The first interval is the few ms since start: too short to mean anything.
+        let interval = |v: f64| Value::F64(if first { 0.0 } else { v });
+        f.put(
+            "kestrel.cpu_usage_perc_interval",
+            interval(r.kestrel_cpu_usage_perc_interval),
+        );
+        f.put(
+            "kestrel.host_cpu_usage_perc_interval",
+            interval(r.host_cpu_usage_perc_interval),
+        );
+        match c.schema {
+            Schema::Falco037 => {
+                let kb = |v: u64| mb.then(|| kb_to_mb(v));
+                put_mem_037(f, "falco.memory_rss", r.memory_rss_kb, kb(r.memory_rss_kb));
+                put_mem_037(f, "falco.memory_vsz", r.memory_vsz_kb, kb(r.memory_vsz_kb));
+                put_mem_037(f, "falco.memory_pss", r.memory_pss_kb, kb(r.memory_pss_kb));
+                let cm = r.container_memory_used_bytes;
+                put_mem_037(
+                    f,
+                    "falco.container_memory_used",
+                    cm,
+                    mb.then(|| bytes_to_mb(cm)),
+                );
+                put_mem_037(
+                    f,
+                    "falco.memory_used_host",
+                    r.memory_used_host_kb,
+                    kb(r.memory_used_host_kb),
+                );
+                f.put(
+                    "falco.cpu_usage_perc_total_host",
+                    Value::F64(r.cpu_usage_perc_total_host),
+                );
+                f.put("falco.procs_running_host", Value::U64(r.procs_running_host));
+                f.put("falco.open_fds_host", Value::U64(r.open_fds_host));
+            }
+            Schema::Falco038 => {
+                put_mem_038(f, "memory_rss", r.memory_rss_kb, false, mb);
+                put_mem_038(f, "memory_vsz", r.memory_vsz_kb, false, mb);
+                put_mem_038(f, "memory_pss", r.memory_pss_kb, false, mb);
+                let cm = r.container_memory_used_bytes;
+                put_mem_038(f, "container_memory_used", cm, true, mb);
+                put_mem_038(f, "host_memory_used", r.memory_used_host_kb, false, mb);
+                f.put(
+                    "falco.host_cpu_usage_perc",
+                    Value::F64(r.cpu_usage_perc_total_host),
+                );
+                f.put("falco.host_procs_running", Value::U64(r.procs_running_host));
+                f.put("falco.host_open_fds", Value::U64(r.open_fds_host));
+            }
+        }
+    }
+
+    fn state_fields(c: &MetricsConfig, f: &mut Fields<'_>, inp: &Inputs<'_>) {
+        let s = &inp.state;
+        for (k, v) in [
+            ("falco.n_threads", inp.n_threads),
+            ("falco.n_fds", inp.n_fds),
+            ("falco.n_added_fds", s.n_added_fds),
+            ("falco.n_added_threads", s.n_added_threads),
+            ("falco.n_cached_fd_lookups", s.n_cached_fd_lookups),
+            ("falco.n_cached_thread_lookups", s.n_cached_thread_lookups),
+            ("falco.n_drops_full_threadtable", s.n_drops_full_threadtable),
+            ("falco.n_failed_fd_lookups", s.n_failed_fd_lookups),
+            ("falco.n_failed_thread_lookups", s.n_failed_thread_lookups),
+            ("falco.n_noncached_fd_lookups", s.n_noncached_fd_lookups),
+            (
+                "falco.n_noncached_thread_lookups",
+                s.n_noncached_thread_lookups,
+            ),
+            ("falco.n_removed_fds", s.n_removed_fds),
+            ("falco.n_removed_threads", s.n_removed_threads),
+            ("falco.n_retrieve_evts_drops", s.n_retrieve_evts_drops),
+            ("falco.n_retrieved_evts", s.n_retrieved_evts),
+            ("falco.n_store_evts_drops", s.n_store_evts_drops),
+            ("falco.n_stored_evts", s.n_stored_evts),
+            ("kestrel.n_fds", inp.kestrel_n_fds),
+            ("kestrel.n_inherited_fds", s.n_inherited_fds),
+            ("kestrel.n_released_fds", s.n_released_fds),
+            ("kestrel.n_proc_lookups", s.n_proc_lookups),
+            ("kestrel.n_proc_lookup_misses", s.n_proc_lookup_misses),
+            ("kestrel.n_purged_threads", s.n_purged_threads),
+            ("kestrel.n_drops_full_fdtable", s.n_drops_full_fdtable),
+            ("kestrel.n_decode_errors", s.n_decode_errors),
+        ] {
+            f.put(k, Value::U64(v));
+        }
+        if c.schema == Schema::Falco037 {
+            // Container metadata is not tracked; libs 0.14 still had the fields.
+            f.put("falco.n_containers", Value::U64(0));
+            f.put("falco.n_missing_container_images", Value::U64(0));
+        }
+    }
+
+    fn kernel_fields(
+        schema: Schema,
+        f: &mut Fields<'_>,
+        k: &KernelCounters,
+        base: &Mark,
+        rate: &dyn Fn(u64, u64) -> f64,
+    ) {
+        let d_evts = k.n_evts.saturating_sub(base.kernel.n_evts);
+        let d_drops = k.n_drops().saturating_sub(base.kernel.n_drops());
+        f.put("scap.n_evts", Value::U64(k.n_evts));
+        f.put("scap.n_evts_prev", Value::U64(base.kernel.n_evts));
+        f.put(
+            "scap.evts_rate_sec",
+            Value::F64(rate(k.n_evts, base.kernel.n_evts)),
+        );
+        f.put("scap.n_drops", Value::U64(k.n_drops()));
+        f.put("scap.n_drops_prev", Value::U64(base.kernel.n_drops()));
+        f.put(
+            "scap.evts_drop_rate_sec",
+            Value::F64(rate(k.n_drops(), base.kernel.n_drops())),
+        );
+        let perc = if d_evts == 0 {
+            0.0
+        } else {
+            100.0 * d_drops as f64 / d_evts as f64
+        };
+        f.put("scap.n_drops_perc", Value::F64(perc));
+        f.put(
+            "scap.n_drops_buffer_total",
+            Value::U64(k.n_drops_buffer_total),
+        );
+        let mut key = Key::new();
+        for (cat, dirs) in k.n_drops_buffer.iter().enumerate() {
+            for (dir, v) in dirs.iter().enumerate() {
+                // No enter side exists for these two: nothing to publish.
+                let exit_only = matches!(schema::CATEGORY_NAMES[cat], "proc_exit");
+                if exit_only && dir == 0 {
+                    continue;
+                }
+                schema.bucket_name(cat, dir, &mut key);
+                f.put(&key, Value::U64(*v));
+            }
+        }
+        f.put(
+            "scap.n_drops_scratch_map",
+            Value::U64(k.n_drops_scratch_map),
+        );
+        // Kestrel never drops a record for an unreadable field, so Falco's
+        // page-fault drop count is 0; the field reads are counted apart.
+        let (pf, bug) = if schema.has_pf_and_bug() {
+            ("scap.n_drops_page_faults", "scap.n_drops_bug")
+        } else {
+            ("", "kestrel.n_drops_bug")
+        };
+        if !pf.is_empty() {
+            f.put(pf, Value::U64(0));
+        }
+        f.put(bug, Value::U64(k.n_drops_bug));
+        f.put("kestrel.n_page_faults", Value::U64(k.n_drops_page_faults));
+    }
+
     /// Renders one snapshot line (newline-terminated) and advances the
     /// previous-values the next snapshot's rates are taken against.
     pub fn render(&mut self, inp: &Inputs<'_>) -> Rendered<'_> {
         let now_mono = time::monotonic_ns();
         let now_real = time::realtime_ns();
         let first = self.rendered == 0;
-        // A snapshot right after another (the final one on SIGTERM) would take
-        // its rates over a few ms; take them over the interval before instead.
-        let base = if now_mono.saturating_sub(self.prev.mono_ns) < MIN_RATE_WINDOW_NS {
-            self.before_prev
-        } else {
-            self.prev
-        };
+        // A snapshot right after another (the final one on SIGTERM) would
+        // take its figures over a few ms; take every derived figure (rates,
+        // `_prev`, n_drops_perc) over the window since the snapshot before.
+        let short = !first && now_mono.saturating_sub(self.prev.mono_ns) < MIN_RATE_WINDOW_NS;
+        let base = if short { self.before_prev } else { self.prev };
         let dt = now_mono.saturating_sub(base.mono_ns) as f64 / 1e9;
         let rate = |cur: u64, base: u64| {
             if dt > 0.0 && !first {
@@ -276,18 +375,16 @@ impl Snapshotter {
             .then(|| self.resources.sample());
         let time_str = time::rfc3339_nanos(now_real, &mut self.time_buf);
 
-        let mut f = Fields {
-            list: HVec::new(),
-            include_empty: self.cfg.include_empty_values,
-        };
-        let c = &self.cfg;
+        let mut f = Fields::new(self.cfg.include_empty_values);
+        let c = self.cfg;
         f.put("evt.source", Value::Str("syscall"));
         f.put("evt.time", Value::U64(now_real));
+        // stats_writer.cpp: (now - start_ts_epoch) / ONE_SECOND_IN_NS, wall clock.
         f.put(
             "falco.duration_sec",
-            Value::U64((now_mono - self.start_mono_ns) / 1_000_000_000),
+            Value::U64(now_real.saturating_sub(self.host.start_ts_ns) / 1_000_000_000),
         );
-        if self.prev.num_evts > 0 {
+        if base.num_evts > 0 {
             f.put(
                 "falco.evts_rate_sec",
                 Value::F64(rate(inp.num_evts, base.num_evts)),
@@ -298,151 +395,37 @@ impl Snapshotter {
             .unwrap_or_else(time::boot_ts_ns);
         f.put("falco.host_boot_ts", Value::U64(boot_ts));
         f.put("falco.host_num_cpus", Value::U64(self.host.num_cpus));
-        f.put("falco.hostname", Value::Str(&self.host.hostname));
+        f.put(c.schema.hostname_key(), Value::Str(&self.host.hostname));
         f.put(
             "falco.kernel_release",
             Value::Str(&self.host.kernel_release),
         );
         f.put("falco.num_evts", Value::U64(inp.num_evts));
-        f.put("falco.num_evts_prev", Value::U64(self.prev.num_evts));
+        f.put("falco.num_evts_prev", Value::U64(base.num_evts));
         f.put(
             "falco.outputs_queue_num_drops",
             Value::U64(inp.outputs_queue_num_drops),
         );
         f.put("falco.start_ts", Value::U64(self.host.start_ts_ns));
+        if c.schema == Schema::Falco038 {
+            // Kestrel never reloads its configuration: the start is the load.
+            f.put("falco.reload_ts", Value::U64(self.host.start_ts_ns));
+        }
         f.put("falco.version", Value::Str(VERSION));
         f.put("scap.engine_name", Value::Str(ENGINE_NAME));
         f.put(
             "kestrel.output_write_errors",
             Value::U64(inp.output_write_errors),
         );
-
-        if let Some(r) = res {
-            let mem_kb = |kb| {
-                Value::U64(if c.convert_memory_to_mb {
-                    kb_to_mb(kb)
-                } else {
-                    kb
-                })
-            };
-            f.put("falco.cpu_usage_perc", Value::F64(r.cpu_usage_perc));
-            // The first interval is the few ms since start: too short to mean anything.
-            let interval = |v: f64| Value::F64(if first { 0.0 } else { v });
-            f.put(
-                "kestrel.cpu_usage_perc_interval",
-                interval(r.kestrel_cpu_usage_perc_interval),
-            );
-            f.put("falco.memory_rss", mem_kb(r.memory_rss_kb));
-            f.put("falco.memory_vsz", mem_kb(r.memory_vsz_kb));
-            f.put("falco.memory_pss", mem_kb(r.memory_pss_kb));
-            f.put(
-                "falco.container_memory_used",
-                Value::U64(if c.convert_memory_to_mb {
-                    bytes_to_mb(r.container_memory_used_bytes)
-                } else {
-                    r.container_memory_used_bytes
-                }),
-            );
-            f.put(
-                "falco.cpu_usage_perc_total_host",
-                Value::F64(r.cpu_usage_perc_total_host),
-            );
-            f.put(
-                "kestrel.host_cpu_usage_perc_interval",
-                interval(r.host_cpu_usage_perc_interval),
-            );
-            f.put("falco.memory_used_host", mem_kb(r.memory_used_host_kb));
-            f.put("falco.procs_running_host", Value::U64(r.procs_running_host));
-            f.put("falco.open_fds_host", Value::U64(r.open_fds_host));
+        if let Some(r) = &res {
+            Self::resource_fields(&c, &mut f, r, first);
         }
-
         if c.state_counters_enabled {
-            let s = &inp.state;
-            for (k, v) in [
-                ("falco.n_threads", inp.n_threads),
-                ("falco.n_fds", inp.n_fds),
-                ("falco.n_added_fds", s.n_added_fds),
-                ("falco.n_added_threads", s.n_added_threads),
-                ("falco.n_cached_fd_lookups", s.n_cached_fd_lookups),
-                ("falco.n_cached_thread_lookups", s.n_cached_thread_lookups),
-                ("falco.n_containers", 0),
-                ("falco.n_drops_full_threadtable", s.n_drops_full_threadtable),
-                ("falco.n_failed_fd_lookups", s.n_failed_fd_lookups),
-                ("falco.n_failed_thread_lookups", s.n_failed_thread_lookups),
-                ("falco.n_missing_container_images", 0),
-                ("falco.n_noncached_fd_lookups", s.n_noncached_fd_lookups),
-                (
-                    "falco.n_noncached_thread_lookups",
-                    s.n_noncached_thread_lookups,
-                ),
-                ("falco.n_removed_fds", s.n_removed_fds),
-                ("falco.n_removed_threads", s.n_removed_threads),
-                ("falco.n_retrieve_evts_drops", s.n_retrieve_evts_drops),
-                ("falco.n_retrieved_evts", s.n_retrieved_evts),
-                ("falco.n_store_evts_drops", s.n_store_evts_drops),
-                ("falco.n_stored_evts", s.n_stored_evts),
-                ("kestrel.n_drops_full_fdtable", s.n_drops_full_fdtable),
-                ("kestrel.n_decode_errors", s.n_decode_errors),
-            ] {
-                f.put(k, Value::U64(v));
-            }
+            Self::state_fields(&c, &mut f, inp);
         }
-
-        let k = &inp.kernel;
         if c.kernel_event_counters_enabled {
-            let prev = &self.prev.kernel;
-            let d_evts = k.n_evts.saturating_sub(prev.n_evts);
-            let d_drops = k.n_drops().saturating_sub(prev.n_drops());
-            f.put("scap.n_evts", Value::U64(k.n_evts));
-            f.put("scap.n_evts_prev", Value::U64(prev.n_evts));
-            f.put(
-                "scap.evts_rate_sec",
-                Value::F64(rate(k.n_evts, base.kernel.n_evts)),
-            );
-            f.put("scap.n_drops", Value::U64(k.n_drops()));
-            f.put("scap.n_drops_prev", Value::U64(prev.n_drops()));
-            f.put(
-                "scap.evts_drop_rate_sec",
-                Value::F64(rate(k.n_drops(), base.kernel.n_drops())),
-            );
-            let perc = if d_evts == 0 {
-                0.0
-            } else {
-                100.0 * d_drops as f64 / d_evts as f64
-            };
-            f.put("scap.n_drops_perc", Value::F64(perc));
-            f.put(
-                "scap.n_drops_buffer_total",
-                Value::U64(k.n_drops_buffer_total),
-            );
-            for (cat, dirs) in DROP_CATEGORIES.iter().zip(k.n_drops_buffer.iter()) {
-                match *cat {
-                    // Falco has only the exit side for these two, proc_exit without a suffix.
-                    "close" => f.put("scap.n_drops_buffer_close_exit", Value::U64(dirs[1])),
-                    "proc_exit" => f.put("scap.n_drops_buffer_proc_exit", Value::U64(dirs[1])),
-                    _ => {
-                        f.put_fmt(
-                            Value::U64(dirs[0]),
-                            format_args!("scap.n_drops_buffer_{cat}_enter"),
-                        );
-                        f.put_fmt(
-                            Value::U64(dirs[1]),
-                            format_args!("scap.n_drops_buffer_{cat}_exit"),
-                        );
-                    }
-                }
-            }
-            f.put(
-                "scap.n_drops_scratch_map",
-                Value::U64(k.n_drops_scratch_map),
-            );
-            f.put(
-                "scap.n_drops_page_faults",
-                Value::U64(k.n_drops_page_faults),
-            );
-            f.put("scap.n_drops_bug", Value::U64(k.n_drops_bug));
+            Self::kernel_fields(c.schema, &mut f, &inp.kernel, &base, &rate);
         }
-
         if c.libbpf_stats_enabled {
             for p in inp.progs {
                 let avg = p.run_time_ns.checked_div(p.run_cnt).unwrap_or(0);
@@ -458,7 +441,7 @@ impl Snapshotter {
             }
         }
 
-        f.list.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        f.sort();
         let snap = Snapshot {
             hostname: &self.host.hostname,
             output: "Falco metrics snapshot",
@@ -474,7 +457,9 @@ impl Snapshotter {
         self.buf[n] = b'\n';
         n += 1;
 
-        self.before_prev = self.prev;
+        if !short {
+            self.before_prev = self.prev;
+        }
         self.prev = Mark {
             mono_ns: now_mono,
             num_evts: inp.num_evts,
