@@ -243,11 +243,13 @@ pub fn run(cfg: AgentConfig) -> Result<RunEnd, StartError> {
         Ok(p) if !p.is_empty() => Resources::new("/").with_container_memory_file(p),
         _ => Resources::new("/"),
     };
+    // From zero, not from now: drops while /proc was seeded (nothing drains
+    // the ring then) are reported by the first check.
     let mut drops = DropMonitor::new(
         cfg.drops.clone(),
         cfg.metrics.schema,
         &host.hostname,
-        probe.counters(),
+        Default::default(),
     );
     let mut snap = Snapshotter::new(cfg.metrics, host, resources);
     let timeout_ticks = (cfg.thread_timeout_ns / DRAIN_NS).min(u64::from(u32::MAX)) as u32;
