@@ -3,16 +3,14 @@
 //! under CI=true a missing privilege fails the test instead of skipping it.
 
 use std::collections::HashSet;
-use std::mem::MaybeUninit;
-use std::time::Duration;
 
 use kestrel::capture::record::{decode, Record};
 use kestrel::capture::syscalls::Selection;
-use kestrel::capture::{Probe, ProbeConfig};
+use kestrel::capture::ProbeConfig;
 use kestrel::state::{procfs, State};
 
 mod common;
-use common::{bpf_allowed, open_close_n, serial, tmp};
+use common::{bpf_allowed, capture, open_close_n, serial, tmp};
 
 /// Owned copy of a record's interesting parts, so tests can inspect them
 /// after the ring buffer callback returns.
@@ -45,40 +43,6 @@ fn seen(rec: &Record<'_>) -> Seen {
         ret: h.ret,
         path: path.to_vec(),
     }
-}
-
-/// Loads the probe, runs `work`, detaches, drains; returns the raw records
-/// (as bytes) and the final kernel counters.
-fn capture(
-    cfg: ProbeConfig,
-    consume_during: bool,
-    work: impl FnOnce() + Send,
-) -> (Vec<Vec<u8>>, kestrel::capture::KernelCounters) {
-    let mut storage = MaybeUninit::uninit();
-    let mut probe = Probe::load(&mut storage, &cfg).unwrap_or_else(|e| panic!("{e}"));
-    let records = std::cell::RefCell::new(Vec::new());
-    let mut b = libbpf_rs::RingBufferBuilder::new();
-    b.add(probe.events_map(), |d: &[u8]| {
-        records.borrow_mut().push(d.to_vec());
-        0
-    })
-    .unwrap();
-    let ring = b.build().unwrap();
-    if consume_during {
-        std::thread::scope(|s| {
-            let h = s.spawn(work);
-            while !h.is_finished() {
-                let _ = ring.poll(Duration::from_millis(20));
-            }
-        });
-    } else {
-        work();
-    }
-    probe.detach();
-    ring.consume().unwrap();
-    let counters = probe.counters();
-    drop(ring);
-    (records.into_inner(), counters)
 }
 
 #[test]

@@ -1,7 +1,11 @@
 //! Shared by the integration tests that load the real probe.
 #![allow(dead_code)]
 
+use std::mem::MaybeUninit;
 use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use kestrel::capture::{Probe, ProbeConfig};
 
 /// Every probe sees every workload on the machine: one such test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -37,4 +41,38 @@ pub fn open_close_n(path: &str, n: usize) {
     for _ in 0..n {
         drop(std::fs::File::open(path).unwrap());
     }
+}
+
+/// Loads the probe, runs `work`, detaches, drains; returns the raw records
+/// (as bytes) and the final kernel counters.
+pub fn capture(
+    cfg: ProbeConfig,
+    consume_during: bool,
+    work: impl FnOnce() + Send,
+) -> (Vec<Vec<u8>>, kestrel::capture::KernelCounters) {
+    let mut storage = MaybeUninit::uninit();
+    let mut probe = Probe::load(&mut storage, &cfg).unwrap_or_else(|e| panic!("{e}"));
+    let records = std::cell::RefCell::new(Vec::new());
+    let mut b = libbpf_rs::RingBufferBuilder::new();
+    b.add(probe.events_map(), |d: &[u8]| {
+        records.borrow_mut().push(d.to_vec());
+        0
+    })
+    .unwrap();
+    let ring = b.build().unwrap();
+    if consume_during {
+        std::thread::scope(|s| {
+            let h = s.spawn(work);
+            while !h.is_finished() {
+                let _ = ring.poll(Duration::from_millis(20));
+            }
+        });
+    } else {
+        work();
+    }
+    probe.detach();
+    ring.consume().unwrap();
+    let counters = probe.counters();
+    drop(ring);
+    (records.into_inner(), counters)
 }
