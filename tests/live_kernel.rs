@@ -105,8 +105,9 @@ fn forks_with_enter_events_pair_without_retrieve_drops() {
     assert_eq!(s.n_added_threads as usize, CHILDREN + 1);
     assert_eq!(s.n_retrieve_evts_drops, 0, "no spurious drop per fork");
     // Each fork in the parent, each child's close, and the loader's own
-    // closes on this thread: every stored enter is retrieved.
-    assert!(s.n_stored_evts as usize >= 2 * CHILDREN);
-    assert_eq!(s.n_retrieved_evts, s.n_stored_evts);
+    // closes on this thread are paired; only the closes that detach the two
+    // programs have their enter seen and their exit not.
+    assert!(s.n_retrieved_evts as usize >= 2 * CHILDREN);
+    assert!(s.n_stored_evts - s.n_retrieved_evts <= 2, "{s:?}");
     assert_eq!(s.n_store_evts_drops, 0);
 }
