@@ -1,4 +1,5 @@
 //! Golden tests per schema, field by field, and the derivation rules.
+use super::sections::{put_mem_037, put_mem_038};
 use super::*;
 use crate::capture::{KernelCounters, ProgStats};
 use crate::state::StateCounters;
