@@ -163,6 +163,20 @@ pub fn run(cfg: AgentConfig) -> Result<RunEnd, StartError> {
     let mut outputs =
         Outputs::open(&cfg.outputs, &host.hostname).map_err(|e| StartError(e.to_string()))?;
 
+    let own_pid = std::process::id();
+    let state = State::new(
+        cfg.thread_capacity,
+        cfg.fd_capacity,
+        own_pid,
+        cfg.probe.enter_events,
+    );
+    // The /proc scan runs before the probe is attached, as Falco's runs
+    // before capture starts: attached first, nothing would drain the ring
+    // during the scan and a busy host would drop records from the start.
+    // What starts in between is caught by the lookup fallback.
+    let mut state = state.with_proc_fallback("/proc");
+    let seeded = procfs::seed(&mut state, "/proc");
+
     let mut storage = MaybeUninit::uninit();
     let mut probe = Probe::load(&mut storage, &cfg.probe).map_err(|e| StartError(e.to_string()))?;
     let stats = if cfg.metrics.libbpf_stats_enabled {
@@ -174,16 +188,6 @@ pub fn run(cfg: AgentConfig) -> Result<RunEnd, StartError> {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| StartError(format!("cannot write pidfile {p}: {e}")))?;
     }
-    let own_pid = std::process::id();
-    let state = State::new(
-        cfg.thread_capacity,
-        cfg.fd_capacity,
-        own_pid,
-        cfg.probe.enter_events,
-    );
-    // Seeding reads other users' /proc entries, so it runs before the drop.
-    let mut state = state.with_proc_fallback("/proc");
-    let seeded = procfs::seed(&mut state, "/proc");
     let kept = crate::privilege::drop_after_attach().map_err(StartError)?;
     let attached: Vec<&str> = probe.attached().collect();
     eprintln!(
