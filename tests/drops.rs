@@ -1,6 +1,7 @@
-//! Drop alerts end to end (Falco's syscall_event_drops), the schema flag and
-//! the config file's Falco-style table: the real binary, the real probe
-//! under a 4 KiB ring, alerts and snapshots read back from the output file.
+//! Drop alerts end to end (Falco's syscall_event_drops), the schema flag,
+//! the config file's Falco-style table and FALCO_CGROUP_MEM_PATH: the real
+//! binary, the real probe (a 4 KiB ring for the drops), alerts and snapshots
+//! read back from the output file.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -243,4 +244,27 @@ fn schema_flag_and_falco_style_config_table() {
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         assert_eq!(String::from_utf8(o.stderr).unwrap().lines().count(), 1);
     }
+}
+
+/// libsinsp's FALCO_CGROUP_MEM_PATH names the file container_memory_used
+/// is read from (bytes; MB after the conversion).
+#[test]
+fn falco_cgroup_mem_path_is_honoured() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let mem = tmp("mem.usage");
+    std::fs::write(&mem, "7340032\n").unwrap();
+    let out = tmp("cgmem.json");
+    let st = Command::new(BIN)
+        .env("FALCO_CGROUP_MEM_PATH", &mem)
+        .args(["run", "--output", &format!("file:{out}")])
+        .args(["--duration", "300ms", "--interval", "1h"])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let last = lines(&out).pop().unwrap();
+    assert_eq!(last["output_fields"]["falco.container_memory_used"], 7);
 }
