@@ -268,3 +268,49 @@ fn falco_cgroup_mem_path_is_honoured() {
     let last = lines(&out).pop().unwrap();
     assert_eq!(last["output_fields"]["falco.container_memory_used"], 7);
 }
+
+/// Exits lost to a full ring leave threads behind; the purge sweep removes
+/// those idle past --thread-timeout whose /proc entry is gone, as libsinsp's
+/// remove_inactive_threads does.
+#[test]
+fn threads_whose_exit_was_dropped_are_purged() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let out = tmp("purge.json");
+    let mut args = TINY.to_vec();
+    args.extend([
+        "--thread-timeout",
+        "500ms",
+        "--thread-purge-interval",
+        "500ms",
+    ]);
+    let mut agent = spawn(&out, &args);
+    assert!(wait_for(Duration::from_secs(20), || !lines(&out).is_empty()).is_some());
+    let wl = tmp("purge-wl");
+    std::thread::scope(|sc| {
+        sc.spawn(|| burst(&wl, Duration::from_millis(1500)));
+        for _ in 0..40 {
+            Command::new("/bin/true").status().unwrap();
+        }
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(term(&mut agent).success());
+    let last = lines(&out)
+        .into_iter()
+        .filter(|v| v["rule"] == "Falco internal: metrics snapshot")
+        .next_back()
+        .unwrap();
+    let purged = s(&last, "kestrel.n_purged_threads");
+    eprintln!(
+        "purged {purged} threads; {} exits dropped",
+        s(&last, "scap.n_drops_buffer_proc_exit")
+    );
+    assert!(
+        s(&last, "scap.n_drops_buffer_proc_exit") > 0,
+        "exits were lost"
+    );
+    assert!(purged > 0, "nothing purged");
+    assert!(s(&last, "falco.n_removed_threads") >= purged);
+}
