@@ -299,8 +299,7 @@ fn threads_whose_exit_was_dropped_are_purged() {
     assert!(term(&mut agent).success());
     let last = lines(&out)
         .into_iter()
-        .filter(|v| v["rule"] == "Falco internal: metrics snapshot")
-        .next_back()
+        .rfind(|v| v["rule"] == "Falco internal: metrics snapshot")
         .unwrap();
     let purged = s(&last, "kestrel.n_purged_threads");
     eprintln!(
