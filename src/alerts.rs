@@ -232,8 +232,8 @@ impl DropMonitor {
         // after the first, so its default "log, alert" only logged).
         let mut out = Outcome::default();
         let msg_n = num(drops);
-        for act in self.cfg.actions.clone() {
-            match act {
+        for i in 0..self.cfg.actions.len() {
+            match self.cfg.actions[i] {
                 DropAction::Ignore => {}
                 DropAction::Log => eprintln!(
                     "kestrel: Falco internal: syscall event drop. {msg_n} system calls dropped in last second."
