@@ -32,6 +32,14 @@ impl State {
     /// thread takes exe from its group leader; a new process takes exe and a
     /// copy of the fd table from its parent (parse_clone_exit_child).
     fn clone_child(&mut self, tid: u32, pid: u32, task: &kestrel_task, thread: bool) {
+        // Only this record adds a new tid, so an entry already there is a
+        // dead thread whose exit was lost: parse_clone_exit_child removes it.
+        if self.threads.get(u64::from(tid)).is_some() {
+            self.remove_thread(tid);
+        }
+        if !thread {
+            self.release_fds(pid, false);
+        }
         let mut t = Self::thread_from_task(tid, pid, task);
         let from = if thread { pid } else { task.ppid };
         if let Some(p) = self.threads.get(u64::from(from)) {

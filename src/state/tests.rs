@@ -328,3 +328,22 @@ fn clean_fd_identity_holds() {
         c.n_added_fds + c.n_inherited_fds - c.n_removed_fds - c.n_released_fds
     );
 }
+
+#[test]
+fn a_stale_entry_with_a_reused_tid_is_replaced_at_clone() {
+    // parse_clone_exit_child: an existing child tid is an old thread whose
+    // exit was lost; it is removed and the new one added.
+    let mut s = seeded(8);
+    apply(&mut s, &synth::clone(101, 101, 0, true, false));
+    apply(&mut s, &synth::open(101, 101, 7, 0, "/stale"));
+    // 101's exit is lost; the tid comes back as a new process.
+    apply(&mut s, &synth::clone(101, 101, 0, true, false));
+    let c = s.counters;
+    assert_eq!((c.n_added_threads, c.n_removed_threads), (2, 1));
+    assert!(
+        s.fd(101, 7).is_none(),
+        "the dead process's fds went with it"
+    );
+    assert_eq!(c.n_released_fds, 1);
+    assert_eq!(s.n_threads(), 2);
+}
