@@ -9,8 +9,8 @@
 #ifndef KESTREL_EMIT_H
 #define KESTREL_EMIT_H
 
-_Static_assert((KC_MAX * KD_MAX & (KC_MAX * KD_MAX - 1)) == 0,
-	       "count_drop masks its index: categories x directions must be a power of two");
+_Static_assert((KESTREL_CAT_SLOTS & (KESTREL_CAT_SLOTS - 1)) == 0 && KC_MAX <= KESTREL_CAT_SLOTS,
+	       "count_drop masks its index: the category rows must be a power of two");
 _Static_assert(KESTREL_SYSCALL_MAX % 32 == 0, "kestrel_counters.syscalls rows");
 _Static_assert(KR_TYPE_MAX <= 0xffff && KH_MAX <= 0xff && KC_MAX <= KSEL_CAT_MASK + 1,
 	       "selection word fields overflow");
@@ -75,9 +75,9 @@ static __always_inline void count_drop(struct kestrel_counters *c, int cat, int 
 		__u32 idx = (__u32)cat * KD_MAX + (__u32)dir;
 
 		/* Keep the mask: it is the bound the verifier tracks. */
-		idx &= KC_MAX * KD_MAX - 1;
+		idx &= KESTREL_CAT_SLOTS * KD_MAX - 1;
 		barrier_var(idx);
-		(&c->n_drops_buffer[0][0])[idx & (KC_MAX * KD_MAX - 1)]++;
+		(&c->n_drops_buffer[0][0])[idx & (KESTREL_CAT_SLOTS * KD_MAX - 1)]++;
 	} else {
 		c->n_drops_bug++;
 	}

@@ -48,8 +48,15 @@ enum kestrel_category {
 	KC_OTHER_INTEREST,
 	KC_CLOSE,
 	KC_PROC_EXIT,
+	/* Kestrel's own buckets: modern_bpf puts these syscalls in no category
+	 * (driver/modern_bpf/helpers/base/stats.h), so Falco's never see them. */
+	KC_DUP,
+	KC_SOCKET,
 	KC_MAX,
 };
+
+/* Rows of n_drops_buffer: a power of two >= KC_MAX, so the probe can mask. */
+#define KESTREL_CAT_SLOTS 16
 
 enum kestrel_dir {
 	KD_ENTER = 0,
@@ -216,7 +223,7 @@ union kestrel_record {
 struct kestrel_counters {
 	__u64 n_evts; /* every record the probe tried to send */
 	__u64 n_drops_buffer_total;
-	__u64 n_drops_buffer[KC_MAX][KD_MAX];
+	__u64 n_drops_buffer[KESTREL_CAT_SLOTS][KD_MAX];
 	__u64 n_drops_scratch_map;
 	__u64 n_drops_page_faults;
 	__u64 n_drops_bug;

@@ -15,6 +15,7 @@ use rustix::time::{
     Timespec,
 };
 
+use crate::alerts::{DropAlertConfig, DropMonitor};
 use crate::capture::record::decode;
 use crate::capture::skel::types::kestrel_flags as KF;
 use crate::capture::{Probe, ProbeConfig, ProgStats, StatsSource};
@@ -54,6 +55,20 @@ pub struct AgentConfig {
     pub verbose: bool,
     pub culprits: CulpritConfig,
     pub prometheus: crate::output::prometheus::PrometheusConfig,
+    pub drops: DropAlertConfig,
+    /// Purge threads idle this long and gone from /proc (libsinsp: 30 min).
+    pub thread_timeout_ns: u64,
+    /// How often the purge sweeps (libsinsp: 20 min).
+    pub thread_purge_interval_ns: u64,
+}
+
+/// How the loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunEnd {
+    /// SIGTERM, SIGINT or --duration: exit 0.
+    Stopped,
+    /// The `exit` drop action: exit with alerts::EXIT_ON_DROPS.
+    DropExit,
 }
 
 /// What went wrong before the loop could start; main prints it and exits
@@ -99,14 +114,6 @@ impl Pipeline {
                     let state = &self.state;
                     let pid = rec.hdr().pid;
                     a.count(pid, || state.thread(pid).map_or([0; 16], |t| t.comm));
-                }
-                if self.state.log_full_drop {
-                    self.state.log_full_drop = false;
-                    crate::log_limited!(
-                        Key::ThreadTableFull,
-                        "thread table full: {} threads refused so far",
-                        self.state.counters.n_drops_full_threadtable
-                    );
                 }
             }
             Err(_) => self.state.count_decode_error(),
@@ -192,7 +199,7 @@ fn register(poll: &Poll, fd: RawFd, token: Token) -> Result<(), StartError> {
         .map_err(|e| StartError::env(format!("epoll register: {e}")))
 }
 
-pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<(), StartError> {
+pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError> {
     // Signals are blocked before anything else so none is lost during load.
     let sigfd = signal_fd()?;
     let host = HostInfo::read();
@@ -211,6 +218,20 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<(), StartError> {
             .map_err(|e| fail(&mut outputs, StartError::env(e)))?,
     );
 
+    let own_pid = std::process::id();
+    let state = State::new(
+        cfg.thread_capacity,
+        cfg.fd_capacity,
+        own_pid,
+        cfg.probe.enter_events,
+    );
+    // The /proc scan runs before the probe is attached, as Falco's runs
+    // before capture starts: attached first, nothing would drain the ring
+    // during the scan and a busy host would drop records from the start.
+    // What starts in between is caught by the lookup fallback.
+    let mut state = state.with_proc_fallback("/proc");
+    let seeded = procfs::seed(&mut state, "/proc");
+
     let mut storage = MaybeUninit::uninit();
     let mut probe = Probe::load(&mut storage, &cfg.probe)
         .map_err(|e| fail(&mut outputs, StartError::env(e.to_string())))?;
@@ -223,19 +244,6 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<(), StartError> {
         p.write(std::process::id())
             .map_err(|e| fail(&mut outputs, StartError::env(e)))?;
     }
-    let own_pid = std::process::id();
-    let mut state = State::new(
-        cfg.thread_capacity,
-        cfg.fd_capacity,
-        own_pid,
-        cfg.probe.enter_events,
-    );
-    // Seeding reads other users' /proc entries, so it runs before the drop.
-    // Its own syscalls are not traced: they would fill the ring at start.
-    probe.ignore_process(Some(own_pid));
-    let visited = procfs::seed(&mut state, "/proc");
-    probe.ignore_process(None);
-    let seeded = state.n_threads();
     let kept = crate::privilege::drop_after_attach(checked.user.as_ref()).map_err(|e| {
         if let Some(p) = &mut checked.pidfile {
             p.remove();
@@ -244,15 +252,19 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<(), StartError> {
     })?;
     let attached: Vec<&str> = probe.attached().collect();
     crate::log_line!(
-        "v{}: probe attached via {} with {} ({}), {} syscalls selected, {} threads seeded{}, bpf stats: {}, capabilities kept: {:?}{}",
+        "v{}: probe attached via {} with {} ({}), {} syscalls selected, {} threads and {} fds seeded{}, bpf stats: {}, capabilities kept: {:?}{}",
         crate::metrics::VERSION,
         probe.attach_path().name(),
         probe.btf_source(),
         attached.join(", "),
         cfg.probe.selection.resolve().len(),
-        seeded,
-        if visited > seeded {
-            format!(" ({} more did not fit the table of {})", visited - seeded, cfg.thread_capacity)
+        seeded.threads,
+        seeded.fds,
+        if seeded.refused_threads > 0 {
+            format!(
+                " ({} more threads did not fit the table of {})",
+                seeded.refused_threads, cfg.thread_capacity
+            )
         } else {
             String::new()
         },
@@ -317,7 +329,24 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<(), StartError> {
         }
     }
 
-    let mut snap = Snapshotter::new(cfg.metrics, host, Resources::new("/"));
+    // libsinsp's SINSP_AGENT_CGROUP_MEM_PATH_ENV_VAR names the memory file.
+    let resources = match std::env::var("FALCO_CGROUP_MEM_PATH") {
+        Ok(p) if !p.is_empty() => Resources::new("/").with_container_memory_file(p),
+        _ => Resources::new("/"),
+    };
+    // From zero, not from now: drops while /proc was seeded (nothing drains
+    // the ring then) are reported by the first check.
+    let mut drops = DropMonitor::new(
+        cfg.drops.clone(),
+        cfg.metrics.schema,
+        &host.hostname,
+        Default::default(),
+    );
+    let mut snap = Snapshotter::new(cfg.metrics, host, resources);
+    let timeout_ticks = (cfg.thread_timeout_ns / DRAIN_NS).min(u64::from(u32::MAX)) as u32;
+    let purge_every = (cfg.thread_purge_interval_ns / DRAIN_NS).max(1);
+    let mut ticks: u64 = 0;
+    let mut end = RunEnd::Stopped;
     let mut progs: heapless::Vec<ProgStats, 8> = heapless::Vec::new();
     let mut culprits = cfg.culprits.enabled.then(|| Culprits::new(cfg.culprits));
     let mut last_drops = 0;
@@ -335,6 +364,7 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<(), StartError> {
         last_drops = kernel.n_drops();
         let p = pipeline.borrow();
         let inputs = Inputs {
+            kestrel_n_fds: p.state.n_fds() as u64,
             num_evts: p.num_evts,
             num_compat_evts: p.num_compat_evts,
             attach: probe.attach_path().name(),
@@ -345,7 +375,7 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<(), StartError> {
             kernel,
             state: p.state.counters,
             n_threads: p.state.n_threads() as u64,
-            n_fds: p.state.n_fds() as u64,
+            n_fds: p.state.n_fds_falco(),
             progs: &progs,
             culprits: culprits.as_ref(),
         };
@@ -405,6 +435,40 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<(), StartError> {
                         p.tick(poll.registry());
                     }
                     outputs.flush();
+                    ticks += 1;
+                    let mut p = pipeline.borrow_mut();
+                    p.state.tick();
+                    if ticks % purge_every == 0 {
+                        p.state.purge_proc(timeout_ticks);
+                    }
+                    if p.state.log_full_drop {
+                        p.state.log_full_drop = false;
+                        crate::log_limited!(
+                            Key::ThreadTableFull,
+                            "thread table full: {} threads refused so far",
+                            p.state.counters.n_drops_full_threadtable
+                        );
+                    }
+                    let now = crate::metrics::time::monotonic_ns();
+                    if drops.due(now) {
+                        let c = p.state.counters;
+                        let t = drops.check_tables(
+                            now,
+                            c.n_drops_full_threadtable,
+                            c.n_drops_full_fdtable,
+                        );
+                        if t.alert {
+                            outputs.write(drops.line(), drops.time());
+                        }
+                        let o = drops.check(now, &probe.counters());
+                        if o.alert {
+                            outputs.write(drops.line(), drops.time());
+                        }
+                        if o.exit {
+                            end = RunEnd::DropExit;
+                            break 'run;
+                        }
+                    }
                 }
                 SNAPSHOT => {
                     drain_timer(&snap_t);
@@ -431,11 +495,18 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<(), StartError> {
     // Detach first so the final drain and counter read account for every record.
     probe.detach();
     let _ = ring.consume();
+    // Drops of the last partial second are reported before the final snapshot.
+    if end == RunEnd::Stopped {
+        let o = drops.check(crate::metrics::time::monotonic_ns(), &probe.counters());
+        if o.alert {
+            outputs.write(drops.line(), drops.time());
+        }
+    }
     take_snapshot(&mut probe, &mut outputs);
     outputs.finish(FINISH_NS);
     outputs.log_summary();
     if let Some(p) = &mut checked.pidfile {
         p.remove();
     }
-    Ok(())
+    Ok(end)
 }

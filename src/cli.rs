@@ -3,8 +3,10 @@
 
 use argh::FromArgs;
 
+use crate::alerts::{parse_actions, DropAction};
 use crate::capture::btf::AttachMode;
 use crate::capture::syscalls::Selection;
+use crate::metrics::Schema;
 use crate::output::OutputSpec;
 
 #[derive(FromArgs, Debug)]
@@ -159,6 +161,38 @@ fn parse_count(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("'{s}' is not a table size between 1 and 16777216"))
 }
 
+fn parse_f64(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite())
+        .ok_or_else(|| format!("'{s}' is not a number"))
+}
+
+fn parse_threshold(s: &str) -> Result<f64, String> {
+    let v = parse_f64(s)?;
+    if !(0.0..=1.0).contains(&v) {
+        return Err(format!("threshold '{s}' must be between 0 and 1"));
+    }
+    Ok(v)
+}
+
+fn parse_positive(s: &str) -> Result<f64, String> {
+    let v = parse_f64(s)?;
+    if v <= 0.0 {
+        return Err(format!("rate '{s}' must be above 0"));
+    }
+    Ok(v)
+}
+
+fn parse_burst(s: &str) -> Result<f64, String> {
+    let v = parse_f64(s)?;
+    if v < 1.0 {
+        return Err(format!("max_burst '{s}' must be at least 1"));
+    }
+    Ok(v)
+}
+
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "run")]
 /// Load the probe and write a metrics snapshot every interval.
@@ -209,6 +243,27 @@ pub struct RunArgs {
     /// keep zero-valued fields (default false)
     #[argh(option, from_str_fn(parse_bool))]
     pub include_empty_values: Option<bool>,
+    /// field names and types: falco-0.37 (default, the seed's) or falco-0.38 (current Falco)
+    #[argh(option, from_str_fn(Schema::parse))]
+    pub schema: Option<Schema>,
+    /// drop alert actions, Falco's syscall_event_drops: ignore, or a list of log, alert, exit (default log,alert)
+    #[argh(option, from_str_fn(parse_actions))]
+    pub syscall_event_drops_actions: Option<Vec<DropAction>>,
+    /// share of events dropped in a second above which actions run (default 0.1)
+    #[argh(option, from_str_fn(parse_threshold))]
+    pub syscall_event_drops_threshold: Option<f64>,
+    /// actions allowed per second on average (default 0.03333, one per 30 s)
+    #[argh(option, from_str_fn(parse_positive))]
+    pub syscall_event_drops_rate: Option<f64>,
+    /// actions allowed in a burst (default 1)
+    #[argh(option, from_str_fn(parse_burst))]
+    pub syscall_event_drops_max_burst: Option<f64>,
+    /// a thread not looked up for this long is purged if /proc no longer has it (default 30m)
+    #[argh(option, from_str_fn(parse_duration))]
+    pub thread_timeout: Option<u64>,
+    /// how often the thread table is swept for such threads (default 20m)
+    #[argh(option, from_str_fn(parse_interval))]
+    pub thread_purge_interval: Option<u64>,
     /// write the agent's pid to this file (created exclusively, never through a symlink)
     #[argh(option)]
     pub pidfile: Option<String>,
@@ -359,6 +414,21 @@ pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
         libbpf_stats_enabled: cli.libbpf_stats_enabled.or(file.libbpf_stats_enabled),
         convert_memory_to_mb: cli.convert_memory_to_mb.or(file.convert_memory_to_mb),
         include_empty_values: cli.include_empty_values.or(file.include_empty_values),
+        schema: cli.schema.or(file.schema),
+        syscall_event_drops_actions: cli
+            .syscall_event_drops_actions
+            .or(file.syscall_event_drops_actions),
+        syscall_event_drops_threshold: cli
+            .syscall_event_drops_threshold
+            .or(file.syscall_event_drops_threshold),
+        syscall_event_drops_rate: cli
+            .syscall_event_drops_rate
+            .or(file.syscall_event_drops_rate),
+        syscall_event_drops_max_burst: cli
+            .syscall_event_drops_max_burst
+            .or(file.syscall_event_drops_max_burst),
+        thread_timeout: cli.thread_timeout.or(file.thread_timeout),
+        thread_purge_interval: cli.thread_purge_interval.or(file.thread_purge_interval),
         pidfile: cli.pidfile.or(file.pidfile),
         attach: cli.attach.or(file.attach),
         culprits: cli.culprits.or(file.culprits),
@@ -375,93 +445,4 @@ pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms").unwrap(), 500_000_000);
-        assert_eq!(parse_duration("15s").unwrap(), 15_000_000_000);
-        assert_eq!(parse_duration("15m").unwrap(), 900_000_000_000);
-        assert_eq!(parse_duration("1h").unwrap(), 3_600_000_000_000);
-        assert_eq!(parse_duration("1m30s").unwrap(), 90_000_000_000);
-        for bad in ["", "5", "ms", "5x", "-5s", "1.5s", "99999999999999999h"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-        assert!(parse_interval("50ms").is_err());
-    }
-
-    #[test]
-    fn sizes_and_flags() {
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert_eq!(parse_size("8M").unwrap(), 8 << 20);
-        assert!(parse_size("8G").is_err());
-        assert!(parse_ring_size("3K").is_err());
-        assert!(parse_ring_size("1K").is_err());
-        assert_eq!(parse_ring_size("4K").unwrap(), 4096);
-        assert!(parse_bool("maybe").is_err());
-        assert!(parse_count("0").is_err());
-        let cli = Cli::from_args(
-            &["kestrel"],
-            &["run", "--interval", "1s", "--output", "stdout"],
-        )
-        .unwrap();
-        let Command::Run(r) = cli.cmd else {
-            panic!("run parsed as another command")
-        };
-        assert_eq!(r.interval, Some(1_000_000_000));
-        assert!(Cli::from_args(&["kestrel"], &["run", "--interval", "fast"]).is_err());
-        assert!(Cli::from_args(&["kestrel"], &["run", "--bogus"]).is_err());
-    }
-
-    fn run_args(args: &[&str]) -> RunArgs {
-        let mut v = vec!["run"];
-        v.extend(args);
-        match Cli::from_args(&["kestrel"], &v).unwrap().cmd {
-            Command::Run(r) => r,
-            _ => unreachable!("parsed run"),
-        }
-    }
-
-    fn conf(text: &str) -> String {
-        let p = std::env::temp_dir().join(format!(
-            "kestrel-conf-{}-{}",
-            std::process::id(),
-            text.len()
-        ));
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    }
-
-    #[test]
-    fn config_file_fills_and_flags_win() {
-        let p = conf(
-            "interval = \"15s\"\nduration = \"1m\"\noutput = [\"stdout\"]\nfd_table_size = 99\n",
-        );
-        let r = with_config_file(run_args(&["--config", &p, "--interval", "1s"])).unwrap();
-        assert_eq!(r.interval, Some(1_000_000_000), "the flag wins");
-        assert_eq!(r.duration, Some(60_000_000_000), "the file fills");
-        assert_eq!(r.fd_table_size, Some(99));
-        assert_eq!(r.output, vec![OutputSpec::Stdout]);
-    }
-
-    #[test]
-    fn config_file_errors_name_file_line_and_key() {
-        let p = conf("interval = \"15s\"\n\ncolour = \"red\"\n");
-        let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
-        assert_eq!(e, format!("{p}:3: key 'colour': unknown key"));
-        let p = conf("# knobs\ninterval = \"soon\"\n");
-        let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
-        assert!(e.starts_with(&format!("{p}:2: key 'interval': ")), "{e}");
-        assert!(e.contains("bad duration"), "{e}");
-        let p = conf("\"a\\nb\" = 1\n");
-        let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
-        assert_eq!(e, format!("{p}:1: key 'a\\x0ab': unknown key"));
-        let p = conf("libbpf_stats_enabled = \"maybe\"\n");
-        let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
-        assert!(
-            e.starts_with(&format!("{p}:1: key 'libbpf_stats_enabled'")),
-            "{e}"
-        );
-    }
-}
+mod tests;

@@ -8,6 +8,10 @@
 //! as /dev/urandom is refused before a byte is read), and everything here is
 //! linear in its size. Control characters in keys and values are escaped in
 //! messages, so an error is always one line.
+//!
+//! A table stands for its prefix, so falco.yaml's `syscall_event_drops:
+//! {actions, threshold, rate, max_burst}` is written `[syscall_event_drops]`
+//! with the same keys.
 
 use std::path::Path;
 
@@ -25,6 +29,8 @@ pub struct Entry {
 
 /// Flags that are switches: a boolean value adds or omits the flag.
 const SWITCHES: &[&str] = &["enter-events", "verbose", "allow-special-outputs"];
+/// The key whose list becomes one comma-separated value.
+const LIST_KEY: &str = "syscall-event-drops-actions";
 
 /// Largest config file accepted.
 pub const CONFIG_MAX: u64 = 1 << 20;
@@ -52,6 +58,7 @@ fn scalar(v: &DeValue<'_>) -> Option<String> {
     match v {
         DeValue::String(s) => Some(s.to_string()),
         DeValue::Integer(i) if i.radix() == 10 => Some(i.as_str().replace('_', "")),
+        DeValue::Float(f) => Some(f.as_str().replace('_', "")),
         DeValue::Boolean(b) => Some(b.to_string()),
         _ => None,
     }
@@ -65,41 +72,62 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Entry>, String> {
         format!("{name}:{line}: {}", escape(e.message().trim()))
     })?;
     let mut out = Vec::new();
+    let mut flat = Vec::new();
     for (k, v) in table.get_ref() {
-        let key = k.get_ref().replace('_', "-");
-        let line = lines.of(k.span().start);
-        let bad = |why: &str| format!("{name}:{line}: key '{}': {why}", escape(k.get_ref()));
+        match v.get_ref() {
+            DeValue::Table(t) => {
+                for (k2, v2) in t {
+                    let key = format!("{}_{}", k.get_ref(), k2.get_ref());
+                    flat.push((key, k2.span().start, v2.get_ref()));
+                }
+            }
+            other => flat.push((k.get_ref().to_string(), k.span().start, other)),
+        }
+    }
+    for (written, at, v) in flat {
+        let key = written.replace('_', "-");
+        let line = lines.of(at);
+        let bad = |why: &str| format!("{name}:{line}: key '{}': {why}", escape(&written));
         if key == "config" {
             return Err(bad("a config file cannot name another"));
         }
         let mut tokens = Vec::new();
         if SWITCHES.contains(&key.as_str()) {
-            match v.get_ref() {
+            match v {
                 DeValue::Boolean(true) => tokens.push(format!("--{key}")),
                 DeValue::Boolean(false) => {}
                 _ => return Err(bad("expected true or false")),
             }
-        } else if let DeValue::Array(items) = v.get_ref() {
-            if key != "output" {
-                return Err(bad("only output takes a list"));
+        } else if let DeValue::Array(items) = v {
+            if key == LIST_KEY {
+                let mut all = Vec::new();
+                for item in items {
+                    all.push(scalar(item.get_ref()).ok_or_else(|| bad("expected a string"))?);
+                }
+                tokens.push(format!("--{key}"));
+                tokens.push(all.join(","));
+            } else if key != "output" {
+                return Err(bad(
+                    "only output and syscall_event_drops.actions take a list",
+                ));
             }
-            for item in items {
+            for item in items.iter().filter(|_| key == "output") {
                 let s = scalar(item.get_ref()).ok_or_else(|| bad("expected a string"))?;
                 tokens.push(format!("--{key}"));
                 tokens.push(s);
             }
         } else {
-            let s = scalar(v.get_ref()).ok_or_else(|| {
+            let s = scalar(v).ok_or_else(|| {
                 bad(&format!(
                     "expected a string, number or boolean, not {}",
-                    v.get_ref().type_str()
+                    v.type_str()
                 ))
             })?;
             tokens.push(format!("--{key}"));
             tokens.push(s);
         }
         out.push(Entry {
-            key: k.get_ref().to_string(),
+            key: written.clone(),
             line,
             tokens,
         });
@@ -161,6 +189,25 @@ mod tests {
         assert!(toks.contains(&vec!["--enter-events".into()]));
         assert!(toks.contains(&vec![]), "verbose = false adds nothing");
         assert_eq!(e.iter().find(|e| e.key == "interval").unwrap().line, 2);
+    }
+
+    #[test]
+    fn falco_tables_and_lists() {
+        let e = parse(
+            "k.conf",
+            "schema = \"falco-0.38\"\n[syscall_event_drops]\nactions = [\"log\", \"alert\"]\n\
+             threshold = 0.1\nrate = 0.03333\nmax_burst = 1\n",
+        )
+        .unwrap();
+        let toks: Vec<Vec<String>> = e.iter().map(|e| e.tokens.clone()).collect();
+        assert!(toks.contains(&vec![
+            "--syscall-event-drops-actions".into(),
+            "log,alert".into()
+        ]));
+        assert!(toks.contains(&vec!["--syscall-event-drops-rate".into(), "0.03333".into()]));
+        assert!(toks.contains(&vec!["--schema".into(), "falco-0.38".into()]));
+        let m = e.iter().find(|e| e.key == "syscall_event_drops_max_burst");
+        assert_eq!(m.unwrap().line, 6);
     }
 
     #[test]

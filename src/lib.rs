@@ -3,6 +3,7 @@
 //! capture → state → metrics → output, driven by the loop in `agent`.
 
 pub mod agent;
+pub mod alerts;
 pub mod capture;
 pub mod check;
 pub mod cli;

@@ -1,6 +1,7 @@
 use kestrel::agent::{self, AgentConfig};
 use std::path::PathBuf;
 
+use kestrel::alerts::{DropAlertConfig, EXIT_ON_DROPS};
 use kestrel::capture::btf::AttachMode;
 use kestrel::capture::{ProbeConfig, DEFAULT_RING_BYTES};
 use kestrel::cli::{self, Command};
@@ -54,6 +55,7 @@ fn main() {
         top_procs: a.culprit_top_procs.unwrap_or(dc.top_procs),
         capacity: a.culprit_capacity.unwrap_or(dc.capacity),
     };
+    let dd = DropAlertConfig::default();
     let probe = ProbeConfig::for_ring(a.ring_buffer_size.unwrap_or(DEFAULT_RING_BYTES));
     let cfg = AgentConfig {
         probe: ProbeConfig {
@@ -76,6 +78,7 @@ fn main() {
             libbpf_stats_enabled: a.libbpf_stats_enabled.unwrap_or(d.libbpf_stats_enabled),
             convert_memory_to_mb: a.convert_memory_to_mb.unwrap_or(d.convert_memory_to_mb),
             include_empty_values: a.include_empty_values.unwrap_or(d.include_empty_values),
+            schema: a.schema.unwrap_or(d.schema),
         },
         outputs: if a.output.is_empty() {
             vec![OutputSpec::Stdout]
@@ -93,10 +96,22 @@ fn main() {
         },
         verbose: a.verbose,
         culprits,
+        drops: DropAlertConfig {
+            actions: a.syscall_event_drops_actions.unwrap_or(dd.actions),
+            threshold: a.syscall_event_drops_threshold.unwrap_or(dd.threshold),
+            rate: a.syscall_event_drops_rate.unwrap_or(dd.rate),
+            max_burst: a.syscall_event_drops_max_burst.unwrap_or(dd.max_burst),
+        },
+        thread_timeout_ns: a.thread_timeout.unwrap_or(30 * 60 * 1_000_000_000),
+        thread_purge_interval_ns: a.thread_purge_interval.unwrap_or(20 * 60 * 1_000_000_000),
     };
-    if let Err(e) = agent::run(cfg, checked) {
-        kestrel::log_line!("{}", e.0);
-        std::process::exit(e.1);
+    match agent::run(cfg, checked) {
+        Ok(agent::RunEnd::Stopped) => {}
+        Ok(agent::RunEnd::DropExit) => std::process::exit(EXIT_ON_DROPS),
+        Err(e) => {
+            kestrel::log_line!("{}", e.0);
+            std::process::exit(e.1);
+        }
     }
 }
 

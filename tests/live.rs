@@ -8,7 +8,7 @@ use kestrel::capture::btf::{AttachMode, KERNEL_BTF};
 use kestrel::capture::record::{decode, Record};
 use kestrel::capture::syscalls::Selection;
 use kestrel::capture::ProbeConfig;
-use kestrel::state::State;
+use kestrel::state::{procfs, State};
 
 mod common;
 use common::{bpf_allowed, capture, open_close_n, serial, tmp};
@@ -168,8 +168,8 @@ fn exact_tree(attach: AttachMode, btf: Option<std::path::PathBuf>) {
 
     // The same records for this tree (the worker thread and its children;
     // the test harness's own threads come and go too), through the state tables.
+    // The worker thread started after the probe: its clone record adds it.
     let mut state = State::new(4096, 4096, u32::MAX, false);
-    state.seed_thread(kestrel::state::Thread::new(worker, me));
     for r in &raw {
         let rec = decode(r).unwrap();
         let h = rec.hdr();
@@ -179,18 +179,21 @@ fn exact_tree(attach: AttachMode, btf: Option<std::path::PathBuf>) {
         }
     }
     let c = state.counters;
-    assert_eq!(c.n_added_threads as usize, FORKS + EXECS);
+    assert_eq!(
+        c.n_added_threads as usize,
+        FORKS + EXECS + 1,
+        "+1: the worker, from its own clone record"
+    );
     assert_eq!(c.n_removed_threads as usize, FORKS + EXECS);
     assert_eq!(
         state.n_fds() as u64,
-        c.n_added_fds - c.n_removed_fds,
-        "every fd added here was removed or is still open"
+        c.n_added_fds + c.n_inherited_fds - c.n_removed_fds - c.n_released_fds,
+        "every fd added here was removed, released or is still open"
     );
 
     // The worker's own fd traffic is known exactly: OPENS opens, OPENS closes
     // (the dynamic loader of /bin/true opens files in the children, not here).
     let mut worker_only = State::new(64, 64, u32::MAX, false);
-    worker_only.seed_thread(kestrel::state::Thread::new(worker, me));
     for r in &raw {
         let rec = decode(r).unwrap();
         if rec.hdr().tid == worker && !matches!(rec, Record::ProcExit { .. }) {
@@ -273,4 +276,97 @@ fn enter_events_pair_with_exits() {
     assert!(state.counters.n_stored_evts >= 100);
     assert!(state.counters.n_retrieved_evts >= 100);
     assert_eq!(state.counters.n_retrieve_evts_drops, 0);
+}
+
+/// The known tree: a process holding 50 fds opened before the agent
+/// started forks 10 children, each closing the 50 inherited fds. Seeded fds
+/// are found and counted as adds; the children's closes hit their inherited
+/// copies: no failed lookup, 500 removals, no new adds.
+#[test]
+fn seeded_and_inherited_fds_of_a_known_tree_are_counted_exactly() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    const FDS: usize = 50;
+    const CHILDREN: usize = 10;
+    let path = tmp("tree");
+    std::fs::write(&path, b"x").unwrap();
+    let files: Vec<std::fs::File> = (0..FDS)
+        .map(|_| std::fs::File::open(&path).unwrap())
+        .collect();
+    use std::os::fd::AsRawFd;
+    let raw_fds: Vec<i32> = files.iter().map(|f| f.as_raw_fd()).collect();
+    let me = std::process::id();
+    let me_tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+
+    let mut state = State::new(65536, 1 << 20, u32::MAX, false);
+    let seeded = procfs::seed(&mut state, "/proc");
+    let c0 = state.counters;
+    assert_eq!(c0.n_added_fds as usize, seeded.fds, "seeded fds are adds");
+    assert_eq!(c0.n_added_threads as usize, seeded.threads);
+    for fd in &raw_fds {
+        let f = state
+            .fd(me, i64::from(*fd))
+            .expect("fd open before start is seeded");
+        assert_eq!(&f.path[..], path.as_bytes());
+    }
+    assert!(state.thread(me_tid).is_some(), "this thread is seeded");
+
+    let mut children = HashSet::new();
+    // Forked children only call the async-signal-safe close and _exit.
+    let (raw, counters) = capture(
+        ProbeConfig {
+            wakeup_bytes: 0,
+            ..ProbeConfig::default()
+        },
+        false,
+        || {
+            for _ in 0..CHILDREN {
+                // SAFETY: see above.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    for fd in &raw_fds {
+                        unsafe { libc::close(*fd) };
+                    }
+                    unsafe { libc::_exit(0) };
+                }
+                assert!(pid > 0);
+                let mut st = 0;
+                unsafe { libc::waitpid(pid, &mut st, 0) };
+                children.insert(pid as u32);
+            }
+        },
+    );
+    drop(files);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(counters.n_drops(), 0);
+    let n_me = u64::from(state.fd_count(me));
+    for r in &raw {
+        let rec = decode(r).unwrap();
+        let h = rec.hdr();
+        let mine = h.tid == me_tid && !matches!(rec, Record::ProcExit { .. });
+        if mine || children.contains(&h.pid) {
+            state.apply(&rec);
+        }
+    }
+    let c = state.counters;
+    let n = CHILDREN as u64;
+    assert_eq!(c.n_added_threads - c0.n_added_threads, n);
+    assert_eq!(c.n_removed_threads - c0.n_removed_threads, n);
+    assert_eq!(c.n_failed_fd_lookups - c0.n_failed_fd_lookups, 0);
+    assert_eq!(c.n_failed_thread_lookups - c0.n_failed_thread_lookups, 0);
+    assert_eq!(c.n_added_fds - c0.n_added_fds, 0, "copies are not adds");
+    assert_eq!(c.n_removed_fds - c0.n_removed_fds, n * FDS as u64);
+    assert_eq!(c.n_inherited_fds, n * n_me, "each child copied the table");
+    assert_eq!(
+        c.n_released_fds - c0.n_released_fds,
+        n * (n_me - FDS as u64),
+        "the rest left with each child's exit"
+    );
+    assert_eq!(
+        u64::from(state.fd_count(me)),
+        n_me,
+        "the parent keeps its fds"
+    );
 }

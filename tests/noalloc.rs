@@ -1,5 +1,6 @@
 //! Proves the per-event path (decode + state update) never allocates: a
-//! counting global allocator watches >= 1 M replayed records after a warm-up.
+//! counting global allocator watches >= 1 M replayed records after a warm-up,
+//! /proc lookups on thread-lookup misses included.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +31,8 @@ static A: Counting = Counting;
 
 /// A process lifecycle touching every record kind and state rule.
 fn stream() -> Vec<Vec<u8>> {
-    let mut v = Vec::new();
+    // Synthetic children name pid 1 as their parent: give it fds to copy.
+    let mut v = vec![synth::open(1, 1, 3, 0, "/var/log/init.log")];
     for i in 0..64u32 {
         let (p, c) = (1000 + i, 5000 + i);
         v.push(synth::clone(p, p, i64::from(c), false, false));
@@ -54,19 +56,30 @@ fn stream() -> Vec<Vec<u8>> {
         v.push(synth::exec(c, c, c, "/bin/sh"));
         v.push(synth::exit(c, c, true));
     }
+    // Thread-lookup misses that go to /proc: this very thread (found there)
+    // and a tid /proc does not have (placeholder); each exit makes the next
+    // record miss again.
+    let me = std::process::id();
+    let tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+    for t in [tid, u32::MAX - 7] {
+        v.push(synth::exit(t, me, false));
+        v.push(synth::fd(T::KR_CLOSE, t, me, 99, -9, false));
+    }
     v
 }
 
 #[test]
 fn one_million_records_through_decode_and_state_allocate_nothing() {
     let recs = stream();
-    let mut state = State::new(4096, 8192, 1, true);
+    let mut state = State::new(4096, 8192, 1, true).with_proc_fallback("/proc");
     for p in 1000..1064 {
         state.seed_thread(kestrel::state::Thread::new(p, p));
     }
     let run = |state: &mut State, n: usize| {
         let mut done = 0;
         while done < n {
+            // The agent's 100 ms tick refills the /proc lookup budget.
+            state.tick();
             for r in &recs {
                 match decode(r) {
                     Ok(rec) => state.apply(&rec),
@@ -84,5 +97,12 @@ fn one_million_records_through_decode_and_state_allocate_nothing() {
     assert!(n >= 1_000_000);
     assert_eq!(allocs, 0, "{allocs} allocations over {n} records");
     assert_eq!(state.counters.n_decode_errors, 0);
-    assert!(state.counters.n_added_threads > 0 && state.counters.n_removed_fds > 0);
+    let c = state.counters;
+    assert!(c.n_added_threads > 0 && c.n_removed_fds > 0 && c.n_inherited_fds > 0);
+    assert!(
+        c.n_proc_lookups > 1000,
+        "{} /proc lookups",
+        c.n_proc_lookups
+    );
+    assert!(c.n_proc_lookup_misses > 1000);
 }

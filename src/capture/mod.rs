@@ -142,12 +142,15 @@ impl fmt::Display for CaptureError {
     }
 }
 
+/// Drop categories (rows of `n_drops_buffer`), see bpf/kestrel.h.
+pub const KC_MAX: usize = skel::types::kestrel_category::KC_MAX.0 as usize;
+
 /// Cumulative kernel counters, summed over all CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelCounters {
     pub n_evts: u64,
     pub n_drops_buffer_total: u64,
-    pub n_drops_buffer: [[u64; 2]; 8],
+    pub n_drops_buffer: [[u64; 2]; KC_MAX],
     pub n_drops_scratch_map: u64,
     pub n_drops_page_faults: u64,
     pub n_drops_bug: u64,

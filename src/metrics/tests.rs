@@ -1,4 +1,5 @@
-//! Golden test: every seed field with the seed's JSON types.
+//! Golden tests per schema, field by field, and the derivation rules.
+use super::sections::{put_mem_037, put_mem_038};
 use super::*;
 use crate::capture::{KernelCounters, ProgStats};
 use crate::state::StateCounters;
@@ -82,6 +83,82 @@ const SEED_FIELDS: &[(&str, char)] = &[
     ("scap.sched_proc_exit.run_time_ns", 'u'),
 ];
 
+/// Falco 0.44.1 with libs 0.25.4, field by field from the source:
+/// stats_writer.cpp get_metrics_output_fields_wrapper (wrapper fields; the
+/// sha256, netinfo, rules and jemalloc fields describe things Kestrel does
+/// not have), libsinsp/linux/resource_utilization.cpp to_metrics with
+/// output_rule_metrics_converter's `_mb` doubles, libsinsp/metrics_collector.cpp
+/// libs_state_counters, libpman/src/stats.c modern_bpf_kernel_counters_stats_names
+/// plus the derived scap fields, and the libbpf program stats.
+const FALCO_038_FIELDS: &[(&str, char)] = &[
+    ("evt.hostname", 's'),
+    ("evt.source", 's'),
+    ("evt.time", 'u'),
+    ("falco.container_memory_used_mb", 'f'),
+    ("falco.cpu_usage_perc", 'f'),
+    ("falco.duration_sec", 'u'),
+    ("falco.evts_rate_sec", 'f'),
+    ("falco.host_boot_ts", 'u'),
+    ("falco.host_cpu_usage_perc", 'f'),
+    ("falco.host_memory_used_mb", 'f'),
+    ("falco.host_num_cpus", 'u'),
+    ("falco.host_open_fds", 'u'),
+    ("falco.host_procs_running", 'u'),
+    ("falco.kernel_release", 's'),
+    ("falco.memory_pss_mb", 'f'),
+    ("falco.memory_rss_mb", 'f'),
+    ("falco.memory_vsz_mb", 'f'),
+    ("falco.n_added_fds", 'u'),
+    ("falco.n_added_threads", 'u'),
+    ("falco.n_cached_fd_lookups", 'u'),
+    ("falco.n_cached_thread_lookups", 'u'),
+    ("falco.n_drops_full_threadtable", 'u'),
+    ("falco.n_failed_fd_lookups", 'u'),
+    ("falco.n_failed_thread_lookups", 'u'),
+    ("falco.n_fds", 'u'),
+    ("falco.n_noncached_fd_lookups", 'u'),
+    ("falco.n_noncached_thread_lookups", 'u'),
+    ("falco.n_removed_fds", 'u'),
+    ("falco.n_removed_threads", 'u'),
+    ("falco.n_retrieve_evts_drops", 'u'),
+    ("falco.n_retrieved_evts", 'u'),
+    ("falco.n_store_evts_drops", 'u'),
+    ("falco.n_stored_evts", 'u'),
+    ("falco.n_threads", 'u'),
+    ("falco.num_evts", 'u'),
+    ("falco.num_evts_prev", 'u'),
+    ("falco.outputs_queue_num_drops", 'u'),
+    ("falco.reload_ts", 'u'),
+    ("falco.start_ts", 'u'),
+    ("falco.version", 's'),
+    ("scap.engine_name", 's'),
+    ("scap.evts_drop_rate_sec", 'f'),
+    ("scap.evts_rate_sec", 'f'),
+    ("scap.n_drops", 'u'),
+    ("scap.n_drops_buffer_clone_fork_exit", 'u'),
+    ("scap.n_drops_buffer_close_exit", 'u'),
+    ("scap.n_drops_buffer_connect_enter", 'u'),
+    ("scap.n_drops_buffer_connect_exit", 'u'),
+    ("scap.n_drops_buffer_dir_file_exit", 'u'),
+    ("scap.n_drops_buffer_execve_exit", 'u'),
+    ("scap.n_drops_buffer_open_enter", 'u'),
+    ("scap.n_drops_buffer_open_exit", 'u'),
+    ("scap.n_drops_buffer_other_interest_exit", 'u'),
+    ("scap.n_drops_buffer_proc_exit", 'u'),
+    ("scap.n_drops_buffer_total", 'u'),
+    ("scap.n_drops_perc", 'f'),
+    ("scap.n_drops_prev", 'u'),
+    ("scap.n_drops_scratch_map", 'u'),
+    ("scap.n_evts", 'u'),
+    ("scap.n_evts_prev", 'u'),
+    ("scap.sys_exit.avg_time_ns", 'u'),
+    ("scap.sys_exit.run_cnt", 'u'),
+    ("scap.sys_exit.run_time_ns", 'u'),
+    ("scap.sched_proc_exit.avg_time_ns", 'u'),
+    ("scap.sched_proc_exit.run_cnt", 'u'),
+    ("scap.sched_proc_exit.run_time_ns", 'u'),
+];
+
 fn all_on() -> MetricsConfig {
     MetricsConfig {
         resource_utilization_enabled: true,
@@ -90,6 +167,7 @@ fn all_on() -> MetricsConfig {
         libbpf_stats_enabled: true,
         convert_memory_to_mb: true,
         include_empty_values: true,
+        schema: Schema::Falco037,
     }
 }
 
@@ -113,6 +191,7 @@ fn inputs(progs: &[ProgStats], num_evts: u64, kernel: KernelCounters) -> Inputs<
         state: StateCounters::default(),
         n_threads: 3,
         n_fds: 0,
+        kestrel_n_fds: 0,
         progs,
         culprits: None,
     }
@@ -124,8 +203,10 @@ fn parse(r: Rendered<'_>) -> serde_json::Value {
     serde_json::from_slice(r.line).expect("snapshot is valid JSON")
 }
 
-#[test]
-fn every_seed_field_with_the_seed_types() {
+/// Renders two snapshots with every knob on and checks the second against
+/// `golden`: each field present with its JSON type, nothing else outside
+/// `kestrel.`, keys sorted.
+fn golden(schema: Schema, golden: &[(&str, char)]) -> serde_json::Value {
     let progs = [
         ProgStats {
             name: "sys_exit",
@@ -138,12 +219,14 @@ fn every_seed_field_with_the_seed_types() {
             run_time_ns: 0,
         },
     ];
-    let mut s = Snapshotter::new(all_on(), host(), resources::Resources::new("/"));
+    let cfg = MetricsConfig { schema, ..all_on() };
+    let mut s = Snapshotter::new(cfg, host(), resources::Resources::new("/"));
     let k = KernelCounters {
         n_evts: 5,
         ..Default::default()
     };
     s.render(&inputs(&progs, 5, k));
+    std::thread::sleep(std::time::Duration::from_millis(120));
     let k2 = KernelCounters {
         n_evts: 9,
         ..Default::default()
@@ -154,9 +237,8 @@ fn every_seed_field_with_the_seed_types() {
     assert_eq!(v["priority"], "Informational");
     assert_eq!(v["source"], "internal");
     assert_eq!(v["hostname"], "test");
-    assert!(v["time"].as_str().unwrap().ends_with('Z'));
     let f = v["output_fields"].as_object().unwrap();
-    for (name, ty) in SEED_FIELDS {
+    for (name, ty) in golden {
         let val = f.get(*name).unwrap_or_else(|| panic!("{name} missing"));
         let ok = match ty {
             'u' => val.is_u64(),
@@ -165,12 +247,71 @@ fn every_seed_field_with_the_seed_types() {
         };
         assert!(ok, "{name} has the wrong JSON type: {val}");
     }
+    for k in f.keys() {
+        let listed = golden.iter().any(|(n, _)| n == k);
+        assert!(
+            listed || k.starts_with("kestrel."),
+            "{k} is in no Falco schema"
+        );
+    }
     assert_eq!(f["scap.sys_exit.avg_time_ns"], 100);
     assert_eq!(f["falco.num_evts_prev"], 5);
     let keys: Vec<&String> = f.keys().collect();
     let mut sorted = keys.clone();
     sorted.sort();
     assert_eq!(keys, sorted, "keys are sorted as Falco prints them");
+    v
+}
+
+#[test]
+fn falco_037_schema_is_the_seeds_field_by_field() {
+    let v = golden(Schema::Falco037, SEED_FIELDS);
+    assert!(v["output_fields"]
+        .get("kestrel.n_drops_buffer_dup_exit")
+        .is_some());
+}
+
+#[test]
+fn falco_038_schema_is_current_falcos_field_by_field() {
+    let v = golden(Schema::Falco038, FALCO_038_FIELDS);
+    let f = &v["output_fields"];
+    assert!(f.get("falco.hostname").is_none());
+    assert!(f.get("scap.n_drops_page_faults").is_none());
+    assert!(f.get("kestrel.n_drops_buffer_execve_enter").is_some());
+    assert!(f.get("kestrel.n_drops_bug").is_some());
+    let cfg = MetricsConfig {
+        schema: Schema::Falco038,
+        convert_memory_to_mb: false,
+        ..all_on()
+    };
+    let mut s = Snapshotter::new(cfg, host(), resources::Resources::new("/"));
+    let v = parse(s.render(&inputs(&[], 0, KernelCounters::default())));
+    let f = &v["output_fields"];
+    assert!(f["falco.memory_rss_kb"].is_u64());
+    assert!(f["falco.container_memory_used_bytes"].is_u64());
+    assert!(f["falco.host_memory_used_kb"].is_u64());
+}
+
+#[test]
+fn memory_037_zero_check_is_made_before_the_mb_conversion() {
+    let mut f = Fields::new(false);
+    put_mem_037(&mut f, "falco.memory_rss", 512, Some(0));
+    put_mem_037(&mut f, "falco.memory_vsz", 0, Some(0));
+    assert_eq!(f.list.len(), 1, "512 kB is not empty though it is 0 MB");
+    assert_eq!(f.list[0].1, Value::U64(0));
+    let mut f = Fields::new(false);
+    put_mem_038(&mut f, "memory_rss", 1536, false, true);
+    assert_eq!(f.list[0].0.as_str(), "falco.memory_rss_mb");
+    assert_eq!(f.list[0].1, Value::F64(1.5));
+}
+
+#[test]
+fn duration_is_wall_clock_since_start_ts() {
+    let mut h = host();
+    h.start_ts_ns = time::realtime_ns() - 42_500_000_000;
+    let mut s = Snapshotter::new(all_on(), h, resources::Resources::new("/"));
+    let v = parse(s.render(&inputs(&[], 0, KernelCounters::default())));
+    assert_eq!(v["output_fields"]["falco.duration_sec"], 42);
 }
 
 #[test]
@@ -213,6 +354,7 @@ fn drop_percentage_and_rates_between_snapshots() {
         v["output_fields"]["scap.evts_rate_sec"], 0.0,
         "0 on the first snapshot"
     );
+    std::thread::sleep(std::time::Duration::from_millis(120));
     k.n_evts = 300;
     k.n_drops_buffer_total = 50;
     k.n_drops_buffer[3][1] = 50;
@@ -240,7 +382,7 @@ fn memory_units_follow_convert_memory_to_mb() {
 }
 
 #[test]
-fn a_snapshot_right_after_another_takes_its_rates_over_the_interval_before() {
+fn a_final_snapshot_right_after_another_takes_one_window_for_every_derivation() {
     let mut s = Snapshotter::new(all_on(), host(), resources::Resources::new("/"));
     let k = |n| KernelCounters {
         n_evts: n,
@@ -258,8 +400,10 @@ fn a_snapshot_right_after_another_takes_its_rates_over_the_interval_before() {
         last <= periodic * 1.1,
         "final rate {last} vs periodic {periodic}"
     );
+    let f = &v["output_fields"];
     assert_eq!(
-        v["output_fields"]["scap.n_evts_prev"], 3000,
-        "_prev stays the previous snapshot"
+        f["scap.n_evts_prev"], 0,
+        "_prev, rates and n_drops_perc share the window since the snapshot before"
     );
+    assert_eq!(f["falco.num_evts_prev"], 0);
 }

@@ -1,32 +1,39 @@
 //! Process state: the thread table and fd table, updated from every decoded
-//! record, and Falco's state counters (lookups, adds, removals, full-table
-//! drops, enter/exit pairing) kept exactly as ../shared/reference defines
+//! record, with libsinsp's state counters (userspace/libsinsp/threadinfo.cpp,
+//! fdinfo.cpp, parsers.cpp of libs 0.14) and Kestrel's clean figures beside
 //! them. Both tables are fixed at start; nothing here allocates per event.
 //!
-//! Choices where Falco's rules are silent: an fd table belongs to a process
-//! (tgid), so threads share it; a forked child does not inherit a copy of its
-//! parent's fds (its closes of inherited fds count as failed lookups);
-//! n_removed_fds counts every fd leaving the table (close, close-on-exec,
-//! process exit), so n_fds = seeded + n_added_fds - n_removed_fds.
+//! Model: an fd table belongs to a process (tgid), so threads share it (as
+//! libsinsp's get_fd_table() resolves a thread to its main thread's table);
+//! a forked child (no CLONE_THREAD) gets a copy of its parent's table. Per
+//! process a small entry keeps the fd count, the highest fd and libsinsp's
+//! one-entry "last accessed fd" cache, which belongs to the table, not to a
+//! thread. Where libsinsp's count is an artifact the `falco.` figure keeps it
+//! and a `kestrel.` counter gives the clean one (see `StateCounters`).
 
 pub mod activity;
+pub mod apply;
+mod fds;
 pub mod procfs;
 pub mod table;
 
 use heapless::Vec as HVec;
 
-use crate::capture::record::{Record, SockAddr};
-use crate::capture::skel::types::{kestrel_flags as F, kestrel_task};
+use crate::capture::record::SockAddr;
+use fds::ProcFds;
 use table::FixedMap;
 
 pub const DEFAULT_THREAD_CAPACITY: usize = 4096;
 pub const DEFAULT_FD_CAPACITY: usize = 8192;
 pub const EXE_MAX: usize = 96;
 pub const FD_PATH_MAX: usize = 64;
-/// Falco caps each process at this many fds.
+/// Falco caps each process's table at this many fds (sinsp m_max_fdtable_size);
+/// Kestrel tracks fd numbers below it, which bounds every per-process walk.
 pub const FDS_PER_PROCESS_MAX: u32 = 4096;
 /// Slots kept beyond the configured capacity for the agent's own threads.
 const OWN_THREAD_RESERVE: usize = 16;
+/// /proc lookups allowed per tick (100 ms) on thread-lookup misses.
+const PROC_LOOKUPS_PER_TICK: u32 = 10;
 
 #[derive(Clone, Debug)]
 pub struct Thread {
@@ -38,8 +45,8 @@ pub struct Thread {
     pub start_ns: u64,
     pub comm: [u8; 16],
     pub exe: HVec<u8, EXE_MAX>,
-    /// Per-thread last-fd cache.
-    last_fd: i64,
+    /// Tick of the last lookup (libsinsp's m_lastaccess_ts), for the purge.
+    last_tick: u32,
     /// Syscall number of the saved enter event, -1 when none.
     pending_enter: i16,
 }
@@ -65,7 +72,7 @@ impl Default for Thread {
             start_ns: 0,
             comm: [0; 16],
             exe: HVec::new(),
-            last_fd: -1,
+            last_tick: 0,
             pending_enter: -1,
         }
     }
@@ -86,16 +93,22 @@ pub struct Fd {
     pub sock: SockAddr,
 }
 
-/// Falco's state counters; n_threads and n_fds are read from the tables.
+/// libsinsp's state counters plus Kestrel's. n_threads and n_fds are read
+/// from the tables at snapshot time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StateCounters {
+    /// Includes threads seeded from /proc and added by a /proc lookup.
     pub n_added_threads: u64,
+    /// Exits, exec by a non-leader thread, and the purge sweep.
     pub n_removed_threads: u64,
     pub n_cached_thread_lookups: u64,
     pub n_noncached_thread_lookups: u64,
     pub n_failed_thread_lookups: u64,
     pub n_drops_full_threadtable: u64,
+    /// New fds through the table's add (seeded fds included, fork copies not:
+    /// libsinsp copies the parent's table by assignment).
     pub n_added_fds: u64,
+    /// fds erased one by one (close); not those dropped with their table.
     pub n_removed_fds: u64,
     pub n_cached_fd_lookups: u64,
     pub n_noncached_fd_lookups: u64,
@@ -105,6 +118,19 @@ pub struct StateCounters {
     pub n_store_evts_drops: u64,
     pub n_retrieved_evts: u64,
     pub n_retrieve_evts_drops: u64,
+    /// kestrel.n_inherited_fds: fds copied into a forked child's table.
+    pub n_inherited_fds: u64,
+    /// kestrel.n_released_fds: fds that left with their table (process exit,
+    /// close-on-exec at exec, purge). With the above:
+    /// kestrel.n_fds = n_added_fds + n_inherited_fds − n_removed_fds − n_released_fds.
+    pub n_released_fds: u64,
+    /// kestrel.n_proc_lookups: thread-lookup misses answered from /proc.
+    pub n_proc_lookups: u64,
+    /// kestrel.n_proc_lookup_misses: misses /proc could not answer (gone, or
+    /// over the per-tick budget); a placeholder from the record was added.
+    pub n_proc_lookup_misses: u64,
+    /// kestrel.n_purged_threads: removed by the sweep (part of n_removed_threads).
+    pub n_purged_threads: u64,
     /// Records that failed decoding (see capture::record).
     pub n_decode_errors: u64,
 }
@@ -112,12 +138,17 @@ pub struct StateCounters {
 pub struct State {
     threads: FixedMap<Thread>,
     fds: FixedMap<Fd>,
+    procs: FixedMap<ProcFds>,
     thread_capacity: usize,
     /// One-entry last-thread cache: (tid, slab position).
     last_thread: Option<(u32, u32)>,
     own_pid: u32,
     /// Enter records are captured, so exits pair with them.
     pairing: bool,
+    /// Where thread-lookup misses are resolved; None: no /proc fallback.
+    proc_root: Option<procfs::ProcRoot>,
+    proc_budget: u32,
+    now_tick: u32,
     pub counters: StateCounters,
     /// Set when a table-full drop should be logged (first, then every capacity-th).
     pub log_full_drop: bool,
@@ -133,30 +164,56 @@ fn bounded<const N: usize>(s: &[u8]) -> HVec<u8, N> {
     v
 }
 
-fn comm_bytes(c: &[i8; 16]) -> [u8; 16] {
-    c.map(|b| b as u8)
-}
-
 impl State {
     pub fn new(thread_capacity: usize, fd_capacity: usize, own_pid: u32, pairing: bool) -> State {
         State {
             threads: FixedMap::with_capacity(thread_capacity + OWN_THREAD_RESERVE),
             fds: FixedMap::with_capacity(fd_capacity),
+            procs: FixedMap::with_capacity(fd_capacity),
             thread_capacity,
             last_thread: None,
             own_pid,
             pairing,
+            proc_root: None,
+            proc_budget: PROC_LOOKUPS_PER_TICK,
+            now_tick: 0,
             counters: StateCounters::default(),
             log_full_drop: false,
         }
+    }
+
+    /// Resolves thread-lookup misses from this procfs root (e.g. "/proc").
+    pub fn with_proc_fallback(mut self, root: &str) -> State {
+        self.proc_root = procfs::ProcRoot::new(root);
+        self
     }
 
     pub fn n_threads(&self) -> usize {
         self.threads.len()
     }
 
+    /// Distinct fds in the table (kestrel.n_fds).
     pub fn n_fds(&self) -> usize {
         self.fds.len()
+    }
+
+    /// libsinsp's n_fds: for every thread, the size of the table it uses, so
+    /// a process's fds count once per thread (stats.cpp get_sinsp_stats_v2
+    /// sums fdtable->size() over the thread table). Snapshot time only.
+    pub fn n_fds_falco(&self) -> u64 {
+        self.threads
+            .iter()
+            .map(|(_, t)| {
+                self.procs
+                    .get(u64::from(t.pid))
+                    .map_or(0, |p| u64::from(p.count))
+            })
+            .sum()
+    }
+
+    /// fds in one process's table.
+    pub fn fd_count(&self, pid: u32) -> u32 {
+        self.procs.get(u64::from(pid)).map_or(0, |p| p.count)
     }
 
     pub fn thread(&self, tid: u32) -> Option<&Thread> {
@@ -172,11 +229,19 @@ impl State {
     }
 
     pub fn bytes_per_fd() -> usize {
-        FixedMap::<Fd>::bytes_per_entry()
+        FixedMap::<Fd>::bytes_per_entry() + FixedMap::<ProcFds>::bytes_per_entry()
     }
 
-    /// Adds a thread unless present; counts adds and full-table drops.
-    pub fn add_thread(&mut self, t: Thread) -> bool {
+    /// One 100 ms tick of the agent's drain timer: the purge's clock and the
+    /// /proc lookup budget. Cheaper than reading a clock per event.
+    pub fn tick(&mut self) {
+        self.now_tick = self.now_tick.wrapping_add(1);
+        self.proc_budget = PROC_LOOKUPS_PER_TICK;
+    }
+
+    /// Adds a thread unless present; counts adds and full-table drops
+    /// (threadinfo.cpp sinsp_thread_manager::add_thread).
+    pub fn add_thread(&mut self, mut t: Thread) -> bool {
         let tid = t.tid;
         if self.threads.get(u64::from(tid)).is_some() {
             return false;
@@ -185,9 +250,11 @@ impl State {
         if self.threads.len() >= self.thread_capacity && !own {
             self.counters.n_drops_full_threadtable += 1;
             let n = self.counters.n_drops_full_threadtable;
-            self.log_full_drop = n == 1 || (n - 1) % self.thread_capacity.max(1) as u64 == 0;
+            // Sticky until the loop logs it (rate-limited there).
+            self.log_full_drop |= n == 1 || (n - 1) % self.thread_capacity.max(1) as u64 == 0;
             return false;
         }
+        t.last_tick = self.now_tick;
         match self.threads.insert(u64::from(tid), t) {
             Ok(_) => {
                 self.counters.n_added_threads += 1;
@@ -203,265 +270,131 @@ impl State {
         }
     }
 
-    fn remove_thread(&mut self, tid: u32) {
+    /// sinsp_thread_manager::remove_thread: an absent tid is a failed lookup;
+    /// any removal clears the one-entry cache.
+    fn remove_thread(&mut self, tid: u32) -> bool {
         self.last_thread = None;
         if self.threads.remove(u64::from(tid)) {
             self.counters.n_removed_threads += 1;
+            true
         } else {
             self.counters.n_failed_thread_lookups += 1;
+            false
         }
     }
 
-    /// Counted thread lookup through the one-entry cache.
-    fn lookup_thread(&mut self, tid: u32) -> Option<&mut Thread> {
+    /// sinsp_thread_manager::find_thread: cached, noncached or failed.
+    /// `count_miss` false mirrors parsers.cpp reset() taking the failure back
+    /// for clone exits, whose thread is expected to be absent.
+    fn find_thread(&mut self, tid: u32, count_miss: bool) -> Option<u32> {
         let key = u64::from(tid);
         if let Some((ctid, pos)) = self.last_thread {
             if ctid == tid && self.threads.holds(pos, key) {
                 self.counters.n_cached_thread_lookups += 1;
-                return Some(self.threads.at_mut(pos));
+                self.threads.at_mut(pos).last_tick = self.now_tick;
+                return Some(pos);
             }
         }
         match self.threads.position(key) {
             Some(pos) => {
                 self.counters.n_noncached_thread_lookups += 1;
                 self.last_thread = Some((tid, pos));
-                Some(self.threads.at_mut(pos))
+                self.threads.at_mut(pos).last_tick = self.now_tick;
+                Some(pos)
             }
             None => {
-                self.counters.n_failed_thread_lookups += 1;
+                if count_miss {
+                    self.counters.n_failed_thread_lookups += 1;
+                }
                 None
             }
         }
     }
 
-    /// Counted fd lookup through the thread's last-fd cache.
-    fn lookup_fd(&mut self, tid: u32, pid: u32, fd: i64) -> bool {
-        let cached = self.threads.get(u64::from(tid)).map(|t| t.last_fd) == Some(fd);
-        let found = self.fds.get(fd_key(pid, fd)).is_some();
-        if found && cached {
-            self.counters.n_cached_fd_lookups += 1;
-        } else if found {
-            self.counters.n_noncached_fd_lookups += 1;
-            self.set_last_fd(tid, fd);
+    /// sinsp_thread_manager::get_thread_ref with query_os: a miss is counted
+    /// failed, then the thread is read from /proc (bounded, allocation-free;
+    /// a placeholder from the record's ids when /proc has nothing, as libsinsp
+    /// adds a fake entry "to avoid a continuous lookup"), added, and found
+    /// again (noncached). Not when the table is full.
+    fn get_thread(&mut self, tid: u32, pid: u32) -> Option<&mut Thread> {
+        if let Some(pos) = self.find_thread(tid, true) {
+            return Some(self.threads.at_mut(pos));
+        }
+        let room = self.threads.len() < self.thread_capacity || pid == self.own_pid;
+        if self.proc_root.is_none() || !room {
+            return None;
+        }
+        let looked = if self.proc_budget > 0 {
+            self.proc_budget -= 1;
+            self.proc_root
+                .as_ref()
+                .and_then(|r| procfs::lookup(r, tid, pid))
         } else {
-            self.counters.n_failed_fd_lookups += 1;
-        }
-        found
-    }
-
-    fn set_last_fd(&mut self, tid: u32, fd: i64) {
-        if let Some(t) = self.threads.get_mut(u64::from(tid)) {
-            t.last_fd = fd;
-        }
-    }
-
-    fn add_fd(&mut self, tid: u32, pid: u32, fd: i64, entry: Fd) {
-        if !(0..i64::from(FDS_PER_PROCESS_MAX)).contains(&fd) {
-            return;
-        }
-        match self.fds.insert(fd_key(pid, fd), entry) {
-            Ok(true) => self.counters.n_added_fds += 1,
-            Ok(false) => {}
-            Err(_) => self.counters.n_drops_full_fdtable += 1,
-        }
-        // The cache must not answer for a replaced or new fd.
-        if let Some(t) = self.threads.get_mut(u64::from(tid)) {
-            if t.last_fd == fd {
-                t.last_fd = -1;
+            None
+        };
+        let t = match looked {
+            Some(t) => {
+                self.counters.n_proc_lookups += 1;
+                t
             }
-        }
-    }
-
-    fn remove_fd(&mut self, tid: u32, pid: u32, fd: i64) {
-        if self.fds.remove(fd_key(pid, fd)) {
-            self.counters.n_noncached_fd_lookups += 1;
-            self.counters.n_removed_fds += 1;
-        } else {
-            self.counters.n_failed_fd_lookups += 1;
-        }
-        if let Some(t) = self.threads.get_mut(u64::from(tid)) {
-            if t.last_fd == fd {
-                t.last_fd = -1;
+            None => {
+                self.counters.n_proc_lookup_misses += 1;
+                Thread::new(tid, pid)
             }
-        }
-    }
-
-    fn drop_process_fds(&mut self, pid: u32, only_cloexec: bool) {
-        let lo = u64::from(pid) << 32;
-        let n = self
-            .fds
-            .remove_where(|k, f| k & !0xffff_ffff == lo && (!only_cloexec || f.cloexec));
-        self.counters.n_removed_fds += n as u64;
-    }
-
-    fn thread_from_task(tid: u32, pid: u32, task: &kestrel_task) -> Thread {
-        Thread {
-            tid,
-            pid,
-            ppid: task.ppid,
-            uid: task.uid,
-            gid: task.gid,
-            start_ns: task.start_ns,
-            comm: comm_bytes(&task.comm),
-            ..Thread::default()
-        }
+        };
+        self.add_thread(t);
+        let pos = self.find_thread(tid, true)?;
+        Some(self.threads.at_mut(pos))
     }
 
     pub fn count_decode_error(&mut self) {
         self.counters.n_decode_errors += 1;
     }
 
-    /// Applies one record. Never allocates.
-    pub fn apply(&mut self, rec: &Record<'_>) {
-        let hdr = *rec.hdr();
-        let (tid, pid) = (hdr.tid, hdr.pid);
-        if self.pairing && hdr.nr >= 0 && !matches!(rec, Record::Enter { .. }) {
-            self.retrieve_enter(tid, hdr.nr);
-        }
-        match *rec {
-            Record::Enter { .. } => {
-                if let Some(t) = self.threads.get_mut(u64::from(tid)) {
-                    t.pending_enter = hdr.nr;
-                    self.counters.n_stored_evts += 1;
-                } else {
-                    self.counters.n_store_evts_drops += 1;
-                }
-            }
-            Record::Clone {
-                task, child_side, ..
-            } => {
-                if child_side {
-                    let mut t = Self::thread_from_task(tid, pid, &task);
-                    if let Some(p) = self.threads.get(u64::from(task.ppid)) {
-                        t.exe = p.exe.clone();
-                    }
-                    self.add_thread(t);
-                    return;
-                }
-                // The parent's return can reach the ring after the child has
-                // already run and exited on another CPU, so only the child's
-                // own record (always before its exit) adds it.
-                self.lookup_thread(tid);
-            }
-            Record::Exec { task, path, .. } => {
-                let Some(task) = task else {
-                    self.lookup_thread(tid);
-                    return;
-                };
-                if task.old_tid != 0 && task.old_tid != tid {
-                    self.remove_thread(task.old_tid);
-                }
-                match self.lookup_thread(tid) {
-                    Some(t) => {
-                        t.comm = comm_bytes(&task.comm);
-                        t.exe = bounded(path);
-                        t.ppid = task.ppid;
-                        t.uid = task.uid;
-                        t.gid = task.gid;
-                    }
-                    None => {
-                        let mut t = Self::thread_from_task(tid, pid, &task);
-                        t.exe = bounded(path);
-                        self.add_thread(t);
-                    }
-                }
-                self.drop_process_fds(pid, true);
-            }
-            Record::ProcExit { .. } => {
-                self.remove_thread(tid);
-                if rec.has_flag(F::KF_GROUP_DEAD) {
-                    self.drop_process_fds(pid, false);
-                }
-            }
-            Record::Open { path, .. } => {
-                self.lookup_thread(tid);
-                if hdr.ret >= 0 {
-                    let entry = Fd {
-                        kind: FdKind::File,
-                        cloexec: rec.has_flag(F::KF_CLOEXEC),
-                        path: bounded(path),
-                        sock: SockAddr::default(),
-                    };
-                    self.add_fd(tid, pid, hdr.ret, entry);
-                }
-            }
-            Record::Close { fd, .. } => {
-                self.lookup_thread(tid);
-                // A failed close removed nothing, so it looks nothing up.
-                if hdr.ret == 0 {
-                    self.remove_fd(tid, pid, fd);
-                }
-            }
-            Record::Dup { old_fd, .. } => {
-                self.lookup_thread(tid);
-                if hdr.ret < 0 {
-                    return;
-                }
-                let src = if self.lookup_fd(tid, pid, old_fd) {
-                    self.fds.get(fd_key(pid, old_fd)).cloned()
-                } else {
-                    None
-                };
-                if let Some(mut entry) = src {
-                    entry.cloexec = rec.has_flag(F::KF_CLOEXEC);
-                    self.add_fd(tid, pid, hdr.ret, entry);
-                }
-            }
-            Record::Socket { .. } => {
-                self.lookup_thread(tid);
-                if hdr.ret >= 0 {
-                    let entry = Fd {
-                        kind: FdKind::Socket,
-                        cloexec: rec.has_flag(F::KF_CLOEXEC),
-                        path: HVec::new(),
-                        sock: SockAddr::default(),
-                    };
-                    self.add_fd(tid, pid, hdr.ret, entry);
-                }
-            }
-            Record::Connect { addr, .. } => {
-                self.lookup_thread(tid);
-                if self.lookup_fd(tid, pid, addr.fd) {
-                    if let Some(f) = self.fds.get_mut(fd_key(pid, addr.fd)) {
-                        f.sock = addr;
-                    }
-                }
-            }
-            Record::Accept { addr, .. } => {
-                self.lookup_thread(tid);
-                if hdr.ret >= 0 {
-                    let entry = Fd {
-                        kind: FdKind::Socket,
-                        cloexec: rec.has_flag(F::KF_CLOEXEC),
-                        path: HVec::new(),
-                        sock: addr,
-                    };
-                    self.add_fd(tid, pid, hdr.ret, entry);
-                }
-            }
-            Record::Generic { .. } => {
-                self.lookup_thread(tid);
-            }
-        }
+    /// Seeds one thread found in /proc at start; libsinsp's proc scan adds
+    /// through add_thread, so it counts in n_added_threads.
+    pub fn seed_thread(&mut self, t: Thread) -> bool {
+        self.add_thread(t)
     }
 
-    fn retrieve_enter(&mut self, tid: u32, nr: i16) {
-        match self.threads.get_mut(u64::from(tid)) {
-            Some(t) if t.pending_enter == nr => {
-                t.pending_enter = -1;
-                self.counters.n_retrieved_evts += 1;
-            }
-            Some(t) => {
-                t.pending_enter = -1;
-                self.counters.n_retrieve_evts_drops += 1;
-            }
-            None => self.counters.n_retrieve_evts_drops += 1,
-        }
+    /// Seeds one fd found in /proc at start, counted as added (the proc scan
+    /// goes through sinsp_fdtable::add).
+    pub fn seed_fd(&mut self, pid: u32, fd: i64, entry: Fd) {
+        self.add_fd(pid, fd, entry);
     }
 
-    /// Seeds one thread found in /proc at start (not counted as an add).
-    pub fn seed_thread(&mut self, t: Thread) {
-        let _ = self.threads.insert(u64::from(t.tid), t);
+    /// libsinsp's remove_inactive_threads: threads not looked up for
+    /// `timeout_ticks` whose /proc entry is gone are removed (their exit
+    /// record was lost to a drop). Runs on the agent's timer, not per event.
+    pub fn purge(&mut self, timeout_ticks: u32, alive: impl Fn(u32, u32) -> bool) -> usize {
+        let mut n = 0;
+        for p in 0..self.threads.slab_len() {
+            let Some((_, t)) = self.threads.entry_at(p) else {
+                continue;
+            };
+            let (tid, pid) = (t.tid, t.pid);
+            let idle = self.now_tick.wrapping_sub(t.last_tick) > timeout_ticks;
+            if !idle || pid == self.own_pid || alive(pid, tid) {
+                continue;
+            }
+            self.remove_thread(tid);
+            self.counters.n_purged_threads += 1;
+            n += 1;
+            if tid == pid {
+                self.release_fds(pid, false);
+            }
+        }
+        n
+    }
+
+    /// The purge against this State's /proc root (a no-op without one).
+    pub fn purge_proc(&mut self, timeout_ticks: u32) -> usize {
+        let Some(root) = self.proc_root.clone() else {
+            return 0;
+        };
+        self.purge(timeout_ticks, |pid, tid| {
+            procfs::thread_alive(&root, pid, tid)
+        })
     }
 }
 

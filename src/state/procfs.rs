@@ -1,13 +1,76 @@
-//! Seeds the thread table from /proc at start, so lookups for processes older
-//! than the agent succeed. Runs once, before the first record; kernel threads
-//! are skipped, as the probe skips them.
+//! /proc as libsinsp's scap proc scan uses it: at start every user thread and
+//! every open fd is seeded into the tables (kernel threads skipped, as the
+//! probe skips them); later, a thread-lookup miss reads one thread's entry
+//! (`lookup`) and the purge sweep asks whether a thread still exists
+//! (`thread_alive`). Those two run on the hot path or its timer, so they use
+//! stack buffers only: no allocation, a fixed number of bounded reads.
 
 use std::fs;
 
-use super::{bounded, State, Thread};
-use crate::metrics::resources::{parse_u64, stat_fields_after_comm};
+use heapless::Vec as HVec;
+
+use super::{bounded, Fd, FdKind, State, Thread, FDS_PER_PROCESS_MAX};
+use crate::capture::record::SockAddr;
+use crate::metrics::resources::{parse_u64, read_whole, stat_fields_after_comm};
 
 const PF_KTHREAD: u64 = 0x0020_0000;
+const O_CLOEXEC: u64 = 0o2000000;
+const ROOT_MAX: usize = 64;
+const PATH_MAX: usize = ROOT_MAX + 48;
+
+/// A procfs mount point held inline, so paths below it build on the stack.
+#[derive(Clone, Debug)]
+pub struct ProcRoot {
+    root: HVec<u8, ROOT_MAX>,
+    /// clock ticks per second, for start times.
+    ticks: u64,
+}
+
+impl ProcRoot {
+    pub fn new(root: &str) -> Option<ProcRoot> {
+        let root = HVec::from_slice(root.trim_end_matches('/').as_bytes()).ok()?;
+        Some(ProcRoot {
+            root,
+            ticks: rustix::param::clock_ticks_per_second().max(1),
+        })
+    }
+
+    /// "<root>/<a>/task/<b>/<leaf>" (or without the task part) as a C string.
+    fn path(&self, a: u32, b: Option<u32>, leaf: &str) -> HVec<u8, PATH_MAX> {
+        let mut p: HVec<u8, PATH_MAX> = HVec::new();
+        let _ = p.extend_from_slice(&self.root);
+        push_num(&mut p, a);
+        if let Some(b) = b {
+            let _ = p.extend_from_slice(b"/task");
+            push_num(&mut p, b);
+        }
+        if !leaf.is_empty() {
+            let _ = p.push(b'/');
+            let _ = p.extend_from_slice(leaf.as_bytes());
+        }
+        let _ = p.push(0);
+        p
+    }
+}
+
+fn push_num(p: &mut HVec<u8, PATH_MAX>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let _ = p.push(b'/');
+    let _ = p.extend_from_slice(&digits[i..]);
+}
+
+fn cstr(p: &[u8]) -> Option<&core::ffi::CStr> {
+    core::ffi::CStr::from_bytes_with_nul(p).ok()
+}
 
 /// Parsed fields of /proc/PID/task/TID/stat that the table keeps.
 #[derive(Debug, PartialEq, Eq)]
@@ -43,67 +106,152 @@ pub fn parse_task_stat(line: &[u8]) -> Option<TaskStat> {
     })
 }
 
-fn uid_gid(status: &str) -> (u32, u32) {
-    let field = |name: &str| {
+/// Real uid and gid from a status file's "Uid:" and "Gid:" lines.
+pub fn parse_uid_gid(status: &[u8]) -> (u32, u32) {
+    let field = |name: &[u8]| {
         status
-            .lines()
+            .split(|&b| b == b'\n')
             .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_ascii_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+            .and_then(|v| v.split(|b| b.is_ascii_whitespace()).find(|s| !s.is_empty()))
+            .and_then(parse_u64)
+            .map_or(0, |v| v as u32)
     };
-    (field("Uid:"), field("Gid:"))
+    (field(b"Uid:"), field(b"Gid:"))
 }
 
-/// Adds every user thread under `proc_root`; returns how many were seeded.
-pub fn seed(state: &mut State, proc_root: &str) -> usize {
-    let Ok(dir) = fs::read_dir(proc_root) else {
+/// The readlink target of a path, into `buf`. No allocation.
+fn readlink_into<'b>(path: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    let p = cstr(path)?;
+    // SAFETY: p is NUL-terminated; buf is writable for buf.len() bytes.
+    let n = unsafe { libc::readlink(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (n >= 0).then(|| &buf[..n as usize])
+}
+
+/// One thread from /proc for a lookup miss (get_thread_ref's scap_proc_get),
+/// or None when it is gone or a kernel thread. Three small reads into stack
+/// buffers; `pid` comes from the record, which already knows it.
+pub fn lookup(root: &ProcRoot, tid: u32, pid: u32) -> Option<Thread> {
+    let mut buf = [0u8; 1024];
+    let st = parse_task_stat(read_whole(
+        cstr(&root.path(pid, Some(tid), "stat"))?,
+        &mut buf,
+    )?)?;
+    if st.flags & PF_KTHREAD != 0 {
+        return None;
+    }
+    let mut status = [0u8; 2048];
+    let (uid, gid) = read_whole(cstr(&root.path(pid, Some(tid), "status"))?, &mut status)
+        .map_or((0, 0), parse_uid_gid);
+    let mut exe = [0u8; super::EXE_MAX];
+    let exe = readlink_into(&root.path(pid, None, "exe"), &mut exe).unwrap_or(&[]);
+    Some(Thread {
+        tid,
+        pid,
+        ppid: st.ppid,
+        uid,
+        gid,
+        start_ns: st.start_ticks * 1_000_000_000 / root.ticks,
+        comm: st.comm,
+        exe: bounded(exe),
+        ..Thread::default()
+    })
+}
+
+/// Whether /proc still has this thread (scap_is_thread_alive's question).
+pub fn thread_alive(root: &ProcRoot, pid: u32, tid: u32) -> bool {
+    cstr(&root.path(pid, Some(tid), ""))
+        .is_some_and(|p| rustix::fs::access(p, rustix::fs::Access::EXISTS).is_ok())
+}
+
+/// Seeds the open fds of one process: files by path, sockets by kind.
+/// Close-on-exec comes from fdinfo's flags. Returns how many were seeded.
+fn seed_fds(state: &mut State, root: &str, pid: u32) -> usize {
+    let Ok(dir) = fs::read_dir(format!("{root}/{pid}/fd")) else {
         return 0;
     };
-    let ticks = rustix::param::clock_ticks_per_second().max(1);
     let mut n = 0;
+    for ent in dir.flatten() {
+        let Some(fd) = ent.file_name().to_str().and_then(|s| s.parse::<i64>().ok()) else {
+            continue;
+        };
+        if fd >= i64::from(FDS_PER_PROCESS_MAX) {
+            continue;
+        }
+        let Ok(target) = fs::read_link(ent.path()) else {
+            continue;
+        };
+        let target = target.as_os_str().as_encoded_bytes();
+        let flags = fs::read_to_string(format!("{root}/{pid}/fdinfo/{fd}"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("flags:"))
+                    .and_then(|v| u64::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(0);
+        let socket = target.starts_with(b"socket:");
+        state.seed_fd(
+            pid,
+            fd,
+            Fd {
+                kind: if socket { FdKind::Socket } else { FdKind::File },
+                cloexec: flags & O_CLOEXEC != 0,
+                path: if socket { HVec::new() } else { bounded(target) },
+                sock: SockAddr::default(),
+            },
+        );
+        n += 1;
+    }
+    n
+}
+
+/// What the start-up scan found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seeded {
+    pub threads: usize,
+    pub fds: usize,
+    /// User threads found that did not fit the table.
+    pub refused_threads: usize,
+}
+
+/// Adds every user thread and every open fd under `proc_root`, counted as
+/// adds like libsinsp's proc scan. Runs once at start, so it may allocate.
+pub fn seed(state: &mut State, proc_root: &str) -> Seeded {
+    let mut out = Seeded::default();
+    let Ok(dir) = fs::read_dir(proc_root) else {
+        return out;
+    };
+    let Some(root) = ProcRoot::new(proc_root) else {
+        return out;
+    };
     for ent in dir.flatten() {
         let name = ent.file_name();
         let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        let base = format!("{proc_root}/{pid}");
-        let exe = fs::read_link(format!("{base}/exe")).unwrap_or_default();
-        let exe = exe.as_os_str().as_encoded_bytes();
-        let Ok(tasks) = fs::read_dir(format!("{base}/task")) else {
+        let Ok(tasks) = fs::read_dir(format!("{proc_root}/{pid}/task")) else {
             continue;
         };
+        let mut user = false;
         for t in tasks.flatten() {
             let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            let Ok(stat) = fs::read(format!("{base}/task/{tid}/stat")) else {
+            let Some(th) = lookup(&root, tid, pid) else {
                 continue;
             };
-            let Some(st) = parse_task_stat(&stat) else {
-                continue;
-            };
-            if st.flags & PF_KTHREAD != 0 {
-                continue;
+            user = true;
+            if state.seed_thread(th) {
+                out.threads += 1;
+            } else {
+                out.refused_threads += 1;
             }
-            let status =
-                fs::read_to_string(format!("{base}/task/{tid}/status")).unwrap_or_default();
-            let (uid, gid) = uid_gid(&status);
-            state.seed_thread(Thread {
-                tid,
-                pid,
-                ppid: st.ppid,
-                uid,
-                gid,
-                start_ns: st.start_ticks * 1_000_000_000 / ticks,
-                comm: st.comm,
-                exe: bounded(exe),
-                ..Thread::default()
-            });
-            n += 1;
+        }
+        if user {
+            out.fds += seed_fds(state, proc_root, pid);
         }
     }
-    n
+    out
 }
 
 #[cfg(test)]
@@ -120,18 +268,51 @@ mod tests {
         assert_eq!(st.start_ticks, 12345);
         assert!(parse_task_stat(b"42 (x S 1").is_none());
         assert!(parse_task_stat(b"").is_none());
+        assert_eq!(
+            parse_uid_gid(b"Name:\tx\nUid:\t1000\t1000\t1000\t1000\nGid:\t27\t27\t27\t27\n"),
+            (1000, 27)
+        );
     }
 
     #[test]
-    fn seeds_this_process_and_skips_kthreads() {
-        let mut s = State::new(65536, 16, 0, false);
+    fn seeds_threads_and_fds_as_adds_and_skips_kthreads() {
+        let mut s = State::new(65536, 65536, 0, false);
+        let keep = std::fs::File::open("/proc/self/stat").unwrap();
         let n = seed(&mut s, "/proc");
-        assert!(n > 0);
-        assert_eq!(s.n_threads(), n);
-        let me = s.thread(std::process::id()).expect("own process seeded");
-        assert_eq!(me.pid, std::process::id());
-        assert!(!me.exe.is_empty());
+        assert!(n.threads > 0 && n.fds > 0);
+        assert_eq!(s.n_threads(), n.threads);
+        assert_eq!(s.n_fds(), n.fds);
+        // The proc scan adds through add_thread and sinsp_fdtable::add.
+        assert_eq!(s.counters.n_added_threads as usize, n.threads);
+        assert_eq!(s.counters.n_added_fds as usize, n.fds);
+        let me = std::process::id();
+        let t = s.thread(me).expect("own process seeded");
+        assert_eq!(t.pid, me);
+        assert!(!t.exe.is_empty());
         assert!(s.thread(2).is_none(), "kthreadd must be skipped");
-        assert_eq!(s.counters.n_added_threads, 0, "seeding is not an add");
+        use std::os::fd::AsRawFd;
+        let f = s
+            .fd(me, i64::from(keep.as_raw_fd()))
+            .expect("open fd seeded");
+        assert_eq!(&f.path[..], format!("/proc/{me}/stat").as_bytes());
+        assert!(f.cloexec, "Rust opens with O_CLOEXEC");
+    }
+
+    #[test]
+    fn lookup_and_alive_need_no_allocation_and_answer_for_real_threads() {
+        let root = ProcRoot::new("/proc/").unwrap();
+        let me = std::process::id();
+        let t = lookup(&root, me, me).expect("own thread");
+        assert_eq!(t.pid, me);
+        assert!(!t.exe.is_empty());
+        assert!(thread_alive(&root, me, me));
+        assert!(!thread_alive(&root, me, u32::MAX - 1));
+        assert!(lookup(&root, u32::MAX - 1, u32::MAX - 1).is_none());
+        assert!(lookup(&root, 2, 2).is_none(), "kthreadd is a kernel thread");
+        assert_eq!(
+            &root.path(12, Some(345), "stat")[..],
+            b"/proc/12/task/345/stat\0"
+        );
+        assert_eq!(&root.path(7, None, "")[..], b"/proc/7\0");
     }
 }

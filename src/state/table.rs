@@ -176,6 +176,26 @@ impl<V> FixedMap<V> {
         n
     }
 
+    /// Number of slab positions ever used; positions below it may be free.
+    pub fn slab_len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// The live entry at slab position `p`, if any (free slots are None).
+    pub fn entry_at(&self, p: usize) -> Option<(u64, &V)> {
+        let live = p < self.keys.len() && self.index[self.home[p] as usize] == p as u32;
+        live.then(|| (self.keys[p], &self.vals[p]))
+    }
+
+    /// Visits every live entry mutably, in slab order.
+    pub fn for_each_mut(&mut self, mut f: impl FnMut(u64, &mut V)) {
+        for p in 0..self.keys.len() {
+            if self.index[self.home[p] as usize] == p as u32 {
+                f(self.keys[p], &mut self.vals[p]);
+            }
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
         self.index
             .iter()

@@ -43,6 +43,7 @@ fn text_named(cfg: &MetricsConfig, culprits: Option<&Culprits<'_>>, strict_names
     kernel.n_drops_buffer[3] = [2, 5];
     kernel.n_drops_buffer[7] = [0, 9];
     let inputs = Inputs {
+        kestrel_n_fds: 17,
         num_evts: 12338,
         num_compat_evts: 0,
         attach: "tp_btf",

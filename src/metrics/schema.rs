@@ -1,0 +1,92 @@
+//! The two snapshot schemas. `falco-0.37` is the seed's (Falco 0.37.0, libs
+//! 0.14.2: stats_writer.cpp and libsinsp/stats.cpp). `falco-0.38` is what
+//! current Falco emits, matched against Falco 0.44.1 with libs 0.25.4 (the
+//! newest release fetched): 0.38 renamed the host fields, moved
+//! `falco.hostname` to `evt.hostname`, made converted memory `*_mb` doubles
+//! (libsinsp/metrics_collector.cpp output_rule_metrics_converter), added
+//! `falco.reload_ts`, and modern_bpf (libpman/src/stats.c) lost most enter
+//! buckets, page faults and bug drops. Kestrel's figures outside a schema
+//! keep a `kestrel.` name.
+
+use crate::capture::KC_MAX;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Schema {
+    #[default]
+    Falco037,
+    Falco038,
+}
+
+/// Drop category names, indexed like bpf/kestrel.h's enum kestrel_category.
+pub const CATEGORY_NAMES: [&str; KC_MAX] = [
+    "clone_fork",
+    "execve",
+    "connect",
+    "open",
+    "dir_file",
+    "other_interest",
+    "close",
+    "proc_exit",
+    "dup",
+    "socket",
+];
+
+const DIRS: [&str; 2] = ["enter", "exit"];
+
+impl Schema {
+    pub fn parse(s: &str) -> Result<Schema, String> {
+        match s {
+            "falco-0.37" => Ok(Schema::Falco037),
+            "falco-0.38" => Ok(Schema::Falco038),
+            _ => Err(format!(
+                "unknown schema '{s}' (use falco-0.37 or falco-0.38)"
+            )),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Schema::Falco037 => "falco-0.37",
+            Schema::Falco038 => "falco-0.38",
+        }
+    }
+
+    pub fn hostname_key(self) -> &'static str {
+        match self {
+            Schema::Falco037 => "falco.hostname",
+            Schema::Falco038 => "evt.hostname",
+        }
+    }
+
+    /// Whether Falco has a `scap.n_drops_buffer_*` field for (category, dir).
+    pub fn has_bucket(self, cat: usize, dir: usize) -> bool {
+        let name = CATEGORY_NAMES.get(cat).copied().unwrap_or("");
+        match (self, name, dir) {
+            (_, "dup" | "socket" | "", _) => false,
+            (_, "close" | "proc_exit", 0) => false,
+            (_, "close" | "proc_exit", _) => true,
+            (Schema::Falco037, _, _) => true,
+            (Schema::Falco038, "connect" | "open", _) => true,
+            (Schema::Falco038, _, d) => d == 1,
+        }
+    }
+
+    /// Writes the field name of bucket (cat, dir) into `out`: Falco's when
+    /// the schema has it, else Kestrel's.
+    pub fn bucket_name(self, cat: usize, dir: usize, out: &mut super::fields::Key) {
+        use core::fmt::Write as _;
+        out.clear();
+        let c = CATEGORY_NAMES.get(cat).copied().unwrap_or("unknown");
+        let _ = match (self.has_bucket(cat, dir), c) {
+            // Falco names the process-exit bucket without a direction.
+            (true, "proc_exit") => write!(out, "scap.n_drops_buffer_proc_exit"),
+            (true, _) => write!(out, "scap.n_drops_buffer_{c}_{}", DIRS[dir & 1]),
+            (false, _) => write!(out, "kestrel.n_drops_buffer_{c}_{}", DIRS[dir & 1]),
+        };
+    }
+
+    /// scap.n_drops_page_faults and scap.n_drops_bug exist in 0.37 only.
+    pub fn has_pf_and_bug(self) -> bool {
+        self == Schema::Falco037
+    }
+}

@@ -1,0 +1,207 @@
+//! The three optional sections of a snapshot (resource utilisation, state
+//! counters, kernel counters), each written under the chosen schema's names
+//! and types. Separate from the assembly so the schema rules read in one place.
+
+use super::fields::{Fields, Key, Value};
+use super::resources::{bytes_to_mb, kb_to_mb, round1, ResourceSample};
+use super::{schema, Inputs, Mark, MetricsConfig, Schema, Snapshotter};
+use crate::capture::KernelCounters;
+
+/// 0.37 memory: the zero check is made on the raw value, then kB or bytes
+/// become whole MB (stats_writer.cpp get_metrics_output_fields_additional),
+/// so a small nonzero figure shows as 0 rather than vanishing.
+pub(super) fn put_mem_037(f: &mut Fields<'_>, key: &str, raw: u64, mb: Option<u64>) {
+    if raw == 0 {
+        f.put(key, Value::U64(0));
+    } else {
+        f.put_always(key, Value::U64(mb.unwrap_or(raw)));
+    }
+}
+
+/// 0.38+ memory: `*_kb`/`*_bytes` integers, or `*_mb` doubles rounded to one
+/// decimal (metrics_collector convert_metric_to_unit_convention).
+pub(super) fn put_mem_038(f: &mut Fields<'_>, stem: &str, raw: u64, bytes: bool, to_mb: bool) {
+    let mut k = Key::new();
+    let _ = core::fmt::Write::write_fmt(
+        &mut k,
+        format_args!(
+            "falco.{stem}_{}",
+            match (to_mb, bytes) {
+                (true, _) => "mb",
+                (false, true) => "bytes",
+                (false, false) => "kb",
+            }
+        ),
+    );
+    if to_mb {
+        let div = if bytes { 1024.0 * 1024.0 } else { 1024.0 };
+        f.put(&k, Value::F64(round1(raw as f64 / div)));
+    } else {
+        f.put(&k, Value::U64(raw));
+    }
+}
+
+impl Snapshotter {
+    pub(super) fn resource_fields(
+        c: &MetricsConfig,
+        f: &mut Fields<'_>,
+        r: &ResourceSample,
+        first: bool,
+    ) {
+        let mb = c.convert_memory_to_mb;
+        f.put("falco.cpu_usage_perc", Value::F64(r.cpu_usage_perc));
+        // The first interval is the few ms since start: too short to mean anything.
+        let interval = |v: f64| Value::F64(if first { 0.0 } else { v });
+        f.put(
+            "kestrel.cpu_usage_perc_interval",
+            interval(r.kestrel_cpu_usage_perc_interval),
+        );
+        f.put(
+            "kestrel.host_cpu_usage_perc_interval",
+            interval(r.host_cpu_usage_perc_interval),
+        );
+        match c.schema {
+            Schema::Falco037 => {
+                let kb = |v: u64| mb.then(|| kb_to_mb(v));
+                put_mem_037(f, "falco.memory_rss", r.memory_rss_kb, kb(r.memory_rss_kb));
+                put_mem_037(f, "falco.memory_vsz", r.memory_vsz_kb, kb(r.memory_vsz_kb));
+                put_mem_037(f, "falco.memory_pss", r.memory_pss_kb, kb(r.memory_pss_kb));
+                let cm = r.container_memory_used_bytes;
+                put_mem_037(
+                    f,
+                    "falco.container_memory_used",
+                    cm,
+                    mb.then(|| bytes_to_mb(cm)),
+                );
+                put_mem_037(
+                    f,
+                    "falco.memory_used_host",
+                    r.memory_used_host_kb,
+                    kb(r.memory_used_host_kb),
+                );
+                f.put(
+                    "falco.cpu_usage_perc_total_host",
+                    Value::F64(r.cpu_usage_perc_total_host),
+                );
+                f.put("falco.procs_running_host", Value::U64(r.procs_running_host));
+                f.put("falco.open_fds_host", Value::U64(r.open_fds_host));
+            }
+            Schema::Falco038 => {
+                put_mem_038(f, "memory_rss", r.memory_rss_kb, false, mb);
+                put_mem_038(f, "memory_vsz", r.memory_vsz_kb, false, mb);
+                put_mem_038(f, "memory_pss", r.memory_pss_kb, false, mb);
+                let cm = r.container_memory_used_bytes;
+                put_mem_038(f, "container_memory_used", cm, true, mb);
+                put_mem_038(f, "host_memory_used", r.memory_used_host_kb, false, mb);
+                f.put(
+                    "falco.host_cpu_usage_perc",
+                    Value::F64(r.cpu_usage_perc_total_host),
+                );
+                f.put("falco.host_procs_running", Value::U64(r.procs_running_host));
+                f.put("falco.host_open_fds", Value::U64(r.open_fds_host));
+            }
+        }
+    }
+
+    pub(super) fn state_fields(c: &MetricsConfig, f: &mut Fields<'_>, inp: &Inputs<'_>) {
+        let s = &inp.state;
+        for (k, v) in [
+            ("falco.n_threads", inp.n_threads),
+            ("falco.n_fds", inp.n_fds),
+            ("falco.n_added_fds", s.n_added_fds),
+            ("falco.n_added_threads", s.n_added_threads),
+            ("falco.n_cached_fd_lookups", s.n_cached_fd_lookups),
+            ("falco.n_cached_thread_lookups", s.n_cached_thread_lookups),
+            ("falco.n_drops_full_threadtable", s.n_drops_full_threadtable),
+            ("falco.n_failed_fd_lookups", s.n_failed_fd_lookups),
+            ("falco.n_failed_thread_lookups", s.n_failed_thread_lookups),
+            ("falco.n_noncached_fd_lookups", s.n_noncached_fd_lookups),
+            (
+                "falco.n_noncached_thread_lookups",
+                s.n_noncached_thread_lookups,
+            ),
+            ("falco.n_removed_fds", s.n_removed_fds),
+            ("falco.n_removed_threads", s.n_removed_threads),
+            ("falco.n_retrieve_evts_drops", s.n_retrieve_evts_drops),
+            ("falco.n_retrieved_evts", s.n_retrieved_evts),
+            ("falco.n_store_evts_drops", s.n_store_evts_drops),
+            ("falco.n_stored_evts", s.n_stored_evts),
+            ("kestrel.n_fds", inp.kestrel_n_fds),
+            ("kestrel.n_inherited_fds", s.n_inherited_fds),
+            ("kestrel.n_released_fds", s.n_released_fds),
+            ("kestrel.n_proc_lookups", s.n_proc_lookups),
+            ("kestrel.n_proc_lookup_misses", s.n_proc_lookup_misses),
+            ("kestrel.n_purged_threads", s.n_purged_threads),
+            ("kestrel.n_drops_full_fdtable", s.n_drops_full_fdtable),
+            ("kestrel.n_decode_errors", s.n_decode_errors),
+        ] {
+            f.put(k, Value::U64(v));
+        }
+        if c.schema == Schema::Falco037 {
+            // Container metadata is not tracked; libs 0.14 still had the fields.
+            f.put("falco.n_containers", Value::U64(0));
+            f.put("falco.n_missing_container_images", Value::U64(0));
+        }
+    }
+
+    pub(super) fn kernel_fields(
+        schema: Schema,
+        f: &mut Fields<'_>,
+        k: &KernelCounters,
+        base: &Mark,
+        rate: &dyn Fn(u64, u64) -> f64,
+    ) {
+        let d_evts = k.n_evts.saturating_sub(base.kernel.n_evts);
+        let d_drops = k.n_drops().saturating_sub(base.kernel.n_drops());
+        f.put("scap.n_evts", Value::U64(k.n_evts));
+        f.put("scap.n_evts_prev", Value::U64(base.kernel.n_evts));
+        f.put(
+            "scap.evts_rate_sec",
+            Value::F64(rate(k.n_evts, base.kernel.n_evts)),
+        );
+        f.put("scap.n_drops", Value::U64(k.n_drops()));
+        f.put("scap.n_drops_prev", Value::U64(base.kernel.n_drops()));
+        f.put(
+            "scap.evts_drop_rate_sec",
+            Value::F64(rate(k.n_drops(), base.kernel.n_drops())),
+        );
+        let perc = if d_evts == 0 {
+            0.0
+        } else {
+            100.0 * d_drops as f64 / d_evts as f64
+        };
+        f.put("scap.n_drops_perc", Value::F64(perc));
+        f.put(
+            "scap.n_drops_buffer_total",
+            Value::U64(k.n_drops_buffer_total),
+        );
+        let mut key = Key::new();
+        for (cat, dirs) in k.n_drops_buffer.iter().enumerate() {
+            for (dir, v) in dirs.iter().enumerate() {
+                // No enter side exists for these two: nothing to publish.
+                let exit_only = matches!(schema::CATEGORY_NAMES[cat], "proc_exit");
+                if exit_only && dir == 0 {
+                    continue;
+                }
+                schema.bucket_name(cat, dir, &mut key);
+                f.put(&key, Value::U64(*v));
+            }
+        }
+        f.put(
+            "scap.n_drops_scratch_map",
+            Value::U64(k.n_drops_scratch_map),
+        );
+        // Kestrel never drops a record for an unreadable field, so Falco's
+        // page-fault drop count is 0; the field reads are counted apart.
+        let (pf, bug) = if schema.has_pf_and_bug() {
+            ("scap.n_drops_page_faults", "scap.n_drops_bug")
+        } else {
+            ("", "kestrel.n_drops_bug")
+        };
+        if !pf.is_empty() {
+            f.put(pf, Value::U64(0));
+        }
+        f.put(bug, Value::U64(k.n_drops_bug));
+        f.put("kestrel.n_page_faults", Value::U64(k.n_drops_page_faults));
+    }
+}

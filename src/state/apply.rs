@@ -1,0 +1,218 @@
+//! Applying one decoded record to the tables: which lookups each record
+//! makes and how each counter moves, after libsinsp's parsers.cpp (reset()
+//! for the thread lookup of every event, the parse_* functions for the rest).
+//! The per-event path: no allocation, no formatting, /proc only through the
+//! bounded fallback in `State::get_thread`.
+
+use heapless::Vec as HVec;
+
+use super::{bounded, Fd, FdKind, State, Thread};
+use crate::capture::record::{Record, SockAddr};
+use crate::capture::skel::types::{kestrel_flags as F, kestrel_task};
+
+fn comm_bytes(c: &[i8; 16]) -> [u8; 16] {
+    c.map(|b| b as u8)
+}
+
+impl State {
+    pub(super) fn thread_from_task(tid: u32, pid: u32, task: &kestrel_task) -> Thread {
+        Thread {
+            tid,
+            pid,
+            ppid: task.ppid,
+            uid: task.uid,
+            gid: task.gid,
+            start_ns: task.start_ns,
+            comm: comm_bytes(&task.comm),
+            ..Thread::default()
+        }
+    }
+
+    /// The child side of a clone: the one record that adds the child. A
+    /// thread takes exe from its group leader; a new process takes exe and a
+    /// copy of the fd table from its parent (parse_clone_exit_child).
+    fn clone_child(&mut self, tid: u32, pid: u32, task: &kestrel_task, thread: bool) {
+        // Only this record adds a new tid, so an entry already there is a
+        // dead thread whose exit was lost: parse_clone_exit_child removes it.
+        if self.threads.get(u64::from(tid)).is_some() {
+            self.remove_thread(tid);
+        }
+        if !thread {
+            self.release_fds(pid, false);
+        }
+        let mut t = Self::thread_from_task(tid, pid, task);
+        let from = if thread { pid } else { task.ppid };
+        if let Some(p) = self.threads.get(u64::from(from)) {
+            t.exe = p.exe.clone();
+        }
+        if self.add_thread(t) && !thread {
+            self.inherit_fds(task.ppid, pid);
+        }
+    }
+
+    /// Applies one record. Never allocates.
+    pub fn apply(&mut self, rec: &Record<'_>) {
+        let hdr = *rec.hdr();
+        let (tid, pid) = (hdr.tid, hdr.pid);
+        // A child's first record has no enter on the child to pair with:
+        // libsinsp never retrieves an enter for the child's clone exit.
+        let child = matches!(
+            rec,
+            Record::Clone {
+                child_side: true,
+                ..
+            }
+        );
+        if self.pairing && hdr.nr >= 0 && !child && !matches!(rec, Record::Enter { .. }) {
+            self.retrieve_enter(tid, hdr.nr);
+        }
+        match *rec {
+            Record::Enter { .. } => {
+                // store_event: no thread to save the enter on is a store drop.
+                match self.get_thread(tid, pid) {
+                    Some(t) => {
+                        t.pending_enter = hdr.nr;
+                        self.counters.n_stored_evts += 1;
+                    }
+                    None => self.counters.n_store_evts_drops += 1,
+                }
+            }
+            Record::Clone {
+                task, child_side, ..
+            } => {
+                if child_side {
+                    self.clone_child(tid, pid, &task, rec.has_flag(F::KF_CLONE_THREAD));
+                    return;
+                }
+                // The parent's return can reach the ring after the child has
+                // already run and exited on another CPU, so only the child's
+                // own record adds it. Clone exits never query /proc and a
+                // miss is not a failure (parsers.cpp reset()).
+                self.find_thread(tid, false);
+            }
+            Record::Exec { task, path, .. } => {
+                let Some(task) = task else {
+                    self.get_thread(tid, pid);
+                    return;
+                };
+                // The success record comes from sched_process_exec (nr -1):
+                // it is the exit the saved execve enter pairs with.
+                if self.pairing {
+                    self.retrieve_enter(tid, -1);
+                }
+                if task.old_tid != 0 && task.old_tid != tid {
+                    self.remove_thread(task.old_tid);
+                }
+                match self.get_thread(tid, pid) {
+                    Some(t) => {
+                        t.comm = comm_bytes(&task.comm);
+                        t.exe = bounded(path);
+                        t.ppid = task.ppid;
+                        t.uid = task.uid;
+                        t.gid = task.gid;
+                    }
+                    None => {
+                        let mut t = Self::thread_from_task(tid, pid, &task);
+                        t.exe = bounded(path);
+                        self.add_thread(t);
+                    }
+                }
+                self.release_fds(pid, true);
+            }
+            Record::ProcExit { .. } => {
+                // reset() looks the thread up without /proc (it is dead),
+                // then remove_thread runs.
+                self.find_thread(tid, true);
+                self.remove_thread(tid);
+                if rec.has_flag(F::KF_GROUP_DEAD) {
+                    self.release_fds(pid, false);
+                }
+            }
+            Record::Open { path, .. } => {
+                self.get_thread(tid, pid);
+                if hdr.ret >= 0 {
+                    let entry = Fd {
+                        kind: FdKind::File,
+                        cloexec: rec.has_flag(F::KF_CLOEXEC),
+                        path: bounded(path),
+                        sock: SockAddr::default(),
+                    };
+                    self.add_fd(pid, hdr.ret, entry);
+                }
+            }
+            Record::Close { fd, .. } => {
+                self.get_thread(tid, pid);
+                // A failed close removed nothing, and libsinsp takes its
+                // failed lookup back (parse_close_exit).
+                if hdr.ret == 0 {
+                    self.remove_fd(pid, fd);
+                }
+            }
+            Record::Dup { old_fd, .. } => {
+                self.get_thread(tid, pid);
+                if hdr.ret < 0 {
+                    return;
+                }
+                let src = if self.lookup_fd(pid, old_fd) {
+                    self.fds.get(super::fd_key(pid, old_fd)).cloned()
+                } else {
+                    None
+                };
+                if let Some(mut entry) = src {
+                    entry.cloexec = rec.has_flag(F::KF_CLOEXEC);
+                    self.add_fd(pid, hdr.ret, entry);
+                }
+            }
+            Record::Socket { .. } => {
+                self.get_thread(tid, pid);
+                if hdr.ret >= 0 {
+                    let entry = Fd {
+                        kind: FdKind::Socket,
+                        cloexec: rec.has_flag(F::KF_CLOEXEC),
+                        path: HVec::new(),
+                        sock: SockAddr::default(),
+                    };
+                    self.add_fd(pid, hdr.ret, entry);
+                }
+            }
+            Record::Connect { addr, .. } => {
+                self.get_thread(tid, pid);
+                if self.lookup_fd(pid, addr.fd) {
+                    if let Some(f) = self.fds.get_mut(super::fd_key(pid, addr.fd)) {
+                        f.sock = addr;
+                    }
+                }
+            }
+            Record::Accept { addr, .. } => {
+                self.get_thread(tid, pid);
+                if hdr.ret >= 0 {
+                    let entry = Fd {
+                        kind: FdKind::Socket,
+                        cloexec: rec.has_flag(F::KF_CLOEXEC),
+                        path: HVec::new(),
+                        sock: addr,
+                    };
+                    self.add_fd(pid, hdr.ret, entry);
+                }
+            }
+            Record::Generic { .. } => {
+                self.get_thread(tid, pid);
+            }
+        }
+    }
+
+    /// retrieve_enter_event: a saved enter of another syscall, or none, is a
+    /// retrieve drop; without a thread libsinsp returns before counting.
+    /// `nr` -1 accepts any saved enter (exec success, see above).
+    fn retrieve_enter(&mut self, tid: u32, nr: i16) {
+        if let Some(t) = self.threads.get_mut(u64::from(tid)) {
+            let ok = t.pending_enter >= 0 && (nr < 0 || t.pending_enter == nr);
+            t.pending_enter = -1;
+            if ok {
+                self.counters.n_retrieved_evts += 1;
+            } else {
+                self.counters.n_retrieve_evts_drops += 1;
+            }
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! Live tests of the kernel drop buckets and of enter/exit pairing across
+//! forks: the real probe, this process's own syscalls, exact expectations.
+
+use std::collections::HashSet;
+
+use kestrel::capture::record::{decode, Record};
+use kestrel::capture::skel::types::kestrel_category as Cat;
+use kestrel::capture::syscalls::Selection;
+use kestrel::capture::ProbeConfig;
+use kestrel::state::State;
+
+mod common;
+use common::{bpf_allowed, capture, open_close_n, serial, tmp};
+
+/// With enter events a full ring drops close enters too; they must land in
+/// a bucket (kestrel.n_drops_buffer_close_enter), so the buckets add up to
+/// the total exactly.
+#[test]
+fn close_enter_drops_have_a_bucket_and_buckets_sum_to_the_total() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    let path = tmp("enter-burst");
+    let (raw, c) = capture(
+        ProbeConfig {
+            selection: Selection::parse("openat,close,dup").unwrap(),
+            ring_bytes: 4096,
+            enter_events: true,
+            wakeup_bytes: u64::MAX,
+            ..ProbeConfig::default()
+        },
+        false,
+        || {
+            open_close_n(&path, 5000);
+            for _ in 0..2000 {
+                // SAFETY: dup of stdin and close of the copy.
+                let fd = unsafe { libc::dup(0) };
+                unsafe { libc::close(fd) };
+            }
+        },
+    );
+    let _ = std::fs::remove_file(&path);
+    let close = Cat::KC_CLOSE.0 as usize;
+    let dup = Cat::KC_DUP.0 as usize;
+    assert!(c.n_drops_buffer[close][0] > 0, "close enter drops counted");
+    assert!(
+        c.n_drops_buffer[dup][1] > 0,
+        "dup exits in Kestrel's own bucket"
+    );
+    let dir_file = Cat::KC_DIR_FILE.0 as usize;
+    assert_eq!(c.n_drops_buffer[dir_file], [0, 0], "dup is not dir_file");
+    let per_cat: u64 = c.n_drops_buffer.iter().flatten().sum();
+    assert_eq!(per_cat, c.n_drops_buffer_total);
+    assert_eq!(c.n_evts, raw.len() as u64 + c.n_drops());
+}
+
+/// x86_64 delivers the child's side of a fork from the child's own sys_exit;
+/// it has no enter on the child, so it must not count a retrieve drop.
+#[test]
+fn forks_with_enter_events_pair_without_retrieve_drops() {
+    let _g = serial();
+    if !bpf_allowed() {
+        return;
+    }
+    const CHILDREN: usize = 10;
+    let me = std::process::id();
+    let me_tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+    let mut children = HashSet::new();
+    let (raw, c) = capture(
+        ProbeConfig {
+            selection: Selection::parse("clone,clone3,fork,close").unwrap(),
+            enter_events: true,
+            wakeup_bytes: 0,
+            ..ProbeConfig::default()
+        },
+        false,
+        || {
+            for _ in 0..CHILDREN {
+                // SAFETY: the child only calls close and _exit.
+                let pid = unsafe { libc::fork() };
+                if pid == 0 {
+                    unsafe {
+                        libc::close(1000);
+                        libc::_exit(0)
+                    };
+                }
+                let mut st = 0;
+                unsafe { libc::waitpid(pid, &mut st, 0) };
+                children.insert(pid as u32);
+            }
+        },
+    );
+    assert_eq!(c.n_drops(), 0);
+    let mut state = State::new(4096, 4096, u32::MAX, true);
+    state.seed_thread(kestrel::state::Thread::new(me_tid, me));
+    for r in &raw {
+        let rec = decode(r).unwrap();
+        let h = rec.hdr();
+        let mine = h.tid == me_tid && !matches!(rec, Record::ProcExit { .. });
+        if mine || children.contains(&h.pid) {
+            state.apply(&rec);
+        }
+    }
+    let s = state.counters;
+    assert_eq!(s.n_added_threads as usize, CHILDREN + 1);
+    assert_eq!(s.n_retrieve_evts_drops, 0, "no spurious drop per fork");
+    // Each fork in the parent, each child's close, and the loader's own
+    // closes on this thread are paired; only the closes that detach the two
+    // programs have their enter seen and their exit not.
+    assert!(s.n_retrieved_evts as usize >= 2 * CHILDREN);
+    assert!(s.n_stored_evts - s.n_retrieved_evts <= 2, "{s:?}");
+    assert_eq!(s.n_store_evts_drops, 0);
+}
