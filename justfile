@@ -22,13 +22,13 @@ build-aarch64:
 test:
     scripts/test.sh
 
-# unit, decode and config tests: no root, no BPF, no QEMU (under a minute)
+# unit, decode, config and fuzz tests: no root, no BPF, no QEMU; root-only tests show as ignored
 test-fast:
-    cargo test --locked --lib --bins
+    cargo test --locked --lib --bins --tests
 
-# the QEMU kernel matrix (arm64 6.1 / 5.10 / 6.1 without BTF, amd64 6.1)
+# the QEMU kernel matrix (arm64 6.1 / 5.10 / 6.1 without BTF, amd64 6.1, 32-bit userlands)
 qemu: build build-aarch64
-    tests/qemu/matrix.sh --x86_64 target/x86_64-unknown-linux-musl/release/kestrel --aarch64 target/aarch64-unknown-linux-musl/release/kestrel
+    tests/qemu/matrix.sh --x86_64 target/x86_64-unknown-linux-musl/release/kestrel --aarch64 target/aarch64-unknown-linux-musl/release/kestrel arm64:6.1 arm64:5.10 amd64:6.1 arm64:6.1+smp2 arm64:6.1+raw_tp arm64:6.1-nobtf+btf-file arm64:6.1-nobtf+btf-min arm64:6.1-nobtf+no-btf arm64:6.1+compat amd64:6.1+compat
 
 # the benchmark rig (root): every figure in BENCHMARKS.md
 bench: build

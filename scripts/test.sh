@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 scripts/install-build-deps.sh
 # Real peers and tools the tests use.
-for pkg in rsyslog shellcheck busybox-static bpftool prometheus; do
+for pkg in rsyslog shellcheck busybox-static bpftool prometheus systemd openrc; do
     if ! dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed; then
         apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg"
     fi
@@ -26,12 +26,15 @@ shellcheck -s sh scripts/*.sh .ci/run configs/init/busybox/kestrel configs/init/
 shellcheck tests/qemu/*.sh
 echo "== BusyBox init script, on this host"
 sh configs/init/test-busybox-init.sh
+shellcheck -s sh configs/init/test-init-systems.sh; sh configs/init/test-init-systems.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
 cargo clippy --all-targets -q -- -D warnings
-echo "== cargo test (unit, live probe, agent)"
-cargo test --all-targets -- --test-threads=2
+echo "== just"
+just --list >/dev/null
+echo "== cargo test (unit, live probe, agent; the root-only tests are #[ignore]d and included here)"
+cargo test --lib --bins --tests -- --test-threads=2 --include-ignored
 echo "== static x86_64 musl release build"
 cargo build --release -q --target x86_64-unknown-linux-musl
 bin=target/x86_64-unknown-linux-musl/release/kestrel
@@ -40,9 +43,12 @@ file "$bin"
 file "$bin" | grep -Eq 'statically linked|static-pie linked' || { echo "FAIL: $bin is not static" >&2; exit 1; }
 ls -l "$bin"
 echo "== Prometheus exporter under hostile clients, shipped binary (4 MB RSS goal)"
-KESTREL_TEST_BIN="$bin" cargo test -q --test prometheus_hostile
-echo "== QEMU kernel matrix (arm64 6.1, arm64 5.10, amd64 6.1)"
-tests/qemu/matrix.sh --x86_64 "$bin"
+KESTREL_TEST_BIN="$bin" cargo test -q --test prometheus_hostile -- --include-ignored
+echo "== QEMU kernel matrix: Debian arm64 6.1 / 5.10 and amd64 6.1 (one with 2 CPUs), raw_tp,"
+echo "   an arm64 6.1 built without BTF (full, minimal and no BTF file), 32-bit userlands"
+tests/qemu/matrix.sh --x86_64 "$bin" arm64:6.1 arm64:5.10 amd64:6.1 arm64:6.1+smp2 arm64:6.1+raw_tp \
+    arm64:6.1-nobtf+btf-file arm64:6.1-nobtf+btf-min arm64:6.1-nobtf+no-btf \
+    arm64:6.1+compat amd64:6.1+compat
 echo "== QEMU deployment: kestrel check and the BusyBox init script in an arm64 guest"
 tests/qemu/deploy.sh "${CARGO_TARGET_DIR:-target}/aarch64-unknown-linux-musl/release/kestrel"
 echo "== all tests passed"

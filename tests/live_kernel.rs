@@ -10,17 +10,16 @@ use kestrel::capture::ProbeConfig;
 use kestrel::state::State;
 
 mod common;
-use common::{bpf_allowed, capture, open_close_n, serial, tmp};
+use common::{capture, open_close_n, require_root, serial, tmp};
 
 /// With enter events a full ring drops close enters too; they must land in
 /// a bucket (kestrel.n_drops_buffer_close_enter), so the buckets add up to
 /// the total exactly.
 #[test]
+#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn close_enter_drops_have_a_bucket_and_buckets_sum_to_the_total() {
     let _g = serial();
-    if !bpf_allowed() {
-        return;
-    }
+    require_root();
     let path = tmp("enter-burst");
     let (raw, c) = capture(
         ProbeConfig {
@@ -58,11 +57,10 @@ fn close_enter_drops_have_a_bucket_and_buckets_sum_to_the_total() {
 /// x86_64 delivers the child's side of a fork from the child's own sys_exit;
 /// it has no enter on the child, so it must not count a retrieve drop.
 #[test]
+#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn forks_with_enter_events_pair_without_retrieve_drops() {
     let _g = serial();
-    if !bpf_allowed() {
-        return;
-    }
+    require_root();
     const CHILDREN: usize = 10;
     let me = std::process::id();
     let me_tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;

@@ -136,6 +136,7 @@ variant() {
             printf '%s\n' "KT_NOBTF=1" "KT_CHECK='none: tried'" >> "$4" ;;
         raw_tp)
             printf '%s\n' "KT_ARGS='--attach raw_tp'" "KT_ATTACH=raw_tp" "KT_CHECK='kernel BTF'" >> "$4" ;;
+        smp2) ;; # the default checks on two guest CPUs: cross-CPU orderings
         compat)
             local bb32=armhf
             [ "$arch" = amd64 ] && bb32=i386
@@ -164,7 +165,9 @@ for t in "${TARGETS[@]}"; do
     extra=()
     if extra_txt=$(variant "$arch" "$kver" "$var_name" "$dir/test.env"); then
         mapfile -t extra <<<"$extra_txt"
-        KESTREL_QEMU_OUTDIR=$dir "$HERE/run.sh" "$arch" "$kver" "${!var}" "$HERE/guest/kestrel.sh" \
+        smp=${KESTREL_QEMU_SMP:-1}
+        [ "$var_name" = smp2 ] && smp=2
+        KESTREL_QEMU_SMP=$smp KESTREL_QEMU_OUTDIR=$dir "$HERE/run.sh" "$arch" "$kver" "${!var}" "$HERE/guest/kestrel.sh" \
             "${extra[@]}" >/dev/null || rc=$?
     else
         echo "NORESULT setup of variant $var_name failed" > "$dir/result"; rc=64
