@@ -16,8 +16,6 @@ use rustix::time::{
 };
 
 use crate::alerts::{DropAlertConfig, DropMonitor};
-use crate::capture::record::decode;
-use crate::capture::skel::types::kestrel_flags as KF;
 use crate::capture::{Probe, ProbeConfig, ProgStats, StatsSource};
 use crate::log::Key;
 use crate::metrics::culprits::{CulpritConfig, Culprits};
@@ -27,6 +25,7 @@ use crate::output::prometheus::Prometheus;
 use crate::output::{OpenOptions, OutputSpec, Outputs};
 use crate::preflight::Checked;
 use crate::state::activity::Activity;
+use crate::state::pipeline::Pipeline;
 use crate::state::{procfs, State};
 
 const RING: Token = Token(0);
@@ -79,45 +78,6 @@ pub struct StartError(pub String, pub i32);
 impl StartError {
     fn env(msg: String) -> StartError {
         StartError(msg, 1)
-    }
-}
-
-/// Decode + state update: the whole per-event path.
-pub struct Pipeline {
-    pub state: State,
-    pub num_evts: u64,
-    /// Records of 32-bit tasks' syscalls, decoded with their ABI's table.
-    pub num_compat_evts: u64,
-    /// Traced events per process this interval (culprit counters).
-    pub activity: Option<Activity>,
-}
-
-impl Pipeline {
-    /// `activity`: the culprit counters' per-process table, when they are on.
-    pub fn new(state: State, activity: Option<Activity>) -> Pipeline {
-        Pipeline {
-            state,
-            num_evts: 0,
-            num_compat_evts: 0,
-            activity,
-        }
-    }
-
-    #[inline]
-    pub fn on_record(&mut self, data: &[u8]) {
-        self.num_evts += 1;
-        match decode(data) {
-            Ok(rec) => {
-                self.num_compat_evts += u64::from(rec.has_flag(KF::KF_COMPAT));
-                self.state.apply(&rec);
-                if let Some(a) = &mut self.activity {
-                    let state = &self.state;
-                    let pid = rec.hdr().pid;
-                    a.count(pid, || state.thread(pid).map_or([0; 16], |t| t.comm));
-                }
-            }
-            Err(_) => self.state.count_decode_error(),
-        }
     }
 }
 

@@ -14,4 +14,5 @@ pub mod output;
 pub mod pidfile;
 pub mod preflight;
 pub mod privilege;
+pub mod procfs;
 pub mod state;

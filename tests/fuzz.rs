@@ -5,9 +5,9 @@
 //! spec / duration parsers. An error is fine; a panic fails the test, and a
 //! rejection must be one line.
 
-use kestrel::agent::Pipeline;
 use kestrel::capture::record::synth;
 use kestrel::capture::skel::types::kestrel_record_type as T;
+use kestrel::state::pipeline::Pipeline;
 use kestrel::state::State;
 
 /// xorshift64*: deterministic, no dependency.

@@ -6,8 +6,11 @@
 pub mod btf;
 pub mod floor;
 pub mod record;
+mod stats;
 pub mod syscall_names;
 pub mod syscalls;
+
+pub use stats::{KernelCounters, ProgStats, StatsSource, KC_MAX};
 
 #[allow(
     clippy::all,
@@ -25,7 +28,7 @@ pub mod skel {
 use std::ffi::CString;
 use std::fmt;
 use std::mem::{size_of, MaybeUninit};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -140,56 +143,6 @@ impl fmt::Display for CaptureError {
             ),
         }
     }
-}
-
-/// Drop categories (rows of `n_drops_buffer`), see bpf/kestrel.h.
-pub const KC_MAX: usize = skel::types::kestrel_category::KC_MAX.0 as usize;
-
-/// Cumulative kernel counters, summed over all CPUs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct KernelCounters {
-    pub n_evts: u64,
-    pub n_drops_buffer_total: u64,
-    pub n_drops_buffer: [[u64; 2]; KC_MAX],
-    pub n_drops_scratch_map: u64,
-    pub n_drops_page_faults: u64,
-    pub n_drops_bug: u64,
-}
-
-impl KernelCounters {
-    /// Every record the probe failed to deliver. Page faults are not here:
-    /// such records are still sent, with the unreadable field empty.
-    pub fn n_drops(&self) -> u64 {
-        self.n_drops_buffer_total + self.n_drops_scratch_map + self.n_drops_bug
-    }
-
-    fn add(&mut self, c: &kestrel_counters) {
-        self.n_evts += c.n_evts;
-        self.n_drops_buffer_total += c.n_drops_buffer_total;
-        for (dst, src) in self.n_drops_buffer.iter_mut().zip(c.n_drops_buffer.iter()) {
-            dst[0] += src[0];
-            dst[1] += src[1];
-        }
-        self.n_drops_scratch_map += c.n_drops_scratch_map;
-        self.n_drops_page_faults += c.n_drops_page_faults;
-        self.n_drops_bug += c.n_drops_bug;
-    }
-}
-
-/// Run-time statistics of one attached program.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProgStats {
-    pub name: &'static str,
-    pub run_cnt: u64,
-    pub run_time_ns: u64,
-}
-
-/// Where BPF run-time stats come from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StatsSource {
-    Off,
-    Sysctl,
-    Agent,
 }
 
 /// The attached probe.
@@ -407,140 +360,6 @@ impl<'obj> Probe<'obj> {
 
     pub fn events_map(&self) -> &dyn MapCore {
         &self.skel.maps.events
-    }
-
-    /// Sums the per-CPU counters. No allocation: the buffer is sized at load.
-    pub fn counters(&mut self) -> KernelCounters {
-        let key = 0u32;
-        let fd = self.skel.maps.counters.as_fd().as_raw_fd();
-        // SAFETY: counter_buf holds one 8-byte-aligned slot per possible CPU,
-        // which is what a per-CPU array lookup writes.
-        let rc = unsafe {
-            libbpf_rs::libbpf_sys::bpf_map_lookup_elem(
-                fd,
-                (&key as *const u32).cast(),
-                self.counter_buf.as_mut_ptr().cast(),
-            )
-        };
-        let mut total = KernelCounters::default();
-        if rc != 0 {
-            return total;
-        }
-        let stride = size_of::<kestrel_counters>().next_multiple_of(8);
-        for slot in self.counter_buf.chunks_exact(stride) {
-            // SAFETY: slot is exactly one kestrel_counters of plain u64s.
-            let c: kestrel_counters = unsafe { std::ptr::read_unaligned(slot.as_ptr().cast()) };
-            total.add(&c);
-        }
-        total
-    }
-
-    /// Per-syscall exit counts as of the last `counters()` read, and the
-    /// exits whose number had no slot. No allocation.
-    pub fn syscall_counts(&self, out: &mut SyscallCounts) -> u64 {
-        let stride = size_of::<kestrel_counters>().next_multiple_of(8);
-        let mut unnumbered = 0;
-        for row in out.iter_mut() {
-            row.fill(0);
-        }
-        let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8]));
-        let un = std::mem::offset_of!(kestrel_counters, n_syscalls_unnumbered);
-        let table = std::mem::offset_of!(kestrel_counters, syscalls);
-        for slot in self.counter_buf.chunks_exact(stride) {
-            unnumbered += word(&slot[un..un + 8]);
-            let words = slot[table..].chunks_exact(8);
-            for (d, w) in out.iter_mut().flatten().zip(words) {
-                *d += word(w);
-            }
-        }
-        unnumbered
-    }
-
-    /// Records dropped per process (tgid) since load, as far as the kernel's
-    /// LRU table still holds them; calls `f(pid, drops)` for each.
-    pub fn drops_by_pid(&self, mut f: impl FnMut(u32, u64)) {
-        let fd = self.skel.maps.drops_by_pid.as_fd().as_raw_fd();
-        let mut key: u32 = 0;
-        let mut next: u32 = 0;
-        let mut first = true;
-        loop {
-            let prev = if first {
-                std::ptr::null()
-            } else {
-                (&key as *const u32).cast()
-            };
-            // SAFETY: u32 keys as the map declares; null asks for the first key.
-            let rc = unsafe {
-                libbpf_rs::libbpf_sys::bpf_map_get_next_key(
-                    fd,
-                    prev,
-                    (&mut next as *mut u32).cast(),
-                )
-            };
-            if rc != 0 {
-                return;
-            }
-            let mut val: u64 = 0;
-            // SAFETY: u64 values as the map declares.
-            let rc = unsafe {
-                libbpf_rs::libbpf_sys::bpf_map_lookup_elem(
-                    fd,
-                    (&next as *const u32).cast(),
-                    (&mut val as *mut u64).cast(),
-                )
-            };
-            if rc == 0 {
-                f(next, val);
-            }
-            key = next;
-            first = false;
-        }
-    }
-
-    /// Turns BPF run-time stats on for as long as the probe lives, unless the
-    /// sysctl already has them on.
-    pub fn enable_stats(&mut self) -> StatsSource {
-        let sysctl = std::fs::read("/proc/sys/kernel/bpf_stats_enabled")
-            .map(|v| v.first() == Some(&b'1'))
-            .unwrap_or(false);
-        if sysctl {
-            return StatsSource::Sysctl;
-        }
-        // SAFETY: plain syscall wrapper; a non-negative result is a new fd we own.
-        let fd = unsafe {
-            libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
-        };
-        if fd < 0 {
-            return StatsSource::Off;
-        }
-        // SAFETY: fd was just returned by the kernel and is owned by nobody else.
-        self.stats_fd = Some(unsafe { OwnedFd::from_raw_fd(fd) });
-        StatsSource::Agent
-    }
-
-    /// Run-time stats of every attached program, written into `out`.
-    pub fn prog_stats(&self, out: &mut heapless::Vec<ProgStats, 8>) {
-        out.clear();
-        for name in &self.attached {
-            let prog = self.prog(name);
-            let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
-            let mut len = size_of::<libbpf_rs::libbpf_sys::bpf_prog_info>() as u32;
-            // SAFETY: info is a zeroed bpf_prog_info and len its size.
-            let rc = unsafe {
-                libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(
-                    prog.as_fd().as_raw_fd(),
-                    &mut info,
-                    &mut len,
-                )
-            };
-            if rc == 0 {
-                let _ = out.push(ProgStats {
-                    name,
-                    run_cnt: info.run_cnt,
-                    run_time_ns: info.run_time_ns,
-                });
-            }
-        }
     }
 }
 

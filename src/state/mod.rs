@@ -14,6 +14,7 @@
 pub mod activity;
 pub mod apply;
 mod fds;
+pub mod pipeline;
 pub mod procfs;
 pub mod table;
 

@@ -11,7 +11,7 @@ use heapless::Vec as HVec;
 
 use super::{bounded, Fd, FdKind, State, Thread, FDS_PER_PROCESS_MAX};
 use crate::capture::record::SockAddr;
-use crate::metrics::resources::{parse_u64, read_whole, stat_fields_after_comm};
+use crate::procfs::{parse_u64, read_whole, stat_fields_after_comm};
 
 const PF_KTHREAD: u64 = 0x0020_0000;
 const O_CLOEXEC: u64 = 0o2000000;

@@ -1,0 +1,48 @@
+//! The per-event path: decode one ring-buffer record and apply it to the
+//! state tables (and, when the culprit counters are on, to the per-process
+//! activity table). Called from the ring buffer callback; never allocates,
+//! formats or reads /proc except through the state's bounded lookup fallback.
+
+use super::activity::Activity;
+use super::State;
+use crate::capture::record::decode;
+use crate::capture::skel::types::kestrel_flags as KF;
+
+/// Decode + state update: the whole per-event path.
+pub struct Pipeline {
+    pub state: State,
+    pub num_evts: u64,
+    /// Records of 32-bit tasks' syscalls, decoded with their ABI's table.
+    pub num_compat_evts: u64,
+    /// Traced events per process this interval (culprit counters).
+    pub activity: Option<Activity>,
+}
+
+impl Pipeline {
+    /// `activity`: the culprit counters' per-process table, when they are on.
+    pub fn new(state: State, activity: Option<Activity>) -> Pipeline {
+        Pipeline {
+            state,
+            num_evts: 0,
+            num_compat_evts: 0,
+            activity,
+        }
+    }
+
+    #[inline]
+    pub fn on_record(&mut self, data: &[u8]) {
+        self.num_evts += 1;
+        match decode(data) {
+            Ok(rec) => {
+                self.num_compat_evts += u64::from(rec.has_flag(KF::KF_COMPAT));
+                self.state.apply(&rec);
+                if let Some(a) = &mut self.activity {
+                    let state = &self.state;
+                    let pid = rec.hdr().pid;
+                    a.count(pid, || state.thread(pid).map_or([0; 16], |t| t.comm));
+                }
+            }
+            Err(_) => self.state.count_decode_error(),
+        }
+    }
+}
