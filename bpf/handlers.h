@@ -62,7 +62,6 @@ static __always_inline void handle_clone(struct kestrel_counters *c, const struc
 	/* x86_64: the new child returns through sys_exit with 0. */
 	fill_call_hdr(&r->hdr, k->ret == 0 ? KR_CLONE_CHILD : KR_CLONE, k);
 	fill_task(&r->task, task);
-	r->clone_flags = flags;
 	if (flags & CLONE_THREAD)
 		r->hdr.flags |= KF_CLONE_THREAD;
 	submit(c, r, sizeof(*r));
@@ -81,7 +80,6 @@ static __always_inline void handle_open(struct kestrel_counters *c, const struct
 	if (!o)
 		return;
 	fill_call_hdr(&o->hdr, KR_OPEN, k);
-	o->dirfd = -100; /* AT_FDCWD */
 	o->flags = 0;
 	o->mode = 0;
 	o->pad = 0;
@@ -92,7 +90,6 @@ static __always_inline void handle_open(struct kestrel_counters *c, const struct
 		o->mode = sys_arg(k, 2);
 		break;
 	case KH_OPENAT:
-		o->dirfd = sys_arg(k, 0);
 		path = sys_arg(k, 1);
 		o->flags = sys_arg(k, 2);
 		o->mode = sys_arg(k, 3);
@@ -100,7 +97,6 @@ static __always_inline void handle_open(struct kestrel_counters *c, const struct
 	case KH_OPENAT2: {
 		__u64 how[2] = {};
 
-		o->dirfd = sys_arg(k, 0);
 		path = sys_arg(k, 1);
 		if (bpf_probe_read_user(how, sizeof(how), (const void *)sys_arg(k, 2)) == 0) {
 			o->flags = how[0];
@@ -114,7 +110,6 @@ static __always_inline void handle_open(struct kestrel_counters *c, const struct
 		o->mode = sys_arg(k, 1);
 		break;
 	default: /* open_by_handle_at */
-		o->dirfd = sys_arg(k, 0);
 		o->flags = sys_arg(k, 2);
 		break;
 	}
@@ -185,12 +180,6 @@ static __always_inline void handle_generic(struct kestrel_counters *c, const str
 	if (!g)
 		return;
 	fill_call_hdr(&g->hdr, type, k);
-	g->args[0] = sys_arg(k, 0);
-	g->args[1] = sys_arg(k, 1);
-	g->args[2] = sys_arg(k, 2);
-	g->args[3] = sys_arg(k, 3);
-	g->args[4] = sys_arg(k, 4);
-	g->args[5] = sys_arg(k, 5);
 	submit(c, g, sizeof(*g));
 }
 

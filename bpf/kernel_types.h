@@ -115,7 +115,6 @@ struct task_struct {
 	struct thread_info thread_info;
 #endif
 	unsigned int flags;
-	int exit_code;
 	int pid;
 	int tgid;
 	__u64 start_time;

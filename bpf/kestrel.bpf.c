@@ -169,7 +169,6 @@ static __always_inline int on_fork(struct task_struct *child)
 	r->hdr.tid = tid;
 	r->hdr.pid = pid;
 	fill_task(&r->task, child);
-	r->clone_flags = tid != pid ? CLONE_THREAD : 0;
 	if (tid != pid)
 		r->hdr.flags |= KF_CLONE_THREAD;
 	submit(c, r, sizeof(*r));
@@ -225,8 +224,6 @@ static __always_inline int on_exit(struct task_struct *p)
 	if (!r)
 		return 0;
 	fill_hdr(&r->hdr, KR_PROC_EXIT, -1, 0);
-	r->exit_code = BPF_CORE_READ(p, exit_code);
-	r->pad = 0;
 	/* signal->live already dropped for this thread: 0 means the group is gone. */
 	if (BPF_CORE_READ(p, signal, live.counter) == 0)
 		r->hdr.flags |= KF_GROUP_DEAD;

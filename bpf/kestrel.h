@@ -147,7 +147,6 @@ struct kestrel_task {
 struct kestrel_clone {
 	struct kestrel_hdr hdr;
 	struct kestrel_task task; /* parent side: the parent; child side: the child */
-	__u64 clone_flags;
 };
 
 struct kestrel_exec {
@@ -158,16 +157,14 @@ struct kestrel_exec {
 	char path[KESTREL_PATH_MAX];
 };
 
+/* A thread ended: the header says who, KF_GROUP_DEAD whether the process. */
 struct kestrel_exit {
 	struct kestrel_hdr hdr;
-	__s32 exit_code;
-	__u32 pad;
 };
 
 /* Fixed size, built in place; a failed open carries no path. */
 struct kestrel_open {
 	struct kestrel_hdr hdr; /* ret: the new fd or -errno */
-	__s32 dirfd;
 	__u32 flags;
 	__u32 mode;
 	__u16 path_len;
@@ -201,9 +198,10 @@ struct kestrel_sockaddr {
 	__u8 addr[16]; /* IPv4 in the first 4 bytes, or IPv6 */
 };
 
+/* Any other selected syscall, or an enter event: number and return value
+ * are in the header; nothing reads the arguments, so none are copied. */
 struct kestrel_generic {
 	struct kestrel_hdr hdr;
-	__u64 args[6];
 };
 
 /* Largest record; the per-CPU scratch space holds exactly one. */

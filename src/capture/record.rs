@@ -29,7 +29,6 @@ pub enum Record<'a> {
     Clone {
         hdr: kestrel_hdr,
         task: kestrel_task,
-        clone_flags: u64,
         child_side: bool,
     },
     Exec {
@@ -39,7 +38,6 @@ pub enum Record<'a> {
     },
     ProcExit {
         hdr: kestrel_hdr,
-        exit_code: i32,
     },
     Open {
         hdr: kestrel_hdr,
@@ -152,7 +150,6 @@ pub fn decode(data: &[u8]) -> Result<Record<'_>, DecodeError> {
             Record::Clone {
                 hdr,
                 task: r.task,
-                clone_flags: r.clone_flags,
                 child_side: t == T::KR_CLONE_CHILD,
             }
         }
@@ -177,11 +174,8 @@ pub fn decode(data: &[u8]) -> Result<Record<'_>, DecodeError> {
             }
         }
         T::KR_PROC_EXIT => {
-            let r: kestrel_exit = read(data)?;
-            Record::ProcExit {
-                hdr,
-                exit_code: r.exit_code,
-            }
+            let _: kestrel_exit = read(data)?;
+            Record::ProcExit { hdr }
         }
         T::KR_OPEN => {
             const FIXED: usize = offset_of!(kestrel_open, path);

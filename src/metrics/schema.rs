@@ -8,6 +8,7 @@
 //! buckets, page faults and bug drops. Kestrel's figures outside a schema
 //! keep a `kestrel.` name.
 
+use crate::capture::skel::types::kestrel_category as Cat;
 use crate::capture::KC_MAX;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -17,19 +18,35 @@ pub enum Schema {
     Falco038,
 }
 
-/// Drop category names, indexed like bpf/kestrel.h's enum kestrel_category.
-pub const CATEGORY_NAMES: [&str; KC_MAX] = [
-    "clone_fork",
-    "execve",
-    "connect",
-    "open",
-    "dir_file",
-    "other_interest",
-    "close",
-    "proc_exit",
-    "dup",
-    "socket",
+/// Each drop category of bpf/kestrel.h with its field name; the order is
+/// checked against the generated enum at compile time.
+const CATEGORIES: [(Cat, &str); KC_MAX] = [
+    (Cat::KC_CLONE_FORK, "clone_fork"),
+    (Cat::KC_EXECVE, "execve"),
+    (Cat::KC_CONNECT, "connect"),
+    (Cat::KC_OPEN, "open"),
+    (Cat::KC_DIR_FILE, "dir_file"),
+    (Cat::KC_OTHER_INTEREST, "other_interest"),
+    (Cat::KC_CLOSE, "close"),
+    (Cat::KC_PROC_EXIT, "proc_exit"),
+    (Cat::KC_DUP, "dup"),
+    (Cat::KC_SOCKET, "socket"),
 ];
+
+/// Drop category names, indexed like enum kestrel_category.
+pub const CATEGORY_NAMES: [&str; KC_MAX] = {
+    let mut names = [""; KC_MAX];
+    let mut i = 0;
+    while i < KC_MAX {
+        assert!(
+            CATEGORIES[i].0 .0 as usize == i,
+            "CATEGORIES out of enum order"
+        );
+        names[i] = CATEGORIES[i].1;
+        i += 1;
+    }
+    names
+};
 
 const DIRS: [&str; 2] = ["enter", "exit"];
 

@@ -50,7 +50,6 @@ pub fn clone(tid: u32, pid: u32, ret: i64, child_side: bool, thread: bool) -> Ve
     bytes(&kestrel_clone {
         hdr: h,
         task: task(1, "synth"),
-        clone_flags: if thread { 0x10000 } else { 0 },
     })
 }
 
@@ -82,7 +81,6 @@ pub fn open(tid: u32, pid: u32, ret: i64, flags: u32, path: &str) -> Vec<u8> {
     }
     let r = kestrel_open {
         hdr: h,
-        dirfd: -100,
         flags,
         path_len: (path.len() + 1) as u16,
         ..Default::default()
@@ -127,15 +125,11 @@ pub fn exit(tid: u32, pid: u32, group_dead: bool) -> Vec<u8> {
     if group_dead {
         h.flags |= F::KF_GROUP_DEAD.0 as u16;
     }
-    bytes(&kestrel_exit {
-        hdr: h,
-        ..Default::default()
-    })
+    bytes(&kestrel_exit { hdr: h })
 }
 
 pub fn enter(tid: u32, pid: u32, nr: i16) -> Vec<u8> {
     bytes(&kestrel_generic {
         hdr: hdr(T::KR_ENTER, tid, pid, nr, 0, size_of::<kestrel_generic>()),
-        args: [0; 6],
     })
 }
