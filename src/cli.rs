@@ -335,10 +335,10 @@ pub fn parse_or_exit() -> Cli {
             Err(()) => bad_input(&format!("{} (see {cmd} --help)", first_line(&early.output))),
         },
     };
-    let Command::Run(run) = cli.cmd else {
+    let Command::Run(_) = cli.cmd else {
         return cli;
     };
-    match with_config_file(run) {
+    match run_args_with_config(&rest[1..]) {
         Ok(run) => Cli {
             cmd: Command::Run(run),
         },
@@ -346,13 +346,37 @@ pub fn parse_or_exit() -> Cli {
     }
 }
 
-/// Fills what the command line left unset from the `--config` file.
-pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
+/// `kestrel run` from its tokens (those after `run`) and the `--config`
+/// file they name: the file's keys become the flags they name, put before
+/// the command line's, and a flag given on the command line drops the
+/// file's (all of the file's outputs go when the command line has one).
+/// One field list: a new flag needs nothing here.
+pub fn run_args_with_config(tokens: &[&str]) -> Result<RunArgs, String> {
+    let mut argv = vec!["run"];
+    argv.extend_from_slice(tokens);
+    let parsed = |argv: &[&str]| match Cli::from_args(&["kestrel"], argv) {
+        Ok(Cli {
+            cmd: Command::Run(r),
+        }) => Ok(r),
+        Ok(_) => Err("not a run command".to_string()),
+        Err(early) => Err(first_line(&early.output).to_string()),
+    };
+    let cli = parsed(&argv)?;
     let Some(path) = cli.config.clone() else {
         return Ok(cli);
     };
+    let esc = crate::log::escape;
     let entries = crate::config::load(std::path::Path::new(&path))?;
-    let mut all = vec!["run".to_string()];
+    // Flags the command line sets ("-v" is --verbose).
+    let given: Vec<&str> = tokens
+        .iter()
+        .filter_map(|t| match *t {
+            "-v" => Some("--verbose"),
+            t if t.starts_with("--") => Some(t),
+            _ => None,
+        })
+        .collect();
+    let mut merged = vec!["run"];
     for e in &entries {
         // Each key alone first, so an error can name its line.
         let mut one = vec!["run"];
@@ -364,7 +388,6 @@ pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
             } else {
                 msg
             };
-            let esc = crate::log::escape;
             return Err(format!(
                 "{}:{}: key '{}': {}",
                 esc(&path),
@@ -373,75 +396,13 @@ pub fn with_config_file(cli: RunArgs) -> Result<RunArgs, String> {
                 esc(why)
             ));
         }
-        all.extend(e.tokens.iter().cloned());
-    }
-    let all: Vec<&str> = all.iter().map(String::as_str).collect();
-    let file = match Cli::from_args(&["kestrel"], &all) {
-        Ok(Cli {
-            cmd: Command::Run(r),
-        }) => r,
-        Ok(_) => return Err(format!("{path}: not a run configuration")),
-        Err(early) => {
-            let esc = crate::log::escape;
-            return Err(format!(
-                "{}: {}",
-                esc(&path),
-                esc(first_line(&early.output))
-            ));
+        let flag = e.tokens.first().map(String::as_str).unwrap_or("");
+        if !given.contains(&flag) {
+            merged.extend(e.tokens.iter().map(String::as_str));
         }
-    };
-    Ok(RunArgs {
-        config: cli.config,
-        output: if cli.output.is_empty() {
-            file.output
-        } else {
-            cli.output
-        },
-        interval: cli.interval.or(file.interval),
-        duration: cli.duration.or(file.duration),
-        ring_buffer_size: cli.ring_buffer_size.or(file.ring_buffer_size),
-        syscalls: cli.syscalls.or(file.syscalls),
-        enter_events: cli.enter_events || file.enter_events,
-        thread_table_size: cli.thread_table_size.or(file.thread_table_size),
-        fd_table_size: cli.fd_table_size.or(file.fd_table_size),
-        resource_utilization_enabled: cli
-            .resource_utilization_enabled
-            .or(file.resource_utilization_enabled),
-        state_counters_enabled: cli.state_counters_enabled.or(file.state_counters_enabled),
-        kernel_event_counters_enabled: cli
-            .kernel_event_counters_enabled
-            .or(file.kernel_event_counters_enabled),
-        libbpf_stats_enabled: cli.libbpf_stats_enabled.or(file.libbpf_stats_enabled),
-        convert_memory_to_mb: cli.convert_memory_to_mb.or(file.convert_memory_to_mb),
-        include_empty_values: cli.include_empty_values.or(file.include_empty_values),
-        schema: cli.schema.or(file.schema),
-        syscall_event_drops_actions: cli
-            .syscall_event_drops_actions
-            .or(file.syscall_event_drops_actions),
-        syscall_event_drops_threshold: cli
-            .syscall_event_drops_threshold
-            .or(file.syscall_event_drops_threshold),
-        syscall_event_drops_rate: cli
-            .syscall_event_drops_rate
-            .or(file.syscall_event_drops_rate),
-        syscall_event_drops_max_burst: cli
-            .syscall_event_drops_max_burst
-            .or(file.syscall_event_drops_max_burst),
-        thread_timeout: cli.thread_timeout.or(file.thread_timeout),
-        thread_purge_interval: cli.thread_purge_interval.or(file.thread_purge_interval),
-        pidfile: cli.pidfile.or(file.pidfile),
-        attach: cli.attach.or(file.attach),
-        culprits: cli.culprits.or(file.culprits),
-        culprit_top_syscalls: cli.culprit_top_syscalls.or(file.culprit_top_syscalls),
-        culprit_top_procs: cli.culprit_top_procs.or(file.culprit_top_procs),
-        culprit_capacity: cli.culprit_capacity.or(file.culprit_capacity),
-        btf: cli.btf.or(file.btf),
-        prometheus: cli.prometheus.or(file.prometheus),
-        prometheus_names: cli.prometheus_names.or(file.prometheus_names),
-        user: cli.user.or(file.user),
-        allow_special_outputs: cli.allow_special_outputs || file.allow_special_outputs,
-        verbose: cli.verbose || file.verbose,
-    })
+    }
+    merged.extend_from_slice(tokens);
+    parsed(&merged).map_err(|e| format!("{}: {}", esc(&path), esc(&e)))
 }
 
 #[cfg(test)]

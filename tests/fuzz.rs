@@ -152,8 +152,7 @@ fn random_config(rng: &mut Rng) -> String {
 
 #[test]
 fn configs_parse_and_validate_without_panicking() {
-    use argh::FromArgs;
-    use kestrel::cli::{with_config_file, Cli, Command};
+    use kestrel::cli::run_args_with_config;
     let mut rng = Rng(0x636f_6e66_6967_2121);
     let path = format!("/tmp/kestrel-fuzz-{}.toml", std::process::id());
     let (mut ok, mut bad) = (0, 0);
@@ -163,13 +162,7 @@ fn configs_parse_and_validate_without_panicking() {
         // The whole path (file, per-key flag validation) for a share of them.
         if i % 8 == 0 {
             std::fs::write(&path, &text).unwrap();
-            let Command::Run(args) = Cli::from_args(&["k"], &["run", "--config", &path])
-                .unwrap()
-                .cmd
-            else {
-                unreachable!()
-            };
-            match with_config_file(args) {
+            match run_args_with_config(&["--config", &path]) {
                 Ok(_) => ok += 1,
                 Err(e) => {
                     assert!(!e.contains('\n'), "one line: {e:?}");

@@ -37,15 +37,6 @@ fn sizes_and_flags() {
     assert!(Cli::from_args(&["kestrel"], &["run", "--bogus"]).is_err());
 }
 
-fn run_args(args: &[&str]) -> RunArgs {
-    let mut v = vec!["run"];
-    v.extend(args);
-    match Cli::from_args(&["kestrel"], &v).unwrap().cmd {
-        Command::Run(r) => r,
-        _ => unreachable!("parsed run"),
-    }
-}
-
 fn conf(text: &str) -> String {
     let p = std::env::temp_dir().join(format!(
         "kestrel-conf-{}-{}",
@@ -60,7 +51,7 @@ fn conf(text: &str) -> String {
 fn config_file_fills_and_flags_win() {
     let p =
         conf("interval = \"15s\"\nduration = \"1m\"\noutput = [\"stdout\"]\nfd_table_size = 99\n");
-    let r = with_config_file(run_args(&["--config", &p, "--interval", "1s"])).unwrap();
+    let r = run_args_with_config(&["--config", &p, "--interval", "1s"]).unwrap();
     assert_eq!(r.interval, Some(1_000_000_000), "the flag wins");
     assert_eq!(r.duration, Some(60_000_000_000), "the file fills");
     assert_eq!(r.fd_table_size, Some(99));
@@ -70,19 +61,32 @@ fn config_file_fills_and_flags_win() {
 #[test]
 fn config_file_errors_name_file_line_and_key() {
     let p = conf("interval = \"15s\"\n\ncolour = \"red\"\n");
-    let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
+    let e = run_args_with_config(&["--config", &p]).unwrap_err();
     assert_eq!(e, format!("{p}:3: key 'colour': unknown key"));
     let p = conf("# knobs\ninterval = \"soon\"\n");
-    let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
+    let e = run_args_with_config(&["--config", &p]).unwrap_err();
     assert!(e.starts_with(&format!("{p}:2: key 'interval': ")), "{e}");
     assert!(e.contains("bad duration"), "{e}");
     let p = conf("\"a\\nb\" = 1\n");
-    let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
+    let e = run_args_with_config(&["--config", &p]).unwrap_err();
     assert_eq!(e, format!("{p}:1: key 'a\\x0ab': unknown key"));
     let p = conf("libbpf_stats_enabled = \"maybe\"\n");
-    let e = with_config_file(run_args(&["--config", &p])).unwrap_err();
+    let e = run_args_with_config(&["--config", &p]).unwrap_err();
     assert!(
         e.starts_with(&format!("{p}:1: key 'libbpf_stats_enabled'")),
         "{e}"
     );
+}
+
+#[test]
+fn the_command_line_drops_the_files_value_of_each_flag_it_gives() {
+    let p = conf("verbose = true\noutput = [\"stdout\", \"file:/tmp/x\"]\nenter_events = true\nring_buffer_size = \"8K\"\n");
+    let r = run_args_with_config(&["--config", &p, "-v", "--output", "file:/tmp/y"]).unwrap();
+    assert!(r.verbose && r.enter_events);
+    assert_eq!(
+        r.output,
+        vec![OutputSpec::File("/tmp/y".into())],
+        "the file's outputs go"
+    );
+    assert_eq!(r.ring_buffer_size, Some(8192), "the file fills the rest");
 }

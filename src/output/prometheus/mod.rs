@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn flags_and_config_keys() {
-        use crate::cli::{with_config_file, Cli, Command};
+        use crate::cli::{run_args_with_config, Cli};
         use argh::FromArgs;
         let conf = std::env::temp_dir().join(format!("kestrel-prom-{}.toml", std::process::id()));
         std::fs::write(
@@ -231,14 +231,7 @@ mod tests {
              output = [\"prometheus-textfile:/tmp/k.prom\"]\n",
         )
         .unwrap();
-        let Command::Run(r) =
-            Cli::from_args(&["kestrel"], &["run", "--config", conf.to_str().unwrap()])
-                .unwrap()
-                .cmd
-        else {
-            panic!("run")
-        };
-        let r = with_config_file(r).unwrap();
+        let r = run_args_with_config(&["--config", conf.to_str().unwrap()]).unwrap();
         assert_eq!(r.prometheus, Some("127.0.0.1:9376".parse().unwrap()));
         assert_eq!(r.prometheus_names, Some(true));
         let cfg = PrometheusConfig {
