@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{require_root, serial, tmp};
+use common::{require_root, serial, tmp, written_lines};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kestrel");
 const DROP_RULE: &str = "Falco internal: syscall event drop";
@@ -22,9 +22,8 @@ fn spawn(out: &str, extra: &[&str]) -> Child {
 }
 
 fn lines(path: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
+    written_lines(path)
+        .iter()
         .map(|l| serde_json::from_str(l).expect("every line is one JSON object"))
         .collect()
 }
@@ -54,6 +53,16 @@ fn term(child: &mut Child) -> std::process::ExitStatus {
 }
 
 /// Opens and closes a file as fast as possible for `d`: overflows a 4 KiB ring.
+/// A burst while the agent is stopped (SIGSTOP): nothing drains the 4 KiB
+/// ring, so it drops for certain. Returns when the agent runs again.
+fn stalled_burst(agent: &Child, path: &str, d: Duration) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGSTOP) };
+    burst(path, d);
+    // SAFETY: as above.
+    unsafe { libc::kill(agent.id() as i32, libc::SIGCONT) };
+}
+
 fn burst(path: &str, d: Duration) {
     std::fs::write(path, b"x").unwrap();
     let t = Instant::now();
@@ -98,8 +107,8 @@ fn drop_alert_follows_a_burst_within_2s_and_its_counts_match_the_snapshot() {
     ]);
     let mut agent = spawn(&out, &args);
     assert!(wait_for(Duration::from_secs(20), || !lines(&out).is_empty()).is_some());
+    stalled_burst(&agent, &tmp("drops-wl"), Duration::from_millis(300));
     let start = Instant::now();
-    burst(&tmp("drops-wl"), Duration::from_millis(300));
     let seen = wait_for(Duration::from_secs(3), || !alerts(&out).is_empty());
     let after = start.elapsed();
     assert!(seen.is_some(), "no drop alert");
@@ -161,7 +170,7 @@ fn drop_alerts_are_rate_limited_as_configured() {
     let mut agent = spawn(&out, &args);
     assert!(wait_for(Duration::from_secs(20), || !lines(&out).is_empty()).is_some());
     for _ in 0..3 {
-        burst(&tmp("drops-rl-wl"), Duration::from_millis(200));
+        stalled_burst(&agent, &tmp("drops-rl-wl"), Duration::from_millis(200));
         std::thread::sleep(Duration::from_millis(1300));
     }
     assert!(term(&mut agent).success());
@@ -185,14 +194,13 @@ fn exit_action_stops_the_agent_with_status_3() {
     ]);
     let mut agent = spawn(&out, &args);
     assert!(wait_for(Duration::from_secs(20), || !lines(&out).is_empty()).is_some());
-    // Load until the agent goes: the probe wakes the consumer on the first
-    // drop, so a short burst into a 4 KiB ring does not always drop.
+    stalled_burst(&agent, &tmp("drops-exit-wl"), Duration::from_millis(100));
     let start = Instant::now();
     let mut status = None;
-    while status.is_none() && start.elapsed() < Duration::from_secs(3) {
-        burst(&tmp("drops-exit-wl"), Duration::from_millis(50));
+    wait_for(Duration::from_secs(3), || {
         status = agent.try_wait().unwrap();
-    }
+        status.is_some()
+    });
     let Some(st) = status else {
         term(&mut agent);
         panic!("agent still running after the exit action");

@@ -21,9 +21,8 @@ use prom::{free_port, http_get, rss_kb, series, spawn_agent, wait_scrape, Worklo
 const HOSTILE: Duration = Duration::from_secs(8);
 
 fn snapshots(path: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
+    common::written_lines(path)
+        .iter()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["output_fields"].clone())
         .collect()
 }

@@ -24,6 +24,14 @@ pub fn require_root() {
     );
 }
 
+/// The complete lines of a file another process is appending to: a line
+/// still being written (no newline yet) is left for the next read.
+pub fn written_lines(path: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let done = text.rfind('\n').map_or(0, |i| i + 1);
+    text[..done].lines().map(str::to_string).collect()
+}
+
 /// A fresh path under /tmp unique to this test process.
 pub fn tmp(name: &str) -> String {
     let p = format!("/tmp/kestrel-test-{}-{name}", std::process::id());
