@@ -32,7 +32,7 @@ qemu: build build-aarch64
 
 # the benchmark rig (root): every figure in BENCHMARKS.md
 bench: build
-    cargo bench --bench rig
+    cargo bench --features bench --bench rig
 
 # will this host run the probe? (one screen)
 check:

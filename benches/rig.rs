@@ -1,4 +1,4 @@
-//! The benchmark rig (issue 6): `cargo bench --bench rig` as root. Prints one
+//! The benchmark rig (issue 6): `cargo bench --features bench --bench rig` as root. Prints one
 //! table of Kestrel's costs on this machine, every figure measured in this run
 //! and, where the machine is noisy, as a ratio to a baseline taken side by
 //! side. Knobs: KESTREL_BENCH_REPS (default 5), KESTREL_BENCH_ITERS (default

@@ -30,7 +30,7 @@ shellcheck -s sh configs/init/test-init-systems.sh; sh configs/init/test-init-sy
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
-cargo clippy --all-targets -q -- -D warnings
+cargo clippy --all-targets --features bench -q -- -D warnings
 echo "== just"
 just --list >/dev/null
 echo "== cargo test (unit, live probe, agent; the root-only tests are #[ignore]d and included here)"

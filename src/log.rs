@@ -22,8 +22,10 @@ pub enum Key {
     OutputError = 1,
     OutputReopen = 2,
     Render = 3,
+    KernelRead = 4,
+    FieldsFull = 5,
 }
-const KEYS: usize = 4;
+const KEYS: usize = 6;
 
 #[derive(Clone, Copy, Default)]
 struct Limit {

@@ -4,6 +4,7 @@
 //! is the ring-buffer callback, which lives with the state tables.
 
 pub mod btf;
+#[cfg(feature = "bench")]
 pub mod floor;
 pub mod record;
 mod stats;
@@ -154,6 +155,9 @@ pub struct Probe<'obj> {
     /// Attached program names; kept after detach so final stats still list them.
     attached: Vec<&'static str>,
     counter_buf: Vec<u8>,
+    /// The last good counter read, and how many reads failed since load.
+    last_counters: KernelCounters,
+    counter_read_errors: u64,
     stats_fd: Option<OwnedFd>,
 }
 
@@ -294,6 +298,8 @@ impl<'obj> Probe<'obj> {
             links: Vec::new(),
             attached: Vec::new(),
             counter_buf: vec![0u8; stride * ncpus],
+            last_counters: KernelCounters::default(),
+            counter_read_errors: 0,
             stats_fd: None,
         };
         for (name, on) in wanted {

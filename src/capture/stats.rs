@@ -75,7 +75,15 @@ impl Probe<'_> {
         };
         let mut total = KernelCounters::default();
         if rc != 0 {
-            return total;
+            // Zeros would make every counter go backwards: keep the last read.
+            self.counter_read_errors += 1;
+            crate::log_limited!(
+                crate::log::Key::KernelRead,
+                "reading the kernel counters failed ({} times): {}; the snapshot repeats the last values",
+                self.counter_read_errors,
+                std::io::Error::from_raw_os_error(-rc)
+            );
+            return self.last_counters;
         }
         let stride = size_of::<kestrel_counters>().next_multiple_of(8);
         for slot in self.counter_buf.chunks_exact(stride) {
@@ -83,6 +91,7 @@ impl Probe<'_> {
             let c: kestrel_counters = unsafe { std::ptr::read_unaligned(slot.as_ptr().cast()) };
             total.add(&c);
         }
+        self.last_counters = total;
         total
     }
 

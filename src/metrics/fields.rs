@@ -117,7 +117,12 @@ impl<'a> Fields<'a> {
     pub fn put_always(&mut self, key: &str, v: Value<'a>) {
         let mut k = Key::new();
         let _ = k.push_str(key);
-        let _ = self.list.push((k, v));
+        if self.list.push((k, v)).is_err() {
+            crate::log_limited!(
+                crate::log::Key::FieldsFull,
+                "a snapshot has more than {MAX_FIELDS} fields: the rest are left out"
+            );
+        }
     }
 
     pub fn put_fmt(&mut self, v: Value<'a>, args: core::fmt::Arguments<'_>) {
