@@ -231,69 +231,27 @@ static __always_inline int on_exit(struct task_struct *p)
 	return 0;
 }
 
-/* Entry points. Program names are what the stats fields show; the raw_tp
- * twins carry a raw_ prefix that user space maps back to these names. */
+/*
+ * Entry points, each tracepoint twice: tp_btf (BTF-typed arguments) and
+ * raw_tp (plain numbers, read through CO-RE's checked copies). The `btf`
+ * constant reaches the shared handlers, so each twin compiles only its own
+ * reads. Program names are what the stats fields show; the raw_tp twins
+ * carry a raw_ prefix that user space maps back to the tp_btf names.
+ */
+#define TWINS(tp, name, raw_name, call, ...)                                   \
+	SEC("tp_btf/" tp) int BPF_PROG(name, __VA_ARGS__) { return call(true); } \
+	SEC("raw_tp/" tp) int BPF_PROG(raw_name, __VA_ARGS__) { return call(false); }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(sys_exit, struct pt_regs *regs, long ret)
-{
-	on_sys_exit(regs, ret, true);
-	return 0;
-}
+#define SYS_EXIT(btf) (on_sys_exit(regs, ret, btf), 0)
+#define SYS_ENTER(btf) (on_sys_enter(regs, id, btf), 0)
+#define P_FORK(btf) on_fork(child)
+#define P_EXEC(btf) on_exec(p, old_pid, bprm)
+#define P_EXIT(btf) on_exit(p)
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(sys_enter, struct pt_regs *regs, long id)
-{
-	on_sys_enter(regs, id, true);
-	return 0;
-}
-
-SEC("tp_btf/sched_process_fork")
-int BPF_PROG(sched_p_fork, struct task_struct *parent, struct task_struct *child)
-{
-	return on_fork(child);
-}
-
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(sched_p_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
-{
-	return on_exec(p, old_pid, bprm);
-}
-
-SEC("tp_btf/sched_process_exit")
-int BPF_PROG(sched_proc_exit, struct task_struct *p)
-{
-	return on_exit(p);
-}
-
-SEC("raw_tp/sys_exit")
-int BPF_PROG(raw_sys_exit, struct pt_regs *regs, long ret)
-{
-	on_sys_exit(regs, ret, false);
-	return 0;
-}
-
-SEC("raw_tp/sys_enter")
-int BPF_PROG(raw_sys_enter, struct pt_regs *regs, long id)
-{
-	on_sys_enter(regs, id, false);
-	return 0;
-}
-
-SEC("raw_tp/sched_process_fork")
-int BPF_PROG(raw_p_fork, struct task_struct *parent, struct task_struct *child)
-{
-	return on_fork(child);
-}
-
-SEC("raw_tp/sched_process_exec")
-int BPF_PROG(raw_p_exec, struct task_struct *p, int old_pid, struct linux_binprm *bprm)
-{
-	return on_exec(p, old_pid, bprm);
-}
-
-SEC("raw_tp/sched_process_exit")
-int BPF_PROG(raw_proc_exit, struct task_struct *p)
-{
-	return on_exit(p);
-}
+TWINS("sys_exit", sys_exit, raw_sys_exit, SYS_EXIT, struct pt_regs *regs, long ret)
+TWINS("sys_enter", sys_enter, raw_sys_enter, SYS_ENTER, struct pt_regs *regs, long id)
+TWINS("sched_process_fork", sched_p_fork, raw_p_fork, P_FORK, struct task_struct *parent,
+      struct task_struct *child)
+TWINS("sched_process_exec", sched_p_exec, raw_p_exec, P_EXEC, struct task_struct *p, int old_pid,
+      struct linux_binprm *bprm)
+TWINS("sched_process_exit", sched_proc_exit, raw_proc_exit, P_EXIT, struct task_struct *p)
