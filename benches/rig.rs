@@ -43,10 +43,15 @@ impl Agent {
     }
 
     fn start_bin(bin: &str, syscalls: &str, stats: bool, attach: &str) -> Agent {
+        Agent::start_with(bin, syscalls, stats, attach, &[])
+    }
+
+    fn start_with(bin: &str, syscalls: &str, stats: bool, attach: &str, extra: &[&str]) -> Agent {
         let out = tmp(&format!("agent-{syscalls}"));
         let child = Command::new(bin)
             .args(["run", "--interval", "1h", "--syscalls", syscalls])
             .args(["--attach", attach])
+            .args(extra)
             .args(["--output", &format!("file:{out}")])
             .args([
                 "--libbpf-stats-enabled",
@@ -289,21 +294,33 @@ fn main() {
     println!("\n## slowdown of the mix (BPF stats off), medians of {reps} interleaved runs");
     let mut alone = Vec::new();
     let mut default = Vec::new();
+    let mut no_culprits = Vec::new();
     let mut none = Vec::new();
     for _ in 0..reps {
         alone.push(mix(iters, &path));
         let a = Agent::start("default", false);
         default.push(mix(iters, &path));
         a.stop();
+        let a = Agent::start_with(BIN, "default", false, "auto", &["--culprits", "false"]);
+        no_culprits.push(mix(iters, &path));
+        a.stop();
         let a = Agent::start("none", false);
         none.push(mix(iters, &path));
         a.stop();
     }
     let (ma, md, mn) = (median(alone), median(default), median(none));
+    let mc = median(no_culprits);
     println!("| setup | median s | ratio to alone |");
     println!("|---|---|---|");
     println!("| alone | {ma:.3} | 1.00 |");
-    println!("| kestrel, default set | {md:.3} | {:.2} |", md / ma);
+    println!(
+        "| kestrel, default set (culprit counters on) | {md:.3} | {:.2} |",
+        md / ma
+    );
+    println!(
+        "| kestrel, default set, --culprits false | {mc:.3} | {:.2} |",
+        mc / ma
+    );
     println!("| kestrel, nothing selected | {mn:.3} | {:.2} |", mn / ma);
 
     // 3. User space replay.
