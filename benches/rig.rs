@@ -226,18 +226,20 @@ fn main() {
         // KESTREL_BENCH_BASELINE=path/to/older/kestrel adds its tp_btf rows,
         // measured in the same run, to compare a change step by step.
         let baseline = std::env::var("KESTREL_BENCH_BASELINE").ok();
-        let mut rows: Vec<(&str, &str, &str, &str)> = vec![
-            ("tp_btf", BIN, "tp_btf", "default"),
-            ("raw_tp", BIN, "raw_tp", "default"),
-            ("tp_btf", BIN, "tp_btf", "none"),
-            ("raw_tp", BIN, "raw_tp", "none"),
+        let culprits_off: &[&str] = &["--culprits", "false"];
+        let mut rows: Vec<(&str, &str, &str, &str, &[&str])> = vec![
+            ("tp_btf", BIN, "tp_btf", "default", &[]),
+            ("raw_tp", BIN, "raw_tp", "default", &[]),
+            ("tp_btf", BIN, "tp_btf", "none", &[]),
+            ("tp_btf, culprits off", BIN, "tp_btf", "none", culprits_off),
+            ("raw_tp", BIN, "raw_tp", "none", &[]),
         ];
         if let Some(b) = &baseline {
-            rows.insert(1, ("baseline tp_btf", b.as_str(), "tp_btf", "default"));
+            rows.insert(1, ("baseline tp_btf", b.as_str(), "tp_btf", "default", &[]));
         }
-        for (attach, bin, mode, sel) in rows {
+        for (attach, bin, mode, sel, extra) in rows {
             for (name, work) in &works {
-                let agent = Agent::start_bin(bin, sel, true, mode);
+                let agent = Agent::start_with(bin, sel, true, mode, extra);
                 let (f0, [t0, r0]) = (floor.stats(), floor.step_stats());
                 work();
                 let (f1, [t1, r1]) = (floor.stats(), floor.step_stats());
