@@ -28,7 +28,8 @@ int BPF_PROG(floor_sys_exit, struct pt_regs *regs, long ret)
 SEC("tp_btf/sys_exit")
 int BPF_PROG(floor_compat, struct pt_regs *regs, long ret)
 {
-	struct call k = { .regs = regs, .btf = true };
+	__u64 copy[CALL_REGS] = {};
+	struct call k = { .regs = regs, .btf = true, .r = copy };
 
 	if (call_start(&k) < 512 && k.compat)
 		compat_seen++;
@@ -39,7 +40,8 @@ int BPF_PROG(floor_compat, struct pt_regs *regs, long ret)
 SEC("raw_tp/sys_exit")
 int BPF_PROG(floor_raw_step, struct pt_regs *regs, long ret)
 {
-	struct call k = { .regs = regs, .btf = false };
+	__u64 copy[CALL_REGS] = {};
+	struct call k = { .regs = regs, .btf = false, .r = copy };
 
 	if (call_start(&k) < 512 && k.compat)
 		compat_seen++;

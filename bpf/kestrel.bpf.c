@@ -93,7 +93,8 @@ static __always_inline __u16 table_entry(struct call *k, __u64 nr)
 
 static __always_inline void on_sys_exit(struct pt_regs *regs, long ret, bool btf)
 {
-	struct call k = { .regs = regs, .ret = ret, .btf = btf };
+	__u64 copy[CALL_REGS] = {};
+	struct call k = { .regs = regs, .ret = ret, .btf = btf, .r = copy };
 	struct kestrel_counters *c = NULL;
 	__u64 nr;
 	__u16 sel;
@@ -122,12 +123,14 @@ static __always_inline void on_sys_exit(struct pt_regs *regs, long ret, bool btf
 	k.nr = nr;
 	k.handler = sel >> KSEL_HANDLER_SHIFT;
 	k.cat = (sel >> KSEL_CAT_SHIFT) & KSEL_CAT_MASK;
+	call_load_args(&k);
 	dispatch_exit(c, &k);
 }
 
 static __always_inline void on_sys_enter(struct pt_regs *regs, long id, bool btf)
 {
-	struct call k = { .regs = regs, .btf = btf };
+	__u64 copy[CALL_REGS] = {};
+	struct call k = { .regs = regs, .btf = btf, .r = copy };
 	struct kestrel_counters *c;
 	__u16 sel;
 

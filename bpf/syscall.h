@@ -18,6 +18,12 @@
 #ifndef KESTREL_SYSCALL_H
 #define KESTREL_SYSCALL_H
 
+/* x86_64 pt_regs from bp to cs: contiguous in every kernel (the ptrace
+ * layout), so one copy holds the number, the code segment and both ABIs'
+ * arguments. */
+enum { XR_BP, XR_BX, XR_R11, XR_R10, XR_R9, XR_R8, XR_AX, XR_CX, XR_DX, XR_SI, XR_DI,
+       XR_ORIG_AX, XR_IP, XR_CS, XR_N };
+
 struct call {
 	struct pt_regs *regs;
 	long ret;
@@ -26,7 +32,19 @@ struct call {
 	__u8 cat;
 	bool btf;
 	bool compat;
+	/* raw_tp: the registers, copied once into the caller's array (a checked
+	 * copy is a helper call, ~35 ns here, so one for all of them rather than
+	 * one per argument). Kept outside this struct so the helper's write
+	 * cannot hide the constant `btf` from the compiler. x86: XR_N words
+	 * from bp; arm64: orig_x0, then regs[1..5]. */
+	__u64 *r;
 };
+
+#if defined(__TARGET_ARCH_x86)
+#define CALL_REGS XR_N
+#else
+#define CALL_REGS 6
+#endif
 
 /* The local copy keeps CO-RE from relocating the access to struct call. */
 #define REG(k, field)                                                        \
@@ -47,17 +65,15 @@ static __always_inline __u64 call_start(struct call *k)
 {
 	struct pt_regs *regs = k->regs;
 #if defined(__TARGET_ARCH_x86)
-	unsigned long tail[3] = {}; /* orig_ax, ip, cs */
-
 	if (k->btf) {
-		tail[0] = regs->orig_ax;
-		tail[2] = regs->cs;
-	} else if (bpf_probe_read_kernel(tail, sizeof(tail),
-					 __builtin_preserve_access_index(&regs->orig_ax))) {
-		return ~0ULL;
+		k->compat = (regs->cs & 0xffff) == USER32_CS;
+		return regs->orig_ax;
 	}
-	k->compat = (tail[2] & 0xffff) == USER32_CS;
-	return tail[0];
+	if (bpf_probe_read_kernel(k->r, XR_N * sizeof(__u64),
+				  __builtin_preserve_access_index(&regs->bp)))
+		return ~0ULL;
+	k->compat = (k->r[XR_CS] & 0xffff) == USER32_CS;
+	return k->r[XR_ORIG_AX];
 #else
 	struct {
 		__u64 pstate;
@@ -72,6 +88,7 @@ static __always_inline __u64 call_start(struct call *k)
 					 __builtin_preserve_access_index(&regs->pstate))) {
 		return ~0ULL;
 	}
+	k->r[0] = tail.orig_x0;
 	k->compat = tail.pstate & PSR_MODE32_BIT;
 	return (__u64)(__s64)tail.syscallno;
 #endif
@@ -100,9 +117,31 @@ static __always_inline void call_confirm_abi(struct call *k)
 #endif
 }
 
+/* arm64 raw_tp: the argument registers in one copy, once a table selected
+ * the call (the untraced path reads only the tail above). */
+static __always_inline void call_load_args(struct call *k)
+{
+#if !defined(__TARGET_ARCH_x86)
+	if (!k->btf) {
+		struct pt_regs *regs = k->regs;
+
+		if (bpf_probe_read_kernel(&k->r[1], 5 * sizeof(__u64),
+					  __builtin_preserve_access_index(&regs->regs[1])))
+			__builtin_memset(&k->r[1], 0, 5 * sizeof(__u64));
+	}
+#endif
+}
+
 static __always_inline __u64 sys_arg(const struct call *k, int i)
 {
 #if defined(__TARGET_ARCH_x86)
+	if (!k->btf) {
+		static const int native[6] = { XR_DI, XR_SI, XR_DX, XR_R10, XR_R8, XR_R9 };
+		static const int ia32[6] = { XR_BX, XR_CX, XR_DX, XR_SI, XR_DI, XR_BP };
+		int at = k->compat ? ia32[i] : native[i];
+
+		return k->compat ? (__u32)k->r[at] : k->r[at];
+	}
 	if (k->compat) {
 		switch (i) {
 		case 0: return (__u32)REG(k, bx);
@@ -124,6 +163,10 @@ static __always_inline __u64 sys_arg(const struct call *k, int i)
 #else
 	__u64 v;
 
+	if (!k->btf) {
+		v = k->r[i];
+		return k->compat ? (__u32)v : v;
+	}
 	/* arm64 overwrites x0 with the return value; orig_x0 keeps arg 0.
 	 * An AArch32 task passes r0-r5 in the same slots. */
 	switch (i) {
