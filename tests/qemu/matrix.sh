@@ -14,6 +14,7 @@
 #     no-btf    no BTF anywhere: `kestrel run` must refuse (exit 1, one line)
 #     raw_tp    --attach raw_tp on a kernel with BTF
 #     compat    the workload also in a 32-bit busybox (armhf on arm64, i386 on amd64)
+#     smp2      the default checks on two guest CPUs (cross-CPU orderings)
 #
 # Without a binary for an arch it builds one:
 #   scripts/install-build-deps.sh [--aarch64]     (idempotent; installs what is missing)
@@ -36,14 +37,14 @@ BIN_arm64=
 BIN_amd64=
 TARGETS=()
 
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
     case $1 in
         --aarch64|--arm64) [ $# -ge 2 ] || usage; BIN_arm64=$2; shift 2 ;;
         --x86_64|--amd64) [ $# -ge 2 ] || usage; BIN_amd64=$2; shift 2 ;;
         -h|--help) usage ;;
         -*) echo "matrix.sh: unknown option $1" >&2; usage ;;
-        *:*+*) case ${1#*+} in btf-file|btf-min|no-btf|raw_tp|compat) ;; *) usage ;; esac
+        *:*+*) case ${1#*+} in btf-file|btf-min|no-btf|raw_tp|compat|smp2) ;; *) usage ;; esac
                TARGETS+=("$1"); shift ;;
         *:*) TARGETS+=("$1"); shift ;;
         *) echo "matrix.sh: bad target '$1' (ARCH:KERNEL)" >&2; usage ;;
