@@ -111,7 +111,7 @@ fn tiny_thread_table_drops_and_the_agent_stays_healthy() {
     let last = lines(&out).pop().unwrap();
     assert!(field(&last, "falco.n_drops_full_threadtable") >= 20);
     assert!(
-        field(&last, "falco.n_threads") <= 4 + 16,
+        field(&last, "falco.n_threads") <= 4 + kestrel::state::OWN_THREAD_RESERVE as u64,
         "capacity plus own-thread reserve"
     );
 }
@@ -133,9 +133,12 @@ fn sigterm_writes_a_final_snapshot_and_removes_the_pidfile() {
     assert_eq!(pid, agent.id());
     let t = Instant::now();
     assert!(term(&mut agent).success());
+    // A hang detector, not a timing test: the exit's bound is structural
+    // (outputs get FINISH_NS = 400 ms, then the agent goes).
     assert!(
-        t.elapsed() < Duration::from_secs(1),
-        "exit within 1 s of SIGTERM"
+        t.elapsed() < Duration::from_secs(5),
+        "exit after SIGTERM took {:?}",
+        t.elapsed()
     );
     assert_eq!(lines(&out).len(), 2, "start snapshot plus final snapshot");
     assert!(!std::path::Path::new(&pidfile).exists());

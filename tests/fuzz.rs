@@ -82,7 +82,10 @@ fn records_decode_and_apply_without_panicking() {
         p.state.counters.n_decode_errors > 0,
         "mutations reached the error paths"
     );
-    assert!(p.state.n_threads() <= 64 + 16, "capacity holds");
+    assert!(
+        p.state.n_threads() <= 64 + kestrel::state::OWN_THREAD_RESERVE,
+        "capacity holds"
+    );
 }
 
 const KEYS: &[&str] = &[

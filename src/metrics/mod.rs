@@ -172,8 +172,11 @@ impl Snapshotter {
     /// Renders one snapshot line (newline-terminated) and advances the
     /// previous-values the next snapshot's rates are taken against.
     pub fn render(&mut self, inp: &Inputs<'_>) -> Rendered<'_> {
-        let now_mono = time::monotonic_ns();
-        let now_real = time::realtime_ns();
+        self.render_at(inp, time::monotonic_ns(), time::realtime_ns())
+    }
+
+    /// `render` at given clock readings (tests drive time explicitly).
+    pub fn render_at(&mut self, inp: &Inputs<'_>, now_mono: u64, now_real: u64) -> Rendered<'_> {
         let first = self.rendered == 0;
         // A snapshot right after another (the final one on SIGTERM) would
         // take its figures over a few ms; take every derived figure (rates,

@@ -225,13 +225,13 @@ fn golden(schema: Schema, golden: &[(&str, char)]) -> serde_json::Value {
         n_evts: 5,
         ..Default::default()
     };
-    s.render(&inputs(&progs, 5, k));
-    std::thread::sleep(std::time::Duration::from_millis(120));
+    let (t0, real) = (time::monotonic_ns(), time::realtime_ns());
+    s.render_at(&inputs(&progs, 5, k), t0, real);
     let k2 = KernelCounters {
         n_evts: 9,
         ..Default::default()
     };
-    let v = parse(s.render(&inputs(&progs, 9, k2)));
+    let v = parse(s.render_at(&inputs(&progs, 9, k2), t0 + 120_000_000, real + 120_000_000));
     assert_eq!(v["rule"], "Falco internal: metrics snapshot");
     assert_eq!(v["output"], "Falco metrics snapshot");
     assert_eq!(v["priority"], "Informational");
@@ -349,22 +349,23 @@ fn drop_percentage_and_rates_between_snapshots() {
         n_evts: 100,
         ..Default::default()
     };
-    let v = parse(s.render(&inputs(&[], 100, k)));
+    let (t0, real) = (time::monotonic_ns(), time::realtime_ns());
+    let v = parse(s.render_at(&inputs(&[], 100, k), t0, real));
     assert_eq!(
         v["output_fields"]["scap.evts_rate_sec"], 0.0,
         "0 on the first snapshot"
     );
-    std::thread::sleep(std::time::Duration::from_millis(120));
     k.n_evts = 300;
     k.n_drops_buffer_total = 50;
     k.n_drops_buffer[3][1] = 50;
-    let v = parse(s.render(&inputs(&[], 250, k)));
+    let v = parse(s.render_at(&inputs(&[], 250, k), t0 + 200_000_000, real));
     let f = &v["output_fields"];
     assert_eq!(f["scap.n_drops_perc"], 25.0);
     assert_eq!(f["scap.n_drops"], 50);
     assert_eq!(f["scap.n_drops_buffer_open_exit"], 50);
     assert_eq!(f["scap.n_evts_prev"], 100);
-    assert!(f["scap.evts_rate_sec"].as_f64().unwrap() > 0.0);
+    assert_eq!(f["scap.evts_rate_sec"], 1000.0, "200 events over 200 ms");
+    assert_eq!(f["scap.evts_drop_rate_sec"], 250.0, "50 drops over 200 ms");
 }
 
 #[test]
@@ -388,17 +389,18 @@ fn a_final_snapshot_right_after_another_takes_one_window_for_every_derivation() 
         n_evts: n,
         ..Default::default()
     };
-    s.render(&inputs(&[], 0, k(0)));
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let v = parse(s.render(&inputs(&[], 3000, k(3000))));
+    // Explicit clocks: start, a periodic snapshot 300 ms later, the final
+    // one 2 ms after that.
+    let (t0, real) = (time::monotonic_ns(), time::realtime_ns());
+    s.render_at(&inputs(&[], 0, k(0)), t0, real);
+    let v = parse(s.render_at(&inputs(&[], 3000, k(3000)), t0 + 300_000_000, real));
     let periodic = v["output_fields"]["scap.evts_rate_sec"].as_f64().unwrap();
-    // The final snapshot comes a moment later with a few more events.
-    let v = parse(s.render(&inputs(&[], 3010, k(3010))));
+    let v = parse(s.render_at(&inputs(&[], 3010, k(3010)), t0 + 302_000_000, real));
     let last = v["output_fields"]["scap.evts_rate_sec"].as_f64().unwrap();
-    assert!((5_000.0..=10_100.0).contains(&periodic), "{periodic}");
-    assert!(
-        last <= periodic * 1.1,
-        "final rate {last} vs periodic {periodic}"
+    assert_eq!(periodic, 10_000.0, "3000 events over 300 ms");
+    assert_eq!(
+        last, 9_966.9,
+        "3010 events over the 302 ms since the start snapshot"
     );
     let f = &v["output_fields"];
     assert_eq!(

@@ -32,7 +32,7 @@ pub const FD_PATH_MAX: usize = 64;
 /// Kestrel tracks fd numbers below it, which bounds every per-process walk.
 pub const FDS_PER_PROCESS_MAX: u32 = 4096;
 /// Slots kept beyond the configured capacity for the agent's own threads.
-const OWN_THREAD_RESERVE: usize = 16;
+pub const OWN_THREAD_RESERVE: usize = 16;
 /// /proc lookups allowed per tick (100 ms) on thread-lookup misses.
 const PROC_LOOKUPS_PER_TICK: u32 = 10;
 
