@@ -39,10 +39,12 @@ fetch_args=(); [ "$HOST_DEPS" = 1 ] || fetch_args=(--no-host-deps)
 deb_file=$(awk '$1 !~ /^#/ && $2 ~ /^linux-source-6\.1_.*_all\.deb$/ { print $2; exit }' "$HERE/pins.sha256")
 [ -n "$deb_file" ] || die "no linux-source-6.1 pin in pins.sha256"
 # fetch.sh may have substituted the newest of the series for a dropped pin.
-sub=$(awk -v f="$deb_file" '$3 == f { print $2 }' "$CACHE/substitutions" 2>/dev/null | tail -n1)
+subs=$CACHE/substitutions
+[ -f "$subs" ] || subs=/dev/null
+sub=$(awk -v f="$deb_file" '$3 == f { s = $2 } END { print s }' "$subs")
 DEB=$CACHE/debs/${sub:-$deb_file}
 deb_sum=$(sha256sum "$DEB" | cut -d' ' -f1)
-cat "$HERE/pins.sha256" "$CACHE/substitutions" 2>/dev/null | grep -q "^$deb_sum " ||
+grep -q "^$deb_sum " "$HERE/pins.sha256" "$subs" ||
     die "$DEB matches neither its pin nor a fetch.sh substitution"
 
 key=$( { cat "$FRAGMENT"; echo "$deb_sum"; sed -n '/^# RECIPE BEGIN/,/^# RECIPE END/p' "$0"; } \
