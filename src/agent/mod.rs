@@ -5,15 +5,10 @@
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd};
 
 use libbpf_rs::RingBufferBuilder;
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
-use rustix::time::{
-    timerfd_create, timerfd_settime, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags,
-    Timespec,
-};
+use mio::{Events, Poll, Token};
 
 use crate::alerts::{DropAlertConfig, DropMonitor};
 use crate::capture::{Probe, ProbeConfig, ProgStats, StatsSource};
@@ -27,6 +22,9 @@ use crate::preflight::Checked;
 use crate::state::activity::Activity;
 use crate::state::pipeline::Pipeline;
 use crate::state::{procfs, State};
+
+mod events;
+use events::{check_drops, drain_timer, read_signals, register, signal_fd, state_tick, timer};
 
 const RING: Token = Token(0);
 const SNAPSHOT: Token = Token(1);
@@ -79,84 +77,6 @@ impl StartError {
     fn env(msg: String) -> StartError {
         StartError(msg, 1)
     }
-}
-
-fn timer(ns: u64, periodic: bool) -> Result<OwnedFd, StartError> {
-    let fd = timerfd_create(
-        TimerfdClockId::Monotonic,
-        TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
-    )
-    .map_err(|e| StartError::env(format!("timerfd_create: {e}")))?;
-    let ts = Timespec {
-        tv_sec: (ns / 1_000_000_000) as i64,
-        tv_nsec: (ns % 1_000_000_000) as i64,
-    };
-    let spec = Itimerspec {
-        it_interval: if periodic {
-            ts
-        } else {
-            Timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            }
-        },
-        it_value: ts,
-    };
-    timerfd_settime(&fd, TimerfdTimerFlags::empty(), &spec)
-        .map_err(|e| StartError::env(format!("timerfd_settime: {e}")))?;
-    Ok(fd)
-}
-
-fn drain_timer(fd: &OwnedFd) {
-    let mut b = [0u8; 8];
-    let _ = rustix::io::read(fd, &mut b);
-}
-
-/// Blocks SIGTERM, SIGINT and SIGHUP and returns a signalfd for them.
-fn signal_fd() -> Result<OwnedFd, StartError> {
-    // SAFETY: plain libc calls on a local, zero-initialised sigset.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
-            return Err(StartError::env("cannot block signals".into()));
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC);
-        if fd < 0 {
-            return Err(StartError::env(format!(
-                "signalfd: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
-}
-
-/// Reads pending signals: (stop requested, reopen requested).
-fn read_signals(fd: &OwnedFd) -> (bool, bool) {
-    let (mut stop, mut hup) = (false, false);
-    let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
-    while let Ok(n) = rustix::io::read(fd, &mut info) {
-        if n != info.len() {
-            break;
-        }
-        // SAFETY: the kernel wrote one whole signalfd_siginfo.
-        let si: libc::signalfd_siginfo = unsafe { std::ptr::read_unaligned(info.as_ptr().cast()) };
-        match si.ssi_signo as i32 {
-            libc::SIGHUP => hup = true,
-            _ => stop = true,
-        }
-    }
-    (stop, hup)
-}
-
-fn register(poll: &Poll, fd: RawFd, token: Token) -> Result<(), StartError> {
-    poll.registry()
-        .register(&mut SourceFd(&fd), token, Interest::READABLE)
-        .map_err(|e| StartError::env(format!("epoll register: {e}")))
 }
 
 pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError> {
@@ -397,37 +317,10 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError>
                     outputs.flush();
                     ticks += 1;
                     let mut p = pipeline.borrow_mut();
-                    p.state.tick();
-                    if ticks % purge_every == 0 {
-                        p.state.purge_proc(timeout_ticks);
-                    }
-                    if p.state.log_full_drop {
-                        p.state.log_full_drop = false;
-                        crate::log_limited!(
-                            Key::ThreadTableFull,
-                            "thread table full: {} threads refused so far",
-                            p.state.counters.n_drops_full_threadtable
-                        );
-                    }
-                    let now = crate::metrics::time::monotonic_ns();
-                    if drops.due(now) {
-                        let c = p.state.counters;
-                        let t = drops.check_tables(
-                            now,
-                            c.n_drops_full_threadtable,
-                            c.n_drops_full_fdtable,
-                        );
-                        if t.alert {
-                            outputs.write(drops.line(), drops.time());
-                        }
-                        let o = drops.check(now, &probe.counters());
-                        if o.alert {
-                            outputs.write(drops.line(), drops.time());
-                        }
-                        if o.exit {
-                            end = RunEnd::DropExit;
-                            break 'run;
-                        }
+                    state_tick(&mut p.state, ticks, purge_every, timeout_ticks);
+                    if check_drops(&mut drops, &p.state, &mut probe, &mut outputs) {
+                        end = RunEnd::DropExit;
+                        break 'run;
                     }
                 }
                 SNAPSHOT => {
