@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{require_root, serial, tmp, written_lines};
+use common::{json_lines, require_root, serial, tmp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kestrel");
 
@@ -29,9 +29,8 @@ fn spawn_agent(out: &str, interval: &str, extra: &[&str]) -> Child {
 /// The snapshots in `path`; drop and table alerts share the output and are
 /// skipped (tests/drops.rs reads those).
 fn lines(path: &str) -> Vec<serde_json::Value> {
-    written_lines(path)
-        .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("every line is JSON"))
+    json_lines(path)
+        .into_iter()
         .filter(|v| v["rule"] == "Falco internal: metrics snapshot")
         .collect()
 }

@@ -23,6 +23,15 @@ const FORKS: usize = 12;
 const EXECS: usize = 6;
 const OPENS: usize = 40;
 
+/// Every record delivered at once (no batching), on the given attach path.
+fn probe_on(attach: AttachMode) -> ProbeConfig {
+    ProbeConfig {
+        wakeup_bytes: 0,
+        attach,
+        ..ProbeConfig::default()
+    }
+}
+
 fn build_worker() -> String {
     let bin = tmp("worker32");
     let st = Command::new("gcc")
@@ -57,27 +66,19 @@ fn i386_worker_is_seen_exactly(attach: AttachMode) {
     let file = tmp("compat-file");
     std::fs::write(&file, b"x").unwrap();
     let mut worker = 0u32;
-    let (raw, counters) = capture(
-        ProbeConfig {
-            wakeup_bytes: 0,
-            attach,
-            ..ProbeConfig::default()
-        },
-        true,
-        || {
-            let mut child = Command::new(&bin)
-                .args([
-                    &file,
-                    &FORKS.to_string(),
-                    &EXECS.to_string(),
-                    &OPENS.to_string(),
-                ])
-                .spawn()
-                .unwrap();
-            worker = child.id();
-            assert!(child.wait().unwrap().success(), "worker32 failed");
-        },
-    );
+    let (raw, counters) = capture(probe_on(attach), true, || {
+        let mut child = Command::new(&bin)
+            .args([
+                &file,
+                &FORKS.to_string(),
+                &EXECS.to_string(),
+                &OPENS.to_string(),
+            ])
+            .spawn()
+            .unwrap();
+        worker = child.id();
+        assert!(child.wait().unwrap().success(), "worker32 failed");
+    });
     let _ = std::fs::remove_file(&file);
     let _ = std::fs::remove_file(&bin);
     assert_eq!(counters.n_drops(), 0, "no drops at this rate");
@@ -225,25 +226,17 @@ fn int80_from_64bit_is_decoded_as_i386(attach: AttachMode) {
     }
     let (addr, scratch) = (buf as usize as u32, buf as usize as u32 + 2048);
     let mut tid = 0u32;
-    let (raw, counters) = capture(
-        ProbeConfig {
-            wakeup_bytes: 0,
-            attach,
-            ..ProbeConfig::default()
-        },
-        true,
-        || {
-            tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
-            for _ in 0..ROUNDS {
-                let fd = int80(5, addr, 0, 0); // i386 open
-                assert!(fd >= 0, "int 0x80 open: {fd}");
-                for _ in 0..3 {
-                    assert!(int80(3, fd as u32, scratch, 1) >= 0); // i386 read = x86_64 close
-                }
-                assert_eq!(int80(6, fd as u32, 0, 0), 0); // i386 close
+    let (raw, counters) = capture(probe_on(attach), true, || {
+        tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+        for _ in 0..ROUNDS {
+            let fd = int80(5, addr, 0, 0); // i386 open
+            assert!(fd >= 0, "int 0x80 open: {fd}");
+            for _ in 0..3 {
+                assert!(int80(3, fd as u32, scratch, 1) >= 0); // i386 read = x86_64 close
             }
-        },
-    );
+            assert_eq!(int80(6, fd as u32, 0, 0), 0); // i386 close
+        }
+    });
     // SAFETY: unmapping the mapping made above.
     unsafe { libc::munmap(low, 4096) };
     let _ = std::fs::remove_file(&file);

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{require_root, serial, tmp, written_lines};
+use common::{json_lines, require_root, serial, tmp};
 
 const BIN: &str = env!("CARGO_BIN_EXE_kestrel");
 const DROP_RULE: &str = "Falco internal: syscall event drop";
@@ -22,10 +22,7 @@ fn spawn(out: &str, extra: &[&str]) -> Child {
 }
 
 fn lines(path: &str) -> Vec<serde_json::Value> {
-    written_lines(path)
-        .iter()
-        .map(|l| serde_json::from_str(l).expect("every line is one JSON object"))
-        .collect()
+    json_lines(path)
 }
 
 fn alerts(path: &str) -> Vec<serde_json::Value> {

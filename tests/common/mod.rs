@@ -32,6 +32,15 @@ pub fn written_lines(path: &str) -> Vec<String> {
     text[..done].lines().map(str::to_string).collect()
 }
 
+/// The complete lines of an agent's output file, parsed: snapshots and
+/// alerts alike (every line must be one JSON object).
+pub fn json_lines(path: &str) -> Vec<serde_json::Value> {
+    written_lines(path)
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("every line is one JSON object"))
+        .collect()
+}
+
 /// A fresh path under /tmp unique to this test process.
 pub fn tmp(name: &str) -> String {
     let p = format!("/tmp/kestrel-test-{}-{name}", std::process::id());
