@@ -2,81 +2,26 @@
 //! file, signals, bad input. Root is needed for the ones that load the probe;
 //! they are #[ignore]d ("needs root"); scripts/test.sh runs them.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{json_lines, require_root, serial, tmp};
-
-const BIN: &str = env!("CARGO_BIN_EXE_kestrel");
-
-/// Starts the agent writing snapshots to file `out` every `interval`.
-fn spawn_agent(out: &str, interval: &str, extra: &[&str]) -> Child {
-    Command::new(BIN)
-        .args([
-            "run",
-            "--output",
-            &format!("file:{out}"),
-            "--interval",
-            interval,
-        ])
-        .args(extra)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// The snapshots in `path`; drop and table alerts share the output and are
-/// skipped (tests/drops.rs reads those).
-fn lines(path: &str) -> Vec<serde_json::Value> {
-    json_lines(path)
-        .into_iter()
-        .filter(|v| v["rule"] == "Falco internal: metrics snapshot")
-        .collect()
-}
-
-fn field(v: &serde_json::Value, k: &str) -> u64 {
-    v["output_fields"][k].as_u64().unwrap_or(0)
-}
-
-fn wait_for_lines(path: &str, n: usize, limit: Duration) {
-    let t = Instant::now();
-    while lines(path).len() < n {
-        assert!(t.elapsed() < limit, "no snapshot within {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn term(child: &mut Child) -> std::process::ExitStatus {
-    // SAFETY: plain kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    child.wait().unwrap()
-}
-
-/// open+close of one file in a loop: two traced syscalls per round.
-fn open_close_loop(path: &str, run_for: Duration) -> u64 {
-    std::fs::write(path, b"x").unwrap();
-    let t = Instant::now();
-    let mut n = 0;
-    while t.elapsed() < run_for {
-        drop(std::fs::File::open(path).unwrap());
-        n += 2;
-    }
-    n
-}
+use common::{
+    agent, bin, field, fork_children, open_close_for, probe_lock, signal, snapshots, spawn_agent,
+    term, tmp, wait_for_snapshots, Tmpfs,
+};
 
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn acceptance_run_writes_snapshots_while_a_workload_runs() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let out = tmp("k.json");
-    let mut agent = spawn_agent(&out, "1s", &["--duration", "5s"]);
-    wait_for_lines(&out, 1, Duration::from_secs(20));
-    open_close_loop(&tmp("wl"), Duration::from_secs(3));
+    let mut agent = spawn_agent(&out, &["--interval", "1s", "--duration", "5s"]);
+    wait_for_snapshots(&out, 1, Duration::from_secs(20));
+    open_close_for(&tmp("wl"), Duration::from_secs(3));
     let st = agent.wait().unwrap();
     assert!(st.success(), "agent exits 0 after --duration: {st}");
-    let snaps = lines(&out);
+    let snaps = snapshots(&out);
     assert!(snaps.len() >= 5, "got {} snapshots", snaps.len());
     let evts: Vec<u64> = snaps.iter().map(|s| field(s, "scap.n_evts")).collect();
     assert!(
@@ -96,18 +41,17 @@ fn acceptance_run_writes_snapshots_while_a_workload_runs() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn tiny_thread_table_drops_and_the_agent_stays_healthy() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let out = tmp("tiny.json");
-    let mut agent = spawn_agent(&out, "300ms", &["--thread-table-size", "4"]);
-    wait_for_lines(&out, 1, Duration::from_secs(20));
+    let mut agent = spawn_agent(&out, &["--interval", "300ms", "--thread-table-size", "4"]);
+    wait_for_snapshots(&out, 1, Duration::from_secs(20));
     for _ in 0..20 {
         Command::new("/bin/true").status().unwrap();
     }
-    let n = lines(&out).len();
-    wait_for_lines(&out, n + 2, Duration::from_secs(5));
+    let n = snapshots(&out).len();
+    wait_for_snapshots(&out, n + 2, Duration::from_secs(5));
     assert!(term(&mut agent).success());
-    let last = lines(&out).pop().unwrap();
+    let last = snapshots(&out).pop().unwrap();
     assert!(field(&last, "falco.n_drops_full_threadtable") >= 20);
     assert!(
         field(&last, "falco.n_threads") <= 4 + kestrel::state::OWN_THREAD_RESERVE as u64,
@@ -118,12 +62,11 @@ fn tiny_thread_table_drops_and_the_agent_stays_healthy() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn sigterm_writes_a_final_snapshot_and_removes_the_pidfile() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let out = tmp("term.json");
     let pidfile = tmp("pid");
-    let mut agent = spawn_agent(&out, "1h", &["--pidfile", &pidfile]);
-    wait_for_lines(&out, 1, Duration::from_secs(20));
+    let mut agent = spawn_agent(&out, &["--interval", "1h", "--pidfile", &pidfile]);
+    wait_for_snapshots(&out, 1, Duration::from_secs(20));
     let pid: u32 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
@@ -139,7 +82,11 @@ fn sigterm_writes_a_final_snapshot_and_removes_the_pidfile() {
         "exit after SIGTERM took {:?}",
         t.elapsed()
     );
-    assert_eq!(lines(&out).len(), 2, "start snapshot plus final snapshot");
+    assert_eq!(
+        snapshots(&out).len(),
+        2,
+        "start snapshot plus final snapshot"
+    );
     assert!(!std::path::Path::new(&pidfile).exists());
 }
 
@@ -158,7 +105,7 @@ fn bad_flags_get_one_line_and_exit_2() {
         &["export-probe"],
         &["export-probe", "/nonexistent/dir/kestrel.bpf.o"],
     ] {
-        let o = Command::new(BIN).args(args).output().unwrap();
+        let o = Command::new(bin()).args(args).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8(o.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
@@ -169,7 +116,7 @@ fn bad_flags_get_one_line_and_exit_2() {
 #[test]
 fn export_probe_writes_the_bpf_object() {
     let out = tmp("export.bpf.o");
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .args(["export-probe", &out])
         .output()
         .unwrap();
@@ -186,13 +133,13 @@ fn export_probe_writes_the_bpf_object() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn raw_tp_agent_with_a_btf_file_reports_its_path_and_program_names() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let out = tmp("rawtp.json");
     let mut child = spawn_agent(
         &out,
-        "500ms",
         &[
+            "--interval",
+            "500ms",
             "--attach",
             "raw_tp",
             "--btf",
@@ -203,9 +150,9 @@ fn raw_tp_agent_with_a_btf_file_reports_its_path_and_program_names() {
             "true",
         ],
     );
-    wait_for_lines(&out, 2, Duration::from_secs(20));
+    wait_for_snapshots(&out, 2, Duration::from_secs(20));
     assert!(term(&mut child).success());
-    let last = lines(&out).pop().unwrap();
+    let last = snapshots(&out).pop().unwrap();
     let _ = std::fs::remove_file(&out);
     assert_eq!(last["output_fields"]["kestrel.attach"], "raw_tp");
     assert!(field(&last, "scap.sys_exit.run_cnt") > 0, "{last}");
@@ -231,7 +178,7 @@ fn shipped_config_file_loads_and_a_bad_one_names_its_line() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/kestrel.toml");
     // Every key of the shipped file is valid: with a bad interval flag added,
     // the only complaint is about that flag.
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .args(["run", "--config", shipped, "--interval", "1ms"])
         .output()
         .unwrap();
@@ -240,7 +187,7 @@ fn shipped_config_file_loads_and_a_bad_one_names_its_line() {
     assert!(err.contains("below the 100ms minimum"), "{err}");
     let bad = tmp("bad.toml");
     std::fs::write(&bad, "interval = \"1s\"\nring_buffer_size = \"3K\"\n").unwrap();
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .args(["run", "--config", &bad])
         .output()
         .unwrap();
@@ -256,8 +203,7 @@ fn shipped_config_file_loads_and_a_bad_one_names_its_line() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn config_file_drives_a_real_run() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let out = tmp("conf.json");
     let conf = tmp("run.toml");
     std::fs::write(
@@ -268,13 +214,12 @@ fn config_file_drives_a_real_run() {
         ),
     )
     .unwrap();
-    let st = Command::new(BIN)
+    let st = Command::new(bin())
         .args(["run", "--config", &conf])
-        .stderr(Stdio::null())
         .status()
         .unwrap();
     assert!(st.success());
-    let snaps = lines(&out);
+    let snaps = snapshots(&out);
     assert!(snaps.len() >= 4, "{} snapshots", snaps.len());
     let last = snaps.last().unwrap();
     assert!(
@@ -290,23 +235,21 @@ fn config_file_drives_a_real_run() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn sighup_reopens_the_output_after_a_rename() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let out = tmp("rotate.json");
     let rotated = format!("{out}.1");
     let _ = std::fs::remove_file(&rotated);
-    let mut agent = spawn_agent(&out, "200ms", &[]);
-    wait_for_lines(&out, 2, Duration::from_secs(20));
+    let mut agent = spawn_agent(&out, &["--interval", "200ms"]);
+    wait_for_snapshots(&out, 2, Duration::from_secs(20));
     std::fs::rename(&out, &rotated).unwrap();
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(agent.id() as i32, libc::SIGHUP) };
-    wait_for_lines(&out, 2, Duration::from_secs(5));
+    signal(&agent, libc::SIGHUP);
+    wait_for_snapshots(&out, 2, Duration::from_secs(5));
     assert!(term(&mut agent).success());
     assert!(
-        lines(&rotated).len() >= 2,
+        snapshots(&rotated).len() >= 2,
         "old lines stay in the rotated file"
     );
-    let fresh = lines(&out);
+    let fresh = snapshots(&out);
     assert!(
         fresh.len() >= 3,
         "new file gets the later snapshots and the final one"
@@ -321,7 +264,7 @@ fn symlink_at_the_output_path_is_refused_with_one_line() {
     let link = tmp("link.json");
     let target = tmp("link-target");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .args([
             "run",
             "--output",
@@ -344,30 +287,20 @@ fn symlink_at_the_output_path_is_refused_with_one_line() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn full_disk_is_counted_and_the_agent_survives() {
-    let _g = serial();
-    require_root();
-    let dir = tmp("smallfs");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=8k", "tmpfs", &dir])
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount a tiny tmpfs");
-    let full = format!("{dir}/m.json");
+    let _g = probe_lock();
+    let fs = Tmpfs::mount("smallfs", "8k");
+    let full = format!("{}/m.json", fs.0);
     let side = tmp("side.json");
-    let st = Command::new(BIN)
-        .args(["run", "--output", &format!("file:{full}")])
-        .args(["--output", &format!("file:{side}")])
+    let st = agent(&full, &["--output", &format!("file:{side}")])
         .args(["--interval", "100ms", "--duration", "2s"])
-        .stderr(Stdio::null())
         .status()
         .unwrap();
-    let _ = Command::new("umount").arg(&dir).status();
+    drop(fs);
     assert!(
         st.success(),
         "the agent ran to its end despite the full disk"
     );
-    let snaps = lines(&side);
+    let snaps = snapshots(&side);
     assert!(
         snaps.len() >= 15,
         "{} snapshots on the healthy sink",
@@ -382,11 +315,13 @@ fn full_disk_is_counted_and_the_agent_survives() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn after_attach_only_cap_bpf_remains_and_no_new_privs_is_set() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let out = tmp("caps.json");
-    let mut agent = spawn_agent(&out, "200ms", &["--libbpf-stats-enabled", "true"]);
-    wait_for_lines(&out, 1, Duration::from_secs(20));
+    let mut agent = spawn_agent(
+        &out,
+        &["--interval", "200ms", "--libbpf-stats-enabled", "true"],
+    );
+    wait_for_snapshots(&out, 1, Duration::from_secs(20));
     let status = std::fs::read_to_string(format!("/proc/{}/status", agent.id())).unwrap();
     let get = |k: &str| {
         status
@@ -403,9 +338,9 @@ fn after_attach_only_cap_bpf_remains_and_no_new_privs_is_set() {
     assert_eq!(get("CapAmb:"), "0000000000000000");
     assert_eq!(get("NoNewPrivs:"), "1");
     // The loop still reads counters and program stats with what is left.
-    wait_for_lines(&out, 3, Duration::from_secs(5));
+    wait_for_snapshots(&out, 3, Duration::from_secs(5));
     assert!(term(&mut agent).success());
-    let last = lines(&out).pop().unwrap();
+    let last = snapshots(&out).pop().unwrap();
     assert!(field(&last, "scap.n_evts") > 0);
     assert!(field(&last, "scap.sys_exit.run_cnt") > 0);
 }
@@ -413,9 +348,8 @@ fn after_attach_only_cap_bpf_remains_and_no_new_privs_is_set() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn check_says_this_host_can_run_and_the_json_agrees() {
-    let _g = serial();
-    require_root();
-    let o = Command::new(BIN).arg("check").output().unwrap();
+    let _g = probe_lock();
+    let o = Command::new(bin()).arg("check").output().unwrap();
     let text = String::from_utf8(o.stdout).unwrap();
     assert_eq!(o.status.code(), Some(0), "{text}");
     assert!(
@@ -423,7 +357,7 @@ fn check_says_this_host_can_run_and_the_json_agrees() {
         "{text}"
     );
     assert!(text.lines().count() <= 25, "fits one screen");
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .args(["check", "--json"])
         .output()
         .unwrap();
@@ -457,8 +391,7 @@ fn check_says_this_host_can_run_and_the_json_agrees() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn check_without_privileges_names_exactly_the_failing_lines() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     // setpriv (util-linux) drops to nobody with no capabilities.
     let o = Command::new("setpriv")
         .args([
@@ -466,7 +399,7 @@ fn check_without_privileges_names_exactly_the_failing_lines() {
             "--regid=65534",
             "--clear-groups",
             "--inh-caps=-all",
-            BIN,
+            &bin(),
         ])
         .args(["check", "--json"])
         .output()
@@ -491,8 +424,7 @@ fn check_without_privileges_names_exactly_the_failing_lines() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn culprit_counters_name_a_known_workload() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     const GETPPIDS: usize = 300_000;
     const OPENS: usize = 20_000;
     let out = tmp("culprits.json");
@@ -502,8 +434,9 @@ fn culprit_counters_name_a_known_workload() {
     // folded into `other`.
     let mut child = spawn_agent(
         &out,
-        "200ms",
         &[
+            "--interval",
+            "200ms",
             "--culprit-top-procs",
             "32",
             "--culprit-capacity",
@@ -512,27 +445,22 @@ fn culprit_counters_name_a_known_workload() {
             "16M",
         ],
     );
-    wait_for_lines(&out, 2, Duration::from_secs(20));
+    wait_for_snapshots(&out, 2, Duration::from_secs(20));
     let path = std::ffi::CString::new(file.clone()).unwrap();
-    // SAFETY: the child makes raw syscalls only, then _exit.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
+    let pid = fork_children(1, || {
         for _ in 0..GETPPIDS {
+            // SAFETY: raw syscalls only in the child.
             unsafe { libc::syscall(libc::SYS_getppid) };
         }
         for _ in 0..OPENS {
             let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
             unsafe { libc::close(fd) };
         }
-        unsafe { libc::_exit(0) };
-    }
-    let mut st = 0;
-    // SAFETY: waiting for our own child.
-    unsafe { libc::waitpid(pid, &mut st, 0) };
-    let n = lines(&out).len();
-    wait_for_lines(&out, n + 2, Duration::from_secs(20));
+    })[0];
+    let n = snapshots(&out).len();
+    wait_for_snapshots(&out, n + 2, Duration::from_secs(20));
     assert!(term(&mut child).success());
-    let snaps = lines(&out);
+    let snaps = snapshots(&out);
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(&file);
 

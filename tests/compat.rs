@@ -17,7 +17,7 @@ use kestrel::capture::ProbeConfig;
 use kestrel::state::{State, Thread};
 
 mod common;
-use common::{capture, require_root, serial, tmp};
+use common::{capture, probe_lock, tmp, unbatched};
 
 const FORKS: usize = 12;
 const EXECS: usize = 6;
@@ -26,10 +26,26 @@ const OPENS: usize = 40;
 /// Every record delivered at once (no batching), on the given attach path.
 fn probe_on(attach: AttachMode) -> ProbeConfig {
     ProbeConfig {
-        wakeup_bytes: 0,
         attach,
-        ..ProbeConfig::default()
+        ..unbatched()
     }
+}
+
+/// One root-only test per attach path, both running `body(path)`.
+macro_rules! on_both_paths {
+    ($tp_btf:ident, $raw_tp:ident, $body:ident) => {
+        #[test]
+        #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+        fn $tp_btf() {
+            $body(AttachMode::TpBtf);
+        }
+
+        #[test]
+        #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+        fn $raw_tp() {
+            $body(AttachMode::RawTp);
+        }
+    };
 }
 
 fn build_worker() -> String {
@@ -47,21 +63,14 @@ fn build_worker() -> String {
     bin
 }
 
-#[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
-fn i386_tasks_are_decoded_with_their_own_table_on_tp_btf() {
-    i386_worker_is_seen_exactly(AttachMode::TpBtf);
-}
-
-#[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
-fn i386_tasks_are_decoded_with_their_own_table_on_raw_tp() {
-    i386_worker_is_seen_exactly(AttachMode::RawTp);
-}
+on_both_paths!(
+    i386_tasks_are_decoded_with_their_own_table_on_tp_btf,
+    i386_tasks_are_decoded_with_their_own_table_on_raw_tp,
+    i386_worker_is_seen_exactly
+);
 
 fn i386_worker_is_seen_exactly(attach: AttachMode) {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let bin = build_worker();
     let file = tmp("compat-file");
     std::fs::write(&file, b"x").unwrap();
@@ -201,8 +210,7 @@ fn int80(nr: u32, a: u32, b: u32, c: u32) -> i32 {
 }
 
 fn int80_from_64bit_is_decoded_as_i386(attach: AttachMode) {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     const ROUNDS: usize = 20;
     let file = tmp("int80-file");
     std::fs::write(&file, b"x").unwrap();
@@ -271,14 +279,8 @@ fn int80_from_64bit_is_decoded_as_i386(attach: AttachMode) {
     );
 }
 
-#[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
-fn int80_from_a_64bit_task_is_decoded_as_i386_on_tp_btf() {
-    int80_from_64bit_is_decoded_as_i386(AttachMode::TpBtf);
-}
-
-#[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
-fn int80_from_a_64bit_task_is_decoded_as_i386_on_raw_tp() {
-    int80_from_64bit_is_decoded_as_i386(AttachMode::RawTp);
-}
+on_both_paths!(
+    int80_from_a_64bit_task_is_decoded_as_i386_on_tp_btf,
+    int80_from_a_64bit_task_is_decoded_as_i386_on_raw_tp,
+    int80_from_64bit_is_decoded_as_i386
+);

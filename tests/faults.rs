@@ -5,17 +5,19 @@
 //! flowing to the healthy output), never tear a line, never panic.
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::{require_root, serial, tmp};
+use common::{
+    agent, bin, field, free_udp_port, pipe, probe_lock, spawn_agent, term, tmp, wait_for_lines,
+    Tmpfs,
+};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kestrel");
-
-fn lines(path: &str) -> Vec<serde_json::Value> {
+/// Every line of the file, the unterminated tail too: a torn line panics.
+fn whole_lines(path: &str) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -23,29 +25,35 @@ fn lines(path: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn field(v: &serde_json::Value, k: &str) -> u64 {
-    v["output_fields"][k].as_u64().unwrap_or(0)
+/// `kestrel run` to stdout (and stderr) as given and to the healthy file
+/// `side`, every 100 ms for `run_for`.
+fn run_beside_stdout(side: &str, run_for: &str, stdout: Stdio, stderr: Stdio) -> ExitStatus {
+    let args = [
+        "--output",
+        "stdout",
+        "--interval",
+        "100ms",
+        "--duration",
+        run_for,
+    ];
+    let st = agent(side, &args)
+        .stdout(stdout)
+        .stderr(stderr)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{st}");
+    st
 }
 
-fn wait_for_lines(path: &str, n: usize) {
-    let t = Instant::now();
-    while lines(path).len() < n {
-        assert!(t.elapsed() < Duration::from_secs(30), "no {n} snapshots");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn pipe() -> (OwnedFd, OwnedFd) {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fds that we then own.
-    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-    // SAFETY: fresh descriptors.
-    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as i32, sig) };
+/// The healthy file's snapshots, at least `min` of them.
+fn healthy(side: &str, min: usize) -> Vec<serde_json::Value> {
+    let snaps = whole_lines(side);
+    assert!(
+        snaps.len() >= min,
+        "{} snapshots on the healthy file",
+        snaps.len()
+    );
+    snaps
 }
 
 /// The exit summary of one output: (written, dropped, lost).
@@ -69,35 +77,21 @@ fn summary(stderr: &str, output: &str) -> (u64, u64, u64) {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn stdout_into_a_stalled_pipe_neither_stops_snapshots_nor_the_ring() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let (r, w) = pipe();
     // One page: full after the first snapshot.
     // SAFETY: fcntl on a pipe we own.
     unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
     let side = tmp("stall-side.json");
     let err = tmp("stall.err");
-    let o = Command::new(BIN)
-        .args([
-            "run",
-            "--output",
-            "stdout",
-            "--output",
-            &format!("file:{side}"),
-        ])
-        .args(["--interval", "100ms", "--duration", "4s"])
-        .stdout(Stdio::from(w))
-        .stderr(std::fs::File::create(&err).unwrap())
-        .status()
-        .unwrap();
-    assert!(o.success(), "{o}");
-    let snaps = lines(&side);
-    // ~41 at 100 ms; a blocked loop wrote 19 of 130 before the fix.
-    assert!(
-        snaps.len() >= 30,
-        "{} snapshots on the healthy file",
-        snaps.len()
+    run_beside_stdout(
+        &side,
+        "4s",
+        Stdio::from(w),
+        std::fs::File::create(&err).unwrap().into(),
     );
+    // ~41 at 100 ms; a blocked loop wrote 19 of 130 before the fix.
+    let snaps = healthy(&side, 30);
     let last = snaps.last().unwrap();
     assert!(field(last, "falco.outputs_queue_num_drops") > 0);
     assert_eq!(
@@ -120,8 +114,7 @@ fn stdout_into_a_stalled_pipe_neither_stops_snapshots_nor_the_ring() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn sigterm_ends_the_agent_while_a_fifo_reader_never_reads() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let fifo = tmp("never-read.fifo");
     rustix::fs::mkfifoat(
         rustix::fs::CWD,
@@ -136,28 +129,26 @@ fn sigterm_ends_the_agent_while_a_fifo_reader_never_reads() {
     )
     .unwrap();
     let side = tmp("fifo-side.json");
-    let mut agent = Command::new(BIN)
-        .args(["run", "--allow-special-outputs", "--interval", "100ms"])
-        .args([
+    let mut agent = spawn_agent(
+        &side,
+        &[
+            "--allow-special-outputs",
+            "--interval",
+            "100ms",
             "--output",
             &format!("file:{fifo}"),
-            "--output",
-            &format!("file:{side}"),
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        ],
+    );
     // 64 KiB of FIFO and 16 queued lines are full after ~40 snapshots.
-    wait_for_lines(&side, 50);
-    let before = lines(&side).len();
+    wait_for_lines(&side, 50, Duration::from_secs(30));
+    let before = whole_lines(&side).len();
     let t = Instant::now();
-    signal(&agent, libc::SIGTERM);
-    let st = agent.wait().unwrap();
+    let st = term(&mut agent);
     // Structurally bounded: nothing blocks, and the final flush has 400 ms.
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert!(st.success());
     assert!(
-        lines(&side).len() > before,
+        whole_lines(&side).len() > before,
         "a final snapshot on the healthy file"
     );
     drop(reader);
@@ -166,35 +157,21 @@ fn sigterm_ends_the_agent_while_a_fifo_reader_never_reads() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn full_tmpfs_never_leaves_a_torn_line() {
-    let _g = serial();
-    require_root();
-    let dir = tmp("tmpfs16k");
-    std::fs::create_dir_all(&dir).unwrap();
-    let ok = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs", &dir])
-        .status()
-        .unwrap();
-    assert!(ok.success(), "mount a 16k tmpfs");
+    let _g = probe_lock();
+    let fs = Tmpfs::mount("tmpfs16k", "16k");
+    let dir = &fs.0;
     // 4k left: room for one snapshot and part of the next.
     std::fs::write(format!("{dir}/filler"), vec![b'x'; 12 * 1024]).unwrap();
     let out = format!("{dir}/m.json");
     let err = tmp("tmpfs.err");
-    let mut agent = Command::new(BIN)
-        .args([
-            "run",
-            "--output",
-            &format!("file:{out}"),
-            "--interval",
-            "100ms",
-        ])
+    let mut agent = agent(&out, &["--interval", "100ms"])
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_secs(3));
-    signal(&agent, libc::SIGTERM);
-    let st = agent.wait().unwrap();
-    let snaps = lines(&out); // panics on any line that does not parse
-    let _ = Command::new("umount").arg(&dir).status();
+    let st = term(&mut agent);
+    let snaps = whole_lines(&out); // panics on any line that does not parse
+    drop(fs);
     assert!(st.success());
     assert!(!snaps.is_empty(), "the first snapshot fitted");
     let (_, _, lost) = summary(
@@ -207,12 +184,11 @@ fn full_tmpfs_never_leaves_a_torn_line() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn a_closed_pipe_on_stdout_and_stderr_is_survived() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     // `kestrel run ... 2>&1 | head -1`
     let (r, w) = pipe();
     let w2 = w.try_clone().unwrap();
-    let mut agent = Command::new(BIN)
+    let mut agent = Command::new(bin())
         .args(["run", "--interval", "200ms", "--duration", "3s"])
         .stdout(Stdio::from(w))
         .stderr(Stdio::from(w2))
@@ -229,18 +205,19 @@ fn a_closed_pipe_on_stdout_and_stderr_is_survived() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn a_closed_stderr_is_survived() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let out = tmp("nostderr.json");
-    let mut cmd = Command::new(BIN);
-    cmd.args(["run", "--output", &format!("file:{out}")]).args([
-        "--interval",
-        "200ms",
-        "--duration",
-        "2s",
-        "--thread-table-size",
-        "4",
-    ]);
+    let mut cmd = agent(
+        &out,
+        &[
+            "--interval",
+            "200ms",
+            "--duration",
+            "2s",
+            "--thread-table-size",
+            "4",
+        ],
+    );
     // SAFETY: close(2) between fork and exec touches no shared state.
     unsafe {
         cmd.pre_exec(|| {
@@ -250,21 +227,16 @@ fn a_closed_stderr_is_survived() {
     };
     let st = cmd.status().unwrap();
     assert_eq!(st.code(), Some(0), "{st}");
-    assert!(lines(&out).len() >= 5);
+    assert!(whole_lines(&out).len() >= 5);
 }
 
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn every_refused_syslog_datagram_is_counted() {
-    let _g = serial();
-    require_root();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let _g = probe_lock();
+    let port = free_udp_port();
     let err = tmp("udp.err");
-    let st = Command::new(BIN)
+    let st = Command::new(bin())
         .args(["run", "--output", &format!("syslog://127.0.0.1:{port}")])
         .args(["--interval", "200ms", "--duration", "3s"])
         .stderr(std::fs::File::create(&err).unwrap())
@@ -284,32 +256,22 @@ fn every_refused_syslog_datagram_is_counted() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn thread_table_full_logs_once_per_window_and_seeding_says_what_fit() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let out = tmp("flood.json");
     let err = tmp("flood.err");
-    let mut agent = Command::new(BIN)
-        .args([
-            "run",
-            "--output",
-            &format!("file:{out}"),
-            "--interval",
-            "300ms",
-        ])
-        .args(["--thread-table-size", "4"])
+    let mut agent = agent(&out, &["--interval", "300ms", "--thread-table-size", "4"])
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
-    wait_for_lines(&out, 1);
+    wait_for_lines(&out, 1, Duration::from_secs(30));
     for _ in 0..300 {
         Command::new("/bin/true").status().unwrap();
     }
-    let n = lines(&out).len();
-    wait_for_lines(&out, n + 1);
-    signal(&agent, libc::SIGTERM);
-    assert!(agent.wait().unwrap().success());
+    let n = whole_lines(&out).len();
+    wait_for_lines(&out, n + 1, Duration::from_secs(30));
+    assert!(term(&mut agent).success());
     let text = std::fs::read_to_string(&err).unwrap();
-    let last = lines(&out).pop().unwrap();
+    let last = whole_lines(&out).pop().unwrap();
     assert!(field(&last, "falco.n_drops_full_threadtable") >= 300);
     let full = text
         .lines()
@@ -325,8 +287,7 @@ fn thread_table_full_logs_once_per_window_and_seeding_says_what_fit() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn stdout_and_stderr_on_a_stalled_socket_never_block() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
     let small: libc::c_int = 4096;
     // SAFETY: setsockopt with an int value on a socket we own.
@@ -341,26 +302,13 @@ fn stdout_and_stderr_on_a_stalled_socket_never_block() {
     };
     let side = tmp("sock-side.json");
     let theirs = OwnedFd::from(theirs);
-    let st = Command::new(BIN)
-        .args([
-            "run",
-            "--output",
-            "stdout",
-            "--output",
-            &format!("file:{side}"),
-        ])
-        .args(["--interval", "100ms", "--duration", "3s"])
-        .stdout(Stdio::from(theirs.try_clone().unwrap()))
-        .stderr(Stdio::from(theirs))
-        .status()
-        .unwrap();
-    assert!(st.success(), "{st}");
-    let snaps = lines(&side);
-    assert!(
-        snaps.len() >= 20,
-        "{} snapshots on the healthy file",
-        snaps.len()
+    run_beside_stdout(
+        &side,
+        "3s",
+        Stdio::from(theirs.try_clone().unwrap()),
+        Stdio::from(theirs),
     );
+    let snaps = healthy(&side, 20);
     assert!(field(snaps.last().unwrap(), "falco.outputs_queue_num_drops") > 0);
     drop(ours);
 }

@@ -11,7 +11,9 @@ use kestrel::capture::ProbeConfig;
 use kestrel::state::{procfs, State};
 
 mod common;
-use common::{capture, open_close_n, require_root, serial, tmp};
+use common::{
+    apply_where, capture, fork_children, open_close_n, probe_lock, tiny_ring, tmp, unbatched,
+};
 
 /// Owned copy of a record's interesting parts, so tests can inspect them
 /// after the ring buffer callback returns.
@@ -80,8 +82,7 @@ fn raw_tp_with_external_full_and_minimal_btf_sees_the_tree_exactly() {
 }
 
 fn exact_tree(attach: AttachMode, btf: Option<std::path::PathBuf>) {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     const FORKS: usize = 25;
     const EXECS: usize = 15;
     const OPENS: usize = 400;
@@ -93,10 +94,9 @@ fn exact_tree(attach: AttachMode, btf: Option<std::path::PathBuf>) {
     let mut worker = 0;
     let (raw, counters) = capture(
         ProbeConfig {
-            wakeup_bytes: 0,
             attach,
             btf,
-            ..ProbeConfig::default()
+            ..unbatched()
         },
         true,
         || {
@@ -221,20 +221,11 @@ fn seed_own_threads(state: &mut State, raw: &[Vec<u8>], me: u32) {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn tiny_ring_buffer_counts_every_drop_in_its_category() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let path = tmp("burst");
-    let (raw, c) = capture(
-        ProbeConfig {
-            selection: Selection::parse("openat").unwrap(),
-            ring_bytes: 4096,
-            enter_events: false,
-            wakeup_bytes: u64::MAX,
-            ..ProbeConfig::default()
-        },
-        false,
-        || open_close_n(&path, 5000),
-    );
+    let (raw, c) = capture(tiny_ring("openat", false), false, || {
+        open_close_n(&path, 5000)
+    });
     let _ = std::fs::remove_file(&path);
     let open_cat = kestrel::capture::skel::types::kestrel_category::KC_OPEN.0 as usize;
     assert!(c.n_drops_buffer_total > 0, "a 4 KiB ring must overflow");
@@ -249,15 +240,13 @@ fn tiny_ring_buffer_counts_every_drop_in_its_category() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn enter_events_pair_with_exits() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let path = tmp("pair");
     let (raw, _) = capture(
         ProbeConfig {
             selection: Selection::parse("openat").unwrap(),
             enter_events: true,
-            wakeup_bytes: 0,
-            ..ProbeConfig::default()
+            ..unbatched()
         },
         true,
         || open_close_n(&path, 100),
@@ -266,12 +255,7 @@ fn enter_events_pair_with_exits() {
     let me = std::process::id();
     let mut state = State::new(64, 64, u32::MAX, true);
     seed_own_threads(&mut state, &raw, me);
-    for r in &raw {
-        let rec = decode(r).unwrap();
-        if rec.hdr().pid == me {
-            state.apply(&rec);
-        }
-    }
+    apply_where(&mut state, &raw, |rec| rec.hdr().pid == me);
     assert!(state.counters.n_stored_evts >= 100);
     assert!(state.counters.n_retrieved_evts >= 100);
     assert_eq!(state.counters.n_retrieve_evts_drops, 0);
@@ -284,8 +268,7 @@ fn enter_events_pair_with_exits() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn seeded_and_inherited_fds_of_a_known_tree_are_counted_exactly() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     const FDS: usize = 50;
     const CHILDREN: usize = 10;
     let path = tmp("tree");
@@ -312,42 +295,23 @@ fn seeded_and_inherited_fds_of_a_known_tree_are_counted_exactly() {
     assert!(state.thread(me_tid).is_some(), "this thread is seeded");
 
     let mut children = HashSet::new();
-    // Forked children only call the async-signal-safe close and _exit.
-    let (raw, counters) = capture(
-        ProbeConfig {
-            wakeup_bytes: 0,
-            ..ProbeConfig::default()
-        },
-        false,
-        || {
-            for _ in 0..CHILDREN {
-                // SAFETY: see above.
-                let pid = unsafe { libc::fork() };
-                if pid == 0 {
-                    for fd in &raw_fds {
-                        unsafe { libc::close(*fd) };
-                    }
-                    unsafe { libc::_exit(0) };
-                }
-                assert!(pid > 0);
-                let mut st = 0;
-                unsafe { libc::waitpid(pid, &mut st, 0) };
-                children.insert(pid as u32);
+    let (raw, counters) = capture(unbatched(), false, || {
+        children.extend(fork_children(CHILDREN, || {
+            for fd in &raw_fds {
+                // SAFETY: close(2) is async-signal-safe.
+                unsafe { libc::close(*fd) };
             }
-        },
-    );
+        }));
+    });
     drop(files);
     let _ = std::fs::remove_file(&path);
     assert_eq!(counters.n_drops(), 0);
     let n_me = u64::from(state.fd_count(me));
-    for r in &raw {
-        let rec = decode(r).unwrap();
+    apply_where(&mut state, &raw, |rec| {
         let h = rec.hdr();
         let mine = h.tid == me_tid && !matches!(rec, Record::ProcExit { .. });
-        if mine || children.contains(&h.pid) {
-            state.apply(&rec);
-        }
-    }
+        mine || children.contains(&h.pid)
+    });
     let c = state.counters;
     let n = CHILDREN as u64;
     assert_eq!(c.n_added_threads - c0.n_added_threads, n);

@@ -3,14 +3,16 @@
 
 use std::collections::HashSet;
 
-use kestrel::capture::record::{decode, Record};
+use kestrel::capture::record::Record;
 use kestrel::capture::skel::types::kestrel_category as Cat;
 use kestrel::capture::syscalls::Selection;
 use kestrel::capture::ProbeConfig;
 use kestrel::state::State;
 
 mod common;
-use common::{capture, open_close_n, require_root, serial, tmp};
+use common::{
+    apply_where, capture, fork_children, open_close_n, probe_lock, tiny_ring, tmp, unbatched,
+};
 
 /// With enter events a full ring drops close enters too; they must land in
 /// a bucket (kestrel.n_drops_buffer_close_enter), so the buckets add up to
@@ -18,27 +20,16 @@ use common::{capture, open_close_n, require_root, serial, tmp};
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn close_enter_drops_have_a_bucket_and_buckets_sum_to_the_total() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let path = tmp("enter-burst");
-    let (raw, c) = capture(
-        ProbeConfig {
-            selection: Selection::parse("openat,close,dup").unwrap(),
-            ring_bytes: 4096,
-            enter_events: true,
-            wakeup_bytes: u64::MAX,
-            ..ProbeConfig::default()
-        },
-        false,
-        || {
-            open_close_n(&path, 5000);
-            for _ in 0..2000 {
-                // SAFETY: dup of stdin and close of the copy.
-                let fd = unsafe { libc::dup(0) };
-                unsafe { libc::close(fd) };
-            }
-        },
-    );
+    let (raw, c) = capture(tiny_ring("openat,close,dup", true), false, || {
+        open_close_n(&path, 5000);
+        for _ in 0..2000 {
+            // SAFETY: dup of stdin and close of the copy.
+            let fd = unsafe { libc::dup(0) };
+            unsafe { libc::close(fd) };
+        }
+    });
     let _ = std::fs::remove_file(&path);
     let close = Cat::KC_CLOSE.0 as usize;
     let dup = Cat::KC_DUP.0 as usize;
@@ -59,8 +50,7 @@ fn close_enter_drops_have_a_bucket_and_buckets_sum_to_the_total() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn forks_with_enter_events_pair_without_retrieve_drops() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     const CHILDREN: usize = 10;
     let me = std::process::id();
     let me_tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
@@ -69,37 +59,24 @@ fn forks_with_enter_events_pair_without_retrieve_drops() {
         ProbeConfig {
             selection: Selection::parse("clone,clone3,fork,close").unwrap(),
             enter_events: true,
-            wakeup_bytes: 0,
-            ..ProbeConfig::default()
+            ..unbatched()
         },
         false,
         || {
-            for _ in 0..CHILDREN {
-                // SAFETY: the child only calls close and _exit.
-                let pid = unsafe { libc::fork() };
-                if pid == 0 {
-                    unsafe {
-                        libc::close(1000);
-                        libc::_exit(0)
-                    };
-                }
-                let mut st = 0;
-                unsafe { libc::waitpid(pid, &mut st, 0) };
-                children.insert(pid as u32);
-            }
+            // SAFETY: close(2) is async-signal-safe.
+            children.extend(fork_children(CHILDREN, || unsafe {
+                libc::close(1000);
+            }));
         },
     );
     assert_eq!(c.n_drops(), 0);
     let mut state = State::new(4096, 4096, u32::MAX, true);
     state.seed_thread(kestrel::state::Thread::new(me_tid, me));
-    for r in &raw {
-        let rec = decode(r).unwrap();
+    apply_where(&mut state, &raw, |rec| {
         let h = rec.hdr();
         let mine = h.tid == me_tid && !matches!(rec, Record::ProcExit { .. });
-        if mine || children.contains(&h.pid) {
-            state.apply(&rec);
-        }
-    }
+        mine || children.contains(&h.pid)
+    });
     let s = state.counters;
     assert_eq!(s.n_added_threads as usize, CHILDREN + 1);
     assert_eq!(s.n_retrieve_evts_drops, 0, "no spurious drop per fork");

@@ -4,19 +4,19 @@
 //! capacities beyond RLIMIT_AS, oversized and binary configs, help and check
 //! into a closed pipe. The bad-input ones need no probe and run anywhere.
 
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 mod common;
-use common::{require_root, serial, tmp};
-
-const BIN: &str = env!("CARGO_BIN_EXE_kestrel");
+use common::{
+    agent, bin, pipe, probe_lock, serial, signal, spawn_agent, term, tmp, wait_for_lines,
+    written_lines,
+};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().unwrap()
+    Command::new(bin()).args(args).output().unwrap()
 }
 
 /// Exit 2, one line on stderr containing `want`, nothing on stdout.
@@ -105,7 +105,7 @@ fn symlink_in_a_directory_component_is_refused() {
     let o = run(&["run", "--pidfile", &format!("{d}/link/k.pid")]);
     assert_bad_input(&o, "symlink");
     // The same through the O_NOFOLLOW walk kernels before 5.6 get.
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .args(["run", "--output", &format!("file:{d}/link/out.json")])
         .env("KESTREL_NO_OPENAT2", "1")
         .output()
@@ -115,7 +115,7 @@ fn symlink_in_a_directory_component_is_refused() {
 
 #[test]
 fn capacities_beyond_rlimit_as_are_one_line_not_an_abort() {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(bin());
     cmd.args([
         "run",
         "--thread-table-size",
@@ -141,7 +141,7 @@ fn capacities_beyond_rlimit_as_are_one_line_not_an_abort() {
 
 #[test]
 fn hostile_names_are_refused() {
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .args(["run"])
         .env("FALCO_HOSTNAME", "h".repeat(15_000))
         .output()
@@ -183,25 +183,21 @@ fn oversized_binary_and_multiline_configs_get_one_line() {
 }
 
 fn closed_pipe() -> Stdio {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fds; the read end is closed at once.
-    unsafe {
-        assert_eq!(libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC), 0);
-        libc::close(fds[0]);
-        Stdio::from(OwnedFd::from_raw_fd(fds[1]))
-    }
+    let (r, w) = pipe();
+    drop(r);
+    Stdio::from(w)
 }
 
 #[test]
 fn help_and_check_into_a_closed_pipe_do_not_abort() {
     let _g = serial();
-    let st = Command::new(BIN)
+    let st = Command::new(bin())
         .args(["run", "--help"])
         .stdout(closed_pipe())
         .output()
         .unwrap();
     assert_eq!(st.status.code(), Some(0), "{}", st.status);
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .arg("check")
         .stdout(closed_pipe())
         .output()
@@ -216,27 +212,10 @@ fn help_and_check_into_a_closed_pipe_do_not_abort() {
     );
 }
 
-fn lines(path: &str) -> usize {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .count()
-}
-
-fn wait_lines(path: &str, n: usize) {
-    let t = Instant::now();
-    while lines(path) < n {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "no {n} lines in {path}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(c: &Child, sig: i32) {
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(c.id() as i32, sig) };
+/// Creates `path` as a directory owned by nobody.
+fn nobodys_dir(path: &str) {
+    std::fs::create_dir(path).unwrap();
+    std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
 }
 
 fn as_nobody(script: &str) {
@@ -259,35 +238,26 @@ fn as_nobody(script: &str) {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn sighup_reopen_never_follows_a_swapped_directory() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let d = fresh_dir("swap");
     std::fs::create_dir(format!("{d}/victim")).unwrap();
     std::fs::write(format!("{d}/victim/out.json"), "precious\n").unwrap();
-    std::fs::create_dir(format!("{d}/u")).unwrap();
-    std::os::unix::fs::chown(format!("{d}/u"), Some(65534), Some(65534)).unwrap();
+    nobodys_dir(&format!("{d}/u"));
     as_nobody(&format!("mkdir {d}/u/logs"));
     let out = format!("{d}/u/logs/out.json");
-    let mut agent = Command::new(BIN)
-        .args([
-            "run",
-            "--output",
-            &format!("file:{out}"),
-            "--interval",
-            "100ms",
-        ])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_lines(&out, 1);
+    let mut agent = spawn_agent(&out, &["--interval", "100ms"]);
+    wait_for_lines(&out, 1, Duration::from_secs(30));
     as_nobody(&format!(
         "mv {d}/u/logs {d}/u/old && ln -s {d}/victim {d}/u/logs"
     ));
     signal(&agent, libc::SIGHUP);
-    let n = lines(&format!("{d}/u/old/out.json"));
-    wait_lines(&format!("{d}/u/old/out.json"), n + 3);
-    signal(&agent, libc::SIGTERM);
-    assert!(agent.wait().unwrap().success());
+    let n = written_lines(&format!("{d}/u/old/out.json")).len();
+    wait_for_lines(
+        &format!("{d}/u/old/out.json"),
+        n + 3,
+        Duration::from_secs(30),
+    );
+    assert!(term(&mut agent).success());
     assert_eq!(
         std::fs::read_to_string(format!("{d}/victim/out.json")).unwrap(),
         "precious\n"
@@ -300,25 +270,17 @@ fn sighup_reopen_never_follows_a_swapped_directory() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn user_switch_keeps_cap_bpf_and_reopens_as_the_user() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let d = fresh_dir("user");
-    std::fs::create_dir(format!("{d}/mine")).unwrap();
-    std::os::unix::fs::chown(format!("{d}/mine"), Some(65534), Some(65534)).unwrap();
+    nobodys_dir(&format!("{d}/mine"));
     let (root_out, user_out) = (format!("{d}/root.json"), format!("{d}/mine/out.json"));
     let err = tmp("user.err");
-    let mut agent = Command::new(BIN)
-        .args(["run", "--user", "nobody", "--interval", "100ms"])
-        .args([
-            "--output",
-            &format!("file:{root_out}"),
-            "--output",
-            &format!("file:{user_out}"),
-        ])
+    let mut agent = agent(&root_out, &["--user", "nobody", "--interval", "100ms"])
+        .args(["--output", &format!("file:{user_out}")])
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
-    wait_lines(&user_out, 2);
+    wait_for_lines(&user_out, 2, Duration::from_secs(30));
     let status = std::fs::read_to_string(format!("/proc/{}/status", agent.id())).unwrap();
     let get = |k: &str| {
         status
@@ -338,9 +300,8 @@ fn user_switch_keeps_cap_bpf_and_reopens_as_the_user() {
     std::fs::rename(&root_out, format!("{root_out}.1")).unwrap();
     std::fs::rename(&user_out, format!("{user_out}.1")).unwrap();
     signal(&agent, libc::SIGHUP);
-    wait_lines(&user_out, 1);
-    signal(&agent, libc::SIGTERM);
-    assert!(agent.wait().unwrap().success());
+    wait_for_lines(&user_out, 1, Duration::from_secs(30));
+    assert!(term(&mut agent).success());
     assert_eq!(
         std::fs::metadata(&user_out).unwrap().uid(),
         65534,

@@ -9,7 +9,7 @@ use kestrel::capture::record::decode;
 use kestrel::capture::{wake_check_mask, Probe, ProbeConfig};
 
 mod common;
-use common::{open_close_n, require_root, serial, tmp};
+use common::{open_close_n, probe_lock, tmp};
 
 #[test]
 fn fill_check_period_follows_the_ring_size() {
@@ -27,8 +27,7 @@ fn fill_check_period_follows_the_ring_size() {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn an_ignored_process_is_not_traced_until_resumed() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let me = std::process::id();
     let mut storage = MaybeUninit::uninit();
     let mut probe = Probe::load(&mut storage, &ProbeConfig::default()).unwrap();

@@ -9,10 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-#[path = "common/prom.rs"]
-mod prom;
-use common::{require_root, serial, tmp};
-use prom::{free_port, http_get, series, spawn_agent, wait_scrape, Guard, Workload};
+use common::prom::{free_port, http_get, series, spawn_exporter, wait_scrape, Workload};
+use common::{bin, probe_lock, tmp, Guard};
 
 /// A missing peer is a setup failure, never a silent pass.
 fn require(tool: &str) {
@@ -56,29 +54,34 @@ fn falco_inherited(line: &str) -> bool {
             && line.ends_with("use base unit \"seconds\" instead of \"nanoseconds\""))
 }
 
+/// The exporter with `args`, once /metrics answers: (agent, port).
+fn exporter_up(args: &[&str]) -> (Guard, u16) {
+    let port = free_port();
+    let agent = spawn_exporter(port, args);
+    wait_scrape(port, Duration::from_secs(20));
+    (agent, port)
+}
+
+/// A scrape taken two 500 ms intervals after the exporter answered.
+fn scrape_after_two_intervals(args: &[&str]) -> (Guard, String) {
+    let (agent, port) = exporter_up(&[&["--interval", "500ms"], args].concat());
+    std::thread::sleep(Duration::from_millis(1200));
+    (agent, wait_scrape(port, Duration::from_secs(5)))
+}
+
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn promtool_finds_nothing_wrong_in_scrapes_under_load() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     require("promtool");
     let wl = Workload::start(tmp("pt-wl"), 20_000);
     // Strict names: promtool must say nothing at all.
-    let port = free_port();
-    let agent = spawn_agent(
-        port,
-        &[
-            "--interval",
-            "500ms",
-            "--libbpf-stats-enabled",
-            "true",
-            "--prometheus-names",
-            "strict",
-        ],
-    );
-    wait_scrape(port, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(1200));
-    let body = wait_scrape(port, Duration::from_secs(5));
+    let (agent, body) = scrape_after_two_intervals(&[
+        "--libbpf-stats-enabled",
+        "true",
+        "--prometheus-names",
+        "strict",
+    ]);
     assert!(series(&body, "falcosecurity_scap_n_evts_total").unwrap() > 0.0);
     assert!(
         body.contains("falcosecurity_scap_sys_exit_run_cnt_total "),
@@ -93,22 +96,13 @@ fn promtool_finds_nothing_wrong_in_scrapes_under_load() {
 
     // Falco's names (the default), over HTTP and in the textfile: no parse
     // error, and nothing but the findings Falco's own names carry.
-    let port = free_port();
     let file = tmp("k.prom");
-    let agent = spawn_agent(
-        port,
-        &[
-            "--interval",
-            "500ms",
-            "--libbpf-stats-enabled",
-            "true",
-            "--output",
-            &format!("prometheus-textfile:{file}"),
-        ],
-    );
-    wait_scrape(port, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(1200));
-    let body = wait_scrape(port, Duration::from_secs(5));
+    let (agent, body) = scrape_after_two_intervals(&[
+        "--libbpf-stats-enabled",
+        "true",
+        "--output",
+        &format!("prometheus-textfile:{file}"),
+    ]);
     let text = std::fs::read_to_string(&file).unwrap();
     for (what, t) in [("scrape", &body), ("textfile", &text)] {
         let (_, said) = promtool(t);
@@ -141,13 +135,10 @@ fn query(port: u16, q: &str) -> Option<f64> {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn a_real_prometheus_scrapes_the_agent_and_sees_events_grow() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     require("prometheus");
     let wl = Workload::start(tmp("ps-wl"), 5_000);
-    let port = free_port();
-    let agent = spawn_agent(port, &["--interval", "1s"]);
-    wait_scrape(port, Duration::from_secs(20));
+    let (agent, port) = exporter_up(&["--interval", "1s"]);
 
     let dir = tmp("prom-server");
     let _ = std::fs::remove_dir_all(&dir);
@@ -232,7 +223,7 @@ fn a_real_prometheus_scrapes_the_agent_and_sees_events_grow() {
 #[test]
 fn bad_or_busy_listen_addresses_fail_before_the_probe_loads() {
     // Neither needs root: both are refused before the probe is touched.
-    let out = Command::new(prom::bin())
+    let out = Command::new(bin())
         .args(["run", "--prometheus", "localhost:9376"])
         .output()
         .unwrap();
@@ -242,7 +233,7 @@ fn bad_or_busy_listen_addresses_fail_before_the_probe_loads() {
     assert!(err.contains("no host names"), "{err}");
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
-    let out = Command::new(prom::bin())
+    let out = Command::new(bin())
         .args(["run", "--prometheus", &format!(":{port}")])
         .output()
         .unwrap();

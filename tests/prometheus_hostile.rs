@@ -13,23 +13,10 @@ use std::thread::{sleep, spawn};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
-#[path = "common/prom.rs"]
-mod prom;
-use common::{require_root, serial, tmp};
-use prom::{free_port, http_get, rss_kb, series, spawn_agent, wait_scrape, Workload};
+use common::prom::{free_port, http_get, rss_kb, series, spawn_exporter, wait_scrape, Workload};
+use common::{field, probe_lock, snapshots, tmp};
 
 const HOSTILE: Duration = Duration::from_secs(8);
-
-fn snapshots(path: &str) -> Vec<serde_json::Value> {
-    common::written_lines(path)
-        .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["output_fields"].clone())
-        .collect()
-}
-
-fn f(v: &serde_json::Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or(0)
-}
 
 fn connect(port: u16) -> Option<TcpStream> {
     let s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -53,14 +40,13 @@ fn send(port: u16, req: &[u8]) -> u16 {
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn hostile_clients_do_not_delay_snapshots_or_draining() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let out = tmp("hostile.json");
     let port = free_port();
     // Only fchmod is traced: every ring record is this workload's, so a drop
     // is the agent failing to drain, not another session's burst.
     let wl = Workload::fchmod(tmp("hostile-wl"), 20_000);
-    let agent = spawn_agent(
+    let agent = spawn_exporter(
         port,
         &[
             "--interval",
@@ -185,9 +171,11 @@ fn hostile_clients_do_not_delay_snapshots_or_draining() {
     wl.stop();
 
     let snaps = snapshots(&out);
-    let during: Vec<&serde_json::Value> =
-        snaps.iter().filter(|s| f(s, "evt.time") >= wall0).collect();
-    let times: Vec<u64> = during.iter().map(|s| f(s, "evt.time")).collect();
+    let during: Vec<&serde_json::Value> = snaps
+        .iter()
+        .filter(|s| field(s, "evt.time") >= wall0)
+        .collect();
+    let times: Vec<u64> = during.iter().map(|s| field(s, "evt.time")).collect();
     let gaps: Vec<u64> = times
         .windows(2)
         .map(|w| (w[1] - w[0]) / 1_000_000)
@@ -198,8 +186,8 @@ fn hostile_clients_do_not_delay_snapshots_or_draining() {
          garbage -> {garbage:?}; flood got {} x 200; good scrapes {good:?}; snapshot gaps (ms) {gaps:?}; \
          RSS before {rss_before} kB, max {rss_max} kB, HWM {hwm} kB; drops {} -> {}",
         flooded.load(Ordering::Relaxed),
-        f(&before, "scap.n_drops"),
-        f(last, "scap.n_drops"),
+        field(&before, "scap.n_drops"),
+        field(last, "scap.n_drops"),
     );
     assert!(held >= 150, "idle connections were really held ({held})");
     assert!(
@@ -227,19 +215,19 @@ fn hostile_clients_do_not_delay_snapshots_or_draining() {
     // Snapshots kept their 1 s cadence: liveness, not a latency figure.
     assert!(times.len() >= 7, "{} snapshots in {HOSTILE:?}", times.len());
     assert!(gaps.iter().all(|&g| g < 2500), "snapshot gaps {gaps:?} ms");
-    let evts: Vec<u64> = during.iter().map(|s| f(s, "falco.num_evts")).collect();
+    let evts: Vec<u64> = during.iter().map(|s| field(s, "falco.num_evts")).collect();
     assert!(
         evts.windows(2).all(|w| w[1] > w[0]),
         "the ring kept draining: {evts:?}"
     );
     assert_eq!(
-        f(last, "scap.n_drops"),
-        f(&before, "scap.n_drops"),
+        field(last, "scap.n_drops"),
+        field(&before, "scap.n_drops"),
         "no drops under attack"
     );
     assert_eq!(
-        f(last, "scap.n_evts"),
-        f(last, "falco.num_evts") + f(last, "scap.n_drops")
+        field(last, "scap.n_evts"),
+        field(last, "falco.num_evts") + field(last, "scap.n_drops")
     );
     if std::env::var_os("KESTREL_TEST_BIN").is_some() {
         // VmRSS is sampled, VmHWM synced lazily: take the larger as the peak.

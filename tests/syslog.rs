@@ -4,31 +4,21 @@
 //! and counts what it could not send.
 
 mod common;
-use common::{require_root, serial, tmp};
+use common::{
+    agent, bin, field, free_udp_port, probe_lock, snapshots, tmp, wait_until, written_lines, Guard,
+};
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kestrel");
-
-fn free_udp_port() -> u16 {
-    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
-}
-
+/// rsyslogd on a loopback UDP port, killed when dropped; `out` is the file
+/// it writes each received message's parsed fields to.
 struct Rsyslog {
-    child: Child,
+    _child: Guard,
     out: String,
 }
 
-impl Drop for Rsyslog {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_rsyslog(port: u16) -> Option<Rsyslog> {
+fn start_rsyslog(port: u16) -> Rsyslog {
     let Ok(bin) = which("rsyslogd") else {
         panic!("rsyslogd is missing: scripts/test.sh installs Debian's rsyslog");
     };
@@ -50,22 +40,20 @@ input(type="imudp" address="127.0.0.1" port="{port}" ruleset="kestrel")
         ),
     )
     .unwrap();
-    let child = Command::new(bin)
-        .args(["-n", "-f", &conf, "-i", &format!("{dir}/pid")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = Guard(
+        Command::new(bin)
+            .args(["-n", "-f", &conf, "-i", &format!("{dir}/pid")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // Ready once the UDP port is taken.
-    let t = Instant::now();
-    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "rsyslogd did not bind"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(Rsyslog { child, out })
+    let bound = wait_until(Duration::from_secs(10), || {
+        std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
+    });
+    assert!(bound.is_some(), "rsyslogd did not bind");
+    Rsyslog { _child: child, out }
 }
 
 fn which(name: &str) -> Result<String, ()> {
@@ -81,16 +69,13 @@ fn which(name: &str) -> Result<String, ()> {
 #[test]
 #[ignore = "needs root and rsyslogd (scripts/test.sh runs it with --include-ignored)"]
 fn rsyslog_receives_rfc5424_snapshots() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let port = free_udp_port();
-    let Some(rs) = start_rsyslog(port) else {
-        return;
-    };
+    let rs = start_rsyslog(port);
     let url = format!(
         "syslog://127.0.0.1:{port}?hostname=gw-test&app=kestrel-t&severity=notice&facility=local3"
     );
-    let st = Command::new(BIN)
+    let st = Command::new(bin())
         .args([
             "run",
             "--output",
@@ -104,14 +89,10 @@ fn rsyslog_receives_rfc5424_snapshots() {
         .status()
         .unwrap();
     assert!(st.success());
-    let t = Instant::now();
-    let received = loop {
-        let r = std::fs::read_to_string(&rs.out).unwrap_or_default();
-        if r.lines().count() >= 4 || t.elapsed() > Duration::from_secs(10) {
-            break r;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    wait_until(Duration::from_secs(10), || {
+        written_lines(&rs.out).len() >= 4
+    });
+    let received = std::fs::read_to_string(&rs.out).unwrap_or_default();
     let lines: Vec<&str> = received.lines().collect();
     assert!(
         lines.len() >= 4,
@@ -135,34 +116,23 @@ fn rsyslog_receives_rfc5424_snapshots() {
 #[test]
 #[ignore = "needs root and rsyslogd (scripts/test.sh runs it with --include-ignored)"]
 fn unreachable_collector_is_counted_and_the_agent_keeps_running() {
-    let _g = serial();
-    require_root();
+    let _g = probe_lock();
     let port = free_udp_port();
     let out = tmp("unreach.json");
-    let st = Command::new(BIN)
-        .args(["run", "--output", &format!("syslog://127.0.0.1:{port}")])
-        .args(["--output", &format!("file:{out}")])
+    let st = agent(&out, &["--output", &format!("syslog://127.0.0.1:{port}")])
         .args(["--interval", "200ms", "--duration", "2s"])
-        .stderr(Stdio::null())
         .status()
         .unwrap();
     assert!(st.success(), "the agent ran to its end");
-    let text = std::fs::read_to_string(&out).unwrap();
-    let snaps: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let snaps = snapshots(&out);
     assert!(snaps.len() >= 10, "snapshots kept flowing: {}", snaps.len());
-    let last = &snaps.last().unwrap()["output_fields"];
-    let lost = last["kestrel.output_write_errors"].as_u64().unwrap_or(0);
+    let last = snaps.last().unwrap();
+    let lost = field(last, "kestrel.output_write_errors");
     // Every datagram before the final snapshot was refused: all counted.
     assert!(
         lost as usize + 1 >= snaps.len(),
         "refused datagrams are counted: {lost} of {}",
         snaps.len()
     );
-    assert_eq!(
-        last["falco.outputs_queue_num_drops"].as_u64().unwrap_or(0),
-        0
-    );
+    assert_eq!(field(last, "falco.outputs_queue_num_drops"), 0);
 }

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use kestrel::capture::{KernelCounters, Probe, ProbeConfig};
 
+mod agent;
+pub mod prom;
+pub use agent::*;
+
 /// Every probe sees every workload on the machine: one such test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -22,6 +26,13 @@ pub fn require_root() {
         rustix::process::geteuid().is_root(),
         "this test loads the probe: run it as root (it is #[ignore]d otherwise)"
     );
+}
+
+/// Every test that loads the probe starts here: root required, one at a time.
+pub fn probe_lock() -> MutexGuard<'static, ()> {
+    let g = serial();
+    require_root();
+    g
 }
 
 /// The complete lines of a file another process is appending to: a line
@@ -89,4 +100,60 @@ pub fn capture(
     let counters = probe.counters();
     drop(ring);
     (records.into_inner(), counters)
+}
+
+/// Forks `n` children one after another; each runs `child` (which must only
+/// make async-signal-safe calls: the test harness is multi-threaded) and
+/// exits 0. Each is reaped before the next starts; returns their pids.
+pub fn fork_children(n: usize, child: impl Fn()) -> Vec<u32> {
+    (0..n)
+        .map(|_| {
+            // SAFETY: the child runs `child` (async-signal-safe by contract)
+            // and _exit.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork");
+            if pid == 0 {
+                child();
+                unsafe { libc::_exit(0) };
+            }
+            let mut st = 0;
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(pid, &mut st, 0) };
+            pid as u32
+        })
+        .collect()
+}
+
+/// `syscalls` traced into a 4 KiB ring nobody drains until the end: it
+/// overflows for certain.
+pub fn tiny_ring(syscalls: &str, enter_events: bool) -> ProbeConfig {
+    ProbeConfig {
+        selection: kestrel::capture::syscalls::Selection::parse(syscalls).unwrap(),
+        ring_bytes: 4096,
+        enter_events,
+        wakeup_bytes: u64::MAX,
+        ..ProbeConfig::default()
+    }
+}
+
+/// Every record delivered at once (no batching), default selection.
+pub fn unbatched() -> ProbeConfig {
+    ProbeConfig {
+        wakeup_bytes: 0,
+        ..ProbeConfig::default()
+    }
+}
+
+/// Applies to `state`, in order, the records that `keep` selects.
+pub fn apply_where(
+    state: &mut kestrel::state::State,
+    raw: &[Vec<u8>],
+    keep: impl Fn(&kestrel::capture::record::Record<'_>) -> bool,
+) {
+    for r in raw {
+        let rec = kestrel::capture::record::decode(r).unwrap();
+        if keep(&rec) {
+            state.apply(&rec);
+        }
+    }
 }

@@ -1,19 +1,14 @@
 //! Helpers for the Prometheus tests: the agent with `--prometheus`, a raw
-//! HTTP/1.0 client, a paced workload and a guard that kills what it started.
-#![allow(dead_code)]
+//! HTTP/1.0 client and a paced workload.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The binary under test: `KESTREL_TEST_BIN` (scripts/test.sh points it at
-/// the static musl release build, the one the 4 MB goal is about) or cargo's.
-pub fn bin() -> String {
-    std::env::var("KESTREL_TEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_kestrel").into())
-}
+use super::Guard;
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -24,32 +19,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Kills and reaps the child when dropped, so a failed assert leaks nothing.
-pub struct Guard(pub Child);
-
-impl Guard {
-    pub fn pid(&self) -> u32 {
-        self.0.id()
-    }
-    /// SIGTERM and wait: the agent writes its final snapshot.
-    pub fn term(mut self) -> std::process::ExitStatus {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        self.0.wait().unwrap()
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-pub fn spawn_agent(port: u16, args: &[&str]) -> Guard {
-    let child = Command::new(bin())
+/// The agent serving /metrics on `port`.
+pub fn spawn_exporter(port: u16, args: &[&str]) -> Guard {
+    let child = Command::new(super::bin())
         .args(["run", "--prometheus", &port.to_string()])
         .args(args)
         .stdout(Stdio::null())
