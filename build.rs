@@ -88,15 +88,16 @@ fn clang_args(clang: &std::ffi::OsStr) -> Vec<&'static str> {
 
 /// The skeleton embeds the object as a private `DATA`; `kestrel export-probe`
 /// writes those exact bytes out (for `bpftool gen min_core_btf`), so make it
-/// reachable instead of embedding a second copy.
+/// reachable instead of embedding a second copy. The match does not depend on
+/// layout: libbpf-cargo runs rustfmt on the skeleton only when one is on PATH.
 fn expose_object(skel: &std::path::Path) {
     let text = std::fs::read_to_string(skel).expect("generated skeleton is readable");
-    let needle = "\n    static DATA: [u8;";
+    let needle = "static DATA: [u8;";
     assert_eq!(
         text.matches(needle).count(),
         1,
         "libbpf-cargo changed how it embeds the object; update build.rs"
     );
-    let text = text.replace(needle, "\n    pub static DATA: [u8;");
+    let text = text.replace(needle, "pub static DATA: [u8;");
     std::fs::write(skel, text).expect("generated skeleton is writable");
 }
