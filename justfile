@@ -26,6 +26,10 @@ test:
 test-fast:
     cargo test --locked --lib --bins --tests
 
+# test-fast as the ordinary user kestrel-dev (created once; run as root), on a clone of HEAD
+test-unprivileged:
+    scripts/test-unprivileged.sh
+
 # the QEMU kernel matrix (arm64 6.1 / 5.10 / 6.1 without BTF, amd64 6.1, 32-bit userlands)
 qemu: build build-aarch64
     tests/qemu/matrix.sh --x86_64 target/x86_64-unknown-linux-musl/release/kestrel --aarch64 target/aarch64-unknown-linux-musl/release/kestrel arm64:6.1 arm64:5.10 amd64:6.1 arm64:6.1+smp2 arm64:6.1+raw_tp arm64:6.1-nobtf+btf-file arm64:6.1-nobtf+btf-min arm64:6.1-nobtf+no-btf arm64:6.1+compat amd64:6.1+compat

@@ -35,6 +35,12 @@ echo "== just"
 just --list >/dev/null
 echo "== cargo test (unit, live probe, agent; the root-only tests are #[ignore]d and included here)"
 cargo test --lib --bins --tests -- --test-threads=2 --include-ignored
+if [ "${CI:-}" = true ]; then
+    echo "== just test-fast as an ordinary user (root-only tests show as ignored)"
+    scripts/test-unprivileged.sh
+else
+    echo "== just test-fast as an ordinary user: CI only (it creates the user kestrel-dev); just test-unprivileged"
+fi
 echo "== static x86_64 musl release build"
 cargo build --release -q --target x86_64-unknown-linux-musl
 bin=target/x86_64-unknown-linux-musl/release/kestrel
