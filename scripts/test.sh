@@ -22,11 +22,12 @@ fi
 echo "== shellcheck"
 shellcheck -s sh scripts/*.sh .ci/run configs/init/busybox/kestrel configs/init/openwrt/kestrel \
     configs/init/sysvinit/kestrel configs/init/openrc/kestrel configs/init/test-busybox-init.sh \
+    configs/init/test-lib.sh \
     tests/qemu/guest/*.sh
 shellcheck tests/qemu/*.sh
 echo "== BusyBox init script, on this host"
 sh configs/init/test-busybox-init.sh
-shellcheck -s sh configs/init/test-init-systems.sh; sh configs/init/test-init-systems.sh
+shellcheck -s sh configs/init/test-init-systems.sh configs/init/test-lib.sh; sh configs/init/test-init-systems.sh
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"

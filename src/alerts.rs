@@ -14,6 +14,7 @@ use core::fmt::Write as _;
 use heapless::String as HString;
 
 use crate::capture::{KernelCounters, KC_MAX};
+use crate::metrics::rule_output::RuleOutput;
 use crate::metrics::schema::CATEGORY_NAMES;
 use crate::metrics::{time, Schema};
 
@@ -339,7 +340,7 @@ impl DropMonitor {
         let mut tbuf = [0u8; 40];
         let t = time::rfc3339_nanos(time::realtime_ns(), &mut tbuf);
         let map = FieldMap(fields);
-        let alert = Alert {
+        let alert = RuleOutput {
             hostname: &self.hostname,
             output: msg,
             output_fields: &map,
@@ -348,11 +349,7 @@ impl DropMonitor {
             source: "internal",
             time: t,
         };
-        let end = self.buf.len() - 1;
-        let mut n = serde_json_core::to_slice(&alert, &mut self.buf[..end]).unwrap_or(0);
-        self.buf[n] = b'\n';
-        n += 1;
-        self.len = n;
+        self.len = alert.write_line(&mut self.buf);
         let tl = t.len().min(self.time_buf.len());
         self.time_buf[..tl].copy_from_slice(&t.as_bytes()[..tl]);
         self.time_len = tl;
@@ -370,17 +367,6 @@ impl serde::Serialize for FieldMap<'_> {
         }
         m.end()
     }
-}
-
-#[derive(serde::Serialize)]
-struct Alert<'a> {
-    hostname: &'a str,
-    output: &'a str,
-    output_fields: &'a FieldMap<'a>,
-    priority: &'a str,
-    rule: &'a str,
-    source: &'a str,
-    time: &'a str,
 }
 
 #[cfg(test)]

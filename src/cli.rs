@@ -130,18 +130,20 @@ fn parse_ring_size(s: &str) -> Result<u32, String> {
     Ok(n)
 }
 
-fn parse_top(s: &str) -> Result<usize, String> {
+/// A whole number from 1 to `max`; `what` names it in the error.
+fn parse_count_to(s: &str, max: usize, what: &str) -> Result<usize, String> {
     s.parse::<usize>()
         .ok()
-        .filter(|n| (1..=crate::metrics::culprits::MAX_TOP).contains(n))
-        .ok_or_else(|| format!("'{s}' is not a list length between 1 and 32"))
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| format!("'{s}' is not {what} between 1 and {max}"))
+}
+
+fn parse_top(s: &str) -> Result<usize, String> {
+    parse_count_to(s, crate::metrics::culprits::MAX_TOP, "a list length")
 }
 
 fn parse_culprit_capacity(s: &str) -> Result<usize, String> {
-    s.parse::<usize>()
-        .ok()
-        .filter(|n| (1..=65536).contains(n))
-        .ok_or_else(|| format!("'{s}' is not a culprit capacity between 1 and 65536"))
+    parse_count_to(s, 65536, "a culprit capacity")
 }
 
 /// A BTF file named on the command line or in the config must exist now:
@@ -155,10 +157,7 @@ fn parse_btf_file(s: &str) -> Result<String, String> {
 }
 
 fn parse_count(s: &str) -> Result<usize, String> {
-    s.parse::<usize>()
-        .ok()
-        .filter(|n| (1..=1 << 24).contains(n))
-        .ok_or_else(|| format!("'{s}' is not a table size between 1 and 16777216"))
+    parse_count_to(s, 1 << 24, "a table size")
 }
 
 fn parse_f64(s: &str) -> Result<f64, String> {

@@ -16,3 +16,4 @@ pub mod preflight;
 pub mod privilege;
 pub mod procfs;
 pub mod state;
+pub mod testing;

@@ -86,17 +86,11 @@ export KESTREL_START_WAIT=5
 export KESTREL_STOP_WAIT=5
 : >"$KESTREL_DEFAULTS"
 
-failures=0
-checks=0
-fail() {
-	failures=$((failures + 1))
-	echo "  FAIL [$mode] $*" >&2
-	if [ -r "$KESTREL_STUB_LOG" ]; then sed 's/^/    stub: /' "$KESTREL_STUB_LOG" >&2; fi
-	if [ -r "$KESTREL_LOG" ]; then sed 's/^/    log: /' "$KESTREL_LOG" >&2; fi
-}
-ok() {
-	checks=$((checks + 1))
-	[ -n "$verbose" ] && echo "  ok [$mode] $*"
+# shellcheck source-path=SCRIPTDIR source=test-lib.sh
+. "$here/test-lib.sh"
+fail_details() { # the stub's log and the agent log
+	if [ -r "$KESTREL_STUB_LOG" ]; then sed 's/^/    stub: /' "$KESTREL_STUB_LOG"; fi
+	if [ -r "$KESTREL_LOG" ]; then sed 's/^/    log: /' "$KESTREL_LOG"; fi
 	return 0
 }
 
@@ -107,19 +101,6 @@ init() {
 	rc=$?
 	[ -n "$verbose" ] && echo "  \$ kestrel $* -> $rc: $out"
 	return 0
-}
-check() { # description, command...: the command must succeed
-	d=$1
-	shift
-	if "$@"; then ok "$d"; else fail "$d"; fi
-}
-check_not() { # description, command...: the command must fail
-	d=$1
-	shift
-	if "$@"; then fail "$d"; else ok "$d"; fi
-}
-expect_rc() { # want, description
-	if [ "$rc" = "$1" ]; then ok "$2 (exit $rc)"; else fail "$2: exit $rc, want $1: $out"; fi
 }
 stub_log_has() { # line, description; waits up to 2 s
 	i=0
@@ -250,9 +231,9 @@ run_suite() {
 
 modes="busybox-ssd none"
 [ -x /usr/sbin/start-stop-daemon ] && ! [ -L /usr/sbin/start-stop-daemon ] && modes="$modes host-ssd"
-for mode in $modes; do
-	echo "== $mode"
-	case $mode in
+for section in $modes; do
+	echo "== $section"
+	case $section in
 	busybox-ssd) unset KESTREL_SSD ;; # found in PATH: the busybox applet
 	none) export KESTREL_SSD=none ;;
 	host-ssd) export KESTREL_SSD=/usr/sbin/start-stop-daemon ;;
@@ -261,7 +242,7 @@ for mode in $modes; do
 done
 
 # The foreground action (inittab respawn) execs the agent in place.
-mode=foreground
+section=foreground
 fresh
 unset KESTREL_SSD
 "$bb" sh "$script" foreground &
@@ -277,5 +258,4 @@ wait "$fg"
 rc=$?
 expect_rc 0 "foreground agent exits 0 on SIGTERM"
 
-echo "$checks checks passed, $failures failed"
-[ "$failures" -eq 0 ]
+summary

@@ -119,29 +119,13 @@ mount --bind "$tmp/run" /run || {
 SYSTEMCTL_SKIP_REDIRECT=1
 export SYSTEMCTL_SKIP_REDIRECT
 
-failures=0
-checks=0
-section=
-fail() {
-	failures=$((failures + 1))
-	echo "  FAIL [$section] $*" >&2
+# shellcheck source-path=SCRIPTDIR source=test-lib.sh
+. "$here/test-lib.sh"
+fail_details() { # the tail of this section's logs
 	for f in $logs; do
-		[ -s "$f" ] && tail -n 5 "$f" | sed "s|^|    ${f##*/}: |" >&2
+		[ -s "$f" ] && tail -n 5 "$f" | sed "s|^|    ${f##*/}: |"
 	done
 	return 0
-}
-ok() {
-	checks=$((checks + 1))
-	[ -n "$verbose" ] && echo "  ok [$section] $*"
-	return 0
-}
-check() { # description, command...: the command must succeed
-	d=$1
-	shift
-	if "$@"; then ok "$d"; else fail "$d"; fi
-}
-expect_rc() { # want, description
-	if [ "$rc" = "$1" ]; then ok "$2 (exit $rc)"; else fail "$2: exit $rc, want $1: $out"; fi
 }
 # A live (not zombie) process.
 alive() {
@@ -495,5 +479,4 @@ expect_rc 0 "KESTREL_USER: stop"
 check "KESTREL_USER: agent gone" gone_within "$p3" 50
 check "KESTREL_USER: pidfile removed" test ! -e "$KESTREL_PIDFILE"
 
-echo "$checks checks passed, $failures failed"
-[ "$failures" -eq 0 ]
+summary

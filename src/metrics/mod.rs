@@ -8,6 +8,7 @@
 pub mod culprits;
 pub mod fields;
 pub mod resources;
+pub mod rule_output;
 pub mod schema;
 mod sections;
 pub mod time;
@@ -17,6 +18,7 @@ use crate::state::StateCounters;
 use culprits::Culprits;
 use fields::{Fields, Value};
 use resources::{round1, ResourceSample, Resources};
+use rule_output::RuleOutput;
 pub use schema::Schema;
 
 pub const ENGINE_NAME: &str = "kestrel_bpf";
@@ -68,17 +70,6 @@ pub struct Inputs<'a> {
     pub progs: &'a [ProgStats],
     /// Culprit lists of the interval, when enabled.
     pub culprits: Option<&'a Culprits>,
-}
-
-#[derive(serde::Serialize)]
-struct Snapshot<'a> {
-    hostname: &'a str,
-    output: &'static str,
-    output_fields: &'a Fields<'a>,
-    priority: &'static str,
-    rule: &'static str,
-    source: &'static str,
-    time: &'a str,
 }
 
 /// One rendered snapshot: the JSON line with its newline, and the snapshot
@@ -273,7 +264,7 @@ impl Snapshotter {
         }
 
         f.sort();
-        let snap = Snapshot {
+        let snap = RuleOutput {
             hostname: &self.host.hostname,
             output: "Falco metrics snapshot",
             output_fields: &f,
@@ -282,11 +273,7 @@ impl Snapshotter {
             source: "internal",
             time: time_str,
         };
-        // Leave room for the newline every sink but syslog wants.
-        let end = self.buf.len() - 1;
-        let mut n = serde_json_core::to_slice(&snap, &mut self.buf[..end]).unwrap_or(0);
-        self.buf[n] = b'\n';
-        n += 1;
+        let n = snap.write_line(&mut self.buf);
 
         if !short {
             self.before_prev = self.prev;

@@ -105,27 +105,13 @@ impl Snapshotter {
 
     pub(super) fn state_fields(c: &MetricsConfig, f: &mut Fields<'_>, inp: &Inputs<'_>) {
         let s = &inp.state;
+        // The fields are sorted at the end, so the order here is free.
+        for (k, v) in s.libs() {
+            f.put_fmt(Value::U64(v), format_args!("falco.{k}"));
+        }
         for (k, v) in [
             ("falco.n_threads", inp.n_threads),
             ("falco.n_fds", inp.n_fds),
-            ("falco.n_added_fds", s.n_added_fds),
-            ("falco.n_added_threads", s.n_added_threads),
-            ("falco.n_cached_fd_lookups", s.n_cached_fd_lookups),
-            ("falco.n_cached_thread_lookups", s.n_cached_thread_lookups),
-            ("falco.n_drops_full_threadtable", s.n_drops_full_threadtable),
-            ("falco.n_failed_fd_lookups", s.n_failed_fd_lookups),
-            ("falco.n_failed_thread_lookups", s.n_failed_thread_lookups),
-            ("falco.n_noncached_fd_lookups", s.n_noncached_fd_lookups),
-            (
-                "falco.n_noncached_thread_lookups",
-                s.n_noncached_thread_lookups,
-            ),
-            ("falco.n_removed_fds", s.n_removed_fds),
-            ("falco.n_removed_threads", s.n_removed_threads),
-            ("falco.n_retrieve_evts_drops", s.n_retrieve_evts_drops),
-            ("falco.n_retrieved_evts", s.n_retrieved_evts),
-            ("falco.n_store_evts_drops", s.n_store_evts_drops),
-            ("falco.n_stored_evts", s.n_stored_evts),
             ("kestrel.n_fds", inp.kestrel_n_fds),
             ("kestrel.n_inherited_fds", s.n_inherited_fds),
             ("kestrel.n_released_fds", s.n_released_fds),

@@ -4,160 +4,25 @@ use super::*;
 use crate::capture::{KernelCounters, ProgStats};
 use crate::state::StateCounters;
 
-/// Field names of the seed's "Show All Fields" snapshot, less the programs
-/// Kestrel never attaches (page faults, sched_switch, signal_deliver; the
-/// legacy engine's sched_process_e is sched_proc_exit here).
-const SEED_FIELDS: &[(&str, char)] = &[
-    ("evt.source", 's'),
-    ("evt.time", 'u'),
-    ("falco.container_memory_used", 'u'),
-    ("falco.cpu_usage_perc", 'f'),
-    ("falco.cpu_usage_perc_total_host", 'f'),
-    ("falco.duration_sec", 'u'),
-    ("falco.evts_rate_sec", 'f'),
-    ("falco.host_boot_ts", 'u'),
-    ("falco.host_num_cpus", 'u'),
-    ("falco.hostname", 's'),
-    ("falco.kernel_release", 's'),
-    ("falco.memory_pss", 'u'),
-    ("falco.memory_rss", 'u'),
-    ("falco.memory_used_host", 'u'),
-    ("falco.memory_vsz", 'u'),
-    ("falco.n_added_fds", 'u'),
-    ("falco.n_added_threads", 'u'),
-    ("falco.n_cached_fd_lookups", 'u'),
-    ("falco.n_cached_thread_lookups", 'u'),
-    ("falco.n_containers", 'u'),
-    ("falco.n_drops_full_threadtable", 'u'),
-    ("falco.n_failed_fd_lookups", 'u'),
-    ("falco.n_failed_thread_lookups", 'u'),
-    ("falco.n_fds", 'u'),
-    ("falco.n_missing_container_images", 'u'),
-    ("falco.n_noncached_fd_lookups", 'u'),
-    ("falco.n_noncached_thread_lookups", 'u'),
-    ("falco.n_removed_fds", 'u'),
-    ("falco.n_removed_threads", 'u'),
-    ("falco.n_retrieve_evts_drops", 'u'),
-    ("falco.n_retrieved_evts", 'u'),
-    ("falco.n_store_evts_drops", 'u'),
-    ("falco.n_stored_evts", 'u'),
-    ("falco.n_threads", 'u'),
-    ("falco.num_evts", 'u'),
-    ("falco.num_evts_prev", 'u'),
-    ("falco.open_fds_host", 'u'),
-    ("falco.outputs_queue_num_drops", 'u'),
-    ("falco.procs_running_host", 'u'),
-    ("falco.start_ts", 'u'),
-    ("falco.version", 's'),
-    ("scap.engine_name", 's'),
-    ("scap.evts_drop_rate_sec", 'f'),
-    ("scap.evts_rate_sec", 'f'),
-    ("scap.n_drops", 'u'),
-    ("scap.n_drops_buffer_clone_fork_enter", 'u'),
-    ("scap.n_drops_buffer_clone_fork_exit", 'u'),
-    ("scap.n_drops_buffer_close_exit", 'u'),
-    ("scap.n_drops_buffer_connect_enter", 'u'),
-    ("scap.n_drops_buffer_connect_exit", 'u'),
-    ("scap.n_drops_buffer_dir_file_enter", 'u'),
-    ("scap.n_drops_buffer_dir_file_exit", 'u'),
-    ("scap.n_drops_buffer_execve_enter", 'u'),
-    ("scap.n_drops_buffer_execve_exit", 'u'),
-    ("scap.n_drops_buffer_open_enter", 'u'),
-    ("scap.n_drops_buffer_open_exit", 'u'),
-    ("scap.n_drops_buffer_other_interest_enter", 'u'),
-    ("scap.n_drops_buffer_other_interest_exit", 'u'),
-    ("scap.n_drops_buffer_proc_exit", 'u'),
-    ("scap.n_drops_buffer_total", 'u'),
-    ("scap.n_drops_bug", 'u'),
-    ("scap.n_drops_page_faults", 'u'),
-    ("scap.n_drops_perc", 'f'),
-    ("scap.n_drops_prev", 'u'),
-    ("scap.n_drops_scratch_map", 'u'),
-    ("scap.n_evts", 'u'),
-    ("scap.n_evts_prev", 'u'),
-    ("scap.sys_exit.avg_time_ns", 'u'),
-    ("scap.sys_exit.run_cnt", 'u'),
-    ("scap.sys_exit.run_time_ns", 'u'),
-    ("scap.sched_proc_exit.avg_time_ns", 'u'),
-    ("scap.sched_proc_exit.run_cnt", 'u'),
-    ("scap.sched_proc_exit.run_time_ns", 'u'),
-];
+/// The golden field lists, one `name type` a line (type: u integer, f
+/// float, s string); each file's leading comment says where it comes from.
+const FALCO_037_FIELDS: &str = include_str!("golden/falco-0.37.fields");
+const FALCO_038_FIELDS: &str = include_str!("golden/falco-0.38.fields");
 
-/// Falco 0.44.1 with libs 0.25.4, field by field from the source:
-/// stats_writer.cpp get_metrics_output_fields_wrapper (wrapper fields; the
-/// sha256, netinfo, rules and jemalloc fields describe things Kestrel does
-/// not have), libsinsp/linux/resource_utilization.cpp to_metrics with
-/// output_rule_metrics_converter's `_mb` doubles, libsinsp/metrics_collector.cpp
-/// libs_state_counters, libpman/src/stats.c modern_bpf_kernel_counters_stats_names
-/// plus the derived scap fields, and the libbpf program stats.
-const FALCO_038_FIELDS: &[(&str, char)] = &[
-    ("evt.hostname", 's'),
-    ("evt.source", 's'),
-    ("evt.time", 'u'),
-    ("falco.container_memory_used_mb", 'f'),
-    ("falco.cpu_usage_perc", 'f'),
-    ("falco.duration_sec", 'u'),
-    ("falco.evts_rate_sec", 'f'),
-    ("falco.host_boot_ts", 'u'),
-    ("falco.host_cpu_usage_perc", 'f'),
-    ("falco.host_memory_used_mb", 'f'),
-    ("falco.host_num_cpus", 'u'),
-    ("falco.host_open_fds", 'u'),
-    ("falco.host_procs_running", 'u'),
-    ("falco.kernel_release", 's'),
-    ("falco.memory_pss_mb", 'f'),
-    ("falco.memory_rss_mb", 'f'),
-    ("falco.memory_vsz_mb", 'f'),
-    ("falco.n_added_fds", 'u'),
-    ("falco.n_added_threads", 'u'),
-    ("falco.n_cached_fd_lookups", 'u'),
-    ("falco.n_cached_thread_lookups", 'u'),
-    ("falco.n_drops_full_threadtable", 'u'),
-    ("falco.n_failed_fd_lookups", 'u'),
-    ("falco.n_failed_thread_lookups", 'u'),
-    ("falco.n_fds", 'u'),
-    ("falco.n_noncached_fd_lookups", 'u'),
-    ("falco.n_noncached_thread_lookups", 'u'),
-    ("falco.n_removed_fds", 'u'),
-    ("falco.n_removed_threads", 'u'),
-    ("falco.n_retrieve_evts_drops", 'u'),
-    ("falco.n_retrieved_evts", 'u'),
-    ("falco.n_store_evts_drops", 'u'),
-    ("falco.n_stored_evts", 'u'),
-    ("falco.n_threads", 'u'),
-    ("falco.num_evts", 'u'),
-    ("falco.num_evts_prev", 'u'),
-    ("falco.outputs_queue_num_drops", 'u'),
-    ("falco.reload_ts", 'u'),
-    ("falco.start_ts", 'u'),
-    ("falco.version", 's'),
-    ("scap.engine_name", 's'),
-    ("scap.evts_drop_rate_sec", 'f'),
-    ("scap.evts_rate_sec", 'f'),
-    ("scap.n_drops", 'u'),
-    ("scap.n_drops_buffer_clone_fork_exit", 'u'),
-    ("scap.n_drops_buffer_close_exit", 'u'),
-    ("scap.n_drops_buffer_connect_enter", 'u'),
-    ("scap.n_drops_buffer_connect_exit", 'u'),
-    ("scap.n_drops_buffer_dir_file_exit", 'u'),
-    ("scap.n_drops_buffer_execve_exit", 'u'),
-    ("scap.n_drops_buffer_open_enter", 'u'),
-    ("scap.n_drops_buffer_open_exit", 'u'),
-    ("scap.n_drops_buffer_other_interest_exit", 'u'),
-    ("scap.n_drops_buffer_proc_exit", 'u'),
-    ("scap.n_drops_buffer_total", 'u'),
-    ("scap.n_drops_perc", 'f'),
-    ("scap.n_drops_prev", 'u'),
-    ("scap.n_drops_scratch_map", 'u'),
-    ("scap.n_evts", 'u'),
-    ("scap.n_evts_prev", 'u'),
-    ("scap.sys_exit.avg_time_ns", 'u'),
-    ("scap.sys_exit.run_cnt", 'u'),
-    ("scap.sys_exit.run_time_ns", 'u'),
-    ("scap.sched_proc_exit.avg_time_ns", 'u'),
-    ("scap.sched_proc_exit.run_cnt", 'u'),
-    ("scap.sched_proc_exit.run_time_ns", 'u'),
-];
+/// Parses a golden list; a malformed line fails the test rather than
+/// silently dropping a field.
+fn golden_fields(text: &str) -> Vec<(&str, char)> {
+    let fields: Vec<(&str, char)> = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| match l.split_once(' ') {
+            Some((name, ty @ ("u" | "f" | "s"))) => (name, ty.chars().next().unwrap()),
+            _ => panic!("bad golden line {l:?}"),
+        })
+        .collect();
+    assert!(!fields.is_empty(), "empty golden list");
+    fields
+}
 
 fn all_on() -> MetricsConfig {
     MetricsConfig {
@@ -265,7 +130,7 @@ fn golden(schema: Schema, golden: &[(&str, char)]) -> serde_json::Value {
 
 #[test]
 fn falco_037_schema_is_the_seeds_field_by_field() {
-    let v = golden(Schema::Falco037, SEED_FIELDS);
+    let v = golden(Schema::Falco037, &golden_fields(FALCO_037_FIELDS));
     assert!(v["output_fields"]
         .get("kestrel.n_drops_buffer_dup_exit")
         .is_some());
@@ -273,7 +138,7 @@ fn falco_037_schema_is_the_seeds_field_by_field() {
 
 #[test]
 fn falco_038_schema_is_current_falcos_field_by_field() {
-    let v = golden(Schema::Falco038, FALCO_038_FIELDS);
+    let v = golden(Schema::Falco038, &golden_fields(FALCO_038_FIELDS));
     let f = &v["output_fields"];
     assert!(f.get("falco.hostname").is_none());
     assert!(f.get("scap.n_drops_page_faults").is_none());

@@ -110,6 +110,24 @@ pub fn parse_u64(s: &[u8]) -> Option<u64> {
     })
 }
 
+/// A parser fed one line at a time, so the same one reads a buffer
+/// (`feed_all`) or streams a file (`scan_lines`).
+pub trait LineAcc: Default {
+    /// Feed one line; returns false once nothing more is needed.
+    fn feed(&mut self, line: &[u8]) -> bool;
+}
+
+/// Feeds `bytes` line by line until the accumulator needs no more.
+fn feed_all<A: LineAcc>(bytes: &[u8]) -> A {
+    let mut acc = A::default();
+    for l in lines(bytes) {
+        if !acc.feed(l) {
+            break;
+        }
+    }
+    acc
+}
+
 /// `Key:   1234 kB` → 1234. The unit is required, so a line cut mid-number is rejected.
 pub fn kb_line(line: &[u8], key: &[u8]) -> Option<u64> {
     let mut it = fields(line.strip_prefix(key)?);
@@ -117,9 +135,8 @@ pub fn kb_line(line: &[u8], key: &[u8]) -> Option<u64> {
     (it.next()? == b"kB" && it.next().is_none()).then_some(v)
 }
 
-impl StatusMem {
-    /// Feed one line; returns false once nothing more is needed.
-    pub fn feed(&mut self, line: &[u8]) -> bool {
+impl LineAcc for StatusMem {
+    fn feed(&mut self, line: &[u8]) -> bool {
         if let Some(v) = kb_line(line, b"VmRSS:") {
             self.rss_kb = Some(v);
         } else if let Some(v) = kb_line(line, b"VmSize:") {
@@ -131,13 +148,7 @@ impl StatusMem {
 
 /// VmRSS and VmSize of /proc/self/status.
 pub fn parse_status(bytes: &[u8]) -> StatusMem {
-    let mut acc = StatusMem::default();
-    for l in lines(bytes) {
-        if !acc.feed(l) {
-            break;
-        }
-    }
-    acc
+    feed_all(bytes)
 }
 
 /// First `Pss:` of /proc/self/smaps_rollup (kB). Later `Pss_*` lines don't match the key.
@@ -203,8 +214,8 @@ pub fn keyed_u64(line: &[u8], key: &[u8]) -> Option<u64> {
     it.next().is_none().then_some(v)
 }
 
-impl ProcStat {
-    pub fn feed(&mut self, line: &[u8]) -> bool {
+impl LineAcc for ProcStat {
+    fn feed(&mut self, line: &[u8]) -> bool {
         if self.cpu.is_none() && line.starts_with(b"cpu") {
             self.cpu = parse_cpu_line(line);
         } else if let Some(v) = keyed_u64(line, b"btime") {
@@ -218,13 +229,7 @@ impl ProcStat {
 
 /// The `cpu` line, `btime` and `procs_running` of /proc/stat.
 pub fn parse_proc_stat(bytes: &[u8]) -> ProcStat {
-    let mut acc = ProcStat::default();
-    for l in lines(bytes) {
-        if !acc.feed(l) {
-            break;
-        }
-    }
-    acc
+    feed_all(bytes)
 }
 
 #[derive(Default)]
@@ -235,8 +240,8 @@ pub struct MemInfoAcc {
     cached: Option<u64>,
 }
 
-impl MemInfoAcc {
-    pub fn feed(&mut self, line: &[u8]) -> bool {
+impl LineAcc for MemInfoAcc {
+    fn feed(&mut self, line: &[u8]) -> bool {
         let slots: [(&[u8], &mut Option<u64>); 4] = [
             (b"MemTotal:", &mut self.total),
             (b"MemFree:", &mut self.free),
@@ -251,7 +256,9 @@ impl MemInfoAcc {
         }
         self.used().is_none()
     }
+}
 
+impl MemInfoAcc {
     /// All four are required: a partial formula would overstate usage.
     pub fn used(&self) -> Option<u64> {
         Some(
@@ -265,13 +272,7 @@ impl MemInfoAcc {
 
 /// MemTotal − MemFree − Buffers − Cached of /proc/meminfo (kB).
 pub fn parse_meminfo_used(bytes: &[u8]) -> Option<u64> {
-    let mut acc = MemInfoAcc::default();
-    for l in lines(bytes) {
-        if !acc.feed(l) {
-            break;
-        }
-    }
-    acc.used()
+    feed_all::<MemInfoAcc>(bytes).used()
 }
 
 /// First number of /proc/sys/fs/file-nr (allocated file handles).

@@ -4,8 +4,6 @@
 //! The per-event path: no allocation, no formatting, /proc only through the
 //! bounded fallback in `State::get_thread`.
 
-use heapless::Vec as HVec;
-
 use super::{bounded, Fd, FdKind, State, Thread};
 use crate::capture::record::{Record, SockAddr};
 use crate::capture::skel::types::{kestrel_flags as F, kestrel_task};
@@ -129,16 +127,7 @@ impl State {
                 }
             }
             Record::Open { path, .. } => {
-                self.get_thread(tid, pid);
-                if hdr.ret >= 0 {
-                    let entry = Fd {
-                        kind: FdKind::File,
-                        cloexec: rec.has_flag(F::KF_CLOEXEC),
-                        path: bounded(path),
-                        sock: SockAddr::default(),
-                    };
-                    self.add_fd(pid, hdr.ret, entry);
-                }
+                self.new_fd(rec, FdKind::File, path, SockAddr::default());
             }
             Record::Close { fd, .. } => {
                 self.get_thread(tid, pid);
@@ -164,16 +153,7 @@ impl State {
                 }
             }
             Record::Socket { .. } => {
-                self.get_thread(tid, pid);
-                if hdr.ret >= 0 {
-                    let entry = Fd {
-                        kind: FdKind::Socket,
-                        cloexec: rec.has_flag(F::KF_CLOEXEC),
-                        path: HVec::new(),
-                        sock: SockAddr::default(),
-                    };
-                    self.add_fd(pid, hdr.ret, entry);
-                }
+                self.new_fd(rec, FdKind::Socket, &[], SockAddr::default());
             }
             Record::Connect { addr, .. } => {
                 self.get_thread(tid, pid);
@@ -184,20 +164,27 @@ impl State {
                 }
             }
             Record::Accept { addr, .. } => {
-                self.get_thread(tid, pid);
-                if hdr.ret >= 0 {
-                    let entry = Fd {
-                        kind: FdKind::Socket,
-                        cloexec: rec.has_flag(F::KF_CLOEXEC),
-                        path: HVec::new(),
-                        sock: addr,
-                    };
-                    self.add_fd(pid, hdr.ret, entry);
-                }
+                self.new_fd(rec, FdKind::Socket, &[], addr);
             }
             Record::Generic { .. } => {
                 self.get_thread(tid, pid);
             }
+        }
+    }
+
+    /// Open, socket and accept: the thread lookup, then on success a new fd
+    /// that inherits nothing (only files keep a path).
+    fn new_fd(&mut self, rec: &Record<'_>, kind: FdKind, path: &[u8], sock: SockAddr) {
+        let hdr = rec.hdr();
+        self.get_thread(hdr.tid, hdr.pid);
+        if hdr.ret >= 0 {
+            let entry = Fd {
+                kind,
+                cloexec: rec.has_flag(F::KF_CLOEXEC),
+                path: bounded(path),
+                sock,
+            };
+            self.add_fd(hdr.pid, hdr.ret, entry);
         }
     }
 

@@ -136,6 +136,33 @@ pub struct StateCounters {
     pub n_decode_errors: u64,
 }
 
+impl StateCounters {
+    /// libsinsp's own counters by their libs name, in libs_state_counters'
+    /// to_metrics order: the JSON snapshot and Prometheus name them alike.
+    pub fn libs(&self) -> [(&'static str, u64); 15] {
+        [
+            ("n_noncached_fd_lookups", self.n_noncached_fd_lookups),
+            ("n_cached_fd_lookups", self.n_cached_fd_lookups),
+            ("n_failed_fd_lookups", self.n_failed_fd_lookups),
+            ("n_added_fds", self.n_added_fds),
+            ("n_removed_fds", self.n_removed_fds),
+            ("n_stored_evts", self.n_stored_evts),
+            ("n_store_evts_drops", self.n_store_evts_drops),
+            ("n_retrieved_evts", self.n_retrieved_evts),
+            ("n_retrieve_evts_drops", self.n_retrieve_evts_drops),
+            (
+                "n_noncached_thread_lookups",
+                self.n_noncached_thread_lookups,
+            ),
+            ("n_cached_thread_lookups", self.n_cached_thread_lookups),
+            ("n_failed_thread_lookups", self.n_failed_thread_lookups),
+            ("n_added_threads", self.n_added_threads),
+            ("n_removed_threads", self.n_removed_threads),
+            ("n_drops_full_threadtable", self.n_drops_full_threadtable),
+        ]
+    }
+}
+
 pub struct State {
     threads: FixedMap<Thread>,
     fds: FixedMap<Fd>,

@@ -21,9 +21,9 @@ fn rounding_and_mb_conversion() {
     assert_eq!(bytes_to_mb(1024 * 1024 - 1), 0);
     assert_eq!(bytes_to_mb(73_170_944), 69);
     assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
-    assert_eq!(parse_u64(b"18446744073709551616"), None);
-    assert_eq!(parse_u64(b"-1"), None);
-    assert_eq!(parse_u64(b""), None);
+    for bad in [&b"18446744073709551616"[..], b"-1", b""] {
+        assert_eq!(parse_u64(bad), None, "{bad:?}");
+    }
 }
 
 #[test]
@@ -114,11 +114,10 @@ fn self_stat_missing_truncated_malformed() {
     assert_eq!(Resources::new(fx("missing")).read_self_stat(), None);
     assert_eq!(Resources::new(fx("truncated")).read_self_stat(), None);
     assert_eq!(Resources::new(fx("cgroup_v2")).read_self_stat(), None);
-    assert_eq!(parse_self_stat(b"12 (x R 1 2"), None);
-    assert_eq!(parse_self_stat(b""), None);
-    assert_eq!(parse_self_stat(b")"), None);
-    let bad = b"1 (x) R 1 1 1 0 -1 0 0 0 0 0 u 6 0 0 20 0 1 0 77";
-    assert_eq!(parse_self_stat(bad), None);
+    let utime_not_a_number = b"1 (x) R 1 1 1 0 -1 0 0 0 0 0 u 6 0 0 20 0 1 0 77";
+    for bad in [&b"12 (x R 1 2"[..], b"", b")", utime_not_a_number] {
+        assert_eq!(parse_self_stat(bad), None, "{bad:?}");
+    }
 }
 
 #[test]
@@ -129,9 +128,9 @@ fn uptime_parsing() {
         Resources::new(fx("truncated")).read_uptime_secs(),
         Some(568.0)
     );
-    assert_eq!(parse_uptime(b"NaN 1"), None);
-    assert_eq!(parse_uptime(b"-3 1"), None);
-    assert_eq!(parse_uptime(b""), None);
+    for bad in [&b"NaN 1"[..], b"-3 1", b""] {
+        assert_eq!(parse_uptime(bad), None, "{bad:?}");
+    }
 }
 
 #[test]

@@ -167,23 +167,7 @@ pub(super) fn state(t: &mut Text<'_>, inp: &Inputs<'_>) {
         "Fds in the fd table.",
         U(inp.n_fds),
     );
-    for (name, v) in [
-        ("n_noncached_fd_lookups", s.n_noncached_fd_lookups),
-        ("n_cached_fd_lookups", s.n_cached_fd_lookups),
-        ("n_failed_fd_lookups", s.n_failed_fd_lookups),
-        ("n_added_fds", s.n_added_fds),
-        ("n_removed_fds", s.n_removed_fds),
-        ("n_stored_evts", s.n_stored_evts),
-        ("n_store_evts_drops", s.n_store_evts_drops),
-        ("n_retrieved_evts", s.n_retrieved_evts),
-        ("n_retrieve_evts_drops", s.n_retrieve_evts_drops),
-        ("n_noncached_thread_lookups", s.n_noncached_thread_lookups),
-        ("n_cached_thread_lookups", s.n_cached_thread_lookups),
-        ("n_failed_thread_lookups", s.n_failed_thread_lookups),
-        ("n_added_threads", s.n_added_threads),
-        ("n_removed_threads", s.n_removed_threads),
-        ("n_drops_full_threadtable", s.n_drops_full_threadtable),
-    ] {
+    for (name, v) in s.libs() {
         t.family(
             format_args!("falcosecurity_scap_{name}_total"),
             Counter,

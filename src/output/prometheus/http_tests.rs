@@ -1,6 +1,7 @@
 //! Table tests of the request parser and a bounded fuzz run (fixed seed).
 
 use super::*;
+use crate::testing::Rng;
 
 fn done(s: &str) -> Request {
     match parse(s.as_bytes()) {
@@ -120,20 +121,6 @@ fn enforces_size_and_header_count() {
     }
     ok.extend_from_slice(b"\r\n");
     assert!(matches!(parse(&ok), Parsed::Done(_)));
-}
-
-/// xorshift64*: a fixed seed makes a failure reproducible.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// Mutates valid requests (flip, insert, delete, splice tokens, truncate) and

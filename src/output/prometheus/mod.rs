@@ -250,22 +250,14 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(
-            parse_listen("9376").unwrap(),
-            "127.0.0.1:9376".parse().unwrap()
-        );
-        assert_eq!(
-            parse_listen(":9376").unwrap(),
-            "127.0.0.1:9376".parse().unwrap()
-        );
-        assert_eq!(
-            parse_listen("0.0.0.0:80").unwrap(),
-            "0.0.0.0:80".parse().unwrap()
-        );
-        assert_eq!(
-            parse_listen("[::1]:9376").unwrap(),
-            "[::1]:9376".parse().unwrap()
-        );
+        for (given, want) in [
+            ("9376", "127.0.0.1:9376"),
+            (":9376", "127.0.0.1:9376"),
+            ("0.0.0.0:80", "0.0.0.0:80"),
+            ("[::1]:9376", "[::1]:9376"),
+        ] {
+            assert_eq!(parse_listen(given), Ok(want.parse().unwrap()), "{given}");
+        }
         for bad in [
             "",
             ":",
