@@ -9,21 +9,7 @@ use kestrel::capture::record::synth;
 use kestrel::capture::skel::types::kestrel_record_type as T;
 use kestrel::state::pipeline::Pipeline;
 use kestrel::state::State;
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
+use kestrel::testing::Rng;
 
 fn seeds() -> Vec<Vec<u8>> {
     vec![
