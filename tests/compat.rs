@@ -48,6 +48,13 @@ macro_rules! on_both_paths {
     };
 }
 
+/// How many of `recs` close one of `fds`.
+fn closes_of(recs: &[&Record<'_>], fds: &HashSet<i64>) -> usize {
+    recs.iter()
+        .filter(|r| matches!(r, Record::Close { fd, .. } if fds.contains(fd)))
+        .count()
+}
+
 fn build_worker() -> String {
     let bin = tmp("worker32");
     let st = Command::new("gcc")
@@ -117,12 +124,9 @@ fn i386_worker_is_seen_exactly(attach: AttachMode) {
     assert_eq!(opens.len(), OPENS, "every 32-bit open, decoded as openat");
     assert!(opens.iter().all(|&fd| fd >= 0));
     let fds: HashSet<i64> = opens.iter().copied().collect();
-    let closes = worker_calls
-        .iter()
-        .filter(|r| matches!(r, Record::Close { fd, .. } if fds.contains(fd)))
-        .count();
     assert_eq!(
-        closes, OPENS,
+        closes_of(&worker_calls, &fds),
+        OPENS,
         "one close per open; no read taken for a close"
     );
     let parent_clones: Vec<u32> = worker_calls
@@ -269,12 +273,9 @@ fn int80_from_64bit_is_decoded_as_i386(attach: AttachMode) {
         n_opens, ROUNDS,
         "every int 0x80 open decoded with the i386 table"
     );
-    let closes = mine
-        .iter()
-        .filter(|r| matches!(r, Record::Close { fd, .. } if opens.contains(fd)))
-        .count();
     assert_eq!(
-        closes, ROUNDS,
+        closes_of(&mine, &opens),
+        ROUNDS,
         "one close per round: no i386 read taken for a close"
     );
 }
