@@ -1,6 +1,8 @@
-//! End-to-end tests of the `kestrel` binary: real probe, real snapshots in a
-//! file, signals, bad input. Root is needed for the ones that load the probe;
-//! they are #[ignore]d ("needs root"); scripts/test.sh runs them.
+//! End-to-end tests of the running agent: real probe, real snapshots in a
+//! file, signals, table and disk limits, privileges, culprit counters (the
+//! command line without a workload is tests/cli.rs). Root is needed for the
+//! ones that load the probe; they are #[ignore]d ("needs root");
+//! scripts/test.sh runs them.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -90,44 +92,6 @@ fn sigterm_writes_a_final_snapshot_and_removes_the_pidfile() {
     assert!(!std::path::Path::new(&pidfile).exists());
 }
 
-#[test]
-fn bad_flags_get_one_line_and_exit_2() {
-    for args in [
-        &["run", "--interval", "soon"][..],
-        &["run", "--bogus"],
-        &["run", "--output", "kafka://x"],
-        &["run", "--syscalls", "openat,nosuch"],
-        &["run", "--interval", "10ms"],
-        &["run", "--attach", "kprobe"],
-        &["run", "--btf", "/nonexistent/kestrel.btf"],
-        &["run", "--btf", "/tmp"],
-        &["check", "--btf", "/nonexistent/kestrel.btf"],
-        &["export-probe"],
-        &["export-probe", "/nonexistent/dir/kestrel.bpf.o"],
-    ] {
-        let o = Command::new(bin()).args(args).output().unwrap();
-        assert_eq!(o.status.code(), Some(2), "{args:?}");
-        let err = String::from_utf8(o.stderr).unwrap();
-        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(o.stdout.is_empty());
-    }
-}
-
-#[test]
-fn export_probe_writes_the_bpf_object() {
-    let out = tmp("export.bpf.o");
-    let o = Command::new(bin())
-        .args(["export-probe", &out])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0));
-    let obj = std::fs::read(&out).unwrap();
-    let _ = std::fs::remove_file(&out);
-    assert_eq!(&obj[..4], b"\x7fELF");
-    let e_machine = u16::from_le_bytes([obj[18], obj[19]]);
-    assert_eq!(e_machine, 247, "EM_BPF");
-}
-
 /// The raw_tp path through the whole agent, CO-RE against a BTF file: the
 /// snapshot names the path and keeps the tp_btf program names.
 #[test]
@@ -170,65 +134,6 @@ fn raw_tp_agent_with_a_btf_file_reports_its_path_and_program_names() {
             "scap.sys_exit.run_cnt"
         ],
         "raw_tp twins report the tp_btf names"
-    );
-}
-
-#[test]
-fn shipped_config_file_loads_and_a_bad_one_names_its_line() {
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/kestrel.toml");
-    // Every key of the shipped file is valid: with a bad interval flag added,
-    // the only complaint is about that flag.
-    let o = Command::new(bin())
-        .args(["run", "--config", shipped, "--interval", "1ms"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8(o.stderr).unwrap();
-    assert!(err.contains("below the 100ms minimum"), "{err}");
-    let bad = tmp("bad.toml");
-    std::fs::write(&bad, "interval = \"1s\"\nring_buffer_size = \"3K\"\n").unwrap();
-    let o = Command::new(bin())
-        .args(["run", "--config", &bad])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8(o.stderr).unwrap();
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains(&format!("{bad}:2: key 'ring_buffer_size'")),
-        "{err}"
-    );
-}
-
-#[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
-fn config_file_drives_a_real_run() {
-    let _g = probe_lock();
-    let out = tmp("conf.json");
-    let conf = tmp("run.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "output = [\"file:{out}\"]\ninterval = \"200ms\"\nduration = \"1s\"\n\
-             libbpf_stats_enabled = true\ninclude_empty_values = true\n"
-        ),
-    )
-    .unwrap();
-    let st = Command::new(bin())
-        .args(["run", "--config", &conf])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let snaps = snapshots(&out);
-    assert!(snaps.len() >= 4, "{} snapshots", snaps.len());
-    let last = snaps.last().unwrap();
-    assert!(
-        field(last, "scap.sys_exit.run_cnt") > 0,
-        "stats on from the file"
-    );
-    assert!(
-        last["output_fields"].get("scap.n_drops_bug").is_some(),
-        "empty values kept"
     );
 }
 
@@ -343,78 +248,6 @@ fn after_attach_only_cap_bpf_remains_and_no_new_privs_is_set() {
     let last = snapshots(&out).pop().unwrap();
     assert!(field(&last, "scap.n_evts") > 0);
     assert!(field(&last, "scap.sys_exit.run_cnt") > 0);
-}
-
-#[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
-fn check_says_this_host_can_run_and_the_json_agrees() {
-    let _g = probe_lock();
-    let o = Command::new(bin()).arg("check").output().unwrap();
-    let text = String::from_utf8(o.stdout).unwrap();
-    assert_eq!(o.status.code(), Some(0), "{text}");
-    assert!(
-        text.starts_with("kestrel check: this host CAN run the probe"),
-        "{text}"
-    );
-    assert!(text.lines().count() <= 25, "fits one screen");
-    let o = Command::new(bin())
-        .args(["check", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["can_run"], true);
-    let names: Vec<&str> = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    for n in [
-        "arch",
-        "kernel",
-        "btf",
-        "capabilities",
-        "bpf",
-        "ringbuf",
-        "memlock",
-    ] {
-        assert!(names.contains(&n), "{n} missing from {names:?}");
-    }
-    for n in ["tracefs", "tracepoints", "bpf_stats", "probe"] {
-        assert!(names.contains(&n), "{n} missing from {names:?}");
-    }
-    let probe = v["checks"].as_array().unwrap().last().unwrap();
-    assert_eq!(probe["ok"], true, "the probe really loaded: {probe}");
-}
-
-#[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
-fn check_without_privileges_names_exactly_the_failing_lines() {
-    let _g = probe_lock();
-    // setpriv (util-linux) drops to nobody with no capabilities.
-    let o = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            &bin(),
-        ])
-        .args(["check", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["can_run"], false);
-    let failed: Vec<&str> = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == false && c["required"] == true)
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(failed, ["capabilities", "bpf", "probe"], "{v}");
 }
 
 /// The culprit counters on a known workload: a forked child makes N getppid
