@@ -105,6 +105,25 @@ fn config_file_drives_a_real_run() {
     );
 }
 
+/// `check --json` run by `cmd` (the binary, or a wrapper that runs it),
+/// which must exit with `code`; its parsed report.
+fn check_json(mut cmd: Command, code: i32) -> serde_json::Value {
+    let o = cmd.args(["check", "--json"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(code));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The names of the report's checks that `keep` selects.
+fn check_names(v: &serde_json::Value, keep: impl Fn(&serde_json::Value) -> bool) -> Vec<&str> {
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| keep(c))
+        .map(|c| c["name"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
 fn check_says_this_host_can_run_and_the_json_agrees() {
@@ -117,19 +136,9 @@ fn check_says_this_host_can_run_and_the_json_agrees() {
         "{text}"
     );
     assert!(text.lines().count() <= 25, "fits one screen");
-    let o = Command::new(bin())
-        .args(["check", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = check_json(Command::new(bin()), 0);
     assert_eq!(v["can_run"], true);
-    let names: Vec<&str> = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names = check_names(&v, |_| true);
     for n in [
         "arch",
         "kernel",
@@ -153,26 +162,16 @@ fn check_says_this_host_can_run_and_the_json_agrees() {
 fn check_without_privileges_names_exactly_the_failing_lines() {
     let _g = probe_lock();
     // setpriv (util-linux) drops to nobody with no capabilities.
-    let o = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            &bin(),
-        ])
-        .args(["check", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(1));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let mut nobody = Command::new("setpriv");
+    nobody.args([
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        &bin(),
+    ]);
+    let v = check_json(nobody, 1);
     assert_eq!(v["can_run"], false);
-    let failed: Vec<&str> = v["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["ok"] == false && c["required"] == true)
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let failed = check_names(&v, |c| c["ok"] == false && c["required"] == true);
     assert_eq!(failed, ["capabilities", "bpf", "probe"], "{v}");
 }
