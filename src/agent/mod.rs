@@ -5,17 +5,16 @@
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use libbpf_rs::RingBufferBuilder;
-use mio::{Events, Poll, Token};
+use mio::{Poll, Token};
 
 use crate::alerts::{DropAlertConfig, DropMonitor};
-use crate::capture::{Probe, ProbeConfig, ProgStats, StatsSource};
-use crate::log::Key;
+use crate::capture::{Probe, ProbeConfig, StatsSource};
 use crate::metrics::culprits::{CulpritConfig, Culprits};
 use crate::metrics::resources::Resources;
-use crate::metrics::{HostInfo, Inputs, MetricsConfig, Snapshotter};
+use crate::metrics::{HostInfo, MetricsConfig, Snapshotter};
 use crate::output::prometheus::Prometheus;
 use crate::output::{OpenOptions, OutputSpec, Outputs};
 use crate::preflight::Checked;
@@ -24,7 +23,9 @@ use crate::state::pipeline::Pipeline;
 use crate::state::{procfs, State};
 
 mod events;
-use events::{check_drops, drain_timer, read_signals, register, signal_fd, state_tick, timer};
+mod serve;
+use events::{register, signal_fd, timer};
+use serve::{ticks_in, Agent, Snapshots, Sources};
 
 const RING: Token = Token(0);
 const SNAPSHOT: Token = Token(1);
@@ -79,60 +80,206 @@ impl StartError {
     }
 }
 
+/// Starts the agent and runs it until it is told to stop. A start that
+/// fails removes what it created (output files, the pidfile).
 pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError> {
     // Signals are blocked before anything else so none is lost during load.
-    let sigfd = signal_fd()?;
+    let signals = signal_fd()?;
     let host = HostInfo::read();
     let opts = OpenOptions {
         allow_special: cfg.allow_special_outputs,
     };
     let mut outputs = Outputs::open(&cfg.outputs, &host.hostname, opts)
         .map_err(|e| StartError(e.msg, if e.bad_input { 2 } else { 1 }))?;
-    // From here a failed start removes the output files it created.
-    let fail = |outputs: &mut Outputs, e: StartError| {
+    let abort = |outputs: &mut Outputs, checked: &mut Checked, e: StartError| {
         outputs.remove_created();
+        if let Some(p) = &mut checked.pidfile {
+            p.remove();
+        }
         e
     };
-    let prom = RefCell::new(
-        Prometheus::from_config(cfg.prometheus, &cfg.outputs)
-            .map_err(|e| fail(&mut outputs, StartError::env(e)))?,
-    );
-
-    let own_pid = std::process::id();
-    let state = State::new(
-        cfg.thread_capacity,
-        cfg.fd_capacity,
-        own_pid,
-        cfg.probe.enter_events,
-    );
-    // The /proc scan runs before the probe is attached, as Falco's runs
-    // before capture starts: attached first, nothing would drain the ring
-    // during the scan and a busy host would drop records from the start.
-    // What starts in between is caught by the lookup fallback.
-    let mut state = state.with_proc_fallback("/proc");
-    let seeded = procfs::seed(&mut state, "/proc");
+    let mut prom = match Prometheus::from_config(cfg.prometheus, &cfg.outputs) {
+        Ok(p) => p,
+        Err(e) => return Err(abort(&mut outputs, &mut checked, StartError::env(e))),
+    };
+    let (state, seeded) = seeded_state(&cfg);
 
     let mut storage = MaybeUninit::uninit();
-    let mut probe = Probe::load(&mut storage, &cfg.probe)
-        .map_err(|e| fail(&mut outputs, StartError::env(e.to_string())))?;
+    let mut probe = match Probe::load(&mut storage, &cfg.probe) {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(abort(
+                &mut outputs,
+                &mut checked,
+                StartError::env(e.to_string()),
+            ))
+        }
+    };
     let stats = if cfg.metrics.libbpf_stats_enabled {
         probe.enable_stats()
     } else {
         StatsSource::Off
     };
-    if let Some(p) = &mut checked.pidfile {
-        p.write(std::process::id())
-            .map_err(|e| fail(&mut outputs, StartError::env(e)))?;
+    let kept = match settle_process(&mut checked) {
+        Ok(k) => k,
+        Err(e) => return Err(abort(&mut outputs, &mut checked, e)),
+    };
+    log_start(&cfg, &probe, &seeded, stats, &kept, &checked);
+
+    let activity = cfg
+        .culprits
+        .enabled
+        .then(|| Activity::with_capacity(cfg.culprits.capacity));
+    let pipeline = RefCell::new(Pipeline::new(state, activity));
+    let started = ring_buffer(&probe, &pipeline).and_then(|ring| {
+        let sources = register_sources(&cfg, &ring, signals, prom.as_mut())?;
+        Ok((ring, sources))
+    });
+    let (ring, sources) = match started {
+        Ok(r) => r,
+        Err(e) => return Err(abort(&mut outputs, &mut checked, e)),
+    };
+    // From zero, not from now: drops while /proc was seeded (nothing drains
+    // the ring then) are reported by the first check.
+    let drops = DropMonitor::new(
+        cfg.drops.clone(),
+        cfg.metrics.schema,
+        &host.hostname,
+        Default::default(),
+    );
+    let mut agent = Agent {
+        probe,
+        ring,
+        pipeline: &pipeline,
+        outputs,
+        prom,
+        sources,
+        snapshots: Snapshots {
+            snap: Snapshotter::new(cfg.metrics, host, resources()),
+            culprits: cfg.culprits.enabled.then(|| Culprits::new(cfg.culprits)),
+            progs: heapless::Vec::new(),
+            last_drops: 0,
+            render_errors: 0,
+        },
+        drops,
+        ticks: 0,
+        purge_every: ticks_in(cfg.thread_purge_interval_ns).max(1),
+        timeout_ticks: ticks_in(cfg.thread_timeout_ns).min(u64::from(u32::MAX)) as u32,
+    };
+    // Falco takes the first snapshot right at start; one that cannot render
+    // is an error now, not an empty line every interval.
+    if !agent.take_snapshot() {
+        let e = StartError(
+            "the snapshot does not render (hostname too long?)".into(),
+            2,
+        );
+        return Err(abort(&mut agent.outputs, &mut checked, e));
     }
-    let kept = crate::privilege::drop_after_attach(checked.user.as_ref()).map_err(|e| {
-        if let Some(p) = &mut checked.pidfile {
-            p.remove();
+    let end = agent.serve()?;
+    agent.finish(end, &mut checked);
+    Ok(end)
+}
+
+/// The state tables, seeded from /proc. The scan runs before the probe is
+/// attached, as Falco's runs before capture starts: attached first, nothing
+/// would drain the ring during the scan and a busy host would drop records
+/// from the start. What starts in between is caught by the lookup fallback.
+fn seeded_state(cfg: &AgentConfig) -> (State, procfs::Seeded) {
+    let state = State::new(
+        cfg.thread_capacity,
+        cfg.fd_capacity,
+        std::process::id(),
+        cfg.probe.enter_events,
+    );
+    let mut state = state.with_proc_fallback("/proc");
+    let seeded = procfs::seed(&mut state, "/proc");
+    (state, seeded)
+}
+
+/// Once attached: the pidfile, then the switch to --user (or the drop of
+/// every capability but those the loop needs). Returns the kept set.
+fn settle_process(checked: &mut Checked) -> Result<String, StartError> {
+    if let Some(p) = &mut checked.pidfile {
+        p.write(std::process::id()).map_err(StartError::env)?;
+    }
+    crate::privilege::drop_after_attach(checked.user.as_ref())
+        .map(|kept| format!("{kept:?}"))
+        .map_err(StartError::env)
+}
+
+/// Where each record goes: the pipeline, from the ring's callback.
+fn ring_buffer<'a>(
+    probe: &Probe<'a>,
+    pipeline: &'a RefCell<Pipeline>,
+) -> Result<libbpf_rs::RingBuffer<'a>, StartError> {
+    let mut rb = RingBufferBuilder::new();
+    rb.add(probe.events_map(), |data: &[u8]| {
+        pipeline.borrow_mut().on_record(data);
+        0
+    })
+    .map_err(|e| StartError::env(format!("ring buffer: {e}")))?;
+    rb.build()
+        .map_err(|e| StartError::env(format!("ring buffer: {e}")))
+}
+
+/// The loop's sources: the ring, the snapshot, drain and stop timers, the
+/// signalfd and the exporter's listener.
+fn register_sources(
+    cfg: &AgentConfig,
+    ring: &libbpf_rs::RingBuffer<'_>,
+    signals: OwnedFd,
+    prom: Option<&mut Prometheus>,
+) -> Result<Sources, StartError> {
+    let poll = Poll::new().map_err(|e| StartError::env(format!("epoll: {e}")))?;
+    let snapshot = timer(cfg.interval_ns, true)?;
+    let drain = timer(DRAIN_NS, true)?;
+    let stop = cfg
+        .duration_ns
+        .map(|d| timer(d.max(1), false))
+        .transpose()?;
+    register(&poll, ring.epoll_fd(), RING)?;
+    register(&poll, snapshot.as_fd().as_raw_fd(), SNAPSHOT)?;
+    register(&poll, drain.as_fd().as_raw_fd(), DRAIN)?;
+    register(&poll, signals.as_fd().as_raw_fd(), SIGNAL)?;
+    if let Some(t) = &stop {
+        register(&poll, t.as_fd().as_raw_fd(), STOP)?;
+    }
+    if let Some(p) = prom {
+        p.register(poll.registry(), PROMETHEUS)
+            .map_err(|e| StartError::env(format!("epoll register: {e}")))?;
+        if let Some(a) = p.local_addr() {
+            eprintln!("kestrel: serving Prometheus metrics on http://{a}/metrics");
         }
-        fail(&mut outputs, StartError::env(e))
-    })?;
+    }
+    Ok(Sources {
+        poll,
+        snapshot,
+        drain,
+        signals,
+        _stop: stop,
+    })
+}
+
+/// The container memory file: libsinsp's SINSP_AGENT_CGROUP_MEM_PATH_ENV_VAR.
+fn resources() -> Resources {
+    match std::env::var("FALCO_CGROUP_MEM_PATH") {
+        Ok(p) if !p.is_empty() => Resources::new("/").with_container_memory_file(p),
+        _ => Resources::new("/"),
+    }
+}
+
+/// The start line (and, with --verbose, the sizes).
+fn log_start(
+    cfg: &AgentConfig,
+    probe: &Probe<'_>,
+    seeded: &procfs::Seeded,
+    stats: StatsSource,
+    kept: &str,
+    checked: &Checked,
+) {
     let attached: Vec<&str> = probe.attached().collect();
     crate::log_line!(
-        "v{}: probe attached via {} with {} ({}), {} syscalls selected, {} threads and {} fds seeded{}, bpf stats: {}, capabilities kept: {:?}{}",
+        "v{}: probe attached via {} with {} ({}), {} syscalls selected, {} threads and {} fds seeded{}, bpf stats: {}, capabilities kept: {}{}",
         crate::metrics::VERSION,
         probe.attach_path().name(),
         probe.btf_source(),
@@ -171,195 +318,4 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError>
             State::bytes_per_fd()
         );
     }
-
-    let activity = cfg
-        .culprits
-        .enabled
-        .then(|| Activity::with_capacity(cfg.culprits.capacity));
-    let pipeline = RefCell::new(Pipeline::new(state, activity));
-    let mut rb = RingBufferBuilder::new();
-    rb.add(probe.events_map(), |data: &[u8]| {
-        pipeline.borrow_mut().on_record(data);
-        0
-    })
-    .map_err(|e| StartError::env(format!("ring buffer: {e}")))?;
-    let ring = rb
-        .build()
-        .map_err(|e| StartError::env(format!("ring buffer: {e}")))?;
-
-    let mut poll = Poll::new().map_err(|e| StartError::env(format!("epoll: {e}")))?;
-    let snap_t = timer(cfg.interval_ns, true)?;
-    let drain_t = timer(DRAIN_NS, true)?;
-    let stop_t = cfg
-        .duration_ns
-        .map(|d| timer(d.max(1), false))
-        .transpose()?;
-    register(&poll, ring.epoll_fd(), RING)?;
-    register(&poll, snap_t.as_fd().as_raw_fd(), SNAPSHOT)?;
-    register(&poll, drain_t.as_fd().as_raw_fd(), DRAIN)?;
-    register(&poll, sigfd.as_fd().as_raw_fd(), SIGNAL)?;
-    if let Some(t) = &stop_t {
-        register(&poll, t.as_fd().as_raw_fd(), STOP)?;
-    }
-    if let Some(p) = prom.borrow_mut().as_mut() {
-        p.register(poll.registry(), PROMETHEUS)
-            .map_err(|e| StartError::env(format!("epoll register: {e}")))?;
-        if let Some(a) = p.local_addr() {
-            eprintln!("kestrel: serving Prometheus metrics on http://{a}/metrics");
-        }
-    }
-
-    // libsinsp's SINSP_AGENT_CGROUP_MEM_PATH_ENV_VAR names the memory file.
-    let resources = match std::env::var("FALCO_CGROUP_MEM_PATH") {
-        Ok(p) if !p.is_empty() => Resources::new("/").with_container_memory_file(p),
-        _ => Resources::new("/"),
-    };
-    // From zero, not from now: drops while /proc was seeded (nothing drains
-    // the ring then) are reported by the first check.
-    let mut drops = DropMonitor::new(
-        cfg.drops.clone(),
-        cfg.metrics.schema,
-        &host.hostname,
-        Default::default(),
-    );
-    let mut snap = Snapshotter::new(cfg.metrics, host, resources);
-    let timeout_ticks = (cfg.thread_timeout_ns / DRAIN_NS).min(u64::from(u32::MAX)) as u32;
-    let purge_every = (cfg.thread_purge_interval_ns / DRAIN_NS).max(1);
-    let mut ticks: u64 = 0;
-    let mut end = RunEnd::Stopped;
-    let mut progs: heapless::Vec<ProgStats, 8> = heapless::Vec::new();
-    let mut culprits = cfg.culprits.enabled.then(|| Culprits::new(cfg.culprits));
-    let mut last_drops = 0;
-    // Snapshots that did not render (counted with the write errors).
-    let mut render_errors = 0u64;
-    let mut take_snapshot = |probe: &mut Probe<'_>, outputs: &mut Outputs| -> bool {
-        let _ = ring.consume();
-        probe.prog_stats(&mut progs);
-        let kernel = probe.counters();
-        if let (Some(cul), Some(act)) = (&mut culprits, &mut pipeline.borrow_mut().activity) {
-            let unnumbered = probe.syscall_counts(cul.counts_mut());
-            let interval_drops = kernel.n_drops().saturating_sub(last_drops);
-            cul.update(unnumbered, |f| probe.drops_by_pid(f), interval_drops, act);
-        }
-        last_drops = kernel.n_drops();
-        let p = pipeline.borrow();
-        let inputs = Inputs {
-            kestrel_n_fds: p.state.n_fds() as u64,
-            num_evts: p.num_evts,
-            num_compat_evts: p.num_compat_evts,
-            attach: probe.attach_path().name(),
-            outputs_queue_num_drops: outputs.queue_drops(),
-            output_write_errors: outputs.write_errors()
-                + render_errors
-                + prom.borrow().as_ref().map_or(0, |p| p.write_errors),
-            kernel,
-            state: p.state.counters,
-            n_threads: p.state.n_threads() as u64,
-            n_fds: p.state.n_fds_falco(),
-            progs: &progs,
-            culprits: culprits.as_ref(),
-        };
-        let r = snap.render(&inputs);
-        // An empty render is never written as a line.
-        if r.line.len() <= 1 {
-            render_errors += 1;
-            crate::log_limited!(
-                Key::Render,
-                "a snapshot did not fit its buffer: not written"
-            );
-            return false;
-        }
-        outputs.write(r.line, r.time);
-        if let Some(p) = prom.borrow_mut().as_mut() {
-            p.publish(
-                &snap.cfg,
-                snap.host(),
-                &inputs,
-                snap.last_resources.as_ref(),
-            );
-        }
-        true
-    };
-
-    // Falco takes the first snapshot right at start; one that cannot render
-    // is an error now, not an empty line every interval.
-    if !take_snapshot(&mut probe, &mut outputs) {
-        if let Some(p) = &mut checked.pidfile {
-            p.remove();
-        }
-        return Err(fail(
-            &mut outputs,
-            StartError(
-                "the snapshot does not render (hostname too long?)".into(),
-                2,
-            ),
-        ));
-    }
-    let mut events = Events::with_capacity(16);
-    'run: loop {
-        if let Err(e) = poll.poll(&mut events, None) {
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(StartError::env(format!("epoll_wait: {e}")));
-        }
-        for ev in events.iter() {
-            match ev.token() {
-                RING => {
-                    let _ = ring.consume();
-                }
-                DRAIN => {
-                    drain_timer(&drain_t);
-                    let _ = ring.consume();
-                    if let Some(p) = prom.borrow_mut().as_mut() {
-                        p.tick(poll.registry());
-                    }
-                    outputs.flush();
-                    ticks += 1;
-                    let mut p = pipeline.borrow_mut();
-                    state_tick(&mut p.state, ticks, purge_every, timeout_ticks);
-                    if check_drops(&mut drops, &p.state, &mut probe, &mut outputs) {
-                        end = RunEnd::DropExit;
-                        break 'run;
-                    }
-                }
-                SNAPSHOT => {
-                    drain_timer(&snap_t);
-                    take_snapshot(&mut probe, &mut outputs);
-                }
-                STOP => break 'run,
-                SIGNAL => {
-                    let (stop, hup) = read_signals(&sigfd);
-                    if hup {
-                        outputs.reopen();
-                    }
-                    if stop {
-                        break 'run;
-                    }
-                }
-                t => {
-                    if let Some(p) = prom.borrow_mut().as_mut().filter(|p| p.owns(t)) {
-                        p.on_event(poll.registry(), t);
-                    }
-                }
-            }
-        }
-    }
-    // Detach first so the final drain and counter read account for every record.
-    probe.detach();
-    let _ = ring.consume();
-    // Drops of the last partial second are reported before the final snapshot.
-    if end == RunEnd::Stopped {
-        let o = drops.check(crate::metrics::time::monotonic_ns(), &probe.counters());
-        if o.alert {
-            outputs.write(drops.line(), drops.time());
-        }
-    }
-    take_snapshot(&mut probe, &mut outputs);
-    outputs.finish(FINISH_NS);
-    outputs.log_summary();
-    if let Some(p) = &mut checked.pidfile {
-        p.remove();
-    }
-    Ok(end)
 }

@@ -1,0 +1,210 @@
+//! The running agent: what the loop owns once the probe is attached, the
+//! loop itself, one snapshot, and the orderly end. `run` in mod.rs builds
+//! it; nothing here starts or loads anything.
+
+use std::cell::RefCell;
+use std::os::fd::OwnedFd;
+
+use libbpf_rs::RingBuffer;
+use mio::{Events, Poll};
+
+use super::events::{check_drops, drain_timer, read_signals, state_tick};
+use super::{RunEnd, StartError, DRAIN, DRAIN_NS, FINISH_NS, RING, SIGNAL, SNAPSHOT, STOP};
+use crate::alerts::DropMonitor;
+use crate::capture::{Probe, ProgStats};
+use crate::log::Key;
+use crate::metrics::culprits::Culprits;
+use crate::metrics::{Inputs, Snapshotter};
+use crate::output::prometheus::Prometheus;
+use crate::output::Outputs;
+use crate::preflight::Checked;
+use crate::state::pipeline::Pipeline;
+
+/// The event sources the loop waits on, registered with `poll`.
+pub(super) struct Sources {
+    pub poll: Poll,
+    pub snapshot: OwnedFd,
+    pub drain: OwnedFd,
+    pub signals: OwnedFd,
+    /// --duration's one-shot timer; kept open while the loop runs.
+    pub _stop: Option<OwnedFd>,
+}
+
+/// Snapshot assembly across intervals: the renderer, the culprit lists and
+/// the figures carried from one snapshot to the next.
+pub(super) struct Snapshots {
+    pub snap: Snapshotter,
+    pub culprits: Option<Culprits>,
+    pub progs: heapless::Vec<ProgStats, 8>,
+    pub last_drops: u64,
+    /// Snapshots that did not render (counted with the write errors).
+    pub render_errors: u64,
+}
+
+pub(super) struct Agent<'a> {
+    pub probe: Probe<'a>,
+    pub ring: RingBuffer<'a>,
+    pub pipeline: &'a RefCell<Pipeline>,
+    pub outputs: Outputs,
+    pub prom: Option<Prometheus>,
+    pub sources: Sources,
+    pub snapshots: Snapshots,
+    pub drops: DropMonitor,
+    /// Drain ticks so far, and the purge cadence in ticks.
+    pub ticks: u64,
+    pub purge_every: u64,
+    pub timeout_ticks: u32,
+}
+
+impl Agent<'_> {
+    /// Drains the ring, reads the kernel counters and writes one snapshot to
+    /// every output (and the exporter). False when it did not render.
+    pub fn take_snapshot(&mut self) -> bool {
+        let _ = self.ring.consume();
+        let s = &mut self.snapshots;
+        self.probe.prog_stats(&mut s.progs);
+        let kernel = self.probe.counters();
+        if let (Some(cul), Some(act)) = (&mut s.culprits, &mut self.pipeline.borrow_mut().activity)
+        {
+            let unnumbered = self.probe.syscall_counts(cul.counts_mut());
+            let interval_drops = kernel.n_drops().saturating_sub(s.last_drops);
+            let probe = &self.probe;
+            cul.update(unnumbered, |f| probe.drops_by_pid(f), interval_drops, act);
+        }
+        s.last_drops = kernel.n_drops();
+        let p = self.pipeline.borrow();
+        let inputs = Inputs {
+            kestrel_n_fds: p.state.n_fds() as u64,
+            num_evts: p.num_evts,
+            num_compat_evts: p.num_compat_evts,
+            attach: self.probe.attach_path().name(),
+            outputs_queue_num_drops: self.outputs.queue_drops(),
+            output_write_errors: self.outputs.write_errors()
+                + s.render_errors
+                + self.prom.as_ref().map_or(0, |p| p.write_errors),
+            kernel,
+            state: p.state.counters,
+            n_threads: p.state.n_threads() as u64,
+            n_fds: p.state.n_fds_falco(),
+            progs: &s.progs,
+            culprits: s.culprits.as_ref(),
+        };
+        let r = s.snap.render(&inputs);
+        // An empty render is never written as a line.
+        if r.line.len() <= 1 {
+            s.render_errors += 1;
+            crate::log_limited!(
+                Key::Render,
+                "a snapshot did not fit its buffer: not written"
+            );
+            return false;
+        }
+        self.outputs.write(r.line, r.time);
+        if let Some(prom) = self.prom.as_mut() {
+            let snap = &s.snap;
+            prom.publish(
+                &snap.cfg,
+                snap.host(),
+                &inputs,
+                snap.last_resources.as_ref(),
+            );
+        }
+        true
+    }
+
+    /// The loop: until a stop signal, --duration or the `exit` drop action.
+    pub fn serve(&mut self) -> Result<RunEnd, StartError> {
+        let mut events = Events::with_capacity(16);
+        loop {
+            if let Err(e) = self.sources.poll.poll(&mut events, None) {
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(StartError::env(format!("epoll_wait: {e}")));
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    RING => {
+                        let _ = self.ring.consume();
+                    }
+                    DRAIN => {
+                        if self.on_drain_tick() {
+                            return Ok(RunEnd::DropExit);
+                        }
+                    }
+                    SNAPSHOT => {
+                        drain_timer(&self.sources.snapshot);
+                        self.take_snapshot();
+                    }
+                    STOP => return Ok(RunEnd::Stopped),
+                    SIGNAL => {
+                        let (stop, hup) = read_signals(&self.sources.signals);
+                        if hup {
+                            self.outputs.reopen();
+                        }
+                        if stop {
+                            return Ok(RunEnd::Stopped);
+                        }
+                    }
+                    t => {
+                        if let Some(p) = self.prom.as_mut().filter(|p| p.owns(t)) {
+                            p.on_event(self.sources.poll.registry(), t);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every DRAIN_NS: drain, let the exporter and stalled outputs move,
+    /// the state's housekeeping, Falco's drop check. True: the `exit` action.
+    fn on_drain_tick(&mut self) -> bool {
+        drain_timer(&self.sources.drain);
+        let _ = self.ring.consume();
+        if let Some(p) = self.prom.as_mut() {
+            p.tick(self.sources.poll.registry());
+        }
+        self.outputs.flush();
+        self.ticks += 1;
+        let mut p = self.pipeline.borrow_mut();
+        state_tick(
+            &mut p.state,
+            self.ticks,
+            self.purge_every,
+            self.timeout_ticks,
+        );
+        check_drops(
+            &mut self.drops,
+            &p.state,
+            &mut self.probe,
+            &mut self.outputs,
+        )
+    }
+
+    /// Detach, drain what is left, the last drop check and the final
+    /// snapshot, then give the outputs FINISH_NS to take it.
+    pub fn finish(mut self, end: RunEnd, checked: &mut Checked) {
+        // Detach first so the final drain and counter read account for every record.
+        self.probe.detach();
+        let _ = self.ring.consume();
+        // Drops of the last partial second are reported before the final snapshot.
+        if end == RunEnd::Stopped {
+            let now = crate::metrics::time::monotonic_ns();
+            let o = self.drops.check(now, &self.probe.counters());
+            if o.alert {
+                self.outputs.write(self.drops.line(), self.drops.time());
+            }
+        }
+        self.take_snapshot();
+        self.outputs.finish(FINISH_NS);
+        self.outputs.log_summary();
+        if let Some(p) = &mut checked.pidfile {
+            p.remove();
+        }
+    }
+}
+
+/// Drain ticks in `ns`, for the purge settings.
+pub(super) fn ticks_in(ns: u64) -> u64 {
+    ns / DRAIN_NS
+}
