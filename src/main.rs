@@ -20,24 +20,7 @@ fn main() {
     let a = match cli.cmd {
         Command::Run(a) => a,
         Command::ExportProbe(e) => export_probe(&e.file),
-        Command::Check(c) => {
-            let probe = ProbeConfig {
-                attach: c.attach.unwrap_or(AttachMode::Auto),
-                btf: c.btf.map(PathBuf::from),
-                ..ProbeConfig::default()
-            };
-            // A one-shot report: into a closed pipe it ends quietly the way
-            // cat does (SIGPIPE), never with a panic.
-            // SAFETY: restoring the default disposition of one signal.
-            unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-            let report = kestrel::check::run(&probe);
-            if c.json {
-                kestrel::check::print_json(&report);
-            } else {
-                kestrel::check::print_text(&report);
-            }
-            std::process::exit(if report.can_run { 0 } else { 1 });
-        }
+        Command::Check(c) => check(c),
     };
     let threads = a.thread_table_size.unwrap_or(DEFAULT_THREAD_CAPACITY);
     let fds = a.fd_table_size.unwrap_or(DEFAULT_FD_CAPACITY);
@@ -47,6 +30,38 @@ fn main() {
             Ok(c) => c,
             Err(e) => cli::bad_input(&e),
         };
+    match agent::run(agent_config(a, threads, fds), checked) {
+        Ok(agent::RunEnd::Stopped) => {}
+        Ok(agent::RunEnd::DropExit) => std::process::exit(EXIT_ON_DROPS),
+        Err(e) => {
+            kestrel::log_line!("{}", e.0);
+            std::process::exit(e.1);
+        }
+    }
+}
+
+/// `kestrel check`: the report, exit 0 when this host can run the probe.
+fn check(c: cli::CheckArgs) -> ! {
+    let probe = ProbeConfig {
+        attach: c.attach.unwrap_or(AttachMode::Auto),
+        btf: c.btf.map(PathBuf::from),
+        ..ProbeConfig::default()
+    };
+    // A one-shot report: into a closed pipe it ends quietly the way cat
+    // does (SIGPIPE), never with a panic.
+    // SAFETY: restoring the default disposition of one signal.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let report = kestrel::check::run(&probe);
+    if c.json {
+        kestrel::check::print_json(&report);
+    } else {
+        kestrel::check::print_text(&report);
+    }
+    std::process::exit(if report.can_run { 0 } else { 1 });
+}
+
+/// The run's flags (the config file already merged in), defaults filled.
+fn agent_config(a: cli::RunArgs, threads: usize, fds: usize) -> AgentConfig {
     let d = MetricsConfig::default();
     let dc = CulpritConfig::default();
     let culprits = CulpritConfig {
@@ -57,7 +72,7 @@ fn main() {
     };
     let dd = DropAlertConfig::default();
     let probe = ProbeConfig::for_ring(a.ring_buffer_size.unwrap_or(DEFAULT_RING_BYTES));
-    let cfg = AgentConfig {
+    AgentConfig {
         probe: ProbeConfig {
             selection: a.syscalls.unwrap_or(probe.selection.clone()),
             enter_events: a.enter_events,
@@ -104,14 +119,6 @@ fn main() {
         },
         thread_timeout_ns: a.thread_timeout.unwrap_or(30 * 60 * 1_000_000_000),
         thread_purge_interval_ns: a.thread_purge_interval.unwrap_or(20 * 60 * 1_000_000_000),
-    };
-    match agent::run(cfg, checked) {
-        Ok(agent::RunEnd::Stopped) => {}
-        Ok(agent::RunEnd::DropExit) => std::process::exit(EXIT_ON_DROPS),
-        Err(e) => {
-            kestrel::log_line!("{}", e.0);
-            std::process::exit(e.1);
-        }
     }
 }
 
