@@ -189,56 +189,13 @@ impl Snapshotter {
         self.last_resources = res;
         let time_str = time::rfc3339_nanos(now_real, &mut self.time_buf);
 
-        let mut f = Fields::new(self.cfg.include_empty_values);
-        let c = self.cfg;
-        f.put("evt.source", Value::Str("syscall"));
-        f.put("evt.time", Value::U64(now_real));
-        // stats_writer.cpp: (now - start_ts_epoch) / ONE_SECOND_IN_NS, wall clock.
-        f.put(
-            "falco.duration_sec",
-            Value::U64(now_real.saturating_sub(self.host.start_ts_ns) / 1_000_000_000),
-        );
-        if base.num_evts > 0 {
-            f.put(
-                "falco.evts_rate_sec",
-                Value::F64(rate(inp.num_evts, base.num_evts)),
-            );
-        }
         let boot_ts = res
             .map(|r| r.host_boot_ts_ns)
             .unwrap_or_else(time::boot_ts_ns);
+        let mut f = Fields::new(self.cfg.include_empty_values);
+        let c = self.cfg;
+        Self::base_fields(&c, &self.host, &mut f, inp, &base, now_real, &rate);
         f.put("falco.host_boot_ts", Value::U64(boot_ts));
-        f.put("falco.host_num_cpus", Value::U64(self.host.num_cpus));
-        f.put(c.schema.hostname_key(), Value::Str(&self.host.hostname));
-        f.put(
-            "falco.kernel_release",
-            Value::Str(&self.host.kernel_release),
-        );
-        f.put("falco.num_evts", Value::U64(inp.num_evts));
-        f.put("falco.num_evts_prev", Value::U64(base.num_evts));
-        f.put(
-            "falco.outputs_queue_num_drops",
-            Value::U64(inp.outputs_queue_num_drops),
-        );
-        f.put("falco.start_ts", Value::U64(self.host.start_ts_ns));
-        if c.schema == Schema::Falco038 {
-            // Kestrel never reloads its configuration: the start is the load.
-            f.put("falco.reload_ts", Value::U64(self.host.start_ts_ns));
-        }
-        f.put("falco.version", Value::Str(VERSION));
-        f.put("scap.engine_name", Value::Str(ENGINE_NAME));
-        f.put(
-            "kestrel.output_write_errors",
-            Value::U64(inp.output_write_errors),
-        );
-        f.put("kestrel.attach", Value::Str(inp.attach));
-        if let Some(cul) = inp.culprits {
-            f.put("kestrel.top_syscalls", Value::Syscalls(cul));
-            f.put("kestrel.top_procs", Value::Procs(cul, false));
-            f.put("kestrel.top_procs_by_drops", Value::Procs(cul, true));
-        }
-        f.put("kestrel.n_compat_evts", Value::U64(inp.num_compat_evts));
-
         if let Some(r) = &res {
             Self::resource_fields(&c, &mut f, r, first);
         }
@@ -249,18 +206,7 @@ impl Snapshotter {
             Self::kernel_fields(c.schema, &mut f, &inp.kernel, &base, &rate);
         }
         if c.libbpf_stats_enabled {
-            for p in inp.progs {
-                let avg = p.run_time_ns.checked_div(p.run_cnt).unwrap_or(0);
-                f.put_fmt(Value::U64(avg), format_args!("scap.{}.avg_time_ns", p.name));
-                f.put_fmt(
-                    Value::U64(p.run_cnt),
-                    format_args!("scap.{}.run_cnt", p.name),
-                );
-                f.put_fmt(
-                    Value::U64(p.run_time_ns),
-                    format_args!("scap.{}.run_time_ns", p.name),
-                );
-            }
+            Self::prog_fields(&mut f, inp.progs);
         }
 
         f.sort();

@@ -1,11 +1,13 @@
-//! The three optional sections of a snapshot (resource utilisation, state
+//! The sections of a snapshot (the fields every one carries, resource utilisation, state
 //! counters, kernel counters), each written under the chosen schema's names
 //! and types. Separate from the assembly so the schema rules read in one place.
 
 use super::fields::{Fields, Key, Value};
 use super::resources::{bytes_to_mb, kb_to_mb, round1, ResourceSample};
-use super::{schema, Inputs, Mark, MetricsConfig, Schema, Snapshotter};
-use crate::capture::KernelCounters;
+use super::{
+    schema, HostInfo, Inputs, Mark, MetricsConfig, Schema, Snapshotter, ENGINE_NAME, VERSION,
+};
+use crate::capture::{KernelCounters, ProgStats};
 
 /// 0.37 memory: the zero check is made on the raw value, then kB or bytes
 /// become whole MB (stats_writer.cpp get_metrics_output_fields_additional),
@@ -42,6 +44,74 @@ pub(super) fn put_mem_038(f: &mut Fields<'_>, stem: &str, raw: u64, bytes: bool,
 }
 
 impl Snapshotter {
+    /// The fields every snapshot carries, whatever is enabled.
+    pub(super) fn base_fields<'a>(
+        c: &MetricsConfig,
+        host: &'a HostInfo,
+        f: &mut Fields<'a>,
+        inp: &Inputs<'a>,
+        base: &Mark,
+        now_real: u64,
+        rate: &dyn Fn(u64, u64) -> f64,
+    ) {
+        f.put("evt.source", Value::Str("syscall"));
+        f.put("evt.time", Value::U64(now_real));
+        // stats_writer.cpp: (now - start_ts_epoch) / ONE_SECOND_IN_NS, wall clock.
+        f.put(
+            "falco.duration_sec",
+            Value::U64(now_real.saturating_sub(host.start_ts_ns) / 1_000_000_000),
+        );
+        if base.num_evts > 0 {
+            f.put(
+                "falco.evts_rate_sec",
+                Value::F64(rate(inp.num_evts, base.num_evts)),
+            );
+        }
+        f.put("falco.host_num_cpus", Value::U64(host.num_cpus));
+        f.put(c.schema.hostname_key(), Value::Str(&host.hostname));
+        f.put("falco.kernel_release", Value::Str(&host.kernel_release));
+        f.put("falco.num_evts", Value::U64(inp.num_evts));
+        f.put("falco.num_evts_prev", Value::U64(base.num_evts));
+        f.put(
+            "falco.outputs_queue_num_drops",
+            Value::U64(inp.outputs_queue_num_drops),
+        );
+        f.put("falco.start_ts", Value::U64(host.start_ts_ns));
+        if c.schema == Schema::Falco038 {
+            // Kestrel never reloads its configuration: the start is the load.
+            f.put("falco.reload_ts", Value::U64(host.start_ts_ns));
+        }
+        f.put("falco.version", Value::Str(VERSION));
+        f.put("scap.engine_name", Value::Str(ENGINE_NAME));
+        f.put(
+            "kestrel.output_write_errors",
+            Value::U64(inp.output_write_errors),
+        );
+        f.put("kestrel.attach", Value::Str(inp.attach));
+        if let Some(cul) = inp.culprits {
+            f.put("kestrel.top_syscalls", Value::Syscalls(cul));
+            f.put("kestrel.top_procs", Value::Procs(cul, false));
+            f.put("kestrel.top_procs_by_drops", Value::Procs(cul, true));
+        }
+        f.put("kestrel.n_compat_evts", Value::U64(inp.num_compat_evts));
+    }
+
+    /// BPF run-time stats per program (libbpf_stats_enabled).
+    pub(super) fn prog_fields(f: &mut Fields<'_>, progs: &[ProgStats]) {
+        for p in progs {
+            let avg = p.run_time_ns.checked_div(p.run_cnt).unwrap_or(0);
+            f.put_fmt(Value::U64(avg), format_args!("scap.{}.avg_time_ns", p.name));
+            f.put_fmt(
+                Value::U64(p.run_cnt),
+                format_args!("scap.{}.run_cnt", p.name),
+            );
+            f.put_fmt(
+                Value::U64(p.run_time_ns),
+                format_args!("scap.{}.run_time_ns", p.name),
+            );
+        }
+    }
+
     pub(super) fn resource_fields(
         c: &MetricsConfig,
         f: &mut Fields<'_>,
