@@ -65,16 +65,7 @@ impl State {
             self.retrieve_enter(tid, hdr.nr);
         }
         match *rec {
-            Record::Enter { .. } => {
-                // store_event: no thread to save the enter on is a store drop.
-                match self.get_thread(tid, pid) {
-                    Some(t) => {
-                        t.pending_enter = hdr.nr;
-                        self.counters.n_stored_evts += 1;
-                    }
-                    None => self.counters.n_store_evts_drops += 1,
-                }
-            }
+            Record::Enter { .. } => self.store_enter(tid, pid, hdr.nr),
             Record::Clone {
                 task, child_side, ..
             } => {
@@ -88,35 +79,14 @@ impl State {
                 // miss is not a failure (parsers.cpp reset()).
                 self.find_thread(tid, false);
             }
-            Record::Exec { task, path, .. } => {
-                let Some(task) = task else {
-                    self.get_thread(tid, pid);
-                    return;
-                };
-                // The success record comes from sched_process_exec (nr -1):
-                // it is the exit the saved execve enter pairs with.
-                if self.pairing {
-                    self.retrieve_enter(tid, -1);
-                }
-                if task.old_tid != 0 && task.old_tid != tid {
-                    self.remove_thread(task.old_tid);
-                }
-                match self.get_thread(tid, pid) {
-                    Some(t) => {
-                        t.comm = comm_bytes(&task.comm);
-                        t.exe = bounded(path);
-                        t.ppid = task.ppid;
-                        t.uid = task.uid;
-                        t.gid = task.gid;
-                    }
-                    None => {
-                        let mut t = Self::thread_from_task(tid, pid, &task);
-                        t.exe = bounded(path);
-                        self.add_thread(t);
-                    }
-                }
-                self.release_fds(pid, true);
+            Record::Exec { task: None, .. } => {
+                self.get_thread(tid, pid);
             }
+            Record::Exec {
+                task: Some(task),
+                path,
+                ..
+            } => self.exec(tid, pid, &task, path),
             Record::ProcExit { .. } => {
                 // reset() looks the thread up without /proc (it is dead),
                 // then remove_thread runs.
@@ -139,17 +109,8 @@ impl State {
             }
             Record::Dup { old_fd, .. } => {
                 self.get_thread(tid, pid);
-                if hdr.ret < 0 {
-                    return;
-                }
-                let src = if self.lookup_fd(pid, old_fd) {
-                    self.fds.get(super::fd_key(pid, old_fd)).cloned()
-                } else {
-                    None
-                };
-                if let Some(mut entry) = src {
-                    entry.cloexec = rec.has_flag(F::KF_CLOEXEC);
-                    self.add_fd(pid, hdr.ret, entry);
+                if hdr.ret >= 0 {
+                    self.dup(pid, old_fd, hdr.ret, rec.has_flag(F::KF_CLOEXEC));
                 }
             }
             Record::Socket { .. } => {
@@ -169,6 +130,59 @@ impl State {
             Record::Generic { .. } => {
                 self.get_thread(tid, pid);
             }
+        }
+    }
+
+    /// store_event: no thread to save the enter on is a store drop.
+    fn store_enter(&mut self, tid: u32, pid: u32, nr: i16) {
+        match self.get_thread(tid, pid) {
+            Some(t) => {
+                t.pending_enter = nr;
+                self.counters.n_stored_evts += 1;
+            }
+            None => self.counters.n_store_evts_drops += 1,
+        }
+    }
+
+    /// A successful execve: the thread takes the new image (added if it was
+    /// unknown), a de-threading exec drops the old leader's tid, and the
+    /// close-on-exec fds go.
+    fn exec(&mut self, tid: u32, pid: u32, task: &kestrel_task, path: &[u8]) {
+        // The success record comes from sched_process_exec (nr -1): it is
+        // the exit the saved execve enter pairs with.
+        if self.pairing {
+            self.retrieve_enter(tid, -1);
+        }
+        if task.old_tid != 0 && task.old_tid != tid {
+            self.remove_thread(task.old_tid);
+        }
+        match self.get_thread(tid, pid) {
+            Some(t) => {
+                t.comm = comm_bytes(&task.comm);
+                t.exe = bounded(path);
+                t.ppid = task.ppid;
+                t.uid = task.uid;
+                t.gid = task.gid;
+            }
+            None => {
+                let mut t = Self::thread_from_task(tid, pid, task);
+                t.exe = bounded(path);
+                self.add_thread(t);
+            }
+        }
+        self.release_fds(pid, true);
+    }
+
+    /// dup/dup2/dup3 that succeeded: the new fd copies the old one's entry.
+    fn dup(&mut self, pid: u32, old_fd: i64, new_fd: i64, cloexec: bool) {
+        let src = if self.lookup_fd(pid, old_fd) {
+            self.fds.get(super::fd_key(pid, old_fd)).cloned()
+        } else {
+            None
+        };
+        if let Some(mut entry) = src {
+            entry.cloexec = cloexec;
+            self.add_fd(pid, new_fd, entry);
         }
     }
 
