@@ -19,19 +19,11 @@ if [ -d /sys/kernel/tracing ] && ! grep -qs ' /sys/kernel/tracing ' /proc/mounts
     mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
 fi
 
-echo "== shellcheck"
-shellcheck -s sh scripts/*.sh .ci/run configs/init/busybox/kestrel configs/init/openwrt/kestrel \
-    configs/init/sysvinit/kestrel configs/init/openrc/kestrel configs/init/test-busybox-init.sh \
-    configs/init/test-lib.sh \
-    tests/qemu/guest/*.sh
-shellcheck tests/qemu/*.sh
+scripts/lint.sh
 echo "== BusyBox init script, on this host"
 sh configs/init/test-busybox-init.sh
-shellcheck -s sh configs/init/test-init-systems.sh configs/init/test-lib.sh; sh configs/init/test-init-systems.sh
-echo "== cargo fmt --check"
-cargo fmt --all -- --check
-echo "== cargo clippy -D warnings"
-cargo clippy --all-targets --features bench -q -- -D warnings
+echo "== init systems: systemd-analyze, openrc-run, start-stop-daemon"
+sh configs/init/test-init-systems.sh
 echo "== just"
 just --list >/dev/null
 echo "== cargo test (unit, live probe, agent; the root-only tests are #[ignore]d and included here)"
