@@ -16,42 +16,7 @@ pub(super) struct ProcFds {
     pub(super) last_fd: i64,
 }
 
-/// A walk over one process's fds by number, up to the highest seen and
-/// stopping once the table's count is found; it borrows the state only per
-/// step, so the caller may change the tables between steps.
-struct FdWalk {
-    pid: u32,
-    next_fd: i64,
-    max_fd: i64,
-    left: u32,
-}
-
-impl FdWalk {
-    fn step<'a>(&mut self, state: &'a State) -> Option<(i64, &'a Fd)> {
-        while self.left > 0 && self.next_fd <= self.max_fd {
-            let fd = self.next_fd;
-            self.next_fd += 1;
-            if let Some(f) = state.fds.get(fd_key(self.pid, fd)) {
-                self.left -= 1;
-                return Some((fd, f));
-            }
-        }
-        None
-    }
-}
-
 impl State {
-    /// The walk over `pid`'s fds; empty when it has no table.
-    fn walk_fds(&self, pid: u32) -> FdWalk {
-        let p = self.procs.get(u64::from(pid));
-        FdWalk {
-            pid,
-            next_fd: 0,
-            max_fd: p.map_or(-1, |p| i64::from(p.max_fd)),
-            left: p.map_or(0, |p| p.count),
-        }
-    }
-
     fn procs_entry(&mut self, pid: u32) -> Option<&mut ProcFds> {
         self.procs.get_mut(u64::from(pid))
     }
@@ -147,8 +112,18 @@ impl State {
     /// remove_main_thread_fdtable only calls the erase callback), so these
     /// go to kestrel.n_released_fds. Walks fd numbers up to the highest seen.
     pub(super) fn release_fds(&mut self, pid: u32, only_cloexec: bool) {
-        let mut walk = self.walk_fds(pid);
-        while let Some((fd, f)) = walk.step(self) {
+        let Some(&p) = self.procs.get(u64::from(pid)) else {
+            return;
+        };
+        let mut left = p.count;
+        for fd in 0..=i64::from(p.max_fd) {
+            if left == 0 {
+                break;
+            }
+            let Some(f) = self.fds.get(fd_key(pid, fd)) else {
+                continue;
+            };
+            left -= 1;
             if !only_cloexec || f.cloexec {
                 self.unlink_fd(pid, fd);
                 self.counters.n_released_fds += 1;
@@ -161,9 +136,19 @@ impl State {
     /// not a thread). No allocation: fd numbers are walked, entries cloned
     /// into fixed slots; what does not fit is a full-table drop.
     pub(super) fn inherit_fds(&mut self, parent: u32, child: u32) {
-        let mut walk = self.walk_fds(parent);
-        while let Some((fd, f)) = walk.step(self) {
-            match self.insert_fd(child, fd, f.clone()) {
+        let Some(&p) = self.procs.get(u64::from(parent)) else {
+            return;
+        };
+        let mut left = p.count;
+        for fd in 0..=i64::from(p.max_fd) {
+            if left == 0 {
+                break;
+            }
+            let Some(f) = self.fds.get(fd_key(parent, fd)).cloned() else {
+                continue;
+            };
+            left -= 1;
+            match self.insert_fd(child, fd, f) {
                 Ok(true) => self.counters.n_inherited_fds += 1,
                 Ok(false) => {}
                 Err(_) => self.counters.n_drops_full_fdtable += 1,
