@@ -24,27 +24,26 @@ int BPF_PROG(floor_sys_exit, struct pt_regs *regs, long ret)
 
 /* The floor plus the probe's first step on every syscall (number and ABI,
  * compat check included): the difference is what that step costs every
- * syscall on the machine, traced or not. Writes only for a 32-bit call.
- * Inlined, so `btf` is a constant in each program. */
-static __always_inline int first_step(struct pt_regs *regs, bool btf)
+ * syscall on the machine, traced or not. Writes only for a 32-bit call. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(floor_compat, struct pt_regs *regs, long ret)
 {
 	__u64 copy[CALL_REGS] = {};
-	struct call k = { .regs = regs, .btf = btf, .r = copy };
+	struct call k = { .regs = regs, .btf = true, .r = copy };
 
 	if (call_start(&k) < 512 && k.compat)
 		compat_seen++;
 	return 0;
 }
 
-SEC("tp_btf/sys_exit")
-int BPF_PROG(floor_compat, struct pt_regs *regs, long ret)
-{
-	return first_step(regs, true);
-}
-
 /* The same step on the raw_tp path: one checked copy from pt_regs. */
 SEC("raw_tp/sys_exit")
 int BPF_PROG(floor_raw_step, struct pt_regs *regs, long ret)
 {
-	return first_step(regs, false);
+	__u64 copy[CALL_REGS] = {};
+	struct call k = { .regs = regs, .btf = false, .r = copy };
+
+	if (call_start(&k) < 512 && k.compat)
+		compat_seen++;
+	return 0;
 }

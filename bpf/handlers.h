@@ -7,29 +7,12 @@
 #ifndef KESTREL_HANDLERS_H
 #define KESTREL_HANDLERS_H
 
-/* Reserves a syscall record and fills its header (every record starts with
- * one): the caller's identity plus the call's ABI. NULL when the ring is
- * full, which reserve has counted. */
-static __always_inline void *reserve_call(struct kestrel_counters *c, __u64 size,
-					  const struct call *k, __u16 type, int dir)
+/* A syscall record's header: the caller's identity plus the call's ABI. */
+static __always_inline void fill_call_hdr(struct kestrel_hdr *h, __u16 type, const struct call *k)
 {
-	struct kestrel_hdr *h = reserve(c, size, k->cat, dir);
-
-	if (h) {
-		fill_hdr(h, type, k->nr, k->ret);
-		if (k->compat)
-			h->flags |= KF_COMPAT;
-	}
-	return h;
-}
-
-/* Submits a syscall record, marked if the call asked for close-on-exec. */
-static __always_inline void submit_call(struct kestrel_counters *c, void *rec, __u64 size,
-					bool cloexec)
-{
-	if (cloexec)
-		((struct kestrel_hdr *)rec)->flags |= KF_CLOEXEC;
-	submit(c, rec, size);
+	fill_hdr(h, type, k->nr, k->ret);
+	if (k->compat)
+		h->flags |= KF_COMPAT;
 }
 
 static __always_inline void read_sockaddr(struct kestrel_counters *c, struct kestrel_sockaddr *r,
@@ -73,10 +56,11 @@ static __always_inline void handle_clone(struct kestrel_counters *c, const struc
 		if (bpf_probe_read_user(&flags, sizeof(flags), (const void *)sys_arg(k, 0)))
 			flags = 0;
 	}
-	/* x86_64: the new child returns through sys_exit with 0. */
-	r = reserve_call(c, sizeof(*r), k, k->ret == 0 ? KR_CLONE_CHILD : KR_CLONE, KD_EXIT);
+	r = reserve(c, sizeof(*r), k->cat, KD_EXIT);
 	if (!r)
 		return;
+	/* x86_64: the new child returns through sys_exit with 0. */
+	fill_call_hdr(&r->hdr, k->ret == 0 ? KR_CLONE_CHILD : KR_CLONE, k);
 	fill_task(&r->task, task);
 	if (flags & CLONE_THREAD)
 		r->hdr.flags |= KF_CLONE_THREAD;
@@ -90,11 +74,12 @@ static __always_inline void handle_clone(struct kestrel_counters *c, const struc
  */
 static __always_inline void handle_open(struct kestrel_counters *c, const struct call *k)
 {
-	struct kestrel_open *o = reserve_call(c, sizeof(*o), k, KR_OPEN, KD_EXIT);
+	struct kestrel_open *o = reserve(c, sizeof(*o), k->cat, KD_EXIT);
 	__u64 path = 0;
 
 	if (!o)
 		return;
+	fill_call_hdr(&o->hdr, KR_OPEN, k);
 	o->flags = 0;
 	o->mode = 0;
 	o->pad = 0;
@@ -128,63 +113,74 @@ static __always_inline void handle_open(struct kestrel_counters *c, const struct
 		o->flags = sys_arg(k, 2);
 		break;
 	}
+	if (o->flags & O_CLOEXEC_GENERIC)
+		o->hdr.flags |= KF_CLOEXEC;
 	if (path && k->ret >= 0) {
 		o->path_len = read_user_path(c, &o->hdr, o->path, KESTREL_OPEN_PATH_MAX, path);
 	} else {
 		o->path_len = 1;
 		o->path[0] = 0;
 	}
-	submit_call(c, o, sizeof(*o), o->flags & O_CLOEXEC_GENERIC);
+	submit(c, o, sizeof(*o));
 }
 
 static __always_inline void handle_fd(struct kestrel_counters *c, const struct call *k)
 {
-	__u16 type = k->handler == KH_CLOSE ? KR_CLOSE : KR_DUP;
-	struct kestrel_fd *f = reserve_call(c, sizeof(*f), k, type, KD_EXIT);
+	struct kestrel_fd *f = reserve(c, sizeof(*f), k->cat, KD_EXIT);
 
 	if (!f)
 		return;
+	fill_call_hdr(&f->hdr, k->handler == KH_CLOSE ? KR_CLOSE : KR_DUP, k);
 	f->fd = (__s32)sys_arg(k, 0);
 	f->flags = k->handler == KH_DUP3 ? sys_arg(k, 2) : 0;
 	f->pad = 0;
-	submit_call(c, f, sizeof(*f), f->flags & O_CLOEXEC_GENERIC);
+	if (f->flags & O_CLOEXEC_GENERIC)
+		f->hdr.flags |= KF_CLOEXEC;
+	submit(c, f, sizeof(*f));
 }
 
 static __always_inline void handle_socket(struct kestrel_counters *c, const struct call *k)
 {
-	struct kestrel_socket *r = reserve_call(c, sizeof(*r), k, KR_SOCKET, KD_EXIT);
+	struct kestrel_socket *r = reserve(c, sizeof(*r), k->cat, KD_EXIT);
 
 	if (!r)
 		return;
+	fill_call_hdr(&r->hdr, KR_SOCKET, k);
 	r->domain = sys_arg(k, 0);
 	r->type = sys_arg(k, 1);
 	r->protocol = sys_arg(k, 2);
 	r->pad = 0;
-	submit_call(c, r, sizeof(*r), r->type & SOCK_CLOEXEC);
+	if (r->type & SOCK_CLOEXEC)
+		r->hdr.flags |= KF_CLOEXEC;
+	submit(c, r, sizeof(*r));
 }
 
 static __always_inline void handle_sockaddr(struct kestrel_counters *c, const struct call *k)
 {
+	struct kestrel_sockaddr *r = reserve(c, sizeof(*r), k->cat, KD_EXIT);
 	bool connect = k->handler == KH_CONNECT;
-	struct kestrel_sockaddr *r =
-		reserve_call(c, sizeof(*r), k, connect ? KR_CONNECT : KR_ACCEPT, KD_EXIT);
 
 	if (!r)
 		return;
+	fill_call_hdr(&r->hdr, connect ? KR_CONNECT : KR_ACCEPT, k);
 	r->fd = (__s32)sys_arg(k, 0);
 	r->flags = k->handler == KH_ACCEPT4 ? sys_arg(k, 3) : 0;
+	if (r->flags & SOCK_CLOEXEC)
+		r->hdr.flags |= KF_CLOEXEC;
 	/* A failed accept has no peer to read; a failed connect still names its target. */
 	read_sockaddr(c, r, (connect || k->ret >= 0) ? sys_arg(k, 1) : 0);
-	submit_call(c, r, sizeof(*r), r->flags & SOCK_CLOEXEC);
+	submit(c, r, sizeof(*r));
 }
 
 static __always_inline void handle_generic(struct kestrel_counters *c, const struct call *k,
 					   __u16 type, int dir)
 {
-	struct kestrel_generic *g = reserve_call(c, sizeof(*g), k, type, dir);
+	struct kestrel_generic *g = reserve(c, sizeof(*g), k->cat, dir);
 
-	if (g)
-		submit(c, g, sizeof(*g));
+	if (!g)
+		return;
+	fill_call_hdr(&g->hdr, type, k);
+	submit(c, g, sizeof(*g));
 }
 
 static __always_inline void dispatch_exit(struct kestrel_counters *c, const struct call *k)
