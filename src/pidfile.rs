@@ -113,8 +113,7 @@ mod tests {
     use super::*;
 
     fn dir(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("kestrel-pid-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
+        let d = crate::testing::scratch(&format!("pid-{name}"));
         std::fs::create_dir_all(&d).unwrap();
         d
     }

@@ -1,6 +1,6 @@
-//! Support for the fuzz runs of the unit tests and the integration tests
-//! (tests/ cannot reach a `#[cfg(test)]` item): a deterministic random
-//! stream. Never used by the agent itself.
+//! Support for the unit tests and the integration tests (tests/ cannot reach
+//! a `#[cfg(test)]` item): a deterministic random stream for the fuzz runs
+//! and scratch paths. Never used by the agent itself.
 
 /// xorshift64*: deterministic and dependency-free, so a fixed seed makes a
 /// failure reproducible.
@@ -19,4 +19,16 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
+}
+
+/// A path under the temp directory unique to this user and this process;
+/// whatever of ours was there is removed. The uid is part of the name: a
+/// file another user's run left under a reused pid cannot be removed from a
+/// sticky /tmp, and an unprivileged test run failed on exactly that.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let uid = rustix::process::getuid().as_raw();
+    let p = std::env::temp_dir().join(format!("kestrel-test-{uid}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&p);
+    let _ = std::fs::remove_dir_all(&p);
+    p
 }

@@ -143,7 +143,9 @@ fn random_config(rng: &mut Rng) -> String {
 fn configs_parse_and_validate_without_panicking() {
     use kestrel::cli::run_args_with_config;
     let mut rng = Rng(0x636f_6e66_6967_2121);
-    let path = format!("/tmp/kestrel-fuzz-{}.toml", std::process::id());
+    let path = kestrel::testing::scratch("fuzz.toml")
+        .to_string_lossy()
+        .into_owned();
     let (mut ok, mut bad) = (0, 0);
     for i in 0..20_000 {
         let text = random_config(&mut rng);

@@ -147,7 +147,7 @@ mod tests {
 
     #[test]
     fn explicit_file_wins_then_kernel_then_search() {
-        let dir = std::env::temp_dir().join(format!("kestrel-btf-{}", std::process::id()));
+        let dir = crate::testing::scratch("btf");
         std::fs::create_dir_all(&dir).unwrap();
         let kernel = dir.join("vmlinux");
         let file = dir.join("given.btf");

@@ -38,11 +38,7 @@ fn sizes_and_flags() {
 }
 
 fn conf(text: &str) -> String {
-    let p = std::env::temp_dir().join(format!(
-        "kestrel-conf-{}-{}",
-        std::process::id(),
-        text.len()
-    ));
+    let p = crate::testing::scratch(&format!("conf-{}", text.len()));
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
 }

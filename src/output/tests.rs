@@ -5,8 +5,7 @@ use std::os::fd::OwnedFd;
 use super::*;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("kestrel-out-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::testing::scratch(&format!("out-{name}"));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -52,11 +52,12 @@ pub fn json_lines(path: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// A fresh path under /tmp unique to this test process.
+/// A fresh path unique to this user and test process
+/// (kestrel::testing::scratch), as a string.
 pub fn tmp(name: &str) -> String {
-    let p = format!("/tmp/kestrel-test-{}-{name}", std::process::id());
-    let _ = std::fs::remove_file(&p);
-    p
+    kestrel::testing::scratch(name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Creates `path`, then opens and closes it `n` times (one openat and one

@@ -341,7 +341,7 @@ fn interval_figures_from_deltas() {
     assert_eq!(host_cpu_perc_between(&b, &a), 0.0);
 
     // End to end through the reader, with the files changing between samples.
-    let dir = std::env::temp_dir().join(format!("kestrel-resources-{}", std::process::id()));
+    let dir = crate::testing::scratch("resources");
     let stat = |u: u64, s: u64| {
         format!("9 (k) S 1 9 9 0 -1 0 0 0 0 0 {u} {s} 0 0 20 0 3 0 500 1000 10 0\n")
     };

@@ -224,7 +224,7 @@ mod tests {
     fn flags_and_config_keys() {
         use crate::cli::{run_args_with_config, Cli};
         use argh::FromArgs;
-        let conf = std::env::temp_dir().join(format!("kestrel-prom-{}.toml", std::process::id()));
+        let conf = crate::testing::scratch("prom.toml");
         std::fs::write(
             &conf,
             "prometheus = 9376\nprometheus_names = \"strict\"\n\

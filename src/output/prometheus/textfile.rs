@@ -54,8 +54,7 @@ mod tests {
 
     #[test]
     fn replaces_atomically_and_leaves_no_temporary() {
-        let dir = std::env::temp_dir().join(format!("kestrel-tf-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = crate::testing::scratch("textfile");
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("kestrel.prom");
         let tf = Textfile::new(&p);
