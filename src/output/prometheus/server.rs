@@ -1,5 +1,6 @@
 //! The `/metrics` endpoint as a handful of non-blocking sockets in the
-//! agent's own mio loop. Every connection has a fixed 4 KiB request buffer
+//! agent's own mio loop. Every connection has a fixed 4 KiB request buffer,
+//! taken at its first read (idle connections hold none),
 //! and a deadline; the response is one shared, pre-rendered buffer (an `Rc`,
 //! so a slow reader keeps its generation alive without a copy). Work per
 //! wakeup is capped (accepts, requests, discarded bytes) and re-armed through
@@ -53,7 +54,8 @@ enum Phase {
 
 struct Conn {
     sock: TcpStream,
-    buf: Box<[u8; MAX_REQUEST]>,
+    /// Allocated at the first read: an idle connection holds no buffer.
+    buf: Option<Box<[u8; MAX_REQUEST]>>,
     len: usize,
     since: u64,
     phase: Phase,
@@ -208,7 +210,7 @@ impl Server {
             }
             self.conns[slot] = Some(Conn {
                 sock,
-                buf: Box::new([0u8; MAX_REQUEST]),
+                buf: None,
                 len: 0,
                 since: now,
                 phase: Phase::Reading,
@@ -249,7 +251,21 @@ impl Server {
 /// Reads what is there into the request buffer. Err(()) on EOF or error.
 fn fill(c: &mut Conn) -> Result<(), ()> {
     while c.len < MAX_REQUEST {
-        match c.sock.read(&mut c.buf[c.len..]) {
+        let read = match c.buf.as_deref_mut() {
+            Some(b) => c.sock.read(&mut b[c.len..]),
+            // No buffer until the client sends something.
+            None => {
+                let mut first = [0u8; 512];
+                let r = c.sock.read(&mut first);
+                if let Ok(n @ 1..) = r {
+                    let mut b = Box::new([0u8; MAX_REQUEST]);
+                    b[..n].copy_from_slice(&first[..n]);
+                    c.buf = Some(b);
+                }
+                r
+            }
+        };
+        match read {
             Ok(0) => return Err(()),
             Ok(n) => c.len += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
@@ -286,7 +302,8 @@ fn drive(
         match &mut c.phase {
             Phase::Reading => {
                 let eof = fill(c).is_err();
-                match http::parse(&c.buf[..c.len]) {
+                let req_bytes = c.buf.as_deref().map_or(&[][..], |b| &b[..c.len]);
+                match http::parse(req_bytes) {
                     Parsed::Partial if eof => return Step::Close,
                     Parsed::Partial => return Step::Wait,
                     Parsed::Reject(s) => {
@@ -302,7 +319,9 @@ fn drive(
                         }
                         served += 1;
                         // Drop the request; pipelined bytes after it stay.
-                        c.buf.copy_within(req.len..c.len, 0);
+                        if let Some(b) = c.buf.as_deref_mut() {
+                            b.copy_within(req.len..c.len, 0);
+                        }
                         c.len -= req.len;
                         c.phase = match response {
                             Some((data, head)) => {
@@ -364,8 +383,9 @@ fn drive(
                 // Reading the client's leftovers lets our response arrive
                 // instead of being cut by a reset.
                 let mut discarded = 0;
+                let mut sink = [0u8; 1024];
                 while discarded < DISCARD_PER_WAKEUP {
-                    match c.sock.read(&mut c.buf[..]) {
+                    match c.sock.read(&mut sink) {
                         Ok(0) => return Step::Close,
                         Ok(n) => discarded += n,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
