@@ -25,7 +25,7 @@ use crate::state::{procfs, State};
 mod events;
 mod serve;
 use events::{register, signal_fd, timer};
-use serve::{ticks_in, Agent, Snapshots, Sources};
+use serve::{Agent, Snapshots, Sources};
 
 const RING: Token = Token(0);
 const SNAPSHOT: Token = Token(1);
@@ -37,6 +37,11 @@ const PROMETHEUS: usize = 8;
 /// How often the loop drains the ring (and retries stalled outputs) when
 /// nothing has woken it.
 const DRAIN_NS: u64 = 100_000_000;
+/// Drain ticks in `ns`, for the purge settings.
+fn ticks_in(ns: u64) -> u64 {
+    ns / DRAIN_NS
+}
+
 /// At exit, outputs get this long to take the final snapshot, so SIGTERM
 /// ends the process well within a second whatever they do.
 const FINISH_NS: u64 = 400_000_000;

@@ -9,7 +9,7 @@ use libbpf_rs::RingBuffer;
 use mio::{Events, Poll};
 
 use super::events::{check_drops, drain_timer, read_signals, state_tick};
-use super::{RunEnd, StartError, DRAIN, DRAIN_NS, FINISH_NS, RING, SIGNAL, SNAPSHOT, STOP};
+use super::{RunEnd, StartError, DRAIN, FINISH_NS, RING, SIGNAL, SNAPSHOT, STOP};
 use crate::alerts::DropMonitor;
 use crate::capture::{Probe, ProgStats};
 use crate::log::Key;
@@ -202,9 +202,4 @@ impl Agent<'_> {
             p.remove();
         }
     }
-}
-
-/// Drain ticks in `ns`, for the purge settings.
-pub(super) fn ticks_in(ns: u64) -> u64 {
-    ns / DRAIN_NS
 }
