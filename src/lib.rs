@@ -14,6 +14,7 @@ pub mod output;
 pub mod pidfile;
 pub mod preflight;
 pub mod privilege;
+pub mod rules;
 pub mod procfs;
 pub mod state;
 pub mod testing;

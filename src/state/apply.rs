@@ -97,7 +97,7 @@ impl State {
                 }
             }
             Record::Open { path, .. } => {
-                self.new_fd(rec, FdKind::File, path, SockAddr::default());
+                self.new_fd(rec, FdKind::File, path, SockAddr::default(), 0);
             }
             Record::Close { fd, .. } => {
                 self.get_thread(tid, pid);
@@ -113,8 +113,15 @@ impl State {
                     self.dup(pid, old_fd, hdr.ret, rec.has_flag(F::KF_CLOEXEC));
                 }
             }
-            Record::Socket { .. } => {
-                self.new_fd(rec, FdKind::Socket, &[], SockAddr::default());
+            Record::Socket {
+                domain, sock_type, ..
+            } => {
+                let sock = SockAddr {
+                    family: domain as u16,
+                    ..SockAddr::default()
+                };
+                // The low bits are the type; SOCK_NONBLOCK/CLOEXEC sit above.
+                self.new_fd(rec, FdKind::Socket, &[], sock, (sock_type & 0xf) as u8);
             }
             Record::Connect { addr, .. } => {
                 self.get_thread(tid, pid);
@@ -125,7 +132,8 @@ impl State {
                 }
             }
             Record::Accept { addr, .. } => {
-                self.new_fd(rec, FdKind::Socket, &[], addr);
+                // Only connection-oriented sockets accept: TCP's SOCK_STREAM.
+                self.new_fd(rec, FdKind::Socket, &[], addr, 1);
             }
             Record::Generic { .. } => {
                 self.get_thread(tid, pid);
@@ -190,7 +198,14 @@ impl State {
     /// that inherits nothing (only files keep a path).
     // Inlined: out of line it cost replay 3 % (the open path is the hot one).
     #[inline(always)]
-    fn new_fd(&mut self, rec: &Record<'_>, kind: FdKind, path: &[u8], sock: SockAddr) {
+    fn new_fd(
+        &mut self,
+        rec: &Record<'_>,
+        kind: FdKind,
+        path: &[u8],
+        sock: SockAddr,
+        sock_type: u8,
+    ) {
         let hdr = rec.hdr();
         self.get_thread(hdr.tid, hdr.pid);
         if hdr.ret >= 0 {
@@ -199,6 +214,7 @@ impl State {
                 cloexec: rec.has_flag(F::KF_CLOEXEC),
                 path: bounded(path),
                 sock,
+                sock_type,
             };
             self.add_fd(hdr.pid, hdr.ret, entry);
         }

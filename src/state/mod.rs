@@ -92,6 +92,8 @@ pub struct Fd {
     /// Bounded head of the path for files; empty for sockets.
     pub path: HVec<u8, FD_PATH_MAX>,
     pub sock: SockAddr,
+    /// socket()'s type (SOCK_STREAM, SOCK_DGRAM ...), 0 when unknown: fd.l4proto.
+    pub sock_type: u8,
 }
 
 /// libsinsp's state counters plus Kestrel's. n_threads and n_fds are read

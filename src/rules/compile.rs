@@ -1,0 +1,226 @@
+//! From a parsed, macro-free condition to the form the per-event path
+//! walks: every field resolved to an extractor, every value parsed once for
+//! its field's type, every list sorted for a binary search. What Falco
+//! rejects is an error; what Falco accepts and Kestrel cannot answer is
+//! `Unsupported`, so the loader skips the rule and says why.
+
+use super::condition::{Check, Expr, FieldRef, Op, Operand, Rhs as AstRhs};
+use super::fields::{self, Arg, Field, Ty};
+use super::value::{self, Rhs};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum CompileError {
+    /// Valid for Falco, beyond what Kestrel captures: skip the rule.
+    Unsupported(String),
+    /// Falco would refuse it too: the load fails.
+    Invalid(String),
+}
+
+/// A transformer on the left side (libs filter/parser.cpp, 0.17-0.19).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Xform {
+    Lower,
+    Upper,
+    Basename,
+    Len,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lhs {
+    pub field: Field,
+    pub arg: Option<u32>,
+    pub xform: Option<Xform>,
+    /// The type compared: the field's, or Int after `len`.
+    pub ty: Ty,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cmp {
+    pub lhs: Lhs,
+    pub op: Op,
+    pub rhs: Rhs,
+    /// `val(field)`: compared against another field of the same event.
+    pub rhs_field: Option<Lhs>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Node {
+    And(Box<[Node]>),
+    Or(Box<[Node]>),
+    Not(Box<Node>),
+    Check(Box<Cmp>),
+}
+
+pub fn compile(e: &Expr) -> Result<Node, CompileError> {
+    Ok(match e {
+        Expr::And(v) => Node::And(v.iter().map(compile).collect::<Result<_, _>>()?),
+        Expr::Or(v) => Node::Or(v.iter().map(compile).collect::<Result<_, _>>()?),
+        Expr::Not(x) => Node::Not(Box::new(compile(x)?)),
+        Expr::Check(c) => Node::Check(Box::new(check(c)?)),
+        Expr::Macro(m) => return Err(CompileError::Invalid(format!("undefined macro '{m}'"))),
+    })
+}
+
+/// A field name, resolved; `Unsupported` for one Falco has and Kestrel lacks.
+pub fn resolve_field(f: &FieldRef) -> Result<(Field, Option<u32>, Ty), CompileError> {
+    let Some(info) = fields::lookup(&f.name) else {
+        if let Some(why) = fields::unavailable(&f.name) {
+            return Err(CompileError::Unsupported(format!("{}: {why}", f.name)));
+        }
+        if f.name.starts_with("evt.arg") {
+            return Err(CompileError::Unsupported(format!(
+                "{}: this argument is not captured",
+                f.name
+            )));
+        }
+        return Err(CompileError::Invalid(format!(
+            "filter_check called with nonexistent field {}",
+            f.name
+        )));
+    };
+    let arg = match (&f.arg, info.arg) {
+        (None, _) => None,
+        (Some(a), Arg::Index) => Some(a.parse::<u32>().map_err(|_| {
+            CompileError::Invalid(format!("{}[{a}]: the argument must be a number", f.name))
+        })?),
+        (Some(a), Arg::None) => {
+            return Err(CompileError::Invalid(format!(
+                "{}[{a}]: the field takes no argument",
+                f.name
+            )))
+        }
+    };
+    Ok((info.field, arg, info.ty))
+}
+
+fn lhs(o: &Operand) -> Result<Lhs, CompileError> {
+    match o {
+        Operand::Field(f) => {
+            let (field, arg, ty) = resolve_field(f)?;
+            Ok(Lhs {
+                field,
+                arg,
+                xform: None,
+                ty,
+            })
+        }
+        Operand::Transform(name, args) => {
+            let x = match name.as_str() {
+                "tolower" => Xform::Lower,
+                "toupper" => Xform::Upper,
+                "basename" => Xform::Basename,
+                "len" => Xform::Len,
+                "val" => {
+                    return Err(CompileError::Invalid(
+                        "val() is only allowed on the right of an operator".into(),
+                    ))
+                }
+                _ => {
+                    return Err(CompileError::Unsupported(format!(
+                        "the {name}() transformer is not implemented"
+                    )))
+                }
+            };
+            let [Operand::Field(f)] = args.as_slice() else {
+                return Err(CompileError::Unsupported(format!(
+                    "{name}() over a transformer or several fields is not implemented"
+                )));
+            };
+            let (field, arg, ty) = resolve_field(f)?;
+            if ty != Ty::Str {
+                return Err(CompileError::Invalid(format!(
+                    "{name}() needs a string field, {} is not one",
+                    f.name
+                )));
+            }
+            if field == Field::ProcAname && arg.is_none() {
+                return Err(CompileError::Invalid(
+                    "proc.aname does not take transformers".into(),
+                ));
+            }
+            let ty = if x == Xform::Len { Ty::Int } else { Ty::Str };
+            Ok(Lhs {
+                field,
+                arg,
+                xform: Some(x),
+                ty,
+            })
+        }
+    }
+}
+
+fn allowed(ty: Ty, op: Op) -> bool {
+    use Op::*;
+    match ty {
+        Ty::Str => !matches!(op, BContains | BStartsWith),
+        Ty::Int => matches!(op, Eq | Ne | Lt | Le | Gt | Ge | In | Intersects | Exists),
+        Ty::Bool | Ty::Ip | Ty::Net => matches!(op, Eq | Ne | In | Intersects | Exists),
+    }
+}
+
+fn check(c: &Check) -> Result<Cmp, CompileError> {
+    let l = lhs(&c.lhs)?;
+    if !allowed(l.ty, c.op) {
+        return Err(CompileError::Invalid(format!(
+            "operator {:?} is not compatible with the field's type ({:?})",
+            c.op, l.ty
+        )));
+    }
+    if c.op == Op::Regex {
+        return Err(CompileError::Unsupported(
+            "the regex operator is not implemented".into(),
+        ));
+    }
+    let invalid = CompileError::Invalid;
+    let (rhs, rhs_field) = match &c.rhs {
+        AstRhs::None => (Rhs::None, None),
+        AstRhs::Operand(Operand::Transform(n, args)) if n == "val" => {
+            let [o] = args.as_slice() else {
+                return Err(invalid("val() takes one field".into()));
+            };
+            let r = lhs(o)?;
+            if r.ty != l.ty {
+                return Err(invalid("val() compares fields of different types".into()));
+            }
+            (Rhs::None, Some(r))
+        }
+        AstRhs::Operand(o) => {
+            let r = lhs(o)?;
+            if r.ty != l.ty {
+                return Err(invalid("a transformer compares different types".into()));
+            }
+            (Rhs::None, Some(r))
+        }
+        AstRhs::Value(v) => {
+            if matches!(c.op, Op::In | Op::Intersects | Op::Pmatch) {
+                return Err(invalid(format!("{:?} needs a list", c.op)));
+            }
+            let ty = match (l.ty, c.op) {
+                // Ordering on a string field compares with a number's text.
+                (Ty::Str, Op::Lt | Op::Le | Op::Gt | Op::Ge) => Ty::Str,
+                (ty, _) => ty,
+            };
+            let r = value::parse_one(ty, v).map_err(invalid)?;
+            (r, None)
+        }
+        AstRhs::List(items) => {
+            if !matches!(c.op, Op::In | Op::Intersects | Op::Pmatch) {
+                return Err(invalid(format!("{:?} does not take a list", c.op)));
+            }
+            if c.op == Op::Pmatch {
+                if l.ty != Ty::Str {
+                    return Err(invalid("pmatch needs a string field".into()));
+                }
+                (value::parse_paths(items), None)
+            } else {
+                (value::parse_list(l.ty, items).map_err(invalid)?, None)
+            }
+        }
+    };
+    Ok(Cmp {
+        lhs: l,
+        op: c.op,
+        rhs,
+        rhs_field,
+    })
+}

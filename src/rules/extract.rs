@@ -1,0 +1,372 @@
+//! Field values for one event: the decoded record, the thread and fd
+//! tables (after the record was applied, as libsinsp filters after its
+//! parsers run) and the user database. Meanings follow libs
+//! sinsp_filtercheck_{event,thread,fd,user,group}.cpp `extract_single`;
+//! where Kestrel lacks a value the field is missing, never invented.
+
+use super::eval::Source;
+use super::events::name_of;
+use super::fields::Field;
+use super::names;
+use super::paths;
+use super::users::Users;
+use super::value::{Buf, Ip, V};
+use crate::capture::record::{Record, SockAddr};
+use crate::capture::skel::types::kestrel_flags as KF;
+use crate::state::{FdKind, State, Thread};
+
+/// What the host answers for container fields (the container plugin's
+/// values outside containers).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostFacts {
+    /// Start of the host's pid 1, ns since the epoch (container.start_ts).
+    pub init_start_ns: i64,
+    /// Boot time, ns since the epoch: turns task start times into epoch ns.
+    pub boot_ns: u64,
+}
+
+pub struct EventView<'a> {
+    pub rec: &'a Record<'a>,
+    pub state: &'a State,
+    pub users: &'a Users,
+    pub host: &'a HostFacts,
+    pub code: u16,
+    /// evt.num: records seen, from 1.
+    pub num: u64,
+    /// Wall clock of the evaluation, ns since the epoch.
+    pub time_ns: u64,
+    /// Monotonic now, for proc.duration.
+    pub mono_ns: u64,
+}
+
+fn comm(c: &[u8; 16]) -> &[u8] {
+    let n = c.iter().position(|&b| b == 0).unwrap_or(c.len());
+    &c[..n]
+}
+
+fn nonempty(s: &[u8]) -> V<'_> {
+    if s.is_empty() {
+        V::Missing
+    } else {
+        V::Str(s)
+    }
+}
+
+/// argv[i] of a NUL-separated argument block.
+fn argv(args: &[u8], i: usize) -> Option<&[u8]> {
+    let a = args.strip_suffix(&[0]).unwrap_or(args);
+    if a.is_empty() {
+        return None;
+    }
+    a.split(|&b| b == 0).nth(i)
+}
+
+fn push(buf: &mut Buf, s: &[u8]) {
+    let room = buf.capacity() - buf.len();
+    let _ = buf.extend_from_slice(&s[..s.len().min(room)]);
+}
+
+/// argv[1..] joined by spaces (proc.args), after `lead` when given
+/// (proc.cmdline: the comm, then the args).
+fn joined<'b>(t: &Thread, lead: Option<&[u8]>, buf: &'b mut Buf) -> V<'b> {
+    buf.clear();
+    if let Some(l) = lead {
+        push(buf, l);
+    }
+    let mut i = 1;
+    while let Some(a) = argv(&t.args, i) {
+        if !buf.is_empty() {
+            push(buf, b" ");
+        }
+        push(buf, a);
+        i += 1;
+    }
+    V::Str(&buf[..])
+}
+
+impl<'a> EventView<'a> {
+    fn thread(&self) -> Option<&'a Thread> {
+        self.state.thread(self.rec.hdr().tid)
+    }
+
+    /// The process `n` generations up (0: the event's own thread).
+    fn ancestor(&self, n: u32) -> Option<&'a Thread> {
+        let mut t = self.thread()?;
+        for _ in 0..n {
+            if t.ppid == 0 || t.ppid == t.pid {
+                return None;
+            }
+            t = self.state.thread(t.ppid)?;
+        }
+        Some(t)
+    }
+
+    fn proc_value<'b>(&'b self, f: Field, arg: Option<u32>, buf: &'b mut Buf) -> V<'b> {
+        let Some(t) = self.thread() else {
+            return V::Missing;
+        };
+        let parent = || self.ancestor(1);
+        match f {
+            Field::ProcName => V::Str(comm(&t.comm)),
+            Field::ProcExe => exe(t),
+            Field::ProcExepath => nonempty(&t.exepath),
+            Field::ProcArgs => match arg {
+                Some(i) => argv(&t.args, i as usize + 1).map_or(V::Missing, V::Str),
+                None => joined(t, None, buf),
+            },
+            Field::ProcCmdline => joined(t, Some(comm(&t.comm)), buf),
+            Field::ProcPid => V::Int(i64::from(t.pid)),
+            Field::ProcPpid => V::Int(i64::from(t.ppid)),
+            Field::ProcSid => V::Int(i64::from(t.sid)),
+            Field::ProcPname => parent().map_or(V::Missing, |p| V::Str(comm(&p.comm))),
+            Field::ProcPexe => parent().map_or(V::Missing, exe),
+            Field::ProcPexepath => parent().map_or(V::Missing, |p| nonempty(&p.exepath)),
+            Field::ProcPcmdline => match parent() {
+                Some(p) => joined(p, Some(comm(&p.comm)), buf),
+                None => V::Missing,
+            },
+            Field::ProcAname => match arg {
+                Some(n) => self.ancestor(n).map_or(V::Missing, |p| V::Str(comm(&p.comm))),
+                // Output form: every ancestor's name, parent first.
+                None => {
+                    buf.clear();
+                    for n in 1..=super::eval::MAX_ANCESTORS {
+                        let Some(p) = self.ancestor(n) else { break };
+                        if !buf.is_empty() {
+                            push(buf, b" ");
+                        }
+                        push(buf, comm(&p.comm));
+                    }
+                    V::Str(&buf[..])
+                }
+            },
+            Field::ProcAexepath => self
+                .ancestor(arg.unwrap_or(0))
+                .map_or(V::Missing, |p| nonempty(&p.exepath)),
+            Field::ProcTty => V::Int(i64::from(t.tty)),
+            Field::ProcCwd => {
+                if t.cwd.is_empty() {
+                    return V::Missing;
+                }
+                buf.clear();
+                push(buf, &t.cwd);
+                if !buf.ends_with(b"/") {
+                    push(buf, b"/");
+                }
+                V::Str(&buf[..])
+            }
+            Field::ProcSname => match self.state.thread(t.sid) {
+                Some(s) if t.sid != 0 => V::Str(comm(&s.comm)),
+                _ => V::Missing,
+            },
+            Field::ProcDuration if t.start_ns > 0 => {
+                V::Int(self.mono_ns.saturating_sub(t.start_ns) as i64)
+            }
+            Field::ProcIsExeFromMemfd => V::Bool(t.exe_flags & crate::state::EXE_FROM_MEMFD != 0),
+            Field::UserUid => V::Int(i64::from(t.uid)),
+            Field::UserName => V::Str(self.users.user(t.uid).as_bytes()),
+            Field::UserLoginuid => V::Int(loginuid(t.loginuid)),
+            Field::UserLoginname if t.loginuid != u32::MAX => {
+                V::Str(self.users.user(t.loginuid).as_bytes())
+            }
+            Field::GroupGid => V::Int(i64::from(t.gid)),
+            Field::GroupName => V::Str(self.users.group(t.gid).as_bytes()),
+            _ => V::Missing,
+        }
+    }
+}
+
+fn loginuid(l: u32) -> i64 {
+    if l == u32::MAX {
+        -1
+    } else {
+        i64::from(l)
+    }
+}
+
+/// proc.exe: argv[0] as passed (libsinsp m_exe), else the exec filename.
+fn exe(t: &Thread) -> V<'_> {
+    match argv(&t.args, 0) {
+        Some(a) => V::Str(a),
+        None => nonempty(&t.exe),
+    }
+}
+
+impl Source for EventView<'_> {
+    fn value<'b>(&'b self, f: Field, arg: Option<u32>, buf: &'b mut Buf) -> V<'b> {
+        use Field::*;
+        match f {
+            EvtType => V::Str(name_of(self.code).as_bytes()),
+            EvtDir => V::Str(b"<"),
+            EvtNum => V::Int(self.num as i64),
+            EvtTime => V::Int(self.time_ns as i64),
+            EvtTimeIso => {
+                let mut b = [0u8; 40];
+                let s = crate::metrics::time::rfc3339_nanos(self.time_ns, &mut b);
+                buf.clear();
+                push(buf, s.trim_end_matches('Z').as_bytes());
+                push(buf, b"+0000");
+                V::Str(&buf[..])
+            }
+            EvtRes | EvtRawres => match self.ret() {
+                None => V::Missing,
+                Some(r) if f == EvtRawres => V::Int(r),
+                Some(r) => {
+                    buf.clear();
+                    names::write_res(r, buf);
+                    V::Str(&buf[..])
+                }
+            },
+            ThreadTid => V::Int(i64::from(self.rec.hdr().tid)),
+            ContainerId | ContainerName => V::Str(b"host"),
+            ContainerImageRepository => V::Str(b""),
+            ContainerStartTs => V::Int(self.host.init_start_ns),
+            f if is_proc(f) => self.proc_value(f, arg, buf),
+            f if is_fd(f) => self.fd_value(f, buf),
+            _ => self.arg_value(f, buf),
+        }
+    }
+}
+
+fn is_proc(f: Field) -> bool {
+    use Field::*;
+    matches!(
+        f,
+        ProcName | ProcExe | ProcExepath | ProcArgs | ProcCmdline | ProcPid | ProcPpid | ProcSid
+            | ProcPname | ProcPexe | ProcPexepath | ProcPcmdline | ProcAname | ProcAexepath
+            | ProcTty | ProcCwd | ProcSname | ProcDuration | ProcIsExeFromMemfd | UserUid
+            | UserName | UserLoginuid | UserLoginname | GroupGid | GroupName
+    )
+}
+
+fn is_fd(f: Field) -> bool {
+    use Field::*;
+    matches!(
+        f,
+        FdNum | FdName | FdNameraw | FdDirectory | FdFilename | FdType | FdTypechar | FdL4proto
+            | FdSip | FdRip | FdCip | FdLip | FdSport | FdRport | FdCport | FdLport
+            | FdConnected | FdNameChanged | FdIp | FdNet | FdSnet | FdCnet
+    )
+}
+
+impl<'a> EventView<'a> {
+    /// The return value, for records that have one.
+    fn ret(&self) -> Option<i64> {
+        match self.rec {
+            Record::ProcExit { .. } => None,
+            r => Some(r.hdr().ret),
+        }
+    }
+
+    fn syscall_name(&self) -> &'static str {
+        name_of(self.code)
+    }
+
+    fn arg_value<'b>(&'b self, f: Field, buf: &'b mut Buf) -> V<'b> {
+        use Field::*;
+        match (f, self.rec) {
+            (EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec, Record::Open { flags, mode, .. }) => {
+                let p = names::open_flags(*flags, self.arm32());
+                V::Bool(match f {
+                    EvtIsOpenRead => names::is_read(p),
+                    EvtIsOpenWrite => names::is_write(p),
+                    // A file created with an execute bit (libs event.cpp).
+                    _ => flags & 0o100 != 0 && mode & 0o111 != 0,
+                })
+            }
+            (EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec, _) => V::Bool(false),
+            (EvtArgFlags, Record::Open { flags, .. }) => {
+                buf.clear();
+                names::write_open_flags(names::open_flags(*flags, self.arm32()), buf);
+                V::Str(&buf[..])
+            }
+            (EvtArgFlags, Record::Exec { hdr, .. }) => {
+                let mut v = 0;
+                if u32::from(hdr.flags) & KF::KF_EXE_MEMFD.0 != 0 {
+                    v |= names::EXE_FROM_MEMFD;
+                }
+                buf.clear();
+                names::write_flags(v, names::EXE_FLAGS, buf);
+                V::Str(&buf[..])
+            }
+            (EvtArgRequest, Record::Syscall { args, .. }) if self.syscall_name() == "ptrace" => {
+                names::ptrace_request(args[0]).map_or(V::Int(args[0] as i64), |n| V::Str(n.as_bytes()))
+            }
+            (EvtArgPid, Record::Syscall { args, .. }) if self.syscall_name() == "ptrace" => {
+                V::Int(args[1] as i32 as i64)
+            }
+            (EvtArgDomain, Record::Socket { domain, .. }) => names::socket_family(u64::from(*domain))
+                .map_or(V::Int(i64::from(*domain)), |n| V::Str(n.as_bytes())),
+            (EvtArgUid, Record::Syscall { args, .. }) => V::Int(args[0] as u32 as i64),
+            (EvtArgFd, Record::Syscall { args, .. }) => V::Int(args[0] as i32 as i64),
+            (EvtArgFd, Record::Close { fd, .. }) => V::Int(*fd),
+            (_, Record::Syscall { args, s0, s1, .. }) => self.path_arg(f, args, s0, s1, buf),
+            _ => V::Missing,
+        }
+    }
+
+    /// Path parameters by their Falco names (libs event_table.c): relative
+    /// paths resolved against the cwd or the dirfd, symlink targets raw.
+    fn path_arg<'b>(&'b self, f: Field, args: &[u64; 6], s0: &'b [u8], s1: &'b [u8], buf: &'b mut Buf) -> V<'b> {
+        use Field::*;
+        let name = self.syscall_name();
+        // (raw string, dirfd for it) the field means for this syscall
+        let pick: Option<(&[u8], Option<i64>, bool)> = match (f, name) {
+            (EvtArgTarget, "symlink" | "symlinkat") => Some((s0, None, false)),
+            (EvtArgLinkpath, "symlink") => Some((s1, None, true)),
+            (EvtArgLinkpath, "symlinkat") => Some((s1, Some(args[1] as i32 as i64), true)),
+            (EvtArgOldpath, "link" | "rename") => Some((s0, None, true)),
+            (EvtArgNewpath, "link" | "rename") => Some((s1, None, true)),
+            (EvtArgOldpath, "linkat" | "renameat" | "renameat2") => Some((s0, Some(args[0] as i32 as i64), true)),
+            (EvtArgNewpath, "linkat" | "renameat" | "renameat2") => Some((s1, Some(args[2] as i32 as i64), true)),
+            (EvtArgPath, "unlink" | "chdir" | "mkdir" | "rmdir") => Some((s0, None, true)),
+            (EvtArgName, "unlinkat" | "mkdirat") => Some((s0, Some(args[0] as i32 as i64), true)),
+            (EvtArgName, "memfd_create") => Some((s0, None, false)),
+            _ => None,
+        };
+        let Some((raw, dirfd, resolve)) = pick else {
+            return V::Missing;
+        };
+        if !resolve || raw.starts_with(b"/") {
+            return V::Str(raw);
+        }
+        let base = self.base_dir(dirfd);
+        match base {
+            Some(b) => {
+                paths::join_normalized(b, raw, buf);
+                V::Str(&buf[..])
+            }
+            None => V::Str(raw),
+        }
+    }
+
+    /// The directory a relative path is taken from: the cwd for AT_FDCWD
+    /// (or no dirfd), else the dirfd's entry in the fd table.
+    fn base_dir(&self, dirfd: Option<i64>) -> Option<&'a [u8]> {
+        const AT_FDCWD: i64 = -100;
+        match dirfd {
+            None | Some(AT_FDCWD) => self.thread().map(|t| &t.cwd[..]).filter(|c| !c.is_empty()),
+            Some(fd) => self
+                .state
+                .fd(self.rec.hdr().pid, fd)
+                .map(|f| &f.path[..])
+                .filter(|p| !p.is_empty()),
+        }
+    }
+
+    fn arm32(&self) -> bool {
+        cfg!(target_arch = "aarch64") && self.rec.has_flag(KF::KF_COMPAT)
+    }
+}
+
+pub(super) fn sock_ip(s: &SockAddr) -> Option<Ip> {
+    match s.family {
+        2 => Some(Ip::v4([s.addr[0], s.addr[1], s.addr[2], s.addr[3]])),
+        10 => Some(Ip { v6: true, addr: s.addr }),
+        _ => None,
+    }
+}
+
+pub(super) fn is_socket(k: FdKind) -> bool {
+    k == FdKind::Socket
+}

@@ -1,0 +1,192 @@
+//! Values on both sides of a check. The left side is what an extractor
+//! returns for one event (borrowed from the record, the tables or the
+//! per-evaluation scratch buffer); the right side is parsed once, at load,
+//! by the field's type, as libsinsp's value_parser.cpp does.
+
+use super::fields::Ty;
+
+/// Scratch space for fields that are composed (proc.cmdline, fd.name of a
+/// socket, evt.arg.flags): fixed, reused for every check.
+pub type Buf = heapless::Vec<u8, 4096>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Ip {
+    pub v6: bool,
+    pub addr: [u8; 16],
+}
+
+impl Ip {
+    pub fn v4(a: [u8; 4]) -> Ip {
+        let mut addr = [0; 16];
+        addr[..4].copy_from_slice(&a);
+        Ip { v6: false, addr }
+    }
+
+    pub fn parse(s: &str) -> Option<Ip> {
+        match s.parse::<std::net::IpAddr>().ok()? {
+            std::net::IpAddr::V4(a) => Some(Ip::v4(a.octets())),
+            std::net::IpAddr::V6(a) => Some(Ip {
+                v6: true,
+                addr: a.octets(),
+            }),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.v6 {
+            &self.addr
+        } else {
+            &self.addr[..4]
+        }
+    }
+
+    pub fn write(&self, out: &mut Buf) {
+        use core::fmt::Write as _;
+        let mut s = heapless::String::<48>::new();
+        let _ = if self.v6 {
+            write!(s, "{}", std::net::Ipv6Addr::from(self.addr))
+        } else {
+            let a = self.addr;
+            write!(s, "{}.{}.{}.{}", a[0], a[1], a[2], a[3])
+        };
+        let _ = out.extend_from_slice(s.as_bytes());
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    pub ip: Ip,
+    pub bits: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, bits) = match s.split_once('/') {
+            Some((a, b)) => (a, Some(b.parse::<u8>().ok()?)),
+            None => (s, None),
+        };
+        let ip = Ip::parse(a)?;
+        let max = if ip.v6 { 128 } else { 32 };
+        let bits = bits.unwrap_or(max);
+        (bits <= max).then_some(Cidr { ip, bits })
+    }
+
+    pub fn contains(&self, ip: &Ip) -> bool {
+        if ip.v6 != self.ip.v6 {
+            return false;
+        }
+        let (a, b) = (self.ip.bytes(), ip.bytes());
+        let full = usize::from(self.bits / 8);
+        if a[..full] != b[..full] {
+            return false;
+        }
+        let rest = self.bits % 8;
+        rest == 0 || {
+            let mask = 0xffu8 << (8 - rest);
+            a[full] & mask == b[full] & mask
+        }
+    }
+}
+
+/// One extracted value; `Missing` makes every check false (libsinsp
+/// sinsp_filtercheck.cpp compare_nocache returns false when extract fails).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum V<'a> {
+    Missing,
+    Str(&'a [u8]),
+    Int(i64),
+    Bool(bool),
+    Ip(Ip),
+}
+
+/// A right-hand side, parsed for the field's type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Rhs {
+    None,
+    Str(Box<[u8]>),
+    Int(i64),
+    Bool(bool),
+    Ip(Ip),
+    /// Sorted, for a binary search.
+    StrSet(Box<[Box<[u8]>]>),
+    IntSet(Box<[i64]>),
+    BoolSet(Box<[bool]>),
+    IpSet(Box<[Ip]>),
+    Nets(Box<[Cidr]>),
+    /// pmatch: paths split into components.
+    Paths(Box<[Box<[Box<[u8]>]>]>),
+}
+
+/// Decimal, 0x hex, or a negative decimal (value_parser.cpp).
+pub fn parse_int(s: &str) -> Option<i64> {
+    let (neg, t) = match s.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, s),
+    };
+    let v = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        u64::from_str_radix(h, 16).ok()? as i64
+    } else {
+        t.parse::<u64>().ok()? as i64
+    };
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// Falco's path split for pmatch (prefix_search.cpp): empty components dropped.
+pub fn components(p: &[u8]) -> impl Iterator<Item = &[u8]> {
+    p.split(|&b| b == b'/').filter(|c| !c.is_empty())
+}
+
+/// One value of type `ty`, or why it cannot be one.
+pub fn parse_one(ty: Ty, s: &str) -> Result<Rhs, String> {
+    let bad = |what: &str| format!("'{s}' is not {what}");
+    Ok(match ty {
+        Ty::Str => Rhs::Str(s.as_bytes().into()),
+        Ty::Int => Rhs::Int(parse_int(s).ok_or_else(|| bad("an integer"))?),
+        Ty::Bool => Rhs::Bool(parse_bool(s).ok_or_else(|| bad("true or false"))?),
+        Ty::Ip => Rhs::Ip(Ip::parse(s).ok_or_else(|| bad("an IP address"))?),
+        Ty::Net => Rhs::Nets(vec![Cidr::parse(s).ok_or_else(|| bad("a network"))?].into()),
+    })
+}
+
+/// A list of values of type `ty`.
+pub fn parse_list(ty: Ty, items: &[String]) -> Result<Rhs, String> {
+    let mut strs = Vec::new();
+    let (mut ints, mut bools, mut ips, mut nets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for s in items {
+        match parse_one(ty, s)? {
+            Rhs::Str(b) => strs.push(b),
+            Rhs::Int(i) => ints.push(i),
+            Rhs::Bool(b) => bools.push(b),
+            Rhs::Ip(i) => ips.push(i),
+            Rhs::Nets(n) => nets.extend_from_slice(&n),
+            _ => {}
+        }
+    }
+    strs.sort();
+    strs.dedup();
+    ints.sort_unstable();
+    ips.sort();
+    Ok(match ty {
+        Ty::Str => Rhs::StrSet(strs.into()),
+        Ty::Int => Rhs::IntSet(ints.into()),
+        Ty::Bool => Rhs::BoolSet(bools.into()),
+        Ty::Ip => Rhs::IpSet(ips.into()),
+        Ty::Net => Rhs::Nets(nets.into()),
+    })
+}
+
+pub fn parse_paths(items: &[String]) -> Rhs {
+    let paths: Vec<Box<[Box<[u8]>]>> = items
+        .iter()
+        .map(|p| components(p.as_bytes()).map(Box::from).collect())
+        .collect();
+    Rhs::Paths(paths.into())
+}
