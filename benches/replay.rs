@@ -1,19 +1,59 @@
-//! Replay benchmark: synthetic records through decode + state update on one
-//! core; prints events/s. `cargo bench --bench replay`.
+//! Replay benchmark: synthetic records through decode + state update (and
+//! the rules) on one core; prints events/s. `cargo bench --bench replay`.
+//! Rows: no rules; the built-in edge ruleset; Falco's upstream stable rules
+//! (what of them loads); ten copies of the built-in set under new names.
 
 mod replay_core;
 
+use kestrel::rules::{files, Priority, RuleFile, RuleSet};
 use kestrel::state::State;
 
-fn main() {
-    for _ in 0..5 {
-        let (eps, _) = replay_core::best_of(1, 200);
-        println!("replay: {:.2} M events/s", eps / 1e6);
+fn ruleset(name: &str) -> Option<RuleSet> {
+    let load = |text: &str| {
+        RuleSet::load(&[RuleFile { name, text: text.as_bytes() }], Priority::Debug)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    match name {
+        "none" => None,
+        "default" => Some(load(files::DEFAULT_RULES)),
+        "upstream" => Some(load(&std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/rules/upstream/falco_rules.yaml"
+        ))
+        .expect("tests/rules/upstream/falco_rules.yaml"))),
+        _ => {
+            // Ten renamed copies of every rule: ten times the rule work.
+            let base = files::DEFAULT_RULES;
+            let mut text = base.to_string();
+            for i in 1..10 {
+                let copy: String = base
+                    .lines()
+                    .filter(|l| !l.starts_with("- required_engine_version"))
+                    .map(|l| match l.strip_prefix("- rule: ") {
+                        Some(n) => format!("- rule: {n} #{i}\n"),
+                        None => format!("{l}\n"),
+                    })
+                    .collect();
+                text.push_str(&copy);
+            }
+            Some(load(&text))
+        }
     }
-    let (best, n) = replay_core::best_of(5, 200);
+}
+
+fn main() {
+    let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    for name in ["none", "default", "upstream", "synthetic10x"] {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
+        let set = ruleset(name);
+        let n = set.as_ref().map_or(0, |s| s.rules.len());
+        let (best, recs) = replay_core::best_of_rules(5, 200, set);
+        println!("replay rules={name} ({n} rules): {:.2} M events/s ({recs} records per round)", best / 1e6);
+    }
     println!(
-        "replay best: {:.2} M events/s ({n} records per round); bytes/thread entry {}, bytes/fd entry {}",
-        best / 1e6,
+        "bytes/thread entry {}, bytes/fd entry {}",
         State::bytes_per_thread(),
         State::bytes_per_fd()
     );

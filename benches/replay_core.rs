@@ -43,3 +43,38 @@ pub fn best_of(runs: usize, rounds: usize) -> (f64, usize) {
     }
     (best, recs.len())
 }
+
+/// As `best_of`, through the pipeline with `rules` run on every record.
+#[allow(dead_code)]
+pub fn best_of_rules(
+    runs: usize,
+    rounds: usize,
+    rules: Option<kestrel::rules::RuleSet>,
+) -> (f64, usize) {
+    use kestrel::rules::engine::{Engine, EngineConfig};
+    use kestrel::state::pipeline::Pipeline;
+    let recs = stream();
+    let mut p = Pipeline::new(State::new(4096, 8192, 1, false), None);
+    p.rules = rules.map(|set| {
+        let cfg = EngineConfig {
+            rate: 0.0,
+            ..EngineConfig::default()
+        };
+        let users = kestrel::rules::users::Users::new(std::path::Path::new("/"));
+        Engine::new(set, &cfg, "bench", users, Default::default())
+    });
+    let mut best = 0.0f64;
+    for _ in 0..runs {
+        let t = Instant::now();
+        for _ in 0..rounds {
+            for r in &recs {
+                p.on_record(r);
+            }
+            if let Some(e) = &mut p.rules {
+                e.queue.drain(|_, _| {});
+            }
+        }
+        best = best.max((rounds * recs.len()) as f64 / t.elapsed().as_secs_f64());
+    }
+    (best, recs.len())
+}

@@ -8,6 +8,7 @@ use crate::capture::btf::AttachMode;
 use crate::capture::syscalls::Selection;
 use crate::metrics::Schema;
 use crate::output::OutputSpec;
+use crate::rules::Priority;
 
 #[derive(FromArgs, Debug)]
 /// Kestrel: eBPF runtime monitoring with Falco-format metrics snapshots.
@@ -301,6 +302,48 @@ pub struct RunArgs {
     /// more log lines on stderr
     #[argh(switch, short = 'v')]
     pub verbose: bool,
+    /// a rules file in Falco's format (repeatable, loaded in order; config
+    /// key rules_files); `none` runs no rules. Default: the built-in edge ruleset
+    #[argh(option)]
+    pub rules: Vec<String>,
+    /// leave out rules below this priority (emergency ... debug; Falco's `priority`)
+    #[argh(option, from_str_fn(parse_priority))]
+    pub min_priority: Option<Priority>,
+    /// rule match counters in the snapshot and /metrics (default true)
+    #[argh(option, from_str_fn(parse_bool))]
+    pub rules_counters_enabled: Option<bool>,
+    /// alerts per second once the burst is spent; 0 turns the limit off (default 10)
+    #[argh(option, from_str_fn(parse_rate))]
+    pub outputs_rate: Option<f64>,
+    /// alerts allowed in a burst (default 100)
+    #[argh(option, from_str_fn(parse_burst))]
+    pub outputs_max_burst: Option<f64>,
+    /// first (an event alerts for its first matching rule, Falco's default) or all
+    #[argh(option, from_str_fn(parse_rule_matching))]
+    pub rule_matching: Option<bool>,
+}
+
+fn parse_priority(s: &str) -> Result<Priority, String> {
+    Priority::parse(s).ok_or_else(|| {
+        format!("'{s}' is not a priority (emergency, alert, critical, error, warning, notice, informational, debug)")
+    })
+}
+
+fn parse_rate(s: &str) -> Result<f64, String> {
+    let v = parse_f64(s)?;
+    if v < 0.0 {
+        return Err(format!("'{s}' is negative"));
+    }
+    Ok(v)
+}
+
+/// true: all matching rules alert.
+fn parse_rule_matching(s: &str) -> Result<bool, String> {
+    match s {
+        "first" => Ok(false),
+        "all" => Ok(true),
+        _ => Err(format!("'{s}' is not first or all")),
+    }
 }
 
 /// Prints one line naming the problem (control characters escaped) and

@@ -32,6 +32,20 @@ const SWITCHES: &[&str] = &["enter-events", "verbose", "allow-special-outputs"];
 /// The key whose list becomes one comma-separated value.
 const LIST_KEY: &str = "syscall-event-drops-actions";
 
+/// Keys whose list becomes one flag per item.
+const REPEATED: &[&str] = &["output", "rules"];
+
+/// falco.yaml's names for Kestrel's flags.
+fn alias(key: &str) -> String {
+    match key {
+        "rules-files" | "rules-file" => "rules",
+        "priority" => "min-priority",
+        "metrics-rules-counters-enabled" => "rules-counters-enabled",
+        k => k,
+    }
+    .to_string()
+}
+
 /// Largest config file accepted.
 pub const CONFIG_MAX: u64 = 1 << 20;
 
@@ -85,7 +99,7 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Entry>, String> {
         }
     }
     for (written, at, v) in flat {
-        let key = written.replace('_', "-");
+        let key = alias(&written.replace('_', "-"));
         let line = lines.of(at);
         let bad = |why: &str| format!("{name}:{line}: key '{}': {why}", escape(&written));
         if key == "config" {
@@ -106,12 +120,12 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Entry>, String> {
                 }
                 tokens.push(format!("--{key}"));
                 tokens.push(all.join(","));
-            } else if key != "output" {
+            } else if !REPEATED.contains(&key.as_str()) {
                 return Err(bad(
-                    "only output and syscall_event_drops.actions take a list",
+                    "only output, rules_files and syscall_event_drops.actions take a list",
                 ));
             }
-            for item in items.iter().filter(|_| key == "output") {
+            for item in items.iter().filter(|_| REPEATED.contains(&key.as_str())) {
                 let s = scalar(item.get_ref()).ok_or_else(|| bad("expected a string"))?;
                 tokens.push(format!("--{key}"));
                 tokens.push(s);

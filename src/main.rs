@@ -9,6 +9,9 @@ use kestrel::metrics::culprits::CulpritConfig;
 use kestrel::metrics::MetricsConfig;
 use kestrel::output::OutputSpec;
 use kestrel::state::{DEFAULT_FD_CAPACITY, DEFAULT_THREAD_CAPACITY};
+use kestrel::capture::syscalls::Selection;
+use kestrel::rules::engine::EngineConfig;
+use kestrel::rules::{Priority, RuleSet};
 
 const DEFAULT_INTERVAL_NS: u64 = 15 * 60 * 1_000_000_000;
 
@@ -22,6 +25,11 @@ fn main() {
         Command::ExportProbe(e) => export_probe(&e.file),
         Command::Check(c) => check(c),
     };
+    let rules = match kestrel::rules::files::load(&a.rules, a.min_priority.unwrap_or(Priority::Debug)) {
+        Ok(r) => r,
+        Err(e) => cli::bad_input(&format!("rules: {e}")),
+    };
+    log_rules(&rules);
     let threads = a.thread_table_size.unwrap_or(DEFAULT_THREAD_CAPACITY);
     let fds = a.fd_table_size.unwrap_or(DEFAULT_FD_CAPACITY);
     // Everything that can be wrong with the input, before anything is created.
@@ -30,7 +38,7 @@ fn main() {
             Ok(c) => c,
             Err(e) => cli::bad_input(&e),
         };
-    match agent::run(agent_config(a, threads, fds), checked) {
+    match agent::run(agent_config(a, threads, fds, rules), checked) {
         Ok(agent::RunEnd::Stopped) => {}
         Ok(agent::RunEnd::DropExit) => std::process::exit(EXIT_ON_DROPS),
         Err(e) => {
@@ -61,7 +69,7 @@ fn check(c: cli::CheckArgs) -> ! {
 }
 
 /// The run's flags (the config file already merged in), defaults filled.
-fn agent_config(a: cli::RunArgs, threads: usize, fds: usize) -> AgentConfig {
+fn agent_config(a: cli::RunArgs, threads: usize, fds: usize, rules: RuleSet) -> AgentConfig {
     let d = MetricsConfig::default();
     let dc = CulpritConfig::default();
     let culprits = CulpritConfig {
@@ -72,9 +80,11 @@ fn agent_config(a: cli::RunArgs, threads: usize, fds: usize) -> AgentConfig {
     };
     let dd = DropAlertConfig::default();
     let probe = ProbeConfig::for_ring(a.ring_buffer_size.unwrap_or(DEFAULT_RING_BYTES));
+    let de = EngineConfig::default();
+    let selection = with_rules(a.syscalls.unwrap_or(probe.selection.clone()), &rules);
     AgentConfig {
         probe: ProbeConfig {
-            selection: a.syscalls.unwrap_or(probe.selection.clone()),
+            selection,
             enter_events: a.enter_events,
             attach: a.attach.unwrap_or(AttachMode::Auto),
             btf: a.btf.map(PathBuf::from),
@@ -119,7 +129,57 @@ fn agent_config(a: cli::RunArgs, threads: usize, fds: usize) -> AgentConfig {
         },
         thread_timeout_ns: a.thread_timeout.unwrap_or(30 * 60 * 1_000_000_000),
         thread_purge_interval_ns: a.thread_purge_interval.unwrap_or(20 * 60 * 1_000_000_000),
+        rules,
+        engine: EngineConfig {
+            rate: a.outputs_rate.unwrap_or(de.rate),
+            max_burst: a.outputs_max_burst.unwrap_or(de.max_burst),
+            match_all: a.rule_matching.unwrap_or(de.match_all),
+            ..de
+        },
+        rules_counters: a.rules_counters_enabled.unwrap_or(true),
     }
+}
+
+/// The selection plus every syscall a loaded rule can match (Falco's
+/// configure_interesting_sets.cpp merges the rules' codes the same way);
+/// `--syscalls none` stays none.
+fn with_rules(sel: Selection, rules: &RuleSet) -> Selection {
+    let wanted: Vec<String> = rules
+        .wanted_codes()
+        .codes()
+        .filter(|&c| c != kestrel::rules::events::PROCEXIT)
+        .map(|c| kestrel::rules::events::name_of(c).to_string())
+        .collect();
+    match sel {
+        Selection::None => Selection::None,
+        _ if wanted.is_empty() => sel,
+        Selection::Default => {
+            let mut v = vec!["default".to_string()];
+            v.extend(wanted);
+            Selection::Names(v)
+        }
+        Selection::Names(mut v) => {
+            v.extend(wanted);
+            Selection::Names(v)
+        }
+    }
+}
+
+/// What was loaded, and one line per rule left out with its reason.
+fn log_rules(r: &RuleSet) {
+    for w in &r.warnings {
+        kestrel::log_line!("rules: {w}");
+    }
+    for s in &r.skipped {
+        kestrel::log_line!("rules: skipped '{}': {}", s.rule, s.reason);
+    }
+    kestrel::log_line!(
+        "rules: {} loaded, {} skipped, {} disabled, {} below the minimum priority",
+        r.rules.len(),
+        r.skipped.len(),
+        r.disabled,
+        r.below_priority
+    );
 }
 
 /// Writes the embedded BPF object; exit 2 when the file cannot be written.

@@ -21,6 +21,10 @@ use crate::preflight::Checked;
 use crate::state::activity::Activity;
 use crate::state::pipeline::Pipeline;
 use crate::state::{procfs, State};
+use crate::rules::engine::{Engine, EngineConfig};
+use crate::rules::extract::HostFacts;
+use crate::rules::users::Users;
+use crate::rules::RuleSet;
 
 mod events;
 mod serve;
@@ -63,6 +67,11 @@ pub struct AgentConfig {
     pub thread_timeout_ns: u64,
     /// How often the purge sweeps (libsinsp: 20 min).
     pub thread_purge_interval_ns: u64,
+    /// The loaded rules (empty: none run).
+    pub rules: RuleSet,
+    pub engine: EngineConfig,
+    /// metrics.rules_counters_enabled.
+    pub rules_counters: bool,
 }
 
 /// How the loop ended.
@@ -87,7 +96,7 @@ impl StartError {
 
 /// Starts the agent and runs it until it is told to stop. A start that
 /// fails removes what it created (output files, the pidfile).
-pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError> {
+pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError> {
     // Signals are blocked before anything else so none is lost during load.
     let signals = signal_fd()?;
     let host = HostInfo::read();
@@ -135,7 +144,9 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError>
         .culprits
         .enabled
         .then(|| Activity::with_capacity(cfg.culprits.capacity));
-    let pipeline = RefCell::new(Pipeline::new(state, activity));
+    let mut pipeline = Pipeline::new(state, activity);
+    pipeline.rules = engine(&mut cfg, &host.hostname, &pipeline.state);
+    let pipeline = RefCell::new(pipeline);
     let started = ring_buffer(&probe, &pipeline).and_then(|ring| {
         let sources = register_sources(&cfg, &ring, signals, prom.as_mut())?;
         Ok((ring, sources))
@@ -170,6 +181,9 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError>
         ticks: 0,
         purge_every: ticks_in(cfg.thread_purge_interval_ns).max(1),
         timeout_ticks: ticks_in(cfg.thread_timeout_ns).min(u64::from(u32::MAX)) as u32,
+        rules_counters: cfg.rules_counters,
+        rules_dirty: false,
+        last_prom_ns: 0,
     };
     // Falco takes the first snapshot right at start; one that cannot render
     // is an error now, not an empty line every interval.
@@ -199,6 +213,22 @@ fn seeded_state(cfg: &AgentConfig) -> (State, procfs::Seeded) {
     let mut state = state.with_proc_fallback("/proc");
     let seeded = procfs::seed(&mut state, "/proc");
     (state, seeded)
+}
+
+/// The rule engine over the loaded rules, or None when there are none. The
+/// rules' names for the host's container fields come from the seeded table.
+fn engine(cfg: &mut AgentConfig, hostname: &str, state: &State) -> Option<Engine> {
+    if cfg.rules.rules.is_empty() {
+        return None;
+    }
+    let set = std::mem::replace(&mut cfg.rules, RuleSet::empty());
+    let boot_ns = crate::metrics::time::boot_ts_ns();
+    let host = HostFacts {
+        init_start_ns: state.thread(1).map_or(0, |t| (boot_ns + t.start_ns) as i64),
+        boot_ns,
+    };
+    let users = Users::new(std::path::Path::new("/"));
+    Some(Engine::new(set, &cfg.engine, hostname, users, host))
 }
 
 /// Once attached: the pidfile, then the switch to --user (or the drop of

@@ -20,6 +20,9 @@ use crate::output::Outputs;
 use crate::preflight::Checked;
 use crate::state::pipeline::Pipeline;
 
+/// Shortest gap between two renders of /metrics for rule counters.
+const PROM_REFRESH_NS: u64 = 1_000_000_000;
+
 /// The event sources the loop waits on, registered with `poll`.
 pub(super) struct Sources {
     pub poll: Poll,
@@ -54,6 +57,11 @@ pub(super) struct Agent<'a> {
     pub ticks: u64,
     pub purge_every: u64,
     pub timeout_ticks: u32,
+    /// metrics.rules_counters_enabled.
+    pub rules_counters: bool,
+    /// Rule counters moved since /metrics was last rendered.
+    pub rules_dirty: bool,
+    pub last_prom_ns: u64,
 }
 
 impl Agent<'_> {
@@ -73,22 +81,16 @@ impl Agent<'_> {
         }
         s.last_drops = kernel.n_drops();
         let p = self.pipeline.borrow();
-        let inputs = Inputs {
-            kestrel_n_fds: p.state.n_fds() as u64,
-            num_evts: p.num_evts,
-            num_compat_evts: p.num_compat_evts,
-            attach: self.probe.attach_path().name(),
-            outputs_queue_num_drops: self.outputs.queue_drops(),
-            output_write_errors: self.outputs.write_errors()
-                + s.render_errors
-                + self.prom.as_ref().map_or(0, |p| p.write_errors),
+        let prom_errors = self.prom.as_ref().map_or(0, |p| p.write_errors);
+        let inputs = inputs(
+            &self.probe,
+            &p,
+            s,
+            &self.outputs,
+            prom_errors,
+            self.rules_counters,
             kernel,
-            state: p.state.counters,
-            n_threads: p.state.n_threads() as u64,
-            n_fds: p.state.n_fds_falco(),
-            progs: &s.progs,
-            culprits: s.culprits.as_ref(),
-        };
+        );
         let r = s.snap.render(&inputs);
         // An empty render is never written as a line.
         if r.line.len() <= 1 {
@@ -126,6 +128,7 @@ impl Agent<'_> {
                 match ev.token() {
                     RING => {
                         let _ = self.ring.consume();
+                        self.deliver_alerts();
                     }
                     DRAIN => {
                         if self.on_drain_tick() {
@@ -161,6 +164,8 @@ impl Agent<'_> {
     fn on_drain_tick(&mut self) -> bool {
         drain_timer(&self.sources.drain);
         let _ = self.ring.consume();
+        self.deliver_alerts();
+        self.refresh_prometheus();
         if let Some(p) = self.prom.as_mut() {
             p.tick(self.sources.poll.registry());
         }
@@ -179,6 +184,46 @@ impl Agent<'_> {
             &mut self.probe,
             &mut self.outputs,
         )
+    }
+
+    /// Rendered alerts, from the pipeline's queue to every output, right
+    /// after the ring was drained.
+    fn deliver_alerts(&mut self) {
+        let mut p = self.pipeline.borrow_mut();
+        let Some(e) = p.rules.as_mut() else { return };
+        if e.queue.is_empty() {
+            return;
+        }
+        let mut tb = [0u8; 40];
+        let time = crate::metrics::time::rfc3339_nanos(crate::metrics::time::realtime_ns(), &mut tb);
+        let outputs = &mut self.outputs;
+        e.queue.drain(|sev, line| outputs.write_alert(line, time, sev));
+        self.rules_dirty = true;
+    }
+
+    /// /metrics carries the rule counters as they move, not a snapshot
+    /// interval late: re-rendered at most once a second after a match.
+    fn refresh_prometheus(&mut self) {
+        let now = crate::metrics::time::monotonic_ns();
+        if !self.rules_dirty || self.prom.is_none() || now.saturating_sub(self.last_prom_ns) < PROM_REFRESH_NS {
+            return;
+        }
+        self.rules_dirty = false;
+        self.last_prom_ns = now;
+        let kernel = self.probe.counters();
+        let p = self.pipeline.borrow();
+        let Some(prom) = self.prom.as_mut() else { return };
+        let s = &self.snapshots;
+        let i = inputs(
+            &self.probe,
+            &p,
+            s,
+            &self.outputs,
+            prom.write_errors,
+            self.rules_counters,
+            kernel,
+        );
+        prom.publish(&s.snap.cfg, s.snap.host(), &i, s.snap.last_resources.as_ref());
     }
 
     /// Detach, drain what is left, the last drop check and the final
@@ -201,5 +246,33 @@ impl Agent<'_> {
         if let Some(p) = &mut checked.pidfile {
             p.remove();
         }
+    }
+}
+
+/// What a snapshot or a render of /metrics reads, at this moment.
+fn inputs<'a>(
+    probe: &'a Probe<'_>,
+    p: &'a Pipeline,
+    s: &'a Snapshots,
+    outputs: &Outputs,
+    prom_errors: u64,
+    rules_counters: bool,
+    kernel: crate::capture::KernelCounters,
+) -> Inputs<'a> {
+    Inputs {
+        kestrel_n_fds: p.state.n_fds() as u64,
+        num_evts: p.num_evts,
+        num_compat_evts: p.num_compat_evts,
+        attach: probe.attach_path().name(),
+        outputs_queue_num_drops: outputs.queue_drops(),
+        output_write_errors: outputs.write_errors() + s.render_errors + prom_errors,
+        kernel,
+        state: p.state.counters,
+        n_threads: p.state.n_threads() as u64,
+        n_fds: p.state.n_fds_falco(),
+        progs: &s.progs,
+        culprits: s.culprits.as_ref(),
+        rules: p.rules.as_ref(),
+        rules_counters,
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::culprits::Culprits;
 
-pub const MAX_FIELDS: usize = 192;
+pub const MAX_FIELDS: usize = 256;
 
 #[derive(Clone, Copy)]
 pub enum Value<'a> {
@@ -60,7 +60,8 @@ impl Value<'_> {
     }
 }
 
-pub type Key = HString<56>;
+pub const KEY_MAX: usize = 128;
+pub type Key = HString<KEY_MAX>;
 
 /// Fields that stay even when zero and include_empty_values is off
 /// (stats_writer.cpp always sets the wrapper fields and the scap totals).

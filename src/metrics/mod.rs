@@ -70,6 +70,10 @@ pub struct Inputs<'a> {
     pub progs: &'a [ProgStats],
     /// Culprit lists of the interval, when enabled.
     pub culprits: Option<&'a Culprits>,
+    /// The rule engine's counters, when rules are loaded.
+    pub rules: Option<&'a crate::rules::engine::Engine>,
+    /// metrics.rules_counters_enabled: falco.rules.* in the snapshot.
+    pub rules_counters: bool,
 }
 
 /// One rendered snapshot: the JSON line with its newline, and the snapshot
@@ -207,6 +211,9 @@ impl Snapshotter {
         }
         if c.libbpf_stats_enabled {
             Self::prog_fields(&mut f, inp.progs);
+        }
+        if let Some(e) = inp.rules {
+            Self::rule_fields(&mut f, e, inp.rules_counters);
         }
 
         f.sort();

@@ -96,6 +96,30 @@ impl Snapshotter {
         f.put("kestrel.n_compat_evts", Value::U64(inp.num_compat_evts));
     }
 
+    /// Rule counters (falco stats_writer.cpp, get_metrics_output_fields_additional,
+    /// 0.44.1): `falco.rules.matches_total` and one `falco.rules.<name>` per
+    /// rule with matches (all with include_empty_values); then the engine's
+    /// own figures under `kestrel.`.
+    pub(super) fn rule_fields<'a>(
+        f: &mut Fields<'a>,
+        e: &'a crate::rules::engine::Engine,
+        counters: bool,
+    ) {
+        let c = &e.counters;
+        if counters {
+            f.put_always("falco.rules.matches_total", Value::U64(c.matches_total));
+            for (key, n) in e.keys.iter().zip(&c.by_rule) {
+                f.put(key, Value::U64(*n));
+            }
+        }
+        f.put_always("kestrel.rules_loaded", Value::U64(e.set.rules.len() as u64));
+        f.put_always("kestrel.rules_skipped", Value::U64(e.set.skipped.len() as u64));
+        f.put("kestrel.alerts_emitted", Value::U64(c.emitted));
+        f.put("kestrel.alerts_rate_limited", Value::U64(c.rate_limited));
+        f.put("kestrel.alerts_queue_drops", Value::U64(c.queue_drops));
+        f.put("kestrel.rules_evaluated", Value::U64(c.evaluated));
+    }
+
     /// BPF run-time stats per program (libbpf_stats_enabled).
     pub(super) fn prog_fields(f: &mut Fields<'_>, progs: &[ProgStats]) {
         for p in progs {

@@ -59,6 +59,8 @@ fn inputs(progs: &[ProgStats], num_evts: u64, kernel: KernelCounters) -> Inputs<
         kestrel_n_fds: 0,
         progs,
         culprits: None,
+        rules: None,
+        rules_counters: true,
     }
 }
 

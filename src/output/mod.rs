@@ -84,6 +84,16 @@ pub trait Sink {
     fn encode<'a>(&'a mut self, line: &'a [u8], _time: &str) -> Result<&'a [u8], &'static str> {
         Ok(line)
     }
+    /// A rule's alert line; `severity` is the rule priority's syslog
+    /// severity (falco_common.cpp: the priority values are syslog's).
+    fn encode_alert<'a>(
+        &'a mut self,
+        line: &'a [u8],
+        time: &str,
+        _severity: u8,
+    ) -> Result<&'a [u8], &'static str> {
+        self.encode(line, time)
+    }
     /// Writes `data[done..]` without blocking.
     fn write(&mut self, data: &[u8], done: usize) -> Wrote;
     /// Lines reported lost after they were written (UDP: ICMP errors).
@@ -136,8 +146,12 @@ impl Output {
         self.sink.name()
     }
 
-    fn push(&mut self, line: &[u8], time: &str) {
-        match self.sink.encode(line, time) {
+    fn push(&mut self, line: &[u8], time: &str, severity: Option<u8>) {
+        let encoded = match severity {
+            Some(sev) => self.sink.encode_alert(line, time, sev),
+            None => self.sink.encode(line, time),
+        };
+        match encoded {
             Ok(data) => {
                 if !self.queue.push(data) {
                     // Falco counts a message its bounded outputs queue refuses:
@@ -243,7 +257,14 @@ impl Outputs {
     /// each can take now.
     pub fn write(&mut self, line: &[u8], time: &str) {
         for o in &mut self.list {
-            o.push(line, time);
+            o.push(line, time, None);
+        }
+    }
+
+    /// A rule's alert line, at once, on every output.
+    pub fn write_alert(&mut self, line: &[u8], time: &str, severity: u8) {
+        for o in &mut self.list {
+            o.push(line, time, Some(severity));
         }
     }
 

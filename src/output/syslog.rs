@@ -258,13 +258,18 @@ impl SyslogSink {
 
     /// Frames `msg` into the reusable buffer.
     pub fn frame(&mut self, msg: &[u8], rfc3339: &str) -> &[u8] {
+        self.frame_as(msg, rfc3339, self.spec.severity, "metrics")
+    }
+
+    /// Frames with a severity and MSGID of its own (alerts: the rule's).
+    pub fn frame_as(&mut self, msg: &[u8], rfc3339: &str, severity: u8, msgid: &str) -> &[u8] {
         use std::io::Write;
-        let pri = u32::from(self.spec.facility) * 8 + u32::from(self.spec.severity);
+        let pri = u32::from(self.spec.facility) * 8 + u32::from(severity.min(7));
         self.buf.clear();
         let _ = match self.spec.format {
             Format::Rfc5424 => write!(
                 self.buf,
-                "<{pri}>1 {rfc3339} {} {} {} metrics - ",
+                "<{pri}>1 {rfc3339} {} {} {} {msgid} - ",
                 self.hostname, self.spec.app_name, self.pid
             ),
             Format::Rfc3164 => {
@@ -291,6 +296,20 @@ impl Sink for SyslogSink {
         let max = self.spec.max_bytes;
         if self.frame(msg, time).len() > max {
             return Err("snapshot exceeds the syslog max_bytes: dropped, not truncated");
+        }
+        Ok(&self.buf)
+    }
+
+    fn encode_alert<'a>(
+        &'a mut self,
+        line: &'a [u8],
+        time: &str,
+        severity: u8,
+    ) -> Result<&'a [u8], &'static str> {
+        let msg = line.strip_suffix(b"\n").unwrap_or(line);
+        let max = self.spec.max_bytes;
+        if self.frame_as(msg, time, severity, "alert").len() > max {
+            return Err("alert exceeds the syslog max_bytes: dropped, not truncated");
         }
         Ok(&self.buf)
     }

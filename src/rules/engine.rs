@@ -102,6 +102,10 @@ impl AlertQueue {
 
 pub struct Engine {
     pub set: RuleSet,
+    /// `falco.rules.<name>` per rule (falco utils.cpp sanitize_rule_name).
+    pub keys: Vec<String>,
+    /// `tag_<tag>` label names per rule (falco_metrics.cpp, 0.44.1).
+    pub tag_labels: Vec<Vec<String>>,
     pub counters: RuleCounters,
     pub queue: AlertQueue,
     pub users: Users,
@@ -118,7 +122,26 @@ pub struct Engine {
 impl Engine {
     pub fn new(set: RuleSet, cfg: &EngineConfig, hostname: &str, users: Users, host: HostFacts) -> Engine {
         let n = set.rules.len();
+        let keys = set
+            .rules
+            .iter()
+            .map(|r| {
+                let mut k = format!("falco.rules.{}", sanitize_rule_name(&r.name));
+                // The snapshot's keys are bounded; a longer name is cut at a char.
+                while k.len() > crate::metrics::fields::KEY_MAX {
+                    k.pop();
+                }
+                k
+            })
+            .collect();
+        let tag_labels = set
+            .rules
+            .iter()
+            .map(|r| r.tags.iter().map(|t| format!("tag_{}", label_name(t))).collect())
+            .collect();
         Engine {
+            keys,
+            tag_labels,
             counters: RuleCounters {
                 by_rule: vec![0; n],
                 ..RuleCounters::default()
@@ -208,4 +231,28 @@ impl Engine {
     pub fn rule_priority(&self, i: usize) -> Priority {
         self.set.rules[i].priority
     }
+}
+
+/// falco utils.cpp `sanitize_rule_name`: every character outside
+/// `[a-zA-Z0-9_:]` becomes `_`, runs of `_` collapse, a trailing `_` goes.
+pub fn sanitize_rule_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        let c = if c.is_ascii_alphanumeric() || c == ':' { c } else { '_' };
+        if c == '_' && out.ends_with('_') {
+            continue;
+        }
+        out.push(c);
+    }
+    if out.ends_with('_') {
+        out.pop();
+    }
+    out
+}
+
+/// A Prometheus label name: `[a-zA-Z0-9_]`, anything else `_`.
+fn label_name(t: &str) -> String {
+    t.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }

@@ -28,6 +28,10 @@ pub const DEFAULT_THREAD_CAPACITY: usize = 4096;
 pub const DEFAULT_FD_CAPACITY: usize = 8192;
 pub const EXE_MAX: usize = 96;
 pub const FD_PATH_MAX: usize = 64;
+pub const ARGS_MAX: usize = 256;
+pub const EXEPATH_MAX: usize = 128;
+/// Thread::exe_flags: the executable is a memfd.
+pub const EXE_FROM_MEMFD: u8 = 1;
 /// Falco caps each process's table at this many fds (sinsp m_max_fdtable_size);
 /// Kestrel tracks fd numbers below it, which bounds every per-process walk.
 pub const FDS_PER_PROCESS_MAX: u32 = 4096;
@@ -46,6 +50,20 @@ pub struct Thread {
     pub start_ns: u64,
     pub comm: [u8; 16],
     pub exe: HVec<u8, EXE_MAX>,
+    /// argv as captured at exec: NUL-separated, argv[0] first.
+    pub args: HVec<u8, ARGS_MAX>,
+    pub args_trunc: bool,
+    /// The executable's path as the kernel resolved it.
+    pub exepath: HVec<u8, EXEPATH_MAX>,
+    pub cwd: HVec<u8, EXEPATH_MAX>,
+    /// Audit login uid; u32::MAX when unset.
+    pub loginuid: u32,
+    /// Controlling terminal in Falco's encoding; 0 for none.
+    pub tty: u32,
+    /// Session id (the session leader's pid).
+    pub sid: u32,
+    /// EXE_FROM_MEMFD and friends.
+    pub exe_flags: u8,
     /// Tick of the last lookup (libsinsp's m_lastaccess_ts), for the purge.
     last_tick: u32,
     /// Syscall number of the saved enter event, -1 when none.
@@ -73,6 +91,14 @@ impl Default for Thread {
             start_ns: 0,
             comm: [0; 16],
             exe: HVec::new(),
+            args: HVec::new(),
+            args_trunc: false,
+            exepath: HVec::new(),
+            cwd: HVec::new(),
+            loginuid: u32::MAX,
+            tty: 0,
+            sid: 0,
+            exe_flags: 0,
             last_tick: 0,
             pending_enter: -1,
         }

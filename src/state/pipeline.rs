@@ -1,12 +1,13 @@
 //! The per-event path: decode one ring-buffer record and apply it to the
 //! state tables (and, when the culprit counters are on, to the per-process
-//! activity table). Called from the ring buffer callback; never allocates,
+//! activity table) and to the rules. Called from the ring buffer callback; never allocates,
 //! formats or reads /proc except through the state's bounded lookup fallback.
 
 use super::activity::Activity;
 use super::State;
 use crate::capture::record::decode;
 use crate::capture::skel::types::kestrel_flags as KF;
+use crate::rules::engine::Engine;
 
 /// Decode + state update: the whole per-event path.
 pub struct Pipeline {
@@ -16,6 +17,8 @@ pub struct Pipeline {
     pub num_compat_evts: u64,
     /// Traced events per process this interval (culprit counters).
     pub activity: Option<Activity>,
+    /// The rules, run on every record after it was applied.
+    pub rules: Option<Engine>,
 }
 
 impl Pipeline {
@@ -26,6 +29,7 @@ impl Pipeline {
             num_evts: 0,
             num_compat_evts: 0,
             activity,
+            rules: None,
         }
     }
 
@@ -36,6 +40,9 @@ impl Pipeline {
             Ok(rec) => {
                 self.num_compat_evts += u64::from(rec.has_flag(KF::KF_COMPAT));
                 self.state.apply(&rec);
+                if let Some(e) = &mut self.rules {
+                    e.on_record(&rec, &self.state, self.num_evts);
+                }
                 if let Some(a) = &mut self.activity {
                     let state = &self.state;
                     let pid = rec.hdr().pid;

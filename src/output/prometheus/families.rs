@@ -250,3 +250,41 @@ pub(super) fn server(t: &mut Text<'_>, s: &ServerStats) {
         U(s.open_connections),
     );
 }
+
+/// Rule matches (falco_metrics.cpp, 0.44.1): one series per rule that has
+/// matched, priority as its number, each tag a `tag_<tag>="true"` label;
+/// then the engine's own counters.
+pub(super) fn rules(t: &mut Text<'_>, e: &crate::rules::engine::Engine, counters: bool) {
+    const DIGITS: [&str; 8] = ["0", "1", "2", "3", "4", "5", "6", "7"];
+    let c = &e.counters;
+    if counters {
+        t.family(
+            format_args!("falcosecurity_falco_rules_matches_total"),
+            Counter,
+            "Events that matched each rule.",
+        );
+        for (i, r) in e.set.rules.iter().enumerate() {
+            let n = c.by_rule.get(i).copied().unwrap_or(0);
+            if n == 0 {
+                continue;
+            }
+            let prio = DIGITS[usize::from(r.priority.severity()) & 7];
+            let mut labels = vec![("priority", prio), ("rule_name", r.name.as_str()), ("source", r.source.as_str())];
+            if let Some(tags) = e.tag_labels.get(i) {
+                labels.extend(tags.iter().map(|t| (t.as_str(), "true")));
+            }
+            labels.sort_by(|a, b| a.0.cmp(b.0));
+            labels.dedup_by(|a, b| a.0 == b.0);
+            t.sample(&labels, U(n));
+        }
+    }
+    for (name, help, v) in [
+        ("kestrel_alerts_emitted_total", "Alert lines handed to the outputs.", c.emitted),
+        ("kestrel_alerts_rate_limited_total", "Rule matches the alert rate limit suppressed.", c.rate_limited),
+        ("kestrel_alerts_queue_drops_total", "Alerts dropped because the alert queue was full.", c.queue_drops),
+    ] {
+        t.one(name, Counter, help, U(v));
+    }
+    t.one("kestrel_rules_loaded", Gauge, "Rules loaded and enabled.", U(e.set.rules.len() as u64));
+    t.one("kestrel_rules_skipped", Gauge, "Rules skipped: they need what Kestrel does not capture.", U(e.set.skipped.len() as u64));
+}

@@ -218,6 +218,9 @@ pub fn render(v: &View<'_>, out: &mut Vec<u8>) {
     if let Some(c) = v.culprits {
         culprits(&mut t, c);
     }
+    if let Some(e) = i.rules {
+        super::families::rules(&mut t, e, i.rules_counters);
+    }
     // Falco's additional wrapper metrics, subsystem falco.
     let boot = v
         .resources

@@ -48,6 +48,8 @@ fn text_named(cfg: &MetricsConfig, culprits: Option<&Culprits<'_>>, strict_names
         num_compat_evts: 0,
         attach: "tp_btf",
         culprits: None,
+        rules: None,
+        rules_counters: true,
         outputs_queue_num_drops: 0,
         output_write_errors: 1,
         kernel,
