@@ -150,7 +150,7 @@ pub struct RuleSet {
 
 /// The loader thread's stack: a 1000-deep condition needs a few MB in a
 /// debug build; only the pages used become resident.
-const LOAD_STACK_BYTES: usize = 256 << 20;
+pub const LOAD_STACK_BYTES: usize = 256 << 20;
 
 /// Largest rule file accepted: Falco's own is about 60 KB.
 pub const MAX_FILE_BYTES: usize = 4 << 20;
@@ -177,7 +177,9 @@ impl RuleSet {
         })
     }
 
-    fn load_here(files: &[RuleFile<'_>], min_priority: Priority) -> Result<RuleSet, LoadError> {
+    /// `load` on the calling thread, which must have a stack of
+    /// LOAD_STACK_BYTES (the fuzz test runs many loads on one such thread).
+    pub fn load_here(files: &[RuleFile<'_>], min_priority: Priority) -> Result<RuleSet, LoadError> {
         let mut c = Collector::default();
         for f in files {
             if f.text.len() > MAX_FILE_BYTES {
