@@ -15,5 +15,6 @@ pub mod pidfile;
 pub mod preflight;
 pub mod privilege;
 pub mod procfs;
+pub mod rules;
 pub mod state;
 pub mod testing;
