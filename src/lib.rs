@@ -14,7 +14,7 @@ pub mod output;
 pub mod pidfile;
 pub mod preflight;
 pub mod privilege;
-pub mod rules;
 pub mod procfs;
+pub mod rules;
 pub mod state;
 pub mod testing;
