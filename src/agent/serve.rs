@@ -85,9 +85,9 @@ impl Agent<'_> {
         let inputs = inputs(
             &self.probe,
             &p,
-            s,
+            (&s.progs, s.culprits.as_ref()),
             &self.outputs,
-            prom_errors,
+            s.render_errors + prom_errors,
             self.rules_counters,
             kernel,
         );
@@ -217,9 +217,9 @@ impl Agent<'_> {
         let i = inputs(
             &self.probe,
             &p,
-            s,
+            (&s.progs, s.culprits.as_ref()),
             &self.outputs,
-            prom.write_errors,
+            s.render_errors + prom.write_errors,
             self.rules_counters,
             kernel,
         );
@@ -253,9 +253,9 @@ impl Agent<'_> {
 fn inputs<'a>(
     probe: &'a Probe<'_>,
     p: &'a Pipeline,
-    s: &'a Snapshots,
+    (progs, culprits): (&'a [ProgStats], Option<&'a Culprits>),
     outputs: &Outputs,
-    prom_errors: u64,
+    other_errors: u64,
     rules_counters: bool,
     kernel: crate::capture::KernelCounters,
 ) -> Inputs<'a> {
@@ -265,13 +265,13 @@ fn inputs<'a>(
         num_compat_evts: p.num_compat_evts,
         attach: probe.attach_path().name(),
         outputs_queue_num_drops: outputs.queue_drops(),
-        output_write_errors: outputs.write_errors() + s.render_errors + prom_errors,
+        output_write_errors: outputs.write_errors() + other_errors,
         kernel,
         state: p.state.counters,
         n_threads: p.state.n_threads() as u64,
         n_fds: p.state.n_fds_falco(),
-        progs: &s.progs,
-        culprits: s.culprits.as_ref(),
+        progs,
+        culprits,
         rules: p.rules.as_ref(),
         rules_counters,
     }

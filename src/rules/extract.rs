@@ -13,7 +13,7 @@ use super::users::Users;
 use super::value::{Buf, Ip, V};
 use crate::capture::record::{Record, SockAddr};
 use crate::capture::skel::types::kestrel_flags as KF;
-use crate::state::{FdKind, State, Thread};
+use crate::state::{State, Thread};
 
 /// What the host answers for container fields (the container plugin's
 /// values outside containers).
@@ -365,8 +365,4 @@ pub(super) fn sock_ip(s: &SockAddr) -> Option<Ip> {
         10 => Some(Ip { v6: true, addr: s.addr }),
         _ => None,
     }
-}
-
-pub(super) fn is_socket(k: FdKind) -> bool {
-    k == FdKind::Socket
 }

@@ -122,6 +122,7 @@ fn numbers_bools_and_addresses() {
         .with(Field::FdSport, Val::I(4444))
         .with(Field::EvtIsOpenRead, Val::B(false))
         .with(Field::FdSip, Val::Ip(Ip::parse("192.168.1.9").unwrap()))
+        .with(Field::FdSnet, Val::Ip(Ip::parse("192.168.1.9").unwrap()))
         .with(Field::FdCip, Val::Ip(Ip::parse("10.1.1.1").unwrap()));
     for c in [
         "evt.rawres < 0",
@@ -187,10 +188,11 @@ fn lists_macros_append_override() {
     assert_eq!(r.tags, ["a", "b", "c"]);
     assert_eq!(r.priority, Priority::Notice);
     let s = Scratch::default;
-    // `more` expanded `shells` from its items at that point: ash came later.
+    // `more` expands `shells` at compile time, after the append.
     assert!(eval(&r.condition, &exec_of("zsh"), &mut s()));
     assert!(eval(&r.condition, &exec_of("fish"), &mut s()));
-    assert!(!eval(&r.condition, &exec_of("ash"), &mut s()));
+    assert!(eval(&r.condition, &exec_of("ash"), &mut s()));
+    assert!(!eval(&r.condition, &exec_of("ksh"), &mut s()));
     let mut out = Buf::new();
     format::render(&r.output, &exec_of("sh").with(Field::ProcPname, Val::S("init")), &mut out, &mut Buf::new());
     assert_eq!(&out[..], b"shell sh (init)");
@@ -207,6 +209,7 @@ fn exceptions_and_disable() {
   exceptions:
     - name: by_name
       fields: [proc.name, proc.pname]
+      comps: [=, in]
       values:
         - [sh, init]
     - name: one
