@@ -3,7 +3,7 @@
 //! /proc lookups on thread-lookup misses included.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicU64, Ordering};
+
 
 use kestrel::capture::record::{decode, synth};
 use kestrel::capture::skel::types::kestrel_record_type as T;
