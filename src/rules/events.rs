@@ -109,6 +109,15 @@ fn set_of(names: &[&[u8]]) -> EvtSet {
     s
 }
 
+/// The codes an evt.type check's value names (uncaptured names: none).
+pub fn set_of_rhs(r: &Rhs) -> EvtSet {
+    match r {
+        Rhs::Str(s) => set_of(&[s]),
+        Rhs::StrSet(v) => set_of(&v.iter().map(|s| &s[..]).collect::<Vec<_>>()),
+        _ => EvtSet::NONE,
+    }
+}
+
 /// The codes a condition can match; `negated` pushes a `not` down.
 pub fn codes(n: &Node, negated: bool) -> EvtSet {
     match n {

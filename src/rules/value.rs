@@ -117,6 +117,12 @@ pub enum Rhs {
     Paths(Box<[Box<[Box<[u8]>]>]>),
 }
 
+/// The order of a string set: length first, so a lookup compares bytes only
+/// with entries of the same length.
+pub fn by_len(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
 /// Decimal, 0x hex, or a negative decimal (value_parser.cpp).
 pub fn parse_int(s: &str) -> Option<i64> {
     let (neg, t) = match s.strip_prefix('-') {
@@ -170,7 +176,7 @@ pub fn parse_list(ty: Ty, items: &[String]) -> Result<Rhs, String> {
             _ => {}
         }
     }
-    strs.sort();
+    strs.sort_by(|a, b| by_len(a, b));
     strs.dedup();
     ints.sort_unstable();
     ips.sort();
