@@ -181,9 +181,7 @@ fn compare(v: V<'_>, c: &Cmp, rf: V<'_>) -> bool {
             (Op::Gt, Some(r)) => s > r,
             (Op::Ge, Some(r)) => s >= r,
             (Op::In | Op::Intersects, _) => match &c.rhs {
-                Rhs::StrSet(set) if x.is_none() => {
-                    set.binary_search_by(|e| super::value::by_len(e, s)).is_ok()
-                }
+                Rhs::StrSet(set) if x.is_none() => set.contains(s),
                 Rhs::StrSet(set) => set.iter().any(|e| eq_folded(s, e, x)),
                 _ => false,
             },
