@@ -49,7 +49,10 @@ fn rsyslog(dir: &str, port: u16) -> (Killed, String) {
         .expect("rsyslogd (Debian's rsyslog)");
     let t = Instant::now();
     while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(t.elapsed() < Duration::from_secs(10), "rsyslogd did not bind");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "rsyslogd did not bind"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     (Killed(child), out)
@@ -67,12 +70,22 @@ fn main() {
     let dir = format!("/tmp/kestrel-latency-{}", std::process::id());
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (_rs, received) = rsyslog(&dir, port);
     let snap = format!("{dir}/snapshots.json");
     let agent = Killed(
         Command::new(BIN)
-            .args(["run", "--interval", "1h", "--output", &format!("file:{snap}")])
+            .args([
+                "run",
+                "--interval",
+                "1h",
+                "--output",
+                &format!("file:{snap}"),
+            ])
             .args(["--output", &format!("syslog://127.0.0.1:{port}")])
             .stderr(Stdio::null())
             .spawn()

@@ -24,4 +24,3 @@ pub fn mix(iters: usize, path: &CString) -> f64 {
     }
     t.elapsed().as_secs_f64()
 }
-

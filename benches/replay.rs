@@ -10,17 +10,25 @@ use kestrel::state::State;
 
 fn ruleset(name: &str) -> Option<RuleSet> {
     let load = |text: &str| {
-        RuleSet::load(&[RuleFile { name, text: text.as_bytes() }], Priority::Debug)
-            .unwrap_or_else(|e| panic!("{name}: {e}"))
+        RuleSet::load(
+            &[RuleFile {
+                name,
+                text: text.as_bytes(),
+            }],
+            Priority::Debug,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
     };
     match name {
         "none" => None,
         "default" => Some(load(files::DEFAULT_RULES)),
-        "upstream" => Some(load(&std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/rules/upstream/falco_rules.yaml"
-        ))
-        .expect("tests/rules/upstream/falco_rules.yaml"))),
+        "upstream" => Some(load(
+            &std::fs::read_to_string(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/rules/upstream/falco_rules.yaml"
+            ))
+            .expect("tests/rules/upstream/falco_rules.yaml"),
+        )),
         _ => {
             // Ten renamed copies of every rule: ten times the rule work.
             let base = files::DEFAULT_RULES;
@@ -50,7 +58,10 @@ fn main() {
         let set = ruleset(name);
         let n = set.as_ref().map_or(0, |s| s.rules.len());
         let (best, recs) = replay_core::best_of_rules(5, 200, set);
-        println!("replay rules={name} ({n} rules): {:.2} M events/s ({recs} records per round)", best / 1e6);
+        println!(
+            "replay rules={name} ({n} rules): {:.2} M events/s ({recs} records per round)",
+            best / 1e6
+        );
     }
     println!(
         "bytes/thread entry {}, bytes/fd entry {}",

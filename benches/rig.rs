@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use kestrel::capture::floor::Floor;
 use kestrel::capture::ProgStats;
 
-#[path = "replay_core.rs"]
-mod replay_core;
 #[path = "mix.rs"]
 mod mix;
+#[path = "replay_core.rs"]
+mod replay_core;
 use mix::mix;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kestrel");

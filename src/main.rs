@@ -3,15 +3,15 @@ use std::path::PathBuf;
 
 use kestrel::alerts::{DropAlertConfig, EXIT_ON_DROPS};
 use kestrel::capture::btf::AttachMode;
+use kestrel::capture::syscalls::Selection;
 use kestrel::capture::{ProbeConfig, DEFAULT_RING_BYTES};
 use kestrel::cli::{self, Command};
 use kestrel::metrics::culprits::CulpritConfig;
 use kestrel::metrics::MetricsConfig;
 use kestrel::output::OutputSpec;
-use kestrel::state::{DEFAULT_FD_CAPACITY, DEFAULT_THREAD_CAPACITY};
-use kestrel::capture::syscalls::Selection;
 use kestrel::rules::engine::EngineConfig;
 use kestrel::rules::{Priority, RuleSet};
+use kestrel::state::{DEFAULT_FD_CAPACITY, DEFAULT_THREAD_CAPACITY};
 
 const DEFAULT_INTERVAL_NS: u64 = 15 * 60 * 1_000_000_000;
 
@@ -25,10 +25,6 @@ fn main() {
         Command::ExportProbe(e) => export_probe(&e.file),
         Command::Check(c) => check(c),
     };
-    let rules = match kestrel::rules::files::load(&a.rules, a.min_priority.unwrap_or(Priority::Debug)) {
-        Ok(r) => r,
-        Err(e) => cli::bad_input(&format!("rules: {e}")),
-    };
     let threads = a.thread_table_size.unwrap_or(DEFAULT_THREAD_CAPACITY);
     let fds = a.fd_table_size.unwrap_or(DEFAULT_FD_CAPACITY);
     // Everything that can be wrong with the input, before anything is created.
@@ -36,6 +32,11 @@ fn main() {
         match kestrel::preflight::check(a.pidfile.as_deref(), a.user.as_deref(), threads, fds) {
             Ok(c) => c,
             Err(e) => cli::bad_input(&e),
+        };
+    let rules =
+        match kestrel::rules::files::load(&a.rules, a.min_priority.unwrap_or(Priority::Debug)) {
+            Ok(r) => r,
+            Err(e) => cli::bad_input(&format!("rules: {e}")),
         };
     match agent::run(agent_config(a, threads, fds, rules), checked) {
         Ok(agent::RunEnd::Stopped) => {}
@@ -163,7 +164,6 @@ fn with_rules(sel: Selection, rules: &RuleSet) -> Selection {
         }
     }
 }
-
 
 /// Writes the embedded BPF object; exit 2 when the file cannot be written.
 fn export_probe(file: &str) -> ! {

@@ -4,7 +4,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
-
 use kestrel::capture::record::{decode, synth};
 use kestrel::capture::skel::types::kestrel_record_type as T;
 use kestrel::state::State;
@@ -145,9 +144,14 @@ fn rules_and_alerts_on_the_per_event_path_allocate_nothing() {
         recs.push(synth::exec(c, c, c, "/dev/shm/payload"));
         recs.push(synth::exit(c, c, true));
     }
-    let mut p = Pipeline::new(State::new(4096, 8192, 1, true).with_proc_fallback("/proc"), None);
+    let mut p = Pipeline::new(
+        State::new(4096, 8192, 1, true).with_proc_fallback("/proc"),
+        None,
+    );
+    // Room for a round's alerts: the test drains once per round.
     let cfg = EngineConfig {
         rate: 0.0,
+        queue_bytes: 1 << 20,
         ..EngineConfig::default()
     };
     let users = kestrel::rules::users::Users::new(std::path::Path::new("/"));

@@ -8,7 +8,10 @@ use std::time::Instant;
 use kestrel::rules::{files, Priority, RuleFile, RuleSet, LOAD_STACK_BYTES};
 use kestrel::testing::Rng;
 
-const UPSTREAM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rules/upstream/falco_rules.yaml");
+const UPSTREAM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/rules/upstream/falco_rules.yaml"
+);
 
 fn load(name: &str, text: &[u8]) -> Result<RuleSet, kestrel::rules::LoadError> {
     RuleSet::load(&[RuleFile { name, text }], Priority::Debug)
@@ -34,13 +37,17 @@ fn upstream_stable_rules_load_unchanged() {
     for r in &set.rules {
         println!("runs: {}", r.name);
     }
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     // Lines wrap anywhere: compare with whitespace collapsed.
     let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
     let claim = format!("{} of the 25 stable rules run", set.rules.len());
     assert!(readme.contains(&claim), "README must say '{claim}'");
     for (rule, _) in &skipped {
-        assert!(readme.contains(rule), "README must name the skipped rule '{rule}'");
+        assert!(
+            readme.contains(rule),
+            "README must name the skipped rule '{rule}'"
+        );
     }
     for must in [
         "Read sensitive file untrusted",
@@ -72,7 +79,10 @@ fn run_with_rules(path: &str) -> (i32, String) {
         .args(["run", "--rules", path, "--duration", "1s"])
         .output()
         .unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 /// Bad rule files: exit 2 and one line naming the file, the line and the
@@ -125,7 +135,21 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
                 v.splice(at..at, chunk);
             }
             3 => {
-                let tok: &[u8] = [&b" and "[..], b" or ", b"not ", b"(", b")", b"\"", b"'", b"%", b"[", b"]", b"\n- ", b": >\n", b"\t"][rng.below(13)];
+                let tok: &[u8] = [
+                    &b" and "[..],
+                    b" or ",
+                    b"not ",
+                    b"(",
+                    b")",
+                    b"\"",
+                    b"'",
+                    b"%",
+                    b"[",
+                    b"]",
+                    b"\n- ",
+                    b": >\n",
+                    b"\t",
+                ][rng.below(13)];
                 v.splice(at..at, tok.iter().copied());
             }
             _ => {

@@ -71,7 +71,10 @@ impl Session {
             ),
         )
         .unwrap();
-        let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/rules/kestrel_rules.yaml");
+        let shipped = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/configs/rules/kestrel_rules.yaml"
+        );
         let agent = Guard(spawn_agent(
             &out,
             &[
@@ -169,7 +172,11 @@ fn default_rules_fire_on_attacks_and_stay_quiet_on_twins() {
 
     // Execution from /dev/shm.
     let shm = copy_as("/bin/true", Path::new("/dev/shm"), "kestrel-payload");
-    let v = s.case("Execution from /dev/shm", || run("/bin/true", &[]), || run(&shm, &[]));
+    let v = s.case(
+        "Execution from /dev/shm",
+        || run("/bin/true", &[]),
+        || run(&shm, &[]),
+    );
     assert_eq!(v["priority"], "Warning");
     assert_eq!(fields(&v)["proc.exepath"], shm.as_str());
     let _ = std::fs::remove_file(&shm);
@@ -192,7 +199,10 @@ fn default_rules_fire_on_attacks_and_stay_quiet_on_twins() {
         || run(&memfd, &["/bin/true"]),
     );
     assert_eq!(v["priority"], "Critical");
-    assert!(fields(&v)["proc.exepath"].as_str().unwrap().contains("memfd:"));
+    assert!(fields(&v)["proc.exepath"]
+        .as_str()
+        .unwrap()
+        .contains("memfd:"));
     assert_eq!(fields(&v)["evt.arg.flags"], "EXE_FROM_MEMFD");
 
     // /etc/shadow read by an untrusted program.

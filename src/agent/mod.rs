@@ -18,13 +18,13 @@ use crate::metrics::{HostInfo, MetricsConfig, Snapshotter};
 use crate::output::prometheus::Prometheus;
 use crate::output::{OpenOptions, OutputSpec, Outputs};
 use crate::preflight::Checked;
-use crate::state::activity::Activity;
-use crate::state::pipeline::Pipeline;
-use crate::state::{procfs, State};
 use crate::rules::engine::{Engine, EngineConfig};
 use crate::rules::extract::HostFacts;
 use crate::rules::users::Users;
 use crate::rules::RuleSet;
+use crate::state::activity::Activity;
+use crate::state::pipeline::Pipeline;
+use crate::state::{procfs, State};
 
 mod events;
 mod serve;

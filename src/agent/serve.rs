@@ -204,9 +204,11 @@ impl Agent<'_> {
             return;
         }
         let mut tb = [0u8; 40];
-        let time = crate::metrics::time::rfc3339_nanos(crate::metrics::time::realtime_ns(), &mut tb);
+        let time =
+            crate::metrics::time::rfc3339_nanos(crate::metrics::time::realtime_ns(), &mut tb);
         let outputs = &mut self.outputs;
-        e.queue.drain(|sev, line| outputs.write_alert(line, time, sev));
+        e.queue
+            .drain(|sev, line| outputs.write_alert(line, time, sev));
         self.rules_dirty = true;
     }
 
@@ -214,14 +216,19 @@ impl Agent<'_> {
     /// interval late: re-rendered at most once a second after a match.
     fn refresh_prometheus(&mut self) {
         let now = crate::metrics::time::monotonic_ns();
-        if !self.rules_dirty || self.prom.is_none() || now.saturating_sub(self.last_prom_ns) < PROM_REFRESH_NS {
+        if !self.rules_dirty
+            || self.prom.is_none()
+            || now.saturating_sub(self.last_prom_ns) < PROM_REFRESH_NS
+        {
             return;
         }
         self.rules_dirty = false;
         self.last_prom_ns = now;
         let kernel = self.probe.counters();
         let p = self.pipeline.borrow();
-        let Some(prom) = self.prom.as_mut() else { return };
+        let Some(prom) = self.prom.as_mut() else {
+            return;
+        };
         let s = &self.snapshots;
         let i = inputs(
             &self.probe,
@@ -232,7 +239,12 @@ impl Agent<'_> {
             self.rules_counters,
             kernel,
         );
-        prom.publish(&s.snap.cfg, s.snap.host(), &i, s.snap.last_resources.as_ref());
+        prom.publish(
+            &s.snap.cfg,
+            s.snap.host(),
+            &i,
+            s.snap.last_resources.as_ref(),
+        );
     }
 
     /// Detach, drain what is left, the last drop check and the final

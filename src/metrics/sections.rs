@@ -113,7 +113,10 @@ impl Snapshotter {
             }
         }
         f.put_always("kestrel.rules_loaded", Value::U64(e.set.rules.len() as u64));
-        f.put_always("kestrel.rules_skipped", Value::U64(e.set.skipped.len() as u64));
+        f.put_always(
+            "kestrel.rules_skipped",
+            Value::U64(e.set.skipped.len() as u64),
+        );
         f.put("kestrel.alerts_emitted", Value::U64(c.emitted));
         f.put("kestrel.alerts_rate_limited", Value::U64(c.rate_limited));
         f.put("kestrel.alerts_queue_drops", Value::U64(c.queue_drops));

@@ -168,7 +168,10 @@ impl AlertWriter {
         }
         push(l, b"],\"time\":\"");
         let mut tb = [0u8; 40];
-        push(l, crate::metrics::time::rfc3339_nanos(time_ns, &mut tb).as_bytes());
+        push(
+            l,
+            crate::metrics::time::rfc3339_nanos(time_ns, &mut tb).as_bytes(),
+        );
         push(l, b"\"}");
         // A line cut short is closed so it still ends the record.
         if l.len() == l.capacity() {

@@ -52,7 +52,11 @@ fn expanded(e: &Expr, macros: &Macros, at: &Origin, item: &str) -> Result<Expr, 
     let mut nodes = 0;
     let x = expand(e, macros, &mut nodes).map_err(|m| err(at, item, m))?;
     if depth(&x) > MAX_EXPANDED_DEPTH {
-        return Err(err(at, item, format!("condition nested deeper than {MAX_EXPANDED_DEPTH} once macros are expanded")));
+        return Err(err(
+            at,
+            item,
+            format!("condition nested deeper than {MAX_EXPANDED_DEPTH} once macros are expanded"),
+        ));
     }
     Ok(x)
 }
@@ -70,14 +74,18 @@ pub fn build(c: Collector, min_priority: Priority) -> Result<RuleSet, LoadError>
     let mut set = RuleSet::empty();
     set.warnings = c.warnings;
     for r in &c.rules {
-        let cond = with_exceptions(&r.condition, &r.exceptions).map_err(|m| err(&r.at, &r.name, m))?;
+        let cond =
+            with_exceptions(&r.condition, &r.exceptions).map_err(|m| err(&r.at, &r.name, m))?;
         let text = substitute_lists(&cond, &lists);
         let tree = parse(&text, &r.at, &r.name)?;
         let tree = expanded(&tree, &macros, &r.at, &r.name)?;
         let compiled = compile(&tree).and_then(|n| Ok((n, format::compile(&r.output)?)));
         let skip = |set: &mut RuleSet, reason: String| {
             if r.enabled {
-                set.skipped.push(Skipped { rule: r.name.clone(), reason });
+                set.skipped.push(Skipped {
+                    rule: r.name.clone(),
+                    reason,
+                });
             }
         };
         let (node, output) = match compiled {
@@ -105,12 +113,21 @@ pub fn build(c: Collector, min_priority: Priority) -> Result<RuleSet, LoadError>
             }
         }
         if r.source != "syscall" {
-            skip(&mut set, format!("source '{}' is not supported (only syscall)", r.source));
+            skip(
+                &mut set,
+                format!("source '{}' is not supported (only syscall)", r.source),
+            );
             continue;
         }
         let codes = events::codes(&node, false);
         if codes == EvtSet::NONE {
-            skip(&mut set, format!("matches only events Kestrel does not capture ({})", uncaptured.join(", ")));
+            skip(
+                &mut set,
+                format!(
+                    "matches only events Kestrel does not capture ({})",
+                    uncaptured.join(", ")
+                ),
+            );
             continue;
         }
         if !uncaptured.is_empty() && r.enabled {
@@ -149,7 +166,12 @@ pub fn build(c: Collector, min_priority: Priority) -> Result<RuleSet, LoadError>
 /// The errors skip-if-unknown-filter turns into a skip
 /// (falco_load_result.cpp err_is_unknown_type_or_field).
 fn is_unknown_field(m: &str) -> bool {
-    ["nonexistent field", "invalid formatting token", "unknown event type", "unknown filter:"]
-        .iter()
-        .any(|p| m.contains(p))
+    [
+        "nonexistent field",
+        "invalid formatting token",
+        "unknown event type",
+        "unknown filter:",
+    ]
+    .iter()
+    .any(|p| m.contains(p))
 }

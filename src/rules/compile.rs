@@ -71,8 +71,15 @@ fn rank(n: &Node) -> u8 {
         // Composed on demand (joined, formatted): after the cheap checks.
         Node::Check(c) if composed(c.lhs.field) => 2,
         Node::Check(c) if c.lhs.ty == Ty::Str && c.rhs_field.is_none() => match c.op {
-            Op::In | Op::Intersects | Op::Pmatch | Op::Eq | Op::StartsWith | Op::EndsWith
-            | Op::Glob | Op::Contains | Op::IContains => 0,
+            Op::In
+            | Op::Intersects
+            | Op::Pmatch
+            | Op::Eq
+            | Op::StartsWith
+            | Op::EndsWith
+            | Op::Glob
+            | Op::Contains
+            | Op::IContains => 0,
             _ => 2,
         },
         Node::Check(_) => 2,

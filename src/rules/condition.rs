@@ -500,10 +500,7 @@ impl Parser<'_> {
         }
         let raw = &self.s[start..i];
         self.pos = i + 1;
-        unescape(raw, q).map_err(|m| ParseError {
-            pos: start,
-            msg: m,
-        })
+        unescape(raw, q).map_err(|m| ParseError { pos: start, msg: m })
     }
 }
 

@@ -8,7 +8,11 @@ fn f(name: &str) -> Operand {
 }
 
 fn chk(name: &str, op: Op, rhs: Rhs) -> Expr {
-    Expr::Check(Check { lhs: f(name), op, rhs })
+    Expr::Check(Check {
+        lhs: f(name),
+        op,
+        rhs,
+    })
 }
 
 #[test]
@@ -18,12 +22,18 @@ fn precedence_not_and_or() {
         e,
         Expr::Or(vec![
             Expr::Macro("a".into()),
-            Expr::And(vec![Expr::Not(Box::new(Expr::Macro("b".into()))), Expr::Macro("c".into())])
+            Expr::And(vec![
+                Expr::Not(Box::new(Expr::Macro("b".into()))),
+                Expr::Macro("c".into())
+            ])
         ])
     );
     // Pairs of not cancel.
     assert_eq!(parse("not not a").unwrap(), Expr::Macro("a".into()));
-    assert_eq!(parse("not(a)").unwrap(), Expr::Not(Box::new(Expr::Macro("a".into()))));
+    assert_eq!(
+        parse("not(a)").unwrap(),
+        Expr::Not(Box::new(Expr::Macro("a".into())))
+    );
 }
 
 #[test]
@@ -38,11 +48,24 @@ fn checks_and_values() {
     );
     assert_eq!(
         parse("proc.name in (sh, \"a b\", 'c')").unwrap(),
-        chk("proc.name", Op::In, Rhs::List(vec!["sh".into(), "a b".into(), "c".into()]))
+        chk(
+            "proc.name",
+            Op::In,
+            Rhs::List(vec!["sh".into(), "a b".into(), "c".into()])
+        )
     );
-    assert_eq!(parse("fd.name in ()").unwrap(), chk("fd.name", Op::In, Rhs::List(vec![])));
-    assert_eq!(parse("proc.pname exists").unwrap(), chk("proc.pname", Op::Exists, Rhs::None));
-    assert_eq!(parse("evt.rawres >= 0").unwrap(), chk("evt.rawres", Op::Ge, Rhs::Value("0".into())));
+    assert_eq!(
+        parse("fd.name in ()").unwrap(),
+        chk("fd.name", Op::In, Rhs::List(vec![]))
+    );
+    assert_eq!(
+        parse("proc.pname exists").unwrap(),
+        chk("proc.pname", Op::Exists, Rhs::None)
+    );
+    assert_eq!(
+        parse("evt.rawres >= 0").unwrap(),
+        chk("evt.rawres", Op::Ge, Rhs::Value("0".into()))
+    );
     assert!(parse("evt.rawres >= x").is_err());
     let e = parse("proc.aname[2]=sshd").unwrap();
     let Expr::Check(c) = e else { panic!() };
@@ -55,7 +78,9 @@ fn checks_and_values() {
     );
     let e = parse("tolower(proc.name) = bash and proc.name = val(proc.pname)").unwrap();
     let Expr::And(v) = e else { panic!() };
-    assert!(matches!(&v[0], Expr::Check(c) if matches!(&c.lhs, Operand::Transform(n, _) if n == "tolower")));
+    assert!(
+        matches!(&v[0], Expr::Check(c) if matches!(&c.lhs, Operand::Transform(n, _) if n == "tolower"))
+    );
     assert!(matches!(&v[1], Expr::Check(c) if matches!(&c.rhs, Rhs::Operand(_))));
 }
 
@@ -96,7 +121,11 @@ fn depth_is_bounded() {
 }
 
 fn depth_checks() {
-    let deep = format!("{}a{}", "(".repeat(MAX_DEPTH - 1), ")".repeat(MAX_DEPTH - 1));
+    let deep = format!(
+        "{}a{}",
+        "(".repeat(MAX_DEPTH - 1),
+        ")".repeat(MAX_DEPTH - 1)
+    );
     assert!(parse(&deep).is_ok());
     let too = format!("{}a{}", "(".repeat(10_000), ")".repeat(10_000));
     assert!(parse(&too).unwrap_err().msg.contains("deeper"));

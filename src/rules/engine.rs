@@ -120,7 +120,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(set: RuleSet, cfg: &EngineConfig, hostname: &str, users: Users, host: HostFacts) -> Engine {
+    pub fn new(
+        set: RuleSet,
+        cfg: &EngineConfig,
+        hostname: &str,
+        users: Users,
+        host: HostFacts,
+    ) -> Engine {
         let n = set.rules.len();
         let keys = set
             .rules
@@ -137,7 +143,12 @@ impl Engine {
         let tag_labels = set
             .rules
             .iter()
-            .map(|r| r.tags.iter().map(|t| format!("tag_{}", label_name(t))).collect())
+            .map(|r| {
+                r.tags
+                    .iter()
+                    .map(|t| format!("tag_{}", label_name(t)))
+                    .collect()
+            })
             .collect();
         Engine {
             keys,
@@ -155,7 +166,11 @@ impl Engine {
             scratch: Scratch::default(),
             writer: AlertWriter::new(hostname),
             bucket: (cfg.rate > 0.0).then(|| {
-                TokenBucket::new(cfg.rate, cfg.max_burst, crate::metrics::time::monotonic_ns())
+                TokenBucket::new(
+                    cfg.rate,
+                    cfg.max_burst,
+                    crate::metrics::time::monotonic_ns(),
+                )
             }),
             match_all: cfg.match_all,
             set,
@@ -237,7 +252,11 @@ impl Engine {
 pub fn sanitize_rule_name(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
-        let c = if c.is_ascii_alphanumeric() || c == ':' { c } else { '_' };
+        let c = if c.is_ascii_alphanumeric() || c == ':' {
+            c
+        } else {
+            '_'
+        };
         if c == '_' && out.ends_with('_') {
             continue;
         }

@@ -156,7 +156,10 @@ fn compare(v: V<'_>, c: &Cmp, rf: V<'_>) -> bool {
     if c.op == Op::Exists {
         return true;
     }
-    let x = c.lhs.xform.filter(|x| matches!(x, Xform::Lower | Xform::Upper));
+    let x = c
+        .lhs
+        .xform
+        .filter(|x| matches!(x, Xform::Lower | Xform::Upper));
     let rhs_str: Option<&[u8]> = match (&c.rhs, rf) {
         (Rhs::Str(s), _) => Some(s),
         (_, V::Str(s)) => Some(s),

@@ -64,7 +64,10 @@ pub fn code_of(name: &str) -> Option<u16> {
     if name == "procexit" {
         return Some(PROCEXIT);
     }
-    SYSCALLS.iter().position(|s| s.name == name).map(|p| p as u16)
+    SYSCALLS
+        .iter()
+        .position(|s| s.name == name)
+        .map(|p| p as u16)
 }
 
 pub fn name_of(code: u16) -> &'static str {
@@ -121,10 +124,18 @@ pub fn set_of_rhs(r: &Rhs) -> EvtSet {
 /// The codes a condition can match; `negated` pushes a `not` down.
 pub fn codes(n: &Node, negated: bool) -> EvtSet {
     match n {
-        Node::And(v) if !negated => v.iter().fold(EvtSet::ALL, |a, x| EvtSet(a.0 & codes(x, false).0)),
-        Node::And(v) => v.iter().fold(EvtSet::NONE, |a, x| EvtSet(a.0 | codes(x, true).0)),
-        Node::Or(v) if !negated => v.iter().fold(EvtSet::NONE, |a, x| EvtSet(a.0 | codes(x, false).0)),
-        Node::Or(v) => v.iter().fold(EvtSet::ALL, |a, x| EvtSet(a.0 & codes(x, true).0)),
+        Node::And(v) if !negated => v
+            .iter()
+            .fold(EvtSet::ALL, |a, x| EvtSet(a.0 & codes(x, false).0)),
+        Node::And(v) => v
+            .iter()
+            .fold(EvtSet::NONE, |a, x| EvtSet(a.0 | codes(x, true).0)),
+        Node::Or(v) if !negated => v
+            .iter()
+            .fold(EvtSet::NONE, |a, x| EvtSet(a.0 | codes(x, false).0)),
+        Node::Or(v) => v
+            .iter()
+            .fold(EvtSet::ALL, |a, x| EvtSet(a.0 & codes(x, true).0)),
         Node::Not(x) => codes(x, !negated),
         Node::Check(c) => match names(c) {
             Some(n) => {

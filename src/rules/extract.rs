@@ -156,7 +156,9 @@ impl<'a> EventView<'a> {
                 None => V::Missing,
             },
             Field::ProcAname => match arg {
-                Some(n) => self.ancestor(n).map_or(V::Missing, |p| V::Str(comm(&p.comm))),
+                Some(n) => self
+                    .ancestor(n)
+                    .map_or(V::Missing, |p| V::Str(comm(&p.comm))),
                 // Output form: every ancestor's name, parent first.
                 None => {
                     buf.clear();
@@ -266,10 +268,31 @@ fn is_proc(f: Field) -> bool {
     use Field::*;
     matches!(
         f,
-        ProcName | ProcExe | ProcExepath | ProcArgs | ProcCmdline | ProcPid | ProcPpid | ProcSid
-            | ProcPname | ProcPexe | ProcPexepath | ProcPcmdline | ProcAname | ProcAexepath
-            | ProcTty | ProcCwd | ProcSname | ProcDuration | ProcIsExeFromMemfd | UserUid
-            | UserName | UserLoginuid | UserLoginname | GroupGid | GroupName
+        ProcName
+            | ProcExe
+            | ProcExepath
+            | ProcArgs
+            | ProcCmdline
+            | ProcPid
+            | ProcPpid
+            | ProcSid
+            | ProcPname
+            | ProcPexe
+            | ProcPexepath
+            | ProcPcmdline
+            | ProcAname
+            | ProcAexepath
+            | ProcTty
+            | ProcCwd
+            | ProcSname
+            | ProcDuration
+            | ProcIsExeFromMemfd
+            | UserUid
+            | UserName
+            | UserLoginuid
+            | UserLoginname
+            | GroupGid
+            | GroupName
     )
 }
 
@@ -277,9 +300,28 @@ fn is_fd(f: Field) -> bool {
     use Field::*;
     matches!(
         f,
-        FdNum | FdName | FdNameraw | FdDirectory | FdFilename | FdType | FdTypechar | FdL4proto
-            | FdSip | FdRip | FdCip | FdLip | FdSport | FdRport | FdCport | FdLport
-            | FdConnected | FdNameChanged | FdIp | FdNet | FdSnet | FdCnet
+        FdNum
+            | FdName
+            | FdNameraw
+            | FdDirectory
+            | FdFilename
+            | FdType
+            | FdTypechar
+            | FdL4proto
+            | FdSip
+            | FdRip
+            | FdCip
+            | FdLip
+            | FdSport
+            | FdRport
+            | FdCport
+            | FdLport
+            | FdConnected
+            | FdNameChanged
+            | FdIp
+            | FdNet
+            | FdSnet
+            | FdCnet
     )
 }
 
@@ -324,13 +366,16 @@ impl<'a> EventView<'a> {
                 V::Str(&buf[..])
             }
             (EvtArgRequest, Record::Syscall { args, .. }) if self.syscall_name() == "ptrace" => {
-                names::ptrace_request(args[0]).map_or(V::Int(args[0] as i64), |n| V::Str(n.as_bytes()))
+                names::ptrace_request(args[0])
+                    .map_or(V::Int(args[0] as i64), |n| V::Str(n.as_bytes()))
             }
             (EvtArgPid, Record::Syscall { args, .. }) if self.syscall_name() == "ptrace" => {
                 V::Int(args[1] as i32 as i64)
             }
-            (EvtArgDomain, Record::Socket { domain, .. }) => names::socket_family(u64::from(*domain))
-                .map_or(V::Int(i64::from(*domain)), |n| V::Str(n.as_bytes())),
+            (EvtArgDomain, Record::Socket { domain, .. }) => {
+                names::socket_family(u64::from(*domain))
+                    .map_or(V::Int(i64::from(*domain)), |n| V::Str(n.as_bytes()))
+            }
             (EvtArgUid, Record::Syscall { args, .. }) => V::Int(args[0] as u32 as i64),
             (EvtArgFd, Record::Syscall { args, .. }) => V::Int(args[0] as i32 as i64),
             (EvtArgFd, Record::Close { fd, .. }) => V::Int(*fd),
@@ -341,7 +386,14 @@ impl<'a> EventView<'a> {
 
     /// Path parameters by their Falco names (libs event_table.c): relative
     /// paths resolved against the cwd or the dirfd, symlink targets raw.
-    fn path_arg<'b>(&'b self, f: Field, args: &[u64; 6], s0: &'b [u8], s1: &'b [u8], buf: &'b mut Buf) -> V<'b> {
+    fn path_arg<'b>(
+        &'b self,
+        f: Field,
+        args: &[u64; 6],
+        s0: &'b [u8],
+        s1: &'b [u8],
+        buf: &'b mut Buf,
+    ) -> V<'b> {
         use Field::*;
         let name = self.syscall_name();
         // (raw string, dirfd for it) the field means for this syscall
@@ -351,8 +403,12 @@ impl<'a> EventView<'a> {
             (EvtArgLinkpath, "symlinkat") => Some((s1, Some(args[1] as i32 as i64), true)),
             (EvtArgOldpath, "link" | "rename") => Some((s0, None, true)),
             (EvtArgNewpath, "link" | "rename") => Some((s1, None, true)),
-            (EvtArgOldpath, "linkat" | "renameat" | "renameat2") => Some((s0, Some(args[0] as i32 as i64), true)),
-            (EvtArgNewpath, "linkat" | "renameat" | "renameat2") => Some((s1, Some(args[2] as i32 as i64), true)),
+            (EvtArgOldpath, "linkat" | "renameat" | "renameat2") => {
+                Some((s0, Some(args[0] as i32 as i64), true))
+            }
+            (EvtArgNewpath, "linkat" | "renameat" | "renameat2") => {
+                Some((s1, Some(args[2] as i32 as i64), true))
+            }
             (EvtArgPath, "unlink" | "chdir" | "mkdir" | "rmdir") => Some((s0, None, true)),
             (EvtArgName, "unlinkat" | "mkdirat") => Some((s0, Some(args[0] as i32 as i64), true)),
             (EvtArgName, "memfd_create") => Some((s0, None, false)),
@@ -396,7 +452,10 @@ impl<'a> EventView<'a> {
 pub(super) fn sock_ip(s: &SockAddr) -> Option<Ip> {
     match s.family {
         2 => Some(Ip::v4([s.addr[0], s.addr[1], s.addr[2], s.addr[3]])),
-        10 => Some(Ip { v6: true, addr: s.addr }),
+        10 => Some(Ip {
+            v6: true,
+            addr: s.addr,
+        }),
         _ => None,
     }
 }

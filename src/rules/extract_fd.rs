@@ -17,11 +17,26 @@ const SOCK_RAW: u8 = 3;
 /// The fd an event is about, as Falco's m_fdinfo would hold it.
 enum Subject<'a> {
     /// An open: the record's own path, the new fd (or -1).
-    Open { num: i64, raw: &'a [u8], dir: bool, ok: bool },
+    Open {
+        num: i64,
+        raw: &'a [u8],
+        dir: bool,
+        ok: bool,
+    },
     /// A socket-family event or a dup: the table's entry.
-    Entry { num: i64, fd: &'a Fd, connect: Option<&'a SockAddr>, accept: bool, ok: bool },
+    Entry {
+        num: i64,
+        fd: &'a Fd,
+        connect: Option<&'a SockAddr>,
+        accept: bool,
+        ok: bool,
+    },
     /// socket(): known by its record even when the table refused it.
-    Socket { num: i64, family: u16, sock_type: u8 },
+    Socket {
+        num: i64,
+        family: u16,
+        sock_type: u8,
+    },
 }
 
 impl<'a> EventView<'a> {
@@ -35,7 +50,9 @@ impl<'a> EventView<'a> {
                 dir: flags & 0o200000 != 0,
                 ok: h.ret >= 0,
             }),
-            Record::Socket { domain, sock_type, .. } => Some(Subject::Socket {
+            Record::Socket {
+                domain, sock_type, ..
+            } => Some(Subject::Socket {
                 num: h.ret,
                 family: *domain as u16,
                 sock_type: (*sock_type & 0xf) as u8,
@@ -71,8 +88,18 @@ impl<'a> EventView<'a> {
         };
         match s {
             Subject::Open { num, raw, dir, ok } => self.open_value(f, num, raw, dir, ok, buf),
-            Subject::Socket { num, family, sock_type } => socket_value(f, num, family, sock_type, None, None, None),
-            Subject::Entry { num, fd, connect, accept, ok } => match fd.kind {
+            Subject::Socket {
+                num,
+                family,
+                sock_type,
+            } => socket_value(f, num, family, sock_type, None, None, None),
+            Subject::Entry {
+                num,
+                fd,
+                connect,
+                accept,
+                ok,
+            } => match fd.kind {
                 FdKind::File => match f {
                     Field::FdNum => V::Int(num),
                     Field::FdName => V::Str(&fd.path),
@@ -93,14 +120,30 @@ impl<'a> EventView<'a> {
                         Field::FdConnected => V::Bool(ok && peer.is_some()),
                         Field::FdNameChanged => V::Bool(connect.is_some() && ok),
                         Field::FdName => name(server, client, buf),
-                        _ => socket_value(f, num, fd.sock.family.max(sock.family), fd.sock_type, server, client, peer),
+                        _ => socket_value(
+                            f,
+                            num,
+                            fd.sock.family.max(sock.family),
+                            fd.sock_type,
+                            server,
+                            client,
+                            peer,
+                        ),
                     }
                 }
             },
         }
     }
 
-    fn open_value<'b>(&'b self, f: Field, num: i64, raw: &'b [u8], dir: bool, ok: bool, buf: &'b mut Buf) -> V<'b> {
+    fn open_value<'b>(
+        &'b self,
+        f: Field,
+        num: i64,
+        raw: &'b [u8],
+        dir: bool,
+        ok: bool,
+        buf: &'b mut Buf,
+    ) -> V<'b> {
         let normalized = |buf: &'b mut Buf| -> V<'b> {
             if raw.is_empty() {
                 return V::Missing;
@@ -113,15 +156,21 @@ impl<'a> EventView<'a> {
             if normal {
                 return V::Str(raw);
             }
-            let cwd: &[u8] = self
-                .thread()
-                .map_or(&b"/"[..], |t| if t.cwd.is_empty() { b"/" } else { &t.cwd });
+            let cwd: &[u8] =
+                self.thread()
+                    .map_or(&b"/"[..], |t| if t.cwd.is_empty() { b"/" } else { &t.cwd });
             paths::join_normalized(cwd, raw, buf);
             V::Str(&buf[..])
         };
         match f {
             Field::FdNum => V::Int(num),
-            Field::FdNameraw => if raw.is_empty() { V::Missing } else { V::Str(raw) },
+            Field::FdNameraw => {
+                if raw.is_empty() {
+                    V::Missing
+                } else {
+                    V::Str(raw)
+                }
+            }
             Field::FdName => normalized(buf),
             Field::FdDirectory | Field::FdFilename if ok => match normalized(buf) {
                 V::Str(s) => {
@@ -135,7 +184,13 @@ impl<'a> EventView<'a> {
             Field::FdTypechar => V::Str(match (ok, dir) {
                 (true, true) => b"d",
                 (true, false) => b"f",
-                _ if matches!(super::events::name_of(self.code), "open" | "open_by_handle_at") => b"o",
+                _ if matches!(
+                    super::events::name_of(self.code),
+                    "open" | "open_by_handle_at"
+                ) =>
+                {
+                    b"o"
+                }
                 _ => b"f",
             }),
             Field::FdType if ok => V::Str(if dir { b"directory" } else { b"file" }),

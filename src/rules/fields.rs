@@ -200,15 +200,24 @@ fields! {
 /// Falco fields Kestrel knows by name but cannot answer, and why: a rule
 /// naming one is skipped (never evaluated with a made-up value).
 pub const UNAVAILABLE: &[(&str, &str)] = &[
-    ("container.privileged", "needs a container runtime's metadata"),
-    ("container.image.tag", "needs a container runtime's metadata"),
+    (
+        "container.privileged",
+        "needs a container runtime's metadata",
+    ),
+    (
+        "container.image.tag",
+        "needs a container runtime's metadata",
+    ),
     ("container.image", "needs a container runtime's metadata"),
     ("k8s.ns.name", "needs a container runtime's metadata"),
     ("k8s.pod.name", "needs a container runtime's metadata"),
     ("fd.sip.name", "needs background DNS resolution"),
     ("thread.cap_effective", "capabilities are not captured"),
     ("thread.cap_permitted", "capabilities are not captured"),
-    ("proc.is_exe_upper_layer", "overlayfs layers are not captured"),
+    (
+        "proc.is_exe_upper_layer",
+        "overlayfs layers are not captured",
+    ),
     ("proc.exe_ino.ctime", "exe inode times are not captured"),
     ("proc.exe_ino.mtime", "exe inode times are not captured"),
     (

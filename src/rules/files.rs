@@ -50,7 +50,12 @@ fn expand(arg: &str) -> Result<Vec<PathBuf>, LoadError> {
 pub fn load(args: &[String], min_priority: Priority) -> Result<RuleSet, LoadError> {
     if args.iter().any(|a| a == "none") {
         if args.len() > 1 {
-            return Err(LoadError::at("--rules", 0, "", "'none' cannot be combined with rule files"));
+            return Err(LoadError::at(
+                "--rules",
+                0,
+                "",
+                "'none' cannot be combined with rule files",
+            ));
         }
         return Ok(RuleSet::empty());
     }

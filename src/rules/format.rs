@@ -90,7 +90,15 @@ pub fn compile(out: &str) -> Result<Format, CompileError> {
             match resolve_field(&f) {
                 Ok((field, arg, ty)) => {
                     i = after;
-                    break (name, Some(Lhs { field, arg, xform: None, ty }));
+                    break (
+                        name,
+                        Some(Lhs {
+                            field,
+                            arg,
+                            xform: None,
+                            ty,
+                        }),
+                    );
                 }
                 Err(CompileError::Invalid(_)) if cand.contains('.') => {
                     end = start + cand.rfind('.').unwrap_or(0);

@@ -143,9 +143,9 @@ impl Item<'_> {
             Value::Seq(v) => v
                 .iter()
                 .map(|i| {
-                    scalar(i)
-                        .map(str::to_string)
-                        .ok_or_else(|| self.err_at(i.line, format!("'{key}' items must be strings")))
+                    scalar(i).map(str::to_string).ok_or_else(|| {
+                        self.err_at(i.line, format!("'{key}' items must be strings"))
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
@@ -185,7 +185,12 @@ pub(super) fn overrides(
         let how = match scalar(op) {
             Some("append") => How::Append,
             Some("replace") => How::Replace,
-            _ => return Err(it.err_at(op.line, format!("override of '{k}' must be append or replace"))),
+            _ => {
+                return Err(it.err_at(
+                    op.line,
+                    format!("override of '{k}' must be append or replace"),
+                ))
+            }
         };
         let Some(&(_, app, rep)) = allowed.iter().find(|(a, _, _)| a == k) else {
             return Err(it.err_at(op.line, format!("key '{k}' cannot be overridden")));
@@ -194,7 +199,10 @@ pub(super) fn overrides(
             return Err(it.err_at(op.line, format!("'{k}' does not allow override {how:?}")));
         }
         if it.get(k).is_none() {
-            return Err(it.err_at(op.line, format!("override of '{k}' but the item has no '{k}'")));
+            return Err(it.err_at(
+                op.line,
+                format!("override of '{k}' but the item has no '{k}'"),
+            ));
         }
         v.push((k.clone(), how));
     }
@@ -203,7 +211,8 @@ pub(super) fn overrides(
 
 /// Version strings as Falco takes them: `N` means 0.N.0.
 pub(super) fn check_engine_version(it: &Item<'_>, n: &Node) -> Result<(), LoadError> {
-    let s = scalar(n).ok_or_else(|| it.err_at(n.line, "required_engine_version must be a version"))?;
+    let s =
+        scalar(n).ok_or_else(|| it.err_at(n.line, "required_engine_version must be a version"))?;
     let parts: Vec<&str> = s.split('.').collect();
     let num = |p: &str| p.parse::<u64>().ok();
     let v = match parts.as_slice() {
@@ -237,7 +246,12 @@ impl Collector {
                 Value::Null => continue,
                 Value::Seq(v) => v,
                 _ => {
-                    return Err(LoadError::at(file, doc.line, "", "rules content is not a list"));
+                    return Err(LoadError::at(
+                        file,
+                        doc.line,
+                        "",
+                        "rules content is not a list",
+                    ));
                 }
             };
             for node in items {
@@ -267,11 +281,16 @@ impl Collector {
             "rule",
         ];
         let Some(kind) = KINDS.iter().find(|k| it.get(k).is_some()) else {
-            self.warnings
-                .push(format!("{file}:{}: unknown top level item, ignored", node.line));
+            self.warnings.push(format!(
+                "{file}:{}: unknown top level item, ignored",
+                node.line
+            ));
             return Ok(());
         };
-        let n = it.get(kind).cloned().unwrap_or(Node { line: node.line, value: Value::Null });
+        let n = it.get(kind).cloned().unwrap_or(Node {
+            line: node.line,
+            value: Value::Null,
+        });
         match *kind {
             "required_engine_version" => check_engine_version(&it, &n),
             // Plugins are Falco's; Kestrel answers the container fields as a host.
@@ -292,14 +311,21 @@ impl Collector {
 
     fn list(&mut self, it: &Item<'_>) -> Result<(), LoadError> {
         self.warn_unknown(it, &["list", "items", "append", "override"]);
-        let items = it.strings("items")?.ok_or_else(|| it.err("list has no 'items'"))?;
+        let items = it
+            .strings("items")?
+            .ok_or_else(|| it.err("list has no 'items'"))?;
         let ov = overrides(it, &[("items", true, true)])?;
         let append = it.bool("append")?.unwrap_or(false) || ov.iter().any(|o| o.1 == How::Append);
         check_append_override(it)?;
         let pos = self.lists.iter().position(|l| l.name == it.name);
         match (append, pos) {
             (true, Some(p)) => self.lists[p].items.extend(items),
-            (true, None) => return Err(it.err(format!("list '{}' has no earlier definition to append to", it.name))),
+            (true, None) => {
+                return Err(it.err(format!(
+                    "list '{}' has no earlier definition to append to",
+                    it.name
+                )))
+            }
             (false, Some(p)) => self.lists[p].items = items,
             (false, None) => self.lists.push(ListInfo {
                 name: it.name.clone(),
@@ -312,7 +338,9 @@ impl Collector {
 
     fn macro_item(&mut self, it: &Item<'_>) -> Result<(), LoadError> {
         self.warn_unknown(it, &["macro", "condition", "append", "override"]);
-        let cond = it.str("condition")?.ok_or_else(|| it.err("macro has no 'condition'"))?;
+        let cond = it
+            .str("condition")?
+            .ok_or_else(|| it.err("macro has no 'condition'"))?;
         let ov = overrides(it, &[("condition", true, true)])?;
         let append = it.bool("append")?.unwrap_or(false) || ov.iter().any(|o| o.1 == How::Append);
         check_append_override(it)?;
@@ -323,7 +351,12 @@ impl Collector {
                 m.condition.push(' ');
                 m.condition.push_str(&cond);
             }
-            (true, None) => return Err(it.err(format!("macro '{}' has no earlier definition to append to", it.name))),
+            (true, None) => {
+                return Err(it.err(format!(
+                    "macro '{}' has no earlier definition to append to",
+                    it.name
+                )))
+            }
             (false, Some(p)) => self.macros[p].condition = cond,
             (false, None) => self.macros.push(MacroInfo {
                 name: it.name.clone(),

@@ -56,7 +56,8 @@ impl Collector {
                     )));
                 }
             }
-            let p = pos.ok_or_else(|| it.err(format!("no earlier rule '{}' to override", it.name)))?;
+            let p =
+                pos.ok_or_else(|| it.err(format!("no earlier rule '{}' to override", it.name)))?;
             let mut r = self.rules[p].clone();
             for (k, how) in ov {
                 apply(&mut r, it, &k, how)?;
@@ -65,7 +66,8 @@ impl Collector {
             return Ok(());
         }
         if it.bool("append")?.unwrap_or(false) {
-            let p = pos.ok_or_else(|| it.err(format!("no earlier rule '{}' to append to", it.name)))?;
+            let p =
+                pos.ok_or_else(|| it.err(format!("no earlier rule '{}' to append to", it.name)))?;
             let mut r = self.rules[p].clone();
             if let Some(c) = it.str("condition")? {
                 r.condition.push(' ');
@@ -82,8 +84,15 @@ impl Collector {
             .any(|k| it.get(k).is_some());
         if !full {
             // The deprecated toggle: only `enabled` on an earlier rule.
-            let e = it.bool("enabled")?.ok_or_else(|| it.err("rule has no condition"))?;
-            let p = pos.ok_or_else(|| it.err(format!("no earlier rule '{}' to enable or disable", it.name)))?;
+            let e = it
+                .bool("enabled")?
+                .ok_or_else(|| it.err("rule has no condition"))?;
+            let p = pos.ok_or_else(|| {
+                it.err(format!(
+                    "no earlier rule '{}' to enable or disable",
+                    it.name
+                ))
+            })?;
             self.rules[p].enabled = e;
             return Ok(());
         }
@@ -104,7 +113,8 @@ impl Collector {
 
 fn definition(it: &Item<'_>) -> Result<RuleInfo, LoadError> {
     let need = |k: &str| -> Result<String, LoadError> {
-        it.str(k)?.ok_or_else(|| it.err(format!("rule has no '{k}'")))
+        it.str(k)?
+            .ok_or_else(|| it.err(format!("rule has no '{k}'")))
     };
     let p = need("priority")?;
     Ok(RuleInfo {
@@ -147,7 +157,8 @@ fn apply(r: &mut RuleInfo, it: &Item<'_>, key: &str, how: How) -> Result<(), Loa
         "desc" => join(&mut r.desc, text(key)?),
         "priority" => {
             let p = text(key)?;
-            r.priority = Priority::parse(&p).ok_or_else(|| it.err(format!("invalid priority '{p}'")))?;
+            r.priority =
+                Priority::parse(&p).ok_or_else(|| it.err(format!("invalid priority '{p}'")))?;
         }
         "enabled" => r.enabled = it.bool(key)?.unwrap_or(true),
         "tags" => {
@@ -175,7 +186,11 @@ fn apply(r: &mut RuleInfo, it: &Item<'_>, key: &str, how: How) -> Result<(), Loa
 
 /// New names are added (and need fields); known names get their values
 /// appended and may not redefine fields or comps.
-fn merge_exceptions(old: &mut Vec<Exception>, new: Vec<Exception>, it: &Item<'_>) -> Result<(), LoadError> {
+fn merge_exceptions(
+    old: &mut Vec<Exception>,
+    new: Vec<Exception>,
+    it: &Item<'_>,
+) -> Result<(), LoadError> {
     for e in new {
         match old.iter_mut().find(|o| o.name == e.name) {
             Some(o) => {
@@ -205,7 +220,11 @@ fn exceptions(it: &Item<'_>) -> Result<Option<Vec<Exception>>, LoadError> {
         Value::Null => &[],
         _ => return Err(it.err_at(n.line, "'exceptions' must be a list")),
     };
-    items.iter().map(|e| exception(it, e)).collect::<Result<Vec<_>, _>>().map(Some)
+    items
+        .iter()
+        .map(|e| exception(it, e))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 fn exception(it: &Item<'_>, n: &Node) -> Result<Exception, LoadError> {
@@ -255,7 +274,9 @@ fn exception(it: &Item<'_>, n: &Node) -> Result<Exception, LoadError> {
                         _ => None,
                     })
                     .collect::<Option<Vec<_>>>(),
-                Value::Scalar { text, .. } if !fields_is_list => Some(vec![ExValue::One(text.clone())]),
+                Value::Scalar { text, .. } if !fields_is_list => {
+                    Some(vec![ExValue::One(text.clone())])
+                }
                 _ => None,
             };
             values.push(cells.ok_or_else(|| err(row.line, "a value does not match fields"))?);

@@ -10,8 +10,8 @@
 pub mod alert;
 pub mod compile;
 pub mod condition;
-mod escape;
 pub mod engine;
+mod escape;
 pub mod eval;
 pub mod events;
 pub mod extract;
@@ -66,7 +66,9 @@ impl Priority {
         if l == "info" {
             return Some(Priority::Informational);
         }
-        Priority::ALL.into_iter().find(|p| p.name().eq_ignore_ascii_case(&l))
+        Priority::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(&l))
     }
 
     pub fn name(self) -> &'static str {
@@ -150,7 +152,7 @@ pub struct RuleSet {
 
 /// The loader thread's stack: a 1000-deep condition needs a few MB in a
 /// debug build; only the pages used become resident.
-pub const LOAD_STACK_BYTES: usize = 256 << 20;
+pub const LOAD_STACK_BYTES: usize = 64 << 20;
 
 /// Largest rule file accepted: Falco's own is about 60 KB.
 pub const MAX_FILE_BYTES: usize = 4 << 20;
@@ -167,13 +169,18 @@ impl RuleSet {
     /// stack is released when the load ends.
     pub fn load(files: &[RuleFile<'_>], min_priority: Priority) -> Result<RuleSet, LoadError> {
         std::thread::scope(|s| {
-            std::thread::Builder::new()
+            match std::thread::Builder::new()
                 .name("kestrel-rules".into())
                 .stack_size(LOAD_STACK_BYTES)
                 .spawn_scoped(s, || Self::load_here(files, min_priority))
-                .map_err(|e| LoadError::at("", 0, "", format!("cannot start the rule loader: {e}")))?
-                .join()
-                .unwrap_or_else(|_| Err(LoadError::at("", 0, "", "the rule loader failed")))
+            {
+                Ok(h) => h
+                    .join()
+                    .unwrap_or_else(|_| Err(LoadError::at("", 0, "", "the rule loader failed"))),
+                // No room for that stack (a tight RLIMIT_AS): the main thread's
+                // 8 MiB holds a release build's deepest condition too.
+                Err(_) => Self::load_here(files, min_priority),
+            }
         })
     }
 
@@ -191,11 +198,16 @@ impl RuleSet {
                 ));
             }
             let text = std::str::from_utf8(f.text).map_err(|e| {
-                let line = f.text[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+                let line = f.text[..e.valid_up_to()]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+                    + 1;
                 LoadError::at(f.name, line as u32, "", "not valid UTF-8")
             })?;
-            let docs = yaml::parse(text)
-                .map_err(|e| LoadError::at(f.name, e.line, "", format!("invalid YAML: {}", e.msg)))?;
+            let docs = yaml::parse(text).map_err(|e| {
+                LoadError::at(f.name, e.line, "", format!("invalid YAML: {}", e.msg))
+            })?;
             c.read(f.name, &docs)?;
         }
         build::build(c, min_priority)
@@ -203,7 +215,9 @@ impl RuleSet {
 
     /// The rules that may match an event of this code.
     pub fn candidates(&self, code: u16) -> &[u16] {
-        self.index.get(usize::from(code)).map_or(&[], |v| v.as_slice())
+        self.index
+            .get(usize::from(code))
+            .map_or(&[], |v| v.as_slice())
     }
 
     /// Every code some rule can match: what the probe must capture.

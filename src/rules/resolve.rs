@@ -52,7 +52,11 @@ pub fn substitute_lists(text: &str, lists: &[(String, Vec<String>)]) -> String {
         if !s.contains(name.as_str()) {
             continue;
         }
-        let joined = items.iter().map(|i| quoted_item(i)).collect::<Vec<_>>().join(", ");
+        let joined = items
+            .iter()
+            .map(|i| quoted_item(i))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut out = String::with_capacity(s.len());
         let b = s.as_bytes();
         let mut i = 0;
@@ -111,7 +115,10 @@ fn render_cell(c: &ExValue, list_op: bool) -> String {
         ExValue::One(v) => render_value(v),
         ExValue::List(l) => format!(
             "({})",
-            l.iter().map(|v| render_value(v)).collect::<Vec<_>>().join(", ")
+            l.iter()
+                .map(|v| render_value(v))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }
@@ -131,11 +138,19 @@ pub fn with_exceptions(cond: &str, ex: &[Exception]) -> Result<String, String> {
                 e.comps.clone()
             };
             if comps.len() != e.fields.len() {
-                return Err(format!("exception '{}': fields and comps differ in length", e.name));
+                return Err(format!(
+                    "exception '{}': fields and comps differ in length",
+                    e.name
+                ));
             }
             for row in &e.values {
                 if row.len() != e.fields.len() {
-                    return Err(format!("exception '{}': a value has {} items for {} fields", e.name, row.len(), e.fields.len()));
+                    return Err(format!(
+                        "exception '{}': a value has {} items for {} fields",
+                        e.name,
+                        row.len(),
+                        e.fields.len()
+                    ));
                 }
                 let parts: Vec<String> = e
                     .fields
@@ -149,7 +164,10 @@ pub fn with_exceptions(cond: &str, ex: &[Exception]) -> Result<String, String> {
         } else {
             let comp = e.comps.first().map_or("in", String::as_str);
             if !matches!(comp, "in" | "pmatch" | "intersects") {
-                return Err(format!("exception '{}': comp '{comp}' needs a list of fields", e.name));
+                return Err(format!(
+                    "exception '{}': comp '{comp}' needs a list of fields",
+                    e.name
+                ));
             }
             let vals: Vec<String> = e
                 .values
@@ -157,7 +175,11 @@ pub fn with_exceptions(cond: &str, ex: &[Exception]) -> Result<String, String> {
                 .flatten()
                 .map(|v| match v {
                     ExValue::One(s) => render_value(s),
-                    ExValue::List(l) => l.iter().map(|s| render_value(s)).collect::<Vec<_>>().join(", "),
+                    ExValue::List(l) => l
+                        .iter()
+                        .map(|s| render_value(s))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 })
                 .collect();
             if !vals.is_empty() {
@@ -180,11 +202,21 @@ pub type Macros = HashMap<String, Expr>;
 pub fn expand(e: &Expr, macros: &Macros, nodes: &mut usize) -> Result<Expr, String> {
     *nodes += 1;
     if *nodes > MAX_NODES {
-        return Err(format!("condition larger than {MAX_NODES} nodes once macros are expanded"));
+        return Err(format!(
+            "condition larger than {MAX_NODES} nodes once macros are expanded"
+        ));
     }
     Ok(match e {
-        Expr::And(v) => Expr::And(v.iter().map(|x| expand(x, macros, nodes)).collect::<Result<_, _>>()?),
-        Expr::Or(v) => Expr::Or(v.iter().map(|x| expand(x, macros, nodes)).collect::<Result<_, _>>()?),
+        Expr::And(v) => Expr::And(
+            v.iter()
+                .map(|x| expand(x, macros, nodes))
+                .collect::<Result<_, _>>()?,
+        ),
+        Expr::Or(v) => Expr::Or(
+            v.iter()
+                .map(|x| expand(x, macros, nodes))
+                .collect::<Result<_, _>>()?,
+        ),
         Expr::Not(x) => Expr::Not(Box::new(expand(x, macros, nodes)?)),
         Expr::Check(c) => Expr::Check(c.clone()),
         Expr::Macro(m) => {
@@ -193,7 +225,9 @@ pub fn expand(e: &Expr, macros: &Macros, nodes: &mut usize) -> Result<Expr, Stri
                 .ok_or_else(|| format!("Undefined macro '{m}' used in filter."))?;
             *nodes += count(body);
             if *nodes > MAX_NODES {
-                return Err(format!("condition larger than {MAX_NODES} nodes once macros are expanded"));
+                return Err(format!(
+                    "condition larger than {MAX_NODES} nodes once macros are expanded"
+                ));
             }
             body.clone()
         }

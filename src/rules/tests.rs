@@ -194,7 +194,12 @@ fn lists_macros_append_override() {
     assert!(eval(&r.condition, &exec_of("ash"), &mut s()));
     assert!(!eval(&r.condition, &exec_of("ksh"), &mut s()));
     let mut out = Buf::new();
-    format::render(&r.output, &exec_of("sh").with(Field::ProcPname, Val::S("init")), &mut out, &mut Buf::new());
+    format::render(
+        &r.output,
+        &exec_of("sh").with(Field::ProcPname, Val::S("init")),
+        &mut out,
+        &mut Buf::new(),
+    );
     assert_eq!(&out[..], b"shell sh (init)");
 }
 
@@ -235,9 +240,21 @@ fn exceptions_and_disable() {
     assert_eq!(set.disabled, 1);
     let c = &set.rules[0].condition;
     let s = Scratch::default;
-    assert!(!eval(c, &exec_of("sh").with(Field::ProcPname, Val::S("init")), &mut s()));
-    assert!(eval(c, &exec_of("sh").with(Field::ProcPname, Val::S("x")), &mut s()));
-    assert!(!eval(c, &exec_of("ash").with(Field::ProcPname, Val::S("y")), &mut s()));
+    assert!(!eval(
+        c,
+        &exec_of("sh").with(Field::ProcPname, Val::S("init")),
+        &mut s()
+    ));
+    assert!(eval(
+        c,
+        &exec_of("sh").with(Field::ProcPname, Val::S("x")),
+        &mut s()
+    ));
+    assert!(!eval(
+        c,
+        &exec_of("ash").with(Field::ProcPname, Val::S("y")),
+        &mut s()
+    ));
     assert!(!eval(c, &exec_of("busybox"), &mut s()));
 }
 
@@ -262,7 +279,10 @@ fn evttype_index() {
     let execve = code_of("execve").unwrap();
     assert_eq!(set.candidates(openat), &[0]);
     assert_eq!(set.candidates(execve), &[1]);
-    assert_eq!(set.rules[0].codes.codes().count(), 2 - usize::from(code_of("open").is_none()));
+    assert_eq!(
+        set.rules[0].codes.codes().count(),
+        2 - usize::from(code_of("open").is_none())
+    );
 }
 
 #[test]
@@ -320,13 +340,23 @@ fn bad_files_name_file_line_and_item() {
         assert!(line.contains(want), "{line} lacks {want}");
         assert!(!line.contains('\n'));
     }
-    assert!(load("- rule: r\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: WARNING\n").is_ok());
+    assert!(load(
+        "- rule: r\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: WARNING\n"
+    )
+    .is_ok());
 }
 
 #[test]
 fn min_priority_leaves_rules_out() {
     let y = "- rule: r\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n";
-    let set = RuleSet::load(&[RuleFile { name: "t", text: y.as_bytes() }], Priority::Warning).unwrap();
+    let set = RuleSet::load(
+        &[RuleFile {
+            name: "t",
+            text: y.as_bytes(),
+        }],
+        Priority::Warning,
+    )
+    .unwrap();
     assert!(set.rules.is_empty());
     assert_eq!(set.below_priority, 1);
 }
@@ -346,11 +376,25 @@ fn alert_line_is_falcos_json() {
     .unwrap();
     let ev = exec_of("sh\"q").with(Field::UserUid, Val::I(0));
     let mut w = alert::AlertWriter::new("gw-1");
-    let line = w.render(&set.rules[0], &ev, 1_706_043_847_488_647_460).to_vec();
+    let line = w
+        .render(&set.rules[0], &ev, 1_706_043_847_488_647_460)
+        .to_vec();
     assert!(line.ends_with(b"\n"));
     let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
     let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys, ["hostname", "output", "output_fields", "priority", "rule", "source", "tags", "time"]);
+    assert_eq!(
+        keys,
+        [
+            "hostname",
+            "output",
+            "output_fields",
+            "priority",
+            "rule",
+            "source",
+            "tags",
+            "time"
+        ]
+    );
     assert_eq!(v["rule"], "Shell");
     assert_eq!(v["priority"], "Warning");
     assert_eq!(v["source"], "syscall");
@@ -363,5 +407,8 @@ fn alert_line_is_falcos_json() {
     assert!(f["fd.name"].is_null());
     assert_eq!(f["evt.time"], 1_706_043_847_488_647_460u64);
     let out = v["output"].as_str().unwrap();
-    assert!(out.ends_with(": Warning shell sh\"q (parent=<NA> uid=0 x=<NA>)"), "{out}");
+    assert!(
+        out.ends_with(": Warning shell sh\"q (parent=<NA> uid=0 x=<NA>)"),
+        "{out}"
+    );
 }

@@ -138,14 +138,22 @@ mod tests {
         let dir = crate::testing::scratch("users");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("etc")).unwrap();
-        std::fs::write(dir.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nbad line\nsvc:x:998:998::/:/bin/false\n").unwrap();
+        std::fs::write(
+            dir.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nbad line\nsvc:x:998:998::/:/bin/false\n",
+        )
+        .unwrap();
         std::fs::write(dir.join("etc/group"), "root:x:0:\nsvc:x:998:\n").unwrap();
         let mut u = Users::new(&dir);
         assert_eq!(u.user(998), "svc");
         assert_eq!(u.user(5), "<NA>");
         assert_eq!(u.group(998), "svc");
         assert!(!u.refresh());
-        std::fs::write(dir.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nnewname:x:998:998::/:/bin/false\nmore:x:5:5::/:/bin/sh\n").unwrap();
+        std::fs::write(
+            dir.join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nnewname:x:998:998::/:/bin/false\nmore:x:5:5::/:/bin/sh\n",
+        )
+        .unwrap();
         assert!(u.refresh());
         assert_eq!(u.user(998), "newname");
         assert_eq!(u.user(5), "more");

@@ -269,7 +269,11 @@ pub(super) fn rules(t: &mut Text<'_>, e: &crate::rules::engine::Engine, counters
                 continue;
             }
             let prio = DIGITS[usize::from(r.priority.severity()) & 7];
-            let mut labels = vec![("priority", prio), ("rule_name", r.name.as_str()), ("source", r.source.as_str())];
+            let mut labels = vec![
+                ("priority", prio),
+                ("rule_name", r.name.as_str()),
+                ("source", r.source.as_str()),
+            ];
             if let Some(tags) = e.tag_labels.get(i) {
                 labels.extend(tags.iter().map(|t| (t.as_str(), "true")));
             }
@@ -279,12 +283,34 @@ pub(super) fn rules(t: &mut Text<'_>, e: &crate::rules::engine::Engine, counters
         }
     }
     for (name, help, v) in [
-        ("kestrel_alerts_emitted_total", "Alert lines handed to the outputs.", c.emitted),
-        ("kestrel_alerts_rate_limited_total", "Rule matches the alert rate limit suppressed.", c.rate_limited),
-        ("kestrel_alerts_queue_drops_total", "Alerts dropped because the alert queue was full.", c.queue_drops),
+        (
+            "kestrel_alerts_emitted_total",
+            "Alert lines handed to the outputs.",
+            c.emitted,
+        ),
+        (
+            "kestrel_alerts_rate_limited_total",
+            "Rule matches the alert rate limit suppressed.",
+            c.rate_limited,
+        ),
+        (
+            "kestrel_alerts_queue_drops_total",
+            "Alerts dropped because the alert queue was full.",
+            c.queue_drops,
+        ),
     ] {
         t.one(name, Counter, help, U(v));
     }
-    t.one("kestrel_rules_loaded", Gauge, "Rules loaded and enabled.", U(e.set.rules.len() as u64));
-    t.one("kestrel_rules_skipped", Gauge, "Rules skipped: they need what Kestrel does not capture.", U(e.set.skipped.len() as u64));
+    t.one(
+        "kestrel_rules_loaded",
+        Gauge,
+        "Rules loaded and enabled.",
+        U(e.set.rules.len() as u64),
+    );
+    t.one(
+        "kestrel_rules_skipped",
+        Gauge,
+        "Rules skipped: they need what Kestrel does not capture.",
+        U(e.set.skipped.len() as u64),
+    );
 }
