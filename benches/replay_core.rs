@@ -26,6 +26,7 @@ pub fn stream() -> Vec<Vec<u8>> {
 }
 
 /// Best events/s over `runs` runs of `rounds` passes; also the stream length.
+#[allow(dead_code)]
 pub fn best_of(runs: usize, rounds: usize) -> (f64, usize) {
     let recs = stream();
     let mut state = State::new(4096, 8192, 1, false);

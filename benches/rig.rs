@@ -16,6 +16,9 @@ use kestrel::capture::ProgStats;
 
 #[path = "replay_core.rs"]
 mod replay_core;
+#[path = "mix.rs"]
+mod mix;
+use mix::mix;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kestrel");
 
@@ -92,27 +95,6 @@ impl Agent {
 
 fn f(v: &serde_json::Value, k: &str) -> u64 {
     v[k].as_u64().unwrap_or(0)
-}
-
-/// The syscall mix: openat/read/close/getpid/getppid, and a
-/// fork+exec of /bin/true every 2000 iterations. Returns seconds.
-fn mix(iters: usize, path: &CString) -> f64 {
-    let mut b = [0u8; 1];
-    let t = Instant::now();
-    for i in 0..iters {
-        // SAFETY: plain syscalls on a valid C string and a local buffer.
-        unsafe {
-            let fd = libc::open(path.as_ptr(), libc::O_RDONLY);
-            libc::read(fd, b.as_mut_ptr().cast(), 1);
-            libc::close(fd);
-            libc::getpid();
-            libc::getppid();
-        }
-        if i % 2000 == 1999 {
-            Command::new("/bin/true").status().unwrap();
-        }
-    }
-    t.elapsed().as_secs_f64()
 }
 
 /// Only traced syscalls: open/close pairs. Returns events made.

@@ -9,7 +9,7 @@ use libbpf_rs::RingBuffer;
 use mio::{Events, Poll};
 
 use super::events::{check_drops, drain_timer, read_signals, state_tick};
-use super::{RunEnd, StartError, DRAIN, FINISH_NS, RING, SIGNAL, SNAPSHOT, STOP};
+use super::{RunEnd, StartError, ALERT_DRAIN, DRAIN, FINISH_NS, RING, SIGNAL, SNAPSHOT, STOP};
 use crate::alerts::DropMonitor;
 use crate::capture::{Probe, ProgStats};
 use crate::log::Key;
@@ -31,6 +31,8 @@ pub(super) struct Sources {
     pub signals: OwnedFd,
     /// --duration's one-shot timer; kept open while the loop runs.
     pub _stop: Option<OwnedFd>,
+    /// With rules loaded: a shorter drain for alert latency (ALERT_DRAIN_NS).
+    pub alert_drain: Option<OwnedFd>,
 }
 
 /// Snapshot assembly across intervals: the renderer, the culprit lists and
@@ -127,6 +129,13 @@ impl Agent<'_> {
             for ev in events.iter() {
                 match ev.token() {
                     RING => {
+                        let _ = self.ring.consume();
+                        self.deliver_alerts();
+                    }
+                    ALERT_DRAIN => {
+                        if let Some(t) = &self.sources.alert_drain {
+                            drain_timer(t);
+                        }
                         let _ = self.ring.consume();
                         self.deliver_alerts();
                     }
