@@ -51,6 +51,7 @@ fn main() {
         "bpf/emit.h",
         "bpf/syscall.h",
         "bpf/handlers.h",
+        "bpf/exec.h",
     ] {
         println!("cargo:rerun-if-changed={f}");
     }

@@ -30,7 +30,7 @@ fn ruleset(name: &str) -> Option<RuleSet> {
                     .lines()
                     .filter(|l| !l.starts_with("- required_engine_version"))
                     .map(|l| match l.strip_prefix("- rule: ") {
-                        Some(n) => format!("- rule: {n} #{i}\n"),
+                        Some(n) => format!("- rule: {n} (copy {i})\n"),
                         None => format!("{l}\n"),
                     })
                     .collect();

@@ -21,10 +21,18 @@ static __always_inline struct kestrel_counters *get_counters(void)
 	return bpf_map_lookup_elem(&counters, &zero);
 }
 
-static __always_inline union kestrel_record *get_scratch(void)
+/* The per-CPU scratch space, or NULL with the record counted as a bug drop
+ * (a per-CPU array lookup of key 0 cannot fail). */
+static __always_inline struct scratch_space *get_scratch(struct kestrel_counters *c)
 {
 	__u32 zero = 0;
-	return bpf_map_lookup_elem(&scratch, &zero);
+	struct scratch_space *s = bpf_map_lookup_elem(&scratch, &zero);
+
+	if (!s) {
+		c->n_evts++;
+		c->n_drops_bug++;
+	}
+	return s;
 }
 
 static __always_inline void fill_hdr(struct kestrel_hdr *h, __u16 type, __s16 nr, __s64 ret)
@@ -49,6 +57,46 @@ static __always_inline void fill_task(struct kestrel_task *t, struct task_struct
 	t->old_tid = 0;
 	t->start_ns = BPF_CORE_READ(task, start_time);
 	BPF_CORE_READ_INTO(&t->comm, task, comm);
+	t->loginuid = 0xffffffff;
+	t->tty = 0;
+	t->sid = 0;
+	t->pad = 0;
+}
+
+/*
+ * loginuid, tty and session id, as libs' modern_bpf reads them
+ * (helpers/extract/extract_from_kernel.h: extract__loginuid, extract__tty).
+ * The tty is new_encode_dev(MKDEV(major, minor_start) + index), the
+ * encoding /proc/PID/stat's tty_nr uses too.
+ */
+static __always_inline void fill_task_session(struct kestrel_task *t, struct task_struct *task)
+{
+	struct signal_struct *sig = BPF_CORE_READ(task, signal);
+	struct tty_struct *tty;
+	struct tty_driver *drv;
+	__u32 dev, major, minor;
+
+	if (bpf_core_field_exists(task->loginuid))
+		t->loginuid = BPF_CORE_READ(task, loginuid.val);
+	if (!sig)
+		return;
+	if (bpf_core_field_exists(sig->pids)) {
+		struct pid *sid = BPF_CORE_READ(sig, pids[PIDTYPE_SID]);
+
+		if (sid)
+			t->sid = BPF_CORE_READ(sid, numbers[0].nr);
+	}
+	tty = BPF_CORE_READ(sig, tty);
+	if (!tty)
+		return;
+	drv = BPF_CORE_READ(tty, driver);
+	if (!drv)
+		return;
+	dev = ((__u32)BPF_CORE_READ(drv, major) << 20) + BPF_CORE_READ(drv, minor_start) +
+	      BPF_CORE_READ(tty, index);
+	major = dev >> 20;
+	minor = dev & 0xfffff;
+	t->tty = (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
 }
 
 /* Only on the drop path: the ring is full, so this cost is not on the hot path. */
@@ -137,21 +185,33 @@ static __always_inline void submit(struct kestrel_counters *c, void *rec, __u64 
 }
 
 /* Reads a user string into dst[max]; returns the stored length including
- * the NUL. max is a compile-time power of two. */
-static __always_inline __u16 read_user_path(struct kestrel_counters *c, struct kestrel_hdr *h,
-					    char *dst, __u32 max, __u64 src)
+ * the NUL (1, an empty string, with `fault` set when it cannot be read).
+ * max is a compile-time power of two. The caller counts the fault. */
+static __always_inline __u16 read_user_str(struct kestrel_hdr *h, char *dst, __u32 max, __u64 src,
+					   __u16 fault, __u16 trunc)
 {
 	long n = bpf_probe_read_user_str(dst, max, (const void *)src);
 
 	if (n <= 0) {
 		dst[0] = 0;
-		h->flags |= KF_PATH_FAULT;
-		c->n_drops_page_faults++;
+		h->flags |= fault;
 		return 1;
 	}
-	if (n == max)
-		h->flags |= KF_PATH_TRUNC;
-	return n & (2 * max - 1);
+	if (n >= max) {
+		h->flags |= trunc;
+		return max;
+	}
+	return n;
+}
+
+static __always_inline __u16 read_user_path(struct kestrel_counters *c, struct kestrel_hdr *h,
+					    char *dst, __u32 max, __u64 src)
+{
+	__u16 n = read_user_str(h, dst, max, src, KF_PATH_FAULT, KF_PATH_TRUNC);
+
+	if (h->flags & KF_PATH_FAULT)
+		c->n_drops_page_faults++;
+	return n;
 }
 
 #endif /* KESTREL_EMIT_H */

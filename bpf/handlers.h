@@ -62,6 +62,8 @@ static __always_inline void handle_clone(struct kestrel_counters *c, const struc
 	/* x86_64: the new child returns through sys_exit with 0. */
 	fill_call_hdr(&r->hdr, k->ret == 0 ? KR_CLONE_CHILD : KR_CLONE, k);
 	fill_task(&r->task, task);
+	if (k->ret == 0)
+		fill_task_session(&r->task, task);
 	if (flags & CLONE_THREAD)
 		r->hdr.flags |= KF_CLONE_THREAD;
 	submit(c, r, sizeof(*r));
@@ -69,8 +71,7 @@ static __always_inline void handle_clone(struct kestrel_counters *c, const struc
 
 /*
  * Built in place: no scratch lookup, no copy. Only a successful open reads
- * its path (the user string copy is most of a traced open's cost), and only
- * the 64 bytes the fd table keeps.
+ * its path (the user string copy is most of a traced open's cost).
  */
 static __always_inline void handle_open(struct kestrel_counters *c, const struct call *k)
 {
@@ -183,6 +184,67 @@ static __always_inline void handle_generic(struct kestrel_counters *c, const str
 	submit(c, g, sizeof(*g));
 }
 
+static __always_inline void fill_args(__u64 *a, const struct call *k)
+{
+	a[0] = sys_arg(k, 0);
+	a[1] = sys_arg(k, 1);
+	a[2] = sys_arg(k, 2);
+	a[3] = sys_arg(k, 3);
+	a[4] = sys_arg(k, 4);
+	a[5] = sys_arg(k, 5);
+}
+
+/*
+ * KR_SYSCALL: without strings built in place; with strings in scratch space
+ * and sent trimmed. Strings are read whatever the result: a failed unlink
+ * still names its path.
+ */
+static __always_inline void handle_syscall(struct kestrel_counters *c, const struct call *k)
+{
+	const __u32 fixed = __builtin_offsetof(struct kestrel_syscall, data);
+	struct kestrel_syscall *r;
+	struct scratch_space *s;
+	__u64 p0, p1 = 0;
+	__u32 n0, n1 = 0;
+
+	if (k->handler == KH_ARGS) {
+		r = reserve(c, fixed, k->cat, KD_EXIT);
+		if (!r)
+			return;
+		fill_call_hdr(&r->hdr, KR_SYSCALL, k);
+		fill_args(r->args, k);
+		r->s0_len = 0;
+		r->s1_len = 0;
+		r->pad = 0;
+		submit(c, r, fixed);
+		return;
+	}
+	s = get_scratch(c);
+	if (!s)
+		return;
+	r = &s->rec.syscall;
+	fill_call_hdr(&r->hdr, KR_SYSCALL, k);
+	fill_args(r->args, k);
+	r->pad = 0;
+	switch (k->handler) {
+	case KH_STR_A0: p0 = r->args[0]; break;
+	case KH_STR_A1: p0 = r->args[1]; break;
+	case KH_STR_A0_A1: p0 = r->args[0]; p1 = r->args[1]; break;
+	case KH_STR_A0_A2: p0 = r->args[0]; p1 = r->args[2]; break;
+	default: p0 = r->args[1]; p1 = r->args[3]; break;
+	}
+	n0 = read_user_str(&r->hdr, r->data, KESTREL_PATH_MAX, p0, KF_PATH_FAULT, KF_PATH_TRUNC);
+	if (k->handler >= KH_STR_A0_A1)
+		n1 = read_user_str(&r->hdr, r->data + n0, KESTREL_PATH_MAX, p1, KF_PATH1_FAULT,
+				   KF_PATH1_TRUNC);
+	r->s0_len = n0;
+	r->s1_len = n1;
+	/* Once per record, however many of its strings failed. */
+	if (r->hdr.flags & (KF_PATH_FAULT | KF_PATH1_FAULT))
+		c->n_drops_page_faults++;
+	emit(c, r, fixed + n0 + n1, k->cat, KD_EXIT);
+}
+
 static __always_inline void dispatch_exit(struct kestrel_counters *c, const struct call *k)
 {
 	switch (k->handler) {
@@ -216,6 +278,14 @@ static __always_inline void dispatch_exit(struct kestrel_counters *c, const stru
 	case KH_ACCEPT:
 	case KH_ACCEPT4:
 		handle_sockaddr(c, k);
+		break;
+	case KH_ARGS:
+	case KH_STR_A0:
+	case KH_STR_A1:
+	case KH_STR_A0_A1:
+	case KH_STR_A0_A2:
+	case KH_STR_A1_A3:
+		handle_syscall(c, k);
 		break;
 	default:
 		handle_generic(c, k, KR_GENERIC, KD_EXIT);

@@ -92,8 +92,83 @@ struct cred {
 	kgid_t gid;
 } __attribute__((preserve_access_index));
 
+/* include/linux/pid.h: the id in the initial namespace is numbers[0]. */
+struct upid {
+	int nr;
+} __attribute__((preserve_access_index));
+
+struct pid {
+	struct upid numbers[1];
+} __attribute__((preserve_access_index));
+
+#define PIDTYPE_SID 3 /* enum pid_type, stable since signal->pids (4.19) */
+
+struct tty_driver {
+	int major;
+	int minor_start;
+} __attribute__((preserve_access_index));
+
+struct tty_struct {
+	struct tty_driver *driver;
+	int index;
+} __attribute__((preserve_access_index));
+
 struct signal_struct {
 	atomic_t live;
+	struct pid *pids[4];
+	struct tty_struct *tty;
+} __attribute__((preserve_access_index));
+
+/* Paths. qstr and path are read whole: their layouts have not changed
+ * (qstr's hash and len share a u64 on little-endian kernels). */
+struct qstr {
+	__u32 hash;
+	__u32 len;
+	const unsigned char *name;
+};
+
+struct super_block {
+	unsigned long s_magic;
+} __attribute__((preserve_access_index));
+
+struct inode {
+	unsigned long i_ino;
+} __attribute__((preserve_access_index));
+
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+	struct inode *d_inode;
+	struct super_block *d_sb;
+} __attribute__((preserve_access_index));
+
+struct vfsmount {
+	struct dentry *mnt_root;
+} __attribute__((preserve_access_index));
+
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+};
+
+/* fs/mount.h: a vfsmount lives inside its struct mount. */
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+} __attribute__((preserve_access_index));
+
+struct file {
+	struct path f_path;
+} __attribute__((preserve_access_index));
+
+struct fs_struct {
+	struct path pwd;
+} __attribute__((preserve_access_index));
+
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
 } __attribute__((preserve_access_index));
 
 #if defined(__TARGET_ARCH_x86)
@@ -123,9 +198,13 @@ struct task_struct {
 	const struct cred *real_cred;
 	struct signal_struct *signal;
 	char comm[16];
+	kuid_t loginuid; /* CONFIG_AUDIT only */
+	struct fs_struct *fs;
+	struct mm_struct *mm;
 } __attribute__((preserve_access_index));
 
 struct linux_binprm {
+	struct file *file;
 	const char *filename;
 } __attribute__((preserve_access_index));
 

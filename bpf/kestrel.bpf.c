@@ -5,8 +5,8 @@
  * at once for anything not selected; selected syscalls get a record built in
  * per-CPU scratch space or in place in one ring buffer. Scheduler
  * tracepoints cover what sys_exit cannot see: the child of a fork on arm64,
- * successful execs (the new image's path is only in linux_binprm), and
- * thread exits. sys_enter is optional: the exit side still has the arguments
+ * successful execs (the new image's path is only in linux_binprm, its argv
+ * only in the new mm), and thread exits. sys_enter is optional: the exit side still has the arguments
  * in the saved registers, so it is attached only for enter-event pairing.
  *
  * Every program exists twice, as thin entry points over shared handlers:
@@ -33,11 +33,18 @@ struct {
 	__type(value, struct kestrel_counters);
 } counters SEC(".maps");
 
+/* One record being built, and room to assemble a path backwards (exec's
+ * exe and cwd walks). */
+struct scratch_space {
+	union kestrel_record rec;
+	char path[2 * KESTREL_PATH_MAX];
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, union kestrel_record);
+	__type(value, struct scratch_space);
 } scratch SEC(".maps");
 
 /* Records dropped per process (tgid); LRU so a burst of new pids evicts the
@@ -78,6 +85,7 @@ struct kestrel_abi kestrel_abi_unused;
 #include "emit.h"
 #include "syscall.h"
 #include "handlers.h"
+#include "exec.h"
 
 /*
  * The table entry for this call, or 0. A number neither table selects is
@@ -172,6 +180,7 @@ static __always_inline int on_fork(struct task_struct *child)
 	r->hdr.tid = tid;
 	r->hdr.pid = pid;
 	fill_task(&r->task, child);
+	fill_task_session(&r->task, child);
 	if (tid != pid)
 		r->hdr.flags |= KF_CLONE_THREAD;
 	submit(c, r, sizeof(*r));
@@ -180,36 +189,23 @@ static __always_inline int on_fork(struct task_struct *child)
 
 static __always_inline int on_exec(struct task_struct *p, int old_pid, struct linux_binprm *bprm)
 {
-	struct kestrel_counters *c;
-	union kestrel_record *r;
+	struct kestrel_counters *c = get_counters();
+	struct scratch_space *s;
 	struct kestrel_exec *e;
-	const char *filename;
-	long n;
+	__u32 len;
 
-	c = get_counters();
-	r = get_scratch();
 	if (!c)
 		return 0;
-	if (!r) {
-		c->n_drops_bug++;
+	s = get_scratch(c);
+	if (!s)
 		return 0;
-	}
-	e = &r->exec;
+	e = &s->rec.exec;
 	fill_hdr(&e->hdr, KR_EXECVE, -1, 0);
 	fill_task(&e->task, p);
+	fill_task_session(&e->task, p);
 	e->task.old_tid = old_pid;
-	filename = BPF_CORE_READ(bprm, filename);
-	n = bpf_probe_read_kernel_str(e->path, KESTREL_PATH_MAX, filename);
-	if (n <= 0) {
-		e->path[0] = 0;
-		n = 1;
-		e->hdr.flags |= KF_PATH_FAULT;
-		c->n_drops_page_faults++;
-	} else if (n == KESTREL_PATH_MAX) {
-		e->hdr.flags |= KF_PATH_TRUNC;
-	}
-	e->path_len = n & (2 * KESTREL_PATH_MAX - 1);
-	emit(c, e, __builtin_offsetof(struct kestrel_exec, path) + e->path_len, KC_EXECVE, KD_EXIT);
+	len = exec_strings(c, e, s->path, p, bprm);
+	emit(c, e, __builtin_offsetof(struct kestrel_exec, data) + len, KC_EXECVE, KD_EXIT);
 	return 0;
 }
 

@@ -13,13 +13,19 @@
 #define KESTREL_H
 
 #define KESTREL_COMM_LEN 16
-#define KESTREL_PATH_MAX 256
-/* Size of each syscall table: every ABI's numbers (x86_64, arm64, i386,
- * ARM EABI) stay below it. An enum, so the skeleton carries it to Rust. */
+/* Enums, so the skeleton carries them to Rust. */
 enum kestrel_limits {
+	/* Size of each syscall table: every ABI's numbers (x86_64, arm64,
+	 * i386, ARM EABI) stay below it. */
 	KESTREL_SYSCALL_MAX = 512,
-	/* What an open record keeps of its path: the fd table stores 64 bytes. */
-	KESTREL_OPEN_PATH_MAX = 64,
+	/* Any string a record carries, NUL included. */
+	KESTREL_PATH_MAX = 256,
+	/* What an open record keeps of its path (rules compare fd.name). */
+	KESTREL_OPEN_PATH_MAX = 256,
+	/* argv bytes an exec record keeps. */
+	KESTREL_ARGS_MAX = 256,
+	/* Steps (components and mount crossings) of the exe and cwd walks. */
+	KESTREL_PATH_DEPTH = 24,
 };
 
 enum kestrel_record_type {
@@ -35,6 +41,7 @@ enum kestrel_record_type {
 	KR_ACCEPT,      /* accept family exit */
 	KR_GENERIC,     /* any other selected syscall: number, return and raw arguments */
 	KR_ENTER,       /* enter side of a selected syscall (only with enter capture on) */
+	KR_SYSCALL,     /* a syscall the rules need: raw arguments and up to two user strings */
 	KR_TYPE_MAX,
 };
 
@@ -52,6 +59,7 @@ enum kestrel_category {
 	 * (driver/modern_bpf/helpers/base/stats.h), so Falco's never see them. */
 	KC_DUP,
 	KC_SOCKET,
+	KC_OTHER, /* memfd_create, module loads, chdir, setuid, sendto, kill ... */
 	KC_MAX,
 };
 
@@ -95,6 +103,14 @@ enum kestrel_handler {
 	KH_CONNECT,
 	KH_ACCEPT,  /* fd arg0, addr arg1 */
 	KH_ACCEPT4, /* fd arg0, addr arg1, flags arg3 */
+	/* KR_SYSCALL: the six raw arguments, and which of them are user
+	 * strings (the first goes to s0, the second to s1). */
+	KH_ARGS,      /* no strings */
+	KH_STR_A0,    /* s0 = arg0 */
+	KH_STR_A1,    /* s0 = arg1 */
+	KH_STR_A0_A1, /* s0 = arg0, s1 = arg1 */
+	KH_STR_A0_A2, /* s0 = arg0, s1 = arg2 */
+	KH_STR_A1_A3, /* s0 = arg1, s1 = arg3 */
 	KH_MAX,
 };
 
@@ -119,6 +135,14 @@ enum kestrel_flags {
 	KF_PATH_TRUNC = 0x8,   /* path longer than KESTREL_PATH_MAX, truncated */
 	KF_CLOEXEC = 0x10,     /* the new fd is close-on-exec */
 	KF_COMPAT = 0x20,      /* a 32-bit task's syscall: nr is from its ABI's table */
+	KF_EXE_MEMFD = 0x40,   /* exec: the executable is a memfd (modern_bpf EXE_FROM_MEMFD) */
+	KF_EXE_UPPER_LAYER = 0x80, /* exec: the executable is on an overlayfs upper layer */
+	KF_ARGS_TRUNC = 0x100,     /* exec: argv longer than KESTREL_ARGS_MAX, cut */
+	KF_EXEPATH_TRUNC = 0x200,  /* exec: exepath incomplete (too long, too deep, detached) */
+	KF_CWD_TRUNC = 0x400,      /* exec: cwd incomplete, as above */
+	KF_ARGS_FAULT = 0x800,     /* exec: argv could not be read; args empty */
+	KF_PATH1_FAULT = 0x1000,   /* KR_SYSCALL: s1 could not be read (KF_PATH_FAULT: s0) */
+	KF_PATH1_TRUNC = 0x2000,   /* KR_SYSCALL: s1 truncated (KF_PATH_TRUNC: s0) */
 };
 
 struct kestrel_hdr {
@@ -134,7 +158,9 @@ struct kestrel_hdr {
 	__s64 ret;
 };
 
-/* Identity of the task a record is about, read from its task_struct. */
+/* Identity of the task a record is about, read from its task_struct. The
+ * session fields are read only where the thread table takes them: exec and
+ * the child side of a clone (elsewhere loginuid is UINT32_MAX, tty and sid 0). */
 struct kestrel_task {
 	__u32 ppid;
 	__u32 uid;
@@ -142,6 +168,10 @@ struct kestrel_task {
 	__u32 old_tid; /* exec: tid before a non-leader thread took over the group */
 	__u64 start_ns;
 	char comm[KESTREL_COMM_LEN];
+	__u32 loginuid; /* audit login uid, UINT32_MAX when unset */
+	__u32 tty;      /* Falco's proc.tty (as /proc's tty_nr), 0 = none */
+	__u32 sid;      /* session id in the initial pid namespace */
+	__u32 pad;
 };
 
 struct kestrel_clone {
@@ -149,12 +179,21 @@ struct kestrel_clone {
 	struct kestrel_task task; /* parent side: the parent; child side: the child */
 };
 
+/*
+ * A successful exec. data holds four strings back to back, each *_len
+ * bytes: path (bprm->filename, NUL included, at least 1), args (argv as in
+ * memory: NUL-separated, argv[0] first), exepath and cwd (resolved through
+ * the dentry and mount chains, NUL included). 0 = empty. Only the used
+ * bytes of data are sent.
+ */
 struct kestrel_exec {
 	struct kestrel_hdr hdr;
 	struct kestrel_task task;
 	__u16 path_len;
-	__u16 pad[3];
-	char path[KESTREL_PATH_MAX];
+	__u16 args_len;
+	__u16 exepath_len;
+	__u16 cwd_len;
+	char data[3 * KESTREL_PATH_MAX + KESTREL_ARGS_MAX];
 };
 
 /* A thread ended: the header says who, KF_GROUP_DEAD whether the process. */
@@ -204,6 +243,22 @@ struct kestrel_generic {
 	struct kestrel_hdr hdr;
 };
 
+/*
+ * KR_SYSCALL: the raw arguments (a 32-bit task's zero-extended: int
+ * arguments are sign-extended by the reader) and up to two user strings,
+ * s0 at data[0] and s1 right after it, each *_len bytes with its NUL
+ * (0: the handler reads none). An unreadable string is sent empty (length
+ * 1) with KF_PATH_FAULT / KF_PATH1_FAULT. Only the used bytes are sent.
+ */
+struct kestrel_syscall {
+	struct kestrel_hdr hdr;
+	__u64 args[6];
+	__u16 s0_len;
+	__u16 s1_len;
+	__u32 pad;
+	char data[2 * KESTREL_PATH_MAX];
+};
+
 /* Largest record; the per-CPU scratch space holds exactly one. */
 union kestrel_record {
 	struct kestrel_hdr hdr;
@@ -215,6 +270,7 @@ union kestrel_record {
 	struct kestrel_socket socket;
 	struct kestrel_sockaddr sockaddr;
 	struct kestrel_generic generic;
+	struct kestrel_syscall syscall;
 };
 
 /* Per-CPU kernel counters, summed by user space over all possible CPUs. */

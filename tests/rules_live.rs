@@ -236,7 +236,12 @@ fn default_rules_fire_on_attacks_and_stay_quiet_on_twins() {
 
     // Log truncation.
     let log = format!("/var/log/kestrel-test-{}.log", std::process::id());
-    std::fs::write(&log, "x\n").unwrap();
+    // Created for appending: a write that truncates is the attack itself.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap();
     let v = s.case(
         "Clear Log Activities",
         || run("/bin/sh", &["-c", &format!("echo y >> {log}")]),

@@ -2,14 +2,14 @@
 //! bounds-checked against its own length and its declared type before a
 //! single field is read; anything short, oversized or of an unknown type is an
 //! error, never a panic. Decoding copies only the fixed part of a record (at
-//! most a few dozen bytes) and borrows paths from the ring buffer.
+//! most a few dozen bytes) and borrows strings from the ring buffer.
 
 use core::mem::{offset_of, size_of};
 
 use super::skel::types::{
     kestrel_clone, kestrel_exec, kestrel_exit, kestrel_fd, kestrel_flags as F, kestrel_generic,
     kestrel_hdr, kestrel_open, kestrel_record_type as T, kestrel_sockaddr, kestrel_socket,
-    kestrel_task,
+    kestrel_syscall, kestrel_task,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub enum DecodeError {
     Truncated,
     /// hdr.len disagrees with the sample's length.
     LengthMismatch,
-    /// A path length pointing past the record.
+    /// A string length pointing past the record (or a required one 0).
     BadPathLength,
     UnknownType(u16),
 }
@@ -31,10 +31,20 @@ pub enum Record<'a> {
         task: kestrel_task,
         child_side: bool,
     },
+    /// A failed execve has no task and empty strings.
     Exec {
         hdr: kestrel_hdr,
         task: Option<kestrel_task>,
+        /// bprm->filename: the path as the caller passed it.
         path: &'a [u8],
+        /// argv as in memory: NUL-separated, argv[0] first, the last NUL
+        /// included unless KF_ARGS_TRUNC cut it off.
+        args: &'a [u8],
+        /// The executable resolved to an absolute path (memfd: its name);
+        /// incomplete with KF_EXEPATH_TRUNC.
+        exepath: &'a [u8],
+        /// The cwd at exec; incomplete with KF_CWD_TRUNC.
+        cwd: &'a [u8],
     },
     ProcExit {
         hdr: kestrel_hdr,
@@ -42,6 +52,7 @@ pub enum Record<'a> {
     Open {
         hdr: kestrel_hdr,
         flags: u32,
+        mode: u32,
         path: &'a [u8],
     },
     Close {
@@ -71,6 +82,15 @@ pub enum Record<'a> {
     Enter {
         hdr: kestrel_hdr,
     },
+    /// A syscall the rules need: raw arguments (a 32-bit task's
+    /// zero-extended) and the user strings its handler reads (empty when
+    /// none, or unreadable: KF_PATH_FAULT / KF_PATH1_FAULT).
+    Syscall {
+        hdr: kestrel_hdr,
+        args: [u64; 6],
+        s0: &'a [u8],
+        s1: &'a [u8],
+    },
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -94,7 +114,8 @@ impl Record<'_> {
             | Record::Connect { hdr, .. }
             | Record::Accept { hdr, .. }
             | Record::Generic { hdr }
-            | Record::Enter { hdr } => hdr,
+            | Record::Enter { hdr }
+            | Record::Syscall { hdr, .. } => hdr,
         }
     }
 
@@ -117,16 +138,71 @@ fn read<R: Copy>(data: &[u8]) -> Result<R, DecodeError> {
     Ok(unsafe { core::ptr::read_unaligned(data.as_ptr().cast::<R>()) })
 }
 
-/// A path of `len` bytes (NUL included) at `off`, bounded by the record.
-fn path_at(data: &[u8], off: usize, len: u16) -> Result<&[u8], DecodeError> {
-    let len = usize::from(len);
-    if len == 0 || off + len > data.len() {
-        return Err(DecodeError::BadPathLength);
-    }
-    let p = &data[off..off + len];
+/// `len` bytes at `off`, bounded by the record.
+fn bytes_at(data: &[u8], off: usize, len: u16) -> Result<&[u8], DecodeError> {
+    data.get(off..off + usize::from(len))
+        .ok_or(DecodeError::BadPathLength)
+}
+
+/// A string of `len` bytes (NUL included; 0: empty) at `off`, bounded by
+/// the record, cut at its first NUL.
+fn str_at(data: &[u8], off: usize, len: u16) -> Result<&[u8], DecodeError> {
+    let p = bytes_at(data, off, len)?;
     // Stop at the first NUL: the kernel's string reads always store one.
     let end = p.iter().position(|&b| b == 0).unwrap_or(p.len());
     Ok(&p[..end])
+}
+
+/// A path that is always present (at least its NUL).
+fn path_at(data: &[u8], off: usize, len: u16) -> Result<&[u8], DecodeError> {
+    if len == 0 {
+        return Err(DecodeError::BadPathLength);
+    }
+    str_at(data, off, len)
+}
+
+/// A successful exec: the fixed part, then four strings back to back.
+fn exec(data: &[u8], hdr: kestrel_hdr) -> Result<Record<'_>, DecodeError> {
+    const FIXED: usize = offset_of!(kestrel_exec, data);
+    let head: [u8; FIXED] = read(data)?;
+    let task: kestrel_task = read(&head[offset_of!(kestrel_exec, task)..])?;
+    let len = |at: usize| read::<u16>(&head[at..]);
+    let (p, a, e, c) = (
+        len(offset_of!(kestrel_exec, path_len))?,
+        len(offset_of!(kestrel_exec, args_len))?,
+        len(offset_of!(kestrel_exec, exepath_len))?,
+        len(offset_of!(kestrel_exec, cwd_len))?,
+    );
+    let mut off = FIXED;
+    let path = path_at(data, off, p)?;
+    off += usize::from(p);
+    let args = bytes_at(data, off, a)?;
+    off += usize::from(a);
+    let exepath = str_at(data, off, e)?;
+    off += usize::from(e);
+    Ok(Record::Exec {
+        hdr,
+        task: Some(task),
+        path,
+        args,
+        exepath,
+        cwd: str_at(data, off, c)?,
+    })
+}
+
+/// KR_SYSCALL: the fixed part, then s0 and s1 back to back.
+fn syscall(data: &[u8], hdr: kestrel_hdr) -> Result<Record<'_>, DecodeError> {
+    const FIXED: usize = offset_of!(kestrel_syscall, data);
+    let head: [u8; FIXED] = read(data)?;
+    let args: [u64; 6] = read(&head[offset_of!(kestrel_syscall, args)..])?;
+    let n0: u16 = read(&head[offset_of!(kestrel_syscall, s0_len)..])?;
+    let n1: u16 = read(&head[offset_of!(kestrel_syscall, s1_len)..])?;
+    Ok(Record::Syscall {
+        hdr,
+        args,
+        s0: str_at(data, FIXED, n0)?,
+        s1: str_at(data, FIXED + usize::from(n0), n1)?,
+    })
 }
 
 fn sockaddr(s: &kestrel_sockaddr) -> SockAddr {
@@ -160,19 +236,12 @@ pub fn decode(data: &[u8]) -> Result<Record<'_>, DecodeError> {
                 hdr,
                 task: None,
                 path: &[],
+                args: &[],
+                exepath: &[],
+                cwd: &[],
             }
         }
-        T::KR_EXECVE => {
-            const FIXED: usize = offset_of!(kestrel_exec, path);
-            let head: [u8; FIXED] = read(data)?;
-            let task: kestrel_task = read(&head[offset_of!(kestrel_exec, task)..])?;
-            let path_len: u16 = read(&head[offset_of!(kestrel_exec, path_len)..])?;
-            Record::Exec {
-                hdr,
-                task: Some(task),
-                path: path_at(data, FIXED, path_len)?,
-            }
-        }
+        T::KR_EXECVE => exec(data, hdr)?,
         T::KR_PROC_EXIT => {
             let _: kestrel_exit = read(data)?;
             Record::ProcExit { hdr }
@@ -181,10 +250,12 @@ pub fn decode(data: &[u8]) -> Result<Record<'_>, DecodeError> {
             const FIXED: usize = offset_of!(kestrel_open, path);
             let head: [u8; FIXED] = read(data)?;
             let flags: u32 = read(&head[offset_of!(kestrel_open, flags)..])?;
+            let mode: u32 = read(&head[offset_of!(kestrel_open, mode)..])?;
             let path_len: u16 = read(&head[offset_of!(kestrel_open, path_len)..])?;
             Record::Open {
                 hdr,
                 flags,
+                mode,
                 path: path_at(data, FIXED, path_len)?,
             }
         }
@@ -220,104 +291,10 @@ pub fn decode(data: &[u8]) -> Result<Record<'_>, DecodeError> {
             read::<kestrel_generic>(data)?;
             Record::Enter { hdr }
         }
+        T::KR_SYSCALL => syscall(data, hdr)?,
         _ => return Err(DecodeError::UnknownType(hdr.r#type)),
     })
 }
 pub mod synth;
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decodes_every_synthetic_record() {
-        let open = synth::open(10, 10, 3, 0, "/etc/hosts");
-        match decode(&open).unwrap() {
-            Record::Open { path, hdr, .. } => {
-                assert_eq!(path, b"/etc/hosts");
-                assert_eq!(hdr.ret, 3);
-            }
-            r => panic!("wrong record {r:?}"),
-        }
-        match decode(&synth::exec(10, 10, 10, "/bin/true")).unwrap() {
-            Record::Exec { path, task, .. } => {
-                assert_eq!(path, b"/bin/true");
-                assert!(task.is_some());
-            }
-            r => panic!("wrong record {r:?}"),
-        }
-        assert!(matches!(
-            decode(&synth::clone(10, 10, 11, false, false)).unwrap(),
-            Record::Clone {
-                child_side: false,
-                ..
-            }
-        ));
-        assert!(matches!(
-            decode(&synth::exit(10, 10, true)).unwrap(),
-            Record::ProcExit { .. }
-        ));
-    }
-
-    #[test]
-    fn rejects_truncated_records_at_every_length() {
-        for rec in [
-            synth::open(1, 1, 3, 0, "/tmp/x"),
-            synth::exec(1, 1, 1, "/bin/sh"),
-            synth::clone(1, 1, 2, false, false),
-            synth::fd(T::KR_CLOSE, 1, 1, 3, 0, false),
-            synth::sockaddr(T::KR_CONNECT, 1, 1, 3, 0),
-            synth::exit(1, 1, false),
-        ] {
-            for cut in 0..rec.len() {
-                // Every prefix is rejected: either too short or its hdr.len
-                // no longer matches.
-                assert!(decode(&rec[..cut]).is_err(), "prefix {cut} accepted");
-            }
-        }
-    }
-
-    #[test]
-    fn rejects_lying_lengths_and_types() {
-        let mut rec = synth::open(1, 1, 3, 0, "/tmp/x");
-        let pl = offset_of!(kestrel_open, path_len);
-        rec[pl..pl + 2].copy_from_slice(&500u16.to_ne_bytes());
-        assert_eq!(decode(&rec).unwrap_err(), DecodeError::BadPathLength);
-        rec[pl..pl + 2].copy_from_slice(&0u16.to_ne_bytes());
-        assert_eq!(decode(&rec).unwrap_err(), DecodeError::BadPathLength);
-
-        let mut rec = synth::exit(1, 1, false);
-        rec[offset_of!(kestrel_hdr, r#type)] = 200;
-        assert_eq!(decode(&rec).unwrap_err(), DecodeError::UnknownType(200));
-
-        let mut rec = synth::exit(1, 1, false);
-        rec.push(0);
-        assert_eq!(decode(&rec).unwrap_err(), DecodeError::LengthMismatch);
-    }
-
-    #[test]
-    fn garbage_never_panics() {
-        // A deterministic xorshift stream of random bytes and lengths.
-        let mut x: u64 = 0x9e3779b97f4a7c15;
-        let mut buf = [0u8; 512];
-        for _ in 0..20_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let n = (x % 512) as usize;
-            for b in buf.iter_mut() {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                *b = x as u8;
-            }
-            // Make some samples agree on length and type so deeper checks run.
-            if n >= 32 {
-                buf[18..20].copy_from_slice(&(n as u16).to_ne_bytes());
-                buf[16] = (x % 14) as u8;
-                buf[17] = 0;
-            }
-            let _ = decode(&buf[..n]);
-        }
-    }
-}
+mod tests;

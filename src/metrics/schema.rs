@@ -31,6 +31,7 @@ const CATEGORIES: [(Cat, &str); KC_MAX] = [
     (Cat::KC_PROC_EXIT, "proc_exit"),
     (Cat::KC_DUP, "dup"),
     (Cat::KC_SOCKET, "socket"),
+    (Cat::KC_OTHER, "other"),
 ];
 
 /// Drop category names, indexed like enum kestrel_category.
@@ -79,7 +80,7 @@ impl Schema {
     pub fn has_bucket(self, cat: usize, dir: usize) -> bool {
         let name = CATEGORY_NAMES.get(cat).copied().unwrap_or("");
         match (self, name, dir) {
-            (_, "dup" | "socket" | "", _) => false,
+            (_, "dup" | "socket" | "other" | "", _) => false,
             (_, "close" | "proc_exit", 0) => false,
             (_, "close" | "proc_exit", _) => true,
             (Schema::Falco037, _, _) => true,

@@ -41,6 +41,9 @@ pub struct Cmp {
     pub rhs: Rhs,
     /// `val(field)`: compared against another field of the same event.
     pub rhs_field: Option<Lhs>,
+    /// evt.type `=`/`!=`/`in` as a set of event codes: a bit test instead
+    /// of string compares (codes and captured names are one to one).
+    pub codes: Option<super::events::EvtSet>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -51,11 +54,67 @@ pub enum Node {
     Check(Box<Cmp>),
 }
 
+/// Compiles `e`, then orders each `and` so that the checks most likely to
+/// be false run first. Checks are pure and the logic two-valued, so the
+/// order changes how much work a non-matching event costs, never a result.
 pub fn compile(e: &Expr) -> Result<Node, CompileError> {
+    let mut n = compile_tree(e)?;
+    reorder(&mut n);
+    Ok(n)
+}
+
+/// Lower runs earlier in an `and`: value sets on strings rule out most
+/// events; evt.type is mostly implied by the event-type index.
+fn rank(n: &Node) -> u8 {
+    match n {
+        Node::Check(c) if c.lhs.field == Field::EvtType => 4,
+        // Composed on demand (joined, formatted): after the cheap checks.
+        Node::Check(c) if composed(c.lhs.field) => 2,
+        Node::Check(c) if c.lhs.ty == Ty::Str && c.rhs_field.is_none() => match c.op {
+            Op::In | Op::Intersects | Op::Pmatch | Op::Eq | Op::StartsWith | Op::EndsWith
+            | Op::Glob | Op::Contains | Op::IContains => 0,
+            _ => 2,
+        },
+        Node::Check(_) => 2,
+        Node::Or(v) if v.iter().all(|x| rank(x) == 0) => 1,
+        Node::Not(_) => 3,
+        _ => 3,
+    }
+}
+
+fn composed(f: Field) -> bool {
+    matches!(
+        f,
+        Field::EvtArgFlags
+            | Field::EvtRes
+            | Field::ProcArgs
+            | Field::ProcCmdline
+            | Field::ProcPcmdline
+            | Field::ProcAname
+            | Field::ProcCwd
+            | Field::UserName
+            | Field::GroupName
+            | Field::EvtTimeIso
+    )
+}
+
+fn reorder(n: &mut Node) {
+    match n {
+        Node::And(v) => {
+            v.iter_mut().for_each(reorder);
+            v.sort_by_key(rank);
+        }
+        Node::Or(v) => v.iter_mut().for_each(reorder),
+        Node::Not(x) => reorder(x),
+        Node::Check(_) => {}
+    }
+}
+
+fn compile_tree(e: &Expr) -> Result<Node, CompileError> {
     Ok(match e {
-        Expr::And(v) => Node::And(v.iter().map(compile).collect::<Result<_, _>>()?),
-        Expr::Or(v) => Node::Or(v.iter().map(compile).collect::<Result<_, _>>()?),
-        Expr::Not(x) => Node::Not(Box::new(compile(x)?)),
+        Expr::And(v) => Node::And(v.iter().map(compile_tree).collect::<Result<_, _>>()?),
+        Expr::Or(v) => Node::Or(v.iter().map(compile_tree).collect::<Result<_, _>>()?),
+        Expr::Not(x) => Node::Not(Box::new(compile_tree(x)?)),
         Expr::Check(c) => Node::Check(Box::new(check(c)?)),
         Expr::Macro(m) => return Err(CompileError::Invalid(format!("undefined macro '{m}'"))),
     })
@@ -217,10 +276,16 @@ fn check(c: &Check) -> Result<Cmp, CompileError> {
             }
         }
     };
+    let codes = (l.field == Field::EvtType
+        && l.xform.is_none()
+        && rhs_field.is_none()
+        && matches!(c.op, Op::Eq | Op::Ne | Op::In | Op::Intersects))
+    .then(|| super::events::set_of_rhs(&rhs));
     Ok(Cmp {
         lhs: l,
         op: c.op,
         rhs,
         rhs_field,
+        codes,
     })
 }

@@ -194,8 +194,7 @@ impl Engine {
             host: &self.host,
             code,
             num,
-            time_ns: crate::metrics::time::realtime_ns(),
-            mono_ns: crate::metrics::time::monotonic_ns(),
+            lazy: Default::default(),
         };
         for &id in self.set.candidates(code) {
             let rule = &self.set.rules[usize::from(id)];
@@ -208,13 +207,13 @@ impl Engine {
                 *c += 1;
             }
             let allowed = match &mut self.bucket {
-                Some(b) => b.claim(view.mono_ns),
+                Some(b) => b.claim(crate::metrics::time::monotonic_ns()),
                 None => true,
             };
             if !allowed {
                 self.counters.rate_limited += 1;
             } else {
-                let line = self.writer.render(rule, &view, view.time_ns);
+                let line = self.writer.render(rule, &view, view.time_ns());
                 if self.queue.push(rule.priority.severity(), line) {
                     self.counters.emitted += 1;
                 } else {

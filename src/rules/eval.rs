@@ -14,6 +14,10 @@ pub trait Source {
     /// The value of `field` (with its `[arg]`), composed into `buf` when
     /// it is not stored whole anywhere.
     fn value<'a>(&'a self, field: Field, arg: Option<u32>, buf: &'a mut Buf) -> V<'a>;
+    /// The event's code, when the source has one (evt.type as a bit test).
+    fn code(&self) -> Option<u16> {
+        None
+    }
 }
 
 /// Ancestors walked for `proc.aname` without an index (libsinsp's thread
@@ -44,6 +48,10 @@ pub fn eval(n: &Node, src: &dyn Source, s: &mut Scratch) -> bool {
 }
 
 fn check(c: &Cmp, src: &dyn Source, s: &mut Scratch) -> bool {
+    if let (Some(codes), Some(code)) = (c.codes, src.code()) {
+        let hit = codes.has(code);
+        return if c.op == Op::Ne { !hit } else { hit };
+    }
     let f = c.lhs.field;
     // Multi-valued fields (libsinsp compare_full_aname, compare_ip/net).
     if f == Field::ProcAname && c.lhs.arg.is_none() {
@@ -173,7 +181,7 @@ fn compare(v: V<'_>, c: &Cmp, rf: V<'_>) -> bool {
             (Op::Gt, Some(r)) => s > r,
             (Op::Ge, Some(r)) => s >= r,
             (Op::In | Op::Intersects, _) => match &c.rhs {
-                Rhs::StrSet(set) if x.is_none() => set.binary_search_by(|e| (**e).cmp(s)).is_ok(),
+                Rhs::StrSet(set) if x.is_none() => set.contains(s),
                 Rhs::StrSet(set) => set.iter().any(|e| eq_folded(s, e, x)),
                 _ => false,
             },

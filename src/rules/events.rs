@@ -94,7 +94,7 @@ fn names(c: &Cmp) -> Option<Vec<&[u8]>> {
     }
     match (&c.rhs, c.op) {
         (Rhs::Str(s), Op::Eq | Op::Ne) => Some(vec![s]),
-        (Rhs::StrSet(v), Op::In) => Some(v.iter().map(|s| &s[..]).collect()),
+        (Rhs::StrSet(v), Op::In) => Some(v.iter().collect()),
         _ => None,
     }
 }
@@ -107,6 +107,15 @@ fn set_of(names: &[&[u8]]) -> EvtSet {
         }
     }
     s
+}
+
+/// The codes an evt.type check's value names (uncaptured names: none).
+pub fn set_of_rhs(r: &Rhs) -> EvtSet {
+    match r {
+        Rhs::Str(s) => set_of(&[s]),
+        Rhs::StrSet(v) => set_of(&v.iter().collect::<Vec<_>>()),
+        _ => EvtSet::NONE,
+    }
 }
 
 /// The codes a condition can match; `negated` pushes a `not` down.
@@ -141,7 +150,7 @@ pub fn mentioned<'a>(n: &'a Node, out: &mut Vec<&'a [u8]>) {
             if c.lhs.field == Field::EvtType {
                 match &c.rhs {
                     Rhs::Str(s) => out.push(s),
-                    Rhs::StrSet(v) => out.extend(v.iter().map(|s| &s[..])),
+                    Rhs::StrSet(v) => out.extend(v.iter()),
                     _ => {}
                 }
             }

@@ -4,6 +4,8 @@
 //! sinsp_filtercheck_{event,thread,fd,user,group}.cpp `extract_single`;
 //! where Kestrel lacks a value the field is missing, never invented.
 
+use std::cell::Cell;
+
 use super::eval::Source;
 use super::events::name_of;
 use super::fields::Field;
@@ -33,10 +35,18 @@ pub struct EventView<'a> {
     pub code: u16,
     /// evt.num: records seen, from 1.
     pub num: u64,
-    /// Wall clock of the evaluation, ns since the epoch.
-    pub time_ns: u64,
-    /// Monotonic now, for proc.duration.
-    pub mono_ns: u64,
+    /// Clocks and the thread, read once and only when a field needs them.
+    pub lazy: Lazy<'a>,
+}
+
+/// What an event's fields may need more than once, read on first use.
+#[derive(Default)]
+pub struct Lazy<'a> {
+    time_ns: Cell<u64>,
+    mono_ns: Cell<u64>,
+    thread: Cell<Option<Option<&'a Thread>>>,
+    /// An open's path needs no normalising (paths::is_normal).
+    pub(super) open_normal: Cell<Option<bool>>,
 }
 
 fn comm(c: &[u8; 16]) -> &[u8] {
@@ -85,8 +95,28 @@ fn joined<'b>(t: &Thread, lead: Option<&[u8]>, buf: &'b mut Buf) -> V<'b> {
 }
 
 impl<'a> EventView<'a> {
-    fn thread(&self) -> Option<&'a Thread> {
-        self.state.thread(self.rec.hdr().tid)
+    pub(super) fn thread(&self) -> Option<&'a Thread> {
+        if let Some(t) = self.lazy.thread.get() {
+            return t;
+        }
+        let t = self.state.thread(self.rec.hdr().tid);
+        self.lazy.thread.set(Some(t));
+        t
+    }
+
+    /// Wall clock at the first use in this event, ns since the epoch.
+    pub fn time_ns(&self) -> u64 {
+        if self.lazy.time_ns.get() == 0 {
+            self.lazy.time_ns.set(crate::metrics::time::realtime_ns());
+        }
+        self.lazy.time_ns.get()
+    }
+
+    fn mono_ns(&self) -> u64 {
+        if self.lazy.mono_ns.get() == 0 {
+            self.lazy.mono_ns.set(crate::metrics::time::monotonic_ns());
+        }
+        self.lazy.mono_ns.get()
     }
 
     /// The process `n` generations up (0: the event's own thread).
@@ -160,7 +190,7 @@ impl<'a> EventView<'a> {
                 _ => V::Missing,
             },
             Field::ProcDuration if t.start_ns > 0 => {
-                V::Int(self.mono_ns.saturating_sub(t.start_ns) as i64)
+                V::Int(self.mono_ns().saturating_sub(t.start_ns) as i64)
             }
             Field::ProcIsExeFromMemfd => V::Bool(t.exe_flags & crate::state::EXE_FROM_MEMFD != 0),
             Field::UserUid => V::Int(i64::from(t.uid)),
@@ -193,16 +223,20 @@ fn exe(t: &Thread) -> V<'_> {
 }
 
 impl Source for EventView<'_> {
+    fn code(&self) -> Option<u16> {
+        Some(self.code)
+    }
+
     fn value<'b>(&'b self, f: Field, arg: Option<u32>, buf: &'b mut Buf) -> V<'b> {
         use Field::*;
         match f {
             EvtType => V::Str(name_of(self.code).as_bytes()),
             EvtDir => V::Str(b"<"),
             EvtNum => V::Int(self.num as i64),
-            EvtTime => V::Int(self.time_ns as i64),
+            EvtTime => V::Int(self.time_ns() as i64),
             EvtTimeIso => {
                 let mut b = [0u8; 40];
-                let s = crate::metrics::time::rfc3339_nanos(self.time_ns, &mut b);
+                let s = crate::metrics::time::rfc3339_nanos(self.time_ns(), &mut b);
                 buf.clear();
                 push(buf, s.trim_end_matches('Z').as_bytes());
                 push(buf, b"+0000");

@@ -17,7 +17,7 @@ const SOCK_RAW: u8 = 3;
 /// The fd an event is about, as Falco's m_fdinfo would hold it.
 enum Subject<'a> {
     /// An open: the record's own path, the new fd (or -1).
-    Open { num: i64, raw: &'a [u8], dir: bool, ok: bool, legacy: bool },
+    Open { num: i64, raw: &'a [u8], dir: bool, ok: bool },
     /// A socket-family event or a dup: the table's entry.
     Entry { num: i64, fd: &'a Fd, connect: Option<&'a SockAddr>, accept: bool, ok: bool },
     /// socket(): known by its record even when the table refused it.
@@ -34,7 +34,6 @@ impl<'a> EventView<'a> {
                 raw: path,
                 dir: flags & 0o200000 != 0,
                 ok: h.ret >= 0,
-                legacy: matches!(super::events::name_of(self.code), "open" | "open_by_handle_at"),
             }),
             Record::Socket { domain, sock_type, .. } => Some(Subject::Socket {
                 num: h.ret,
@@ -71,7 +70,7 @@ impl<'a> EventView<'a> {
             return V::Missing;
         };
         match s {
-            Subject::Open { num, raw, dir, ok, legacy } => self.open_value(f, num, raw, dir, ok, legacy, buf),
+            Subject::Open { num, raw, dir, ok } => self.open_value(f, num, raw, dir, ok, buf),
             Subject::Socket { num, family, sock_type } => socket_value(f, num, family, sock_type, None, None, None),
             Subject::Entry { num, fd, connect, accept, ok } => match fd.kind {
                 FdKind::File => match f {
@@ -101,15 +100,21 @@ impl<'a> EventView<'a> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn open_value<'b>(&'b self, f: Field, num: i64, raw: &'b [u8], dir: bool, ok: bool, legacy: bool, buf: &'b mut Buf) -> V<'b> {
+    fn open_value<'b>(&'b self, f: Field, num: i64, raw: &'b [u8], dir: bool, ok: bool, buf: &'b mut Buf) -> V<'b> {
         let normalized = |buf: &'b mut Buf| -> V<'b> {
             if raw.is_empty() {
                 return V::Missing;
             }
+            let normal = self.lazy.open_normal.get().unwrap_or_else(|| {
+                let n = paths::is_normal(raw);
+                self.lazy.open_normal.set(Some(n));
+                n
+            });
+            if normal {
+                return V::Str(raw);
+            }
             let cwd: &[u8] = self
-                .state
-                .thread(self.rec.hdr().tid)
+                .thread()
                 .map_or(&b"/"[..], |t| if t.cwd.is_empty() { b"/" } else { &t.cwd });
             paths::join_normalized(cwd, raw, buf);
             V::Str(&buf[..])
@@ -125,10 +130,13 @@ impl<'a> EventView<'a> {
                 }
                 v => v,
             },
-            Field::FdTypechar => V::Str(match (ok, dir, legacy) {
-                (true, true, _) => b"d",
-                (true, false, _) | (false, _, false) => b"f",
-                (false, _, true) => b"o",
+            // A failed legacy open guesses `o`, the *at family `f`
+            // (sinsp_evt::extract_typechar).
+            Field::FdTypechar => V::Str(match (ok, dir) {
+                (true, true) => b"d",
+                (true, false) => b"f",
+                _ if matches!(super::events::name_of(self.code), "open" | "open_by_handle_at") => b"o",
+                _ => b"f",
             }),
             Field::FdType if ok => V::Str(if dir { b"directory" } else { b"file" }),
             _ => V::Missing,

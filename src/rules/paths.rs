@@ -37,6 +37,34 @@ pub fn join_normalized(base: &[u8], rel: &[u8], out: &mut Buf) {
     }
 }
 
+/// Absolute, without empty, `.` or `..` components and without a trailing
+/// `/`: `join_normalized` would return it unchanged. One pass over the bytes.
+pub fn is_normal(p: &[u8]) -> bool {
+    if p == b"/" {
+        return true;
+    }
+    if p.first() != Some(&b'/') || p.last() == Some(&b'/') {
+        return false;
+    }
+    // Bytes since the last '/', capped at 3: a component of 0, 1 or 2 bytes
+    // may be empty, "." or "..".
+    let mut run = 0u8;
+    let mut dots = true;
+    for &b in &p[1..] {
+        if b == b'/' {
+            if run == 0 || (dots && run <= 2) {
+                return false;
+            }
+            run = 0;
+            dots = true;
+        } else {
+            run = run.saturating_add(1).min(3);
+            dots &= b == b'.';
+        }
+    }
+    !(dots && run <= 2)
+}
+
 /// fd.directory and fd.filename: before and after the last `/`; the
 /// directory is `/` when that slash is the first byte or there is none.
 pub fn split(name: &[u8]) -> (&[u8], &[u8]) {
@@ -67,5 +95,12 @@ mod tests {
         assert_eq!(norm("/a", "../.."), "/");
         assert_eq!(split(b"/etc/shadow"), (&b"/etc"[..], &b"shadow"[..]));
         assert_eq!(split(b"/shadow"), (&b"/"[..], &b"shadow"[..]));
+        for p in ["/etc/shadow", "/", "/a/b.c/d..e"] {
+            assert!(is_normal(p.as_bytes()), "{p}");
+            assert_eq!(norm("/x", p), p);
+        }
+        for p in ["etc", "/etc/", "/a//b", "/a/./b", "/a/../b", "/.."] {
+            assert!(!is_normal(p.as_bytes()), "{p}");
+        }
     }
 }

@@ -108,13 +108,49 @@ pub enum Rhs {
     Bool(bool),
     Ip(Ip),
     /// Sorted, for a binary search.
-    StrSet(Box<[Box<[u8]>]>),
+    StrSet(StrSet),
     IntSet(Box<[i64]>),
     BoolSet(Box<[bool]>),
     IpSet(Box<[Ip]>),
     Nets(Box<[Cidr]>),
     /// pmatch: paths split into components.
     Paths(Box<[Box<[Box<[u8]>]>]>),
+}
+
+/// A set of strings: sorted by `by_len` for a binary search, with a mask of
+/// the lengths present so most values that cannot match are ruled out by
+/// one bit test.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StrSet {
+    pub items: Box<[Box<[u8]>]>,
+    /// Bit min(len, 63) for every item.
+    lens: u64,
+}
+
+impl StrSet {
+    pub fn new(items: Vec<Box<[u8]>>) -> StrSet {
+        let lens = items.iter().fold(0u64, |m, i| m | 1 << i.len().min(63));
+        StrSet {
+            items: items.into(),
+            lens,
+        }
+    }
+
+    #[inline]
+    pub fn contains(&self, s: &[u8]) -> bool {
+        self.lens & (1 << s.len().min(63)) != 0
+            && self.items.binary_search_by(|e| by_len(e, s)).is_ok()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        self.items.iter().map(|s| &s[..])
+    }
+}
+
+/// The order of a string set: length first, so a lookup compares bytes only
+/// with entries of the same length.
+pub fn by_len(a: &[u8], b: &[u8]) -> core::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// Decimal, 0x hex, or a negative decimal (value_parser.cpp).
@@ -170,12 +206,12 @@ pub fn parse_list(ty: Ty, items: &[String]) -> Result<Rhs, String> {
             _ => {}
         }
     }
-    strs.sort();
+    strs.sort_by(|a, b| by_len(a, b));
     strs.dedup();
     ints.sort_unstable();
     ips.sort();
     Ok(match ty {
-        Ty::Str => Rhs::StrSet(strs.into()),
+        Ty::Str => Rhs::StrSet(StrSet::new(strs)),
         Ty::Int => Rhs::IntSet(ints.into()),
         Ty::Bool => Rhs::BoolSet(bools.into()),
         Ty::Ip => Rhs::IpSet(ips.into()),

@@ -4,9 +4,27 @@
 //! The per-event path: no allocation, no formatting, /proc only through the
 //! bounded fallback in `State::get_thread`.
 
-use super::{bounded, Fd, FdKind, State, Thread};
+use super::{bounded, resolve, Fd, FdKind, State, Thread, EXE_FROM_MEMFD, EXE_UPPER_LAYER};
 use crate::capture::record::{Record, SockAddr};
-use crate::capture::skel::types::{kestrel_flags as F, kestrel_task};
+use crate::capture::skel::types::{kestrel_flags as F, kestrel_hdr, kestrel_task};
+
+/// What a successful exec record says about the new image.
+struct Image<'a> {
+    path: &'a [u8],
+    args: &'a [u8],
+    exepath: &'a [u8],
+    cwd: &'a [u8],
+    flags: u32,
+}
+
+/// A string the probe flagged as incomplete is kept as unknown (empty).
+fn unless(flags: u32, f: F, s: &[u8]) -> &[u8] {
+    if flags & f.0 != 0 {
+        &[]
+    } else {
+        s
+    }
+}
 
 fn comm_bytes(c: &[i8; 16]) -> [u8; 16] {
     c.map(|b| b as u8)
@@ -22,13 +40,17 @@ impl State {
             gid: task.gid,
             start_ns: task.start_ns,
             comm: comm_bytes(&task.comm),
+            loginuid: task.loginuid,
+            tty: task.tty,
+            sid: task.sid,
             ..Thread::default()
         }
     }
 
     /// The child side of a clone: the one record that adds the child. A
-    /// thread takes exe from its group leader; a new process takes exe and a
-    /// copy of the fd table from its parent (parse_clone_exit_child).
+    /// thread takes the image and cwd from its group leader; a new process
+    /// takes them and a copy of the fd table from its parent
+    /// (parse_clone_exit_child).
     fn clone_child(&mut self, tid: u32, pid: u32, task: &kestrel_task, thread: bool) {
         // Only this record adds a new tid, so an entry already there is a
         // dead thread whose exit was lost: parse_clone_exit_child removes it.
@@ -41,7 +63,7 @@ impl State {
         let mut t = Self::thread_from_task(tid, pid, task);
         let from = if thread { pid } else { task.ppid };
         if let Some(p) = self.threads.get(u64::from(from)) {
-            t.exe = p.exe.clone();
+            t.inherit(p);
         }
         if self.add_thread(t) && !thread {
             self.inherit_fds(task.ppid, pid);
@@ -85,8 +107,20 @@ impl State {
             Record::Exec {
                 task: Some(task),
                 path,
+                args,
+                exepath,
+                cwd,
                 ..
-            } => self.exec(tid, pid, &task, path),
+            } => {
+                let img = Image {
+                    path,
+                    args,
+                    exepath,
+                    cwd,
+                    flags: u32::from(hdr.flags),
+                };
+                self.exec(tid, pid, &task, &img);
+            }
             Record::ProcExit { .. } => {
                 // reset() looks the thread up without /proc (it is dead),
                 // then remove_thread runs.
@@ -138,6 +172,40 @@ impl State {
             Record::Generic { .. } => {
                 self.get_thread(tid, pid);
             }
+            Record::Syscall { s0, .. } => self.syscall(&hdr, s0),
+        }
+    }
+
+    /// The thread lookup; a successful chdir or fchdir moves the cwd of the
+    /// caller and of its leader (libsinsp keeps the cwd on the main thread;
+    /// other threads of the process are not visited, to stay O(1)).
+    fn syscall(&mut self, hdr: &kestrel_hdr, path: &[u8]) {
+        let (tid, pid) = (hdr.tid, hdr.pid);
+        let compat = u32::from(hdr.flags) & F::KF_COMPAT.0 != 0;
+        let pick = |nrs: (i16, i16)| if compat { nrs.1 } else { nrs.0 };
+        let chdir = hdr.nr == pick(self.chdir_nr);
+        let fchdir = hdr.nr == pick(self.fchdir_nr);
+        if self.get_thread(tid, pid).is_none() || hdr.ret != 0 || !(chdir || fchdir) {
+            return;
+        }
+        if self.from_proc {
+            // Read from /proc after the call: already the new cwd.
+            return;
+        }
+        let unreadable = u32::from(hdr.flags) & (F::KF_PATH_FAULT.0 | F::KF_PATH_TRUNC.0) != 0;
+        // Where an fd points is not kept whole: fchdir leaves it unknown.
+        let cwd = match self.threads.get(u64::from(tid)) {
+            Some(t) if chdir && !unreadable => resolve(&t.cwd, path),
+            _ => None,
+        };
+        let cwd = cwd.unwrap_or_default();
+        if tid != pid {
+            if let Some(leader) = self.threads.get_mut(u64::from(pid)) {
+                leader.cwd.clone_from(&cwd);
+            }
+        }
+        if let Some(t) = self.threads.get_mut(u64::from(tid)) {
+            t.cwd = cwd;
         }
     }
 
@@ -155,7 +223,7 @@ impl State {
     /// A successful execve: the thread takes the new image (added if it was
     /// unknown), a de-threading exec drops the old leader's tid, and the
     /// close-on-exec fds go.
-    fn exec(&mut self, tid: u32, pid: u32, task: &kestrel_task, path: &[u8]) {
+    fn exec(&mut self, tid: u32, pid: u32, task: &kestrel_task, img: &Image<'_>) {
         // The success record comes from sched_process_exec (nr -1): it is
         // the exit the saved execve enter pairs with.
         if self.pairing {
@@ -164,19 +232,24 @@ impl State {
         if task.old_tid != 0 && task.old_tid != tid {
             self.remove_thread(task.old_tid);
         }
-        match self.get_thread(tid, pid) {
+        let added = match self.get_thread(tid, pid) {
             Some(t) => {
                 t.comm = comm_bytes(&task.comm);
-                t.exe = bounded(path);
                 t.ppid = task.ppid;
                 t.uid = task.uid;
                 t.gid = task.gid;
+                t.loginuid = task.loginuid;
+                t.tty = task.tty;
+                t.sid = task.sid;
+                set_image(t, img);
+                true
             }
-            None => {
-                let mut t = Self::thread_from_task(tid, pid, task);
-                t.exe = bounded(path);
-                self.add_thread(t);
-            }
+            None => false,
+        };
+        if !added {
+            let mut t = Self::thread_from_task(tid, pid, task);
+            set_image(&mut t, img);
+            self.add_thread(t);
         }
         self.release_fds(pid, true);
     }
@@ -233,5 +306,21 @@ impl State {
                 self.counters.n_retrieve_evts_drops += 1;
             }
         }
+    }
+}
+
+fn set_image(t: &mut Thread, img: &Image<'_>) {
+    let f = img.flags;
+    t.exe = bounded(img.path);
+    t.args = bounded(img.args);
+    t.args_trunc = f & F::KF_ARGS_TRUNC.0 != 0;
+    t.exepath = bounded(unless(f, F::KF_EXEPATH_TRUNC, img.exepath));
+    t.cwd = bounded(unless(f, F::KF_CWD_TRUNC, img.cwd));
+    t.exe_flags = 0;
+    if f & F::KF_EXE_MEMFD.0 != 0 {
+        t.exe_flags |= EXE_FROM_MEMFD;
+    }
+    if f & F::KF_EXE_UPPER_LAYER.0 != 0 {
+        t.exe_flags |= EXE_UPPER_LAYER;
     }
 }

@@ -17,21 +17,20 @@ mod fds;
 pub mod pipeline;
 pub mod procfs;
 pub mod table;
+mod thread;
 
 use heapless::Vec as HVec;
 
 use crate::capture::record::SockAddr;
 use fds::ProcFds;
 use table::FixedMap;
+pub use thread::{
+    resolve, Thread, ARGS_MAX, EXE_FROM_MEMFD, EXE_MAX, EXE_UPPER_LAYER, PROC_PATH_MAX,
+};
 
 pub const DEFAULT_THREAD_CAPACITY: usize = 4096;
 pub const DEFAULT_FD_CAPACITY: usize = 8192;
-pub const EXE_MAX: usize = 96;
 pub const FD_PATH_MAX: usize = 64;
-pub const ARGS_MAX: usize = 256;
-pub const EXEPATH_MAX: usize = 128;
-/// Thread::exe_flags: the executable is a memfd.
-pub const EXE_FROM_MEMFD: u8 = 1;
 /// Falco caps each process's table at this many fds (sinsp m_max_fdtable_size);
 /// Kestrel tracks fd numbers below it, which bounds every per-process walk.
 pub const FDS_PER_PROCESS_MAX: u32 = 4096;
@@ -39,71 +38,6 @@ pub const FDS_PER_PROCESS_MAX: u32 = 4096;
 pub const OWN_THREAD_RESERVE: usize = 16;
 /// /proc lookups allowed per tick (100 ms) on thread-lookup misses.
 const PROC_LOOKUPS_PER_TICK: u32 = 10;
-
-#[derive(Clone, Debug)]
-pub struct Thread {
-    pub tid: u32,
-    pub pid: u32,
-    pub ppid: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub start_ns: u64,
-    pub comm: [u8; 16],
-    pub exe: HVec<u8, EXE_MAX>,
-    /// argv as captured at exec: NUL-separated, argv[0] first.
-    pub args: HVec<u8, ARGS_MAX>,
-    pub args_trunc: bool,
-    /// The executable's path as the kernel resolved it.
-    pub exepath: HVec<u8, EXEPATH_MAX>,
-    pub cwd: HVec<u8, EXEPATH_MAX>,
-    /// Audit login uid; u32::MAX when unset.
-    pub loginuid: u32,
-    /// Controlling terminal in Falco's encoding; 0 for none.
-    pub tty: u32,
-    /// Session id (the session leader's pid).
-    pub sid: u32,
-    /// EXE_FROM_MEMFD and friends.
-    pub exe_flags: u8,
-    /// Tick of the last lookup (libsinsp's m_lastaccess_ts), for the purge.
-    last_tick: u32,
-    /// Syscall number of the saved enter event, -1 when none.
-    pending_enter: i16,
-}
-
-impl Thread {
-    pub fn new(tid: u32, pid: u32) -> Thread {
-        Thread {
-            tid,
-            pid,
-            ..Thread::default()
-        }
-    }
-}
-
-impl Default for Thread {
-    fn default() -> Self {
-        Thread {
-            tid: 0,
-            pid: 0,
-            ppid: 0,
-            uid: 0,
-            gid: 0,
-            start_ns: 0,
-            comm: [0; 16],
-            exe: HVec::new(),
-            args: HVec::new(),
-            args_trunc: false,
-            exepath: HVec::new(),
-            cwd: HVec::new(),
-            loginuid: u32::MAX,
-            tty: 0,
-            sid: 0,
-            exe_flags: 0,
-            last_tick: 0,
-            pending_enter: -1,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdKind {
@@ -204,6 +138,12 @@ pub struct State {
     /// Where thread-lookup misses are resolved; None: no /proc fallback.
     proc_root: Option<procfs::ProcRoot>,
     proc_budget: u32,
+    /// The last get_thread read its thread from /proc: its cwd is already
+    /// the one the record's syscall left.
+    from_proc: bool,
+    /// chdir and fchdir, (native, compat) numbers: they move the cwd.
+    chdir_nr: (i16, i16),
+    fchdir_nr: (i16, i16),
     now_tick: u32,
     pub counters: StateCounters,
     /// Set when a table-full drop should be logged (first, then every capacity-th).
@@ -212,6 +152,12 @@ pub struct State {
 
 fn fd_key(pid: u32, fd: i64) -> u64 {
     (u64::from(pid) << 32) | (fd as u32 as u64)
+}
+
+/// A syscall's (native, compat) numbers on this arch; -1 where absent.
+fn syscall_nrs(name: &str) -> (i16, i16) {
+    let nr = |n: Option<u16>| n.map_or(-1, |n| n as i16);
+    crate::capture::syscalls::by_name(name).map_or((-1, -1), |s| (nr(s.nr), nr(s.compat_nr)))
 }
 
 fn bounded<const N: usize>(s: &[u8]) -> HVec<u8, N> {
@@ -232,6 +178,9 @@ impl State {
             pairing,
             proc_root: None,
             proc_budget: PROC_LOOKUPS_PER_TICK,
+            from_proc: false,
+            chdir_nr: syscall_nrs("chdir"),
+            fchdir_nr: syscall_nrs("fchdir"),
             now_tick: 0,
             counters: StateCounters::default(),
             log_full_drop: false,
@@ -373,6 +322,7 @@ impl State {
     /// adds a fake entry "to avoid a continuous lookup"), added, and found
     /// again (noncached). Not when the table is full.
     fn get_thread(&mut self, tid: u32, pid: u32) -> Option<&mut Thread> {
+        self.from_proc = false;
         if let Some(pos) = self.find_thread(tid, true) {
             return Some(self.threads.at_mut(pos));
         }
@@ -391,6 +341,7 @@ impl State {
         let t = match looked {
             Some(t) => {
                 self.counters.n_proc_lookups += 1;
+                self.from_proc = true;
                 t
             }
             None => {

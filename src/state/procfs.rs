@@ -3,13 +3,18 @@
 //! probe skips them); later, a thread-lookup miss reads one thread's entry
 //! (`lookup`) and the purge sweep asks whether a thread still exists
 //! (`thread_alive`). Those two run on the hot path or its timer, so they use
-//! stack buffers only: no allocation, a fixed number of bounded reads.
+//! stack buffers only: no allocation, a fixed number of bounded reads. The
+//! fields follow libscap's proc scan (userspace/libscap/linux/scap_procs.c,
+//! libs 0.25.4): cmdline as argv, readlink of exe and cwd, loginuid, and
+//! stat's session and tty_nr taken as they are (tty_nr already has the
+//! encoding the probe gives proc.tty).
 
 use std::fs;
 
 use heapless::Vec as HVec;
 
-use super::{bounded, Fd, FdKind, State, Thread, FDS_PER_PROCESS_MAX};
+use super::PROC_PATH_MAX;
+use super::{bounded, Fd, FdKind, State, Thread, ARGS_MAX, EXE_FROM_MEMFD, FDS_PER_PROCESS_MAX};
 use crate::capture::record::SockAddr;
 use crate::procfs::{parse_u64, read_whole, stat_fields_after_comm};
 
@@ -77,8 +82,19 @@ fn cstr(p: &[u8]) -> Option<&core::ffi::CStr> {
 pub struct TaskStat {
     pub comm: [u8; 16],
     pub ppid: u32,
+    pub session: u32,
+    /// As printed (a signed int): new_encode_dev of the controlling tty.
+    pub tty_nr: u32,
     pub flags: u64,
     pub start_ticks: u64,
+}
+
+/// A signed decimal as /proc prints an int, wrapped to u32.
+fn parse_i32_bits(s: &[u8]) -> Option<u32> {
+    match s.strip_prefix(b"-") {
+        Some(d) => Some((parse_u64(d)? as u32).wrapping_neg()),
+        None => u32::try_from(parse_u64(s)?).ok(),
+    }
 }
 
 /// Parses a stat line: comm from between the first '(' and the last ')',
@@ -93,14 +109,19 @@ pub fn parse_task_stat(line: &[u8]) -> Option<TaskStat> {
     for (d, s) in comm.iter_mut().zip(line[open + 1..close].iter().take(15)) {
         *d = *s;
     }
-    // After comm: state(0) ppid(1) ... flags(6) ... starttime(19)
+    // After comm: state(0) ppid(1) pgrp(2) session(3) tty_nr(4) ... flags(6)
+    // ... starttime(19)
     let mut f = stat_fields_after_comm(line)?;
     let ppid = parse_u64(f.nth(1)?)?;
-    let flags = parse_u64(f.nth(4)?)?;
+    let session = parse_i32_bits(f.nth(1)?)?;
+    let tty_nr = parse_i32_bits(f.next()?)?;
+    let flags = parse_u64(f.nth(1)?)?;
     let start_ticks = parse_u64(f.nth(12)?)?;
     Some(TaskStat {
         comm,
         ppid: u32::try_from(ppid).ok()?,
+        session,
+        tty_nr,
         flags,
         start_ticks,
     })
@@ -127,9 +148,25 @@ fn readlink_into<'b>(path: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
     (n >= 0).then(|| &buf[..n as usize])
 }
 
+/// A loginuid file: the number, u32::MAX (unset) when absent (no
+/// CONFIG_AUDIT) or malformed, as scap_procs.c does.
+pub fn parse_loginuid(s: &[u8]) -> u32 {
+    parse_u64(s.trim_ascii()).map_or(u32::MAX, |v| v as u32)
+}
+
+/// A link that fits whole in a thread's path field; longer ones could be
+/// cut, so unknown (empty).
+fn whole(link: &[u8]) -> HVec<u8, PROC_PATH_MAX> {
+    if link.len() <= PROC_PATH_MAX {
+        bounded(link)
+    } else {
+        HVec::new()
+    }
+}
+
 /// One thread from /proc for a lookup miss (get_thread_ref's scap_proc_get),
-/// or None when it is gone or a kernel thread. Three small reads into stack
-/// buffers; `pid` comes from the record, which already knows it.
+/// or None when it is gone or a kernel thread. Four small reads and three
+/// readlinks into stack buffers; `pid` comes from the record.
 pub fn lookup(root: &ProcRoot, tid: u32, pid: u32) -> Option<Thread> {
     let mut buf = [0u8; 1024];
     let st = parse_task_stat(read_whole(
@@ -142,9 +179,7 @@ pub fn lookup(root: &ProcRoot, tid: u32, pid: u32) -> Option<Thread> {
     let mut status = [0u8; 2048];
     let (uid, gid) = read_whole(cstr(&root.path(pid, Some(tid), "status"))?, &mut status)
         .map_or((0, 0), parse_uid_gid);
-    let mut exe = [0u8; super::EXE_MAX];
-    let exe = readlink_into(&root.path(pid, None, "exe"), &mut exe).unwrap_or(&[]);
-    Some(Thread {
+    let mut t = Thread {
         tid,
         pid,
         ppid: st.ppid,
@@ -152,9 +187,26 @@ pub fn lookup(root: &ProcRoot, tid: u32, pid: u32) -> Option<Thread> {
         gid,
         start_ns: st.start_ticks * 1_000_000_000 / root.ticks,
         comm: st.comm,
-        exe: bounded(exe),
+        sid: st.session,
+        tty: st.tty_nr,
         ..Thread::default()
-    })
+    };
+    let mut small = [0u8; 16];
+    t.loginuid = read_whole(cstr(&root.path(pid, Some(tid), "loginuid"))?, &mut small)
+        .map_or(u32::MAX, parse_loginuid);
+    let mut link = [0u8; PROC_PATH_MAX + 1];
+    let exe = readlink_into(&root.path(pid, None, "exe"), &mut link).unwrap_or(&[]);
+    t.exe = bounded(exe);
+    t.exepath = whole(exe);
+    if exe.starts_with(b"/memfd:") {
+        t.exe_flags |= EXE_FROM_MEMFD;
+    }
+    t.cwd = whole(readlink_into(&root.path(pid, None, "cwd"), &mut link).unwrap_or(&[]));
+    let mut args = [0u8; ARGS_MAX + 1];
+    let args = read_whole(cstr(&root.path(pid, None, "cmdline"))?, &mut args).unwrap_or(&[]);
+    t.args = bounded(args);
+    t.args_trunc = args.len() > ARGS_MAX;
+    Some(t)
 }
 
 /// Whether /proc still has this thread (scap_is_thread_alive's question).

@@ -32,6 +32,7 @@ pub fn task(ppid: u32, name: &str) -> kestrel_task {
     kestrel_task {
         ppid,
         comm: comm(name),
+        loginuid: u32::MAX,
         ..Default::default()
     }
 }
@@ -53,28 +54,124 @@ pub fn clone(tid: u32, pid: u32, ret: i64, child_side: bool, thread: bool) -> Ve
     })
 }
 
-fn with_path<R: Copy>(rec: &R, fixed: usize, path: &str) -> Vec<u8> {
+/// The fixed part of `rec`, then `strings` back to back; hdr.len set.
+fn with_strings<R: Copy>(rec: &R, fixed: usize, strings: &[&[u8]]) -> Vec<u8> {
     let mut v = bytes(rec);
     v.truncate(fixed);
-    v.extend_from_slice(path.as_bytes());
-    v.push(0);
+    for s in strings {
+        v.extend_from_slice(s);
+    }
     let len = v.len() as u16;
     v[offset_of!(kestrel_hdr, len)..][..2].copy_from_slice(&len.to_ne_bytes());
     v
 }
 
+fn with_path<R: Copy>(rec: &R, fixed: usize, path: &str) -> Vec<u8> {
+    with_strings(rec, fixed, &[&nul(path)])
+}
+
+fn nul(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+/// What an exec record carries beyond its ids.
+#[derive(Clone, Debug, Default)]
+pub struct Image<'a> {
+    pub path: &'a str,
+    pub argv: &'a [&'a str],
+    pub exepath: &'a str,
+    pub cwd: &'a str,
+    /// kestrel_flags bits for hdr.flags.
+    pub flags: u32,
+}
+
+/// A successful exec of `path` run as itself (argv[0] = path, exepath =
+/// path, cwd /).
 pub fn exec(tid: u32, pid: u32, old_tid: u32, path: &str) -> Vec<u8> {
+    exec_image(
+        tid,
+        pid,
+        old_tid,
+        &Image {
+            path,
+            argv: &[path],
+            exepath: path,
+            cwd: "/",
+            flags: 0,
+        },
+    )
+}
+
+pub fn exec_image(tid: u32, pid: u32, old_tid: u32, img: &Image<'_>) -> Vec<u8> {
+    let mut args = Vec::new();
+    for a in img.argv {
+        args.extend_from_slice(&nul(a));
+    }
+    let (path, exepath, cwd) = (nul(img.path), nul(img.exepath), nul(img.cwd));
+    let mut h = hdr(T::KR_EXECVE, tid, pid, -1, 0, 0);
+    h.flags = img.flags as u16;
     let mut r = kestrel_exec {
-        hdr: hdr(T::KR_EXECVE, tid, pid, -1, 0, 0),
-        task: task(1, path.rsplit('/').next().unwrap_or(path)),
-        path_len: (path.len() + 1) as u16,
+        hdr: h,
+        task: task(1, img.path.rsplit('/').next().unwrap_or(img.path)),
+        path_len: path.len() as u16,
+        args_len: args.len() as u16,
+        exepath_len: exepath.len() as u16,
+        cwd_len: cwd.len() as u16,
         ..Default::default()
     };
     r.task.old_tid = old_tid;
-    with_path(&r, offset_of!(kestrel_exec, path), path)
+    with_strings(
+        &r,
+        offset_of!(kestrel_exec, data),
+        &[&path, &args, &exepath, &cwd],
+    )
+}
+
+/// A failed execve: sys_exit's generic record typed KR_EXECVE.
+pub fn exec_failed(tid: u32, pid: u32, nr: i16, ret: i64) -> Vec<u8> {
+    bytes(&kestrel_generic {
+        hdr: hdr(
+            T::KR_EXECVE,
+            tid,
+            pid,
+            nr,
+            ret,
+            size_of::<kestrel_generic>(),
+        ),
+    })
+}
+
+/// A KR_SYSCALL record; `None` strings are not read (length 0).
+pub fn syscall(
+    tid: u32,
+    pid: u32,
+    nr: i16,
+    ret: i64,
+    args: [u64; 6],
+    s0: Option<&str>,
+    s1: Option<&str>,
+) -> Vec<u8> {
+    let (s0, s1) = (
+        s0.map(nul).unwrap_or_default(),
+        s1.map(nul).unwrap_or_default(),
+    );
+    let r = kestrel_syscall {
+        hdr: hdr(T::KR_SYSCALL, tid, pid, nr, ret, 0),
+        args,
+        s0_len: s0.len() as u16,
+        s1_len: s1.len() as u16,
+        ..Default::default()
+    };
+    with_strings(&r, offset_of!(kestrel_syscall, data), &[&s0, &s1])
 }
 
 pub fn open(tid: u32, pid: u32, ret: i64, flags: u32, path: &str) -> Vec<u8> {
+    open_mode(tid, pid, ret, flags, 0, path)
+}
+
+pub fn open_mode(tid: u32, pid: u32, ret: i64, flags: u32, mode: u32, path: &str) -> Vec<u8> {
     let mut h = hdr(T::KR_OPEN, tid, pid, 257, ret, 0);
     if flags & 0o2000000 != 0 {
         h.flags |= F::KF_CLOEXEC.0 as u16;
@@ -82,6 +179,7 @@ pub fn open(tid: u32, pid: u32, ret: i64, flags: u32, path: &str) -> Vec<u8> {
     let r = kestrel_open {
         hdr: h,
         flags,
+        mode,
         path_len: (path.len() + 1) as u16,
         ..Default::default()
     };
