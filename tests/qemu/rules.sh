@@ -12,7 +12,7 @@
 #   --aarch64 BIN / --x86_64 BIN   use these static binaries instead of building
 #   --mechanics                    only the module loads (no rule or alert checks):
 #                                  for an agent without the rule engine
-#   ARCH:KERNEL                    default: arm64:6.1 amd64:6.1 (5.10 works too)
+#   ARCH:KERNEL                    default: arm64:6.1 amd64:6.1 arm64:5.10
 #
 # The modules come from the pinned linux-image .deb the guest kernel comes
 # from (fetch.sh; SHA-256 checked against pins.sha256 again here): MODULE
@@ -55,7 +55,7 @@ while [ $# -gt 0 ]; do
         *) echo "rules.sh: bad target '$1' (ARCH:KERNEL)" >&2; usage ;;
     esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(arm64:6.1 amd64:6.1)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(arm64:6.1 amd64:6.1 arm64:5.10)
 
 t_start=$(date +%s)
 need_arm64=0 need_amd64=0

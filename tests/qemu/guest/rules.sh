@@ -25,7 +25,7 @@
 # evt.res SUCCESS and proc.args the module's path.
 #
 # "The agent passed a point": the second snapshot started after it is in the
-# file. The agent drains its ring every 100 ms and writes alerts right after a
+# file. The agent drains its ring at least every 100 ms and writes alerts after a
 # drain, snapshots every 500 ms, all to the same file in order: a record taken
 # before the point has been drained and its alert written before that second
 # snapshot. No sleeps decide anything: waits poll the file (builtins only) up to
