@@ -29,7 +29,6 @@ fn main() {
         Ok(r) => r,
         Err(e) => cli::bad_input(&format!("rules: {e}")),
     };
-    log_rules(&rules);
     let threads = a.thread_table_size.unwrap_or(DEFAULT_THREAD_CAPACITY);
     let fds = a.fd_table_size.unwrap_or(DEFAULT_FD_CAPACITY);
     // Everything that can be wrong with the input, before anything is created.
@@ -165,22 +164,6 @@ fn with_rules(sel: Selection, rules: &RuleSet) -> Selection {
     }
 }
 
-/// What was loaded, and one line per rule left out with its reason.
-fn log_rules(r: &RuleSet) {
-    for w in &r.warnings {
-        kestrel::log_line!("rules: {w}");
-    }
-    for s in &r.skipped {
-        kestrel::log_line!("rules: skipped '{}': {}", s.rule, s.reason);
-    }
-    kestrel::log_line!(
-        "rules: {} loaded, {} skipped, {} disabled, {} below the minimum priority",
-        r.rules.len(),
-        r.skipped.len(),
-        r.disabled,
-        r.below_priority
-    );
-}
 
 /// Writes the embedded BPF object; exit 2 when the file cannot be written.
 fn export_probe(file: &str) -> ! {

@@ -144,6 +144,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         Err(e) => return Err(abort(&mut outputs, &mut checked, e)),
     };
     log_start(&cfg, &probe, &seeded, stats, &kept, &checked);
+    log_rules(&cfg.rules);
 
     let activity = cfg
         .culprits
@@ -219,6 +220,23 @@ fn seeded_state(cfg: &AgentConfig) -> (State, procfs::Seeded) {
     let mut state = state.with_proc_fallback("/proc");
     let seeded = procfs::seed(&mut state, "/proc");
     (state, seeded)
+}
+
+/// What was loaded, and one line per rule left out with its reason.
+fn log_rules(r: &RuleSet) {
+    for w in &r.warnings {
+        crate::log_line!("rules: {w}");
+    }
+    for s in &r.skipped {
+        crate::log_line!("rules: skipped '{}': {}", s.rule, s.reason);
+    }
+    crate::log_line!(
+        "rules: {} loaded, {} skipped, {} disabled, {} below the minimum priority",
+        r.rules.len(),
+        r.skipped.len(),
+        r.disabled,
+        r.below_priority
+    );
 }
 
 /// The rule engine over the loaded rules, or None when there are none. The
