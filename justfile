@@ -34,6 +34,10 @@ test-unprivileged:
 qemu: build build-aarch64
     tests/qemu/matrix.sh --x86_64 target/x86_64-unknown-linux-musl/release/kestrel --aarch64 target/aarch64-unknown-linux-musl/release/kestrel arm64:6.1 arm64:5.10 amd64:6.1 arm64:6.1+smp2 arm64:6.1+raw_tp arm64:6.1-nobtf+btf-file arm64:6.1-nobtf+btf-min arm64:6.1-nobtf+no-btf arm64:6.1+compat amd64:6.1+compat
 
+# the built-in rules against real actions in QEMU guests (kernel module load: arm64 6.1 and 5.10, amd64 6.1)
+qemu-rules: build build-aarch64
+    tests/qemu/rules.sh --x86_64 target/x86_64-unknown-linux-musl/release/kestrel --aarch64 target/aarch64-unknown-linux-musl/release/kestrel
+
 # the benchmark rig (root): every figure in BENCHMARKS.md
 bench: build
     cargo bench --features bench --bench rig

@@ -48,6 +48,8 @@ echo "   an arm64 6.1 built without BTF (full, minimal and no BTF file), 32-bit 
 tests/qemu/matrix.sh --x86_64 "$bin" arm64:6.1 arm64:5.10 amd64:6.1 arm64:6.1+smp2 arm64:6.1+raw_tp \
     arm64:6.1-nobtf+btf-file arm64:6.1-nobtf+btf-min arm64:6.1-nobtf+no-btf \
     arm64:6.1+compat amd64:6.1+compat
+echo "== QEMU rules: the built-in ruleset against a real kernel module load (arm64 6.1 / 5.10, amd64 6.1)"
+tests/qemu/rules.sh --x86_64 "$bin" --aarch64 "${CARGO_TARGET_DIR:-target}/aarch64-unknown-linux-musl/release/kestrel"
 echo "== QEMU pins: a dropped pinned version is replaced by the newest of its series"
 tests/qemu/test-pin-fallback.sh
 echo "== QEMU deployment: kestrel check and the BusyBox init script in an arm64 guest"

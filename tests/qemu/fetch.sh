@@ -64,6 +64,7 @@ install_host_deps() {
         [base64]=coreutils
         [qemu-aarch64-static]=qemu-user-static
         [bpftool]=bpftool
+        [jq]=jq
     )
     local cmd missing=()
     for cmd in "${!need[@]}"; do
