@@ -6,16 +6,31 @@
 //! rejection must be one line.
 
 use kestrel::capture::record::synth;
-use kestrel::capture::skel::types::kestrel_record_type as T;
+use kestrel::capture::skel::types::{kestrel_hdr, kestrel_record_type as T};
 use kestrel::state::pipeline::Pipeline;
 use kestrel::state::State;
 use kestrel::testing::Rng;
 
 fn seeds() -> Vec<Vec<u8>> {
+    let chdir = kestrel::capture::syscalls::by_name("chdir")
+        .and_then(|s| s.nr)
+        .unwrap() as i16;
+    let img = synth::Image {
+        path: "/bin/x",
+        argv: &["x", "-c", "arg"],
+        exepath: "/usr/bin/x",
+        cwd: "/srv/app",
+        flags: 0,
+    };
     vec![
         synth::clone(10, 10, 11, false, false),
         synth::clone(11, 11, 0, true, true),
         synth::exec(11, 11, 11, "/usr/bin/x"),
+        synth::exec_image(12, 11, 11, &img),
+        synth::exec_failed(11, 11, 59, -2),
+        synth::syscall(11, 11, chdir, 0, [0; 6], Some("../a/./b"), None),
+        synth::syscall(11, 11, 82, 0, [1, 2, 3, 4, 5, 6], Some("/a"), Some("/b")),
+        synth::syscall(11, 11, 101, 0, [16, 12, 0, 0, 0, 0], None, None),
         synth::open(11, 11, 3, 0, "/etc/passwd"),
         synth::socket(11, 11, 4),
         synth::sockaddr(T::KR_CONNECT, 11, 11, 4, 0),
@@ -42,9 +57,10 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
         _ => v = (0..rng.below(256)).map(|_| rng.next() as u8).collect(),
     }
     // Often keep the header's length field consistent so decoding goes deep.
-    if v.len() >= 2 && rng.below(2) == 0 {
+    let at = core::mem::offset_of!(kestrel_hdr, len);
+    if v.len() >= at + 2 && rng.below(2) == 0 {
         let len = (v.len() as u16).to_ne_bytes();
-        v[..2].copy_from_slice(&len);
+        v[at..at + 2].copy_from_slice(&len);
     }
     v
 }
@@ -67,6 +83,11 @@ fn records_decode_and_apply_without_panicking() {
     assert!(
         p.state.counters.n_decode_errors > 0,
         "mutations reached the error paths"
+    );
+    let errors = p.state.counters.n_decode_errors;
+    assert!(
+        errors < 300_000 * 3 / 4,
+        "{errors} decode errors: too few mutations reach the state rules"
     );
     assert!(
         p.state.n_threads() <= 64 + kestrel::state::OWN_THREAD_RESERVE,

@@ -445,12 +445,12 @@ fn syscall_fields(attach: AttachMode) {
     assert_eq!(u32::from(failed.flags) & F::KF_PATH_FAULT.0, 0);
     let m = find(&["memfd_create"], &|c| c.ret >= 0);
     assert_eq!(m.s0, b"kestrel-named");
-    let attach_req = u64::from(libc::PTRACE_ATTACH as u32);
+    let attach_req = u64::from(libc::PTRACE_ATTACH);
     let p = find(&["ptrace"], &|c| c.args[0] == attach_req);
     assert_eq!((p.args[1], p.ret), (u64::from(traced), 0), "{p:?}");
     assert!(p.s0.is_empty() && p.s1.is_empty());
     find(&["ptrace"], &|c| {
-        c.args[0] == u64::from(libc::PTRACE_DETACH as u32)
+        c.args[0] == u64::from(libc::PTRACE_DETACH)
     });
 }
 

@@ -1,6 +1,6 @@
 //! Proves the per-event path (decode + state update) never allocates: a
-//! counting global allocator watches >= 1 M replayed records after a warm-up,
-//! /proc lookups on thread-lookup misses included.
+//! counting global allocator watches the thread replaying >= 1 M records
+//! after a warm-up, /proc lookups on thread-lookup misses included.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 
@@ -24,6 +24,7 @@ fn mine() -> u64 {
     MINE.with(|c| c.get())
 }
 
+
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         count();
@@ -41,15 +42,50 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
+fn nr(name: &str) -> i16 {
+    kestrel::capture::syscalls::by_name(name)
+        .and_then(|s| s.nr)
+        .unwrap() as i16
+}
+
 /// A process lifecycle touching every record kind and state rule.
 fn stream() -> Vec<Vec<u8>> {
+    let (chdir, fchdir) = (nr("chdir"), nr("fchdir"));
+    let img = synth::Image {
+        path: "/usr/sbin/some-daemon",
+        argv: &["some-daemon", "--config", "/etc/some/config/file.conf"],
+        exepath: "/usr/sbin/some-daemon",
+        cwd: "/var/lib/some-daemon",
+        flags: 0,
+    };
     // Synthetic children name pid 1 as their parent: give it fds to copy.
     let mut v = vec![synth::open(1, 1, 3, 0, "/var/log/init.log")];
     for i in 0..64u32 {
         let (p, c) = (1000 + i, 5000 + i);
         v.push(synth::clone(p, p, i64::from(c), false, false));
         v.push(synth::clone(c, c, 0, true, false));
-        v.push(synth::exec(c, c, c, "/usr/sbin/some-daemon"));
+        v.push(synth::exec_image(c, c, c, &img));
+        v.push(synth::clone(c + 100, c, 0, true, true));
+        v.push(synth::syscall(
+            c,
+            c,
+            chdir,
+            0,
+            [0; 6],
+            Some("../x/./y"),
+            None,
+        ));
+        v.push(synth::syscall(
+            c + 100,
+            c,
+            fchdir,
+            0,
+            [3, 0, 0, 0, 0, 0],
+            None,
+            None,
+        ));
+        v.push(synth::syscall(c, c, 82, 0, [0; 6], Some("/a"), Some("/b")));
+        v.push(synth::exit(c + 100, c, false));
         v.push(synth::open(
             c,
             c,
@@ -76,6 +112,8 @@ fn stream() -> Vec<Vec<u8>> {
     for t in [tid, u32::MAX - 7] {
         v.push(synth::exit(t, me, false));
         v.push(synth::fd(T::KR_CLOSE, t, me, 99, -9, false));
+        v.push(synth::exit(t, me, false));
+        v.push(synth::syscall(t, me, chdir, 0, [0; 6], Some("sub"), None));
     }
     v
 }

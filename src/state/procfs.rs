@@ -317,6 +317,12 @@ mod tests {
         let st = parse_task_stat(line).unwrap();
         assert_eq!(&st.comm[..7], b"a) (b c");
         assert_eq!(st.ppid, 7);
+        assert_eq!((st.session, st.tty_nr), (42, 0));
+        let neg = b"9 (x) S 1 9 9 -5 -1 64 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0";
+        assert_eq!(parse_task_stat(neg).unwrap().tty_nr, (-5i32) as u32);
+        assert_eq!(parse_loginuid(b"4294967295\n"), u32::MAX);
+        assert_eq!(parse_loginuid(b"1000"), 1000);
+        assert_eq!(parse_loginuid(b"x"), u32::MAX);
         assert_eq!(st.flags, 4194560);
         assert_eq!(st.start_ticks, 12345);
         assert!(parse_task_stat(b"42 (x S 1").is_none());
@@ -342,6 +348,14 @@ mod tests {
         let t = s.thread(me).expect("own process seeded");
         assert_eq!(t.pid, me);
         assert!(!t.exe.is_empty());
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(&t.cwd[..], cwd.as_os_str().as_encoded_bytes());
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        assert_eq!(&t.exepath[..], exe.as_os_str().as_encoded_bytes());
+        let argv0 = std::env::args_os().next().unwrap();
+        assert!(t.args.starts_with(argv0.as_encoded_bytes()));
+        let login = std::fs::read("/proc/self/loginuid").map_or(u32::MAX, |l| parse_loginuid(&l));
+        assert_eq!(t.loginuid, login);
         assert!(s.thread(2).is_none(), "kthreadd must be skipped");
         use std::os::fd::AsRawFd;
         let f = s
@@ -349,6 +363,35 @@ mod tests {
             .expect("open fd seeded");
         assert_eq!(&f.path[..], format!("/proc/{me}/stat").as_bytes());
         assert!(f.cloexec, "Rust opens with O_CLOEXEC");
+    }
+
+    #[test]
+    fn seeds_session_image_and_cwd_from_a_fixture_proc() {
+        let root = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/proc/threads/proc"
+        );
+        let mut s = State::new(64, 64, 0, false);
+        assert_eq!(seed(&mut s, root).threads, 3, "kthreadd skipped");
+        let t = s.thread(4242).unwrap();
+        assert_eq!(&t.comm[..9], b"my (prog)");
+        assert_eq!((t.uid, t.gid, t.loginuid), (1000, 100, 1000));
+        // stat's session and tty_nr as they are: /dev/pts/1 is 136 << 8 | 1.
+        assert_eq!((t.sid, t.tty), (4100, 136 << 8 | 1));
+        assert_eq!(&t.args[..], b"/usr/bin/prog\0--flag\0two words\0");
+        assert!(!t.args_trunc);
+        assert_eq!(&t.exepath[..], b"/memfd:evil (deleted)");
+        assert_eq!(t.exe_flags, super::super::EXE_FROM_MEMFD);
+        assert_eq!(&t.cwd[..], b"/home/user");
+        let d = s.thread(4301).unwrap();
+        assert_eq!((d.pid, d.loginuid, d.sid, d.tty), (4300, u32::MAX, 4300, 0));
+        assert!(d.args_trunc && d.args.len() == ARGS_MAX);
+        assert!(
+            d.cwd.is_empty(),
+            "a cwd longer than the field is unknown, not cut"
+        );
+        assert_eq!(&d.exepath[..], b"/usr/sbin/daemon");
+        assert_eq!(d.exe_flags, 0);
     }
 
     #[test]
