@@ -24,7 +24,6 @@ fn mine() -> u64 {
     MINE.with(|c| c.get())
 }
 
-
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         count();

@@ -161,7 +161,7 @@ fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
     v
 }
 
-/// >= 100k mutated inputs through the whole loader: every one is Ok or a
+/// At least 100k mutated inputs through the whole loader: every one is Ok or a
 /// one-line error, none panics.
 #[test]
 fn rule_loader_fuzz() {

@@ -99,6 +99,9 @@ pub enum V<'a> {
     Ip(Ip),
 }
 
+/// One pmatch path, as its components.
+pub type PathPrefix = Box<[Box<[u8]>]>;
+
 /// A right-hand side, parsed for the field's type.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Rhs {
@@ -114,7 +117,7 @@ pub enum Rhs {
     IpSet(Box<[Ip]>),
     Nets(Box<[Cidr]>),
     /// pmatch: paths split into components.
-    Paths(Box<[Box<[Box<[u8]>]>]>),
+    Paths(Box<[PathPrefix]>),
 }
 
 /// A set of strings: sorted by `by_len` for a binary search, with a mask of
@@ -220,7 +223,7 @@ pub fn parse_list(ty: Ty, items: &[String]) -> Result<Rhs, String> {
 }
 
 pub fn parse_paths(items: &[String]) -> Rhs {
-    let paths: Vec<Box<[Box<[u8]>]>> = items
+    let paths: Vec<PathPrefix> = items
         .iter()
         .map(|p| components(p.as_bytes()).map(Box::from).collect())
         .collect();
