@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::prom;
 use common::*;
 use serde_json::Value;
 
@@ -52,6 +53,8 @@ fn run(cmd: &str, args: &[&str]) {
 struct Session {
     out: String,
     agent: Guard,
+    /// The agent's /metrics port.
+    port: u16,
     sentinel: String,
     seen: usize,
     n: u32,
@@ -75,9 +78,13 @@ impl Session {
             env!("CARGO_MANIFEST_DIR"),
             "/configs/rules/kestrel_rules.yaml"
         );
+        let port = prom::free_port();
+        let listen = format!("127.0.0.1:{port}");
         let agent = Guard(spawn_agent(
             &out,
             &[
+                "--prometheus",
+                &listen,
                 "--rules",
                 shipped,
                 "--rules",
@@ -93,6 +100,7 @@ impl Session {
         Session {
             out,
             agent,
+            port,
             sentinel,
             seen: 0,
             n: 0,
@@ -278,6 +286,41 @@ fn default_rules_fire_on_attacks_and_stay_quiet_on_twins() {
     );
     assert_eq!(fields(&v)["proc.name"], "shred");
 
+    // The rule counters: /metrics without waiting for a snapshot (it is
+    // re-rendered within a second of a match), then the final snapshot.
+    let mut metrics = String::new();
+    let counted = wait_until(Duration::from_secs(5), || {
+        metrics = prom::wait_scrape(s.port, Duration::from_secs(5));
+        metrics.contains("rule_name=\"Remove Bulk Data from Disk\"")
+    });
+    assert!(counted.is_some(), "no rule series in /metrics:\n{metrics}");
+    let shadow = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("falcosecurity_falco_rules_matches_total{")
+                && l.contains("Read sensitive file untrusted")
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(shadow.contains("priority=\"4\""), "{shadow}");
+    assert!(shadow.contains("source=\"syscall\""), "{shadow}");
+    assert!(shadow.contains("tag_T1555=\"true\""), "{shadow}");
+    assert!(prom::series(&metrics, "kestrel_alerts_emitted_total").unwrap() >= 11.0);
+    let out = s.out.clone();
     let status = s.agent.term();
     assert!(status.success(), "agent exit: {status:?}");
+    let last = snapshots(&out).pop().unwrap();
+    let rules_fired = json_lines(&out)
+        .iter()
+        .filter(|v| v["rule"] != SNAPSHOT_RULE)
+        .count() as u64;
+    assert_eq!(field(&last, "falco.rules.matches_total"), rules_fired);
+    assert!(field(&last, "falco.rules.Read_sensitive_file_untrusted") >= 1);
+    assert!(
+        field(
+            &last,
+            "falco.rules.Redirect_STDOUT_STDIN_to_Network_Connection"
+        ) >= 1
+    );
+    assert!(field(&last, "kestrel.rules_loaded") >= 14);
+    assert_eq!(field(&last, "kestrel.rules_skipped"), 0);
 }

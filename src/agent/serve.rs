@@ -20,6 +20,9 @@ use crate::output::Outputs;
 use crate::preflight::Checked;
 use crate::state::pipeline::Pipeline;
 
+/// Drain ticks between two checks of /etc/passwd and /etc/group (10 s).
+const USERS_REFRESH_TICKS: u64 = 100;
+
 /// Shortest gap between two renders of /metrics for rule counters.
 const PROM_REFRESH_NS: u64 = 1_000_000_000;
 
@@ -181,6 +184,12 @@ impl Agent<'_> {
         self.outputs.flush();
         self.ticks += 1;
         let mut p = self.pipeline.borrow_mut();
+        // user.name and group.name follow edits of /etc/passwd and /etc/group.
+        if self.ticks % USERS_REFRESH_TICKS == 0 {
+            if let Some(e) = p.rules.as_mut() {
+                e.users.refresh();
+            }
+        }
         state_tick(
             &mut p.state,
             self.ticks,
