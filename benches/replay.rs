@@ -57,7 +57,13 @@ fn main() {
         }
         let set = ruleset(name);
         let n = set.as_ref().map_or(0, |s| s.rules.len());
-        let (best, recs) = replay_core::best_of_rules(5, 200, set);
+        // KESTREL_REPLAY_ROUNDS: fewer passes, e.g. under callgrind.
+        let rounds = std::env::var("KESTREL_REPLAY_ROUNDS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        let runs = if rounds < 200 { 1 } else { 5 };
+        let (best, recs) = replay_core::best_of_rules(runs, rounds, set);
         println!(
             "replay rules={name} ({n} rules): {:.2} M events/s ({recs} records per round)",
             best / 1e6

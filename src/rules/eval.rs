@@ -38,7 +38,9 @@ impl Default for Scratch {
     }
 }
 
-pub fn eval(n: &Node, src: &dyn Source, s: &mut Scratch) -> bool {
+/// Generic so the agent's source inlines into the walk (a dyn call per
+/// check cost a store-forwarding stall on every returned value).
+pub fn eval<S: Source + ?Sized>(n: &Node, src: &S, s: &mut Scratch) -> bool {
     match n {
         Node::And(v) => v.iter().all(|n| eval(n, src, s)),
         Node::Or(v) => v.iter().any(|n| eval(n, src, s)),
@@ -47,7 +49,8 @@ pub fn eval(n: &Node, src: &dyn Source, s: &mut Scratch) -> bool {
     }
 }
 
-fn check(c: &Cmp, src: &dyn Source, s: &mut Scratch) -> bool {
+#[inline]
+fn check<S: Source + ?Sized>(c: &Cmp, src: &S, s: &mut Scratch) -> bool {
     if let (Some(codes), Some(code)) = (c.codes, src.code()) {
         let hit = codes.has(code);
         return if c.op == Op::Ne { !hit } else { hit };
@@ -79,7 +82,7 @@ fn check(c: &Cmp, src: &dyn Source, s: &mut Scratch) -> bool {
 
 /// proc.aname OP x with no index: true when some ancestor, from the parent
 /// up, matches (libsinsp compare_full_aname); the walk ends at a gap.
-fn any_ancestor(c: &Cmp, src: &dyn Source, s: &mut Scratch) -> bool {
+fn any_ancestor<S: Source + ?Sized>(c: &Cmp, src: &S, s: &mut Scratch) -> bool {
     for i in 1..=MAX_ANCESTORS {
         s.a.clear();
         let v = src.value(Field::ProcAname, Some(i), &mut s.a);
@@ -95,7 +98,7 @@ fn any_ancestor(c: &Cmp, src: &dyn Source, s: &mut Scratch) -> bool {
 
 /// fd.ip / fd.net: `=` and `in` match either endpoint, `!=` needs both to
 /// differ (libsinsp sinsp_filter_check_fd compare_ip, compare_net).
-fn either_endpoint(c: &Cmp, src: &dyn Source, s: &mut Scratch) -> bool {
+fn either_endpoint<S: Source + ?Sized>(c: &Cmp, src: &S, s: &mut Scratch) -> bool {
     let (cip, sip) = (Field::FdCip, Field::FdSip);
     let hit = |f: Field, s: &mut Scratch| -> Option<bool> {
         s.a.clear();

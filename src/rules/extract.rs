@@ -229,6 +229,7 @@ impl Source for EventView<'_> {
         Some(self.code)
     }
 
+    #[inline]
     fn value<'b>(&'b self, f: Field, arg: Option<u32>, buf: &'b mut Buf) -> V<'b> {
         use Field::*;
         match f {

@@ -38,7 +38,8 @@ pub fn join_normalized(base: &[u8], rel: &[u8], out: &mut Buf) {
 }
 
 /// Absolute, without empty, `.` or `..` components and without a trailing
-/// `/`: `join_normalized` would return it unchanged. One pass over the bytes.
+/// `/`: `join_normalized` would return it unchanged. Only a `/` followed by
+/// `/` or `.` needs a closer look, so most bytes cost one compare.
 pub fn is_normal(p: &[u8]) -> bool {
     if p == b"/" {
         return true;
@@ -46,23 +47,21 @@ pub fn is_normal(p: &[u8]) -> bool {
     if p.first() != Some(&b'/') || p.last() == Some(&b'/') {
         return false;
     }
-    // Bytes since the last '/', capped at 3: a component of 0, 1 or 2 bytes
-    // may be empty, "." or "..".
-    let mut run = 0u8;
-    let mut dots = true;
-    for &b in &p[1..] {
-        if b == b'/' {
-            if run == 0 || (dots && run <= 2) {
-                return false;
-            }
-            run = 0;
-            dots = true;
-        } else {
-            run = run.saturating_add(1).min(3);
-            dots &= b == b'.';
+    let mut i = 0;
+    while let Some(off) = p[i..].iter().position(|&b| b == b'/') {
+        let at = i + off;
+        let rest = &p[at + 1..];
+        if rest.first() == Some(&b'/')
+            || rest == b"."
+            || rest == b".."
+            || rest.starts_with(b"./")
+            || rest.starts_with(b"../")
+        {
+            return false;
         }
+        i = at + 1;
     }
-    !(dots && run <= 2)
+    true
 }
 
 /// fd.directory and fd.filename: before and after the last `/`; the
