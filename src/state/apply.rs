@@ -4,7 +4,8 @@
 //! The per-event path: no allocation, no formatting, /proc only through the
 //! bounded fallback in `State::get_thread`.
 
-use super::{bounded, resolve, Fd, FdKind, State, Thread, EXE_FROM_MEMFD, EXE_UPPER_LAYER};
+use super::{bounded, resolve, set_bytes, Fd, FdKind, State, Thread};
+use super::{EXE_FROM_MEMFD, EXE_UPPER_LAYER, PROC_PATH_MAX};
 use crate::capture::record::{Record, SockAddr};
 use crate::capture::skel::types::{kestrel_flags as F, kestrel_hdr, kestrel_task};
 
@@ -195,17 +196,14 @@ impl State {
         let unreadable = u32::from(hdr.flags) & (F::KF_PATH_FAULT.0 | F::KF_PATH_TRUNC.0) != 0;
         // Where an fd points is not kept whole: fchdir leaves it unknown.
         let cwd = match self.threads.get(u64::from(tid)) {
-            Some(t) if chdir && !unreadable => resolve(&t.cwd, path),
+            Some(t) if chdir && !unreadable => resolve::<PROC_PATH_MAX>(&t.cwd, path),
             _ => None,
         };
-        let cwd = cwd.unwrap_or_default();
-        if tid != pid {
-            if let Some(leader) = self.threads.get_mut(u64::from(pid)) {
-                leader.cwd.clone_from(&cwd);
+        let cwd = cwd.as_deref().unwrap_or_default();
+        for id in [tid, pid] {
+            if let Some(t) = self.threads.get_mut(u64::from(id)) {
+                set_bytes(&mut t.cwd, cwd);
             }
-        }
-        if let Some(t) = self.threads.get_mut(u64::from(tid)) {
-            t.cwd = cwd;
         }
     }
 
@@ -311,11 +309,11 @@ impl State {
 
 fn set_image(t: &mut Thread, img: &Image<'_>) {
     let f = img.flags;
-    t.exe = bounded(img.path);
-    t.args = bounded(img.args);
+    set_bytes(&mut t.exe, img.path);
+    set_bytes(&mut t.args, img.args);
     t.args_trunc = f & F::KF_ARGS_TRUNC.0 != 0;
-    t.exepath = bounded(unless(f, F::KF_EXEPATH_TRUNC, img.exepath));
-    t.cwd = bounded(unless(f, F::KF_CWD_TRUNC, img.cwd));
+    set_bytes(&mut t.exepath, unless(f, F::KF_EXEPATH_TRUNC, img.exepath));
+    set_bytes(&mut t.cwd, unless(f, F::KF_CWD_TRUNC, img.cwd));
     t.exe_flags = 0;
     if f & F::KF_EXE_MEMFD.0 != 0 {
         t.exe_flags |= EXE_FROM_MEMFD;

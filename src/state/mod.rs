@@ -160,6 +160,13 @@ fn syscall_nrs(name: &str) -> (i16, i16) {
     crate::capture::syscalls::by_name(name).map_or((-1, -1), |s| (nr(s.nr), nr(s.compat_nr)))
 }
 
+/// Replaces `dst` with the head of `s` that fits, copying only those bytes
+/// (an assignment would move the whole N-byte buffer).
+fn set_bytes<const N: usize>(dst: &mut HVec<u8, N>, s: &[u8]) {
+    dst.clear();
+    let _ = dst.extend_from_slice(&s[..s.len().min(N)]);
+}
+
 fn bounded<const N: usize>(s: &[u8]) -> HVec<u8, N> {
     let mut v = HVec::new();
     let _ = v.extend_from_slice(&s[..s.len().min(N)]);

@@ -6,6 +6,7 @@
 
 use heapless::Vec as HVec;
 
+use super::set_bytes;
 use crate::capture::skel::types::kestrel_limits as L;
 
 pub const EXE_MAX: usize = 96;
@@ -62,11 +63,11 @@ impl Thread {
 
     /// Takes the process-wide fields of `from` (its leader or its parent).
     pub(super) fn inherit(&mut self, from: &Thread) {
-        self.exe.clone_from(&from.exe);
-        self.args.clone_from(&from.args);
+        set_bytes(&mut self.exe, &from.exe);
+        set_bytes(&mut self.args, &from.args);
         self.args_trunc = from.args_trunc;
-        self.exepath.clone_from(&from.exepath);
-        self.cwd.clone_from(&from.cwd);
+        set_bytes(&mut self.exepath, &from.exepath);
+        set_bytes(&mut self.cwd, &from.cwd);
         self.exe_flags = from.exe_flags;
     }
 }
