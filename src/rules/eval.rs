@@ -152,7 +152,20 @@ fn eq_folded(l: &[u8], r: &[u8], x: Option<Xform>) -> bool {
     l.len() == r.len() && l.iter().zip(r).all(|(&a, &b)| fold(a, x) == b)
 }
 
+#[inline]
 fn compare(v: V<'_>, c: &Cmp, rf: V<'_>) -> bool {
+    // The common shapes first: a string in a set, a string equal to one.
+    if let (V::Str(s), None) = (v, c.lhs.xform) {
+        match (&c.rhs, c.op) {
+            (Rhs::StrSet(set), Op::In | Op::Intersects) => return set.contains(s),
+            (Rhs::Str(r), Op::Eq) => return s == &r[..],
+            _ => {}
+        }
+    }
+    compare_any(v, c, rf)
+}
+
+fn compare_any(v: V<'_>, c: &Cmp, rf: V<'_>) -> bool {
     if v == V::Missing {
         return false;
     }

@@ -45,8 +45,8 @@ pub struct Lazy<'a> {
     time_ns: Cell<u64>,
     mono_ns: Cell<u64>,
     thread: Cell<Option<Option<&'a Thread>>>,
-    /// An open's path needs no normalising (paths::is_normal).
-    pub(super) open_normal: Cell<Option<bool>>,
+    /// An open's path: its last slash when it needs no normalising.
+    pub(super) open_scan: Cell<Option<Option<usize>>>,
 }
 
 fn comm(c: &[u8; 16]) -> &[u8] {

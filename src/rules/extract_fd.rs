@@ -135,6 +135,18 @@ impl<'a> EventView<'a> {
         }
     }
 
+    /// paths::scan of the open's path, once per event.
+    fn open_scan(&self, raw: &[u8]) -> Option<usize> {
+        match self.lazy.open_scan.get() {
+            Some(s) => s,
+            None => {
+                let s = paths::scan(raw);
+                self.lazy.open_scan.set(Some(s));
+                s
+            }
+        }
+    }
+
     fn open_value<'b>(
         &'b self,
         f: Field,
@@ -148,12 +160,7 @@ impl<'a> EventView<'a> {
             if raw.is_empty() {
                 return V::Missing;
             }
-            let normal = self.lazy.open_normal.get().unwrap_or_else(|| {
-                let n = paths::is_normal(raw);
-                self.lazy.open_normal.set(Some(n));
-                n
-            });
-            if normal {
+            if self.open_scan(raw).is_some() {
                 return V::Str(raw);
             }
             let cwd: &[u8] =
@@ -172,6 +179,12 @@ impl<'a> EventView<'a> {
                 }
             }
             Field::FdName => normalized(buf),
+            // A normal path splits at the slash its one scan found.
+            Field::FdDirectory | Field::FdFilename if ok && self.open_scan(raw).is_some() => {
+                let at = self.open_scan(raw).unwrap_or(0);
+                let (d, n) = paths::split_at_slash(raw, at);
+                V::Str(if f == Field::FdDirectory { d } else { n })
+            }
             Field::FdDirectory | Field::FdFilename if ok => match normalized(buf) {
                 V::Str(s) => {
                     let (d, n) = paths::split(s);

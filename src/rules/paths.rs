@@ -38,30 +38,47 @@ pub fn join_normalized(base: &[u8], rel: &[u8], out: &mut Buf) {
 }
 
 /// Absolute, without empty, `.` or `..` components and without a trailing
-/// `/`: `join_normalized` would return it unchanged. Only a `/` followed by
-/// `/` or `.` needs a closer look, so most bytes cost one compare.
-pub fn is_normal(p: &[u8]) -> bool {
+/// `/`: `join_normalized` would return it unchanged. One pass over the bytes
+/// (one compare each but after a `/`); Some(position of the last `/`).
+pub fn scan(p: &[u8]) -> Option<usize> {
     if p == b"/" {
-        return true;
+        return Some(0);
     }
     if p.first() != Some(&b'/') || p.last() == Some(&b'/') {
-        return false;
+        return None;
     }
-    let mut i = 0;
-    while let Some(off) = p[i..].iter().position(|&b| b == b'/') {
-        let at = i + off;
-        let rest = &p[at + 1..];
-        if rest.first() == Some(&b'/')
-            || rest == b"."
-            || rest == b".."
-            || rest.starts_with(b"./")
-            || rest.starts_with(b"../")
-        {
-            return false;
+    let mut last = 0;
+    let mut i = 1;
+    while i < p.len() {
+        if p[i] == b'/' {
+            last = i;
         }
-        i = at + 1;
+        if p[i - 1] == b'/' && matches!(p[i], b'/' | b'.') {
+            let rest = &p[i..];
+            if rest[0] == b'/'
+                || rest == b"."
+                || rest == b".."
+                || rest.starts_with(b"./")
+                || rest.starts_with(b"../")
+            {
+                return None;
+            }
+        }
+        i += 1;
     }
-    true
+    Some(last)
+}
+
+pub fn is_normal(p: &[u8]) -> bool {
+    scan(p).is_some()
+}
+
+/// `split` when the last `/` is known to be at `at`.
+pub fn split_at_slash(name: &[u8], at: usize) -> (&[u8], &[u8]) {
+    match at {
+        0 => (b"/", name.get(1..).unwrap_or(b"")),
+        i => (&name[..i.min(name.len())], name.get(i + 1..).unwrap_or(b"")),
+    }
 }
 
 /// fd.directory and fd.filename: before and after the last `/`; the
@@ -94,9 +111,11 @@ mod tests {
         assert_eq!(norm("/a", "../.."), "/");
         assert_eq!(split(b"/etc/shadow"), (&b"/etc"[..], &b"shadow"[..]));
         assert_eq!(split(b"/shadow"), (&b"/"[..], &b"shadow"[..]));
-        for p in ["/etc/shadow", "/", "/a/b.c/d..e"] {
+        for p in ["/etc/shadow", "/", "/a/b.c/d..e", "/.ssh/x", "/a/.b"] {
             assert!(is_normal(p.as_bytes()), "{p}");
             assert_eq!(norm("/x", p), p);
+            let at = scan(p.as_bytes()).unwrap();
+            assert_eq!(split_at_slash(p.as_bytes(), at), split(p.as_bytes()), "{p}");
         }
         for p in ["etc", "/etc/", "/a//b", "/a/./b", "/a/../b", "/.."] {
             assert!(!is_normal(p.as_bytes()), "{p}");
