@@ -31,6 +31,49 @@ fn bad_flags_get_one_line_and_exit_2() {
     }
 }
 
+/// Arguments are bytes: a value that is not UTF-8 is one line and exit 2,
+/// never a backtrace (it aborted with status 134).
+#[test]
+fn non_utf8_arguments_get_one_line_and_exit_2() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let ff = OsStr::from_bytes(b"\xff");
+    let path = OsStr::from_bytes(b"file:/tmp/\xff.json");
+    for args in [
+        &[OsStr::new("run"), OsStr::new("--interval"), ff][..],
+        &[ff],
+        &[OsStr::new("run"), OsStr::new("--output"), path],
+        &[OsStr::new("run"), OsStr::new("--config"), ff],
+        &[OsStr::new("run"), OsStr::new("--pidfile"), ff],
+        &[OsStr::new("check"), OsStr::new("--btf"), ff],
+        &[OsStr::new("export-probe"), ff],
+    ] {
+        let o = Command::new(bin()).args(args).output().unwrap();
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("not valid UTF-8"), "{args:?}: {err}");
+        assert!(o.stdout.is_empty());
+    }
+    let o = Command::new(bin())
+        .args([OsStr::new("run"), OsStr::new("--output"), path])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.contains("'file:/tmp/\\xff.json'"),
+        "names the bytes: {err}"
+    );
+    let o = Command::new(bin())
+        .arg("run")
+        .env("FALCO_HOSTNAME", ff)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("FALCO_HOSTNAME is not valid UTF-8"), "{err}");
+}
+
 #[test]
 fn export_probe_writes_the_bpf_object() {
     let out = tmp("export.bpf.o");

@@ -183,3 +183,57 @@ fn output_specs_and_durations_parse_without_panicking() {
         let _ = kestrel::cli::parse_duration(&s);
     }
 }
+
+/// argv is bytes: random flags and values, a share of them not UTF-8, must
+/// come back as a parse or one line, never a panic.
+#[test]
+fn command_lines_of_any_bytes_parse_without_panicking() {
+    use kestrel::cli::{parse_args, Early};
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let mut rng = Rng(0x6172_6776_2121_2121);
+    let words: &[&[u8]] = &[
+        b"run",
+        b"check",
+        b"export-probe",
+        b"--interval",
+        b"--output",
+        b"--pidfile",
+        b"--ring-buffer-size",
+        b"--syscall-event-drops-max-burst",
+        b"--culprit-capacity",
+        b"--prometheus",
+        b"-v",
+        b"--help",
+        b"1s",
+        b"file:/tmp/x",
+        b"\xff",
+        b"\xc3",
+        b"a\xe2\x82",
+        b"18446744073709551616",
+    ];
+    let (mut bad, mut non_utf8) = (0, 0);
+    for _ in 0..20_000 {
+        let mut args = vec![OsString::from("kestrel")];
+        for _ in 0..rng.below(6) {
+            let arg = if rng.below(4) == 0 {
+                (0..rng.below(12)).map(|_| rng.next() as u8).collect()
+            } else {
+                words[rng.below(words.len())].to_vec()
+            };
+            args.push(OsString::from_vec(arg));
+        }
+        if let Err(Early::Bad(line)) = parse_args(&args) {
+            assert!(
+                !line.contains('\n') && !line.is_empty(),
+                "one line: {line:?}"
+            );
+            non_utf8 += usize::from(line.contains("not valid UTF-8"));
+            bad += 1;
+        }
+    }
+    assert!(
+        bad > 0 && non_utf8 > 0,
+        "{bad} rejected, {non_utf8} for bytes"
+    );
+}
