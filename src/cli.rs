@@ -184,10 +184,11 @@ fn parse_positive(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// Falco reads it as a double; beyond u32 it is no longer a count of tokens.
 fn parse_burst(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
-    if v < 1.0 {
-        return Err(format!("max_burst '{s}' must be at least 1"));
+    if !(1.0..=f64::from(u32::MAX)).contains(&v) {
+        return Err(format!("max_burst '{s}' must be from 1 to {}", u32::MAX));
     }
     Ok(v)
 }

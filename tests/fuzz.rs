@@ -74,23 +74,9 @@ fn records_decode_and_apply_without_panicking() {
     );
 }
 
-const KEYS: &[&str] = &[
-    "interval",
-    "duration",
-    "output",
-    "ring_buffer_size",
-    "syscalls",
-    "enter-events",
-    "thread_table_size",
-    "fd_table_size",
-    "libbpf_stats_enabled",
-    "pidfile",
-    "user",
-    "verbose",
-    "config",
-    "allow_special_outputs",
-    "colour",
-];
+/// Keys that are not flags, beside every flag's key (kestrel::config::KEYS).
+const ODD_KEYS: &[&str] = &["config", "colour", "syscall_event_drops", "table"];
+/// Every TOML value type, and values each parser must judge.
 const VALUES: &[&str] = &[
     "\"15s\"",
     "\"1m30s\"",
@@ -103,18 +89,40 @@ const VALUES: &[&str] = &[
     "false",
     "[\"stdout\", \"file:/tmp/x\"]",
     "[1, 2]",
+    "[]",
     "\"syslog://h:1?hostname=a b\"",
     "\"default,openat\"",
     "1979-05-27",
+    "07:32:00",
+    "1979-05-27T07:32:00Z",
     "{ a = 1 }",
+    "{}",
     "\"\\u0000\"",
     "\"a\\nb\"",
     "3.5",
+    "nan",
+    "inf",
+    "1e400",
     "0x10",
+    "18446744073709551616",
     "\"\"",
     "[",
     "\"unterminated",
 ];
+
+fn random_key(rng: &mut Rng) -> String {
+    let keys = kestrel::config::KEYS;
+    let i = rng.below(keys.len() + ODD_KEYS.len());
+    let k = keys
+        .get(i)
+        .map_or_else(|| ODD_KEYS[i - keys.len()], |k| k.0);
+    // Either spelling.
+    if rng.below(2) == 0 {
+        k.replace('-', "_")
+    } else {
+        k.to_string()
+    }
+}
 
 fn random_config(rng: &mut Rng) -> String {
     let mut s = String::new();
@@ -130,7 +138,7 @@ fn random_config(rng: &mut Rng) -> String {
                 s.push('\n');
             }
             _ => {
-                let k = KEYS[rng.below(KEYS.len())];
+                let k = random_key(rng);
                 let v = VALUES[rng.below(VALUES.len())];
                 s.push_str(&format!("{k} = {v}\n"));
             }
@@ -167,6 +175,46 @@ fn configs_parse_and_validate_without_panicking() {
         ok > 0 && bad > 0,
         "both outcomes reached: {ok} ok, {bad} rejected"
     );
+}
+
+/// Every key with a value of every TOML type: a type the key does not take
+/// is refused with its file, line and key, whatever the value would mean
+/// to the flag's own parser.
+#[test]
+fn every_key_with_every_toml_type() {
+    use kestrel::config::{Kind, KEYS};
+    let samples: &[(&str, &str)] = &[
+        ("\"1\"", "string"),
+        ("1", "integer"),
+        ("1.5", "float"),
+        ("nan", "float"),
+        ("true", "boolean"),
+        ("1979-05-27", "datetime"),
+        ("[\"1\"]", "array"),
+        ("[1]", "array"),
+        ("{}", "table"),
+    ];
+    for (key, kind) in KEYS {
+        for (value, ty) in samples {
+            let text = format!("# first\n{key} = {value}\n");
+            let takes = match kind {
+                Kind::Switch | Kind::Bool => *ty == "boolean",
+                Kind::Text => *ty == "string",
+                Kind::Whole => *value == "1",
+                Kind::Number => ["integer", "float"].contains(ty),
+                Kind::TextOrWhole => *ty == "string" || *value == "1",
+                Kind::Texts => *ty == "string" || *value == "[\"1\"]",
+            };
+            match kestrel::config::parse("f.toml", &text) {
+                Ok(_) => assert!(takes, "{key} = {value} accepted"),
+                Err(e) => {
+                    assert!(!takes, "{key} = {value}: {e}");
+                    assert!(e.starts_with(&format!("f.toml:2: key '{key}': ")), "{e}");
+                    assert!(!e.contains('\n'), "{e}");
+                }
+            }
+        }
+    }
 }
 
 #[test]
