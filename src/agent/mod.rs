@@ -94,18 +94,16 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError>
     let opts = OpenOptions {
         allow_special: cfg.allow_special_outputs,
     };
-    let mut outputs = Outputs::open(&cfg.outputs, &host.hostname, opts)
-        .map_err(|e| StartError(e.msg, if e.bad_input { 2 } else { 1 }))?;
+    let open_err = |e: crate::output::OpenError| StartError(e.msg, if e.bad_input { 2 } else { 1 });
+    // Textfile paths are checked, and the port bound, before any file is made.
+    let mut prom = Prometheus::from_config(cfg.prometheus, &cfg.outputs).map_err(open_err)?;
+    let mut outputs = Outputs::open(&cfg.outputs, &host.hostname, opts).map_err(open_err)?;
     let abort = |outputs: &mut Outputs, checked: &mut Checked, e: StartError| {
         outputs.remove_created();
         if let Some(p) = &mut checked.pidfile {
             p.remove();
         }
         e
-    };
-    let mut prom = match Prometheus::from_config(cfg.prometheus, &cfg.outputs) {
-        Ok(p) => p,
-        Err(e) => return Err(abort(&mut outputs, &mut checked, StartError::env(e))),
     };
     let (state, seeded) = seeded_state(&cfg);
 
@@ -178,6 +176,14 @@ pub fn run(cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError>
             "the snapshot does not render (hostname too long?)".into(),
             2,
         );
+        return Err(abort(&mut agent.outputs, &mut checked, e));
+    }
+    // Written with the privileges the agent keeps: failing now, it would
+    // fail every interval.
+    if let Some(e) = agent.prom.as_mut().and_then(|p| p.last_error.take()) {
+        let e = StartError::env(format!(
+            "{e} (the agent keeps only CAP_BPF: the directory must be writable by its uid)"
+        ));
         return Err(abort(&mut agent.outputs, &mut checked, e));
     }
     let end = agent.serve()?;
