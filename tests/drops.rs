@@ -136,15 +136,22 @@ fn drop_alerts_are_rate_limited_as_configured() {
 fn exit_action_stops_the_agent_with_status_3() {
     let _g = probe_lock();
     let out = tmp("drops-exit.json");
-    let mut agent = start_tiny(
-        &out,
+    let err = tmp("drops-exit.err");
+    let args = [
+        TINY,
         &[
             "--syscall-event-drops-actions",
-            "alert,exit",
+            "log,alert,exit",
             "--syscall-event-drops-threshold",
             "0",
         ],
-    );
+    ]
+    .concat();
+    let mut agent = agent(&out, &args)
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(20), || !json_lines(&out).is_empty()).is_some());
     stalled_burst(&agent, &tmp("drops-exit-wl"), Duration::from_millis(100));
     let start = Instant::now();
     let mut status = None;
@@ -164,6 +171,14 @@ fn exit_action_stops_the_agent_with_status_3() {
         all.last().unwrap()["rule"],
         "Falco internal: metrics snapshot"
     );
+    // One stderr line for the drop, log and exit listed alike (it came twice).
+    let text = std::fs::read_to_string(&err).unwrap();
+    let said: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("system calls dropped"))
+        .collect();
+    assert_eq!(said.len(), 1, "{text}");
+    assert!(said[0].ends_with("Exiting with status 3."), "{text}");
 }
 
 #[test]
