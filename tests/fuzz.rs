@@ -160,7 +160,13 @@ fn configs_parse_and_validate_without_panicking() {
         let _ = kestrel::config::parse("f.toml", &text);
         // The whole path (file, per-key flag validation) for a share of them.
         if i % 8 == 0 {
-            std::fs::write(&path, &text).unwrap();
+            let mut bytes = text.into_bytes();
+            // Now and then a byte that is not UTF-8.
+            if i % 64 == 0 && !bytes.is_empty() {
+                let at = rng.below(bytes.len());
+                bytes[at] = 0x80 | rng.next() as u8;
+            }
+            std::fs::write(&path, &bytes).unwrap();
             match run_args_with_config(&["--config", &path]) {
                 Ok(_) => ok += 1,
                 Err(e) => {
