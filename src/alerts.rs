@@ -233,9 +233,12 @@ impl DropMonitor {
         // after the first, so its default "log, alert" only logged).
         let mut out = Outcome::default();
         let msg_n = num(drops);
+        let exits = self.cfg.actions.contains(&DropAction::Exit);
         for i in 0..self.cfg.actions.len() {
             match self.cfg.actions[i] {
                 DropAction::Ignore => {}
+                // The exit line says it once.
+                DropAction::Log if exits => {}
                 DropAction::Log => eprintln!(
                     "kestrel: Falco internal: syscall event drop. {msg_n} system calls dropped in last second."
                 ),
@@ -245,9 +248,8 @@ impl DropMonitor {
                 }
                 DropAction::Exit => {
                     eprintln!(
-                        "kestrel: Falco internal: syscall event drop. {msg_n} system calls dropped in last second."
+                        "kestrel: Falco internal: syscall event drop. {msg_n} system calls dropped in last second. Exiting with status {EXIT_ON_DROPS}."
                     );
-                    eprintln!("kestrel: Exiting.");
                     out.exit = true;
                 }
             }

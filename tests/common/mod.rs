@@ -8,6 +8,7 @@ use std::time::Duration;
 use kestrel::capture::{KernelCounters, Probe, ProbeConfig};
 
 mod agent;
+pub mod paths;
 pub mod prom;
 pub use agent::*;
 
