@@ -239,16 +239,17 @@ impl DropMonitor {
                 DropAction::Ignore => {}
                 // The exit line says it once.
                 DropAction::Log if exits => {}
-                DropAction::Log => eprintln!(
-                    "kestrel: Falco internal: syscall event drop. {msg_n} system calls dropped in last second."
+                // log_line!, never eprintln!: a closed stderr must not panic.
+                DropAction::Log => crate::log_line!(
+                    "Falco internal: syscall event drop. {msg_n} system calls dropped in last second."
                 ),
                 DropAction::Alert => {
                     self.render_drop(&d);
                     out.alert = true;
                 }
                 DropAction::Exit => {
-                    eprintln!(
-                        "kestrel: Falco internal: syscall event drop. {msg_n} system calls dropped in last second. Exiting with status {EXIT_ON_DROPS}."
+                    crate::log_line!(
+                        "Falco internal: syscall event drop. {msg_n} system calls dropped in last second. Exiting with status {EXIT_ON_DROPS}."
                     );
                     out.exit = true;
                 }
@@ -275,7 +276,7 @@ impl DropMonitor {
             msg,
             "Kestrel internal: state table full. {dt} threads and {df} fds refused in last second."
         );
-        eprintln!("kestrel: {msg}");
+        crate::log_line!("{msg}");
         if !self.cfg.actions.contains(&DropAction::Alert) {
             return Outcome::default();
         }

@@ -319,7 +319,7 @@ fn register_sources(
         p.register(poll.registry(), PROMETHEUS)
             .map_err(|e| StartError::env(format!("epoll register: {e}")))?;
         if let Some(a) = p.local_addr() {
-            eprintln!("kestrel: serving Prometheus metrics on http://{a}/metrics");
+            crate::log_line!("serving Prometheus metrics on http://{a}/metrics");
         }
     }
     Ok(Sources {
