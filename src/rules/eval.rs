@@ -42,10 +42,19 @@ impl Default for Scratch {
 /// check cost a store-forwarding stall on every returned value).
 pub fn eval<S: Source + ?Sized>(n: &Node, src: &S, s: &mut Scratch) -> bool {
     match n {
-        Node::And(v) => v.iter().all(|n| eval(n, src, s)),
-        Node::Or(v) => v.iter().any(|n| eval(n, src, s)),
-        Node::Not(x) => !eval(x, src, s),
+        Node::And(v) => v.iter().all(|n| child(n, src, s)),
+        Node::Or(v) => v.iter().any(|n| child(n, src, s)),
+        Node::Not(x) => !child(x, src, s),
         Node::Check(c) => check(c, src, s),
+    }
+}
+
+/// Most children are checks: those run without another frame of `eval`.
+#[inline(always)]
+fn child<S: Source + ?Sized>(n: &Node, src: &S, s: &mut Scratch) -> bool {
+    match n {
+        Node::Check(c) => check(c, src, s),
+        n => eval(n, src, s),
     }
 }
 

@@ -41,7 +41,7 @@ enum Subject<'a> {
 
 impl<'a> EventView<'a> {
     fn subject(&self) -> Option<Subject<'a>> {
-        let h = self.rec.hdr();
+        let h = self.hdr;
         let pid = h.pid;
         match self.rec {
             Record::Open { flags, path, .. } => Some(Subject::Open {

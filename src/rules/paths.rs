@@ -48,20 +48,24 @@ pub fn scan(p: &[u8]) -> Option<usize> {
         return None;
     }
     let mut last = 0;
-    let mut i = 1;
-    while i < p.len() {
+    let n = p.len();
+    let mut i = 0;
+    while i < n {
         if p[i] == b'/' {
             last = i;
-        }
-        if p[i - 1] == b'/' && matches!(p[i], b'/' | b'.') {
-            let rest = &p[i..];
-            if rest[0] == b'/'
-                || rest == b"."
-                || rest == b".."
-                || rest.starts_with(b"./")
-                || rest.starts_with(b"../")
-            {
-                return None;
+            match p.get(i + 1) {
+                Some(b'/') => return None,
+                Some(b'.') => {
+                    let rest = &p[i + 1..];
+                    if rest == b"."
+                        || rest == b".."
+                        || rest.starts_with(b"./")
+                        || rest.starts_with(b"../")
+                    {
+                        return None;
+                    }
+                }
+                _ => {}
             }
         }
         i += 1;
@@ -111,13 +115,30 @@ mod tests {
         assert_eq!(norm("/a", "../.."), "/");
         assert_eq!(split(b"/etc/shadow"), (&b"/etc"[..], &b"shadow"[..]));
         assert_eq!(split(b"/shadow"), (&b"/"[..], &b"shadow"[..]));
-        for p in ["/etc/shadow", "/", "/a/b.c/d..e", "/.ssh/x", "/a/.b"] {
+        for p in [
+            "/etc/shadow",
+            "/",
+            "/a/b.c/d..e",
+            "/.ssh/x",
+            "/a/.b",
+            "/var/lib/app/data/file.db",
+            "/abcdefghijklmnop/qrstuvwxyz0123456789/x",
+        ] {
             assert!(is_normal(p.as_bytes()), "{p}");
             assert_eq!(norm("/x", p), p);
             let at = scan(p.as_bytes()).unwrap();
             assert_eq!(split_at_slash(p.as_bytes(), at), split(p.as_bytes()), "{p}");
         }
-        for p in ["etc", "/etc/", "/a//b", "/a/./b", "/a/../b", "/.."] {
+        for p in [
+            "etc",
+            "/etc/",
+            "/a//b",
+            "/a/./b",
+            "/a/../b",
+            "/..",
+            "/abcdefghijklmnop//x",
+            "/abcdefghijklmnopqrstuvw/..",
+        ] {
             assert!(!is_normal(p.as_bytes()), "{p}");
         }
     }
