@@ -21,6 +21,10 @@ fn ruleset(name: &str) -> Option<RuleSet> {
     };
     match name {
         "none" => None,
+        // Any rules file: `cargo bench --bench replay -- file:PATH`.
+        f if f.starts_with("file:") => Some(load(
+            &std::fs::read_to_string(&f[5..]).unwrap_or_else(|e| panic!("{f}: {e}")),
+        )),
         "default" => Some(load(files::DEFAULT_RULES)),
         "upstream" => Some(load(
             &std::fs::read_to_string(concat!(
@@ -51,7 +55,15 @@ fn ruleset(name: &str) -> Option<RuleSet> {
 
 fn main() {
     let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
-    for name in ["none", "default", "upstream", "synthetic10x"] {
+    let file_row = only.clone().filter(|o| o.starts_with("file:"));
+    let rows: Vec<String> = match file_row {
+        Some(f) => vec![f],
+        None => ["none", "default", "upstream", "synthetic10x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    for name in rows.iter().map(String::as_str) {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }

@@ -18,6 +18,11 @@ pub trait Source {
     fn code(&self) -> Option<u16> {
         None
     }
+    /// A string field's value when it can be had without composing
+    /// anything (a fast path; None: ask `value`). Must equal `value`'s.
+    fn plain_str(&self, _field: Field) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Ancestors walked for `proc.aname` without an index (libsinsp's thread
@@ -65,6 +70,11 @@ fn check<S: Source + ?Sized>(c: &Cmp, src: &S, s: &mut Scratch) -> bool {
         return if c.op == Op::Ne { !hit } else { hit };
     }
     let f = c.lhs.field;
+    if c.lhs.arg.is_none() && c.lhs.xform.is_none() && c.rhs_field.is_none() {
+        if let Some(v) = src.plain_str(f) {
+            return compare(V::Str(v), c, V::Missing);
+        }
+    }
     // Multi-valued fields (libsinsp compare_full_aname, compare_ip/net).
     if f == Field::ProcAname && c.lhs.arg.is_none() {
         return any_ancestor(c, src, s);

@@ -232,6 +232,15 @@ impl Source for EventView<'_> {
     }
 
     #[inline]
+    fn plain_str(&self, f: Field) -> Option<&[u8]> {
+        match f {
+            Field::FdName | Field::FdDirectory | Field::FdFilename => self.open_path_part(f),
+            Field::ProcName => self.thread().map(|t| comm(&t.comm)),
+            _ => None,
+        }
+    }
+
+    #[inline]
     fn value<'b>(&'b self, f: Field, arg: Option<u32>, buf: &'b mut Buf) -> V<'b> {
         use Field::*;
         match f {

@@ -135,6 +135,27 @@ impl<'a> EventView<'a> {
         }
     }
 
+    /// fd.name / fd.directory / fd.filename of an open whose path needs no
+    /// normalising, straight from the record: exactly what `fd_value` would
+    /// return, without its dispatch (the hot checks of the open rules).
+    pub(super) fn open_path_part(&self, f: Field) -> Option<&'a [u8]> {
+        let Record::Open { path, .. } = self.rec else {
+            return None;
+        };
+        if path.is_empty() {
+            return None;
+        }
+        let at = self.open_scan(path)?;
+        match f {
+            Field::FdName => Some(path),
+            Field::FdDirectory | Field::FdFilename if self.hdr.ret >= 0 => {
+                let (d, n) = paths::split_at_slash(path, at);
+                Some(if f == Field::FdDirectory { d } else { n })
+            }
+            _ => None,
+        }
+    }
+
     /// paths::scan of the open's path, once per event.
     fn open_scan(&self, raw: &[u8]) -> Option<usize> {
         match self.lazy.open_scan.get() {
