@@ -71,7 +71,8 @@ static __always_inline void handle_clone(struct kestrel_counters *c, const struc
 
 /*
  * Built in place: no scratch lookup, no copy. Only a successful open reads
- * its path (the user string copy is most of a traced open's cost).
+ * its path (the user string copy is most of a traced open's cost), unless
+ * rules are loaded (failed_open_paths): their fd.name needs it.
  */
 static __always_inline void handle_open(struct kestrel_counters *c, const struct call *k)
 {
@@ -116,7 +117,7 @@ static __always_inline void handle_open(struct kestrel_counters *c, const struct
 	}
 	if (o->flags & O_CLOEXEC_GENERIC)
 		o->hdr.flags |= KF_CLOEXEC;
-	if (path && k->ret >= 0) {
+	if (path && (k->ret >= 0 || failed_open_paths)) {
 		o->path_len = read_user_path(c, &o->hdr, o->path, KESTREL_OPEN_PATH_MAX, path);
 	} else {
 		o->path_len = 1;

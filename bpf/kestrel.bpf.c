@@ -62,6 +62,9 @@ const volatile __u16 compat_table[KESTREL_SYSCALL_MAX] = {};
  * Off, the verifier prunes their code: untraced syscalls cost nothing more. */
 const volatile bool count_syscalls = false;
 const volatile bool count_drops_by_pid = false;
+/* Rules are loaded: a failed open's path is read too (Falco's fd.name on a
+ * failed open comes from the path argument); off, the verifier prunes it. */
+const volatile bool failed_open_paths = false;
 /* Pending bytes at which a record wakes the consumer; below it user space
  * drains on its own timer, so a quiet stream costs no wakeup per record. */
 const volatile __u64 wakeup_bytes = 0;

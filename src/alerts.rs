@@ -233,21 +233,24 @@ impl DropMonitor {
         // after the first, so its default "log, alert" only logged).
         let mut out = Outcome::default();
         let msg_n = num(drops);
+        let exits = self.cfg.actions.contains(&DropAction::Exit);
         for i in 0..self.cfg.actions.len() {
             match self.cfg.actions[i] {
                 DropAction::Ignore => {}
-                DropAction::Log => eprintln!(
-                    "kestrel: Falco internal: syscall event drop. {msg_n} system calls dropped in last second."
+                // The exit line says it once.
+                DropAction::Log if exits => {}
+                // log_line!, never eprintln!: a closed stderr must not panic.
+                DropAction::Log => crate::log_line!(
+                    "Falco internal: syscall event drop. {msg_n} system calls dropped in last second."
                 ),
                 DropAction::Alert => {
                     self.render_drop(&d);
                     out.alert = true;
                 }
                 DropAction::Exit => {
-                    eprintln!(
-                        "kestrel: Falco internal: syscall event drop. {msg_n} system calls dropped in last second."
+                    crate::log_line!(
+                        "Falco internal: syscall event drop. {msg_n} system calls dropped in last second. Exiting with status {EXIT_ON_DROPS}."
                     );
-                    eprintln!("kestrel: Exiting.");
                     out.exit = true;
                 }
             }
@@ -273,7 +276,7 @@ impl DropMonitor {
             msg,
             "Kestrel internal: state table full. {dt} threads and {df} fds refused in last second."
         );
-        eprintln!("kestrel: {msg}");
+        crate::log_line!("{msg}");
         if !self.cfg.actions.contains(&DropAction::Alert) {
             return Outcome::default();
         }

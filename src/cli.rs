@@ -185,10 +185,11 @@ fn parse_positive(s: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// Falco reads it as a double; beyond u32 it is no longer a count of tokens.
 fn parse_burst(s: &str) -> Result<f64, String> {
     let v = parse_f64(s)?;
-    if v < 1.0 {
-        return Err(format!("max_burst '{s}' must be at least 1"));
+    if !(1.0..=f64::from(u32::MAX)).contains(&v) {
+        return Err(format!("max_burst '{s}' must be from 1 to {}", u32::MAX));
     }
     Ok(v)
 }
@@ -357,34 +358,70 @@ fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("bad arguments").trim()
 }
 
+/// `arg` as UTF-8, or the line saying it is not: every flag and value is
+/// text to argh, and a path is no exception.
+fn utf8_arg(i: usize, arg: &std::ffi::OsStr) -> Result<&str, String> {
+    use std::os::unix::ffi::OsStrExt;
+    arg.to_str().ok_or_else(|| {
+        let mut shown = String::new();
+        for chunk in arg.as_bytes().utf8_chunks() {
+            shown.push_str(&crate::log::escape(chunk.valid()));
+            for b in chunk.invalid() {
+                shown.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        format!("argument {i} '{shown}' is not valid UTF-8")
+    })
+}
+
+/// What parsing argv came to when it is not a command to run.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Early {
+    /// --help: print this on stdout, exit 0.
+    Help(String),
+    /// One line for stderr, exit 2.
+    Bad(String),
+}
+
+/// Parses argv (any bytes) and the `--config` file.
+pub fn parse_args(args: &[std::ffi::OsString]) -> Result<Cli, Early> {
+    let cmd = args
+        .first()
+        .map(|a| a.to_string_lossy())
+        .map(|a| a.rsplit('/').next().unwrap_or(&a).to_string())
+        .unwrap_or_else(|| "kestrel".into());
+    let rest = args
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, a)| utf8_arg(i, a))
+        .collect::<Result<Vec<&str>, String>>()
+        .map_err(Early::Bad)?;
+    let cli = Cli::from_args(&[&cmd], &rest).map_err(|early| match early.status {
+        Ok(()) => Early::Help(early.output),
+        Err(()) => Early::Bad(format!("{} (see {cmd} --help)", first_line(&early.output))),
+    })?;
+    let Command::Run(_) = cli.cmd else {
+        return Ok(cli);
+    };
+    let run = run_args_with_config(&rest[1..]).map_err(Early::Bad)?;
+    Ok(Cli {
+        cmd: Command::Run(run),
+    })
+}
+
 /// Parses argv and the `--config` file; on error prints one line and exits 2,
 /// on --help prints and exits 0.
 pub fn parse_or_exit() -> Cli {
-    let args: Vec<String> = std::env::args().collect();
-    let cmd = args
-        .first()
-        .map(|a| a.rsplit('/').next().unwrap_or(a).to_string())
-        .unwrap_or_else(|| "kestrel".into());
-    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
-    let cli = match Cli::from_args(&[&cmd], &rest) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    match parse_args(&args) {
         Ok(cli) => cli,
-        Err(early) => match early.status {
-            Ok(()) => {
-                // Into a closed pipe or closed stdout: nothing to do about it.
-                let _ = rustix::io::write(rustix::stdio::stdout(), early.output.as_bytes());
-                std::process::exit(0);
-            }
-            Err(()) => bad_input(&format!("{} (see {cmd} --help)", first_line(&early.output))),
-        },
-    };
-    let Command::Run(_) = cli.cmd else {
-        return cli;
-    };
-    match run_args_with_config(&rest[1..]) {
-        Ok(run) => Cli {
-            cmd: Command::Run(run),
-        },
-        Err(e) => bad_input(&e),
+        Err(Early::Help(text)) => {
+            // Into a closed pipe or closed stdout: nothing to do about it.
+            let _ = rustix::io::write(rustix::stdio::stdout(), text.as_bytes());
+            std::process::exit(0);
+        }
+        Err(Early::Bad(line)) => bad_input(&line),
     }
 }
 

@@ -27,13 +27,105 @@ pub struct Entry {
     pub tokens: Vec<String>,
 }
 
-/// Flags that are switches: a boolean value adds or omits the flag.
-const SWITCHES: &[&str] = &["enter-events", "verbose", "allow-special-outputs"];
+/// The one TOML type (or pair of types) each key takes. A value of any
+/// other type is an error, never stringified: `pidfile = true` must not
+/// become a file named `true`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A switch flag: true adds it, false omits it.
+    Switch,
+    Bool,
+    Text,
+    /// An integer, in decimal.
+    Whole,
+    /// An integer or a float.
+    Number,
+    /// A string or a decimal integer: `ring_buffer_size = "1M"` or `1048576`.
+    TextOrWhole,
+    /// A string or a list of strings.
+    Texts,
+}
+
+/// Every `run` flag as a key (a unit test holds this to `run --help`).
+pub const KEYS: &[(&str, Kind)] = &[
+    ("output", Kind::Texts),
+    ("interval", Kind::Text),
+    ("duration", Kind::Text),
+    ("ring-buffer-size", Kind::TextOrWhole),
+    ("syscalls", Kind::Text),
+    ("enter-events", Kind::Switch),
+    ("thread-table-size", Kind::Whole),
+    ("fd-table-size", Kind::Whole),
+    ("resource-utilization-enabled", Kind::Bool),
+    ("state-counters-enabled", Kind::Bool),
+    ("kernel-event-counters-enabled", Kind::Bool),
+    ("libbpf-stats-enabled", Kind::Bool),
+    ("convert-memory-to-mb", Kind::Bool),
+    ("include-empty-values", Kind::Bool),
+    ("schema", Kind::Text),
+    ("syscall-event-drops-actions", Kind::Texts),
+    ("syscall-event-drops-threshold", Kind::Number),
+    ("syscall-event-drops-rate", Kind::Number),
+    ("syscall-event-drops-max-burst", Kind::Number),
+    ("thread-timeout", Kind::Text),
+    ("thread-purge-interval", Kind::Text),
+    ("pidfile", Kind::Text),
+    ("culprits", Kind::Bool),
+    ("culprit-top-syscalls", Kind::Whole),
+    ("culprit-top-procs", Kind::Whole),
+    ("culprit-capacity", Kind::Whole),
+    ("attach", Kind::Text),
+    ("btf", Kind::Text),
+    ("prometheus", Kind::TextOrWhole),
+    ("prometheus-names", Kind::Text),
+    ("user", Kind::TextOrWhole),
+    ("allow-special-outputs", Kind::Switch),
+    ("verbose", Kind::Switch),
+    ("rules", Kind::Texts),
+    ("min-priority", Kind::Text),
+    ("rules-counters-enabled", Kind::Bool),
+    ("outputs-rate", Kind::Number),
+    ("outputs-max-burst", Kind::Number),
+    ("rule-matching", Kind::Text),
+];
+
+/// The kind of a key (dashed spelling); None: not a key.
+pub fn kind_of(key: &str) -> Option<Kind> {
+    KEYS.iter().find(|(k, _)| *k == key).map(|&(_, kind)| kind)
+}
+
+impl Kind {
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Switch | Kind::Bool => "true or false",
+            Kind::Text => "a string",
+            Kind::Whole => "a whole number",
+            Kind::Number => "a number",
+            Kind::TextOrWhole => "a string or a whole number",
+            Kind::Texts => "a string or a list of strings",
+        }
+    }
+
+    /// The flag's value for one TOML scalar of the right type.
+    fn value(self, v: &DeValue<'_>) -> Option<String> {
+        match (self, v) {
+            (Kind::Bool, DeValue::Boolean(b)) => Some(b.to_string()),
+            (Kind::Text | Kind::TextOrWhole | Kind::Texts, DeValue::String(s)) => {
+                Some(s.to_string())
+            }
+            (Kind::Whole | Kind::Number | Kind::TextOrWhole, DeValue::Integer(i))
+                if i.radix() == 10 =>
+            {
+                Some(i.as_str().replace('_', ""))
+            }
+            (Kind::Number, DeValue::Float(f)) => Some(f.as_str().replace('_', "")),
+            _ => None,
+        }
+    }
+}
+
 /// The key whose list becomes one comma-separated value.
 const LIST_KEY: &str = "syscall-event-drops-actions";
-
-/// Keys whose list becomes one flag per item.
-const REPEATED: &[&str] = &["output", "rules"];
 
 /// falco.yaml's names for Kestrel's flags.
 fn alias(key: &str) -> String {
@@ -68,16 +160,6 @@ impl Lines {
     }
 }
 
-fn scalar(v: &DeValue<'_>) -> Option<String> {
-    match v {
-        DeValue::String(s) => Some(s.to_string()),
-        DeValue::Integer(i) if i.radix() == 10 => Some(i.as_str().replace('_', "")),
-        DeValue::Float(f) => Some(f.as_str().replace('_', "")),
-        DeValue::Boolean(b) => Some(b.to_string()),
-        _ => None,
-    }
-}
-
 /// Parses the file's text into flag tokens. `name` is used in messages.
 pub fn parse(name: &str, text: &str) -> Result<Vec<Entry>, String> {
     let lines = Lines::new(text);
@@ -89,7 +171,8 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Entry>, String> {
     let mut flat = Vec::new();
     for (k, v) in table.get_ref() {
         match v.get_ref() {
-            DeValue::Table(t) => {
+            // Empty, it is judged as the key it names.
+            DeValue::Table(t) if !t.is_empty() => {
                 for (k2, v2) in t {
                     let key = format!("{}_{}", k.get_ref(), k2.get_ref());
                     flat.push((key, k2.span().start, v2.get_ref()));
@@ -105,41 +188,44 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<Entry>, String> {
         if key == "config" {
             return Err(bad("a config file cannot name another"));
         }
-        let mut tokens = Vec::new();
-        if SWITCHES.contains(&key.as_str()) {
-            match v {
-                DeValue::Boolean(true) => tokens.push(format!("--{key}")),
-                DeValue::Boolean(false) => {}
-                _ => return Err(bad("expected true or false")),
+        let Some(kind) = kind_of(&key) else {
+            // An empty table is a section with nothing set in it.
+            let section = KEYS.iter().any(|(k, _)| k.starts_with(&format!("{key}-")));
+            if section && matches!(v, DeValue::Table(t) if t.is_empty()) {
+                continue;
             }
-        } else if let DeValue::Array(items) = v {
-            if key == LIST_KEY {
+            return Err(bad("unknown key"));
+        };
+        let wrong = || {
+            bad(&format!(
+                "expected {}, not {}",
+                kind.expected(),
+                v.type_str()
+            ))
+        };
+        let flag = format!("--{key}");
+        let tokens = match (kind, v) {
+            (Kind::Switch, DeValue::Boolean(true)) => vec![flag],
+            (Kind::Switch, DeValue::Boolean(false)) => vec![],
+            (Kind::Texts, DeValue::Array(items)) => {
                 let mut all = Vec::new();
                 for item in items {
-                    all.push(scalar(item.get_ref()).ok_or_else(|| bad("expected a string"))?);
+                    let item = item.get_ref();
+                    all.push(kind.value(item).ok_or_else(|| {
+                        bad(&format!(
+                            "expected a string in the list, not {}",
+                            item.type_str()
+                        ))
+                    })?);
                 }
-                tokens.push(format!("--{key}"));
-                tokens.push(all.join(","));
-            } else if !REPEATED.contains(&key.as_str()) {
-                return Err(bad(
-                    "only output, rules_files and syscall_event_drops.actions take a list",
-                ));
+                if key == LIST_KEY {
+                    vec![flag, all.join(",")]
+                } else {
+                    all.into_iter().flat_map(|s| [flag.clone(), s]).collect()
+                }
             }
-            for item in items.iter().filter(|_| REPEATED.contains(&key.as_str())) {
-                let s = scalar(item.get_ref()).ok_or_else(|| bad("expected a string"))?;
-                tokens.push(format!("--{key}"));
-                tokens.push(s);
-            }
-        } else {
-            let s = scalar(v).ok_or_else(|| {
-                bad(&format!(
-                    "expected a string, number or boolean, not {}",
-                    v.type_str()
-                ))
-            })?;
-            tokens.push(format!("--{key}"));
-            tokens.push(s);
-        }
+            _ => vec![flag, kind.value(v).ok_or_else(wrong)?],
+        };
         out.push(Entry {
             key: written.clone(),
             line,
@@ -227,7 +313,10 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_key() {
         let e = parse("k.conf", "interval = \"1s\"\nverbose = \"yes\"\n").unwrap_err();
-        assert_eq!(e, "k.conf:2: key 'verbose': expected true or false");
+        assert_eq!(
+            e,
+            "k.conf:2: key 'verbose': expected true or false, not string"
+        );
         let e = parse("k.conf", "\n\ninterval = [\"1s\"]\n").unwrap_err();
         assert!(e.starts_with("k.conf:3: key 'interval'"), "{e}");
         let e = parse("k.conf", "a = 1\nb = = 2\n").unwrap_err();
@@ -237,6 +326,78 @@ mod tests {
         assert!(parse("k.conf", "t = 1979-05-27\n")
             .unwrap_err()
             .contains("key 't'"));
+    }
+
+    #[test]
+    fn every_key_has_one_type() {
+        for (text, want) in [
+            (
+                "pidfile = true",
+                "key 'pidfile': expected a string, not boolean",
+            ),
+            (
+                "pidfile = -1",
+                "key 'pidfile': expected a string, not integer",
+            ),
+            (
+                "pidfile = nan",
+                "key 'pidfile': expected a string, not float",
+            ),
+            (
+                "pidfile = 1.5",
+                "key 'pidfile': expected a string, not float",
+            ),
+            (
+                "interval = {}",
+                "key 'interval': expected a string, not table",
+            ),
+            (
+                "culprits = \"yes\"",
+                "key 'culprits': expected true or false, not string",
+            ),
+            (
+                "fd_table_size = \"8\"",
+                "expected a whole number, not string",
+            ),
+            ("fd_table_size = 8.0", "expected a whole number, not float"),
+            ("threshold = 0.5\n[x]", "key 'threshold': unknown key"),
+            (
+                "output = [\"stdout\", 1]",
+                "expected a string in the list, not integer",
+            ),
+            ("nosuch = {}", "key 'nosuch': unknown key"),
+        ] {
+            let e = parse("k.conf", text).unwrap_err();
+            assert!(
+                e.starts_with("k.conf:1: ") && e.ends_with(want),
+                "{text}: {e}"
+            );
+        }
+        // Both of a two-type key's types, a section left empty, falco.yaml's floats.
+        let ok = "ring_buffer_size = 4096\nprometheus = \"[::1]:9\"\nuser = 65534\n\
+                  [syscall_event_drops]\nthreshold = 1\nrate = 1e-2\n[culprit]\n";
+        assert_eq!(parse("k.conf", ok).unwrap().len(), 5);
+    }
+
+    /// The table names every flag of `run` and nothing else.
+    #[test]
+    fn keys_are_the_run_flags() {
+        use argh::FromArgs;
+        let help = crate::cli::Cli::from_args(&["kestrel"], &["run", "--help"])
+            .err()
+            .unwrap()
+            .output;
+        let mut flags: Vec<&str> = help
+            .lines()
+            .filter(|l| l.trim_start().starts_with('-'))
+            .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("--")))
+            .map(|f| f.trim_end_matches(','))
+            .filter(|f| !["help", "config"].contains(f))
+            .collect();
+        let mut keys: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+        flags.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(flags, keys);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod capture;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod fdlimit;
 pub mod log;
 pub mod metrics;
 pub mod output;

@@ -90,6 +90,7 @@ fn agent_config(a: cli::RunArgs, threads: usize, fds: usize, rules: RuleSet) -> 
             btf: a.btf.map(PathBuf::from),
             culprits: culprits.enabled,
             culprit_capacity: culprits.capacity as u32,
+            failed_open_paths: !rules.rules.is_empty(),
             ..probe
         },
         metrics: MetricsConfig {

@@ -23,6 +23,9 @@ pub fn check(
     fd_capacity: usize,
 ) -> Result<Checked, String> {
     if let Some(h) = std::env::var_os("FALCO_HOSTNAME") {
+        if h.to_str().is_none() {
+            return Err("FALCO_HOSTNAME is not valid UTF-8".into());
+        }
         if h.len() > HOSTNAME_MAX {
             return Err(format!(
                 "FALCO_HOSTNAME is {} bytes long: at most {HOSTNAME_MAX}",

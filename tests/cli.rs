@@ -22,6 +22,21 @@ fn bad_flags_get_one_line_and_exit_2() {
         &["check", "--btf", "/nonexistent/kestrel.btf"],
         &["export-probe"],
         &["export-probe", "/nonexistent/dir/kestrel.bpf.o"],
+        // --duration: accepted, they would run (it did) and end.
+        &[
+            "run",
+            "--duration",
+            "1ms",
+            "--syscall-event-drops-max-burst",
+            "18446744073709551616",
+        ],
+        &[
+            "run",
+            "--duration",
+            "1ms",
+            "--syscall-event-drops-max-burst",
+            "4294967296",
+        ],
     ] {
         let o = Command::new(bin()).args(args).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{args:?}");
@@ -29,6 +44,49 @@ fn bad_flags_get_one_line_and_exit_2() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(o.stdout.is_empty());
     }
+}
+
+/// Arguments are bytes: a value that is not UTF-8 is one line and exit 2,
+/// never a backtrace (it aborted with status 134).
+#[test]
+fn non_utf8_arguments_get_one_line_and_exit_2() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let ff = OsStr::from_bytes(b"\xff");
+    let path = OsStr::from_bytes(b"file:/tmp/\xff.json");
+    for args in [
+        &[OsStr::new("run"), OsStr::new("--interval"), ff][..],
+        &[ff],
+        &[OsStr::new("run"), OsStr::new("--output"), path],
+        &[OsStr::new("run"), OsStr::new("--config"), ff],
+        &[OsStr::new("run"), OsStr::new("--pidfile"), ff],
+        &[OsStr::new("check"), OsStr::new("--btf"), ff],
+        &[OsStr::new("export-probe"), ff],
+    ] {
+        let o = Command::new(bin()).args(args).output().unwrap();
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("not valid UTF-8"), "{args:?}: {err}");
+        assert!(o.stdout.is_empty());
+    }
+    let o = Command::new(bin())
+        .args([OsStr::new("run"), OsStr::new("--output"), path])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        err.contains("'file:/tmp/\\xff.json'"),
+        "names the bytes: {err}"
+    );
+    let o = Command::new(bin())
+        .arg("run")
+        .env("FALCO_HOSTNAME", ff)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(o.stderr).unwrap();
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("FALCO_HOSTNAME is not valid UTF-8"), "{err}");
 }
 
 #[test]
@@ -71,6 +129,46 @@ fn shipped_config_file_loads_and_a_bad_one_names_its_line() {
         err.contains(&format!("{bad}:2: key 'ring_buffer_size'")),
         "{err}"
     );
+}
+
+/// Each key has one TOML type: `pidfile = true` created `./true`, and
+/// `interval = {}` was ignored, both with exit 0.
+#[test]
+fn config_values_of_the_wrong_type_get_one_line_and_exit_2() {
+    let dir = tmp("conftypes");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (text, key, got) in [
+        ("interval = {}", "interval", "table"),
+        ("pidfile = true", "pidfile", "boolean"),
+        ("pidfile = -1", "pidfile", "integer"),
+        ("pidfile = nan", "pidfile", "float"),
+        ("pidfile = 1.5", "pidfile", "float"),
+        ("output = 1", "output", "integer"),
+        ("culprits = \"false\"", "culprits", "string"),
+        ("thread_table_size = 1e3", "thread_table_size", "float"),
+        ("user = false", "user", "boolean"),
+    ] {
+        let conf = format!("{dir}/k.toml");
+        std::fs::write(&conf, format!("# line 1\n{text}\n")).unwrap();
+        // In the scratch directory, so a file named after the value would show.
+        let o = Command::new(bin())
+            .args(["run", "--config", &conf, "--duration", "1ms"])
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert_eq!(o.status.code(), Some(2), "{text}: {err}");
+        assert_eq!(err.lines().count(), 1, "{text}: {err}");
+        let want = format!("{conf}:2: key '{key}': expected ");
+        assert!(err.contains(&want), "{text}: {err}");
+        assert!(
+            err.trim_end().ends_with(&format!("not {got}")),
+            "{text}: {err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 1, "{text}: only k.toml in {dir}");
+    }
 }
 
 #[test]

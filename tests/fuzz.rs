@@ -95,23 +95,9 @@ fn records_decode_and_apply_without_panicking() {
     );
 }
 
-const KEYS: &[&str] = &[
-    "interval",
-    "duration",
-    "output",
-    "ring_buffer_size",
-    "syscalls",
-    "enter-events",
-    "thread_table_size",
-    "fd_table_size",
-    "libbpf_stats_enabled",
-    "pidfile",
-    "user",
-    "verbose",
-    "config",
-    "allow_special_outputs",
-    "colour",
-];
+/// Keys that are not flags, beside every flag's key (kestrel::config::KEYS).
+const ODD_KEYS: &[&str] = &["config", "colour", "syscall_event_drops", "table"];
+/// Every TOML value type, and values each parser must judge.
 const VALUES: &[&str] = &[
     "\"15s\"",
     "\"1m30s\"",
@@ -124,18 +110,40 @@ const VALUES: &[&str] = &[
     "false",
     "[\"stdout\", \"file:/tmp/x\"]",
     "[1, 2]",
+    "[]",
     "\"syslog://h:1?hostname=a b\"",
     "\"default,openat\"",
     "1979-05-27",
+    "07:32:00",
+    "1979-05-27T07:32:00Z",
     "{ a = 1 }",
+    "{}",
     "\"\\u0000\"",
     "\"a\\nb\"",
     "3.5",
+    "nan",
+    "inf",
+    "1e400",
     "0x10",
+    "18446744073709551616",
     "\"\"",
     "[",
     "\"unterminated",
 ];
+
+fn random_key(rng: &mut Rng) -> String {
+    let keys = kestrel::config::KEYS;
+    let i = rng.below(keys.len() + ODD_KEYS.len());
+    let k = keys
+        .get(i)
+        .map_or_else(|| ODD_KEYS[i - keys.len()], |k| k.0);
+    // Either spelling.
+    if rng.below(2) == 0 {
+        k.replace('-', "_")
+    } else {
+        k.to_string()
+    }
+}
 
 fn random_config(rng: &mut Rng) -> String {
     let mut s = String::new();
@@ -151,7 +159,7 @@ fn random_config(rng: &mut Rng) -> String {
                 s.push('\n');
             }
             _ => {
-                let k = KEYS[rng.below(KEYS.len())];
+                let k = random_key(rng);
                 let v = VALUES[rng.below(VALUES.len())];
                 s.push_str(&format!("{k} = {v}\n"));
             }
@@ -173,7 +181,13 @@ fn configs_parse_and_validate_without_panicking() {
         let _ = kestrel::config::parse("f.toml", &text);
         // The whole path (file, per-key flag validation) for a share of them.
         if i % 8 == 0 {
-            std::fs::write(&path, &text).unwrap();
+            let mut bytes = text.into_bytes();
+            // Now and then a byte that is not UTF-8.
+            if i % 64 == 0 && !bytes.is_empty() {
+                let at = rng.below(bytes.len());
+                bytes[at] = 0x80 | rng.next() as u8;
+            }
+            std::fs::write(&path, &bytes).unwrap();
             match run_args_with_config(&["--config", &path]) {
                 Ok(_) => ok += 1,
                 Err(e) => {
@@ -190,6 +204,46 @@ fn configs_parse_and_validate_without_panicking() {
     );
 }
 
+/// Every key with a value of every TOML type: a type the key does not take
+/// is refused with its file, line and key, whatever the value would mean
+/// to the flag's own parser.
+#[test]
+fn every_key_with_every_toml_type() {
+    use kestrel::config::{Kind, KEYS};
+    let samples: &[(&str, &str)] = &[
+        ("\"1\"", "string"),
+        ("1", "integer"),
+        ("1.5", "float"),
+        ("nan", "float"),
+        ("true", "boolean"),
+        ("1979-05-27", "datetime"),
+        ("[\"1\"]", "array"),
+        ("[1]", "array"),
+        ("{}", "table"),
+    ];
+    for (key, kind) in KEYS {
+        for (value, ty) in samples {
+            let text = format!("# first\n{key} = {value}\n");
+            let takes = match kind {
+                Kind::Switch | Kind::Bool => *ty == "boolean",
+                Kind::Text => *ty == "string",
+                Kind::Whole => *value == "1",
+                Kind::Number => ["integer", "float"].contains(ty),
+                Kind::TextOrWhole => *ty == "string" || *value == "1",
+                Kind::Texts => *ty == "string" || *value == "[\"1\"]",
+            };
+            match kestrel::config::parse("f.toml", &text) {
+                Ok(_) => assert!(takes, "{key} = {value} accepted"),
+                Err(e) => {
+                    assert!(!takes, "{key} = {value}: {e}");
+                    assert!(e.starts_with(&format!("f.toml:2: key '{key}': ")), "{e}");
+                    assert!(!e.contains('\n'), "{e}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn output_specs_and_durations_parse_without_panicking() {
     let mut rng = Rng(0x6f75_7470_7574_7321);
@@ -203,4 +257,58 @@ fn output_specs_and_durations_parse_without_panicking() {
         }
         let _ = kestrel::cli::parse_duration(&s);
     }
+}
+
+/// argv is bytes: random flags and values, a share of them not UTF-8, must
+/// come back as a parse or one line, never a panic.
+#[test]
+fn command_lines_of_any_bytes_parse_without_panicking() {
+    use kestrel::cli::{parse_args, Early};
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+    let mut rng = Rng(0x6172_6776_2121_2121);
+    let words: &[&[u8]] = &[
+        b"run",
+        b"check",
+        b"export-probe",
+        b"--interval",
+        b"--output",
+        b"--pidfile",
+        b"--ring-buffer-size",
+        b"--syscall-event-drops-max-burst",
+        b"--culprit-capacity",
+        b"--prometheus",
+        b"-v",
+        b"--help",
+        b"1s",
+        b"file:/tmp/x",
+        b"\xff",
+        b"\xc3",
+        b"a\xe2\x82",
+        b"18446744073709551616",
+    ];
+    let (mut bad, mut non_utf8) = (0, 0);
+    for _ in 0..20_000 {
+        let mut args = vec![OsString::from("kestrel")];
+        for _ in 0..rng.below(6) {
+            let arg = if rng.below(4) == 0 {
+                (0..rng.below(12)).map(|_| rng.next() as u8).collect()
+            } else {
+                words[rng.below(words.len())].to_vec()
+            };
+            args.push(OsString::from_vec(arg));
+        }
+        if let Err(Early::Bad(line)) = parse_args(&args) {
+            assert!(
+                !line.contains('\n') && !line.is_empty(),
+                "one line: {line:?}"
+            );
+            non_utf8 += usize::from(line.contains("not valid UTF-8"));
+            bad += 1;
+        }
+    }
+    assert!(
+        bad > 0 && non_utf8 > 0,
+        "{bad} rejected, {non_utf8} for bytes"
+    );
 }

@@ -6,34 +6,15 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
+use common::paths::{as_nobody, assert_bad_input, fresh_dir, nobodys_dir, run};
 use common::{
     agent, bin, pipe, probe_lock, serial, signal, spawn_agent, term, tmp, wait_for_lines,
     written_lines,
 };
-
-fn run(args: &[&str]) -> Output {
-    Command::new(bin()).args(args).output().unwrap()
-}
-
-/// Exit 2, one line on stderr containing `want`, nothing on stdout.
-fn assert_bad_input(o: &Output, want: &str) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{}: {err}", o.status);
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
-    assert!(err.contains(want), "{want:?} in {err}");
-    assert!(o.stdout.is_empty());
-}
-
-fn fresh_dir(name: &str) -> String {
-    let d = tmp(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 #[test]
 fn fifo_socket_and_device_outputs_are_refused() {
@@ -210,27 +191,6 @@ fn help_and_check_into_a_closed_pipe_do_not_abort() {
         !err.contains("panicked") && !err.contains("Broken pipe"),
         "{err}"
     );
-}
-
-/// Creates `path` as a directory owned by nobody.
-fn nobodys_dir(path: &str) {
-    std::fs::create_dir(path).unwrap();
-    std::os::unix::fs::chown(path, Some(65534), Some(65534)).unwrap();
-}
-
-fn as_nobody(script: &str) {
-    let st = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "sh",
-            "-c",
-            script,
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success(), "setpriv sh -c {script}");
 }
 
 /// A user who owns a directory on the output path swaps a component for a

@@ -194,3 +194,27 @@ fn rule_loader_fuzz() {
         .unwrap();
     t.join().expect("no input panics the loader");
 }
+
+/// falco.yaml's names in the config file: rules_files (a list, in order),
+/// priority, outputs.rate/max_burst, rule_matching.
+#[test]
+fn config_file_rule_keys() {
+    let conf = kestrel::testing::scratch("rules.toml");
+    std::fs::write(
+        &conf,
+        "rules_files = [\"a.yaml\", \"b.yaml\"]\npriority = \"notice\"\nrule_matching = \"all\"\n\
+         rules_counters_enabled = false\n[outputs]\nrate = 2.5\nmax_burst = 7\n",
+    )
+    .unwrap();
+    let r = kestrel::cli::run_args_with_config(&["--config", conf.to_str().unwrap()]).unwrap();
+    assert_eq!(r.rules, ["a.yaml", "b.yaml"]);
+    assert_eq!(r.min_priority, Some(Priority::Notice));
+    assert_eq!(r.rule_matching, Some(true));
+    assert_eq!(r.rules_counters_enabled, Some(false));
+    assert_eq!(r.outputs_rate, Some(2.5));
+    assert_eq!(r.outputs_max_burst, Some(7.0));
+    std::fs::write(&conf, "rules_files = 3\n").unwrap();
+    let e = kestrel::cli::run_args_with_config(&["--config", conf.to_str().unwrap()]).unwrap_err();
+    assert!(e.contains("rules_files"), "{e}");
+    let _ = std::fs::remove_file(&conf);
+}

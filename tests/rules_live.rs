@@ -70,7 +70,11 @@ impl Session {
             format!(
                 "- rule: Kestrel test sentinel\n  desc: marks a point the agent reached\n  \
                  condition: evt.type = execve and proc.name = {SENTINEL}\n  \
-                 output: sentinel %proc.args\n  priority: DEBUG\n"
+                 output: sentinel %proc.args\n  priority: DEBUG\n\
+                 - rule: Failed open of a missing file\n  desc: Falco's open_file_failed\n  \
+                 condition: evt.type in (open, openat, openat2) and fd.typechar = f and fd.num = -1 \
+                 and evt.res startswith E and fd.name startswith /etc/kestrel-missing-\n  \
+                 output: missing %fd.name\n  priority: NOTICE\n"
             ),
         )
         .unwrap();
@@ -258,6 +262,19 @@ fn default_rules_fire_on_attacks_and_stay_quiet_on_twins() {
     );
     assert_eq!(fields(&v)["fd.lport"], client_port);
     assert!(["dup2", "dup3"].contains(&fields(&v)["evt.type"].as_str().unwrap()));
+
+    // A failed open still names its path (Falco's open_file_failed macro).
+    let missing = format!("/etc/kestrel-missing-{}", std::process::id());
+    let v = s.case(
+        "Failed open of a missing file",
+        || run("/bin/cat", &["/etc/hostname"]),
+        || run("/bin/cat", &[&missing]),
+    );
+    assert_eq!(fields(&v)["fd.name"], missing.as_str());
+    assert!(v["output"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("missing {missing}")));
 
     // Log truncation.
     let log = format!("/var/log/kestrel-test-{}.log", std::process::id());

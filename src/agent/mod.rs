@@ -102,24 +102,23 @@ impl StartError {
 /// Starts the agent and runs it until it is told to stop. A start that
 /// fails removes what it created (output files, the pidfile).
 pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError> {
+    crate::fdlimit::check(&cfg, checked.pidfile.is_some())?;
     // Signals are blocked before anything else so none is lost during load.
     let signals = signal_fd()?;
     let host = HostInfo::read();
     let opts = OpenOptions {
         allow_special: cfg.allow_special_outputs,
     };
-    let mut outputs = Outputs::open(&cfg.outputs, &host.hostname, opts)
-        .map_err(|e| StartError(e.msg, if e.bad_input { 2 } else { 1 }))?;
+    let open_err = |e: crate::output::OpenError| StartError(e.msg, if e.bad_input { 2 } else { 1 });
+    // Textfile paths are checked, and the port bound, before any file is made.
+    let mut prom = Prometheus::from_config(cfg.prometheus, &cfg.outputs).map_err(open_err)?;
+    let mut outputs = Outputs::open(&cfg.outputs, &host.hostname, opts).map_err(open_err)?;
     let abort = |outputs: &mut Outputs, checked: &mut Checked, e: StartError| {
         outputs.remove_created();
         if let Some(p) = &mut checked.pidfile {
             p.remove();
         }
         e
-    };
-    let mut prom = match Prometheus::from_config(cfg.prometheus, &cfg.outputs) {
-        Ok(p) => p,
-        Err(e) => return Err(abort(&mut outputs, &mut checked, StartError::env(e))),
     };
     let (state, seeded) = seeded_state(&cfg);
 
@@ -199,6 +198,14 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
             "the snapshot does not render (hostname too long?)".into(),
             2,
         );
+        return Err(abort(&mut agent.outputs, &mut checked, e));
+    }
+    // Written with the privileges the agent keeps: failing now, it would
+    // fail every interval.
+    if let Some(e) = agent.prom.as_mut().and_then(|p| p.last_error.take()) {
+        let e = StartError::env(format!(
+            "{e} (the agent keeps only CAP_BPF: the directory must be writable by its uid)"
+        ));
         return Err(abort(&mut agent.outputs, &mut checked, e));
     }
     let end = agent.serve()?;
@@ -312,7 +319,7 @@ fn register_sources(
         p.register(poll.registry(), PROMETHEUS)
             .map_err(|e| StartError::env(format!("epoll register: {e}")))?;
         if let Some(a) = p.local_addr() {
-            eprintln!("kestrel: serving Prometheus metrics on http://{a}/metrics");
+            crate::log_line!("serving Prometheus metrics on http://{a}/metrics");
         }
     }
     Ok(Sources {

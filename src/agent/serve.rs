@@ -156,6 +156,9 @@ impl Agent<'_> {
                         let (stop, hup) = read_signals(&self.sources.signals);
                         if hup {
                             self.outputs.reopen();
+                            if let Some(p) = self.prom.as_mut() {
+                                p.reopen();
+                            }
                         }
                         if stop {
                             return Ok(RunEnd::Stopped);

@@ -26,6 +26,9 @@ pub struct ProbeConfig {
     pub culprits: bool,
     /// Processes the kernel keeps drop counts for (LRU beyond that).
     pub culprit_capacity: u32,
+    /// Failed opens carry their path too (rules compare fd.name on them, as
+    /// Falco does); without rules only successful opens pay for the copy.
+    pub failed_open_paths: bool,
 }
 
 /// A power of two minus one: at most 64 records between fill checks, and
@@ -49,6 +52,7 @@ impl ProbeConfig {
             btf: None,
             culprits: true,
             culprit_capacity: DEFAULT_CULPRIT_CAPACITY,
+            failed_open_paths: false,
         }
     }
 }

@@ -185,6 +185,7 @@ impl<'obj> Probe<'obj> {
         }
         rodata.wakeup_bytes = cfg.wakeup_bytes;
         rodata.count_syscalls = cfg.culprits;
+        rodata.failed_open_paths = cfg.failed_open_paths;
         rodata.count_drops_by_pid = cfg.culprits;
         open.maps
             .drops_by_pid

@@ -119,11 +119,15 @@ impl Probe<'_> {
     /// Records dropped per process (tgid) since load, as far as the kernel's
     /// LRU table still holds them; calls `f(pid, drops)` for each.
     pub fn drops_by_pid(&self, mut f: impl FnMut(u32, u64)) {
-        let fd = self.skel.maps.drops_by_pid.as_fd().as_raw_fd();
+        use libbpf_rs::MapCore;
+        let map = &self.skel.maps.drops_by_pid;
+        let fd = map.as_fd().as_raw_fd();
         let mut key: u32 = 0;
         let mut next: u32 = 0;
         let mut first = true;
-        loop {
+        // A key evicted under the walk restarts it from the first key: under
+        // a storm of new pids the walk is bounded, never endless.
+        for _ in 0..map.max_entries().saturating_mul(4) {
             let prev = if first {
                 std::ptr::null()
             } else {

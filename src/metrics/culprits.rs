@@ -73,7 +73,8 @@ pub struct Culprits {
     pub cfg: CulpritConfig,
     prev: Box<SyscallCounts>,
     cur: Box<SyscallCounts>,
-    /// Cumulative kernel drop count per pid at the last snapshot.
+    /// Cumulative kernel drop count per pid at the last snapshot, for the
+    /// pids the kernel's table held then and no others.
     drops_seen: FixedMap<u64>,
     pub syscalls: HVec<SyscallTop, MAX_TOP>,
     /// Interval syscall exits not in `syscalls` (unnumbered ones included).
@@ -84,8 +85,8 @@ pub struct Culprits {
     /// Interval traced events / drops of processes not in the lists.
     pub evts_other: u64,
     pub drops_other: u64,
-    /// Drops charged to each pid this interval (kernel LRU view).
-    drops_now: FixedMap<u64>,
+    /// Per pid the kernel's table holds now: (cumulative, this interval).
+    drops_now: FixedMap<(u64, u64)>,
 }
 
 fn zeroed() -> Box<SyscallCounts> {
@@ -167,29 +168,13 @@ impl Culprits {
         self.prev_unnumbered = unnumbered;
         core::mem::swap(&mut self.prev, &mut self.cur);
 
-        // Drops per pid this interval: the kernel's cumulative count minus
-        // what the last snapshot saw.
-        self.drops_now.remove_where(|_, _| true);
-        let (seen, now) = (&mut self.drops_seen, &mut self.drops_now);
-        drops(&mut |pid, cumulative| {
-            let key = u64::from(pid);
-            let before = seen.get(key).copied().unwrap_or(0);
-            let delta = cumulative.checked_sub(before).unwrap_or(cumulative);
-            if delta > 0 {
-                let _ = now.insert(key, delta);
-            }
-            if let Some(v) = seen.get_mut(key) {
-                *v = cumulative;
-            } else if seen.insert(key, cumulative).is_err() {
-                // Full of pids the kernel may have evicted: start over.
-                seen.remove_where(|_, _| true);
-                let _ = seen.insert(key, cumulative);
-            }
-        });
-
+        self.read_drops(drops);
         self.by_evts.clear();
         self.by_drops.clear();
-        let drops_of = |pid: u32| self.drops_now.get(u64::from(pid)).copied().unwrap_or(0);
+        let drops_of = |pid: u32| {
+            let d = self.drops_now.get(u64::from(pid)).map_or(0, |d| d.1);
+            d.min(interval_drops)
+        };
         for p in activity.iter() {
             let item = ProcTop {
                 pid: p.pid,
@@ -199,7 +184,7 @@ impl Culprits {
             };
             keep_top(&mut self.by_evts, self.cfg.top_procs, item, |x| x.evts);
         }
-        for (pid, &d) in self.drops_now.iter() {
+        for (pid, &(_, d)) in self.drops_now.iter().filter(|(_, d)| d.1 > 0) {
             let pid = pid as u32;
             let a = activity.get(pid);
             let item = ProcTop {
@@ -210,10 +195,48 @@ impl Culprits {
             };
             keep_top(&mut self.by_drops, self.cfg.top_procs, item, |x| x.drops);
         }
+        // The table is walked after the drop total was read, so it can hold
+        // a few drops the total has not counted yet: the list never claims
+        // more than the interval's drops, `other` takes what it does not name.
+        let mut left = interval_drops;
+        for p in self.by_drops.iter_mut() {
+            p.drops = p.drops.min(left);
+            left -= p.drops;
+        }
+        self.by_drops.retain(|p| p.drops > 0);
+        self.drops_other = left;
         self.evts_other = activity.total - self.by_evts.iter().map(|p| p.evts).sum::<u64>();
-        self.drops_other =
-            interval_drops.saturating_sub(self.by_drops.iter().map(|p| p.drops).sum::<u64>());
         activity.clear();
+    }
+
+    /// This interval's drops per pid: the kernel's cumulative count minus
+    /// the last snapshot's. The kernel table is an LRU, so `drops_seen` is
+    /// rebuilt from each walk: a pid it evicted is forgotten (it restarts
+    /// from zero there) instead of filling the table with dead pids.
+    fn read_drops(&mut self, drops: impl FnOnce(&mut dyn FnMut(u32, u64))) {
+        let now = &mut self.drops_now;
+        now.remove_where(|_, _| true);
+        drops(&mut |pid, cumulative| {
+            // A walk of a changing hash table can repeat a key: the last wins.
+            // Beyond capacity (churn during the walk) drops go to `other`.
+            let key = u64::from(pid);
+            match now.get_mut(key) {
+                Some(v) => v.0 = cumulative,
+                None => {
+                    let _ = now.insert(key, (cumulative, 0));
+                }
+            }
+        });
+        let seen = &mut self.drops_seen;
+        now.for_each_mut(|pid, (cumulative, delta)| {
+            let before = seen.get(pid).copied().unwrap_or(0);
+            // Below the last count: evicted and added again since.
+            *delta = cumulative.checked_sub(before).unwrap_or(*cumulative);
+        });
+        seen.remove_where(|_, _| true);
+        for (pid, &(cumulative, _)) in now.iter() {
+            let _ = seen.insert(pid, cumulative);
+        }
     }
 
     /// Calls since load of a listed syscall (valid after `update`).

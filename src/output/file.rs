@@ -205,6 +205,10 @@ impl Sink for StreamSink {
         let Target::File(dir, fd) = &mut self.target else {
             return Ok(());
         };
+        if let Err(e) = path::refresh(dir) {
+            *fd = None;
+            return Err(e.msg);
+        }
         // Through the directory fd taken at start, as the agent's (maybe
         // switched) uid: the kernel checks the permission.
         match open_file(dir, self.allow_special) {

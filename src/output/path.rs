@@ -35,6 +35,8 @@ pub struct SafeDir {
     pub name: CString,
     /// The path as given, for messages.
     pub shown: String,
+    /// The path as given, to look it up again once the directory is deleted.
+    given: std::path::PathBuf,
 }
 
 /// Whether to use openat2; tests force the fallback walk.
@@ -78,7 +80,21 @@ pub fn open_parent(path: &Path) -> Result<SafeDir, PathError> {
         fd,
         name: CString::new(name.as_bytes()).map_err(|_| bad(format!("{shown}: NUL in path")))?,
         shown,
+        given: path.to_owned(),
     })
+}
+
+/// SIGHUP: a directory deleted since it was opened (rm -r, then mkdir) is
+/// looked up again by its path, with the same rules as at start; one that
+/// was only moved or replaced by a symlink is kept. True when it changed.
+pub fn refresh(dir: &mut SafeDir) -> Result<bool, PathError> {
+    match rustix::fs::fstat(&dir.fd) {
+        Ok(st) if st.st_nlink == 0 => {
+            *dir = open_parent(&dir.given)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// The fallback: every component opened O_NOFOLLOW relative to the last.
@@ -136,6 +152,11 @@ pub fn kind_at(dir: &SafeDir) -> Result<Option<rustix::fs::FileType>, Errno> {
 /// Opens the name inside the directory: never through a symlink, never
 /// outside the directory.
 pub fn open_in(dir: &SafeDir, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+    open_named(dir, &dir.name, flags, mode)
+}
+
+/// `open_in` for another name in the same directory (a temporary file).
+pub fn open_named(dir: &SafeDir, name: &CStr, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
     let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
     // openat2 refuses a mode without O_CREAT.
     let mode = if flags.contains(OFlags::CREATE) {
@@ -143,7 +164,6 @@ pub fn open_in(dir: &SafeDir, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errn
     } else {
         Mode::empty()
     };
-    let name: &CStr = &dir.name;
     if use_openat2() {
         let how = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH;
         match openat2(dir.fd.as_fd(), name, flags, mode, how) {

@@ -204,6 +204,7 @@ impl Engine {
     fn evaluate(&mut self, rec: &Record<'_>, state: &State, num: u64, code: u16) {
         let view = EventView {
             rec,
+            hdr: rec.hdr(),
             state,
             users: &self.users,
             host: &self.host,

@@ -42,10 +42,19 @@ impl Default for Scratch {
 /// check cost a store-forwarding stall on every returned value).
 pub fn eval<S: Source + ?Sized>(n: &Node, src: &S, s: &mut Scratch) -> bool {
     match n {
-        Node::And(v) => v.iter().all(|n| eval(n, src, s)),
-        Node::Or(v) => v.iter().any(|n| eval(n, src, s)),
-        Node::Not(x) => !eval(x, src, s),
+        Node::And(v) => v.iter().all(|n| child(n, src, s)),
+        Node::Or(v) => v.iter().any(|n| child(n, src, s)),
+        Node::Not(x) => !child(x, src, s),
         Node::Check(c) => check(c, src, s),
+    }
+}
+
+/// Most children are checks: those run without another frame of `eval`.
+#[inline(always)]
+fn child<S: Source + ?Sized>(n: &Node, src: &S, s: &mut Scratch) -> bool {
+    match n {
+        Node::Check(c) => check(c, src, s),
+        n => eval(n, src, s),
     }
 }
 
@@ -152,7 +161,20 @@ fn eq_folded(l: &[u8], r: &[u8], x: Option<Xform>) -> bool {
     l.len() == r.len() && l.iter().zip(r).all(|(&a, &b)| fold(a, x) == b)
 }
 
+#[inline]
 fn compare(v: V<'_>, c: &Cmp, rf: V<'_>) -> bool {
+    // The common shapes first: a string in a set, a string equal to one.
+    if let (V::Str(s), None) = (v, c.lhs.xform) {
+        match (&c.rhs, c.op) {
+            (Rhs::StrSet(set), Op::In | Op::Intersects) => return set.contains(s),
+            (Rhs::Str(r), Op::Eq) => return s == &r[..],
+            _ => {}
+        }
+    }
+    compare_any(v, c, rf)
+}
+
+fn compare_any(v: V<'_>, c: &Cmp, rf: V<'_>) -> bool {
     if v == V::Missing {
         return false;
     }

@@ -14,7 +14,7 @@ use super::paths;
 use super::users::Users;
 use super::value::{Buf, V};
 use crate::capture::record::Record;
-use crate::capture::skel::types::kestrel_flags as KF;
+use crate::capture::skel::types::{kestrel_flags as KF, kestrel_hdr};
 use crate::state::{State, Thread};
 
 /// What the host answers for container fields (the container plugin's
@@ -29,6 +29,8 @@ pub struct HostFacts {
 
 pub struct EventView<'a> {
     pub rec: &'a Record<'a>,
+    /// `rec.hdr()`, taken once.
+    pub hdr: &'a kestrel_hdr,
     pub state: &'a State,
     pub users: &'a Users,
     pub host: &'a HostFacts,
@@ -45,8 +47,8 @@ pub struct Lazy<'a> {
     time_ns: Cell<u64>,
     mono_ns: Cell<u64>,
     thread: Cell<Option<Option<&'a Thread>>>,
-    /// An open's path needs no normalising (paths::is_normal).
-    pub(super) open_normal: Cell<Option<bool>>,
+    /// An open's path: its last slash when it needs no normalising.
+    pub(super) open_scan: Cell<Option<Option<usize>>>,
 }
 
 fn comm(c: &[u8; 16]) -> &[u8] {
@@ -99,7 +101,7 @@ impl<'a> EventView<'a> {
         if let Some(t) = self.lazy.thread.get() {
             return t;
         }
-        let t = self.state.thread(self.rec.hdr().tid);
+        let t = self.state.thread(self.hdr.tid);
         self.lazy.thread.set(Some(t));
         t
     }
@@ -254,7 +256,7 @@ impl Source for EventView<'_> {
                     V::Str(&buf[..])
                 }
             },
-            ThreadTid => V::Int(i64::from(self.rec.hdr().tid)),
+            ThreadTid => V::Int(i64::from(self.hdr.tid)),
             ContainerId | ContainerName => V::Str(b"host"),
             ContainerImageRepository => V::Str(b""),
             ContainerStartTs => V::Int(self.host.init_start_ns),
@@ -439,7 +441,7 @@ impl<'a> EventView<'a> {
             None | Some(AT_FDCWD) => self.thread().map(|t| &t.cwd[..]).filter(|c| !c.is_empty()),
             Some(fd) => self
                 .state
-                .fd(self.rec.hdr().pid, fd)
+                .fd(self.hdr.pid, fd)
                 .map(|f| &f.path[..])
                 .filter(|p| !p.is_empty()),
         }

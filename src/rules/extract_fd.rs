@@ -42,7 +42,7 @@ enum Subject<'a> {
 
 impl<'a> EventView<'a> {
     fn subject(&self) -> Option<Subject<'a>> {
-        let h = self.rec.hdr();
+        let h = self.hdr;
         let pid = h.pid;
         match self.rec {
             Record::Open { flags, path, .. } => Some(Subject::Open {
@@ -131,6 +131,18 @@ impl<'a> EventView<'a> {
         }
     }
 
+    /// paths::scan of the open's path, once per event.
+    fn open_scan(&self, raw: &[u8]) -> Option<usize> {
+        match self.lazy.open_scan.get() {
+            Some(s) => s,
+            None => {
+                let s = paths::scan(raw);
+                self.lazy.open_scan.set(Some(s));
+                s
+            }
+        }
+    }
+
     fn open_value<'b>(
         &'b self,
         f: Field,
@@ -144,12 +156,7 @@ impl<'a> EventView<'a> {
             if raw.is_empty() {
                 return V::Missing;
             }
-            let normal = self.lazy.open_normal.get().unwrap_or_else(|| {
-                let n = paths::is_normal(raw);
-                self.lazy.open_normal.set(Some(n));
-                n
-            });
-            if normal {
+            if self.open_scan(raw).is_some() {
                 return V::Str(raw);
             }
             let cwd: &[u8] =
@@ -168,6 +175,12 @@ impl<'a> EventView<'a> {
                 }
             }
             Field::FdName => normalized(buf),
+            // A normal path splits at the slash its one scan found.
+            Field::FdDirectory | Field::FdFilename if ok && self.open_scan(raw).is_some() => {
+                let at = self.open_scan(raw).unwrap_or(0);
+                let (d, n) = paths::split_at_slash(raw, at);
+                V::Str(if f == Field::FdDirectory { d } else { n })
+            }
             Field::FdDirectory | Field::FdFilename if ok => match normalized(buf) {
                 V::Str(s) => {
                     let (d, n) = paths::split(s);

@@ -38,30 +38,51 @@ pub fn join_normalized(base: &[u8], rel: &[u8], out: &mut Buf) {
 }
 
 /// Absolute, without empty, `.` or `..` components and without a trailing
-/// `/`: `join_normalized` would return it unchanged. Only a `/` followed by
-/// `/` or `.` needs a closer look, so most bytes cost one compare.
-pub fn is_normal(p: &[u8]) -> bool {
+/// `/`: `join_normalized` would return it unchanged. One pass over the bytes
+/// (one compare each but after a `/`); Some(position of the last `/`).
+pub fn scan(p: &[u8]) -> Option<usize> {
     if p == b"/" {
-        return true;
+        return Some(0);
     }
     if p.first() != Some(&b'/') || p.last() == Some(&b'/') {
-        return false;
+        return None;
     }
+    let mut last = 0;
+    let n = p.len();
     let mut i = 0;
-    while let Some(off) = p[i..].iter().position(|&b| b == b'/') {
-        let at = i + off;
-        let rest = &p[at + 1..];
-        if rest.first() == Some(&b'/')
-            || rest == b"."
-            || rest == b".."
-            || rest.starts_with(b"./")
-            || rest.starts_with(b"../")
-        {
-            return false;
+    while i < n {
+        if p[i] == b'/' {
+            last = i;
+            match p.get(i + 1) {
+                Some(b'/') => return None,
+                Some(b'.') => {
+                    let rest = &p[i + 1..];
+                    if rest == b"."
+                        || rest == b".."
+                        || rest.starts_with(b"./")
+                        || rest.starts_with(b"../")
+                    {
+                        return None;
+                    }
+                }
+                _ => {}
+            }
         }
-        i = at + 1;
+        i += 1;
     }
-    true
+    Some(last)
+}
+
+pub fn is_normal(p: &[u8]) -> bool {
+    scan(p).is_some()
+}
+
+/// `split` when the last `/` is known to be at `at`.
+pub fn split_at_slash(name: &[u8], at: usize) -> (&[u8], &[u8]) {
+    match at {
+        0 => (b"/", name.get(1..).unwrap_or(b"")),
+        i => (&name[..i.min(name.len())], name.get(i + 1..).unwrap_or(b"")),
+    }
 }
 
 /// fd.directory and fd.filename: before and after the last `/`; the
@@ -94,11 +115,30 @@ mod tests {
         assert_eq!(norm("/a", "../.."), "/");
         assert_eq!(split(b"/etc/shadow"), (&b"/etc"[..], &b"shadow"[..]));
         assert_eq!(split(b"/shadow"), (&b"/"[..], &b"shadow"[..]));
-        for p in ["/etc/shadow", "/", "/a/b.c/d..e"] {
+        for p in [
+            "/etc/shadow",
+            "/",
+            "/a/b.c/d..e",
+            "/.ssh/x",
+            "/a/.b",
+            "/var/lib/app/data/file.db",
+            "/abcdefghijklmnop/qrstuvwxyz0123456789/x",
+        ] {
             assert!(is_normal(p.as_bytes()), "{p}");
             assert_eq!(norm("/x", p), p);
+            let at = scan(p.as_bytes()).unwrap();
+            assert_eq!(split_at_slash(p.as_bytes(), at), split(p.as_bytes()), "{p}");
         }
-        for p in ["etc", "/etc/", "/a//b", "/a/./b", "/a/../b", "/.."] {
+        for p in [
+            "etc",
+            "/etc/",
+            "/a//b",
+            "/a/./b",
+            "/a/../b",
+            "/..",
+            "/abcdefghijklmnop//x",
+            "/abcdefghijklmnopqrstuvw/..",
+        ] {
             assert!(!is_normal(p.as_bytes()), "{p}");
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use kestrel::capture::{KernelCounters, Probe, ProbeConfig};
 
 mod agent;
+pub mod paths;
 pub mod prom;
 pub use agent::*;
 
@@ -135,6 +136,28 @@ pub fn tiny_ring(syscalls: &str, enter_events: bool) -> ProbeConfig {
         wakeup_bytes: u64::MAX,
         ..ProbeConfig::default()
     }
+}
+
+/// Every record delivered at once (no batching), these syscalls traced.
+pub fn selecting(attach: kestrel::capture::btf::AttachMode, syscalls: &str) -> ProbeConfig {
+    ProbeConfig {
+        attach,
+        selection: kestrel::capture::syscalls::Selection::parse(syscalls).unwrap(),
+        ..unbatched()
+    }
+}
+
+/// Waits for our child `pid`; returns its wait status.
+pub fn reap(pid: u32) -> i32 {
+    let mut st = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid as i32, &mut st, 0) };
+    st
+}
+
+/// A thread exit: left out where a test reads the table after its process ended.
+pub fn is_exit(r: &kestrel::capture::record::Record<'_>) -> bool {
+    matches!(r, kestrel::capture::record::Record::ProcExit { .. })
 }
 
 /// Every record delivered at once (no batching), default selection.

@@ -130,3 +130,71 @@ fn lists_serialize_bounded_with_an_other_entry() {
         ])
     );
 }
+
+/// The kernel's LRU table evicts pids; the last snapshot's view keeps only
+/// what the table held then, so it never fills with dead pids and a
+/// long-lived one is never charged its whole history again.
+#[test]
+fn evicted_pids_do_not_make_cumulative_counts_look_new() {
+    let mut c = Culprits::new(CulpritConfig {
+        capacity: 2,
+        ..cfg(1, 4)
+    });
+    let mut act = Activity::with_capacity(4);
+    let mut per_interval = Vec::new();
+    // Pid 1 lives on; a new short-lived pid per interval evicts the last one.
+    for (long, short_pid, short, total) in [
+        (100, 10, 5, 105),
+        (150, 11, 3, 53),
+        (160, 12, 2, 12),
+        (170, 13, 1, 11),
+    ] {
+        let kernel = move |f: &mut dyn FnMut(u32, u64)| {
+            f(1, long);
+            f(short_pid, short);
+        };
+        c.update(0, kernel, total, &mut act);
+        let listed: Vec<(u32, u64)> = c.by_drops.iter().map(|p| (p.pid, p.drops)).collect();
+        per_interval.push((listed, c.drops_other));
+    }
+    assert_eq!(
+        per_interval,
+        [
+            (vec![(1, 100), (10, 5)], 0),
+            (vec![(1, 50), (11, 3)], 0),
+            (vec![(1, 10), (12, 2)], 0),
+            (vec![(1, 10), (13, 1)], 0),
+        ]
+    );
+}
+
+/// The table is read after the drop total: it can be ahead of it, and the
+/// list then claims at most the interval's drops.
+#[test]
+fn listed_drops_never_exceed_the_intervals() {
+    let mut c = Culprits::new(cfg(1, 4));
+    let mut act = Activity::with_capacity(4);
+    c.update(
+        0,
+        |f| {
+            f(1, 70);
+            f(2, 40);
+        },
+        100,
+        &mut act,
+    );
+    let listed: Vec<(u32, u64)> = c.by_drops.iter().map(|p| (p.pid, p.drops)).collect();
+    assert_eq!(listed, [(1, 70), (2, 30)]);
+    assert_eq!(c.drops_other, 0);
+    c.update(
+        0,
+        |f| {
+            f(1, 71);
+            f(2, 40);
+        },
+        10,
+        &mut act,
+    );
+    let listed: Vec<(u32, u64)> = c.by_drops.iter().map(|p| (p.pid, p.drops)).collect();
+    assert_eq!((listed, c.drops_other), (vec![(1, 1)], 9));
+}

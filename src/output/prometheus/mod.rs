@@ -25,6 +25,7 @@ use core::fmt::Write as _;
 use heapless::{String as HString, Vec as HVec};
 
 use crate::metrics::culprits::MAX_TOP;
+use crate::output::OpenError;
 use render::{Culprits, ProcessCount, SyscallCount, View};
 use server::Server;
 use textfile::Textfile;
@@ -72,31 +73,46 @@ pub struct Prometheus {
     strict_names: bool,
     /// Textfile writes that failed (added to kestrel.output_write_errors).
     pub write_errors: u64,
-    last_error: Option<String>,
+    /// The first textfile error of the last publish.
+    pub last_error: Option<String>,
+    published: bool,
 }
 
 impl Prometheus {
-    /// Binds the endpoint now (before privileges are dropped, so a port below
-    /// 1024 works). `None` when neither the endpoint nor a textfile is asked for.
-    pub fn open(cfg: PrometheusConfig, textfiles: &[PathBuf]) -> Result<Option<Self>, String> {
+    /// Checks the textfiles' paths and binds the endpoint now (before
+    /// privileges are dropped, so a port below 1024 works). `None` when
+    /// neither the endpoint nor a textfile is asked for.
+    pub fn open(cfg: PrometheusConfig, textfiles: &[PathBuf]) -> Result<Option<Self>, OpenError> {
         if cfg.listen.is_none() && textfiles.is_empty() {
             return Ok(None);
         }
+        let textfiles = textfiles
+            .iter()
+            .map(|p| Textfile::open(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| OpenError {
+                msg: e.msg,
+                bad_input: e.bad_input,
+            })?;
         let server = cfg
             .listen
             .map(|a| {
                 std::net::TcpListener::bind(a)
                     .and_then(Server::new)
-                    .map_err(|e| format!("cannot listen on {a} for --prometheus: {e}"))
+                    .map_err(|e| OpenError {
+                        msg: format!("cannot listen on {a} for --prometheus: {e}"),
+                        bad_input: false,
+                    })
             })
             .transpose()?;
         Ok(Some(Prometheus {
             server,
-            textfiles: textfiles.iter().map(|p| Textfile::new(p)).collect(),
+            textfiles,
             text: Vec::with_capacity(16 * 1024),
             strict_names: cfg.strict_names,
             write_errors: 0,
             last_error: None,
+            published: false,
         }))
     }
 
@@ -104,7 +120,7 @@ impl Prometheus {
     pub fn from_config(
         cfg: PrometheusConfig,
         outputs: &[crate::output::OutputSpec],
-    ) -> Result<Option<Self>, String> {
+    ) -> Result<Option<Self>, OpenError> {
         let files: Vec<PathBuf> = outputs
             .iter()
             .filter_map(|o| match o {
@@ -141,6 +157,15 @@ impl Prometheus {
     pub fn tick(&mut self, registry: &Registry) {
         if let Some(s) = &mut self.server {
             s.sweep(registry, time::monotonic_ns());
+        }
+    }
+
+    /// SIGHUP: textfiles whose directory was deleted and made again follow it.
+    pub fn reopen(&mut self) {
+        for tf in &mut self.textfiles {
+            if let Err(e) = tf.reopen() {
+                crate::log_limited!(crate::log::Key::OutputReopen, "{e}");
+            }
         }
     }
 
@@ -200,19 +225,19 @@ impl Prometheus {
         if let Some(s) = &mut self.server {
             s.publish(&self.text);
         }
+        self.last_error = None;
         for tf in &self.textfiles {
-            match tf.write(&self.text) {
-                Ok(()) => self.last_error = None,
-                Err(e) => {
-                    self.write_errors += 1;
-                    let msg = format!("{}: {e}", tf.path().display());
-                    if self.last_error.as_deref() != Some(msg.as_str()) {
-                        eprintln!("kestrel: prometheus textfile error: {msg}");
-                        self.last_error = Some(msg);
-                    }
+            if let Err(e) = tf.write(&self.text) {
+                self.write_errors += 1;
+                let msg = format!("prometheus-textfile {}: {e}", tf.shown());
+                // The start reports the first publish's error itself.
+                if self.published {
+                    crate::log_limited!(crate::log::Key::OutputError, "{msg}");
                 }
+                self.last_error.get_or_insert(msg);
             }
         }
+        self.published = true;
     }
 }
 
@@ -225,10 +250,14 @@ mod tests {
         use crate::cli::{run_args_with_config, Cli};
         use argh::FromArgs;
         let conf = crate::testing::scratch("prom.toml");
+        let prom = crate::testing::scratch("k.prom");
         std::fs::write(
             &conf,
-            "prometheus = 9376\nprometheus_names = \"strict\"\n\
-             output = [\"prometheus-textfile:/tmp/k.prom\"]\n",
+            format!(
+                "prometheus = 9376\nprometheus_names = \"strict\"\n\
+                 output = [\"prometheus-textfile:{}\"]\n",
+                prom.display()
+            ),
         )
         .unwrap();
         let r = run_args_with_config(&["--config", conf.to_str().unwrap()]).unwrap();

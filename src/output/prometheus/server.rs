@@ -84,6 +84,11 @@ pub struct Server {
     listener: TcpListener,
     base: usize,
     conns: Vec<Option<Conn>>,
+    /// Slots in use at most: fewer than MAX_CONNECTIONS when RLIMIT_NOFILE
+    /// leaves less, so clients never take the fds the rest of the agent needs.
+    cap: usize,
+    /// accept(2) ran out of fds with nobody to evict: re-armed on the tick.
+    starved: bool,
     /// The whole 200 response (headers + body); `head` bytes of it for HEAD.
     response: Option<(Rc<[u8]>, usize)>,
     pub stats: ServerStats,
@@ -103,6 +108,8 @@ impl Server {
             listener: TcpListener::from_std(listener),
             base: 0,
             conns: (0..MAX_CONNECTIONS).map(|_| None).collect(),
+            cap: MAX_CONNECTIONS,
+            starved: false,
             response: None,
             stats: ServerStats::default(),
         })
@@ -112,6 +119,12 @@ impl Server {
     /// MAX_CONNECTIONS tokens.
     pub fn register(&mut self, registry: &Registry, base: usize) -> io::Result<()> {
         self.base = base;
+        // Registered once the start's fds are open: what is left is the clients'.
+        if let Some(limit) = crate::fdlimit::soft_limit() {
+            let used = crate::fdlimit::open_now(limit) + crate::fdlimit::HEADROOM;
+            let free = usize::try_from(limit.saturating_sub(used)).unwrap_or(usize::MAX);
+            self.cap = free.clamp(1, MAX_CONNECTIONS);
+        }
         registry.register(&mut self.listener, Token(base), Interest::READABLE)
     }
 
@@ -165,6 +178,9 @@ impl Server {
 
     /// Closes connections past their deadline; called on the drain tick.
     pub fn sweep(&mut self, registry: &Registry, now: u64) {
+        if std::mem::take(&mut self.starved) {
+            let _ = registry.reregister(&mut self.listener, Token(self.base), Interest::READABLE);
+        }
         for i in 0..self.conns.len() {
             if self.conns[i].as_ref().is_some_and(|c| now > c.deadline()) {
                 self.close(registry, i);
@@ -186,10 +202,19 @@ impl Server {
             let mut sock = match self.listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                // WouldBlock; or EMFILE and friends: the rest waits in the backlog.
+                // Out of fds: an idle client's goes to the newcomer, as at capacity.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    let Some(i) = self.evictable() else {
+                        self.starved = true;
+                        break;
+                    };
+                    self.close(registry, i);
+                    continue;
+                }
+                // WouldBlock: the rest waits in the backlog.
                 Err(_) => break,
             };
-            let slot = match self.conns.iter().position(Option::is_none) {
+            let slot = match self.conns[..self.cap].iter().position(Option::is_none) {
                 Some(s) => Some(s),
                 None => self.evictable().inspect(|&s| self.close(registry, s)),
             };

@@ -5,46 +5,117 @@
 //! `.prom`, so the collector never picks it up either. No fsync: a crash
 //! loses at most one interval, and flash on a gateway wears.
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::ffi::CString;
+use std::path::Path;
 
+use rustix::fs::{FileType, Mode, OFlags};
+
+use crate::output::path::{self, PathError, SafeDir};
+
+/// Written as root into a directory node_exporter's admin (another user)
+/// may own: every open, rename and unlink goes through the directory fd
+/// taken at start, with `file:`'s rules (output::path): no symlink on the
+/// path or at the name, a SIGHUP only looks the path up again once the
+/// directory has been deleted.
 pub struct Textfile {
-    path: PathBuf,
-    tmp: PathBuf,
+    dir: SafeDir,
+    /// `NAME.<pid>.tmp` in the same directory.
+    tmp: CString,
+}
+
+fn bad(msg: String) -> PathError {
+    PathError {
+        msg,
+        bad_input: true,
+    }
 }
 
 impl Textfile {
-    pub fn new(path: &Path) -> Textfile {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".{}.tmp", std::process::id()));
-        Textfile {
-            path: path.to_owned(),
-            tmp: tmp.into(),
+    /// Checks the path now (one line, exit 2 at start): its directory exists
+    /// without symlinks, the name is absent or a regular file, and a
+    /// temporary can be created there.
+    pub fn open(p: &Path) -> Result<Textfile, PathError> {
+        let dir = path::open_parent(p).map_err(|mut e| {
+            e.msg = format!("prometheus-textfile {}", e.msg);
+            e
+        })?;
+        let shown = &dir.shown;
+        match path::kind_at(&dir) {
+            Ok(None | Some(FileType::RegularFile)) => {}
+            Ok(Some(FileType::Directory)) => {
+                return Err(bad(format!("prometheus-textfile {shown} is a directory")))
+            }
+            Ok(Some(FileType::Symlink)) => {
+                return Err(bad(format!(
+                    "prometheus-textfile {shown} is a symlink: refusing it"
+                )))
+            }
+            Ok(Some(_)) => {
+                return Err(bad(format!(
+                    "prometheus-textfile {shown} is not a regular file"
+                )))
+            }
+            Err(e) => {
+                return Err(PathError {
+                    msg: format!("prometheus-textfile {shown}: {e}"),
+                    bad_input: false,
+                })
+            }
         }
+        let mut tmp = dir.name.as_bytes().to_vec();
+        tmp.extend_from_slice(format!(".{}.tmp", std::process::id()).as_bytes());
+        let tf = Textfile {
+            tmp: CString::new(tmp).map_err(|_| bad(format!("{shown}: NUL in path")))?,
+            dir,
+        };
+        tf.create_tmp()
+            .and_then(|_| tf.unlink_tmp())
+            .map_err(|e| PathError {
+                msg: format!(
+                    "prometheus-textfile {}: cannot write there: {e}",
+                    tf.dir.shown
+                ),
+                bad_input: false,
+            })?;
+        Ok(tf)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn shown(&self) -> &str {
+        &self.dir.shown
+    }
+
+    fn create_tmp(&self) -> rustix::io::Result<std::os::fd::OwnedFd> {
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC;
+        // node_exporter runs as its own user and must read it.
+        path::open_named(&self.dir, &self.tmp, flags, Mode::from(0o644))
+    }
+
+    fn unlink_tmp(&self) -> rustix::io::Result<()> {
+        rustix::fs::unlinkat(&self.dir.fd, &*self.tmp, rustix::fs::AtFlags::empty())
     }
 
     /// Replaces the file's content with `text` in one rename.
     pub fn write(&self, text: &[u8]) -> std::io::Result<()> {
-        let r = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            // node_exporter runs as its own user and must read it.
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&self.tmp)
-            .and_then(|mut f| f.write_all(text))
-            .and_then(|()| std::fs::rename(&self.tmp, &self.path));
+        let r = self
+            .create_tmp()
+            .map(std::fs::File::from)
+            .map_err(std::io::Error::from)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text))
+            .and_then(|()| {
+                let d = &self.dir;
+                Ok(rustix::fs::renameat(&d.fd, &*self.tmp, &d.fd, &*d.name)?)
+            });
         if r.is_err() {
-            let _ = std::fs::remove_file(&self.tmp);
+            let _ = self.unlink_tmp();
         }
         r
+    }
+
+    /// SIGHUP: follows a directory that was deleted and made again.
+    pub fn reopen(&mut self) -> Result<(), String> {
+        path::refresh(&mut self.dir)
+            .map(|_| ())
+            .map_err(|e| format!("prometheus-textfile: {}", e.msg))
     }
 }
 
@@ -57,7 +128,7 @@ mod tests {
         let dir = crate::testing::scratch("textfile");
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("kestrel.prom");
-        let tf = Textfile::new(&p);
+        let tf = Textfile::open(&p).unwrap();
         tf.write(b"a 1\n").unwrap();
         // A reader holding the old file keeps the old content: a rename, not a rewrite.
         let old = std::fs::File::open(&p).unwrap();
@@ -76,8 +147,7 @@ mod tests {
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o644
         );
-        assert!(Textfile::new(&dir.join("no/such/dir.prom"))
-            .write(b"x")
-            .is_err());
+        let e = Textfile::open(&dir.join("no/such/dir.prom")).err().unwrap();
+        assert!(e.bad_input && e.msg.contains("does not exist"), "{}", e.msg);
     }
 }

@@ -42,6 +42,7 @@ impl Ev {
         let host = HostFacts::default();
         let view = EventView {
             rec: &rec,
+            hdr: rec.hdr(),
             state: &self.state,
             users: &users,
             host: &host,
