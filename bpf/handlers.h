@@ -157,6 +157,71 @@ static __always_inline void handle_socket(struct kestrel_counters *c, const stru
 	submit(c, r, sizeof(*r));
 }
 
+/*
+ * The kernel socket behind fd in the caller's table, or NULL: the walk of
+ * libs' extract__file_struct_from_fd. A file is taken for a socket only if
+ * its struct socket points back at it: the fd may have been closed and
+ * reused by another thread since the call returned.
+ */
+static __always_inline struct sock *fd_sock(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds, *f = NULL;
+	struct socket *sock;
+
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+		return NULL;
+	sock = BPF_CORE_READ(f, private_data);
+	if (!sock || BPF_CORE_READ(sock, file) != f)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* An IP socket's address (local or peer end) into addr; false otherwise. */
+static __always_inline bool read_sk_addr(struct sock *sk, __u16 family, __u8 *addr, bool peer)
+{
+	__be32 a;
+
+	if (family == AF_INET) {
+		a = peer ? BPF_CORE_READ(sk, __sk_common.skc_daddr) :
+			   BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(addr, &a, 4);
+		return true;
+	}
+	if (family != AF_INET6 || !bpf_core_field_exists(sk->__sk_common.skc_v6_rcv_saddr))
+		return false;
+	if (peer)
+		bpf_core_read(addr, 16, &sk->__sk_common.skc_v6_daddr);
+	else
+		bpf_core_read(addr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+	return true;
+}
+
+/* The local end from the kernel socket (the user's buffers only hold the
+ * peer); an accept's peer too when the caller gave no buffer
+ * (accept(fd, NULL, NULL)). */
+static __always_inline void read_sock_ends(struct kestrel_sockaddr *r, long fd, bool accept)
+{
+	struct sock *sk = fd_sock(fd);
+	__u16 family;
+
+	if (!sk)
+		return;
+	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (!read_sk_addr(sk, family, r->laddr, false))
+		return;
+	r->lfamily = family;
+	r->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (accept && r->family == 0 && read_sk_addr(sk, family, r->addr, true)) {
+		r->family = family;
+		r->port = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	}
+}
+
 static __always_inline void handle_sockaddr(struct kestrel_counters *c, const struct call *k)
 {
 	struct kestrel_sockaddr *r = reserve(c, sizeof(*r), k->cat, KD_EXIT);
@@ -171,6 +236,15 @@ static __always_inline void handle_sockaddr(struct kestrel_counters *c, const st
 		r->hdr.flags |= KF_CLOEXEC;
 	/* A failed accept has no peer to read; a failed connect still names its target. */
 	read_sockaddr(c, r, (connect || k->ret >= 0) ? sys_arg(k, 1) : 0);
+	r->lfamily = 0;
+	r->lport = 0;
+	r->pad = 0;
+	__builtin_memset(r->laddr, 0, sizeof(r->laddr));
+	/* A non-blocking connect in progress has its local port already. */
+	if (connect && (k->ret == 0 || k->ret == -EINPROGRESS))
+		read_sock_ends(r, r->fd, false);
+	else if (!connect && k->ret >= 0)
+		read_sock_ends(r, k->ret, true);
 	submit(c, r, sizeof(*r));
 }
 

@@ -45,6 +45,7 @@ enum {
 #define SOCK_CLOEXEC O_CLOEXEC_GENERIC
 #define AF_INET 2
 #define AF_INET6 10
+#define EINPROGRESS 115 /* asm-generic/errno.h: x86 and arm, 64- and 32-bit */
 
 #if defined(__TARGET_ARCH_x86)
 /* ia32 syscalls pass their arguments in bx, cx, dx, si, di, bp. */
@@ -160,6 +161,41 @@ struct mount {
 
 struct file {
 	struct path f_path;
+	void *private_data; /* a socket file's struct socket */
+} __attribute__((preserve_access_index));
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} __attribute__((preserve_access_index));
+
+struct files_struct {
+	struct fdtable *fdt;
+} __attribute__((preserve_access_index));
+
+/* Read whole, so only its size matters; the kernel's is a union of arrays. */
+struct in6_addr {
+	__u8 s6_addr[16];
+};
+
+/* The kernel nests these in anonymous unions; CO-RE finds them by name. */
+struct sock_common {
+	__be32 skc_daddr;
+	__be32 skc_rcv_saddr;
+	__be16 skc_dport;
+	__u16 skc_num; /* local port, host order */
+	unsigned short skc_family;
+	struct in6_addr skc_v6_daddr;     /* CONFIG_IPV6 only */
+	struct in6_addr skc_v6_rcv_saddr; /* CONFIG_IPV6 only */
+} __attribute__((preserve_access_index));
+
+struct sock {
+	struct sock_common __sk_common;
+} __attribute__((preserve_access_index));
+
+struct socket {
+	struct sock *sk;
+	struct file *file;
 } __attribute__((preserve_access_index));
 
 struct fs_struct {
@@ -200,6 +236,7 @@ struct task_struct {
 	char comm[16];
 	kuid_t loginuid; /* CONFIG_AUDIT only */
 	struct fs_struct *fs;
+	struct files_struct *files;
 	struct mm_struct *mm;
 } __attribute__((preserve_access_index));
 

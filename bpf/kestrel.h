@@ -227,7 +227,12 @@ struct kestrel_socket {
 	__u32 pad;
 };
 
-/* connect (fd = socket, addr = destination), accept (ret = new fd, addr = peer). */
+/*
+ * connect (fd = socket, addr = destination), accept (ret = new fd, addr =
+ * peer). The local end (l*) is read from the kernel socket after a connect
+ * that succeeded or is in progress and after a successful accept; lfamily 0
+ * when unknown (failed call, not an IP socket).
+ */
 struct kestrel_sockaddr {
 	struct kestrel_hdr hdr;
 	__s64 fd;
@@ -235,6 +240,10 @@ struct kestrel_sockaddr {
 	__u16 port; /* host order */
 	__u32 flags;
 	__u8 addr[16]; /* IPv4 in the first 4 bytes, or IPv6 */
+	__u16 lfamily;
+	__u16 lport; /* host order */
+	__u32 pad;
+	__u8 laddr[16];
 };
 
 /* Any other selected syscall, or an enter event: number and return value

@@ -240,20 +240,27 @@ fn default_rules_fire_on_attacks_and_stay_quiet_on_twins() {
     // A reverse shell to a listener on 127.0.0.1.
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port().to_string();
+    // The clients' ports, as the listener saw them: the twin's, then the attack's.
     let accept = std::thread::spawn(move || {
-        for c in l.incoming().take(2) {
-            drop(c);
-        }
+        l.incoming()
+            .take(2)
+            .map(|c| c.unwrap().peer_addr().unwrap().port())
+            .collect::<Vec<u16>>()
     });
     let v = s.case(
         "Redirect STDOUT/STDIN to Network Connection",
         || run(&reverse, &["127.0.0.1", &port, "benign"]),
         || run(&reverse, &["127.0.0.1", &port]),
     );
-    let _ = accept.join();
+    let client_port = accept.join().unwrap()[1];
     assert_eq!(fields(&v)["fd.type"], "ipv4");
     assert_eq!(fields(&v)["fd.sip"], "127.0.0.1");
     assert_eq!(fields(&v)["fd.rport"].to_string(), port);
+    assert_eq!(
+        fields(&v)["fd.name"],
+        format!("127.0.0.1:{client_port}->127.0.0.1:{port}")
+    );
+    assert_eq!(fields(&v)["fd.lport"], client_port);
     assert!(["dup2", "dup3"].contains(&fields(&v)["evt.type"].as_str().unwrap()));
 
     // A failed open still names its path (Falco's open_file_failed macro).

@@ -93,12 +93,19 @@ pub enum Record<'a> {
     },
 }
 
+/// connect: `fd`, the peer (destination) and the socket's local end;
+/// accept: the peer (client) and the new socket's local end. IPv4 sits in
+/// the first 4 bytes of an address; ports are host order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SockAddr {
     pub fd: i64,
     pub family: u16,
     pub port: u16,
     pub addr: [u8; 16],
+    /// The local end, from the kernel socket; `lfamily` 0 when unknown.
+    pub lfamily: u16,
+    pub lport: u16,
+    pub laddr: [u8; 16],
 }
 
 impl Record<'_> {
@@ -211,6 +218,9 @@ fn sockaddr(s: &kestrel_sockaddr) -> SockAddr {
         family: s.family,
         port: s.port,
         addr: s.addr,
+        lfamily: s.lfamily,
+        lport: s.lport,
+        laddr: s.laddr,
     }
 }
 

@@ -12,8 +12,8 @@ use super::fields::Field;
 use super::names;
 use super::paths;
 use super::users::Users;
-use super::value::{Buf, Ip, V};
-use crate::capture::record::{Record, SockAddr};
+use super::value::{Buf, V};
+use crate::capture::record::Record;
 use crate::capture::skel::types::{kestrel_flags as KF, kestrel_hdr};
 use crate::state::{State, Thread};
 
@@ -458,16 +458,5 @@ impl<'a> EventView<'a> {
 
     fn arm32(&self) -> bool {
         cfg!(target_arch = "aarch64") && self.rec.has_flag(KF::KF_COMPAT)
-    }
-}
-
-pub(super) fn sock_ip(s: &SockAddr) -> Option<Ip> {
-    match s.family {
-        2 => Some(Ip::v4([s.addr[0], s.addr[1], s.addr[2], s.addr[3]])),
-        10 => Some(Ip {
-            v6: true,
-            addr: s.addr,
-        }),
-        _ => None,
     }
 }

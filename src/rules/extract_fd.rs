@@ -3,7 +3,7 @@
 //! opens (fd.name from the record, normalised), socket, connect, accept and
 //! the dup family (the old fd's table entry). Every other event: missing.
 
-use super::extract::{sock_ip, EventView};
+use super::extract::EventView;
 use super::fields::Field;
 use super::paths;
 use super::value::{Buf, Ip, V};
@@ -28,7 +28,8 @@ enum Subject<'a> {
         num: i64,
         fd: &'a Fd,
         connect: Option<&'a SockAddr>,
-        accept: bool,
+        /// The local end is the server: an accepted socket.
+        server_side: bool,
         ok: bool,
     },
     /// socket(): known by its record even when the table refused it.
@@ -61,23 +62,26 @@ impl<'a> EventView<'a> {
                 num: addr.fd,
                 fd: self.state.fd(pid, addr.fd)?,
                 connect: Some(addr),
-                accept: false,
+                server_side: false,
                 ok: h.ret == 0 || h.ret == -115,
             }),
             Record::Accept { .. } => Some(Subject::Entry {
                 num: h.ret,
                 fd: self.state.fd(pid, h.ret)?,
                 connect: None,
-                accept: true,
+                server_side: true,
                 ok: h.ret >= 0,
             }),
-            Record::Dup { old_fd, .. } => Some(Subject::Entry {
-                num: *old_fd,
-                fd: self.state.fd(pid, *old_fd)?,
-                connect: None,
-                accept: false,
-                ok: true,
-            }),
+            Record::Dup { old_fd, .. } => {
+                let fd = self.state.fd(pid, *old_fd)?;
+                Some(Subject::Entry {
+                    num: *old_fd,
+                    fd,
+                    connect: None,
+                    server_side: fd.server,
+                    ok: true,
+                })
+            }
             _ => None,
         }
     }
@@ -92,12 +96,12 @@ impl<'a> EventView<'a> {
                 num,
                 family,
                 sock_type,
-            } => socket_value(f, num, family, sock_type, None, None, None),
+            } => socket_value(f, num, family, sock_type, None),
             Subject::Entry {
                 num,
                 fd,
                 connect,
-                accept,
+                server_side,
                 ok,
             } => match fd.kind {
                 FdKind::File => match f {
@@ -112,23 +116,15 @@ impl<'a> EventView<'a> {
                     _ => V::Missing,
                 },
                 FdKind::Socket => {
-                    let sock = connect.unwrap_or(&fd.sock);
-                    let peer = sock_ip(sock).map(|ip| (ip, i64::from(sock.port)));
-                    // connect: the peer is the server; accept: the client.
-                    let (server, client) = if accept { (None, peer) } else { (peer, None) };
+                    let e = Ends::of(connect.unwrap_or(&fd.sock), server_side);
                     match f {
-                        Field::FdConnected => V::Bool(ok && peer.is_some()),
+                        Field::FdConnected => V::Bool(ok && e.remote.is_some()),
                         Field::FdNameChanged => V::Bool(connect.is_some() && ok),
-                        Field::FdName => name(server, client, buf),
-                        _ => socket_value(
-                            f,
-                            num,
-                            fd.sock.family.max(sock.family),
-                            fd.sock_type,
-                            server,
-                            client,
-                            peer,
-                        ),
+                        Field::FdName => name(e.server(), e.client(), buf),
+                        _ => {
+                            let family = e.family.unwrap_or(fd.sock.family);
+                            socket_value(f, num, family, fd.sock_type, Some(&e))
+                        }
                     }
                 }
             },
@@ -233,18 +229,109 @@ impl<'a> EventView<'a> {
     }
 }
 
-/// `peer`: the remote end (the server after connect, the client after
-/// accept); the local end is not captured, so lip/lport stay missing.
-fn socket_value<'b>(
-    f: Field,
-    num: i64,
-    family: u16,
-    sock_type: u8,
-    server: Option<(Ip, i64)>,
-    client: Option<(Ip, i64)>,
-    peer: Option<(Ip, i64)>,
-) -> V<'b> {
+/// One end of an IP socket: address and port.
+type End = Option<(Ip, i64)>;
+
+/// A socket's two ends as libsinsp's fdinfo holds them.
+struct Ends {
+    local: End,
+    remote: End,
+    server_side: bool,
+    /// AF_INET or AF_INET6 when an end is known: a v6 socket whose known
+    /// ends are all IPv4-mapped (or ::) is an IPv4 socket to Falco
+    /// (parsers.cpp fill_client_socket_info, is_ipv4_mapped_ipv6).
+    family: Option<u16>,
+}
+
+impl Ends {
+    fn of(s: &SockAddr, server_side: bool) -> Ends {
+        let end = |family, addr: &[u8; 16], port| -> End {
+            let ip = match family {
+                2 => Ip::v4([addr[0], addr[1], addr[2], addr[3]]),
+                10 => Ip {
+                    v6: true,
+                    addr: *addr,
+                },
+                _ => return None,
+            };
+            Some((ip, i64::from(port)))
+        };
+        let (mut local, mut remote) = (
+            end(s.lfamily, &s.laddr, s.lport),
+            end(s.family, &s.addr, s.port),
+        );
+        let known = || [local, remote].into_iter().flatten();
+        let family = if known().next().is_none() {
+            None
+        } else if known().all(|(ip, _)| !ip.v6 || v4_mapped(&ip.addr)) {
+            for e in [&mut local, &mut remote].into_iter().flatten() {
+                e.0 = to_v4(e.0);
+            }
+            Some(2)
+        } else {
+            for e in [&mut local, &mut remote].into_iter().flatten() {
+                e.0 = to_v6(e.0);
+            }
+            Some(10)
+        };
+        Ends {
+            local,
+            remote,
+            server_side,
+            family,
+        }
+    }
+
+    /// connect: the local end; accept: the peer.
+    fn client(&self) -> End {
+        if self.server_side {
+            self.remote
+        } else {
+            self.local
+        }
+    }
+
+    fn server(&self) -> End {
+        if self.server_side {
+            self.local
+        } else {
+            self.remote
+        }
+    }
+}
+
+/// sinsp_utils::is_ipv4_mapped_ipv6: ::ffff:a.b.c.d, or all zero.
+fn v4_mapped(a: &[u8; 16]) -> bool {
+    a[..10].iter().all(|&b| b == 0)
+        && (a[10..12] == [0xff, 0xff] || a[10..].iter().all(|&b| b == 0))
+}
+
+fn to_v4(ip: Ip) -> Ip {
+    if ip.v6 {
+        Ip::v4([ip.addr[12], ip.addr[13], ip.addr[14], ip.addr[15]])
+    } else {
+        ip
+    }
+}
+
+/// A v4 end beside a real v6 one (a dual-stack UDP socket connected to an
+/// AF_INET address): shown as the kernel holds it, ::ffff:a.b.c.d.
+fn to_v6(ip: Ip) -> Ip {
+    if ip.v6 {
+        return ip;
+    }
+    let mut addr = [0; 16];
+    addr[10..12].copy_from_slice(&[0xff, 0xff]);
+    addr[12..].copy_from_slice(&ip.addr[..4]);
+    Ip { v6: true, addr }
+}
+
+/// `ends`: None for a socket() event (no address yet).
+fn socket_value<'b>(f: Field, num: i64, family: u16, sock_type: u8, ends: Option<&Ends>) -> V<'b> {
     let inet = matches!(family, 2 | 10);
+    let ip = |e: End| e.map_or(V::Missing, |(ip, _)| V::Ip(ip));
+    let port = |e: End| e.map_or(V::Missing, |(_, p)| V::Int(p));
+    let e = |pick: fn(&Ends) -> End| ends.and_then(pick);
     match f {
         Field::FdNum => V::Int(num),
         Field::FdTypechar => V::Str(match family {
@@ -267,12 +354,14 @@ fn socket_value<'b>(
             SOCK_RAW => b"raw",
             _ => b"<NA>",
         }),
-        Field::FdSip | Field::FdSnet => server.map_or(V::Missing, |(ip, _)| V::Ip(ip)),
-        Field::FdSport => server.map_or(V::Missing, |(_, p)| V::Int(p)),
-        Field::FdCip | Field::FdCnet => client.map_or(V::Missing, |(ip, _)| V::Ip(ip)),
-        Field::FdCport => client.map_or(V::Missing, |(_, p)| V::Int(p)),
-        Field::FdRip => peer.map_or(V::Missing, |(ip, _)| V::Ip(ip)),
-        Field::FdRport => peer.map_or(V::Missing, |(_, p)| V::Int(p)),
+        Field::FdSip | Field::FdSnet => ip(e(Ends::server)),
+        Field::FdSport => port(e(Ends::server)),
+        Field::FdCip | Field::FdCnet => ip(e(Ends::client)),
+        Field::FdCport => port(e(Ends::client)),
+        Field::FdLip => ip(e(|x| x.local)),
+        Field::FdLport => port(e(|x| x.local)),
+        Field::FdRip => ip(e(|x| x.remote)),
+        Field::FdRport => port(e(|x| x.remote)),
         _ => V::Missing,
     }
 }
@@ -295,3 +384,6 @@ fn name<'b>(server: Option<(Ip, i64)>, client: Option<(Ip, i64)>, buf: &'b mut B
     end(server, buf);
     V::Str(&buf[..])
 }
+
+#[cfg(test)]
+mod tests;

@@ -160,7 +160,9 @@ impl State {
             }
             Record::Connect { addr, .. } => {
                 self.get_thread(tid, pid);
-                if self.lookup_fd(pid, addr.fd) {
+                // A failed connect leaves the fd as it was (parse_connect_exit).
+                let ok = hdr.ret == 0 || hdr.ret == -115;
+                if self.lookup_fd(pid, addr.fd) && ok {
                     if let Some(f) = self.fds.get_mut(super::fd_key(pid, addr.fd)) {
                         f.sock = addr;
                     }
@@ -285,6 +287,7 @@ impl State {
                 cloexec: rec.has_flag(F::KF_CLOEXEC),
                 path: bounded(path),
                 sock,
+                server: matches!(rec, Record::Accept { .. }),
                 sock_type,
             };
             self.add_fd(hdr.pid, hdr.ret, entry);

@@ -51,7 +51,10 @@ pub struct Fd {
     pub cloexec: bool,
     /// Bounded head of the path for files; empty for sockets.
     pub path: HVec<u8, FD_PATH_MAX>,
+    /// Sockets: the peer and local end of the last connect or the accept.
     pub sock: SockAddr,
+    /// From accept: the local end is the server (libsinsp's role_server).
+    pub server: bool,
     /// socket()'s type (SOCK_STREAM, SOCK_DGRAM ...), 0 when unknown: fd.l4proto.
     pub sock_type: u8,
 }

@@ -250,6 +250,7 @@ fn seed_fds(state: &mut State, root: &str, pid: u32) -> usize {
                 cloexec: flags & O_CLOEXEC != 0,
                 path: if socket { HVec::new() } else { bounded(target) },
                 sock: SockAddr::default(),
+                server: false,
                 sock_type: 0,
             },
         );

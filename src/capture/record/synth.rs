@@ -1,5 +1,7 @@
 //! Builders of well-formed records, for tests and the replay benchmark.
 
+use std::net::{IpAddr, SocketAddr};
+
 use super::*;
 
 pub fn hdr(t: T, tid: u32, pid: u32, nr: i16, ret: i64, len: usize) -> kestrel_hdr {
@@ -207,13 +209,52 @@ pub fn socket(tid: u32, pid: u32, ret: i64) -> Vec<u8> {
     })
 }
 
+/// A connect (`fd`) or accept (`ret` the new fd) to or from 127.0.0.1:80;
+/// a successful one carries the local end 127.0.0.1:40000, as the probe's.
 pub fn sockaddr(t: T, tid: u32, pid: u32, fd: i64, ret: i64) -> Vec<u8> {
+    let ok = ret >= 0 || (t == T::KR_CONNECT && ret == -115);
+    let local = ok.then(|| ([127, 0, 0, 1], 40000).into());
+    sockaddr_ends(t, tid, pid, fd, ret, ([127, 0, 0, 1], 80).into(), local)
+}
+
+/// (family, port, address) as a record holds them.
+fn end(a: SocketAddr) -> (u16, u16, [u8; 16]) {
+    let mut addr = [0; 16];
+    let family = match a.ip() {
+        IpAddr::V4(ip) => {
+            addr[..4].copy_from_slice(&ip.octets());
+            2
+        }
+        IpAddr::V6(ip) => {
+            addr = ip.octets();
+            10
+        }
+    };
+    (family, a.port(), addr)
+}
+
+/// A connect or accept record with the given peer and local end (None:
+/// unknown, as after a failed call).
+pub fn sockaddr_ends(
+    t: T,
+    tid: u32,
+    pid: u32,
+    fd: i64,
+    ret: i64,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+) -> Vec<u8> {
+    let (family, port, addr) = end(peer);
+    let (lfamily, lport, laddr) = local.map_or((0, 0, [0; 16]), end);
     bytes(&kestrel_sockaddr {
         hdr: hdr(t, tid, pid, 42, ret, size_of::<kestrel_sockaddr>()),
         fd,
-        family: 2,
-        port: 80,
-        addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        family,
+        port,
+        addr,
+        lfamily,
+        lport,
+        laddr,
         ..Default::default()
     })
 }

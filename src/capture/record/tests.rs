@@ -128,6 +128,47 @@ fn syscall_records_carry_args_and_up_to_two_strings() {
 }
 
 #[test]
+fn connect_and_accept_carry_both_ends() {
+    // 64 bytes before the local end was added; no padding the probe could
+    // leave uninitialised.
+    assert_eq!(size_of::<kestrel_sockaddr>(), 88);
+    assert_eq!(offset_of!(kestrel_sockaddr, laddr), 72);
+    let peer = "10.1.2.3:443".parse().unwrap();
+    let local = "192.168.0.7:50123".parse().unwrap();
+    let rec = synth::sockaddr_ends(T::KR_CONNECT, 9, 9, 5, -115, peer, Some(local));
+    match decode(&rec).unwrap() {
+        Record::Connect { hdr, addr } => {
+            assert_eq!(hdr.ret, -115);
+            assert_eq!((addr.fd, addr.family, addr.port), (5, 2, 443));
+            assert_eq!(addr.addr[..4], [10, 1, 2, 3]);
+            assert_eq!((addr.lfamily, addr.lport), (2, 50123));
+            assert_eq!(addr.laddr[..4], [192, 168, 0, 7]);
+            assert!(addr.laddr[4..].iter().all(|&b| b == 0));
+        }
+        r => panic!("wrong record {r:?}"),
+    }
+    let peer = "[2001:db8::1]:40000".parse().unwrap();
+    let local = "[::ffff:127.0.0.1]:8080".parse().unwrap();
+    let rec = synth::sockaddr_ends(T::KR_ACCEPT, 9, 9, 3, 7, peer, Some(local));
+    match decode(&rec).unwrap() {
+        Record::Accept { hdr, addr } => {
+            assert_eq!(hdr.ret, 7);
+            assert_eq!((addr.family, addr.port), (10, 40000));
+            assert_eq!(addr.addr[..2], [0x20, 0x01]);
+            assert_eq!((addr.lfamily, addr.lport), (10, 8080));
+            assert_eq!(addr.laddr[10..], [0xff, 0xff, 127, 0, 0, 1]);
+        }
+        r => panic!("wrong record {r:?}"),
+    }
+    // A failed call: the local end unknown.
+    let rec = synth::sockaddr(T::KR_CONNECT, 9, 9, 5, -111);
+    match decode(&rec).unwrap() {
+        Record::Connect { addr, .. } => assert_eq!((addr.lfamily, addr.lport), (0, 0)),
+        r => panic!("wrong record {r:?}"),
+    }
+}
+
+#[test]
 fn rejects_truncated_records_at_every_length() {
     for rec in [
         synth::open(1, 1, 3, 0, "/tmp/x"),
@@ -139,6 +180,7 @@ fn rejects_truncated_records_at_every_length() {
         synth::clone(1, 1, 2, false, false),
         synth::fd(T::KR_CLOSE, 1, 1, 3, 0, false),
         synth::sockaddr(T::KR_CONNECT, 1, 1, 3, 0),
+        synth::sockaddr(T::KR_ACCEPT, 1, 1, 3, 4),
         synth::exit(1, 1, false),
     ] {
         for cut in 0..rec.len() {
