@@ -7,7 +7,9 @@
 //! a parenthesised literal. Nesting deeper than Falco's limit (1000, set by
 //! falco's rule_loader_compiler.cpp) is an error, never a stack overflow.
 
-use super::escape::unescape;
+mod values;
+
+use values::is_number;
 
 /// Falco raises libsinsp's default depth of 100 to this.
 pub const MAX_DEPTH: usize = 1000;
@@ -348,23 +350,6 @@ impl Parser<'_> {
         Ok(r)
     }
 
-    fn field_arg(&mut self) -> Result<String, ParseError> {
-        if matches!(self.peek(), Some(b'"' | b'\'')) {
-            return self.quoted();
-        }
-        let start = self.pos;
-        while self
-            .peek()
-            .is_some_and(|b| !matches!(b, b']' | b'[' | b'"' | b'\'') && !is_blank(b))
-        {
-            self.pos += 1;
-        }
-        if self.pos == start {
-            return Err(self.err("empty field argument".into()));
-        }
-        Ok(String::from_utf8_lossy(&self.s[start..self.pos]).into_owned())
-    }
-
     fn operator(&mut self) -> Option<(Op, Kind)> {
         for &(w, op, kind) in OPS {
             let end = self.pos + w.len();
@@ -444,73 +429,6 @@ impl Parser<'_> {
         }
         self.operand()
     }
-
-    fn value(&mut self) -> Result<String, ParseError> {
-        match self.peek() {
-            Some(b'"' | b'\'') => self.quoted(),
-            _ => {
-                let start = self.pos;
-                while self.peek().is_some_and(is_bare) {
-                    self.pos += 1;
-                }
-                if self.pos == start {
-                    return Err(self.err(format!("expected a value after '{}'", self.before())));
-                }
-                Ok(String::from_utf8_lossy(&self.s[start..self.pos]).into_owned())
-            }
-        }
-    }
-
-    fn list(&mut self) -> Result<Vec<String>, ParseError> {
-        self.pos += 1;
-        let mut v = Vec::new();
-        self.blanks();
-        if self.peek() == Some(b')') {
-            self.pos += 1;
-            return Ok(v);
-        }
-        loop {
-            self.blanks();
-            v.push(self.value()?);
-            self.blanks();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b')') => {
-                    self.pos += 1;
-                    return Ok(v);
-                }
-                _ => return Err(self.err("expected ',' or ')' in a list".into())),
-            }
-        }
-    }
-
-    fn quoted(&mut self) -> Result<String, ParseError> {
-        let q = self.s[self.pos];
-        let start = self.pos + 1;
-        let mut i = start;
-        while i < self.s.len() {
-            match self.s[i] {
-                b'\\' => i += 2,
-                b if b == q => break,
-                _ => i += 1,
-            }
-        }
-        if i >= self.s.len() {
-            return Err(self.err("unterminated quoted string".into()));
-        }
-        let raw = &self.s[start..i];
-        self.pos = i + 1;
-        unescape(raw, q).map_err(|m| ParseError { pos: start, msg: m })
-    }
-}
-
-/// Decimal, float or 0x hex, as libsinsp's numeric values.
-fn is_number(v: &str) -> bool {
-    let t = v.strip_prefix('-').unwrap_or(v);
-    if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        return !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit());
-    }
-    !t.is_empty() && t.parse::<f64>().is_ok() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.')
 }
 
 trait CharBoundary {

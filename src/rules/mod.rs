@@ -15,6 +15,7 @@ mod escape;
 pub mod eval;
 pub mod events;
 pub mod extract;
+mod extract_args;
 mod extract_fd;
 pub mod fields;
 pub mod files;
