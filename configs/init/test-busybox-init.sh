@@ -102,9 +102,9 @@ init() {
 	[ -n "$verbose" ] && echo "  \$ kestrel $* -> $rc: $out"
 	return 0
 }
-stub_log_has() { # line, description; waits up to 2 s
+stub_log_has() { # line, description; waits up to 10 s (a loaded CI machine is slow)
 	i=0
-	while [ $i -lt 20 ]; do
+	while [ $i -lt 100 ]; do
 		grep -qx "$1" "$KESTREL_STUB_LOG" 2>/dev/null && {
 			ok "$2"
 			return 0
