@@ -139,12 +139,23 @@ fn raw_tp_agent_with_a_btf_file_reports_its_path_and_program_names() {
 
 #[test]
 #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
-fn sighup_reopens_the_output_after_a_rename() {
+fn sighup_reopens_the_output_after_a_rename_even_under_nohup() {
+    use std::os::unix::process::CommandExt;
     let _g = probe_lock();
     let out = tmp("rotate.json");
     let rotated = format!("{out}.1");
     let _ = std::fs::remove_file(&rotated);
-    let mut agent = spawn_agent(&out, &["--interval", "200ms"]);
+    // As `nohup` starts it: SIGHUP ignored on entry. The agent blocks it for
+    // its signalfd, and a blocked signal is queued even when ignored.
+    let mut cmd = agent(&out, &["--interval", "200ms"]);
+    // SAFETY: signal(2) only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut agent = cmd.spawn().unwrap();
     wait_for_snapshots(&out, 2, Duration::from_secs(20));
     std::fs::rename(&out, &rotated).unwrap();
     signal(&agent, libc::SIGHUP);

@@ -8,6 +8,13 @@
 #
 #   sh configs/init/test-busybox-init.sh [-v]
 
+# Under nohup SIGHUP is ignored, and a shell cannot trap a signal that was
+# ignored when it started: the stub's reload check would fail. Run again with
+# SIGHUP back to its default (coreutils env); init systems start agents so.
+if [ -z "${KESTREL_HUP_DEFAULT:-}" ] && env --default-signal=HUP true 2>/dev/null; then
+	KESTREL_HUP_DEFAULT=1 exec env --default-signal=HUP sh "$0" "$@"
+fi
+
 here=$(cd "$(dirname "$0")" && pwd)
 script=$here/busybox/kestrel
 verbose=
