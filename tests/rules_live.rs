@@ -97,6 +97,11 @@ impl Session {
                 "1h",
                 "--outputs-rate",
                 "0",
+                // Every matching rule alerts: with `first` a sentinel run
+                // from a temporary directory (a clone under /tmp) would only
+                // fire "Execution from a temporary directory".
+                "--rule-matching",
+                "all",
             ],
         ));
         wait_for_lines(&out, 1, Duration::from_secs(30));
