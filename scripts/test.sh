@@ -41,7 +41,7 @@ file "$bin"
 # x86_64 musl links static-pie: still no interpreter, no shared libraries.
 file "$bin" | grep -Eq 'statically linked|static-pie linked' || { echo "FAIL: $bin is not static" >&2; exit 1; }
 ls -l "$bin"
-echo "== Prometheus exporter under hostile clients, shipped binary (4 MB RSS goal)"
+echo "== Prometheus exporter under hostile clients, shipped binary with the built-in rules (5 MB RSS goal)"
 KESTREL_TEST_BIN="$bin" cargo test -q --test prometheus_hostile -- --include-ignored
 echo "== QEMU kernel matrix: Debian arm64 6.1 / 5.10 and amd64 6.1 (one with 2 CPUs), raw_tp,"
 echo "   an arm64 6.1 built without BTF (full, minimal and no BTF file), 32-bit userlands"

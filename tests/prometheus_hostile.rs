@@ -232,7 +232,9 @@ fn hostile_clients_do_not_delay_snapshots_or_draining() {
     if std::env::var_os("KESTREL_TEST_BIN").is_some() {
         // VmRSS is sampled, VmHWM synced lazily: take the larger as the peak.
         let peak = hwm.max(rss_max);
-        assert!(peak <= 4096, "peak RSS {peak} kB over the 4 MB goal");
+        // The shipped agent runs the built-in rules: their budget is 5 MB
+        // (issue 18; it was 4 MB before rules, issue 13).
+        assert!(peak <= 5120, "peak RSS {peak} kB over the 5 MB goal");
     } else {
         // A debug glibc build is bigger than the shipped one; hold it to its own growth.
         assert!(
