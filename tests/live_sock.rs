@@ -14,22 +14,7 @@ use kestrel::state::State;
 
 mod common;
 use common::{apply_where, capture, probe_lock, unbatched};
-
-/// (family, port, address) of one end as a record holds it.
-fn end(a: SocketAddr) -> (u16, u16, [u8; 16]) {
-    let mut addr = [0; 16];
-    let family = match a.ip() {
-        IpAddr::V4(ip) => {
-            addr[..4].copy_from_slice(&ip.octets());
-            2
-        }
-        IpAddr::V6(ip) => {
-            addr = ip.octets();
-            10
-        }
-    };
-    (family, a.port(), addr)
-}
+use kestrel::capture::record::synth::end;
 
 fn peer(s: &SockAddr) -> (u16, u16, [u8; 16]) {
     (s.family, s.port, s.addr)

@@ -256,7 +256,6 @@ fn engine(cfg: &mut AgentConfig, hostname: &str, state: &State) -> Option<Engine
     let boot_ns = crate::metrics::time::boot_ts_ns();
     let host = HostFacts {
         init_start_ns: state.thread(1).map_or(0, |t| (boot_ns + t.start_ns) as i64),
-        boot_ns,
     };
     let users = Users::new(std::path::Path::new("/"));
     Some(Engine::new(set, &cfg.engine, hostname, users, host))

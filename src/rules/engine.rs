@@ -12,7 +12,7 @@ use super::eval::{eval, Scratch};
 use super::events::{code_of, CodeMap, PROCEXIT};
 use super::extract::{EventView, HostFacts};
 use super::users::Users;
-use super::{Priority, RuleSet};
+use super::RuleSet;
 use crate::alerts::TokenBucket;
 use crate::capture::record::Record;
 use crate::capture::skel::types::kestrel_flags as KF;
@@ -240,11 +240,6 @@ impl Engine {
                 break;
             }
         }
-    }
-
-    /// Matches per priority, for the Prometheus labels.
-    pub fn rule_priority(&self, i: usize) -> Priority {
-        self.set.rules[i].priority
     }
 }
 

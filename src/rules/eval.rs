@@ -4,7 +4,7 @@
 //! `!=` and `exists` included (sinsp_filtercheck.cpp compare_nocache). No
 //! allocation: composed values go to the caller's scratch buffers.
 
-use super::compile::{Cmp, Lhs, Node, Xform};
+use super::compile::{Cmp, Node, Xform};
 use super::condition::Op;
 use super::fields::Field;
 use super::value::{components, Buf, Ip, Rhs, V};
@@ -361,10 +361,4 @@ fn class(pat: &[u8], p: usize, c: u8, fold: bool) -> Option<usize> {
         }
     }
     (hit != neg).then_some(j + 1)
-}
-
-/// Falco's view of an event that Lhs needs for output: re-exported so the
-/// formatter extracts through the same path.
-pub fn extract<'a>(l: &Lhs, src: &'a dyn Source, buf: &'a mut Buf) -> V<'a> {
-    src.value(l.field, l.arg, buf)
 }

@@ -23,8 +23,6 @@ use crate::state::{State, Thread};
 pub struct HostFacts {
     /// Start of the host's pid 1, ns since the epoch (container.start_ts).
     pub init_start_ns: i64,
-    /// Boot time, ns since the epoch: turns task start times into epoch ns.
-    pub boot_ns: u64,
 }
 
 pub struct EventView<'a> {

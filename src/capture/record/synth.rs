@@ -218,7 +218,7 @@ pub fn sockaddr(t: T, tid: u32, pid: u32, fd: i64, ret: i64) -> Vec<u8> {
 }
 
 /// (family, port, address) as a record holds them.
-fn end(a: SocketAddr) -> (u16, u16, [u8; 16]) {
+pub fn end(a: SocketAddr) -> (u16, u16, [u8; 16]) {
     let mut addr = [0; 16];
     let family = match a.ip() {
         IpAddr::V4(ip) => {
