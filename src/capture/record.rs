@@ -23,8 +23,10 @@ pub enum DecodeError {
     UnknownType(u16),
 }
 
-/// One decoded record. Paths exclude the trailing NUL.
+/// One decoded record. Paths exclude the trailing NUL. `repr(C)` puts
+/// every variant's leading `hdr` at one offset, so `hdr()` is one address.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub enum Record<'a> {
     Clone {
         hdr: kestrel_hdr,

@@ -9,6 +9,7 @@ use super::compile::{compile, CompileError};
 use super::condition::{self, Expr};
 use super::events::{self, EvtSet, N_CODES};
 use super::loader::{Collector, Origin};
+use super::program::Program;
 use super::resolve::{expand, list_items, substitute_lists, with_exceptions, Macros};
 use super::{format, LoadError, Priority, Rule, RuleSet, Skipped};
 
@@ -154,7 +155,7 @@ pub fn build(c: Collector, min_priority: Priority) -> Result<RuleSet, LoadError>
             priority: r.priority,
             tags: r.tags.clone(),
             source: r.source.clone(),
-            condition: node,
+            condition: Program::new(node),
             output,
             codes,
         });

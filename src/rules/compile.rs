@@ -44,6 +44,9 @@ pub struct Cmp {
     /// evt.type `=`/`!=`/`in` as a set of event codes: a bit test instead
     /// of string compares (codes and captured names are one to one).
     pub codes: Option<super::events::EvtSet>,
+    /// The left side is a bare field (no argument, transform or field on
+    /// the right): its value may come from the source's fast paths.
+    pub plain: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -63,30 +66,72 @@ pub fn compile(e: &Expr) -> Result<Node, CompileError> {
     Ok(n)
 }
 
-/// Lower runs earlier in an `and`: value sets on strings rule out most
-/// events; evt.type is mostly implied by the event-type index.
-fn rank(n: &Node) -> u8 {
+/// A node's expected cost on an event (rough instructions) and the chance
+/// it is true, for ordering. An `and` runs its operands by cost over chance
+/// of being false, the order that minimises expected work for independent
+/// tests; an `or` by cost over chance of being true. Checks are pure and
+/// the logic two-valued, so the order changes work, never a result.
+/// Chances are priors: a value set or an equality rarely holds, a negated
+/// one nearly always, a flag or a bound about half the time.
+fn estimate(n: &Node) -> (f32, f32) {
     match n {
-        Node::Check(c) if c.lhs.field == Field::EvtType => 4,
-        // Composed on demand (joined, formatted): after the cheap checks.
-        Node::Check(c) if composed(c.lhs.field) => 2,
-        Node::Check(c) if c.lhs.ty == Ty::Str && c.rhs_field.is_none() => match c.op {
-            Op::In
-            | Op::Intersects
-            | Op::Pmatch
-            | Op::Eq
-            | Op::StartsWith
-            | Op::EndsWith
-            | Op::Glob
-            | Op::Contains
-            | Op::IContains => 0,
-            _ => 2,
-        },
-        Node::Check(_) => 2,
-        Node::Or(v) if v.iter().all(|x| rank(x) == 0) => 1,
-        Node::Not(_) => 3,
-        _ => 3,
+        Node::Check(c) if c.codes.is_some() => (2.0, 0.9),
+        Node::Check(c) => {
+            let mut cost = field_cost(c.lhs.field);
+            cost += c.rhs_field.as_ref().map_or(0.0, |l| field_cost(l.field));
+            if c.lhs.xform.is_some() {
+                cost += 30.0;
+            }
+            if matches!(c.rhs, Rhs::StrSet(_) | Rhs::Paths(_) | Rhs::Nets(_)) {
+                cost += 15.0;
+            }
+            let p = match c.op {
+                Op::Ne | Op::Exists => 0.9,
+                Op::Lt | Op::Le | Op::Gt | Op::Ge => 0.5,
+                _ if c.lhs.ty == Ty::Bool => 0.5,
+                _ => 0.05,
+            };
+            (cost, p)
+        }
+        Node::Not(x) => {
+            let (c, p) = estimate(x);
+            (c, 1.0 - p)
+        }
+        Node::And(v) => v.iter().fold((0.0, 1.0), |(c, p), x| {
+            let (xc, xp) = estimate(x);
+            (c + p * xc, p * xp)
+        }),
+        Node::Or(v) => v.iter().fold((0.0, 0.0), |(c, p), x| {
+            let (xc, xp) = estimate(x);
+            (c + (1.0 - p) * xc, p + (1.0 - p) * xp)
+        }),
     }
+}
+
+/// What reaching a field's value costs: the record alone, the thread
+/// table, the fd table or the path scan, a parent, or composing text.
+fn field_cost(f: Field) -> f32 {
+    use Field::*;
+    match f {
+        EvtType | EvtDir | EvtNum | EvtRawres | EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec
+        | ThreadTid | ContainerId | ContainerName => 3.0,
+        ProcName | ProcPid | ProcSid | ProcTty | ProcIsExeFromMemfd | UserUid | UserLoginuid
+        | GroupGid | ProcExepath | ProcExe | ProcPpid | FdNum | FdTypechar | FdType | FdL4proto => {
+            25.0
+        }
+        FdName | FdNameraw | FdDirectory | FdFilename => 50.0,
+        ProcPname | ProcPexe | ProcPexepath => 60.0,
+        ProcAname | ProcAexepath => 300.0,
+        f if composed(f) => 100.0,
+        _ => 40.0,
+    }
+}
+
+/// Sort key: expected cost over the chance of settling the node.
+fn key(n: &Node, settles_when: bool) -> f32 {
+    let (c, p) = estimate(n);
+    let settle = if settles_when { p } else { 1.0 - p };
+    c / settle.max(0.01)
 }
 
 fn composed(f: Field) -> bool {
@@ -105,13 +150,25 @@ fn composed(f: Field) -> bool {
     )
 }
 
+/// Nested `and`s (and `or`s) from macros join their parent, so every
+/// operand is ordered against every other; then each `and` is sorted by cost.
 fn reorder(n: &mut Node) {
+    let is_and = matches!(n, Node::And(_));
     match n {
-        Node::And(v) => {
-            v.iter_mut().for_each(reorder);
-            v.sort_by_key(rank);
+        Node::And(v) | Node::Or(v) => {
+            let mut flat = Vec::with_capacity(v.len());
+            for mut c in std::mem::take(v).into_vec() {
+                reorder(&mut c);
+                match c {
+                    Node::And(inner) if is_and => flat.extend(inner.into_vec()),
+                    Node::Or(inner) if !is_and => flat.extend(inner.into_vec()),
+                    c => flat.push(c),
+                }
+            }
+            // Stable: ties keep the rule writer's order.
+            flat.sort_by(|a, b| key(a, !is_and).total_cmp(&key(b, !is_and)));
+            *v = flat.into_boxed_slice();
         }
-        Node::Or(v) => v.iter_mut().for_each(reorder),
         Node::Not(x) => reorder(x),
         Node::Check(_) => {}
     }
@@ -288,11 +345,13 @@ fn check(c: &Check) -> Result<Cmp, CompileError> {
         && rhs_field.is_none()
         && matches!(c.op, Op::Eq | Op::Ne | Op::In | Op::Intersects))
     .then(|| super::events::set_of_rhs(&rhs));
+    let plain = l.arg.is_none() && l.xform.is_none() && rhs_field.is_none();
     Ok(Cmp {
         lhs: l,
         op: c.op,
         rhs,
         rhs_field,
         codes,
+        plain,
     })
 }

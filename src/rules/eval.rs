@@ -4,9 +4,10 @@
 //! `!=` and `exists` included (sinsp_filtercheck.cpp compare_nocache). No
 //! allocation: composed values go to the caller's scratch buffers.
 
-use super::compile::{Cmp, Node, Xform};
+use super::compile::{Cmp, Xform};
 use super::condition::Op;
-use super::fields::Field;
+use super::fields::{Field, Ty};
+use super::program::{Next, Program};
 use super::value::{components, Buf, Ip, Rhs, V};
 
 /// Where values come from: the agent's event view, or a test's table.
@@ -21,6 +22,11 @@ pub trait Source {
     /// A string field's value when it can be had without composing
     /// anything (a fast path; None: ask `value`). Must equal `value`'s.
     fn plain_str(&self, _field: Field) -> Option<&[u8]> {
+        None
+    }
+    /// An integer or flag field's value the same way (flags as 0/1):
+    /// Some(None) when it has no value. Must equal `value`'s.
+    fn plain_num(&self, _field: Field) -> Option<Option<i64>> {
         None
     }
 }
@@ -43,36 +49,42 @@ impl Default for Scratch {
     }
 }
 
+/// Whether the compiled condition holds for the event `src` describes.
 /// Generic so the agent's source inlines into the walk (a dyn call per
 /// check cost a store-forwarding stall on every returned value).
-pub fn eval<S: Source + ?Sized>(n: &Node, src: &S, s: &mut Scratch) -> bool {
-    match n {
-        Node::And(v) => v.iter().all(|n| child(n, src, s)),
-        Node::Or(v) => v.iter().any(|n| child(n, src, s)),
-        Node::Not(x) => !child(x, src, s),
-        Node::Check(c) => check(c, src, s),
+pub fn eval<S: Source + ?Sized>(p: &Program, src: &S, s: &mut Scratch) -> bool {
+    let mut at = p.entry();
+    loop {
+        match at {
+            Next::Verdict(v) => return v,
+            Next::Step(i) => {
+                let Some(step) = p.step(i) else { return false };
+                at = step.after(check(&step.cmp, src, s));
+            }
+        }
     }
 }
 
-/// Most children are checks: those run without another frame of `eval`.
 #[inline(always)]
-fn child<S: Source + ?Sized>(n: &Node, src: &S, s: &mut Scratch) -> bool {
-    match n {
-        Node::Check(c) => check(c, src, s),
-        n => eval(n, src, s),
-    }
-}
-
-#[inline]
 fn check<S: Source + ?Sized>(c: &Cmp, src: &S, s: &mut Scratch) -> bool {
     if let (Some(codes), Some(code)) = (c.codes, src.code()) {
         let hit = codes.has(code);
         return if c.op == Op::Ne { !hit } else { hit };
     }
     let f = c.lhs.field;
-    if c.lhs.arg.is_none() && c.lhs.xform.is_none() && c.rhs_field.is_none() {
-        if let Some(v) = src.plain_str(f) {
-            return compare(V::Str(v), c, V::Missing);
+    if c.plain {
+        match c.lhs.ty {
+            Ty::Str => {
+                if let Some(v) = src.plain_str(f) {
+                    return compare(V::Str(v), c, V::Missing);
+                }
+            }
+            Ty::Int | Ty::Bool => {
+                if let Some(v) = src.plain_num(f) {
+                    return compare_num(v, c);
+                }
+            }
+            _ => {}
         }
     }
     // Multi-valued fields (libsinsp compare_full_aname, compare_ip/net).
@@ -182,6 +194,39 @@ fn compare(v: V<'_>, c: &Cmp, rf: V<'_>) -> bool {
         }
     }
     compare_any(v, c, rf)
+}
+
+/// A bare integer or flag against constants, without building a value:
+/// `compare_any`'s rules for V::Int and V::Bool, with no field on the right.
+#[inline]
+fn compare_num(v: Option<i64>, c: &Cmp) -> bool {
+    let Some(i) = v else { return false };
+    if c.op == Op::Exists {
+        return true;
+    }
+    if c.lhs.ty == Ty::Bool {
+        let b = i != 0;
+        return match &c.rhs {
+            Rhs::Bool(r) if c.op == Op::Ne => b != *r,
+            Rhs::Bool(r) => b == *r,
+            Rhs::BoolSet(set) => set.contains(&b),
+            _ => false,
+        };
+    }
+    let r = match &c.rhs {
+        Rhs::Int(r) => *r,
+        Rhs::IntSet(set) => return set.binary_search(&i).is_ok(),
+        _ => return false,
+    };
+    match c.op {
+        Op::Eq | Op::In | Op::Intersects => i == r,
+        Op::Ne => i != r,
+        Op::Lt => i < r,
+        Op::Le => i <= r,
+        Op::Gt => i > r,
+        Op::Ge => i >= r,
+        _ => false,
+    }
 }
 
 fn compare_any(v: V<'_>, c: &Cmp, rf: V<'_>) -> bool {

@@ -45,6 +45,9 @@ pub struct Lazy<'a> {
     time_ns: Cell<u64>,
     mono_ns: Cell<u64>,
     thread: Cell<Option<Option<&'a Thread>>>,
+    parent: Cell<Option<Option<&'a Thread>>>,
+    /// The fd the event is about, with its socket's ends (extract_fd).
+    pub(super) subject: Cell<Option<Option<super::extract_fd::Subject<'a>>>>,
     /// An open's path: its last slash when it needs no normalising.
     pub(super) open_scan: Cell<Option<Option<usize>>>,
 }
@@ -104,6 +107,18 @@ impl<'a> EventView<'a> {
         t
     }
 
+    fn parent(&self) -> Option<&'a Thread> {
+        if let Some(p) = self.lazy.parent.get() {
+            return p;
+        }
+        let p = self
+            .thread()
+            .filter(|t| t.ppid != 0 && t.ppid != t.pid)
+            .and_then(|t| self.state.thread(t.ppid));
+        self.lazy.parent.set(Some(p));
+        p
+    }
+
     /// Wall clock at the first use in this event, ns since the epoch.
     pub fn time_ns(&self) -> u64 {
         if self.lazy.time_ns.get() == 0 {
@@ -121,6 +136,9 @@ impl<'a> EventView<'a> {
 
     /// The process `n` generations up (0: the event's own thread).
     fn ancestor(&self, n: u32) -> Option<&'a Thread> {
+        if n == 1 {
+            return self.parent();
+        }
         let mut t = self.thread()?;
         for _ in 0..n {
             if t.ppid == 0 || t.ppid == t.pid {
@@ -234,6 +252,46 @@ impl Source for EventView<'_> {
         match f {
             Field::FdName | Field::FdDirectory | Field::FdFilename => self.open_path_part(f),
             Field::ProcName => self.thread().map(|t| comm(&t.comm)),
+            Field::FdTypechar => self.open_typechar(),
+            // As proc_value: an empty value is missing, which `value` says.
+            Field::ProcExe => self.thread().and_then(|t| exe(t).str()),
+            Field::ProcExepath => self.thread().and_then(|t| nonempty(&t.exepath).str()),
+            Field::ProcPname => self.parent().map(|p| comm(&p.comm)),
+            Field::ProcPexe => self.parent().and_then(|p| exe(p).str()),
+            Field::ProcPexepath => self.parent().and_then(|p| nonempty(&p.exepath).str()),
+            _ => None,
+        }
+    }
+
+    #[inline]
+    fn plain_num(&self, f: Field) -> Option<Option<i64>> {
+        use Field::*;
+        let open = match self.rec {
+            Record::Open { flags, .. } => Some(*flags),
+            _ => None,
+        };
+        match f {
+            EvtNum => Some(Some(self.num as i64)),
+            EvtRawres => Some(self.ret()),
+            ThreadTid => Some(Some(i64::from(self.hdr.tid))),
+            // As arg_value: false on every event but an open.
+            EvtIsOpenRead => Some(Some(open.is_some_and(names::is_read).into())),
+            EvtIsOpenWrite => Some(Some(open.is_some_and(names::is_write).into())),
+            FdNum if open.is_some() => Some(Some(self.hdr.ret.max(-1))),
+            ProcPid | ProcPpid | ProcSid | ProcTty | UserUid | UserLoginuid | GroupGid
+            | ProcIsExeFromMemfd => {
+                let t = self.thread()?;
+                Some(Some(match f {
+                    ProcPid => i64::from(t.pid),
+                    ProcPpid => i64::from(t.ppid),
+                    ProcSid => i64::from(t.sid),
+                    ProcTty => i64::from(t.tty),
+                    UserUid => i64::from(t.uid),
+                    UserLoginuid => loginuid(t.loginuid),
+                    GroupGid => i64::from(t.gid),
+                    _ => (t.exe_flags & crate::state::EXE_FROM_MEMFD != 0).into(),
+                }))
+            }
             _ => None,
         }
     }

@@ -15,10 +15,9 @@ impl<'a> EventView<'a> {
         use Field::*;
         match (f, self.rec) {
             (EvtIsOpenRead | EvtIsOpenWrite | EvtIsOpenExec, Record::Open { flags, mode, .. }) => {
-                let p = names::open_flags(*flags, self.arm32());
                 V::Bool(match f {
-                    EvtIsOpenRead => names::is_read(p),
-                    EvtIsOpenWrite => names::is_write(p),
+                    EvtIsOpenRead => names::is_read(*flags),
+                    EvtIsOpenWrite => names::is_write(*flags),
                     // A file created with an execute bit (libs event.cpp).
                     _ => flags & 0o100 != 0 && mode & 0o111 != 0,
                 })

@@ -15,7 +15,8 @@ const SOCK_DGRAM: u8 = 2;
 const SOCK_RAW: u8 = 3;
 
 /// The fd an event is about, as Falco's m_fdinfo would hold it.
-enum Subject<'a> {
+#[derive(Clone, Copy)]
+pub(super) enum Subject<'a> {
     /// An open: the record's own path, the new fd (or -1).
     Open {
         num: i64,
@@ -28,9 +29,9 @@ enum Subject<'a> {
         num: i64,
         fd: &'a Fd,
         connect: Option<&'a SockAddr>,
-        /// The local end is the server: an accepted socket.
-        server_side: bool,
         ok: bool,
+        /// A socket's ends, worked out once per event.
+        ends: Option<Ends>,
     },
     /// socket(): known by its record even when the table refused it.
     Socket {
@@ -41,7 +42,17 @@ enum Subject<'a> {
 }
 
 impl<'a> EventView<'a> {
+    /// `find_subject`, once per event: every fd field of a rule needs it.
     fn subject(&self) -> Option<Subject<'a>> {
+        if let Some(s) = self.lazy.subject.get() {
+            return s;
+        }
+        let s = self.find_subject();
+        self.lazy.subject.set(Some(s));
+        s
+    }
+
+    fn find_subject(&self) -> Option<Subject<'a>> {
         let h = self.hdr;
         let pid = h.pid;
         match self.rec {
@@ -58,29 +69,23 @@ impl<'a> EventView<'a> {
                 family: *domain as u16,
                 sock_type: (*sock_type & 0xf) as u8,
             }),
-            Record::Connect { addr, .. } => Some(Subject::Entry {
-                num: addr.fd,
-                fd: self.state.fd(pid, addr.fd)?,
-                connect: Some(addr),
-                server_side: false,
-                ok: h.ret == 0 || h.ret == -115,
-            }),
-            Record::Accept { .. } => Some(Subject::Entry {
-                num: h.ret,
-                fd: self.state.fd(pid, h.ret)?,
-                connect: None,
-                server_side: true,
-                ok: h.ret >= 0,
-            }),
+            Record::Connect { addr, .. } => Some(entry(
+                addr.fd,
+                self.state.fd(pid, addr.fd)?,
+                Some(addr),
+                false,
+                h.ret == 0 || h.ret == -115,
+            )),
+            Record::Accept { .. } => Some(entry(
+                h.ret,
+                self.state.fd(pid, h.ret)?,
+                None,
+                true,
+                h.ret >= 0,
+            )),
             Record::Dup { old_fd, .. } => {
                 let fd = self.state.fd(pid, *old_fd)?;
-                Some(Subject::Entry {
-                    num: *old_fd,
-                    fd,
-                    connect: None,
-                    server_side: fd.server,
-                    ok: true,
-                })
+                Some(entry(*old_fd, fd, None, fd.server, true))
             }
             _ => None,
         }
@@ -101,8 +106,8 @@ impl<'a> EventView<'a> {
                 num,
                 fd,
                 connect,
-                server_side,
                 ok,
+                ends,
             } => match fd.kind {
                 FdKind::File => match f {
                     Field::FdNum => V::Int(num),
@@ -116,7 +121,7 @@ impl<'a> EventView<'a> {
                     _ => V::Missing,
                 },
                 FdKind::Socket => {
-                    let e = Ends::of(connect.unwrap_or(&fd.sock), server_side);
+                    let Some(e) = ends else { return V::Missing };
                     match f {
                         Field::FdConnected => V::Bool(ok && e.remote.is_some()),
                         Field::FdNameChanged => V::Bool(connect.is_some() && ok),
@@ -147,6 +152,16 @@ impl<'a> EventView<'a> {
             Field::FdDirectory | Field::FdFilename if self.hdr.ret >= 0 => {
                 let (d, n) = paths::split_at_slash(path, at);
                 Some(if f == Field::FdDirectory { d } else { n })
+            }
+            _ => None,
+        }
+    }
+
+    /// fd.typechar of a successful open, as `open_value` gives it.
+    pub(super) fn open_typechar(&self) -> Option<&'static [u8]> {
+        match self.rec {
+            Record::Open { flags, .. } if self.hdr.ret >= 0 => {
+                Some(if flags & 0o200000 != 0 { b"d" } else { b"f" })
             }
             _ => None,
         }
@@ -229,11 +244,30 @@ impl<'a> EventView<'a> {
     }
 }
 
+fn entry<'a>(
+    num: i64,
+    fd: &'a Fd,
+    connect: Option<&'a SockAddr>,
+    server_side: bool,
+    ok: bool,
+) -> Subject<'a> {
+    let ends =
+        (fd.kind == FdKind::Socket).then(|| Ends::of(connect.unwrap_or(&fd.sock), server_side));
+    Subject::Entry {
+        num,
+        fd,
+        connect,
+        ok,
+        ends,
+    }
+}
+
 /// One end of an IP socket: address and port.
 type End = Option<(Ip, i64)>;
 
 /// A socket's two ends as libsinsp's fdinfo holds them.
-struct Ends {
+#[derive(Clone, Copy)]
+pub(super) struct Ends {
     local: End,
     remote: End,
     server_side: bool,

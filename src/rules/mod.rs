@@ -24,6 +24,7 @@ pub mod loader;
 mod loader_rule;
 pub mod names;
 pub mod paths;
+pub mod program;
 pub mod resolve;
 pub mod users;
 pub mod value;
@@ -31,10 +32,11 @@ pub mod yaml;
 
 use std::fmt;
 
-use compile::{CompileError, Node};
+use compile::CompileError;
 use events::{EvtSet, N_CODES};
 use format::Format;
 use loader::Collector;
+use program::Program;
 
 /// Falco's priorities; the value is the syslog severity (falco_common.cpp).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -127,7 +129,7 @@ pub struct Rule {
     pub priority: Priority,
     pub tags: Vec<String>,
     pub source: String,
-    pub condition: Node,
+    pub condition: Program,
     pub output: Format,
     pub codes: EvtSet,
 }

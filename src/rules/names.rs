@@ -82,12 +82,15 @@ pub fn open_flags(k: u32, arm32: bool) -> u32 {
     f
 }
 
-pub fn is_read(ppm: u32) -> bool {
-    ppm & RDONLY != 0
+/// evt.is_open_read from the kernel's flags: the access mode alone, as
+/// `open_flags` maps it (O_RDONLY or O_RDWR), without the full mapping.
+pub fn is_read(k: u32) -> bool {
+    k & 3 != 1
 }
 
-pub fn is_write(ppm: u32) -> bool {
-    ppm & WRONLY != 0
+/// evt.is_open_write: O_WRONLY or O_RDWR (3, invalid, maps to O_RDWR).
+pub fn is_write(k: u32) -> bool {
+    k & 3 != 0
 }
 
 /// `A|B|C` in table order, each matched flag's bits taken out.
@@ -215,6 +218,15 @@ pub fn write_res(ret: i64, out: &mut Buf) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn access_mode_tests_agree_with_the_full_mapping() {
+        for k in [0u32, 1, 2, 3, 0o1001, 0o2002, 0o100] {
+            let p = open_flags(k, false);
+            assert_eq!(is_read(k), p & RDONLY != 0, "{k:o}");
+            assert_eq!(is_write(k), p & WRONLY != 0, "{k:o}");
+        }
+    }
+
     use super::*;
 
     #[test]

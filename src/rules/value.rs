@@ -99,6 +99,16 @@ pub enum V<'a> {
     Ip(Ip),
 }
 
+impl<'a> V<'a> {
+    /// The string, if this is one.
+    pub fn str(self) -> Option<&'a [u8]> {
+        match self {
+            V::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 /// One pmatch path, as its components.
 pub type PathPrefix = Box<[Box<[u8]>]>;
 
