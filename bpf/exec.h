@@ -11,6 +11,8 @@
 #ifndef KESTREL_EXEC_H
 #define KESTREL_EXEC_H
 
+#include "emit.h"
+
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
 /* A walked path ends at buf[PATH_END] (its NUL) and grows down. */
 #define PATH_END (KESTREL_PATH_MAX - 1)

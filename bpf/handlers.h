@@ -7,6 +7,9 @@
 #ifndef KESTREL_HANDLERS_H
 #define KESTREL_HANDLERS_H
 
+#include "emit.h"
+#include "syscall.h"
+
 /* A syscall record's header: the caller's identity plus the call's ABI. */
 static __always_inline void fill_call_hdr(struct kestrel_hdr *h, __u16 type, const struct call *k)
 {

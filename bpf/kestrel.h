@@ -12,6 +12,10 @@
 #ifndef KESTREL_H
 #define KESTREL_H
 
+/* The __u* types; user space gets the layouts from the skeleton instead. */
+#include "kernel_types.h"
+
+
 #define KESTREL_COMM_LEN 16
 /* Enums, so the skeleton carries them to Rust. */
 enum kestrel_limits {

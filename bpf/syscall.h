@@ -18,6 +18,11 @@
 #ifndef KESTREL_SYSCALL_H
 #define KESTREL_SYSCALL_H
 
+#include "kernel_types.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
 /* x86_64 pt_regs from bp to cs: contiguous in every kernel (the ptrace
  * layout), so one copy holds the number, the code segment and both ABIs'
  * arguments. */
