@@ -79,7 +79,11 @@ fn check_headers(clang: &std::ffi::OsStr, args: &[&str], out: &std::path::Path) 
                 .arg(h)
                 .status()
                 .unwrap_or_else(|e| panic!("running {clang:?}: {e}"));
-            assert!(status.success(), "{} does not compile on its own ({arch})", h.display());
+            assert!(
+                status.success(),
+                "{} does not compile on its own ({arch})",
+                h.display()
+            );
         }
     }
 }

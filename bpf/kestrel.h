@@ -16,9 +16,10 @@
 #include "kernel_types.h"
 
 
-#define KESTREL_COMM_LEN 16
 /* Enums, so the skeleton carries them to Rust. */
 enum kestrel_limits {
+	/* task_struct.comm, NUL included (TASK_COMM_LEN). */
+	KESTREL_COMM_LEN = 16,
 	/* Size of each syscall table: every ABI's numbers (x86_64, arm64,
 	 * i386, ARM EABI) stay below it. */
 	KESTREL_SYSCALL_MAX = 512,

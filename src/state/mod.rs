@@ -30,7 +30,10 @@ pub use thread::{
 
 pub const DEFAULT_THREAD_CAPACITY: usize = 4096;
 pub const DEFAULT_FD_CAPACITY: usize = 8192;
+/// What the fd table keeps of a file's path: a head of the open record's
+/// path (KESTREL_OPEN_PATH_MAX), kept short because every fd holds one.
 pub const FD_PATH_MAX: usize = 64;
+const _: () = assert!(FD_PATH_MAX <= crate::capture::abi::OPEN_PATH_MAX);
 /// Falco caps each process's table at this many fds (sinsp m_max_fdtable_size);
 /// Kestrel tracks fd numbers below it, which bounds every per-process walk.
 pub const FDS_PER_PROCESS_MAX: u32 = 4096;
