@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod base;
 pub mod capture;
 pub mod check;
 pub mod cli;

@@ -8,7 +8,7 @@ use kestrel::capture::btf::{AttachMode, KERNEL_BTF};
 use kestrel::capture::record::{decode, Record};
 use kestrel::capture::syscalls::Selection;
 use kestrel::capture::ProbeConfig;
-use kestrel::state::{procfs, State};
+use kestrel::state::{proc_scan, State};
 
 mod common;
 use common::{
@@ -282,7 +282,7 @@ fn seeded_and_inherited_fds_of_a_known_tree_are_counted_exactly() {
     let me_tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
 
     let mut state = State::new(65536, 1 << 20, u32::MAX, false);
-    let seeded = procfs::seed(&mut state, "/proc");
+    let seeded = proc_scan::seed(&mut state, "/proc");
     let c0 = state.counters;
     assert_eq!(c0.n_added_fds as usize, seeded.fds, "seeded fds are adds");
     assert_eq!(c0.n_added_threads as usize, seeded.threads);

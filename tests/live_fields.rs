@@ -11,7 +11,7 @@ use std::process::Command;
 use kestrel::capture::btf::AttachMode;
 use kestrel::capture::record::{decode, Record};
 use kestrel::capture::skel::types::{kestrel_flags as F, kestrel_task};
-use kestrel::state::{procfs, State, EXE_FROM_MEMFD, EXE_UPPER_LAYER};
+use kestrel::state::{proc_scan, State, EXE_FROM_MEMFD, EXE_UPPER_LAYER};
 
 mod common;
 use common::{apply_where, capture, is_exit, probe_lock, reap, selecting, tmp};
@@ -62,8 +62,8 @@ fn real(p: &str) -> Vec<u8> {
 
 /// Session fields of a live process as /proc shows them (the probe must agree).
 fn proc_session(pid: u32) -> (u32, u32, u32) {
-    let root = procfs::ProcRoot::new("/proc").unwrap();
-    let t = procfs::lookup(&root, pid, pid).expect("process alive");
+    let root = proc_scan::ProcRoot::new("/proc").unwrap();
+    let t = proc_scan::lookup(&root, pid, pid).expect("process alive");
     (t.loginuid, t.tty, t.sid)
 }
 

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use kestrel::capture::btf::AttachMode;
 use kestrel::capture::record::{decode, Record};
 use kestrel::capture::skel::types::kestrel_flags as F;
-use kestrel::state::{procfs, State};
+use kestrel::state::{proc_scan, State};
 
 mod common;
 use common::{capture, is_exit, probe_lock, reap, selecting, tmp};
@@ -189,9 +189,9 @@ fn chdir_and_fchdir_move_the_cwd_in_the_table() {
     );
     // This process seeds the table, as at start; the children copy its cwd.
     // Their exits would remove them: follow the cwd record by record.
-    let root = procfs::ProcRoot::new("/proc").unwrap();
+    let root = proc_scan::ProcRoot::new("/proc").unwrap();
     let mut s = State::new(64, 64, 0, false);
-    s.seed_thread(procfs::lookup(&root, me, me).unwrap());
+    s.seed_thread(proc_scan::lookup(&root, me, me).unwrap());
     let ours = std::env::current_dir().unwrap();
     assert_eq!(&s.thread(me).unwrap().cwd[..], ours.as_os_str().as_bytes());
     let mut seen = Vec::new();

@@ -14,9 +14,9 @@ use heapless::Vec as HVec;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 
+use crate::base::table::FixedMap;
 use crate::capture::{syscall_names, Comm, SyscallCounts, KA_MAX, SYSCALL_SLOTS};
 use crate::state::activity::Activity;
-use crate::state::table::FixedMap;
 
 /// Upper bound of both list lengths (K and N).
 pub const MAX_TOP: usize = 32;

@@ -3,7 +3,7 @@
 //! the table full lands in `other`, so the total always adds up. Cleared
 //! after each snapshot. Per event: one hash lookup and an add.
 
-use super::table::FixedMap;
+use crate::base::table::FixedMap;
 use crate::capture::Comm;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,15 +15,14 @@ pub mod activity;
 pub mod apply;
 mod fds;
 pub mod pipeline;
-pub mod procfs;
-pub mod table;
+pub mod proc_scan;
 mod thread;
 
 use heapless::Vec as HVec;
 
+use crate::base::table::FixedMap;
 use crate::capture::record::SockAddr;
 use fds::ProcFds;
-use table::FixedMap;
 pub use thread::{
     resolve, Thread, ARGS_MAX, EXE_FROM_MEMFD, EXE_MAX, EXE_UPPER_LAYER, PROC_PATH_MAX,
 };
@@ -142,7 +141,7 @@ pub struct State {
     /// Enter records are captured, so exits pair with them.
     pairing: bool,
     /// Where thread-lookup misses are resolved; None: no /proc fallback.
-    proc_root: Option<procfs::ProcRoot>,
+    proc_root: Option<proc_scan::ProcRoot>,
     proc_budget: u32,
     /// The last get_thread read its thread from /proc: its cwd is already
     /// the one the record's syscall left.
@@ -202,7 +201,7 @@ impl State {
 
     /// Resolves thread-lookup misses from this procfs root (e.g. "/proc").
     pub fn with_proc_fallback(mut self, root: &str) -> State {
-        self.proc_root = procfs::ProcRoot::new(root);
+        self.proc_root = proc_scan::ProcRoot::new(root);
         self
     }
 
@@ -347,7 +346,7 @@ impl State {
             self.proc_budget -= 1;
             self.proc_root
                 .as_ref()
-                .and_then(|r| procfs::lookup(r, tid, pid))
+                .and_then(|r| proc_scan::lookup(r, tid, pid))
         } else {
             None
         };
@@ -413,7 +412,7 @@ impl State {
             return 0;
         };
         self.purge(timeout_ticks, |pid, tid| {
-            procfs::thread_alive(&root, pid, tid)
+            proc_scan::thread_alive(&root, pid, tid)
         })
     }
 }
