@@ -12,7 +12,7 @@
 //! fixture trees; parsers are pure functions over byte slices. A missing file or
 //! malformed content gives `None` (0 in the sample), never a panic.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -197,11 +197,6 @@ impl Resources {
 
     pub fn cgroup_mode(&self) -> CgroupMode {
         self.cgroup_mode
-    }
-
-    /// The memory cgroup file in use, if any.
-    pub fn container_memory_file(&self) -> Option<&CStr> {
-        self.cgroup_mem.as_deref()
     }
 
     pub fn clock_ticks_per_second(&self) -> u64 {
