@@ -19,4 +19,5 @@ pub mod privilege;
 pub mod procfs;
 pub mod rules;
 pub mod state;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
