@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
+use common::SpawnGuarded;
 use common::{
     agent, bin, field, fork_children, open_close_for, probe_lock, signal, snapshots, spawn_agent,
     term, tmp, wait_for_snapshots, Tmpfs,
@@ -155,7 +156,7 @@ fn sighup_reopens_the_output_after_a_rename_even_under_nohup() {
             Ok(())
         });
     }
-    let mut agent = cmd.spawn().unwrap();
+    let mut agent = cmd.spawn_guarded();
     wait_for_snapshots(&out, 2, Duration::from_secs(20));
     std::fs::rename(&out, &rotated).unwrap();
     signal(&agent, libc::SIGHUP);

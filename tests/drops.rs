@@ -7,6 +7,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::SpawnGuarded;
 use common::{
     agent, bin, field, json_lines, open_close_for, probe_lock, signal, snapshots, spawn_agent,
     term, tmp, wait_until,
@@ -39,7 +40,7 @@ const TINY: &[&str] = &[
 ];
 
 /// The agent on the 4 KiB ring with `extra` flags, once its first line is out.
-fn start_tiny(out: &str, extra: &[&str]) -> Child {
+fn start_tiny(out: &str, extra: &[&str]) -> common::Guard {
     let agent = spawn_agent(out, &[TINY, extra].concat());
     assert!(wait_until(Duration::from_secs(20), || !json_lines(out).is_empty()).is_some());
     agent
@@ -149,8 +150,7 @@ fn exit_action_stops_the_agent_with_status_3() {
     .concat();
     let mut agent = agent(&out, &args)
         .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     assert!(wait_until(Duration::from_secs(20), || !json_lines(&out).is_empty()).is_some());
     stalled_burst(&agent, &tmp("drops-exit-wl"), Duration::from_millis(100));
     let start = Instant::now();
@@ -286,7 +286,7 @@ fn threads_whose_exit_was_dropped_are_purged() {
 fn per_process_drops_add_up_to_the_intervals_drops() {
     let _g = probe_lock();
     let out = tmp("culprit-drops.json");
-    let agent = common::Guard(spawn_agent(
+    let agent = spawn_agent(
         &out,
         &[
             "--ring-buffer-size",
@@ -300,7 +300,7 @@ fn per_process_drops_add_up_to_the_intervals_drops() {
             "--syscall-event-drops-actions",
             "ignore",
         ],
-    ));
+    );
     assert!(wait_until(Duration::from_secs(20), || !snapshots(&out).is_empty()).is_some());
     let wl = tmp("culprit-drops-wl");
     std::fs::write(&wl, b"x").unwrap();

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 mod common;
 use common::paths::{as_nobody, assert_bad_input, fresh_dir, nobodys_dir, run};
+use common::SpawnGuarded;
 use common::{
     agent, bin, pipe, probe_lock, serial, signal, spawn_agent, term, tmp, wait_for_lines,
     written_lines,
@@ -238,8 +239,7 @@ fn user_switch_keeps_cap_bpf_and_reopens_as_the_user() {
     let mut agent = agent(&root_out, &["--user", "nobody", "--interval", "100ms"])
         .args(["--output", &format!("file:{user_out}")])
         .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     wait_for_lines(&user_out, 2, Duration::from_secs(30));
     let status = std::fs::read_to_string(format!("/proc/{}/status", agent.id())).unwrap();
     let get = |k: &str| {

@@ -84,7 +84,7 @@ impl Session {
         );
         let port = prom::free_port();
         let listen = format!("127.0.0.1:{port}");
-        let agent = Guard(spawn_agent(
+        let agent = spawn_agent(
             &out,
             &[
                 "--prometheus",
@@ -103,7 +103,7 @@ impl Session {
                 "--rule-matching",
                 "all",
             ],
-        ));
+        );
         wait_for_lines(&out, 1, Duration::from_secs(30));
         let sentinel = copy_as("/bin/true", &dir(), SENTINEL);
         Session {

@@ -4,6 +4,7 @@
 //! and counts what it could not send.
 
 mod common;
+use common::SpawnGuarded;
 use common::{
     agent, bin, field, free_udp_port, probe_lock, snapshots, tmp, wait_until, written_lines, Guard,
 };
@@ -40,14 +41,11 @@ input(type="imudp" address="127.0.0.1" port="{port}" ruleset="kestrel")
         ),
     )
     .unwrap();
-    let child = Guard(
-        Command::new(bin)
-            .args(["-n", "-f", &conf, "-i", &format!("{dir}/pid")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let child = Command::new(bin)
+        .args(["-n", "-f", &conf, "-i", &format!("{dir}/pid")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn_guarded();
     // Ready once the UDP port is taken.
     let bound = wait_until(Duration::from_secs(10), || {
         std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Guard;
+use super::{Guard, SpawnGuarded};
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -21,14 +21,12 @@ pub fn free_port() -> u16 {
 
 /// The agent serving /metrics on `port`.
 pub fn spawn_exporter(port: u16, args: &[&str]) -> Guard {
-    let child = Command::new(super::bin())
+    Command::new(super::bin())
         .args(["run", "--prometheus", &port.to_string()])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Guard(child)
+        .spawn_guarded()
 }
 
 /// One HTTP/1.0 request (the server closes after it): (status, body).
