@@ -47,6 +47,12 @@ fn main() {
         println!("cargo:rerun-if-changed={src}");
     }
     check_headers(&clang, &args, &out);
+    // CI=true: the root tests are not #[ignore]d, so none can pass unrun.
+    println!("cargo::rustc-check-cfg=cfg(kestrel_ci)");
+    println!("cargo:rerun-if-env-changed=CI");
+    if env::var("CI").as_deref() == Ok("true") {
+        println!("cargo:rustc-cfg=kestrel_ci");
+    }
     println!("cargo:rerun-if-env-changed=KESTREL_CLANG");
     println!("cargo:rerun-if-env-changed=KESTREL_LLVM_STRIP");
 }

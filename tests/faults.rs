@@ -76,7 +76,10 @@ fn summary(stderr: &str, output: &str) -> (u64, u64, u64) {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root: loads the probe (CI=true runs it)"
+)]
 fn stdout_into_a_stalled_pipe_neither_stops_snapshots_nor_the_ring() {
     let _g = probe_lock();
     let (r, w) = pipe();
@@ -113,7 +116,10 @@ fn stdout_into_a_stalled_pipe_neither_stops_snapshots_nor_the_ring() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root: loads the probe (CI=true runs it)"
+)]
 fn sigterm_ends_the_agent_while_a_fifo_reader_never_reads() {
     let _g = probe_lock();
     let fifo = tmp("never-read.fifo");
@@ -156,7 +162,10 @@ fn sigterm_ends_the_agent_while_a_fifo_reader_never_reads() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root: loads the probe (CI=true runs it)"
+)]
 fn full_tmpfs_never_leaves_a_torn_line() {
     let _g = probe_lock();
     let fs = Tmpfs::mount("tmpfs16k", "16k");
@@ -186,7 +195,10 @@ fn full_tmpfs_never_leaves_a_torn_line() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root: loads the probe (CI=true runs it)"
+)]
 fn a_closed_pipe_on_stdout_and_stderr_is_survived() {
     let _g = probe_lock();
     // `kestrel run ... 2>&1 | head -1`
@@ -206,7 +218,10 @@ fn a_closed_pipe_on_stdout_and_stderr_is_survived() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root: loads the probe (CI=true runs it)"
+)]
 fn a_closed_stderr_is_survived() {
     let _g = probe_lock();
     let out = tmp("nostderr.json");
@@ -234,7 +249,10 @@ fn a_closed_stderr_is_survived() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root: loads the probe (CI=true runs it)"
+)]
 fn every_refused_syslog_datagram_is_counted() {
     let _g = probe_lock();
     let port = free_udp_port();
@@ -257,7 +275,10 @@ fn every_refused_syslog_datagram_is_counted() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root: loads the probe (CI=true runs it)"
+)]
 fn thread_table_full_logs_once_per_window_and_seeding_says_what_fit() {
     let _g = probe_lock();
     let out = tmp("flood.json");
@@ -287,7 +308,10 @@ fn thread_table_full_logs_once_per_window_and_seeding_says_what_fit() {
 /// stdout and stderr on a stream socket nobody reads (journald stalled):
 /// written with MSG_DONTWAIT, so the loop goes on and drops are counted.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root: loads the probe (CI=true runs it)"
+)]
 fn stdout_and_stderr_on_a_stalled_socket_never_block() {
     let _g = probe_lock();
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -338,7 +362,10 @@ fn with_fd_limit(limit: u64, args: &[&str]) -> Command {
 /// clients holding the last fds give way to a scraper (it waited in the
 /// backlog, and the edge-triggered listener was never reported again).
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root: loads the probe (CI=true runs it)"
+)]
 fn tight_fd_limits_are_named_and_idle_clients_give_way_to_a_scraper() {
     let _g = probe_lock();
     let port = common::prom::free_port();
