@@ -179,9 +179,11 @@ static __always_inline int on_exit(struct task_struct *p)
  * reads. Program names are what the stats fields show; the raw_tp twins
  * carry a raw_ prefix that user space maps back to the tp_btf names.
  */
+/* clang-format off */
 #define TWINS(tp, name, raw_name, call, ...)                                   \
 	SEC("tp_btf/" tp) int BPF_PROG(name, __VA_ARGS__) { return call(true); } \
 	SEC("raw_tp/" tp) int BPF_PROG(raw_name, __VA_ARGS__) { return call(false); }
+/* clang-format on */
 
 #define SYS_EXIT(btf) (on_sys_exit(regs, ret, btf), 0)
 #define SYS_ENTER(btf) (on_sys_enter(regs, id, btf), 0)

@@ -41,7 +41,7 @@ plain_tests=$(grep -L kestrel_ci tests/*.rs | sed 's|^tests/\(.*\)\.rs$|--test \
 
 scripts/install-build-deps.sh
 # Real peers and tools the tests use.
-for pkg in rsyslog shellcheck busybox-static bpftool prometheus systemd openrc; do
+for pkg in rsyslog shellcheck clang-format-14 busybox-static bpftool prometheus systemd openrc; do
     if ! dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed; then
         apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg"
     fi
