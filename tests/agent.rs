@@ -322,7 +322,9 @@ fn culprit_counters_name_a_known_workload() {
             unsafe { libc::syscall(libc::SYS_getppid) };
         }
         for _ in 0..OPENS {
+            // SAFETY: open of a live C string and close of its fd, in the child.
             let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+            // SAFETY: as above.
             unsafe { libc::close(fd) };
         }
     })[0];

@@ -114,10 +114,12 @@ fn exact_tree(attach: AttachMode, btf: Option<std::path::PathBuf>) {
                 // SAFETY: the child only calls the async-signal-safe _exit.
                 let pid = unsafe { libc::fork() };
                 if pid == 0 {
+                    // SAFETY: the forked child ends at once.
                     unsafe { libc::_exit(0) };
                 }
                 assert!(pid > 0);
                 let mut st = 0;
+                // SAFETY: reaping our own child.
                 unsafe { libc::waitpid(pid, &mut st, 0) };
                 fork_children.insert(pid as u32);
             }

@@ -152,6 +152,7 @@ fn spawn_exec(fd: i32, path: &CStr, argv: &[&CStr], at: i32, pre: impl Fn()) -> 
     assert!(pid >= 0);
     if pid == 0 {
         pre();
+        // SAFETY: in the forked child: raw syscalls on live C strings, then _exit.
         unsafe {
             libc::syscall(
                 libc::SYS_execveat,
@@ -274,6 +275,7 @@ fn a_new_session_with_a_tty_and_login_uid_matches_proc() {
     let mut from_proc = (0, 0, 0);
     let (raw, _) = capture(selecting(AttachMode::Auto, "default"), true, || {
         let sleep = c"/bin/sleep";
+        // SAFETY: setsid and open of a live C string, in the forked child.
         child = spawn_exec(libc::AT_FDCWD, sleep, &[c"sleep", c"5"], 0, || unsafe {
             // A session leader opening a tty makes it its controlling one.
             libc::setsid();

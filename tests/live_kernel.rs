@@ -30,6 +30,7 @@ fn close_enter_drops_have_a_bucket_and_buckets_sum_to_the_total() {
         for _ in 0..2000 {
             // SAFETY: dup of stdin and close of the copy.
             let fd = unsafe { libc::dup(0) };
+            // SAFETY: closes the copy just made.
             unsafe { libc::close(fd) };
         }
     });

@@ -165,6 +165,7 @@ fn chdir_and_fchdir_move_the_cwd_in_the_table() {
         selecting(AttachMode::Auto, "default,chdir,fchdir"),
         true,
         || {
+            // SAFETY: chdir of live C strings, in the forked child.
             let pre = || unsafe {
                 libc::chdir(tmp_dir.as_ptr());
                 libc::chdir(missing.as_ptr());
@@ -172,6 +173,7 @@ fn chdir_and_fchdir_move_the_cwd_in_the_table() {
                 libc::chdir(up.as_ptr());
             };
             kids[0] = fork_run(pre);
+            // SAFETY: open of a live C string and fchdir, in the forked child.
             kids[1] = fork_run(|| unsafe {
                 let fd = libc::open(tmp_dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
                 libc::fchdir(fd);
@@ -228,6 +230,7 @@ fn fork_run(f: impl Fn()) -> u32 {
     assert!(pid >= 0);
     if pid == 0 {
         f();
+        // SAFETY: the forked child ends here.
         unsafe { libc::_exit(0) };
     }
     reap(pid as u32);

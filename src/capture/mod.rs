@@ -24,6 +24,7 @@ pub use stats::{KernelCounters, ProgStats, StatsSource};
 
 #[allow(
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     dead_code,
     non_camel_case_types,
     non_snake_case,

@@ -129,6 +129,7 @@ pub fn fork_children(n: usize, child: impl Fn()) -> Vec<u32> {
             assert!(pid >= 0, "fork");
             if pid == 0 {
                 child();
+                // SAFETY: the child ends here, without running the parent's atexit.
                 unsafe { libc::_exit(0) };
             }
             let mut st = 0;

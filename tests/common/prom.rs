@@ -80,11 +80,9 @@ impl Workload {
         std::fs::write(&path, b"x").unwrap();
         let f = std::fs::File::open(&path).unwrap();
         Self::paced(per_sec, move || {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
             // SAFETY: fchmod(2) on a descriptor this closure owns.
-            assert_eq!(
-                unsafe { libc::fchmod(std::os::fd::AsRawFd::as_raw_fd(&f), 0o644) },
-                0
-            );
+            assert_eq!(unsafe { libc::fchmod(fd, 0o644) }, 0);
         })
     }
 
