@@ -15,10 +15,7 @@ use common::{
 };
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn acceptance_run_writes_snapshots_while_a_workload_runs() {
     let _g = probe_lock();
     let out = tmp("k.json");
@@ -45,10 +42,7 @@ fn acceptance_run_writes_snapshots_while_a_workload_runs() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn tiny_thread_table_drops_and_the_agent_stays_healthy() {
     let _g = probe_lock();
     let out = tmp("tiny.json");
@@ -69,10 +63,7 @@ fn tiny_thread_table_drops_and_the_agent_stays_healthy() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn sigterm_writes_a_final_snapshot_and_removes_the_pidfile() {
     let _g = probe_lock();
     let out = tmp("term.json");
@@ -105,10 +96,7 @@ fn sigterm_writes_a_final_snapshot_and_removes_the_pidfile() {
 /// The raw_tp path through the whole agent, CO-RE against a BTF file: the
 /// snapshot names the path and keeps the tp_btf program names.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn raw_tp_agent_with_a_btf_file_reports_its_path_and_program_names() {
     let _g = probe_lock();
     let out = tmp("rawtp.json");
@@ -151,10 +139,7 @@ fn raw_tp_agent_with_a_btf_file_reports_its_path_and_program_names() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn sighup_reopens_the_output_after_a_rename_even_under_nohup() {
     use std::os::unix::process::CommandExt;
     let _g = probe_lock();
@@ -217,10 +202,7 @@ fn symlink_at_the_output_path_is_refused_with_one_line() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn full_disk_is_counted_and_the_agent_survives() {
     let _g = probe_lock();
     let fs = Tmpfs::mount("smallfs", "8k");
@@ -248,10 +230,7 @@ fn full_disk_is_counted_and_the_agent_survives() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn after_attach_only_cap_bpf_remains_and_no_new_privs_is_set() {
     let _g = probe_lock();
     let out = tmp("caps.json");
@@ -288,10 +267,7 @@ fn after_attach_only_cap_bpf_remains_and_no_new_privs_is_set() {
 /// every snapshot, the child's traced events are exactly its records, it
 /// tops the process list, and getppid tops the syscall list.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn culprit_counters_name_a_known_workload() {
     let _g = probe_lock();
     const GETPPIDS: usize = 300_000;

@@ -35,19 +35,13 @@ fn probe_on(attach: AttachMode) -> ProbeConfig {
 macro_rules! on_both_paths {
     ($tp_btf:ident, $raw_tp:ident, $body:ident) => {
         #[test]
-        #[cfg_attr(
-            not(kestrel_ci),
-            ignore = "needs root: loads the probe (CI=true runs it)"
-        )]
+        #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
         fn $tp_btf() {
             $body(AttachMode::TpBtf);
         }
 
         #[test]
-        #[cfg_attr(
-            not(kestrel_ci),
-            ignore = "needs root: loads the probe (CI=true runs it)"
-        )]
+        #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
         fn $raw_tp() {
             $body(AttachMode::RawTp);
         }

@@ -47,10 +47,7 @@ fn start_tiny(out: &str, extra: &[&str]) -> common::Guard {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn drop_alert_follows_a_burst_within_2s_and_its_counts_match_the_snapshot() {
     let _g = probe_lock();
     let out = tmp("drops.json");
@@ -119,10 +116,7 @@ fn drop_alert_follows_a_burst_within_2s_and_its_counts_match_the_snapshot() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn drop_alerts_are_rate_limited_as_configured() {
     let _g = probe_lock();
     let out = tmp("drops-rl.json");
@@ -139,10 +133,7 @@ fn drop_alerts_are_rate_limited_as_configured() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn exit_action_stops_the_agent_with_status_3() {
     let _g = probe_lock();
     let out = tmp("drops-exit.json");
@@ -191,10 +182,7 @@ fn exit_action_stops_the_agent_with_status_3() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn schema_flag_and_falco_style_config_table() {
     let _g = probe_lock();
     let conf = tmp("schema.toml");
@@ -229,10 +217,7 @@ fn schema_flag_and_falco_style_config_table() {
 /// libsinsp's FALCO_CGROUP_MEM_PATH names the file container_memory_used
 /// is read from (bytes; MB after the conversion).
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn falco_cgroup_mem_path_is_honoured() {
     let _g = probe_lock();
     let mem = tmp("mem.usage");
@@ -251,10 +236,7 @@ fn falco_cgroup_mem_path_is_honoured() {
 /// those idle past --thread-timeout whose /proc entry is gone, as libsinsp's
 /// remove_inactive_threads does.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn threads_whose_exit_was_dropped_are_purged() {
     let _g = probe_lock();
     let out = tmp("purge.json");
@@ -300,10 +282,7 @@ fn threads_whose_exit_was_dropped_are_purged() {
 /// table full of dead pids, cumulative counts were reported as the
 /// interval's (10,886,345 listed against 513,035).
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn per_process_drops_add_up_to_the_intervals_drops() {
     let _g = probe_lock();
     let out = tmp("culprit-drops.json");

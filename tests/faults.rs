@@ -76,10 +76,7 @@ fn summary(stderr: &str, output: &str) -> (u64, u64, u64) {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn stdout_into_a_stalled_pipe_neither_stops_snapshots_nor_the_ring() {
     let _g = probe_lock();
     let (r, w) = pipe();
@@ -116,10 +113,7 @@ fn stdout_into_a_stalled_pipe_neither_stops_snapshots_nor_the_ring() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn sigterm_ends_the_agent_while_a_fifo_reader_never_reads() {
     let _g = probe_lock();
     let fifo = tmp("never-read.fifo");
@@ -162,10 +156,7 @@ fn sigterm_ends_the_agent_while_a_fifo_reader_never_reads() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn full_tmpfs_never_leaves_a_torn_line() {
     let _g = probe_lock();
     let fs = Tmpfs::mount("tmpfs16k", "16k");
@@ -195,10 +186,7 @@ fn full_tmpfs_never_leaves_a_torn_line() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn a_closed_pipe_on_stdout_and_stderr_is_survived() {
     let _g = probe_lock();
     // `kestrel run ... 2>&1 | head -1`
@@ -218,10 +206,7 @@ fn a_closed_pipe_on_stdout_and_stderr_is_survived() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn a_closed_stderr_is_survived() {
     let _g = probe_lock();
     let out = tmp("nostderr.json");
@@ -249,10 +234,7 @@ fn a_closed_stderr_is_survived() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn every_refused_syslog_datagram_is_counted() {
     let _g = probe_lock();
     let port = free_udp_port();
@@ -275,10 +257,7 @@ fn every_refused_syslog_datagram_is_counted() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn thread_table_full_logs_once_per_window_and_seeding_says_what_fit() {
     let _g = probe_lock();
     let out = tmp("flood.json");
@@ -308,10 +287,7 @@ fn thread_table_full_logs_once_per_window_and_seeding_says_what_fit() {
 /// stdout and stderr on a stream socket nobody reads (journald stalled):
 /// written with MSG_DONTWAIT, so the loop goes on and drops are counted.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn stdout_and_stderr_on_a_stalled_socket_never_block() {
     let _g = probe_lock();
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -362,10 +338,7 @@ fn with_fd_limit(limit: u64, args: &[&str]) -> Command {
 /// clients holding the last fds give way to a scraper (it waited in the
 /// backlog, and the edge-triggered listener was never reported again).
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn tight_fd_limits_are_named_and_idle_clients_give_way_to_a_scraper() {
     let _g = probe_lock();
     let port = common::prom::free_port();

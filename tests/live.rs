@@ -49,19 +49,13 @@ fn seen(rec: &Record<'_>) -> Seen {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn every_fork_exec_and_open_of_this_tree_is_seen_exactly() {
     exact_tree(AttachMode::TpBtf, None);
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn raw_tp_sees_the_same_tree_exactly() {
     exact_tree(AttachMode::RawTp, None);
 }
@@ -69,10 +63,7 @@ fn raw_tp_sees_the_same_tree_exactly() {
 /// CO-RE against a file instead of the running kernel: the kernel's own BTF
 /// read as a file, then the minimal BTF bpftool cuts from it for this probe.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn raw_tp_with_external_full_and_minimal_btf_sees_the_tree_exactly() {
     exact_tree(AttachMode::RawTp, Some(KERNEL_BTF.into()));
     let obj = tmp("probe.bpf.o");
@@ -230,10 +221,7 @@ fn seed_own_threads(state: &mut State, raw: &[Vec<u8>], me: u32) {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn tiny_ring_buffer_counts_every_drop_in_its_category() {
     let _g = probe_lock();
     let path = tmp("burst");
@@ -252,10 +240,7 @@ fn tiny_ring_buffer_counts_every_drop_in_its_category() {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn enter_events_pair_with_exits() {
     let _g = probe_lock();
     let path = tmp("pair");
@@ -283,10 +268,7 @@ fn enter_events_pair_with_exits() {
 /// are found and counted as adds; the children's closes hit their inherited
 /// copies: no failed lookup, 500 removals, no new adds.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn seeded_and_inherited_fds_of_a_known_tree_are_counted_exactly() {
     let _g = probe_lock();
     const FDS: usize = 50;

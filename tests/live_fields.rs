@@ -68,19 +68,13 @@ fn proc_session(pid: u32) -> (u32, u32, u32) {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn exec_records_carry_argv_exepath_and_cwd_on_tp_btf() {
     exec_fields(AttachMode::TpBtf);
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn exec_records_carry_argv_exepath_and_cwd_on_raw_tp() {
     exec_fields(AttachMode::RawTp);
 }
@@ -169,10 +163,7 @@ fn spawn_exec(fd: i32, path: &CStr, argv: &[&CStr], at: i32, pre: impl Fn()) -> 
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn memfd_and_overlay_upper_executables_are_flagged() {
     let _g = probe_lock();
     let name = c"kestrel-memfd";
@@ -257,10 +248,7 @@ impl Drop for Overlay {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn a_new_session_with_a_tty_and_login_uid_matches_proc() {
     let _g = probe_lock();
     // SAFETY: plain libc pty calls on our own fd.

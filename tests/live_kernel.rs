@@ -18,10 +18,7 @@ use common::{
 /// a bucket (kestrel.n_drops_buffer_close_enter), so the buckets add up to
 /// the total exactly.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn close_enter_drops_have_a_bucket_and_buckets_sum_to_the_total() {
     let _g = probe_lock();
     let path = tmp("enter-burst");
@@ -52,10 +49,7 @@ fn close_enter_drops_have_a_bucket_and_buckets_sum_to_the_total() {
 /// x86_64 delivers the child's side of a fork from the child's own sys_exit;
 /// it has no enter on the child, so it must not count a retrieve drop.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn forks_with_enter_events_pair_without_retrieve_drops() {
     let _g = probe_lock();
     const CHILDREN: usize = 10;

@@ -54,10 +54,7 @@ const PATHS: &str = "unlink,unlinkat,rename,renameat,renameat2,symlink,symlinkat
                      mkdir,mkdirat,rmdir,ptrace,chdir,fchdir,memfd_create,setuid";
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn path_family_and_ptrace_records_carry_their_arguments() {
     for attach in [AttachMode::TpBtf, AttachMode::RawTp] {
         syscall_fields(attach);
@@ -150,10 +147,7 @@ fn reap_stopped(pid: i32) {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn chdir_and_fchdir_move_the_cwd_in_the_table() {
     let _g = probe_lock();
     let me = std::process::id();

@@ -197,10 +197,7 @@ fn help_and_check_into_a_closed_pipe_do_not_abort() {
 /// A user who owns a directory on the output path swaps a component for a
 /// symlink to a root-owned directory, then the agent gets SIGHUP.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn sighup_reopen_never_follows_a_swapped_directory() {
     let _g = probe_lock();
     let d = fresh_dir("swap");
@@ -232,10 +229,7 @@ fn sighup_reopen_never_follows_a_swapped_directory() {
 /// --user: uid switched after attach with CAP_BPF kept; reopens are checked
 /// as that user (allowed in its directory, refused in root's).
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn user_switch_keeps_cap_bpf_and_reopens_as_the_user() {
     let _g = probe_lock();
     let d = fresh_dir("user");

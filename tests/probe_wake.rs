@@ -25,10 +25,7 @@ fn fill_check_period_follows_the_ring_size() {
 /// Opens by this process while it is ignored leave no record; after it is
 /// resumed they do again.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn an_ignored_process_is_not_traced_until_resumed() {
     let _g = probe_lock();
     let me = std::process::id();

@@ -71,10 +71,7 @@ fn scrape_after_two_intervals(args: &[&str]) -> (Guard, String) {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn promtool_finds_nothing_wrong_in_scrapes_under_load() {
     let _g = probe_lock();
     require("promtool");
@@ -137,10 +134,7 @@ fn query(port: u16, q: &str) -> Option<f64> {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn a_real_prometheus_scrapes_the_agent_and_sees_events_grow() {
     let _g = probe_lock();
     require("prometheus");

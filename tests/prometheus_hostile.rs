@@ -38,10 +38,7 @@ fn send(port: u16, req: &[u8]) -> u16 {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn hostile_clients_do_not_delay_snapshots_or_draining() {
     let _g = probe_lock();
     let out = tmp("hostile.json");

@@ -169,10 +169,7 @@ fn fields(v: &Value) -> &Value {
 }
 
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn default_rules_fire_on_attacks_and_stay_quiet_on_twins() {
     let _g = probe_lock();
     let memfd = build("memfd_exec");

@@ -65,7 +65,7 @@ fn which(name: &str) -> Result<String, ()> {
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root and rsyslogd (CI=true runs it)")]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root and rsyslogd")]
 fn rsyslog_receives_rfc5424_snapshots() {
     let _g = probe_lock();
     let port = free_udp_port();
@@ -112,7 +112,7 @@ fn rsyslog_receives_rfc5424_snapshots() {
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root and rsyslogd (CI=true runs it)")]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root and rsyslogd")]
 fn unreachable_collector_is_counted_and_the_agent_keeps_running() {
     let _g = probe_lock();
     let port = free_udp_port();

@@ -73,10 +73,7 @@ fn wait_for_new_inode(path: &str, old: u64) {
 /// root-owned directory after start: root's create-and-rename stays in the
 /// directory taken at start.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn textfile_writes_never_follow_a_swapped_directory() {
     let _g = probe_lock();
     let d = fresh_dir("tfswap");
@@ -123,10 +120,7 @@ fn textfile_writes_never_follow_a_swapped_directory() {
 /// again: SIGHUP looks the path up again (the old directory is gone, so
 /// nothing can be redirected through it), for files and textfiles alike.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn sighup_follows_a_deleted_and_recreated_output_directory() {
     let _g = probe_lock();
     let d = fresh_dir("recreated");
@@ -156,10 +150,7 @@ fn sighup_follows_a_deleted_and_recreated_output_directory() {
 /// (another user's 0755 directory): the first write is at start, so the
 /// start fails with one line and removes what it created.
 #[test]
-#[cfg_attr(
-    not(kestrel_ci),
-    ignore = "needs root: loads the probe (CI=true runs it)"
-)]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn an_unwritable_textfile_directory_fails_the_start() {
     let _g = probe_lock();
     let d = fresh_dir("tfperm");
