@@ -63,10 +63,15 @@ extern "C" fn remove_scratch_dir() {
     let _ = std::fs::remove_dir_all(d);
 }
 
-/// Scratch directories of this user's runs that were killed before exit.
+/// What this user's runs left when killed before exit: a dead pid's, and an
+/// hour old (a run in another pid namespace may share the temp directory).
 fn remove_stale(prefix: &str) {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
+    };
+    let hour_old = |e: &std::fs::DirEntry| {
+        let age = e.metadata().and_then(|m| m.modified()).map(|t| t.elapsed());
+        age.is_ok_and(|a| a.is_ok_and(|a| a.as_secs() > 3600))
     };
     for e in entries.flatten() {
         let name = e.file_name();
@@ -74,8 +79,9 @@ fn remove_stale(prefix: &str) {
         let pid = name
             .to_str()
             .and_then(|n| n.strip_prefix(prefix)?.split('-').next());
-        if pid.is_some_and(|p| !Path::new("/proc").join(p).exists()) {
-            let _ = std::fs::remove_dir_all(e.path());
+        if pid.is_some_and(|p| !Path::new("/proc").join(p).exists()) && hour_old(&e) {
+            let p = e.path();
+            let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
         }
     }
 }
