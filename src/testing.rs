@@ -42,9 +42,7 @@ fn scratch_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let uid = rustix::process::getuid().as_raw();
-        let prefix = format!("kestrel-test-{uid}-");
-        remove_stale(&prefix);
-        let d = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
+        let d = std::env::temp_dir().join(format!("kestrel-test-{uid}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir(&d).expect("temp directory is writable");
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777))
@@ -57,10 +55,14 @@ fn scratch_dir() -> &'static Path {
 
 /// Runs at exit: the harness exits normally after the last test, passed or
 /// failed. A forked child that exits names its own pid, so removes nothing.
+/// Stale leftovers go here too, where no test counts this process's syscalls.
 extern "C" fn remove_scratch_dir() {
     let uid = rustix::process::getuid().as_raw();
-    let d = std::env::temp_dir().join(format!("kestrel-test-{uid}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(d);
+    let prefix = format!("kestrel-test-{uid}-");
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("{prefix}{}", std::process::id())),
+    );
+    remove_stale(&prefix);
 }
 
 /// What this user's runs left when killed before exit: a dead pid's, and an
