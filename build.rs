@@ -71,6 +71,8 @@ fn check_headers(clang: &std::ffi::OsStr, args: &[&str], out: &std::path::Path) 
         .filter(|p| p.extension().is_some_and(|e| e == "h"))
         .collect();
     headers.sort();
+    // A header added later reruns this too.
+    println!("cargo:rerun-if-changed=bpf");
     for h in &headers {
         println!("cargo:rerun-if-changed={}", h.display());
         for arch in ["x86", "arm64"] {
