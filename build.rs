@@ -18,6 +18,7 @@ fn main() {
     let strip = env::var_os("KESTREL_LLVM_STRIP").unwrap_or_else(|| "llvm-strip".into());
     // The floor is bench-only: not built, so not shipped, without the feature.
     let bench = env::var_os("CARGO_FEATURE_BENCH").is_some();
+    let args = clang_args(&clang);
     for (src, skel) in PROBES
         .into_iter()
         .filter(|(src, _)| bench || !src.ends_with("floor.bpf.c"))
@@ -28,7 +29,7 @@ fn main() {
             .source(src)
             .obj(&obj)
             .clang(&clang)
-            .clang_args(clang_args(&clang))
+            .clang_args(&args)
             .build()
             .unwrap_or_else(|e| panic!("building the probe {src} failed: {e:#}"));
         // -g makes clang emit BTF; the DWARF beside it is dead weight in the
@@ -45,18 +46,54 @@ fn main() {
         expose_object(&out.join(skel));
         println!("cargo:rerun-if-changed={src}");
     }
-    for f in [
-        "bpf/kestrel.h",
-        "bpf/kernel_types.h",
-        "bpf/emit.h",
-        "bpf/syscall.h",
-        "bpf/handlers.h",
-        "bpf/exec.h",
-    ] {
-        println!("cargo:rerun-if-changed={f}");
+    check_headers(&clang, &args, &out);
+    // CI=true: the root tests are not #[ignore]d, so none can pass unrun.
+    println!("cargo::rustc-check-cfg=cfg(kestrel_ci)");
+    println!("cargo:rerun-if-env-changed=CI");
+    if env::var("CI").as_deref() == Ok("true") {
+        println!("cargo:rustc-cfg=kestrel_ci");
     }
     println!("cargo:rerun-if-env-changed=KESTREL_CLANG");
     println!("cargo:rerun-if-env-changed=KESTREL_LLVM_STRIP");
+}
+
+/// Every header in bpf/ compiles on its own (it includes what it uses), on
+/// every arch the probe builds for, with the probe's own flags.
+fn check_headers(clang: &std::ffi::OsStr, args: &[&str], out: &std::path::Path) {
+    let inc = out.join("libbpf-include");
+    std::fs::create_dir_all(inc.join("bpf")).expect("OUT_DIR is writable");
+    for (name, text) in libbpf_rs::libbpf_sys::API_HEADERS {
+        std::fs::write(inc.join("bpf").join(name), text).expect("OUT_DIR is writable");
+    }
+    let mut headers: Vec<PathBuf> = std::fs::read_dir("bpf")
+        .expect("bpf/ is readable")
+        .map(|e| e.expect("bpf/ is readable").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "h"))
+        .collect();
+    headers.sort();
+    // A header added later reruns this too.
+    println!("cargo:rerun-if-changed=bpf");
+    for h in &headers {
+        println!("cargo:rerun-if-changed={}", h.display());
+        for arch in ["x86", "arm64"] {
+            // An empty main file: a header's static functions are not "unused".
+            let status = std::process::Command::new(clang)
+                .args(["-target", "bpf", "-fsyntax-only", "-x", "c", "/dev/null"])
+                .args(args)
+                .arg(format!("-D__TARGET_ARCH_{arch}"))
+                .arg("-I")
+                .arg(&inc)
+                .arg("-include")
+                .arg(h)
+                .status()
+                .unwrap_or_else(|e| panic!("running {clang:?}: {e}"));
+            assert!(
+                status.success(),
+                "{} does not compile on its own ({arch})",
+                h.display()
+            );
+        }
+    }
 }
 
 /// The clang whose warnings the probe is kept clean for (Debian 12's).

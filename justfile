@@ -50,6 +50,6 @@ check:
 fmt:
     cargo fmt --all
 
-# shellcheck, rustfmt check, clippy -D warnings (scripts/lint.sh, as the suite runs them)
+# shellcheck, clang-format check of bpf/, rustfmt check, clippy -D warnings (scripts/lint.sh, as the suite runs them)
 lint:
     scripts/lint.sh

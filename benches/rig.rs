@@ -163,7 +163,7 @@ fn main() {
         "# Kestrel bench rig: {} {} {}, {} CPUs, {} reps, {} mix iterations",
         u.machine().to_string_lossy(),
         u.release().to_string_lossy(),
-        kestrel::metrics::time::rfc3339_nanos(kestrel::metrics::time::realtime_ns(), &mut [0; 40])
+        kestrel::base::time::rfc3339_nanos(kestrel::base::time::realtime_ns(), &mut [0; 40])
             .get(..10)
             .unwrap_or(""),
         std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -4,10 +4,13 @@
  * record, header and task fields, and the two ways into the ring buffer
  * (copy a variable-size record, or build a fixed-size one in place). Every
  * outcome is counted: a record is either delivered or lands in a drop
- * counter. Included by kestrel.bpf.c after its maps.
+ * counter.
  */
 #ifndef KESTREL_EMIT_H
 #define KESTREL_EMIT_H
+
+#include "maps.h"
+#include <bpf/bpf_core_read.h>
 
 _Static_assert((KESTREL_CAT_SLOTS & (KESTREL_CAT_SLOTS - 1)) == 0 && KC_MAX <= KESTREL_CAT_SLOTS,
 	       "count_drop masks its index: the category rows must be a power of two");

@@ -11,6 +11,8 @@
 #ifndef KESTREL_EXEC_H
 #define KESTREL_EXEC_H
 
+#include "emit.h"
+
 #define OVERLAYFS_SUPER_MAGIC 0x794c7630
 /* A walked path ends at buf[PATH_END] (its NUL) and grows down. */
 #define PATH_END (KESTREL_PATH_MAX - 1)
@@ -64,7 +66,8 @@ static __always_inline __u32 walk_path(const struct path *path, char *buf, int *
 		/* A root that is no mount's: only a first one has a name to give. */
 		if (d == parent && pos != PATH_END)
 			break;
-		if (bpf_probe_read_kernel(&name, sizeof(name), __builtin_preserve_access_index(&d->d_name)))
+		if (bpf_probe_read_kernel(&name, sizeof(name),
+					  __builtin_preserve_access_index(&d->d_name)))
 			break;
 		len = name.len;
 		/* Room for the name and the '/' before it. */
@@ -110,7 +113,8 @@ static __always_inline __u32 put_path(char *dst, const char *buf, __u32 pos)
 
 static __always_inline bool is_memfd(const char *s)
 {
-	return s[0] == 'm' && s[1] == 'e' && s[2] == 'm' && s[3] == 'f' && s[4] == 'd' && s[5] == ':';
+	return s[0] == 'm' && s[1] == 'e' && s[2] == 'm' && s[3] == 'f' && s[4] == 'd' &&
+	       s[5] == ':';
 }
 
 /* An overlayfs file whose ovl_inode has an upper dentry (__upperdentry
@@ -124,8 +128,8 @@ static __always_inline bool exe_upper_layer(struct file *exe)
 	if (BPF_CORE_READ(d, d_sb, s_magic) != OVERLAYFS_SUPER_MAGIC)
 		return false;
 	inode = (char *)BPF_CORE_READ(d, d_inode);
-	if (!inode || bpf_probe_read_kernel(&upper, sizeof(upper),
-					    inode + bpf_core_type_size(struct inode)))
+	if (!inode ||
+	    bpf_probe_read_kernel(&upper, sizeof(upper), inode + bpf_core_type_size(struct inode)))
 		return false;
 	return upper && BPF_CORE_READ(upper, d_inode, i_ino) != 0;
 }

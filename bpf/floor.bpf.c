@@ -9,6 +9,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include "kestrel.h"
 #include "syscall.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -31,7 +32,7 @@ int BPF_PROG(floor_compat, struct pt_regs *regs, long ret)
 	__u64 copy[CALL_REGS] = {};
 	struct call k = { .regs = regs, .btf = true, .r = copy };
 
-	if (call_start(&k) < 512 && k.compat)
+	if (call_start(&k) < KESTREL_SYSCALL_MAX && k.compat)
 		compat_seen++;
 	return 0;
 }
@@ -43,7 +44,7 @@ int BPF_PROG(floor_raw_step, struct pt_regs *regs, long ret)
 	__u64 copy[CALL_REGS] = {};
 	struct call k = { .regs = regs, .btf = false, .r = copy };
 
-	if (call_start(&k) < 512 && k.compat)
+	if (call_start(&k) < KESTREL_SYSCALL_MAX && k.compat)
 		compat_seen++;
 	return 0;
 }

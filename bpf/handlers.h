@@ -7,6 +7,9 @@
 #ifndef KESTREL_HANDLERS_H
 #define KESTREL_HANDLERS_H
 
+#include "emit.h"
+#include "syscall.h"
+
 /* A syscall record's header: the caller's identity plus the call's ABI. */
 static __always_inline void fill_call_hdr(struct kestrel_hdr *h, __u16 type, const struct call *k)
 {
@@ -301,6 +304,7 @@ static __always_inline void handle_syscall(struct kestrel_counters *c, const str
 	fill_call_hdr(&r->hdr, KR_SYSCALL, k);
 	fill_args(r->args, k);
 	r->pad = 0;
+	/* clang-format off */
 	switch (k->handler) {
 	case KH_STR_A0: p0 = r->args[0]; break;
 	case KH_STR_A1: p0 = r->args[1]; break;
@@ -308,6 +312,7 @@ static __always_inline void handle_syscall(struct kestrel_counters *c, const str
 	case KH_STR_A0_A2: p0 = r->args[0]; p1 = r->args[2]; break;
 	default: p0 = r->args[1]; p1 = r->args[3]; break;
 	}
+	/* clang-format on */
 	n0 = read_user_str(&r->hdr, r->data, KESTREL_PATH_MAX, p0, KF_PATH_FAULT, KF_PATH_TRUNC);
 	if (k->handler >= KH_STR_A0_A1)
 		n1 = read_user_str(&r->hdr, r->data + n0, KESTREL_PATH_MAX, p1, KF_PATH1_FAULT,

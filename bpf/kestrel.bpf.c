@@ -13,77 +13,16 @@
  * tp_btf (needs the kernel's own BTF) and raw_tp (runs without it; CO-RE
  * then relocates against an external BTF file). User space loads one set.
  */
-#include "kernel_types.h"
-#include <bpf/bpf_helpers.h>
+#include "maps.h"
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
-#include "kestrel.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20); /* resized by user space before load */
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct kestrel_counters);
-} counters SEC(".maps");
-
-/* One record being built, and room to assemble a path backwards (exec's
- * exe and cwd walks). */
-struct scratch_space {
-	union kestrel_record rec;
-	char path[2 * KESTREL_PATH_MAX];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scratch_space);
-} scratch SEC(".maps");
-
-/* Records dropped per process (tgid); LRU so a burst of new pids evicts the
- * oldest. Sized by user space (the culprit capacity). */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 256);
-	__type(key, __u32);
-	__type(value, __u64);
-} drops_by_pid SEC(".maps");
-
-const volatile __u16 sys_table[KESTREL_SYSCALL_MAX] = {};
-const volatile __u16 compat_table[KESTREL_SYSCALL_MAX] = {};
-/* Culprit counters: per-syscall counts on every exit, drops by process.
- * Off, the verifier prunes their code: untraced syscalls cost nothing more. */
-const volatile bool count_syscalls = false;
-const volatile bool count_drops_by_pid = false;
-/* Rules are loaded: a failed open's path is read too (Falco's fd.name on a
- * failed open comes from the path argument); off, the verifier prunes it. */
-const volatile bool failed_open_paths = false;
-/* Pending bytes at which a record wakes the consumer; below it user space
- * drains on its own timer, so a quiet stream costs no wakeup per record. */
-const volatile __u64 wakeup_bytes = 0;
-/* Records between two fill checks, minus one (a power of two minus one):
- * user space derives it from the ring size so that at most an eighth of
- * the ring fills between checks; a 4 KiB ring checks every record. */
-const volatile __u32 wake_check_mask = 63;
-/* Set by a drop: the next record that fits wakes the consumer at once
- * instead of waiting for the drain timer while the ring stays full. */
-__u32 drop_wake = 0;
 /* A process whose syscalls are not traced: the agent itself while it seeds
  * the thread table from /proc (tens of thousands of opens and reads that
  * would fill the ring and say nothing). 0: none. */
 __u32 ignore_tgid = 0;
-
-/* Makes the record layouts part of the object's BTF so the skeleton
- * generates their Rust types. Never read. */
-union kestrel_record kestrel_layouts_unused;
-struct kestrel_abi kestrel_abi_unused;
 
 #include "emit.h"
 #include "syscall.h"
@@ -240,9 +179,11 @@ static __always_inline int on_exit(struct task_struct *p)
  * reads. Program names are what the stats fields show; the raw_tp twins
  * carry a raw_ prefix that user space maps back to the tp_btf names.
  */
+/* clang-format off */
 #define TWINS(tp, name, raw_name, call, ...)                                   \
 	SEC("tp_btf/" tp) int BPF_PROG(name, __VA_ARGS__) { return call(true); } \
 	SEC("raw_tp/" tp) int BPF_PROG(raw_name, __VA_ARGS__) { return call(false); }
+/* clang-format on */
 
 #define SYS_EXIT(btf) (on_sys_exit(regs, ret, btf), 0)
 #define SYS_ENTER(btf) (on_sys_enter(regs, id, btf), 0)

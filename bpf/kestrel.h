@@ -12,9 +12,13 @@
 #ifndef KESTREL_H
 #define KESTREL_H
 
-#define KESTREL_COMM_LEN 16
+/* The __u* types; user space gets the layouts from the skeleton instead. */
+#include "kernel_types.h"
+
 /* Enums, so the skeleton carries them to Rust. */
 enum kestrel_limits {
+	/* task_struct.comm, NUL included (TASK_COMM_LEN). */
+	KESTREL_COMM_LEN = 16,
 	/* Size of each syscall table: every ABI's numbers (x86_64, arm64,
 	 * i386, ARM EABI) stay below it. */
 	KESTREL_SYSCALL_MAX = 512,
@@ -90,15 +94,15 @@ enum kestrel_handler {
 	KH_CLONE3, /* flags in the user struct clone_args at arg0 */
 	KH_FORK,   /* fork/vfork: no arguments */
 	KH_EXECVE,
-	KH_OPEN,   /* path arg0, flags arg1, mode arg2 */
-	KH_OPENAT, /* dirfd arg0, path arg1, flags arg2, mode arg3 */
-	KH_OPENAT2, /* dirfd arg0, path arg1, struct open_how at arg2 */
-	KH_CREAT,  /* path arg0, mode arg1 */
+	KH_OPEN,           /* path arg0, flags arg1, mode arg2 */
+	KH_OPENAT,         /* dirfd arg0, path arg1, flags arg2, mode arg3 */
+	KH_OPENAT2,        /* dirfd arg0, path arg1, struct open_how at arg2 */
+	KH_CREAT,          /* path arg0, mode arg1 */
 	KH_OPEN_BY_HANDLE, /* mount fd arg0, flags arg2; no path */
 	KH_CLOSE,
-	KH_DUP,    /* old arg0 */
-	KH_DUP2,   /* old arg0, new arg1 */
-	KH_DUP3,   /* old arg0, new arg1, flags arg2 */
+	KH_DUP,  /* old arg0 */
+	KH_DUP2, /* old arg0, new arg1 */
+	KH_DUP3, /* old arg0, new arg1, flags arg2 */
 	KH_SOCKET,
 	KH_CONNECT,
 	KH_ACCEPT,  /* fd arg0, addr arg1 */
@@ -129,13 +133,13 @@ enum kestrel_sel {
 
 /* kestrel_hdr.flags */
 enum kestrel_flags {
-	KF_CLONE_THREAD = 0x1, /* KR_CLONE*: the new task shares the thread group */
-	KF_GROUP_DEAD = 0x2,   /* KR_PROC_EXIT: last thread of the process */
-	KF_PATH_FAULT = 0x4,   /* user memory could not be read; field left empty */
-	KF_PATH_TRUNC = 0x8,   /* path longer than KESTREL_PATH_MAX, truncated */
-	KF_CLOEXEC = 0x10,     /* the new fd is close-on-exec */
-	KF_COMPAT = 0x20,      /* a 32-bit task's syscall: nr is from its ABI's table */
-	KF_EXE_MEMFD = 0x40,   /* exec: the executable is a memfd (modern_bpf EXE_FROM_MEMFD) */
+	KF_CLONE_THREAD = 0x1,     /* KR_CLONE*: the new task shares the thread group */
+	KF_GROUP_DEAD = 0x2,       /* KR_PROC_EXIT: last thread of the process */
+	KF_PATH_FAULT = 0x4,       /* user memory could not be read; field left empty */
+	KF_PATH_TRUNC = 0x8,       /* path longer than KESTREL_PATH_MAX, truncated */
+	KF_CLOEXEC = 0x10,         /* the new fd is close-on-exec */
+	KF_COMPAT = 0x20,          /* a 32-bit task's syscall: nr is from its ABI's table */
+	KF_EXE_MEMFD = 0x40,       /* exec: the executable is a memfd (modern_bpf EXE_FROM_MEMFD) */
 	KF_EXE_UPPER_LAYER = 0x80, /* exec: the executable is on an overlayfs upper layer */
 	KF_ARGS_TRUNC = 0x100,     /* exec: argv longer than KESTREL_ARGS_MAX, cut */
 	KF_EXEPATH_TRUNC = 0x200,  /* exec: exepath incomplete (too long, too deep, detached) */

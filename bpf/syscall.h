@@ -18,11 +18,18 @@
 #ifndef KESTREL_SYSCALL_H
 #define KESTREL_SYSCALL_H
 
+#include "kernel_types.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
 /* x86_64 pt_regs from bp to cs: contiguous in every kernel (the ptrace
  * layout), so one copy holds the number, the code segment and both ABIs'
  * arguments. */
+/* clang-format off */
 enum { XR_BP, XR_BX, XR_R11, XR_R10, XR_R9, XR_R8, XR_AX, XR_CX, XR_DX, XR_SI, XR_DI,
        XR_ORIG_AX, XR_IP, XR_CS, XR_N };
+/* clang-format on */
 
 struct call {
 	struct pt_regs *regs;
@@ -47,10 +54,10 @@ struct call {
 #endif
 
 /* The local copy keeps CO-RE from relocating the access to struct call. */
-#define REG(k, field)                                                        \
-	({                                                                   \
-		struct pt_regs *__regs = (k)->regs;                          \
-		(k)->btf ? __regs->field : BPF_CORE_READ(__regs, field);     \
+#define REG(k, field)                                                    \
+	({                                                               \
+		struct pt_regs *__regs = (k)->regs;                      \
+		(k)->btf ? __regs->field : BPF_CORE_READ(__regs, field); \
 	})
 
 /*
@@ -142,6 +149,7 @@ static __always_inline __u64 sys_arg(const struct call *k, int i)
 
 		return k->compat ? (__u32)k->r[at] : k->r[at];
 	}
+	/* clang-format off */
 	if (k->compat) {
 		switch (i) {
 		case 0: return (__u32)REG(k, bx);
@@ -160,6 +168,7 @@ static __always_inline __u64 sys_arg(const struct call *k, int i)
 	case 4: return REG(k, r8);
 	default: return REG(k, r9);
 	}
+	/* clang-format on */
 #else
 	__u64 v;
 
@@ -169,6 +178,7 @@ static __always_inline __u64 sys_arg(const struct call *k, int i)
 	}
 	/* arm64 overwrites x0 with the return value; orig_x0 keeps arg 0.
 	 * An AArch32 task passes r0-r5 in the same slots. */
+	/* clang-format off */
 	switch (i) {
 	case 0: v = REG(k, orig_x0); break;
 	case 1: v = REG(k, regs[1]); break;
@@ -177,6 +187,7 @@ static __always_inline __u64 sys_arg(const struct call *k, int i)
 	case 4: v = REG(k, regs[4]); break;
 	default: v = REG(k, regs[5]); break;
 	}
+	/* clang-format on */
 	return k->compat ? (__u32)v : v;
 #endif
 }

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Every static check, in one place (scripts/test.sh and `just lint` run it):
-# Runs shellcheck on every shell script, then rustfmt and clippy (warnings as errors).
+# Runs shellcheck on every shell script, clang-format on the probe (the pinned
+# clang's: another version formats differently), then rustfmt and clippy
+# (warnings as errors; a SAFETY comment on every unsafe block, see Cargo.toml).
 set -eu
 cd "$(dirname "$0")/.."
 echo "== shellcheck"
@@ -8,6 +10,9 @@ shellcheck -s sh scripts/*.sh .ci/run configs/init/busybox/kestrel configs/init/
     configs/init/sysvinit/kestrel configs/init/openrc/kestrel configs/init/test-*.sh \
     tests/qemu/guest/*.sh
 shellcheck tests/qemu/*.sh
+echo "== clang-format --dry-run (bpf/, .clang-format)"
+command -v clang-format-14 >/dev/null || { echo "clang-format-14 missing: apt-get install clang-format-14" >&2; exit 1; }
+clang-format-14 --dry-run --Werror bpf/*.h bpf/*.c
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"

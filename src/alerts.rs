@@ -13,10 +13,11 @@ use core::fmt::Write as _;
 
 use heapless::String as HString;
 
+use crate::base::time;
 use crate::capture::{KernelCounters, KC_MAX};
 use crate::metrics::rule_output::RuleOutput;
 use crate::metrics::schema::CATEGORY_NAMES;
-use crate::metrics::{time, Schema};
+use crate::metrics::Schema;
 
 /// Exit status after an `exit` action, so an init watchdog can tell it apart
 /// (1 is a start-up failure, 2 bad input).

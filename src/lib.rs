@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod alerts;
+pub mod base;
 pub mod capture;
 pub mod check;
 pub mod cli;
@@ -18,4 +19,5 @@ pub mod privilege;
 pub mod procfs;
 pub mod rules;
 pub mod state;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -227,12 +227,6 @@ pub fn lost() -> u64 {
     LOG.with(|l| l.try_borrow().map_or(0, |l| l.lost))
 }
 
-/// Monotonic time for rate limiting.
-pub fn now_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
 /// `log::line` with format arguments.
 #[macro_export]
 macro_rules! log_line {
@@ -243,7 +237,7 @@ macro_rules! log_line {
 #[macro_export]
 macro_rules! log_limited {
     ($key:expr, $($t:tt)*) => {
-        $crate::log::limited($key, $crate::log::now_ns(), format_args!($($t)*))
+        $crate::log::limited($key, $crate::base::time::monotonic_ns(), format_args!($($t)*))
     };
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::output::path::{self, PathError, SafeDir};
+use crate::base::path::{self, PathError, SafeDir};
 
 pub struct Pidfile {
     dir: SafeDir,

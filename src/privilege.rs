@@ -30,6 +30,7 @@ pub struct User {
 pub fn lookup_user(name: &str) -> Result<User, String> {
     let shown = crate::log::escape(name);
     let c = std::ffi::CString::new(name).map_err(|_| format!("user '{shown}': NUL in name"))?;
+    // SAFETY: passwd is plain C data (integers and pointers): all-zero is valid.
     let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
     let mut buf = vec![0 as libc::c_char; 16384];
     let mut res: *mut libc::passwd = std::ptr::null_mut();

@@ -2,6 +2,10 @@
 //! a `#[cfg(test)]` item): a deterministic random stream for the fuzz runs
 //! and scratch paths. Never used by the agent itself.
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
 /// xorshift64*: deterministic and dependency-free, so a fixed seed makes a
 /// failure reproducible.
 pub struct Rng(pub u64);
@@ -21,14 +25,80 @@ impl Rng {
     }
 }
 
-/// A path under the temp directory unique to this user and this process;
-/// whatever of ours was there is removed. The uid is part of the name: a
-/// file another user's run left under a reused pid cannot be removed from a
-/// sticky /tmp, and an unprivileged test run failed on exactly that.
-pub fn scratch(name: &str) -> std::path::PathBuf {
-    let uid = rustix::process::getuid().as_raw();
-    let p = std::env::temp_dir().join(format!("kestrel-test-{uid}-{}-{name}", std::process::id()));
+/// A path in this process's scratch directory; whatever of ours was there
+/// is removed. The directory goes when the test binary exits.
+pub fn scratch(name: &str) -> PathBuf {
+    let p = scratch_dir().join(name);
     let _ = std::fs::remove_file(&p);
     let _ = std::fs::remove_dir_all(&p);
     p
+}
+
+/// The temp directory's `kestrel-test-UID-PID`, made on first use (sticky
+/// and world-writable like /tmp: tests run the agent as nobody there) and
+/// removed at exit. The uid is part of the name: a directory another user's
+/// run left under a reused pid cannot be removed from a sticky /tmp.
+fn scratch_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let uid = rustix::process::getuid().as_raw();
+        let d = std::env::temp_dir().join(format!("kestrel-test-{uid}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).expect("temp directory is writable");
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o1777))
+            .expect("own directory");
+        // SAFETY: registers a plain extern "C" function with no arguments.
+        unsafe { libc::atexit(remove_scratch_dir) };
+        d
+    })
+}
+
+/// Runs at exit: the harness exits normally after the last test, passed or
+/// failed. A forked child that exits names its own pid, so removes nothing.
+/// Stale leftovers go here too, where no test counts this process's syscalls.
+extern "C" fn remove_scratch_dir() {
+    let uid = rustix::process::getuid().as_raw();
+    let prefix = format!("kestrel-test-{uid}-");
+    let _ = std::fs::remove_dir_all(
+        std::env::temp_dir().join(format!("{prefix}{}", std::process::id())),
+    );
+    remove_stale(&prefix);
+}
+
+/// What this user's runs left when killed before exit: a dead pid's, and an
+/// hour old (a run in another pid namespace may share the temp directory).
+fn remove_stale(prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    let hour_old = |e: &std::fs::DirEntry| {
+        let age = e.metadata().and_then(|m| m.modified()).map(|t| t.elapsed());
+        age.is_ok_and(|a| a.is_ok_and(|a| a.as_secs() > 3600))
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        // Older runs named files PREFIX-PID-NAME: the pid is the first part.
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix)?.split('-').next());
+        if pid.is_some_and(|p| !Path::new("/proc").join(p).exists()) && hour_old(&e) {
+            let p = e.path();
+            let _ = std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p));
+        }
+    }
+}
+
+/// A kernel UAPI header the syscall tables are checked against, or None
+/// when this host lacks it (another arch's, or the armhf cross headers not
+/// installed): the check says it skipped. Under CI=true a missing header
+/// fails instead.
+pub fn uapi_header(path: &str) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) if std::env::var("CI").as_deref() != Ok("true") => {
+            eprintln!("skipped: {path}: {e} (scripts/install-build-deps.sh installs it)");
+            None
+        }
+        Err(e) => panic!("{path}: {e} (scripts/install-build-deps.sh installs it)"),
+    }
 }

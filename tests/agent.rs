@@ -8,13 +8,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod common;
+use common::SpawnGuarded;
 use common::{
     agent, bin, field, fork_children, open_close_for, probe_lock, signal, snapshots, spawn_agent,
     term, tmp, wait_for_snapshots, Tmpfs,
 };
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn acceptance_run_writes_snapshots_while_a_workload_runs() {
     let _g = probe_lock();
     let out = tmp("k.json");
@@ -41,7 +42,7 @@ fn acceptance_run_writes_snapshots_while_a_workload_runs() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn tiny_thread_table_drops_and_the_agent_stays_healthy() {
     let _g = probe_lock();
     let out = tmp("tiny.json");
@@ -62,7 +63,7 @@ fn tiny_thread_table_drops_and_the_agent_stays_healthy() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn sigterm_writes_a_final_snapshot_and_removes_the_pidfile() {
     let _g = probe_lock();
     let out = tmp("term.json");
@@ -95,7 +96,7 @@ fn sigterm_writes_a_final_snapshot_and_removes_the_pidfile() {
 /// The raw_tp path through the whole agent, CO-RE against a BTF file: the
 /// snapshot names the path and keeps the tp_btf program names.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn raw_tp_agent_with_a_btf_file_reports_its_path_and_program_names() {
     let _g = probe_lock();
     let out = tmp("rawtp.json");
@@ -138,7 +139,7 @@ fn raw_tp_agent_with_a_btf_file_reports_its_path_and_program_names() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn sighup_reopens_the_output_after_a_rename_even_under_nohup() {
     use std::os::unix::process::CommandExt;
     let _g = probe_lock();
@@ -155,7 +156,7 @@ fn sighup_reopens_the_output_after_a_rename_even_under_nohup() {
             Ok(())
         });
     }
-    let mut agent = cmd.spawn().unwrap();
+    let mut agent = cmd.spawn_guarded();
     wait_for_snapshots(&out, 2, Duration::from_secs(20));
     std::fs::rename(&out, &rotated).unwrap();
     signal(&agent, libc::SIGHUP);
@@ -201,7 +202,7 @@ fn symlink_at_the_output_path_is_refused_with_one_line() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn full_disk_is_counted_and_the_agent_survives() {
     let _g = probe_lock();
     let fs = Tmpfs::mount("smallfs", "8k");
@@ -229,7 +230,7 @@ fn full_disk_is_counted_and_the_agent_survives() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn after_attach_only_cap_bpf_remains_and_no_new_privs_is_set() {
     let _g = probe_lock();
     let out = tmp("caps.json");
@@ -266,7 +267,7 @@ fn after_attach_only_cap_bpf_remains_and_no_new_privs_is_set() {
 /// every snapshot, the child's traced events are exactly its records, it
 /// tops the process list, and getppid tops the syscall list.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn culprit_counters_name_a_known_workload() {
     let _g = probe_lock();
     const GETPPIDS: usize = 300_000;
@@ -297,7 +298,9 @@ fn culprit_counters_name_a_known_workload() {
             unsafe { libc::syscall(libc::SYS_getppid) };
         }
         for _ in 0..OPENS {
+            // SAFETY: open of a live C string and close of its fd, in the child.
             let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY) };
+            // SAFETY: as above.
             unsafe { libc::close(fd) };
         }
     })[0];

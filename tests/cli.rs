@@ -172,7 +172,7 @@ fn config_values_of_the_wrong_type_get_one_line_and_exit_2() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn config_file_drives_a_real_run() {
     let _g = probe_lock();
     let out = tmp("conf.json");
@@ -223,7 +223,7 @@ fn check_names(v: &serde_json::Value, keep: impl Fn(&serde_json::Value) -> bool)
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn check_says_this_host_can_run_and_the_json_agrees() {
     let _g = probe_lock();
     let o = Command::new(bin()).arg("check").output().unwrap();
@@ -256,7 +256,7 @@ fn check_says_this_host_can_run_and_the_json_agrees() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn check_without_privileges_names_exactly_the_failing_lines() {
     let _g = probe_lock();
     // setpriv (util-linux) drops to nobody with no capabilities.

@@ -35,13 +35,13 @@ fn probe_on(attach: AttachMode) -> ProbeConfig {
 macro_rules! on_both_paths {
     ($tp_btf:ident, $raw_tp:ident, $body:ident) => {
         #[test]
-        #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+        #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
         fn $tp_btf() {
             $body(AttachMode::TpBtf);
         }
 
         #[test]
-        #[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+        #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
         fn $raw_tp() {
             $body(AttachMode::RawTp);
         }

@@ -7,6 +7,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::SpawnGuarded;
 use common::{
     agent, bin, field, json_lines, open_close_for, probe_lock, signal, snapshots, spawn_agent,
     term, tmp, wait_until,
@@ -39,14 +40,14 @@ const TINY: &[&str] = &[
 ];
 
 /// The agent on the 4 KiB ring with `extra` flags, once its first line is out.
-fn start_tiny(out: &str, extra: &[&str]) -> Child {
+fn start_tiny(out: &str, extra: &[&str]) -> common::Guard {
     let agent = spawn_agent(out, &[TINY, extra].concat());
     assert!(wait_until(Duration::from_secs(20), || !json_lines(out).is_empty()).is_some());
     agent
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn drop_alert_follows_a_burst_within_2s_and_its_counts_match_the_snapshot() {
     let _g = probe_lock();
     let out = tmp("drops.json");
@@ -115,7 +116,7 @@ fn drop_alert_follows_a_burst_within_2s_and_its_counts_match_the_snapshot() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn drop_alerts_are_rate_limited_as_configured() {
     let _g = probe_lock();
     let out = tmp("drops-rl.json");
@@ -132,7 +133,7 @@ fn drop_alerts_are_rate_limited_as_configured() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn exit_action_stops_the_agent_with_status_3() {
     let _g = probe_lock();
     let out = tmp("drops-exit.json");
@@ -149,8 +150,7 @@ fn exit_action_stops_the_agent_with_status_3() {
     .concat();
     let mut agent = agent(&out, &args)
         .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     assert!(wait_until(Duration::from_secs(20), || !json_lines(&out).is_empty()).is_some());
     stalled_burst(&agent, &tmp("drops-exit-wl"), Duration::from_millis(100));
     let start = Instant::now();
@@ -182,7 +182,7 @@ fn exit_action_stops_the_agent_with_status_3() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn schema_flag_and_falco_style_config_table() {
     let _g = probe_lock();
     let conf = tmp("schema.toml");
@@ -217,7 +217,7 @@ fn schema_flag_and_falco_style_config_table() {
 /// libsinsp's FALCO_CGROUP_MEM_PATH names the file container_memory_used
 /// is read from (bytes; MB after the conversion).
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn falco_cgroup_mem_path_is_honoured() {
     let _g = probe_lock();
     let mem = tmp("mem.usage");
@@ -236,7 +236,7 @@ fn falco_cgroup_mem_path_is_honoured() {
 /// those idle past --thread-timeout whose /proc entry is gone, as libsinsp's
 /// remove_inactive_threads does.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn threads_whose_exit_was_dropped_are_purged() {
     let _g = probe_lock();
     let out = tmp("purge.json");
@@ -282,11 +282,11 @@ fn threads_whose_exit_was_dropped_are_purged() {
 /// table full of dead pids, cumulative counts were reported as the
 /// interval's (10,886,345 listed against 513,035).
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn per_process_drops_add_up_to_the_intervals_drops() {
     let _g = probe_lock();
     let out = tmp("culprit-drops.json");
-    let agent = common::Guard(spawn_agent(
+    let agent = spawn_agent(
         &out,
         &[
             "--ring-buffer-size",
@@ -300,7 +300,7 @@ fn per_process_drops_add_up_to_the_intervals_drops() {
             "--syscall-event-drops-actions",
             "ignore",
         ],
-    ));
+    );
     assert!(wait_until(Duration::from_secs(20), || !snapshots(&out).is_empty()).is_some());
     let wl = tmp("culprit-drops-wl");
     std::fs::write(&wl, b"x").unwrap();

@@ -11,6 +11,7 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
+use common::SpawnGuarded;
 use common::{
     agent, bin, field, free_udp_port, pipe, probe_lock, spawn_agent, term, tmp, wait_for_lines,
     Tmpfs,
@@ -75,7 +76,7 @@ fn summary(stderr: &str, output: &str) -> (u64, u64, u64) {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn stdout_into_a_stalled_pipe_neither_stops_snapshots_nor_the_ring() {
     let _g = probe_lock();
     let (r, w) = pipe();
@@ -112,7 +113,7 @@ fn stdout_into_a_stalled_pipe_neither_stops_snapshots_nor_the_ring() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn sigterm_ends_the_agent_while_a_fifo_reader_never_reads() {
     let _g = probe_lock();
     let fifo = tmp("never-read.fifo");
@@ -155,7 +156,7 @@ fn sigterm_ends_the_agent_while_a_fifo_reader_never_reads() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn full_tmpfs_never_leaves_a_torn_line() {
     let _g = probe_lock();
     let fs = Tmpfs::mount("tmpfs16k", "16k");
@@ -166,9 +167,12 @@ fn full_tmpfs_never_leaves_a_torn_line() {
     let err = tmp("tmpfs.err");
     let mut agent = agent(&out, &["--interval", "100ms"])
         .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+        .spawn_guarded();
+    // Until a line did not fit and was rolled back (the agent logs it).
+    let full = common::wait_until(Duration::from_secs(30), || {
+        std::fs::read_to_string(&err).is_ok_and(|e| e.contains("rolled back"))
+    });
+    assert!(full.is_some(), "the tmpfs filled");
     let st = term(&mut agent);
     let snaps = whole_lines(&out); // panics on any line that does not parse
     drop(fs);
@@ -182,7 +186,7 @@ fn full_tmpfs_never_leaves_a_torn_line() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn a_closed_pipe_on_stdout_and_stderr_is_survived() {
     let _g = probe_lock();
     // `kestrel run ... 2>&1 | head -1`
@@ -192,8 +196,7 @@ fn a_closed_pipe_on_stdout_and_stderr_is_survived() {
         .args(["run", "--interval", "200ms", "--duration", "3s"])
         .stdout(Stdio::from(w))
         .stderr(Stdio::from(w2))
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     let mut f = std::fs::File::from(r);
     let mut b = [0u8; 1];
     while f.read(&mut b).unwrap() == 1 && b[0] != b'\n' {}
@@ -203,7 +206,7 @@ fn a_closed_pipe_on_stdout_and_stderr_is_survived() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn a_closed_stderr_is_survived() {
     let _g = probe_lock();
     let out = tmp("nostderr.json");
@@ -231,7 +234,7 @@ fn a_closed_stderr_is_survived() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn every_refused_syslog_datagram_is_counted() {
     let _g = probe_lock();
     let port = free_udp_port();
@@ -254,15 +257,14 @@ fn every_refused_syslog_datagram_is_counted() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn thread_table_full_logs_once_per_window_and_seeding_says_what_fit() {
     let _g = probe_lock();
     let out = tmp("flood.json");
     let err = tmp("flood.err");
     let mut agent = agent(&out, &["--interval", "300ms", "--thread-table-size", "4"])
         .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     wait_for_lines(&out, 1, Duration::from_secs(30));
     for _ in 0..300 {
         Command::new("/bin/true").status().unwrap();
@@ -285,7 +287,7 @@ fn thread_table_full_logs_once_per_window_and_seeding_says_what_fit() {
 /// stdout and stderr on a stream socket nobody reads (journald stalled):
 /// written with MSG_DONTWAIT, so the loop goes on and drops are counted.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn stdout_and_stderr_on_a_stalled_socket_never_block() {
     let _g = probe_lock();
     let (ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -336,7 +338,7 @@ fn with_fd_limit(limit: u64, args: &[&str]) -> Command {
 /// clients holding the last fds give way to a scraper (it waited in the
 /// backlog, and the edge-triggered listener was never reported again).
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn tight_fd_limits_are_named_and_idle_clients_give_way_to_a_scraper() {
     let _g = probe_lock();
     let port = common::prom::free_port();
@@ -371,12 +373,9 @@ fn tight_fd_limits_are_named_and_idle_clients_give_way_to_a_scraper() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("RLIMIT_NOFILE"));
 
-    let agent = common::Guard(
-        with_fd_limit(need, &args)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let agent = with_fd_limit(need, &args)
+        .stderr(Stdio::null())
+        .spawn_guarded();
     common::prom::wait_scrape(port, Duration::from_secs(30));
     // More idle clients than fds left, each accepted (or queued) before the scrape.
     let idle: Vec<std::net::TcpStream> = (0..12)

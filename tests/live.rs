@@ -8,7 +8,7 @@ use kestrel::capture::btf::{AttachMode, KERNEL_BTF};
 use kestrel::capture::record::{decode, Record};
 use kestrel::capture::syscalls::Selection;
 use kestrel::capture::ProbeConfig;
-use kestrel::state::{procfs, State};
+use kestrel::state::{proc_scan, State};
 
 mod common;
 use common::{
@@ -49,13 +49,13 @@ fn seen(rec: &Record<'_>) -> Seen {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn every_fork_exec_and_open_of_this_tree_is_seen_exactly() {
     exact_tree(AttachMode::TpBtf, None);
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn raw_tp_sees_the_same_tree_exactly() {
     exact_tree(AttachMode::RawTp, None);
 }
@@ -63,7 +63,7 @@ fn raw_tp_sees_the_same_tree_exactly() {
 /// CO-RE against a file instead of the running kernel: the kernel's own BTF
 /// read as a file, then the minimal BTF bpftool cuts from it for this probe.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn raw_tp_with_external_full_and_minimal_btf_sees_the_tree_exactly() {
     exact_tree(AttachMode::RawTp, Some(KERNEL_BTF.into()));
     let obj = tmp("probe.bpf.o");
@@ -105,10 +105,12 @@ fn exact_tree(attach: AttachMode, btf: Option<std::path::PathBuf>) {
                 // SAFETY: the child only calls the async-signal-safe _exit.
                 let pid = unsafe { libc::fork() };
                 if pid == 0 {
+                    // SAFETY: the forked child ends at once.
                     unsafe { libc::_exit(0) };
                 }
                 assert!(pid > 0);
                 let mut st = 0;
+                // SAFETY: reaping our own child.
                 unsafe { libc::waitpid(pid, &mut st, 0) };
                 fork_children.insert(pid as u32);
             }
@@ -219,7 +221,7 @@ fn seed_own_threads(state: &mut State, raw: &[Vec<u8>], me: u32) {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn tiny_ring_buffer_counts_every_drop_in_its_category() {
     let _g = probe_lock();
     let path = tmp("burst");
@@ -238,7 +240,7 @@ fn tiny_ring_buffer_counts_every_drop_in_its_category() {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn enter_events_pair_with_exits() {
     let _g = probe_lock();
     let path = tmp("pair");
@@ -266,7 +268,7 @@ fn enter_events_pair_with_exits() {
 /// are found and counted as adds; the children's closes hit their inherited
 /// copies: no failed lookup, 500 removals, no new adds.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn seeded_and_inherited_fds_of_a_known_tree_are_counted_exactly() {
     let _g = probe_lock();
     const FDS: usize = 50;
@@ -282,7 +284,7 @@ fn seeded_and_inherited_fds_of_a_known_tree_are_counted_exactly() {
     let me_tid = rustix::thread::gettid().as_raw_nonzero().get() as u32;
 
     let mut state = State::new(65536, 1 << 20, u32::MAX, false);
-    let seeded = procfs::seed(&mut state, "/proc");
+    let seeded = proc_scan::seed(&mut state, "/proc");
     let c0 = state.counters;
     assert_eq!(c0.n_added_fds as usize, seeded.fds, "seeded fds are adds");
     assert_eq!(c0.n_added_threads as usize, seeded.threads);

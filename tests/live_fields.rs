@@ -11,7 +11,7 @@ use std::process::Command;
 use kestrel::capture::btf::AttachMode;
 use kestrel::capture::record::{decode, Record};
 use kestrel::capture::skel::types::{kestrel_flags as F, kestrel_task};
-use kestrel::state::{procfs, State, EXE_FROM_MEMFD, EXE_UPPER_LAYER};
+use kestrel::state::{proc_scan, State, EXE_FROM_MEMFD, EXE_UPPER_LAYER};
 
 mod common;
 use common::{apply_where, capture, is_exit, probe_lock, reap, selecting, tmp};
@@ -62,19 +62,19 @@ fn real(p: &str) -> Vec<u8> {
 
 /// Session fields of a live process as /proc shows them (the probe must agree).
 fn proc_session(pid: u32) -> (u32, u32, u32) {
-    let root = procfs::ProcRoot::new("/proc").unwrap();
-    let t = procfs::lookup(&root, pid, pid).expect("process alive");
+    let root = proc_scan::ProcRoot::new("/proc").unwrap();
+    let t = proc_scan::lookup(&root, pid, pid).expect("process alive");
     (t.loginuid, t.tty, t.sid)
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn exec_records_carry_argv_exepath_and_cwd_on_tp_btf() {
     exec_fields(AttachMode::TpBtf);
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn exec_records_carry_argv_exepath_and_cwd_on_raw_tp() {
     exec_fields(AttachMode::RawTp);
 }
@@ -146,6 +146,7 @@ fn spawn_exec(fd: i32, path: &CStr, argv: &[&CStr], at: i32, pre: impl Fn()) -> 
     assert!(pid >= 0);
     if pid == 0 {
         pre();
+        // SAFETY: in the forked child: raw syscalls on live C strings, then _exit.
         unsafe {
             libc::syscall(
                 libc::SYS_execveat,
@@ -162,7 +163,7 @@ fn spawn_exec(fd: i32, path: &CStr, argv: &[&CStr], at: i32, pre: impl Fn()) -> 
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn memfd_and_overlay_upper_executables_are_flagged() {
     let _g = probe_lock();
     let name = c"kestrel-memfd";
@@ -247,7 +248,7 @@ impl Drop for Overlay {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn a_new_session_with_a_tty_and_login_uid_matches_proc() {
     let _g = probe_lock();
     // SAFETY: plain libc pty calls on our own fd.
@@ -262,6 +263,7 @@ fn a_new_session_with_a_tty_and_login_uid_matches_proc() {
     let mut from_proc = (0, 0, 0);
     let (raw, _) = capture(selecting(AttachMode::Auto, "default"), true, || {
         let sleep = c"/bin/sleep";
+        // SAFETY: setsid and open of a live C string, in the forked child.
         child = spawn_exec(libc::AT_FDCWD, sleep, &[c"sleep", c"5"], 0, || unsafe {
             // A session leader opening a tty makes it its controlling one.
             libc::setsid();

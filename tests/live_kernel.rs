@@ -18,7 +18,7 @@ use common::{
 /// a bucket (kestrel.n_drops_buffer_close_enter), so the buckets add up to
 /// the total exactly.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn close_enter_drops_have_a_bucket_and_buckets_sum_to_the_total() {
     let _g = probe_lock();
     let path = tmp("enter-burst");
@@ -27,6 +27,7 @@ fn close_enter_drops_have_a_bucket_and_buckets_sum_to_the_total() {
         for _ in 0..2000 {
             // SAFETY: dup of stdin and close of the copy.
             let fd = unsafe { libc::dup(0) };
+            // SAFETY: closes the copy just made.
             unsafe { libc::close(fd) };
         }
     });
@@ -48,7 +49,7 @@ fn close_enter_drops_have_a_bucket_and_buckets_sum_to_the_total() {
 /// x86_64 delivers the child's side of a fork from the child's own sys_exit;
 /// it has no enter on the child, so it must not count a retrieve drop.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn forks_with_enter_events_pair_without_retrieve_drops() {
     let _g = probe_lock();
     const CHILDREN: usize = 10;

@@ -119,22 +119,21 @@ fn local_ends(attach: AttachMode, ip: IpAddr) {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn connect_and_accept_carry_the_local_end_on_tp_btf() {
     local_ends(AttachMode::TpBtf, IpAddr::V4(Ipv4Addr::LOCALHOST));
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn connect_and_accept_carry_the_local_end_on_raw_tp() {
     local_ends(AttachMode::RawTp, IpAddr::V4(Ipv4Addr::LOCALHOST));
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn ipv6_connect_and_accept_carry_the_local_end() {
-    if TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() {
-        eprintln!("no IPv6 loopback here: skipped");
+    if TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() && common::skip("no IPv6 loopback") {
         return;
     }
     local_ends(AttachMode::TpBtf, IpAddr::V6(Ipv6Addr::LOCALHOST));
@@ -143,7 +142,7 @@ fn ipv6_connect_and_accept_carry_the_local_end() {
 /// accept(fd, NULL, NULL): no buffer to read the peer from, so the probe
 /// takes it from the kernel socket too.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn accept_without_an_address_buffer_still_names_the_peer() {
     let _g = probe_lock();
     let (mut got, mut keep) = (None, None);
@@ -175,7 +174,7 @@ fn accept_without_an_address_buffer_still_names_the_peer() {
 
 /// A failed connect names its target but has no local end.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn a_refused_connect_has_no_local_end() {
     let _g = probe_lock();
     // A port nobody listens on: bound, then closed.

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use kestrel::capture::btf::AttachMode;
 use kestrel::capture::record::{decode, Record};
 use kestrel::capture::skel::types::kestrel_flags as F;
-use kestrel::state::{procfs, State};
+use kestrel::state::{proc_scan, State};
 
 mod common;
 use common::{capture, is_exit, probe_lock, reap, selecting, tmp};
@@ -54,7 +54,7 @@ const PATHS: &str = "unlink,unlinkat,rename,renameat,renameat2,symlink,symlinkat
                      mkdir,mkdirat,rmdir,ptrace,chdir,fchdir,memfd_create,setuid";
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn path_family_and_ptrace_records_carry_their_arguments() {
     for attach in [AttachMode::TpBtf, AttachMode::RawTp] {
         syscall_fields(attach);
@@ -147,7 +147,7 @@ fn reap_stopped(pid: i32) {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn chdir_and_fchdir_move_the_cwd_in_the_table() {
     let _g = probe_lock();
     let me = std::process::id();
@@ -159,6 +159,7 @@ fn chdir_and_fchdir_move_the_cwd_in_the_table() {
         selecting(AttachMode::Auto, "default,chdir,fchdir"),
         true,
         || {
+            // SAFETY: chdir of live C strings, in the forked child.
             let pre = || unsafe {
                 libc::chdir(tmp_dir.as_ptr());
                 libc::chdir(missing.as_ptr());
@@ -166,6 +167,7 @@ fn chdir_and_fchdir_move_the_cwd_in_the_table() {
                 libc::chdir(up.as_ptr());
             };
             kids[0] = fork_run(pre);
+            // SAFETY: open of a live C string and fchdir, in the forked child.
             kids[1] = fork_run(|| unsafe {
                 let fd = libc::open(tmp_dir.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY);
                 libc::fchdir(fd);
@@ -189,9 +191,9 @@ fn chdir_and_fchdir_move_the_cwd_in_the_table() {
     );
     // This process seeds the table, as at start; the children copy its cwd.
     // Their exits would remove them: follow the cwd record by record.
-    let root = procfs::ProcRoot::new("/proc").unwrap();
+    let root = proc_scan::ProcRoot::new("/proc").unwrap();
     let mut s = State::new(64, 64, 0, false);
-    s.seed_thread(procfs::lookup(&root, me, me).unwrap());
+    s.seed_thread(proc_scan::lookup(&root, me, me).unwrap());
     let ours = std::env::current_dir().unwrap();
     assert_eq!(&s.thread(me).unwrap().cwd[..], ours.as_os_str().as_bytes());
     let mut seen = Vec::new();
@@ -222,6 +224,7 @@ fn fork_run(f: impl Fn()) -> u32 {
     assert!(pid >= 0);
     if pid == 0 {
         f();
+        // SAFETY: the forked child ends here.
         unsafe { libc::_exit(0) };
     }
     reap(pid as u32);

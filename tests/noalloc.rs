@@ -24,16 +24,21 @@ fn mine() -> u64 {
     MINE.with(|c| c.get())
 }
 
+// SAFETY: every call is passed on unchanged to System, which upholds the
+// GlobalAlloc contract; counting touches only a thread-local.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         count();
+        // SAFETY: the caller's contract, passed on.
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: the caller's contract, passed on.
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         count();
+        // SAFETY: the caller's contract, passed on.
         unsafe { System.realloc(p, l, n) }
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 mod common;
 use common::paths::{as_nobody, assert_bad_input, fresh_dir, nobodys_dir, run};
+use common::SpawnGuarded;
 use common::{
     agent, bin, pipe, probe_lock, serial, signal, spawn_agent, term, tmp, wait_for_lines,
     written_lines,
@@ -196,7 +197,7 @@ fn help_and_check_into_a_closed_pipe_do_not_abort() {
 /// A user who owns a directory on the output path swaps a component for a
 /// symlink to a root-owned directory, then the agent gets SIGHUP.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn sighup_reopen_never_follows_a_swapped_directory() {
     let _g = probe_lock();
     let d = fresh_dir("swap");
@@ -228,7 +229,7 @@ fn sighup_reopen_never_follows_a_swapped_directory() {
 /// --user: uid switched after attach with CAP_BPF kept; reopens are checked
 /// as that user (allowed in its directory, refused in root's).
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn user_switch_keeps_cap_bpf_and_reopens_as_the_user() {
     let _g = probe_lock();
     let d = fresh_dir("user");
@@ -238,8 +239,7 @@ fn user_switch_keeps_cap_bpf_and_reopens_as_the_user() {
     let mut agent = agent(&root_out, &["--user", "nobody", "--interval", "100ms"])
         .args(["--output", &format!("file:{user_out}")])
         .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .unwrap();
+        .spawn_guarded();
     wait_for_lines(&user_out, 2, Duration::from_secs(30));
     let status = std::fs::read_to_string(format!("/proc/{}/status", agent.id())).unwrap();
     let get = |k: &str| {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 use common::prom::{free_port, http_get, series, spawn_exporter, wait_scrape, Workload};
+use common::SpawnGuarded;
 use common::{bin, probe_lock, tmp, Guard};
 
 /// A missing peer is a setup failure, never a silent pass.
@@ -70,7 +71,7 @@ fn scrape_after_two_intervals(args: &[&str]) -> (Guard, String) {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn promtool_finds_nothing_wrong_in_scrapes_under_load() {
     let _g = probe_lock();
     require("promtool");
@@ -133,7 +134,7 @@ fn query(port: u16, q: &str) -> Option<f64> {
 }
 
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn a_real_prometheus_scrapes_the_agent_and_sees_events_grow() {
     let _g = probe_lock();
     require("prometheus");
@@ -153,16 +154,13 @@ fn a_real_prometheus_scrapes_the_agent_and_sees_events_grow() {
     )
     .unwrap();
     let pport = free_port();
-    let server = Guard(
-        Command::new("prometheus")
-            .arg(format!("--config.file={cfg}"))
-            .arg(format!("--storage.tsdb.path={dir}/data"))
-            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let server = Command::new("prometheus")
+        .arg(format!("--config.file={cfg}"))
+        .arg(format!("--storage.tsdb.path={dir}/data"))
+        .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn_guarded();
     // Several scrapes: the value must rise at least three times.
     let t = Instant::now();
     let mut seen: Vec<f64> = Vec::new();

@@ -4,6 +4,7 @@
 //! and counts what it could not send.
 
 mod common;
+use common::SpawnGuarded;
 use common::{
     agent, bin, field, free_udp_port, probe_lock, snapshots, tmp, wait_until, written_lines, Guard,
 };
@@ -40,14 +41,11 @@ input(type="imudp" address="127.0.0.1" port="{port}" ruleset="kestrel")
         ),
     )
     .unwrap();
-    let child = Guard(
-        Command::new(bin)
-            .args(["-n", "-f", &conf, "-i", &format!("{dir}/pid")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let child = Command::new(bin)
+        .args(["-n", "-f", &conf, "-i", &format!("{dir}/pid")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn_guarded();
     // Ready once the UDP port is taken.
     let bound = wait_until(Duration::from_secs(10), || {
         std::net::UdpSocket::bind(("127.0.0.1", port)).is_err()
@@ -67,7 +65,7 @@ fn which(name: &str) -> Result<String, ()> {
 }
 
 #[test]
-#[ignore = "needs root and rsyslogd (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root and rsyslogd")]
 fn rsyslog_receives_rfc5424_snapshots() {
     let _g = probe_lock();
     let port = free_udp_port();
@@ -114,7 +112,7 @@ fn rsyslog_receives_rfc5424_snapshots() {
 }
 
 #[test]
-#[ignore = "needs root and rsyslogd (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root and rsyslogd")]
 fn unreachable_collector_is_counted_and_the_agent_keeps_running() {
     let _g = probe_lock();
     let port = free_udp_port();

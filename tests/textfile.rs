@@ -9,7 +9,8 @@ use std::time::Duration;
 
 mod common;
 use common::paths::{as_nobody, assert_bad_input, fresh_dir, nobodys_dir, run};
-use common::{agent, bin, probe_lock, signal, spawn_agent, tmp, wait_for_lines, Guard};
+use common::SpawnGuarded;
+use common::{agent, bin, probe_lock, signal, spawn_agent, tmp, wait_for_lines};
 
 /// `prometheus-textfile:` is written as root into a directory another user
 /// may own: `file:`'s path rules, checked at start (one line, exit 2). It
@@ -72,7 +73,7 @@ fn wait_for_new_inode(path: &str, old: u64) {
 /// root-owned directory after start: root's create-and-rename stays in the
 /// directory taken at start.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn textfile_writes_never_follow_a_swapped_directory() {
     let _g = probe_lock();
     let d = fresh_dir("tfswap");
@@ -82,7 +83,7 @@ fn textfile_writes_never_follow_a_swapped_directory() {
     as_nobody(&format!("mkdir -m 0777 {d}/u/collector"));
     let prom = format!("{d}/u/collector/k.prom");
     let side = format!("{d}/side.json");
-    let agent = Guard(spawn_agent(
+    let agent = spawn_agent(
         &side,
         &[
             "--interval",
@@ -90,7 +91,7 @@ fn textfile_writes_never_follow_a_swapped_directory() {
             "--output",
             &format!("prometheus-textfile:{prom}"),
         ],
-    ));
+    );
     wait_for_lines(&side, 1, Duration::from_secs(30));
     assert!(std::path::Path::new(&prom).exists(), "written at start");
     as_nobody(&format!(
@@ -119,7 +120,7 @@ fn textfile_writes_never_follow_a_swapped_directory() {
 /// again: SIGHUP looks the path up again (the old directory is gone, so
 /// nothing can be redirected through it), for files and textfiles alike.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn sighup_follows_a_deleted_and_recreated_output_directory() {
     let _g = probe_lock();
     let d = fresh_dir("recreated");
@@ -127,13 +128,10 @@ fn sighup_follows_a_deleted_and_recreated_output_directory() {
     std::fs::create_dir(&logs).unwrap();
     let (out, prom) = (format!("{logs}/out.json"), format!("{logs}/k.prom"));
     let err = tmp("recreated.err");
-    let agent = Guard(
-        agent(&out, &["--interval", "100ms"])
-            .args(["--output", &format!("prometheus-textfile:{prom}")])
-            .stderr(std::fs::File::create(&err).unwrap())
-            .spawn()
-            .unwrap(),
-    );
+    let agent = agent(&out, &["--interval", "100ms"])
+        .args(["--output", &format!("prometheus-textfile:{prom}")])
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn_guarded();
     wait_for_lines(&out, 1, Duration::from_secs(30));
     std::fs::remove_dir_all(&logs).unwrap();
     std::fs::create_dir(&logs).unwrap();
@@ -152,7 +150,7 @@ fn sighup_follows_a_deleted_and_recreated_output_directory() {
 /// (another user's 0755 directory): the first write is at start, so the
 /// start fails with one line and removes what it created.
 #[test]
-#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn an_unwritable_textfile_directory_fails_the_start() {
     let _g = probe_lock();
     let d = fresh_dir("tfperm");

@@ -114,7 +114,7 @@ pub(super) fn check_drops(
     probe: &mut Probe<'_>,
     outputs: &mut Outputs,
 ) -> bool {
-    let now = crate::metrics::time::monotonic_ns();
+    let now = crate::base::time::monotonic_ns();
     if !drops.due(now) {
         return false;
     }

@@ -24,7 +24,7 @@ use crate::rules::users::Users;
 use crate::rules::RuleSet;
 use crate::state::activity::Activity;
 use crate::state::pipeline::Pipeline;
-use crate::state::{procfs, State};
+use crate::state::{proc_scan, State};
 
 mod events;
 mod serve;
@@ -217,7 +217,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
 /// attached, as Falco's runs before capture starts: attached first, nothing
 /// would drain the ring during the scan and a busy host would drop records
 /// from the start. What starts in between is caught by the lookup fallback.
-fn seeded_state(cfg: &AgentConfig) -> (State, procfs::Seeded) {
+fn seeded_state(cfg: &AgentConfig) -> (State, proc_scan::Seeded) {
     let state = State::new(
         cfg.thread_capacity,
         cfg.fd_capacity,
@@ -225,7 +225,7 @@ fn seeded_state(cfg: &AgentConfig) -> (State, procfs::Seeded) {
         cfg.probe.enter_events,
     );
     let mut state = state.with_proc_fallback("/proc");
-    let seeded = procfs::seed(&mut state, "/proc");
+    let seeded = proc_scan::seed(&mut state, "/proc");
     (state, seeded)
 }
 
@@ -253,7 +253,7 @@ fn engine(cfg: &mut AgentConfig, hostname: &str, state: &State) -> Option<Engine
         return None;
     }
     let set = std::mem::replace(&mut cfg.rules, RuleSet::empty());
-    let boot_ns = crate::metrics::time::boot_ts_ns();
+    let boot_ns = crate::base::time::boot_ts_ns();
     let host = HostFacts {
         init_start_ns: state.thread(1).map_or(0, |t| (boot_ns + t.start_ns) as i64),
     };
@@ -343,7 +343,7 @@ fn resources() -> Resources {
 fn log_start(
     cfg: &AgentConfig,
     probe: &Probe<'_>,
-    seeded: &procfs::Seeded,
+    seeded: &proc_scan::Seeded,
     stats: StatsSource,
     kept: &str,
     checked: &Checked,

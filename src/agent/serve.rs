@@ -216,8 +216,7 @@ impl Agent<'_> {
             return;
         }
         let mut tb = [0u8; 40];
-        let time =
-            crate::metrics::time::rfc3339_nanos(crate::metrics::time::realtime_ns(), &mut tb);
+        let time = crate::base::time::rfc3339_nanos(crate::base::time::realtime_ns(), &mut tb);
         let outputs = &mut self.outputs;
         e.queue
             .drain(|sev, line| outputs.write_alert(line, time, sev));
@@ -227,7 +226,7 @@ impl Agent<'_> {
     /// /metrics carries the rule counters as they move, not a snapshot
     /// interval late: re-rendered at most once a second after a match.
     fn refresh_prometheus(&mut self) {
-        let now = crate::metrics::time::monotonic_ns();
+        let now = crate::base::time::monotonic_ns();
         if !self.rules_dirty
             || self.prom.is_none()
             || now.saturating_sub(self.last_prom_ns) < PROM_REFRESH_NS
@@ -267,7 +266,7 @@ impl Agent<'_> {
         let _ = self.ring.consume();
         // Drops of the last partial second are reported before the final snapshot.
         if end == RunEnd::Stopped {
-            let now = crate::metrics::time::monotonic_ns();
+            let now = crate::base::time::monotonic_ns();
             let o = self.drops.check(now, &self.probe.counters());
             if o.alert {
                 self.outputs.write(self.drops.line(), self.drops.time());

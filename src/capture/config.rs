@@ -70,7 +70,7 @@ pub const DEFAULT_CULPRIT_CAPACITY: u32 = 256;
 pub const SYSCALL_SLOTS: usize = skel::types::kestrel_limits::KESTREL_SYSCALL_MAX.0 as usize;
 
 /// Exits per syscall number since load, summed over CPUs: [native, compat].
-pub type SyscallCounts = [[u64; SYSCALL_SLOTS]; 2];
+pub type SyscallCounts = [[u64; SYSCALL_SLOTS]; super::KA_MAX];
 
 /// Why the probe could not start; each renders as one line saying what to do.
 #[derive(Debug)]

@@ -11,6 +11,7 @@ use super::ProgStats;
 
 #[allow(
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     dead_code,
     non_camel_case_types,
     non_snake_case,

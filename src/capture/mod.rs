@@ -3,23 +3,28 @@
 //! Everything here happens at start or once per snapshot; the per-event path
 //! is the ring-buffer callback, which lives with the state tables.
 
+pub mod abi;
 pub mod btf;
 mod config;
 #[cfg(feature = "bench")]
 pub mod floor;
+mod progs;
 pub mod record;
 mod stats;
 pub mod syscall_names;
 pub mod syscalls;
 
+pub use abi::{Comm, COMM_LEN, KA_MAX, KC_MAX, KD_MAX};
 pub use config::{
     wake_check_mask, CaptureError, ProbeConfig, SyscallCounts, DEFAULT_CULPRIT_CAPACITY,
     DEFAULT_RING_BYTES, SYSCALL_SLOTS,
 };
-pub use stats::{KernelCounters, ProgStats, StatsSource, KC_MAX};
+pub use progs::Prog;
+pub use stats::{KernelCounters, ProgStats, StatsSource};
 
 #[allow(
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     dead_code,
     non_camel_case_types,
     non_snake_case,
@@ -79,8 +84,8 @@ pub struct Probe<'obj> {
     path: AttachPath,
     btf: BtfSource,
     links: Vec<Link>,
-    /// Attached program names; kept after detach so final stats still list them.
-    attached: Vec<&'static str>,
+    /// Attached programs; kept after detach so final stats still list them.
+    attached: Vec<Prog>,
     counter_buf: Vec<u8>,
     /// The last good counter read, and how many reads failed since load.
     last_counters: KernelCounters,
@@ -203,15 +208,15 @@ impl<'obj> Probe<'obj> {
             && wants(skel::types::kestrel_category::KC_CLONE_FORK);
         let exec_tp = wants(skel::types::kestrel_category::KC_EXECVE);
         let wanted = [
-            ("sys_exit", true),
-            ("sys_enter", cfg.enter_events),
-            ("sched_p_fork", fork_tp),
-            ("sched_p_exec", exec_tp),
-            ("sched_proc_exit", true),
+            (Prog::SysExit, true),
+            (Prog::SysEnter, cfg.enter_events),
+            (Prog::SchedFork, fork_tp),
+            (Prog::SchedExec, exec_tp),
+            (Prog::SchedExit, true),
         ];
-        for (name, on) in wanted {
+        for (prog, on) in wanted {
             for p in [AttachPath::TpBtf, AttachPath::RawTp] {
-                prog_mut(&mut open.progs, name, p).set_autoload(on && p == path);
+                progs::open_prog(&mut open.progs, prog, p).set_autoload(on && p == path);
             }
         }
 
@@ -231,9 +236,9 @@ impl<'obj> Probe<'obj> {
             counter_read_errors: 0,
             stats_fd: None,
         };
-        for (name, on) in wanted {
+        for (prog, on) in wanted {
             if on {
-                probe.attach(name)?;
+                probe.attach(prog)?;
             }
         }
         Ok(probe)
@@ -248,35 +253,23 @@ impl<'obj> Probe<'obj> {
         &self.btf
     }
 
-    fn prog(&self, name: &str) -> &libbpf_rs::ProgramMut<'obj> {
-        let p = &self.skel.progs;
-        match (name, self.path) {
-            ("sys_exit", AttachPath::TpBtf) => &p.sys_exit,
-            ("sys_enter", AttachPath::TpBtf) => &p.sys_enter,
-            ("sched_p_fork", AttachPath::TpBtf) => &p.sched_p_fork,
-            ("sched_p_exec", AttachPath::TpBtf) => &p.sched_p_exec,
-            (_, AttachPath::TpBtf) => &p.sched_proc_exit,
-            ("sys_exit", AttachPath::RawTp) => &p.raw_sys_exit,
-            ("sys_enter", AttachPath::RawTp) => &p.raw_sys_enter,
-            ("sched_p_fork", AttachPath::RawTp) => &p.raw_p_fork,
-            ("sched_p_exec", AttachPath::RawTp) => &p.raw_p_exec,
-            (_, AttachPath::RawTp) => &p.raw_proc_exit,
-        }
+    fn prog(&self, p: Prog) -> &libbpf_rs::ProgramMut<'obj> {
+        progs::loaded_prog(&self.skel.progs, p, self.path)
     }
 
-    fn attach(&mut self, name: &'static str) -> Result<(), CaptureError> {
-        let link = self.prog(name).attach().map_err(|e| CaptureError::Attach {
-            prog: name,
+    fn attach(&mut self, p: Prog) -> Result<(), CaptureError> {
+        let link = self.prog(p).attach().map_err(|e| CaptureError::Attach {
+            prog: p.name(),
             err: e.to_string(),
         })?;
         self.links.push(link);
-        self.attached.push(name);
+        self.attached.push(p);
         Ok(())
     }
 
     /// Names of the attached programs, in attach order.
     pub fn attached(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.attached.iter().copied()
+        self.attached.iter().map(|p| p.name())
     }
 
     /// Detaches every program; the ring buffer and counters stay readable, so
@@ -295,27 +288,6 @@ impl<'obj> Probe<'obj> {
 
     pub fn events_map(&self) -> &dyn MapCore {
         &self.skel.maps.events
-    }
-}
-
-/// The program behind a public name on one attach path: the raw_tp twins
-/// carry their own names in the object but report the tp_btf ones.
-fn prog_mut<'a, 'obj>(
-    progs: &'a mut skel::OpenKestrelProgs<'obj>,
-    name: &str,
-    path: AttachPath,
-) -> &'a mut libbpf_rs::OpenProgramMut<'obj> {
-    match (name, path) {
-        ("sys_exit", AttachPath::TpBtf) => &mut progs.sys_exit,
-        ("sys_enter", AttachPath::TpBtf) => &mut progs.sys_enter,
-        ("sched_p_fork", AttachPath::TpBtf) => &mut progs.sched_p_fork,
-        ("sched_p_exec", AttachPath::TpBtf) => &mut progs.sched_p_exec,
-        (_, AttachPath::TpBtf) => &mut progs.sched_proc_exit,
-        ("sys_exit", AttachPath::RawTp) => &mut progs.raw_sys_exit,
-        ("sys_enter", AttachPath::RawTp) => &mut progs.raw_sys_enter,
-        ("sched_p_fork", AttachPath::RawTp) => &mut progs.raw_p_fork,
-        ("sched_p_exec", AttachPath::RawTp) => &mut progs.raw_p_exec,
-        (_, AttachPath::RawTp) => &mut progs.raw_proc_exit,
     }
 }
 

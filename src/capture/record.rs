@@ -307,6 +307,7 @@ pub fn decode(data: &[u8]) -> Result<Record<'_>, DecodeError> {
         _ => return Err(DecodeError::UnknownType(hdr.r#type)),
     })
 }
+#[cfg(any(test, feature = "testing"))]
 pub mod synth;
 #[cfg(test)]
 mod tests;

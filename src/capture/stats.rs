@@ -7,17 +7,14 @@ use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 use super::skel::types::kestrel_counters;
-use super::{skel, Probe, SyscallCounts};
-
-/// Drop categories (rows of `n_drops_buffer`), see bpf/kestrel.h.
-pub const KC_MAX: usize = skel::types::kestrel_category::KC_MAX.0 as usize;
+use super::{Probe, SyscallCounts, KC_MAX, KD_MAX};
 
 /// Cumulative kernel counters, summed over all CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KernelCounters {
     pub n_evts: u64,
     pub n_drops_buffer_total: u64,
-    pub n_drops_buffer: [[u64; 2]; KC_MAX],
+    pub n_drops_buffer: [[u64; KD_MAX]; KC_MAX],
     pub n_drops_scratch_map: u64,
     pub n_drops_page_faults: u64,
     pub n_drops_bug: u64,
@@ -34,8 +31,9 @@ impl KernelCounters {
         self.n_evts += c.n_evts;
         self.n_drops_buffer_total += c.n_drops_buffer_total;
         for (dst, src) in self.n_drops_buffer.iter_mut().zip(c.n_drops_buffer.iter()) {
-            dst[0] += src[0];
-            dst[1] += src[1];
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d += s;
+            }
         }
         self.n_drops_scratch_map += c.n_drops_scratch_map;
         self.n_drops_page_faults += c.n_drops_page_faults;
@@ -185,8 +183,8 @@ impl Probe<'_> {
     /// Run-time stats of every attached program, written into `out`.
     pub fn prog_stats(&self, out: &mut heapless::Vec<ProgStats, 8>) {
         out.clear();
-        for name in &self.attached {
-            let prog = self.prog(name);
+        for &p in &self.attached {
+            let prog = self.prog(p);
             let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
             let mut len = size_of::<libbpf_rs::libbpf_sys::bpf_prog_info>() as u32;
             // SAFETY: info is a zeroed bpf_prog_info and len its size.
@@ -199,7 +197,7 @@ impl Probe<'_> {
             };
             if rc == 0 {
                 let _ = out.push(ProgStats {
-                    name,
+                    name: p.name(),
                     run_cnt: info.run_cnt,
                     run_time_ns: info.run_time_ns,
                 });

@@ -184,10 +184,7 @@ mod tests {
     use super::*;
 
     /// `#define __NR_<name> <n>` (or `(__NR_SYSCALL_BASE + n)`, base 0 on EABI).
-    fn uapi_number(header: &str, name: &str) -> Option<u16> {
-        let text = std::fs::read_to_string(header).unwrap_or_else(|e| {
-            panic!("{header}: {e} (scripts/install-build-deps.sh installs it)")
-        });
+    fn uapi_number(text: &str, name: &str) -> Option<u16> {
         let key = format!("__NR_{name}");
         text.lines().find_map(|l| {
             let mut it = l.split_whitespace();
@@ -210,8 +207,12 @@ mod tests {
             "/usr/include/x86_64-linux-gnu/asm/unistd_32.h",
             "/usr/arm-linux-gnueabihf/include/asm/unistd-eabi.h",
         ];
+        let texts = HEADERS.map(crate::testing::uapi_header);
         for (name, nrs) in NUMBERS {
             for (abi, (header, nr)) in HEADERS.iter().zip(nrs).enumerate() {
+                let Some(text) = &texts[abi] else {
+                    continue;
+                };
                 // The 32-bit ABIs keep 16-bit-uid calls under the plain name.
                 let uapi_name = match (abi, *name) {
                     (
@@ -223,7 +224,7 @@ mod tests {
                     }
                     _ => name.to_string(),
                 };
-                assert_eq!(*nr, uapi_number(header, &uapi_name), "{name} in {header}");
+                assert_eq!(*nr, uapi_number(text, &uapi_name), "{name} in {header}");
                 let max = kestrel_limits::KESTREL_SYSCALL_MAX.0 as usize;
                 assert!(nr.is_none_or(|n| usize::from(n) < max), "{name} >= {max}");
             }

@@ -14,9 +14,9 @@ use heapless::Vec as HVec;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 
-use crate::capture::{syscall_names, SyscallCounts, SYSCALL_SLOTS};
+use crate::base::table::FixedMap;
+use crate::capture::{syscall_names, Comm, SyscallCounts, KA_MAX, SYSCALL_SLOTS};
 use crate::state::activity::Activity;
-use crate::state::table::FixedMap;
 
 /// Upper bound of both list lengths (K and N).
 pub const MAX_TOP: usize = 32;
@@ -57,7 +57,7 @@ impl SyscallTop {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcTop {
     pub pid: u32,
-    pub comm: [u8; 16],
+    pub comm: Comm,
     pub evts: u64,
     pub drops: u64,
 }
@@ -90,7 +90,7 @@ pub struct Culprits {
 }
 
 fn zeroed() -> Box<SyscallCounts> {
-    Box::new([[0; SYSCALL_SLOTS]; 2])
+    Box::new([[0; SYSCALL_SLOTS]; KA_MAX])
 }
 
 /// Inserts `item` keeping `list` sorted by `key` descending, at most `n` long.

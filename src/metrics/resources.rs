@@ -12,11 +12,16 @@
 //! fixture trees; parsers are pure functions over byte slices. A missing file or
 //! malformed content gives `None` (0 in the sample), never a panic.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-pub use crate::procfs::*;
+use crate::base::time::monotonic_ns;
+use crate::procfs::{
+    cpath, kb_line, parse_cgroup, parse_file_nr, parse_self_stat, parse_single_u64, parse_uptime,
+    read_whole, scan_lines, CgroupMode, CpuTimes, LineAcc, MemInfoAcc, ProcStat, SelfStat,
+    StatusMem,
+};
 
 /// Size of the one read buffer. Every field we need sits on a short line; longer lines
 /// (the `intr` line of /proc/stat on big hosts) are skipped by the streaming scanner.
@@ -117,13 +122,6 @@ pub fn host_cpu_perc_between(prev: &CpuTimes, cur: &CpuTimes) -> f64 {
     host_cpu_perc(&d)
 }
 
-fn monotonic_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
-}
-
 /// Paths of every file read per sample, resolved once.
 struct Paths {
     status: CString,
@@ -199,11 +197,6 @@ impl Resources {
 
     pub fn cgroup_mode(&self) -> CgroupMode {
         self.cgroup_mode
-    }
-
-    /// The memory cgroup file in use, if any.
-    pub fn container_memory_file(&self) -> Option<&CStr> {
-        self.cgroup_mem.as_deref()
     }
 
     pub fn clock_ticks_per_second(&self) -> u64 {

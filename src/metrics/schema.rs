@@ -9,7 +9,7 @@
 //! keep a `kestrel.` name.
 
 use crate::capture::skel::types::kestrel_category as Cat;
-use crate::capture::KC_MAX;
+use crate::capture::{KC_MAX, KD_MAX};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Schema {
@@ -49,7 +49,7 @@ pub const CATEGORY_NAMES: [&str; KC_MAX] = {
     names
 };
 
-const DIRS: [&str; 2] = ["enter", "exit"];
+const DIRS: [&str; KD_MAX] = ["enter", "exit"];
 
 impl Schema {
     pub fn parse(s: &str) -> Result<Schema, String> {

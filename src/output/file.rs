@@ -12,8 +12,8 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::path::{self, PathError, SafeDir};
 use super::{Sink, Wrote};
+use crate::base::path::{self, PathError, SafeDir};
 
 enum Target {
     Stdout(Option<OwnedFd>),

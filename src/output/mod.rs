@@ -7,7 +7,6 @@
 //! ring, the timers or signals.
 
 pub mod file;
-pub mod path;
 pub mod prometheus;
 pub mod queue;
 pub mod syslog;
@@ -310,12 +309,12 @@ impl Outputs {
     /// passed, waiting in poll(2), never longer. What is still queued then
     /// counts as dropped.
     pub fn finish(&mut self, budget_ns: u64) {
-        let end = crate::log::now_ns() + budget_ns;
+        let end = crate::base::time::monotonic_ns() + budget_ns;
         // One extra round after the queues empty, for late UDP errors.
         let mut settle = self.list.iter().any(|o| o.sink.async_losses());
         loop {
             let empty = self.flush();
-            let now = crate::log::now_ns();
+            let now = crate::base::time::monotonic_ns();
             if (empty && !settle) || now >= end {
                 break;
             }

@@ -3,13 +3,14 @@
 //! the table full lands in `other`, so the total always adds up. Cleared
 //! after each snapshot. Per event: one hash lookup and an add.
 
-use super::table::FixedMap;
+use crate::base::table::FixedMap;
+use crate::capture::Comm;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcEvents {
     pub pid: u32,
     pub evts: u64,
-    pub comm: [u8; 16],
+    pub comm: Comm,
 }
 
 pub struct Activity {
@@ -32,7 +33,7 @@ impl Activity {
     /// Counts one event of process `pid`; `comm` is asked for once per
     /// process and interval.
     #[inline]
-    pub fn count(&mut self, pid: u32, comm: impl FnOnce() -> [u8; 16]) {
+    pub fn count(&mut self, pid: u32, comm: impl FnOnce() -> Comm) {
         self.total += 1;
         if let Some(p) = self.procs.get_mut(u64::from(pid)) {
             p.evts += 1;

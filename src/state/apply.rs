@@ -8,6 +8,7 @@ use super::{bounded, resolve, set_bytes, Fd, FdKind, State, Thread};
 use super::{EXE_FROM_MEMFD, EXE_UPPER_LAYER, PROC_PATH_MAX};
 use crate::capture::record::{Record, SockAddr};
 use crate::capture::skel::types::{kestrel_flags as F, kestrel_hdr, kestrel_task};
+use crate::capture::{Comm, COMM_LEN};
 
 /// What a successful exec record says about the new image.
 struct Image<'a> {
@@ -27,7 +28,7 @@ fn unless(flags: u32, f: F, s: &[u8]) -> &[u8] {
     }
 }
 
-fn comm_bytes(c: &[i8; 16]) -> [u8; 16] {
+fn comm_bytes(c: &[i8; COMM_LEN]) -> Comm {
     c.map(|b| b as u8)
 }
 

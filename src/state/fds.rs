@@ -5,7 +5,8 @@
 //! sinsp_fdtable, parsers.cpp). Walks go by fd number up to the highest
 //! seen, never over the whole map, and never allocate.
 
-use super::{fd_key, table, Fd, State, FDS_PER_PROCESS_MAX};
+use super::{fd_key, Fd, State, FDS_PER_PROCESS_MAX};
+use crate::base::table;
 
 /// One process's fd table summary.
 #[derive(Clone, Copy, Debug)]

@@ -15,22 +15,24 @@ pub mod activity;
 pub mod apply;
 mod fds;
 pub mod pipeline;
-pub mod procfs;
-pub mod table;
+pub mod proc_scan;
 mod thread;
 
 use heapless::Vec as HVec;
 
+use crate::base::table::FixedMap;
 use crate::capture::record::SockAddr;
 use fds::ProcFds;
-use table::FixedMap;
 pub use thread::{
     resolve, Thread, ARGS_MAX, EXE_FROM_MEMFD, EXE_MAX, EXE_UPPER_LAYER, PROC_PATH_MAX,
 };
 
 pub const DEFAULT_THREAD_CAPACITY: usize = 4096;
 pub const DEFAULT_FD_CAPACITY: usize = 8192;
+/// What the fd table keeps of a file's path: a head of the open record's
+/// path (KESTREL_OPEN_PATH_MAX), kept short because every fd holds one.
 pub const FD_PATH_MAX: usize = 64;
+const _: () = assert!(FD_PATH_MAX <= crate::capture::abi::OPEN_PATH_MAX);
 /// Falco caps each process's table at this many fds (sinsp m_max_fdtable_size);
 /// Kestrel tracks fd numbers below it, which bounds every per-process walk.
 pub const FDS_PER_PROCESS_MAX: u32 = 4096;
@@ -139,7 +141,7 @@ pub struct State {
     /// Enter records are captured, so exits pair with them.
     pairing: bool,
     /// Where thread-lookup misses are resolved; None: no /proc fallback.
-    proc_root: Option<procfs::ProcRoot>,
+    proc_root: Option<proc_scan::ProcRoot>,
     proc_budget: u32,
     /// The last get_thread read its thread from /proc: its cwd is already
     /// the one the record's syscall left.
@@ -199,7 +201,7 @@ impl State {
 
     /// Resolves thread-lookup misses from this procfs root (e.g. "/proc").
     pub fn with_proc_fallback(mut self, root: &str) -> State {
-        self.proc_root = procfs::ProcRoot::new(root);
+        self.proc_root = proc_scan::ProcRoot::new(root);
         self
     }
 
@@ -344,7 +346,7 @@ impl State {
             self.proc_budget -= 1;
             self.proc_root
                 .as_ref()
-                .and_then(|r| procfs::lookup(r, tid, pid))
+                .and_then(|r| proc_scan::lookup(r, tid, pid))
         } else {
             None
         };
@@ -410,7 +412,7 @@ impl State {
             return 0;
         };
         self.purge(timeout_ticks, |pid, tid| {
-            procfs::thread_alive(&root, pid, tid)
+            proc_scan::thread_alive(&root, pid, tid)
         })
     }
 }

@@ -8,6 +8,7 @@ use heapless::Vec as HVec;
 
 use super::set_bytes;
 use crate::capture::skel::types::kestrel_limits as L;
+use crate::capture::Comm;
 
 pub const EXE_MAX: usize = 96;
 /// argv bytes kept per thread: all the probe sends.
@@ -27,7 +28,7 @@ pub struct Thread {
     pub uid: u32,
     pub gid: u32,
     pub start_ns: u64,
-    pub comm: [u8; 16],
+    pub comm: Comm,
     /// The exec'd path as passed (bprm->filename), or /proc's exe link.
     pub exe: HVec<u8, EXE_MAX>,
     /// argv as captured: NUL-separated, argv[0] first.

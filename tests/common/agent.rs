@@ -28,12 +28,37 @@ pub fn agent(out: &str, args: &[&str]) -> Command {
 }
 
 /// Starts [`agent`].
-pub fn spawn_agent(out: &str, args: &[&str]) -> Child {
-    agent(out, args).spawn().unwrap()
+pub fn spawn_agent(out: &str, args: &[&str]) -> Guard {
+    agent(out, args).spawn_guarded()
+}
+
+/// Every child a test starts and does not wait for at once: owned by a
+/// [`Guard`], so a failed assert leaves no agent attached.
+pub trait SpawnGuarded {
+    fn spawn_guarded(&mut self) -> Guard;
+}
+
+impl SpawnGuarded for Command {
+    fn spawn_guarded(&mut self) -> Guard {
+        Guard(self.spawn().unwrap())
+    }
 }
 
 /// Kills and reaps the child when dropped, so a failed assert leaks nothing.
 pub struct Guard(pub Child);
+
+impl std::ops::Deref for Guard {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Guard {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
 
 impl Guard {
     pub fn pid(&self) -> u32 {

@@ -21,12 +21,25 @@ pub fn serial() -> MutexGuard<'static, ()> {
 
 /// Tests that load the probe are `#[ignore]`d ("needs root") so a run
 /// without privileges shows them as ignored, never as passed; scripts/test.sh
-/// (and CI) run them with --include-ignored. Run without root, they fail here.
+/// runs them with --include-ignored. Built with CI=true (build.rs sets
+/// `kestrel_ci`) they are not ignored at all. Run without root, they fail here.
 pub fn require_root() {
     assert!(
         rustix::process::geteuid().is_root(),
         "this test loads the probe: run it as root (it is #[ignore]d otherwise)"
     );
+}
+
+/// A test that cannot run here (`why`) returns early and says so; under
+/// CI=true it fails instead: CI never passes a test that did not run.
+#[must_use]
+pub fn skip(why: &str) -> bool {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "CI=true: cannot skip: {why}"
+    );
+    eprintln!("skipped: {why}");
+    true
 }
 
 /// Every test that loads the probe starts here: root required, one at a time.
@@ -116,6 +129,7 @@ pub fn fork_children(n: usize, child: impl Fn()) -> Vec<u32> {
             assert!(pid >= 0, "fork");
             if pid == 0 {
                 child();
+                // SAFETY: the child ends here, without running the parent's atexit.
                 unsafe { libc::_exit(0) };
             }
             let mut st = 0;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::Guard;
+use super::{Guard, SpawnGuarded};
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -21,14 +21,12 @@ pub fn free_port() -> u16 {
 
 /// The agent serving /metrics on `port`.
 pub fn spawn_exporter(port: u16, args: &[&str]) -> Guard {
-    let child = Command::new(super::bin())
+    Command::new(super::bin())
         .args(["run", "--prometheus", &port.to_string()])
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Guard(child)
+        .spawn_guarded()
 }
 
 /// One HTTP/1.0 request (the server closes after it): (status, body).
@@ -82,11 +80,9 @@ impl Workload {
         std::fs::write(&path, b"x").unwrap();
         let f = std::fs::File::open(&path).unwrap();
         Self::paced(per_sec, move || {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
             // SAFETY: fchmod(2) on a descriptor this closure owns.
-            assert_eq!(
-                unsafe { libc::fchmod(std::os::fd::AsRawFd::as_raw_fd(&f), 0o644) },
-                0
-            );
+            assert_eq!(unsafe { libc::fchmod(fd, 0o644) }, 0);
         })
     }
 

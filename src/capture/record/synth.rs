@@ -3,6 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::*;
+use crate::capture::COMM_LEN;
 
 pub fn hdr(t: T, tid: u32, pid: u32, nr: i16, ret: i64, len: usize) -> kestrel_hdr {
     kestrel_hdr {
@@ -22,8 +23,8 @@ fn bytes<R: Copy>(r: &R) -> Vec<u8> {
     unsafe { core::slice::from_raw_parts((r as *const R).cast::<u8>(), size_of::<R>()) }.to_vec()
 }
 
-fn comm(name: &str) -> [i8; 16] {
-    let mut c = [0i8; 16];
+fn comm(name: &str) -> [i8; COMM_LEN] {
+    let mut c = [0i8; COMM_LEN];
     for (d, s) in c.iter_mut().zip(name.bytes().take(15)) {
         *d = s as i8;
     }

@@ -1,4 +1,8 @@
 use super::*;
+use crate::procfs::{
+    parse_cpu_line, parse_meminfo_used, parse_proc_stat, parse_smaps_rollup_pss, parse_status,
+    parse_u64,
+};
 
 fn fx(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -18,8 +18,9 @@ use std::path::PathBuf;
 
 use mio::{Registry, Token};
 
+use crate::base::time;
 use crate::metrics::resources::ResourceSample;
-use crate::metrics::{time, HostInfo, Inputs, MetricsConfig};
+use crate::metrics::{HostInfo, Inputs, MetricsConfig};
 use core::fmt::Write as _;
 
 use heapless::{String as HString, Vec as HVec};

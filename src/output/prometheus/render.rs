@@ -224,7 +224,7 @@ pub fn render(v: &View<'_>, out: &mut Vec<u8>) {
     // Falco's additional wrapper metrics, subsystem falco.
     let boot = v
         .resources
-        .map_or_else(crate::metrics::time::boot_ts_ns, |r| r.host_boot_ts_ns);
+        .map_or_else(crate::base::time::boot_ts_ns, |r| r.host_boot_ts_ns);
     for (name, help, kind, val) in [
         (
             "falcosecurity_falco_start_timestamp_nanoseconds",

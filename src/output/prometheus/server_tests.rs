@@ -29,7 +29,7 @@ impl Rig {
         self.poll
             .poll(&mut events, Some(Duration::from_millis(10)))
             .unwrap();
-        let now = crate::metrics::time::monotonic_ns();
+        let now = crate::base::time::monotonic_ns();
         for ev in events.iter() {
             self.server.on_event(self.poll.registry(), ev.token(), now);
         }
@@ -145,7 +145,7 @@ fn deadlines_close_idle_and_trickling_clients() {
         assert!(t.elapsed() < Duration::from_secs(5), "both accepted");
         rig.pump();
     }
-    let now = crate::metrics::time::monotonic_ns();
+    let now = crate::base::time::monotonic_ns();
     rig.server.sweep(rig.poll.registry(), now + REQUEST_NS / 2);
     assert_eq!(rig.open(), 2, "nothing expires early");
     rig.server

@@ -10,11 +10,11 @@ use std::path::Path;
 
 use rustix::fs::{FileType, Mode, OFlags};
 
-use crate::output::path::{self, PathError, SafeDir};
+use crate::base::path::{self, PathError, SafeDir};
 
 /// Written as root into a directory node_exporter's admin (another user)
 /// may own: every open, rename and unlink goes through the directory fd
-/// taken at start, with `file:`'s rules (output::path): no symlink on the
+/// taken at start, with `file:`'s rules (base::path): no symlink on the
 /// path or at the name, a SIGHUP only looks the path up again once the
 /// directory has been deleted.
 pub struct Textfile {

@@ -16,6 +16,7 @@ use heapless::Vec as HVec;
 use super::PROC_PATH_MAX;
 use super::{bounded, Fd, FdKind, State, Thread, ARGS_MAX, EXE_FROM_MEMFD, FDS_PER_PROCESS_MAX};
 use crate::capture::record::SockAddr;
+use crate::capture::Comm;
 use crate::procfs::{parse_u64, read_whole, stat_fields_after_comm};
 
 const PF_KTHREAD: u64 = 0x0020_0000;
@@ -80,7 +81,7 @@ fn cstr(p: &[u8]) -> Option<&core::ffi::CStr> {
 /// Parsed fields of /proc/PID/task/TID/stat that the table keeps.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TaskStat {
-    pub comm: [u8; 16],
+    pub comm: Comm,
     pub ppid: u32,
     pub session: u32,
     /// As printed (a signed int): new_encode_dev of the controlling tty.
