@@ -155,7 +155,7 @@ pub fn build(c: Collector, min_priority: Priority) -> Result<RuleSet, LoadError>
             priority: r.priority,
             tags: r.tags.clone(),
             source: r.source.clone(),
-            condition: Program::new(node),
+            condition: Program::new(node, codes),
             output,
             codes,
         });

@@ -89,6 +89,14 @@ fn estimate(n: &Node) -> (f32, f32) {
                 Op::Ne | Op::Exists => 0.9,
                 Op::Lt | Op::Le | Op::Gt | Op::Ge => 0.5,
                 _ if c.lhs.ty == Ty::Bool => 0.5,
+                // A field of a few values (a kind, a protocol) matches often.
+                _ if matches!(
+                    c.lhs.field,
+                    Field::FdTypechar | Field::FdType | Field::FdL4proto | Field::EvtDir
+                ) =>
+                {
+                    0.5
+                }
                 _ => 0.05,
             };
             (cost, p)

@@ -53,13 +53,15 @@ impl Default for Scratch {
 /// Generic so the agent's source inlines into the walk (a dyn call per
 /// check cost a store-forwarding stall on every returned value).
 pub fn eval<S: Source + ?Sized>(p: &Program, src: &S, s: &mut Scratch) -> bool {
-    let mut at = p.entry();
+    let mut at = p.start(src.code());
     loop {
         match at {
             Next::Verdict(v) => return v,
             Next::Step(i) => {
-                let Some(step) = p.step(i) else { return false };
-                at = step.after(check(&step.cmp, src, s));
+                let Some((cmp, step)) = p.step(i) else {
+                    return false;
+                };
+                at = step.after(check(cmp, src, s));
             }
         }
     }
@@ -183,7 +185,7 @@ fn eq_folded(l: &[u8], r: &[u8], x: Option<Xform>) -> bool {
     l.len() == r.len() && l.iter().zip(r).all(|(&a, &b)| fold(a, x) == b)
 }
 
-#[inline]
+#[inline(always)]
 fn compare(v: V<'_>, c: &Cmp, rf: V<'_>) -> bool {
     // The common shapes first: a string in a set, a string equal to one.
     if let (V::Str(s), None) = (v, c.lhs.xform) {

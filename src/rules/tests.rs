@@ -32,6 +32,14 @@ impl Fake {
 }
 
 impl Source for Fake {
+    /// The code of its evt.type, so rules run their known-code walk.
+    fn code(&self) -> Option<u16> {
+        self.0.iter().find_map(|(f, _, v)| match (f, v) {
+            (Field::EvtType, Val::S(s)) => super::events::code_of(s),
+            _ => None,
+        })
+    }
+
     fn value<'a>(&'a self, f: Field, arg: Option<u32>, _buf: &'a mut Buf) -> V<'a> {
         match self.0.iter().find(|(g, a, _)| *g == f && *a == arg) {
             Some((_, _, Val::S(s))) => V::Str(s.as_bytes()),
