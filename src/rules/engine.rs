@@ -218,27 +218,52 @@ impl Engine {
             if !eval(&rule.condition, &view, &mut self.scratch) {
                 continue;
             }
-            self.counters.matches_total += 1;
-            if let Some(c) = self.counters.by_rule.get_mut(usize::from(id)) {
-                *c += 1;
-            }
-            let allowed = match &mut self.bucket {
-                Some(b) => b.claim(crate::metrics::time::monotonic_ns()),
-                None => true,
+            let out = Out {
+                counters: &mut self.counters,
+                bucket: &mut self.bucket,
+                writer: &mut self.writer,
+                queue: &mut self.queue,
             };
-            if !allowed {
-                self.counters.rate_limited += 1;
-            } else {
-                let line = self.writer.render(rule, &view, view.time_ns());
-                if self.queue.push(rule.priority.severity(), line) {
-                    self.counters.emitted += 1;
-                } else {
-                    self.counters.queue_drops += 1;
-                }
-            }
+            out.on_match(rule, id, &view);
             if !self.match_all {
                 break;
             }
+        }
+    }
+}
+
+/// What a match touches, apart from what the event view borrows.
+struct Out<'e> {
+    counters: &'e mut RuleCounters,
+    bucket: &'e mut Option<TokenBucket>,
+    writer: &'e mut AlertWriter,
+    queue: &'e mut AlertQueue,
+}
+
+impl Out<'_> {
+    /// Counts a match and renders its alert unless the bucket says no.
+    /// Out of line: matches are rare, and the render's buffers would
+    /// otherwise sit in every evaluation's frame.
+    #[cold]
+    #[inline(never)]
+    fn on_match(self, rule: &super::Rule, id: u16, view: &EventView<'_>) {
+        self.counters.matches_total += 1;
+        if let Some(c) = self.counters.by_rule.get_mut(usize::from(id)) {
+            *c += 1;
+        }
+        let allowed = match self.bucket {
+            Some(b) => b.claim(crate::metrics::time::monotonic_ns()),
+            None => true,
+        };
+        if !allowed {
+            self.counters.rate_limited += 1;
+            return;
+        }
+        let line = self.writer.render(rule, view, view.time_ns());
+        if self.queue.push(rule.priority.severity(), line) {
+            self.counters.emitted += 1;
+        } else {
+            self.counters.queue_drops += 1;
         }
     }
 }
