@@ -14,6 +14,8 @@
 use super::compile::{Cmp, Node};
 use super::condition::Op;
 use super::events::EvtSet;
+use super::fields::Field;
+use super::value::Rhs;
 
 /// Where a step goes: another step's index, or a verdict.
 const ACCEPT: u32 = u32::MAX;
@@ -127,8 +129,17 @@ fn take_checks(n: Node, cmps: &mut Vec<Cmp>) -> Shape {
     }
 }
 
-/// What an evt.type check says for every event of `known`, if one thing.
+/// What a check says for every event of `known`, if one thing: an evt.type
+/// check that the code decides, or `evt.num = 0`, the `never_true` macro
+/// of Falco's rule files (evt.num counts from 1: state/pipeline.rs).
 fn decided(c: &Cmp, known: EvtSet) -> Option<bool> {
+    if c.lhs.field == Field::EvtNum && c.plain && c.rhs == Rhs::Int(0) {
+        return match c.op {
+            Op::Eq | Op::In | Op::Le | Op::Lt => Some(false),
+            Op::Ne | Op::Gt => Some(true),
+            _ => None,
+        };
+    }
     let set = c.codes?;
     let hit = if known.0 & !set.0 == 0 {
         true
@@ -202,6 +213,16 @@ mod tests {
             "not evt.type in (open, openat) or fd.name = /x",
             "evt.type != openat and fd.num >= 0",
         ];
+        // evt.num counts from 1 where the code is known (the agent's events).
+        let y = "- rule: r\n  desc: d\n  condition: fd.num > 0 and not evt.num = 0\n  output: o\n  priority: WARNING\n";
+        let set = load(y).unwrap();
+        let ev = Fake::default()
+            .with(Field::EvtType, Val::S("openat"))
+            .with(Field::EvtNum, Val::I(7))
+            .with(Field::FdNum, Val::I(3));
+        let mut s = Scratch::default();
+        assert!(eval(&set.rules[0].condition, &ev, &mut s));
+        assert!(eval(&set.rules[0].condition, &NoCode(&ev), &mut s));
         let events = [
             ("openat", "/etc/shadow", 3),
             ("openat", "/x", 1),
