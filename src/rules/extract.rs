@@ -4,7 +4,7 @@
 //! sinsp_filtercheck_{event,thread,fd,user,group}.cpp `extract_single`;
 //! where Kestrel lacks a value the field is missing, never invented.
 
-use std::cell::Cell;
+use std::cell::{Cell, OnceCell};
 
 use super::eval::Source;
 use super::events::name_of;
@@ -47,7 +47,7 @@ pub struct Lazy<'a> {
     thread: Cell<Option<Option<&'a Thread>>>,
     parent: Cell<Option<Option<&'a Thread>>>,
     /// The fd the event is about, with its socket's ends (extract_fd).
-    pub(super) subject: Cell<Option<Option<super::extract_fd::Subject<'a>>>>,
+    pub(super) subject: OnceCell<Option<super::extract_fd::Subject<'a>>>,
     /// An open's path: its last slash when it needs no normalising.
     pub(super) open_scan: Cell<Option<Option<usize>>>,
 }

@@ -43,13 +43,12 @@ pub(super) enum Subject<'a> {
 
 impl<'a> EventView<'a> {
     /// `find_subject`, once per event: every fd field of a rule needs it.
-    fn subject(&self) -> Option<Subject<'a>> {
-        if let Some(s) = self.lazy.subject.get() {
-            return s;
-        }
-        let s = self.find_subject();
-        self.lazy.subject.set(Some(s));
-        s
+    /// Borrowed, not copied: with a socket's ends it is ~100 bytes.
+    fn subject(&self) -> Option<&Subject<'a>> {
+        self.lazy
+            .subject
+            .get_or_init(|| self.find_subject())
+            .as_ref()
     }
 
     fn find_subject(&self) -> Option<Subject<'a>> {
@@ -95,7 +94,7 @@ impl<'a> EventView<'a> {
         let Some(s) = self.subject() else {
             return V::Missing;
         };
-        match s {
+        match *s {
             Subject::Open { num, raw, dir, ok } => self.open_value(f, num, raw, dir, ok, buf),
             Subject::Socket {
                 num,
@@ -107,7 +106,7 @@ impl<'a> EventView<'a> {
                 fd,
                 connect,
                 ok,
-                ends,
+                ref ends,
             } => match fd.kind {
                 FdKind::File => match f {
                     Field::FdNum => V::Int(num),
@@ -121,14 +120,16 @@ impl<'a> EventView<'a> {
                     _ => V::Missing,
                 },
                 FdKind::Socket => {
-                    let Some(e) = ends else { return V::Missing };
+                    let Some(e) = ends.as_ref() else {
+                        return V::Missing;
+                    };
                     match f {
                         Field::FdConnected => V::Bool(ok && e.remote.is_some()),
                         Field::FdNameChanged => V::Bool(connect.is_some() && ok),
                         Field::FdName => name(e.server(), e.client(), buf),
                         _ => {
                             let family = e.family.unwrap_or(fd.sock.family);
-                            socket_value(f, num, family, fd.sock_type, Some(&e))
+                            socket_value(f, num, family, fd.sock_type, Some(e))
                         }
                     }
                 }
