@@ -51,6 +51,24 @@ pub const CATEGORY_NAMES: [&str; KC_MAX] = {
 
 const DIRS: [&str; 2] = ["enter", "exit"];
 
+/// Whether category `cat` has an enter side: the process-exit record is no
+/// syscall, so it has none; every syscall category may drop on enter.
+pub fn has_enter_side(cat: usize) -> bool {
+    CATEGORY_NAMES.get(cat).is_some_and(|c| *c != "proc_exit")
+}
+
+/// The `drop` label of category `cat` in Prometheus: Falco's regex
+/// `n_drops_buffer_([^_]+(?:_[^_]+)*)_exit$` (falco_metrics.cpp,
+/// sources_to_text_prometheus) turns `n_drops_buffer_proc_exit` into
+/// `proc`; every other category keeps its name.
+pub fn prometheus_drop_label(cat: usize) -> &'static str {
+    match CATEGORY_NAMES.get(cat).copied() {
+        Some("proc_exit") => "proc",
+        Some(c) => c,
+        None => "unknown",
+    }
+}
+
 impl Schema {
     pub fn parse(s: &str) -> Result<Schema, String> {
         match s {

@@ -261,9 +261,7 @@ impl Snapshotter {
         let mut key = Key::new();
         for (cat, dirs) in k.n_drops_buffer.iter().enumerate() {
             for (dir, v) in dirs.iter().enumerate() {
-                // No enter side exists for these two: nothing to publish.
-                let exit_only = matches!(schema::CATEGORY_NAMES[cat], "proc_exit");
-                if exit_only && dir == 0 {
+                if dir == 0 && !schema::has_enter_side(cat) {
                     continue;
                 }
                 schema.bucket_name(cat, dir, &mut key);

@@ -4,25 +4,11 @@
 use super::render::{Culprits, Kind, ServerStats, Text, Val, MAX_CULPRITS, STATUS_CODES};
 use crate::capture::{KernelCounters, ProgStats};
 use crate::metrics::resources::ResourceSample;
+use crate::metrics::schema::{has_enter_side, prometheus_drop_label};
 use crate::metrics::Inputs;
 use std::io::Write as _;
 use Kind::{Counter, Gauge};
 use Val::{F, U};
-
-/// Falco's drop categories as its regex splits the libs counter names
-/// (falco_metrics.cpp, sources_to_text_prometheus: `n_drops_buffer_(.+)_exit`):
-/// `n_drops_buffer_proc_exit` becomes `drop="proc"`. Kestrel has both
-/// directions for the first six; close and process exit are exit-only.
-const DROPS: [(&str, bool); 8] = [
-    ("clone_fork", true),
-    ("execve", true),
-    ("connect", true),
-    ("open", true),
-    ("dir_file", true),
-    ("other_interest", true),
-    ("close", false),
-    ("proc", false),
-];
 
 pub(super) fn kernel(t: &mut Text<'_>, k: &KernelCounters) {
     t.one(
@@ -32,14 +18,16 @@ pub(super) fn kernel(t: &mut Text<'_>, k: &KernelCounters) {
         U(k.n_evts),
     );
     // Falco leaves out the n_drops_buffer_total aggregate: it would clash with
-    // this family's name, and sum() gives it.
+    // this family's name. Every row of enum kestrel_category is here, Kestrel's
+    // own (dup, socket, other, close enter) beside Falco's, so sum() gives it.
     t.family(
         format_args!("falcosecurity_scap_n_drops_buffer_total"),
         Counter,
         "Events dropped because the ring buffer was full, by category and direction.",
     );
-    for ((drop, enter), dirs) in DROPS.iter().zip(k.n_drops_buffer.iter()) {
-        if *enter {
+    for (cat, dirs) in k.n_drops_buffer.iter().enumerate() {
+        let drop = prometheus_drop_label(cat);
+        if has_enter_side(cat) {
             t.sample(&[("dir", "enter"), ("drop", drop)], U(dirs[0]));
         }
         t.sample(&[("dir", "exit"), ("drop", drop)], U(dirs[1]));
@@ -50,13 +38,15 @@ pub(super) fn kernel(t: &mut Text<'_>, k: &KernelCounters) {
             "Events too large to send.",
             k.n_drops_scratch_map,
         ),
+        // modern_bpf (libpman stats.c, 0.25.4) has neither page-fault nor bug
+        // drops; Kestrel's figures keep the JSON's kestrel. names.
         (
-            "falcosecurity_scap_n_drops_page_faults_total",
+            "kestrel_n_page_faults_total",
             "Events sent with a user-memory field that could not be read (not in n_drops).",
             k.n_drops_page_faults,
         ),
         (
-            "falcosecurity_scap_n_drops_bug_total",
+            "kestrel_n_drops_bug_total",
             "Events dropped because the probe reached an impossible state.",
             k.n_drops_bug,
         ),

@@ -37,11 +37,20 @@ fn text(cfg: &MetricsConfig, culprits: Option<&Culprits<'_>>) -> String {
 fn text_named(cfg: &MetricsConfig, culprits: Option<&Culprits<'_>>, strict_names: bool) -> String {
     let mut kernel = KernelCounters {
         n_evts: 12345,
-        n_drops_buffer_total: 7,
+        n_drops_buffer_total: 16,
         ..Default::default()
     };
     kernel.n_drops_buffer[3] = [2, 5];
     kernel.n_drops_buffer[7] = [0, 9];
+    text_kernel(cfg, culprits, strict_names, kernel)
+}
+
+fn text_kernel(
+    cfg: &MetricsConfig,
+    culprits: Option<&Culprits<'_>>,
+    strict_names: bool,
+    kernel: KernelCounters,
+) -> String {
     let inputs = Inputs {
         kestrel_n_fds: 17,
         num_evts: 12338,
@@ -154,9 +163,7 @@ falcosecurity_scap_n_added_threads_total counter
 falcosecurity_scap_n_cached_fd_lookups_total counter
 falcosecurity_scap_n_cached_thread_lookups_total counter
 falcosecurity_scap_n_drops_buffer_total counter
-falcosecurity_scap_n_drops_bug_total counter
 falcosecurity_scap_n_drops_full_threadtable_total counter
-falcosecurity_scap_n_drops_page_faults_total counter
 falcosecurity_scap_n_drops_scratch_map_total counter
 falcosecurity_scap_n_drops_total counter
 falcosecurity_scap_n_evts_total counter
@@ -176,7 +183,9 @@ falcosecurity_scap_sys_exit_avg_time_nanoseconds gauge
 falcosecurity_scap_sys_exit_run_cnt_total counter
 falcosecurity_scap_sys_exit_run_time_nanoseconds_total counter
 kestrel_n_decode_errors_total counter
+kestrel_n_drops_bug_total counter
 kestrel_n_drops_full_fdtable_total counter
+kestrel_n_page_faults_total counter
 kestrel_output_write_errors_total counter
 kestrel_prometheus_open_connections gauge
 kestrel_prometheus_responses_total counter"
@@ -228,8 +237,9 @@ fn values_units_and_labels() {
         .filter(|l| l.starts_with("falcosecurity_scap_n_drops_buffer_total{"))
         .count();
     assert_eq!(
-        drops, 14,
-        "six categories both ways, close and proc exit only"
+        drops,
+        2 * crate::capture::KC_MAX - 1,
+        "every category both ways, process exit only"
     );
     assert!(
         t.contains("falcosecurity_evt_hostname_info{hostname=\"gw\\\"1\\\\\\n\"} 1\n"),
@@ -353,4 +363,42 @@ fn strict_names_use_base_units_and_no_total_on_gauges() {
     );
     assert_eq!(value(&t, "falcosecurity_scap_n_evts_total"), "12345");
     assert_eq!(fams.len(), families(&text(&cfg, None)).len());
+}
+
+/// Every drop the probe counts in n_drops_buffer_total is in one bucket of
+/// enum kestrel_category (bpf/emit.h), Kestrel's own included: the
+/// family's series add up to the JSON's scap.n_drops_buffer_total.
+#[test]
+fn drop_buckets_sum_to_the_buffer_total() {
+    let mut k = KernelCounters::default();
+    for (cat, dirs) in k.n_drops_buffer.iter_mut().enumerate() {
+        let enter = crate::metrics::schema::has_enter_side(cat);
+        *dirs = [if enter { 100 + cat as u64 } else { 0 }, 1 + cat as u64];
+        k.n_drops_buffer_total += dirs[0] + dirs[1];
+    }
+    let t = text_kernel(&MetricsConfig::default(), None, false, k);
+    let fam = "falcosecurity_scap_n_drops_buffer_total{";
+    let sum: u64 = t
+        .lines()
+        .filter(|l| l.starts_with(fam))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(sum, k.n_drops_buffer_total, "{t}");
+    for (drop, dir, v) in [
+        ("dup", "exit", 9),
+        ("socket", "enter", 109),
+        ("other", "exit", 11),
+    ] {
+        let series = format!("{fam}dir=\"{dir}\",drop=\"{drop}\"}}");
+        assert_eq!(value(&t, &series), v.to_string());
+    }
+    assert_eq!(
+        value(&t, &format!("{fam}dir=\"enter\",drop=\"close\"}}")),
+        "106"
+    );
+    assert!(
+        !t.contains("n_drops_page_faults"),
+        "modern_bpf has no page-fault family"
+    );
+    assert_eq!(value(&t, "kestrel_n_page_faults_total"), "0");
 }
