@@ -62,9 +62,12 @@ static __always_inline void handle_clone(struct kestrel_counters *c, const struc
 		if (bpf_probe_read_user(&flags, sizeof(flags), (const void *)sys_arg(k, 0)))
 			flags = 0;
 	}
+	c->n_evts_no_enter += child;
 	r = reserve(c, sizeof(*r), k->cat, KD_EXIT);
-	if (!r)
+	if (!r) {
+		c->n_drops_no_enter += child;
 		return;
+	}
 	/* x86_64: the new child returns through sys_exit with 0. */
 	fill_call_hdr(&r->hdr, child ? KR_CLONE_CHILD : KR_CLONE, k);
 	fill_task(&r->task, task);

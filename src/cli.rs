@@ -107,7 +107,7 @@ pub struct RunArgs {
     /// keep zero-valued fields (default false)
     #[argh(option, from_str_fn(parse_bool))]
     pub include_empty_values: Option<bool>,
-    /// field names and types: falco-0.37 (default, the seed's) or falco-0.38 (current Falco)
+    /// field names and types: falco-0.37 (default, the seed's) or falco-0.42 (Falco 0.42+; falco-0.38 is its old name)
     #[argh(option, from_str_fn(Schema::parse))]
     pub schema: Option<Schema>,
     /// drop alert actions, Falco's syscall_event_drops: ignore, or a list of log, alert, exit (default log,alert)

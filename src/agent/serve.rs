@@ -295,6 +295,8 @@ fn inputs<'a>(
     Inputs {
         kestrel_n_fds: p.state.n_fds() as u64,
         num_evts: p.num_evts,
+        num_evts_no_enter: p.num_evts_no_enter,
+        enter_events: p.enter_events(),
         num_compat_evts: p.num_compat_evts,
         attach: probe.attach_path().name(),
         outputs_queue_num_drops: outputs.queue_drops(),

@@ -105,7 +105,7 @@ fn alert_json_is_falcos_with_deltas_as_strings() {
 
 #[test]
 fn newer_schema_names_only_modern_bpf_buckets() {
-    let mut m = monitor("alert", 0.0, 1000.0, 1000.0, Schema::Falco038);
+    let mut m = monitor("alert", 0.0, 1000.0, 1000.0, Schema::Falco042);
     m.check(1, &counters(100, 5, 0));
     let v: serde_json::Value = serde_json::from_slice(m.line()).unwrap();
     let f = v["output_fields"].as_object().unwrap();

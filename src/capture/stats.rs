@@ -21,6 +21,10 @@ pub struct KernelCounters {
     pub n_drops_scratch_map: u64,
     pub n_drops_page_faults: u64,
     pub n_drops_bug: u64,
+    /// Records with no enter event in Falco 0.37 (process exit, a fork's
+    /// child side): tried, and dropped (see metrics::units).
+    pub n_evts_no_enter: u64,
+    pub n_drops_no_enter: u64,
 }
 
 impl KernelCounters {
@@ -40,6 +44,8 @@ impl KernelCounters {
         self.n_drops_scratch_map += c.n_drops_scratch_map;
         self.n_drops_page_faults += c.n_drops_page_faults;
         self.n_drops_bug += c.n_drops_bug;
+        self.n_evts_no_enter += c.n_evts_no_enter;
+        self.n_drops_no_enter += c.n_drops_no_enter;
     }
 }
 

@@ -12,6 +12,7 @@ pub mod rule_output;
 pub mod schema;
 mod sections;
 pub mod time;
+mod units;
 
 use crate::capture::{KernelCounters, ProgStats};
 use crate::state::StateCounters;
@@ -55,6 +56,10 @@ impl Default for MetricsConfig {
 /// What the loop hands over at snapshot time.
 pub struct Inputs<'a> {
     pub num_evts: u64,
+    /// Of num_evts, records with no enter event in Falco 0.37 (see units).
+    pub num_evts_no_enter: u64,
+    /// Enter records are captured: records are already 0.37's events.
+    pub enter_events: bool,
     pub num_compat_evts: u64,
     /// tp_btf or raw_tp.
     pub attach: &'a str,
@@ -171,7 +176,13 @@ impl Snapshotter {
     }
 
     /// `render` at given clock readings (tests drive time explicitly).
-    pub fn render_at(&mut self, inp: &Inputs<'_>, now_mono: u64, now_real: u64) -> Rendered<'_> {
+    pub fn render_at(
+        &mut self,
+        records: &Inputs<'_>,
+        now_mono: u64,
+        now_real: u64,
+    ) -> Rendered<'_> {
+        let inp = &units::in_schema_unit(self.cfg.schema, records);
         let first = self.rendered == 0;
         // A snapshot right after another (the final one on SIGTERM) would
         // take its figures over a few ms; take every derived figure (rates,
@@ -211,6 +222,14 @@ impl Snapshotter {
         }
         if c.libbpf_stats_enabled {
             Self::prog_fields(&mut f, inp.progs);
+        }
+        if units::converted(c.schema, records) {
+            // Kestrel's records, beside 0.37's enter-and-exit events.
+            f.put("kestrel.num_evts", Value::U64(records.num_evts));
+            if c.kernel_event_counters_enabled {
+                f.put("kestrel.n_evts", Value::U64(records.kernel.n_evts));
+                f.put("kestrel.n_drops", Value::U64(records.kernel.n_drops()));
+            }
         }
         if let Some(e) = inp.rules {
             Self::rule_fields(&mut f, e, inp.rules_counters);

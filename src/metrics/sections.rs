@@ -77,7 +77,7 @@ impl Snapshotter {
             Value::U64(inp.outputs_queue_num_drops),
         );
         f.put("falco.start_ts", Value::U64(host.start_ts_ns));
-        if c.schema == Schema::Falco038 {
+        if c.schema == Schema::Falco042 {
             // Kestrel never reloads its configuration: the start is the load.
             f.put("falco.reload_ts", Value::U64(host.start_ts_ns));
         }
@@ -183,7 +183,7 @@ impl Snapshotter {
                 f.put("falco.procs_running_host", Value::U64(r.procs_running_host));
                 f.put("falco.open_fds_host", Value::U64(r.open_fds_host));
             }
-            Schema::Falco038 => {
+            Schema::Falco042 => {
                 put_mem_038(f, "memory_rss", r.memory_rss_kb, false, mb);
                 put_mem_038(f, "memory_vsz", r.memory_vsz_kb, false, mb);
                 put_mem_038(f, "memory_pss", r.memory_pss_kb, false, mb);

@@ -7,7 +7,7 @@ use crate::state::StateCounters;
 /// The golden field lists, one `name type` a line (type: u integer, f
 /// float, s string); each file's leading comment says where it comes from.
 const FALCO_037_FIELDS: &str = include_str!("golden/falco-0.37.fields");
-const FALCO_038_FIELDS: &str = include_str!("golden/falco-0.38.fields");
+const FALCO_042_FIELDS: &str = include_str!("golden/falco-0.42.fields");
 
 /// Parses a golden list; a malformed line fails the test rather than
 /// silently dropping a field.
@@ -49,6 +49,8 @@ fn inputs(progs: &[ProgStats], num_evts: u64, kernel: KernelCounters) -> Inputs<
     Inputs {
         num_evts,
         num_compat_evts: 0,
+        num_evts_no_enter: 0,
+        enter_events: false,
         attach: "tp_btf",
         outputs_queue_num_drops: 0,
         output_write_errors: 0,
@@ -61,6 +63,15 @@ fn inputs(progs: &[ProgStats], num_evts: u64, kernel: KernelCounters) -> Inputs<
         culprits: None,
         rules: None,
         rules_counters: true,
+    }
+}
+
+/// Inputs whose records are already events (enter capture on): the rate
+/// and window rules below are the same in either unit.
+fn events<'a>(progs: &'a [ProgStats], num_evts: u64, kernel: KernelCounters) -> Inputs<'a> {
+    Inputs {
+        enter_events: true,
+        ..inputs(progs, num_evts, kernel)
     }
 }
 
@@ -122,7 +133,9 @@ fn golden(schema: Schema, golden: &[(&str, char)]) -> serde_json::Value {
         );
     }
     assert_eq!(f["scap.sys_exit.avg_time_ns"], 100);
-    assert_eq!(f["falco.num_evts_prev"], 5);
+    // 0.37 counts a syscall record as its enter and exit (metrics::units).
+    let prev = if schema == Schema::Falco037 { 10 } else { 5 };
+    assert_eq!(f["falco.num_evts_prev"], prev);
     let keys: Vec<&String> = f.keys().collect();
     let mut sorted = keys.clone();
     sorted.sort();
@@ -143,15 +156,15 @@ fn falco_037_schema_is_the_seeds_field_by_field() {
 }
 
 #[test]
-fn falco_038_schema_is_current_falcos_field_by_field() {
-    let v = golden(Schema::Falco038, &golden_fields(FALCO_038_FIELDS));
+fn falco_042_schema_is_current_falcos_field_by_field() {
+    let v = golden(Schema::Falco042, &golden_fields(FALCO_042_FIELDS));
     let f = &v["output_fields"];
     assert!(f.get("falco.hostname").is_none());
     assert!(f.get("scap.n_drops_page_faults").is_none());
     assert!(f.get("kestrel.n_drops_buffer_execve_enter").is_some());
     assert!(f.get("kestrel.n_drops_bug").is_some());
     let cfg = MetricsConfig {
-        schema: Schema::Falco038,
+        schema: Schema::Falco042,
         convert_memory_to_mb: false,
         ..all_on()
     };
@@ -221,7 +234,7 @@ fn drop_percentage_and_rates_between_snapshots() {
         ..Default::default()
     };
     let (t0, real) = (time::monotonic_ns(), time::realtime_ns());
-    let v = parse(s.render_at(&inputs(&[], 100, k), t0, real));
+    let v = parse(s.render_at(&events(&[], 100, k), t0, real));
     assert_eq!(
         v["output_fields"]["scap.evts_rate_sec"], 0.0,
         "0 on the first snapshot"
@@ -229,7 +242,7 @@ fn drop_percentage_and_rates_between_snapshots() {
     k.n_evts = 300;
     k.n_drops_buffer_total = 50;
     k.n_drops_buffer[3][1] = 50;
-    let v = parse(s.render_at(&inputs(&[], 250, k), t0 + 200_000_000, real));
+    let v = parse(s.render_at(&events(&[], 250, k), t0 + 200_000_000, real));
     let f = &v["output_fields"];
     assert_eq!(f["scap.n_drops_perc"], 25.0);
     assert_eq!(f["scap.n_drops"], 50);
@@ -263,10 +276,10 @@ fn a_final_snapshot_right_after_another_takes_one_window_for_every_derivation() 
     // Explicit clocks: start, a periodic snapshot 300 ms later, the final
     // one 2 ms after that.
     let (t0, real) = (time::monotonic_ns(), time::realtime_ns());
-    s.render_at(&inputs(&[], 0, k(0)), t0, real);
-    let v = parse(s.render_at(&inputs(&[], 3000, k(3000)), t0 + 300_000_000, real));
+    s.render_at(&events(&[], 0, k(0)), t0, real);
+    let v = parse(s.render_at(&events(&[], 3000, k(3000)), t0 + 300_000_000, real));
     let periodic = v["output_fields"]["scap.evts_rate_sec"].as_f64().unwrap();
-    let v = parse(s.render_at(&inputs(&[], 3010, k(3010)), t0 + 302_000_000, real));
+    let v = parse(s.render_at(&events(&[], 3010, k(3010)), t0 + 302_000_000, real));
     let last = v["output_fields"]["scap.evts_rate_sec"].as_f64().unwrap();
     assert_eq!(periodic, 10_000.0, "3000 events over 300 ms");
     assert_eq!(
@@ -279,4 +292,65 @@ fn a_final_snapshot_right_after_another_takes_one_window_for_every_derivation() 
         "_prev, rates and n_drops_perc share the window since the snapshot before"
     );
     assert_eq!(f["falco.num_evts_prev"], 0);
+}
+
+#[test]
+fn falco_037_counts_enter_and_exit_events_and_the_newer_schema_records() {
+    // 100 records tried, 10 of them thread exits or fork children; 20
+    // dropped (2 of those exits); 80 delivered.
+    let mut k = KernelCounters {
+        n_evts: 100,
+        n_drops_buffer_total: 20,
+        n_evts_no_enter: 10,
+        n_drops_no_enter: 2,
+        ..Default::default()
+    };
+    k.n_drops_buffer[3][1] = 18;
+    k.n_drops_buffer[7][1] = 2;
+    let i = Inputs {
+        num_evts_no_enter: 8,
+        ..inputs(&[], 80, k)
+    };
+    let snap = |schema| {
+        let cfg = MetricsConfig { schema, ..all_on() };
+        let mut s = Snapshotter::new(cfg, host(), resources::Resources::new("/"));
+        parse(s.render(&i))["output_fields"].clone()
+    };
+    let f = snap(Schema::Falco037);
+    assert_eq!(f["scap.n_evts"], 190);
+    assert_eq!(f["falco.num_evts"], 152);
+    assert_eq!(f["scap.n_drops"], 38);
+    assert_eq!(f["scap.n_drops_buffer_open_enter"], 18);
+    assert_eq!(f["scap.n_drops_buffer_proc_exit"], 2);
+    assert_eq!(
+        (&f["kestrel.n_evts"], &f["kestrel.num_evts"]),
+        (&100.into(), &80.into())
+    );
+    assert_eq!(f["kestrel.n_drops"], 20);
+    let f = snap(Schema::Falco042);
+    assert_eq!(
+        (&f["scap.n_evts"], &f["falco.num_evts"]),
+        (&100.into(), &80.into())
+    );
+    assert!(f.get("kestrel.n_evts").is_none());
+    let e = Inputs {
+        enter_events: true,
+        ..i
+    };
+    let cfg = all_on();
+    let mut s = Snapshotter::new(cfg, host(), resources::Resources::new("/"));
+    let f = parse(s.render(&e))["output_fields"].clone();
+    assert_eq!(
+        f["scap.n_evts"], 100,
+        "enter records captured: already events"
+    );
+}
+
+#[test]
+fn schemas_are_named_by_the_falco_they_match_and_the_old_name_stays() {
+    assert_eq!(Schema::parse("falco-0.42"), Ok(Schema::Falco042));
+    assert_eq!(Schema::parse("falco-0.38"), Ok(Schema::Falco042));
+    assert_eq!(Schema::Falco042.name(), "falco-0.42");
+    assert_eq!(Schema::parse("falco-0.37"), Ok(Schema::Falco037));
+    assert!(Schema::parse("falco-0.39").is_err());
 }

@@ -55,6 +55,8 @@ fn text_kernel(
         kestrel_n_fds: 17,
         num_evts: 12338,
         num_compat_evts: 0,
+        num_evts_no_enter: 0,
+        enter_events: false,
         attach: "tp_btf",
         culprits: None,
         rules: None,
