@@ -16,6 +16,7 @@ use heapless::String as HString;
 use crate::capture::{KernelCounters, KC_MAX};
 use crate::metrics::rule_output::RuleOutput;
 use crate::metrics::schema::CATEGORY_NAMES;
+use crate::metrics::units;
 use crate::metrics::{time, Schema};
 
 /// Exit status after an `exit` action, so an init watchdog can tell it apart
@@ -135,6 +136,8 @@ pub struct DropMonitor {
     hostname: String,
     /// Which buckets Falco names in the alert (the snapshot's schema).
     schema: Schema,
+    /// Enter records captured: records are already falco-0.37's events.
+    enter_events: bool,
     time_buf: [u8; 40],
     time_len: usize,
 }
@@ -190,9 +193,18 @@ impl DropMonitor {
             len: 0,
             hostname: hostname.to_string(),
             schema,
+            enter_events: false,
             time_buf: [0u8; 40],
             time_len: 0,
         }
+    }
+
+    /// Counts in the schema's event unit as the snapshot does
+    /// (metrics::units): without enter capture, falco-0.37's alert counts a
+    /// syscall record as its enter and exit, as 0.37 did.
+    pub fn with_enter_events(mut self, on: bool) -> Self {
+        self.enter_events = on;
+        self
     }
 
     /// Whether a second has passed since the last check.
@@ -212,6 +224,7 @@ impl DropMonitor {
 
     /// syscall_evt_drop_mgr::process_event's once-a-second body.
     pub fn check(&mut self, now_ns: u64, k: &KernelCounters) -> Outcome {
+        let k = &units::kernel_in_schema_unit(self.schema, self.enter_events, k);
         self.next_check_ns = now_ns + CHECK_NS;
         let d = delta(k, &self.last);
         self.last = *k;

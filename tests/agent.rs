@@ -39,7 +39,10 @@ fn acceptance_run_writes_snapshots_while_a_workload_runs() {
     );
     // falco-0.37 counts enters too (metrics::units); Kestrel's records add up alike.
     let (evts, records) = (field(last, "scap.n_evts"), field(last, "kestrel.n_evts"));
-    assert!(records < evts && evts <= 2 * records, "{records} records, {evts} events");
+    assert!(
+        records < evts && evts <= 2 * records,
+        "{records} records, {evts} events"
+    );
     assert_eq!(
         records,
         field(last, "kestrel.num_evts") + field(last, "kestrel.n_drops")

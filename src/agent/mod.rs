@@ -168,7 +168,8 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         cfg.metrics.schema,
         &host.hostname,
         Default::default(),
-    );
+    )
+    .with_enter_events(cfg.probe.enter_events);
     let mut agent = Agent {
         probe,
         ring,

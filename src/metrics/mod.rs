@@ -12,7 +12,7 @@ pub mod rule_output;
 pub mod schema;
 mod sections;
 pub mod time;
-mod units;
+pub mod units;
 
 use crate::capture::{KernelCounters, ProgStats};
 use crate::state::StateCounters;
@@ -223,7 +223,7 @@ impl Snapshotter {
         if c.libbpf_stats_enabled {
             Self::prog_fields(&mut f, inp.progs);
         }
-        if units::converted(c.schema, records) {
+        if units::converts(c.schema, records.enter_events) {
             // Kestrel's records, beside 0.37's enter-and-exit events.
             f.put("kestrel.num_evts", Value::U64(records.num_evts));
             if c.kernel_event_counters_enabled {

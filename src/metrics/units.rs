@@ -24,7 +24,7 @@ use crate::capture::KernelCounters;
 
 /// `inp` in the schema's event unit.
 pub(super) fn in_schema_unit<'a>(schema: Schema, inp: &Inputs<'a>) -> Inputs<'a> {
-    if schema != Schema::Falco037 || inp.enter_events {
+    if !converts(schema, inp.enter_events) {
         return Inputs { ..*inp };
     }
     Inputs {
@@ -34,9 +34,22 @@ pub(super) fn in_schema_unit<'a>(schema: Schema, inp: &Inputs<'a>) -> Inputs<'a>
     }
 }
 
-/// Whether `in_schema_unit` changes the figures.
-pub(super) fn converted(schema: Schema, inp: &Inputs<'_>) -> bool {
-    schema == Schema::Falco037 && !inp.enter_events
+/// Whether records are not the schema's events: falco-0.37 without enters.
+pub fn converts(schema: Schema, enter_events: bool) -> bool {
+    schema == Schema::Falco037 && !enter_events
+}
+
+/// The kernel counters in the schema's event unit (the drop alerts').
+pub fn kernel_in_schema_unit(
+    schema: Schema,
+    enter_events: bool,
+    k: &KernelCounters,
+) -> KernelCounters {
+    if converts(schema, enter_events) {
+        falco037_kernel(k)
+    } else {
+        *k
+    }
 }
 
 /// `n` records of which `single` have no enter: 2n − single events.
