@@ -98,6 +98,9 @@ pub struct RunArgs {
     /// kernel event counter fields (default true)
     #[argh(option, from_str_fn(parse_bool))]
     pub kernel_event_counters_enabled: Option<bool>,
+    /// events and drops of each CPU, Falco 0.39+ (default false; true turns on kernel_event_counters_enabled)
+    #[argh(option, from_str_fn(parse_bool))]
+    pub kernel_event_counters_per_cpu_enabled: Option<bool>,
     /// BPF program run-time stats (default false; turned on via BPF_ENABLE_STATS)
     #[argh(option, from_str_fn(parse_bool))]
     pub libbpf_stats_enabled: Option<bool>,

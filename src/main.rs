@@ -71,6 +71,9 @@ fn check(c: cli::CheckArgs) -> ! {
 /// The run's flags (the config file already merged in), defaults filled.
 fn agent_config(a: cli::RunArgs, threads: usize, fds: usize, rules: RuleSet) -> AgentConfig {
     let d = MetricsConfig::default();
+    let per_cpu = a
+        .kernel_event_counters_per_cpu_enabled
+        .unwrap_or(d.kernel_event_counters_per_cpu_enabled);
     let dc = CulpritConfig::default();
     let culprits = CulpritConfig {
         enabled: a.culprits.unwrap_or(dc.enabled),
@@ -98,9 +101,11 @@ fn agent_config(a: cli::RunArgs, threads: usize, fds: usize, rules: RuleSet) -> 
                 .resource_utilization_enabled
                 .unwrap_or(d.resource_utilization_enabled),
             state_counters_enabled: a.state_counters_enabled.unwrap_or(d.state_counters_enabled),
-            kernel_event_counters_enabled: a
-                .kernel_event_counters_enabled
-                .unwrap_or(d.kernel_event_counters_enabled),
+            // Falco: the per-CPU knob turns the kernel counters on.
+            kernel_event_counters_enabled: per_cpu
+                || a.kernel_event_counters_enabled
+                    .unwrap_or(d.kernel_event_counters_enabled),
+            kernel_event_counters_per_cpu_enabled: per_cpu,
             libbpf_stats_enabled: a.libbpf_stats_enabled.unwrap_or(d.libbpf_stats_enabled),
             convert_memory_to_mb: a.convert_memory_to_mb.unwrap_or(d.convert_memory_to_mb),
             include_empty_values: a.include_empty_values.unwrap_or(d.include_empty_values),

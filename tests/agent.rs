@@ -361,3 +361,36 @@ fn culprit_counters_name_a_known_workload() {
         "every getppid counted ({getppid} seen)"
     );
 }
+
+/// `--kernel-event-counters-per-cpu-enabled` (Falco 0.39+): each possible
+/// CPU's events and drops, which add up to the totals; in Prometheus a
+/// `cpu` label. Falco's per-CPU knob turns the kernel counters on.
+#[test]
+#[ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"]
+fn per_cpu_counters_add_up_to_the_totals() {
+    let _g = probe_lock();
+    let out = tmp("percpu.json");
+    let prom = tmp("percpu.prom");
+    let textfile = format!("prometheus-textfile:{prom}");
+    let st = agent(&out, &["--schema", "falco-0.42", "--output", &textfile])
+        .args(["--kernel-event-counters-enabled", "false"])
+        .args(["--kernel-event-counters-per-cpu-enabled", "true"])
+        .args(["--duration", "1s", "--interval", "500ms"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let last = snapshots(&out).pop().unwrap();
+    let f = last["output_fields"].as_object().unwrap();
+    let sum = |p: &str| -> u64 {
+        f.iter()
+            .filter(|(k, _)| k.starts_with(p))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum()
+    };
+    assert!(field(&last, "scap.n_evts") > 0, "kernel counters on");
+    assert_eq!(sum("scap.n_evts_cpu_"), field(&last, "scap.n_evts"));
+    assert_eq!(sum("scap.n_drops_cpu_"), field(&last, "scap.n_drops"));
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(text.contains("falcosecurity_scap_n_evts_cpu_total{cpu=\"0\"} "));
+    assert!(text.contains("# TYPE falcosecurity_scap_n_drops_cpu_total counter"));
+}

@@ -170,6 +170,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         Default::default(),
     )
     .with_enter_events(cfg.probe.enter_events);
+    let cpus = probe.possible_cpus();
     let mut agent = Agent {
         probe,
         ring,
@@ -182,6 +183,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
             culprits: cfg.culprits.enabled.then(|| Culprits::new(cfg.culprits)),
             progs: heapless::Vec::new(),
             last_drops: 0,
+            per_cpu: Vec::with_capacity(cpus),
             render_errors: 0,
         },
         drops,

@@ -25,7 +25,7 @@ pub use schema::Schema;
 pub const ENGINE_NAME: &str = "kestrel_bpf";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Upper bound for one rendered snapshot line.
-pub const SNAPSHOT_MAX: usize = 16 * 1024;
+pub const SNAPSHOT_MAX: usize = 32 * 1024;
 
 /// The knobs of falco.yaml's `metrics:` section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub struct MetricsConfig {
     pub resource_utilization_enabled: bool,
     pub state_counters_enabled: bool,
     pub kernel_event_counters_enabled: bool,
+    /// Falco 0.39+: events and drops of each CPU (off by default, as in Falco).
+    pub kernel_event_counters_per_cpu_enabled: bool,
     pub libbpf_stats_enabled: bool,
     pub convert_memory_to_mb: bool,
     pub include_empty_values: bool,
@@ -45,6 +47,7 @@ impl Default for MetricsConfig {
             resource_utilization_enabled: true,
             state_counters_enabled: true,
             kernel_event_counters_enabled: true,
+            kernel_event_counters_per_cpu_enabled: false,
             libbpf_stats_enabled: false,
             convert_memory_to_mb: true,
             include_empty_values: false,
@@ -66,6 +69,9 @@ pub struct Inputs<'a> {
     pub outputs_queue_num_drops: u64,
     pub output_write_errors: u64,
     pub kernel: KernelCounters,
+    /// (events, drops) of each possible CPU, records; empty unless
+    /// kernel_event_counters_per_cpu_enabled.
+    pub per_cpu: &'a [(u64, u64)],
     pub state: StateCounters,
     pub n_threads: u64,
     /// libsinsp's n_fds: each thread counts its process's table.
@@ -219,6 +225,9 @@ impl Snapshotter {
         }
         if c.kernel_event_counters_enabled {
             Self::kernel_fields(c.schema, &mut f, &inp.kernel, &base, &rate);
+        }
+        if c.kernel_event_counters_per_cpu_enabled {
+            Self::per_cpu_fields(c.schema, &mut f, inp.per_cpu);
         }
         if c.libbpf_stats_enabled {
             Self::prog_fields(&mut f, inp.progs);

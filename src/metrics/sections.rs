@@ -227,6 +227,20 @@ impl Snapshotter {
         }
     }
 
+    /// `scap.n_evts_cpu_N` / `scap.n_drops_cpu_N` (libpman stats.c,
+    /// collect_kernel_counter_stats, Falco 0.39+), records. Falco 0.37 had
+    /// none: that schema shows them as `kestrel.`.
+    pub(super) fn per_cpu_fields(schema: Schema, f: &mut Fields<'_>, per_cpu: &[(u64, u64)]) {
+        let p = match schema {
+            Schema::Falco037 => "kestrel",
+            Schema::Falco042 => "scap",
+        };
+        for (cpu, (evts, drops)) in per_cpu.iter().enumerate() {
+            f.put_fmt(Value::U64(*evts), format_args!("{p}.n_evts_cpu_{cpu}"));
+            f.put_fmt(Value::U64(*drops), format_args!("{p}.n_drops_cpu_{cpu}"));
+        }
+    }
+
     pub(super) fn kernel_fields(
         schema: Schema,
         f: &mut Fields<'_>,

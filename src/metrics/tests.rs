@@ -29,6 +29,7 @@ fn all_on() -> MetricsConfig {
         resource_utilization_enabled: true,
         state_counters_enabled: true,
         kernel_event_counters_enabled: true,
+        kernel_event_counters_per_cpu_enabled: true,
         libbpf_stats_enabled: true,
         convert_memory_to_mb: true,
         include_empty_values: true,
@@ -55,6 +56,7 @@ fn inputs(progs: &[ProgStats], num_evts: u64, kernel: KernelCounters) -> Inputs<
         outputs_queue_num_drops: 0,
         output_write_errors: 0,
         kernel,
+        per_cpu: &[],
         state: StateCounters::default(),
         n_threads: 3,
         n_fds: 0,
@@ -353,4 +355,40 @@ fn schemas_are_named_by_the_falco_they_match_and_the_old_name_stays() {
     assert_eq!(Schema::Falco042.name(), "falco-0.42");
     assert_eq!(Schema::parse("falco-0.37"), Ok(Schema::Falco037));
     assert!(Schema::parse("falco-0.39").is_err());
+}
+
+#[test]
+fn per_cpu_counters_are_falco_039s_fields_in_the_newer_schema() {
+    // libpman collect_kernel_counter_stats: n_evts_cpu_N, n_drops_cpu_N.
+    let per_cpu = [(7, 0), (0, 0), (30, 4)];
+    let render = |schema, on| {
+        let cfg = MetricsConfig {
+            schema,
+            include_empty_values: false,
+            kernel_event_counters_per_cpu_enabled: on,
+            ..all_on()
+        };
+        let mut s = Snapshotter::new(cfg, host(), resources::Resources::new("/"));
+        let k = KernelCounters {
+            n_evts: 37,
+            n_drops_buffer_total: 4,
+            ..Default::default()
+        };
+        let i = Inputs {
+            per_cpu: &per_cpu,
+            ..inputs(&[], 33, k)
+        };
+        parse(s.render(&i))["output_fields"].clone()
+    };
+    let f = render(Schema::Falco042, true);
+    assert_eq!(f["scap.n_evts_cpu_0"], 7);
+    assert_eq!(f["scap.n_evts_cpu_2"], 30);
+    assert_eq!(f["scap.n_drops_cpu_2"], 4);
+    assert!(f.get("scap.n_evts_cpu_1").is_none(), "zeros left out");
+    let f = render(Schema::Falco037, true);
+    assert!(f.get("scap.n_evts_cpu_0").is_none(), "0.37 had none");
+    assert_eq!(f["kestrel.n_evts_cpu_2"], 30, "records");
+    let f = render(Schema::Falco042, false);
+    assert!(f.get("scap.n_evts_cpu_0").is_none(), "off by default");
+    assert!(!MetricsConfig::default().kernel_event_counters_per_cpu_enabled);
 }

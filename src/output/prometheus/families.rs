@@ -60,6 +60,34 @@ pub(super) fn kernel(t: &mut Text<'_>, k: &KernelCounters) {
     }
 }
 
+/// Per-CPU counters (Falco 0.39+, falco_metrics.cpp
+/// sources_to_text_prometheus): `n_evts_cpu_N` loses its digits to a `cpu`
+/// label, so `falcosecurity_scap_n_evts_cpu_total{cpu="7"}`; likewise drops.
+pub(super) fn per_cpu(t: &mut Text<'_>, per_cpu: &[(u64, u64)]) {
+    if per_cpu.is_empty() {
+        return;
+    }
+    for (name, help, drops) in [
+        (
+            "falcosecurity_scap_n_evts_cpu_total",
+            "Events the probe tried to send on this CPU.",
+            false,
+        ),
+        (
+            "falcosecurity_scap_n_drops_cpu_total",
+            "Events the probe failed to deliver on this CPU.",
+            true,
+        ),
+    ] {
+        t.family(format_args!("{name}"), Counter, help);
+        for (cpu, (evts, n_drops)) in per_cpu.iter().enumerate() {
+            let mut label: heapless::String<10> = heapless::String::new();
+            let _ = std::fmt::Write::write_fmt(&mut label, format_args!("{cpu}"));
+            t.sample(&[("cpu", &label)], U(if drops { *n_drops } else { *evts }));
+        }
+    }
+}
+
 /// libpman stats.c, collect_libbpf_stats: `<prog>.run_cnt` (count),
 /// `<prog>.run_time_ns` (ns count), `<prog>.avg_time_ns` (ns gauge); the
 /// dot becomes `_` in prometheus_sanitize_metric_name.

@@ -12,7 +12,7 @@
 
 use std::io::Write as _;
 
-use super::families::{culprits, kernel, progs, resources, server, state};
+use super::families::{culprits, kernel, per_cpu, progs, resources, server, state};
 use crate::metrics::resources::ResourceSample;
 use crate::metrics::{HostInfo, Inputs, MetricsConfig, ENGINE_NAME, VERSION};
 
@@ -206,6 +206,9 @@ pub fn render(v: &View<'_>, out: &mut Vec<u8>) {
     if v.cfg.kernel_event_counters_enabled {
         kernel(&mut t, &i.kernel);
     }
+    if v.cfg.kernel_event_counters_per_cpu_enabled {
+        per_cpu(&mut t, i.per_cpu);
+    }
     if v.cfg.libbpf_stats_enabled {
         progs(&mut t, i.progs);
     }
@@ -277,6 +280,9 @@ pub fn render(v: &View<'_>, out: &mut Vec<u8>) {
     }
 }
 
+#[cfg(test)]
+#[path = "render_kernel_tests.rs"]
+mod kernel_tests;
 #[cfg(test)]
 #[path = "render_tests.rs"]
 mod tests;
