@@ -3,6 +3,7 @@
 
 use super::render::{Culprits, Kind, ServerStats, Text, Val, MAX_CULPRITS, STATUS_CODES};
 use crate::capture::{KernelCounters, ProgStats};
+use crate::metrics::culprits::MAX_EXPORTED;
 use crate::metrics::resources::ResourceSample;
 use crate::metrics::schema::{has_enter_side, prometheus_drop_label};
 use crate::metrics::Inputs;
@@ -208,12 +209,12 @@ pub(super) fn state(t: &mut Text<'_>, inp: &Inputs<'_>) {
 }
 
 pub(super) fn culprits(t: &mut Text<'_>, c: &Culprits<'_>) {
-    let sys = &c.syscalls[..c.syscalls.len().min(MAX_CULPRITS)];
+    let sys = &c.syscalls[..c.syscalls.len().min(MAX_EXPORTED)];
     if !sys.is_empty() {
         t.family(
             format_args!("kestrel_syscall_calls_total"),
             Counter,
-            "Calls since start of the interval's busiest syscalls, traced or not.",
+            "Calls since start, traced or not, of each syscall once among an interval's busiest.",
         );
         for s in sys {
             t.sample(&[("abi", s.abi), ("syscall", s.name)], U(s.calls));

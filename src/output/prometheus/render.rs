@@ -22,7 +22,7 @@ pub const MAX_CULPRITS: usize = 32;
 /// The culprit lists as the exporter renders them (see metrics::culprits);
 /// when `None` no culprit family is rendered.
 pub struct Culprits<'a> {
-    /// Cumulative calls since start of the interval's top K syscalls.
+    /// Calls since start of every syscall ever in an interval's top K.
     pub syscalls: &'a [SyscallCount<'a>],
     /// Events and drops of the interval's top N processes, this interval.
     pub processes: &'a [ProcessCount<'a>],
