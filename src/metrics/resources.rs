@@ -22,6 +22,10 @@ pub use crate::procfs::*;
 /// (the `intr` line of /proc/stat on big hosts) are skipped by the streaming scanner.
 const BUF_SIZE: usize = 8192;
 
+/// libsinsp's default container memory file: the v1 memory hierarchy's root,
+/// which inside a container is the container's cgroup.
+const FALCO_MEM_FILE: &str = "sys/fs/cgroup/memory/memory.usage_in_bytes";
+
 /// One snapshot of resource figures. Memory fields keep their source unit (kB or bytes);
 /// use [`kb_to_mb`] / [`bytes_to_mb`] for Falco's `convert_memory_to_mb`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -33,7 +37,12 @@ pub struct ResourceSample {
     pub memory_rss_kb: u64,
     pub memory_vsz_kb: u64,
     pub memory_pss_kb: u64,
+    /// Falco's `container_memory_used`: FALCO_CGROUP_MEM_PATH or the cgroup v1
+    /// memory hierarchy's root file, absent (0) on a v2-only host.
     pub container_memory_used_bytes: u64,
+    /// `kestrel.cgroup_memory_used_bytes`: the agent's own memory cgroup,
+    /// v1 or v2 (memory.current).
+    pub kestrel_cgroup_memory_used_bytes: u64,
     /// Falco's `cpu_usage_perc_total_host`: cumulative since boot, round1.
     pub cpu_usage_perc_total_host: f64,
     /// Host CPU since the previous sample (or construction), round1.
@@ -141,7 +150,10 @@ pub struct Resources {
     paths: Paths,
     clk_tck: u64,
     cgroup_mode: CgroupMode,
+    /// The agent's own memory cgroup file.
     cgroup_mem: Option<CString>,
+    /// Falco's container memory file.
+    falco_mem: CString,
     /// (utime+stime ticks, monotonic ns) of the previous successful read.
     prev_proc: Option<(u64, u64)>,
     prev_host: Option<CpuTimes>,
@@ -178,6 +190,7 @@ impl Resources {
             clk_tck,
             cgroup_mode: CgroupMode::None,
             cgroup_mem: None,
+            falco_mem: at(FALCO_MEM_FILE),
             prev_proc: None,
             prev_host: None,
         };
@@ -190,10 +203,14 @@ impl Resources {
         r
     }
 
-    /// Read `container_memory_used` from an explicit file instead (Falco lets an
-    /// environment variable name it).
+    /// Falco's FALCO_CGROUP_MEM_PATH: `container_memory_used` from this file.
+    /// One with ".." (or empty) keeps the default, as libs 0.25.4 does
+    /// (linux/resource_utilization.cpp, get_container_memory_used).
     pub fn with_container_memory_file(mut self, file: impl AsRef<Path>) -> Self {
-        self.cgroup_mem = Some(cpath(file.as_ref()));
+        let f = file.as_ref();
+        if !f.as_os_str().is_empty() && !f.as_os_str().as_bytes().windows(2).any(|w| w == b"..") {
+            self.falco_mem = cpath(f);
+        }
         self
     }
 
@@ -201,8 +218,8 @@ impl Resources {
         self.cgroup_mode
     }
 
-    /// The memory cgroup file in use, if any.
-    pub fn container_memory_file(&self) -> Option<&CStr> {
+    /// The agent's own memory cgroup file, if found.
+    pub fn own_cgroup_memory_file(&self) -> Option<&CStr> {
         self.cgroup_mem.as_deref()
     }
 
@@ -283,7 +300,14 @@ impl Resources {
         parse_file_nr(read_whole(&self.paths.file_nr, &mut self.buf)?)
     }
 
+    /// Falco's figure: libsinsp reads this one file (0.14.2 stats.cpp
+    /// get_container_memory_usage), which on a v2-only host is missing.
     pub fn read_container_memory_bytes(&mut self) -> Option<u64> {
+        parse_single_u64(read_whole(&self.falco_mem, &mut self.buf)?)
+    }
+
+    /// The agent's own memory cgroup's usage.
+    pub fn read_own_cgroup_memory_bytes(&mut self) -> Option<u64> {
         let path = self.cgroup_mem.as_deref()?;
         parse_single_u64(read_whole(path, &mut self.buf)?)
     }
@@ -304,6 +328,7 @@ impl Resources {
         }
         s.memory_pss_kb = self.read_pss_kb().unwrap_or(0);
         s.container_memory_used_bytes = self.read_container_memory_bytes().unwrap_or(0);
+        s.kestrel_cgroup_memory_used_bytes = self.read_own_cgroup_memory_bytes().unwrap_or(0);
 
         if let Some(st) = self.read_self_stat() {
             if let Some(up) = self.read_uptime_secs() {

@@ -157,6 +157,12 @@ impl Snapshotter {
             "kestrel.host_cpu_usage_perc_interval",
             interval(r.host_cpu_usage_perc_interval),
         );
+        // Falco's container_memory_used is one fixed file (absent on cgroup v2);
+        // this is the agent's own cgroup, v1 or v2, in bytes.
+        f.put(
+            "kestrel.cgroup_memory_used_bytes",
+            Value::U64(r.kestrel_cgroup_memory_used_bytes),
+        );
         match c.schema {
             Schema::Falco037 => {
                 let kb = |v: u64| mb.then(|| kb_to_mb(v));

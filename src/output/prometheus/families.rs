@@ -142,8 +142,13 @@ pub(super) fn resources(t: &mut Text<'_>, r: &ResourceSample) {
         ),
         (
             "falcosecurity_falco_container_memory_used_bytes",
-            "Memory charged to the agent's cgroup.",
+            "Falco's container memory: FALCO_CGROUP_MEM_PATH or the cgroup v1 memory root (0 on v2).",
             U(r.container_memory_used_bytes),
+        ),
+        (
+            "kestrel_cgroup_memory_used_bytes",
+            "Memory charged to the agent's own cgroup (v1 or v2).",
+            U(r.kestrel_cgroup_memory_used_bytes),
         ),
         (
             "falcosecurity_falco_host_cpu_usage_ratio",
