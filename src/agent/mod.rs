@@ -28,6 +28,7 @@ use crate::state::{procfs, State};
 
 mod events;
 mod serve;
+mod tables;
 use events::{register, signal_fd, timer};
 use serve::{Agent, Snapshots, Sources};
 
@@ -143,6 +144,10 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         Err(e) => return Err(abort(&mut outputs, &mut checked, e)),
     };
     log_start(&cfg, &probe, &seeded, stats, &kept, &checked);
+    let used = (state.n_threads(), state.n_fds());
+    for l in tables::half_full_lines((used.0, cfg.thread_capacity), (used.1, cfg.fd_capacity)) {
+        crate::log_line!("{l}");
+    }
     log_rules(&cfg.rules);
 
     let activity = cfg
