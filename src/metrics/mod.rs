@@ -7,6 +7,7 @@
 
 pub mod culprits;
 pub mod fields;
+pub mod netinfo;
 pub mod resources;
 pub mod rule_output;
 pub mod schema;
@@ -100,6 +101,8 @@ pub struct HostInfo {
     pub kernel_release: String,
     pub num_cpus: u64,
     pub start_ts_ns: u64,
+    /// falco.host_netinfo.* (key, addresses), read at start (netinfo.rs).
+    pub netinfo: Vec<(String, String)>,
 }
 
 impl HostInfo {
@@ -116,6 +119,7 @@ impl HostInfo {
             kernel_release: uname.release().to_string_lossy().into_owned(),
             num_cpus: cpus.max(1) as u64,
             start_ts_ns: time::realtime_ns(),
+            netinfo: netinfo::fields(&netinfo::read()),
         }
     }
 }

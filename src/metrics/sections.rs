@@ -80,6 +80,9 @@ impl Snapshotter {
         if c.schema == Schema::Falco042 {
             // Kestrel never reloads its configuration: the start is the load.
             f.put("falco.reload_ts", Value::U64(host.start_ts_ns));
+            for (k, v) in &host.netinfo {
+                f.put(k, Value::Str(v));
+            }
         }
         f.put("falco.version", Value::Str(VERSION));
         f.put("scap.engine_name", Value::Str(ENGINE_NAME));

@@ -43,6 +43,7 @@ fn host() -> HostInfo {
         kernel_release: "6.6.7".into(),
         num_cpus: 2,
         start_ts_ns: 1,
+        netinfo: vec![],
     }
 }
 
@@ -391,4 +392,20 @@ fn per_cpu_counters_are_falco_039s_fields_in_the_newer_schema() {
     let f = render(Schema::Falco042, false);
     assert!(f.get("scap.n_evts_cpu_0").is_none(), "off by default");
     assert!(!MetricsConfig::default().kernel_event_counters_per_cpu_enabled);
+}
+
+#[test]
+fn host_netinfo_is_a_falco_039_field() {
+    let key = "falco.host_netinfo.interfaces.eth0.protocols.ipv4.addresses";
+    let snap = |schema| {
+        let h = HostInfo {
+            netinfo: vec![(key.to_string(), "192.168.1.10,10.0.0.5".to_string())],
+            ..host()
+        };
+        let cfg = MetricsConfig { schema, ..all_on() };
+        let mut s = Snapshotter::new(cfg, h, resources::Resources::new("/"));
+        parse(s.render(&inputs(&[], 0, KernelCounters::default())))["output_fields"].clone()
+    };
+    assert_eq!(snap(Schema::Falco042)[key], "192.168.1.10,10.0.0.5");
+    assert!(snap(Schema::Falco037).get(key).is_none(), "0.37 had none");
 }
