@@ -229,11 +229,12 @@ fn seeded_state(cfg: &AgentConfig) -> (State, procfs::Seeded) {
     let state = State::new(
         cfg.thread_capacity,
         cfg.fd_capacity,
-        std::process::id(),
+        crate::procfs::host_pid(),
         cfg.probe.enter_events,
     );
-    let mut state = state.with_proc_fallback("/proc");
-    let seeded = procfs::seed(&mut state, "/proc");
+    let proc = crate::procfs::host_path("/proc");
+    let mut state = state.with_proc_fallback(&proc);
+    let seeded = procfs::seed(&mut state, &proc);
     (state, seeded)
 }
 
@@ -265,7 +266,7 @@ fn engine(cfg: &mut AgentConfig, hostname: &str, state: &State) -> Option<Engine
     let host = HostFacts {
         init_start_ns: state.thread(1).map_or(0, |t| (boot_ns + t.start_ns) as i64),
     };
-    let users = Users::new(std::path::Path::new("/"));
+    let users = Users::new(&crate::procfs::host_dir());
     Some(Engine::new(set, &cfg.engine, hostname, users, host))
 }
 
@@ -342,8 +343,10 @@ fn register_sources(
 /// The container memory file: libsinsp's SINSP_AGENT_CGROUP_MEM_PATH_ENV_VAR.
 fn resources() -> Resources {
     match std::env::var("FALCO_CGROUP_MEM_PATH") {
-        Ok(p) if !p.is_empty() => Resources::new("/").with_container_memory_file(p),
-        _ => Resources::new("/"),
+        Ok(p) if !p.is_empty() => {
+            Resources::on_host("/", crate::procfs::host_dir()).with_container_memory_file(p)
+        }
+        _ => Resources::on_host("/", crate::procfs::host_dir()),
     }
 }
 

@@ -170,8 +170,15 @@ impl Resources {
     /// memory cgroup and takes the baseline for the interval figures, so the first
     /// [`sample`](Self::sample) already reports CPU since construction.
     pub fn new(root: impl AsRef<Path>) -> Self {
-        let root = root.as_ref();
+        Self::on_host(root.as_ref(), root.as_ref())
+    }
+
+    /// The agent's own files under `root`, the host's (CPU, memory, uptime,
+    /// open files) under `host` (HOST_ROOT, see procfs::host_root).
+    pub fn on_host(root: impl AsRef<Path>, host: impl AsRef<Path>) -> Self {
+        let (root, host) = (root.as_ref(), host.as_ref());
         let at = |rel: &str| cpath(&root.join(rel));
+        let on_host = |rel: &str| cpath(&host.join(rel));
         let clk_tck = match rustix::param::clock_ticks_per_second() {
             0 => 100, // USER_HZ on every Linux ABI; only a broken auxv gives 0
             n => n,
@@ -182,10 +189,10 @@ impl Resources {
                 status: at("proc/self/status"),
                 smaps_rollup: at("proc/self/smaps_rollup"),
                 self_stat: at("proc/self/stat"),
-                uptime: at("proc/uptime"),
-                proc_stat: at("proc/stat"),
-                meminfo: at("proc/meminfo"),
-                file_nr: at("proc/sys/fs/file-nr"),
+                uptime: on_host("proc/uptime"),
+                proc_stat: on_host("proc/stat"),
+                meminfo: on_host("proc/meminfo"),
+                file_nr: on_host("proc/sys/fs/file-nr"),
             },
             clk_tck,
             cgroup_mode: CgroupMode::None,
