@@ -138,6 +138,8 @@ pub struct DropMonitor {
     schema: Schema,
     /// Enter records captured: records are already falco-0.37's events.
     enter_events: bool,
+    /// The next check only takes its baseline (a reload changed the unit).
+    rebase: bool,
     time_buf: [u8; 40],
     time_len: usize,
 }
@@ -194,6 +196,7 @@ impl DropMonitor {
             hostname: hostname.to_string(),
             schema,
             enter_events: false,
+            rebase: false,
             time_buf: [0u8; 40],
             time_len: 0,
         }
@@ -205,6 +208,16 @@ impl DropMonitor {
     pub fn with_enter_events(mut self, on: bool) -> Self {
         self.enter_events = on;
         self
+    }
+
+    /// SIGHUP's new settings; the token buckets start full again.
+    pub fn reconfigure(&mut self, cfg: DropAlertConfig, schema: Schema) {
+        let now = time::monotonic_ns();
+        self.bucket = TokenBucket::new(cfg.rate, cfg.max_burst, now);
+        self.table_bucket = TokenBucket::new(cfg.rate, cfg.max_burst, now);
+        self.cfg = cfg;
+        self.rebase |= schema != self.schema;
+        self.schema = schema;
     }
 
     /// Whether a second has passed since the last check.
@@ -226,6 +239,10 @@ impl DropMonitor {
     pub fn check(&mut self, now_ns: u64, k: &KernelCounters) -> Outcome {
         let k = &units::kernel_in_schema_unit(self.schema, self.enter_events, k);
         self.next_check_ns = now_ns + CHECK_NS;
+        if std::mem::take(&mut self.rebase) {
+            self.last = *k;
+            return Outcome::default();
+        }
         let d = delta(k, &self.last);
         self.last = *k;
         let drops = d.n_drops();

@@ -255,6 +255,15 @@ pub fn parse_args(args: &[std::ffi::OsString]) -> Result<Cli, Early> {
 
 /// Parses argv and the `--config` file; on error prints one line and exits 2,
 /// on --help prints and exits 0.
+/// The tokens after `run` on this process's command line.
+pub fn run_tokens() -> Option<Vec<String>> {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    (args.first().map(String::as_str) == Some("run")).then(|| args[1..].to_vec())
+}
+
 pub fn parse_or_exit() -> Cli {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     match parse_args(&args) {

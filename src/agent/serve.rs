@@ -70,6 +70,8 @@ pub(super) struct Agent<'a> {
     /// Rule counters moved since /metrics was last rendered.
     pub rules_dirty: bool,
     pub last_prom_ns: u64,
+    /// What start fixed, for SIGHUP's reload (reload.rs).
+    pub running: super::reload::Running,
 }
 
 impl Agent<'_> {
@@ -165,6 +167,7 @@ impl Agent<'_> {
                             if let Some(p) = self.prom.as_mut() {
                                 p.reopen();
                             }
+                            self.reload();
                         }
                         if stop {
                             return Ok(RunEnd::Stopped);

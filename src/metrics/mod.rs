@@ -101,6 +101,8 @@ pub struct HostInfo {
     pub kernel_release: String,
     pub num_cpus: u64,
     pub start_ts_ns: u64,
+    /// falco.reload_ts: the last configuration load (start, or a SIGHUP's).
+    pub reload_ts_ns: u64,
     /// falco.host_netinfo.* (key, addresses), read at start (netinfo.rs).
     pub netinfo: Vec<(String, String)>,
 }
@@ -114,11 +116,13 @@ impl HostInfo {
             .unwrap_or_else(|| uname.nodename().to_string_lossy().into_owned());
         // SAFETY: sysconf has no preconditions.
         let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        let now = time::realtime_ns();
         HostInfo {
             hostname,
             kernel_release: uname.release().to_string_lossy().into_owned(),
             num_cpus: cpus.max(1) as u64,
-            start_ts_ns: time::realtime_ns(),
+            start_ts_ns: now,
+            reload_ts_ns: now,
             netinfo: netinfo::fields(&netinfo::read()),
         }
     }
@@ -173,6 +177,17 @@ impl Snapshotter {
             rendered: 0,
             last_resources: None,
         }
+    }
+
+    /// The next snapshot starts a window as the first one does (rates 0):
+    /// its figures are in another unit than the previous one's.
+    pub fn restart_window(&mut self) {
+        self.rendered = 0;
+    }
+
+    /// A SIGHUP loaded the configuration at `ns` (falco.reload_ts).
+    pub fn set_reload_ts(&mut self, ns: u64) {
+        self.host.reload_ts_ns = ns;
     }
 
     pub fn host(&self) -> &HostInfo {

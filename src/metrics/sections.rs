@@ -78,8 +78,8 @@ impl Snapshotter {
         );
         f.put("falco.start_ts", Value::U64(host.start_ts_ns));
         if c.schema == Schema::Falco042 {
-            // Kestrel never reloads its configuration: the start is the load.
-            f.put("falco.reload_ts", Value::U64(host.start_ts_ns));
+            // The start's load, or the last SIGHUP's (agent/reload.rs).
+            f.put("falco.reload_ts", Value::U64(host.reload_ts_ns));
             for (k, v) in &host.netinfo {
                 f.put(k, Value::Str(v));
             }

@@ -43,6 +43,7 @@ fn host() -> HostInfo {
         kernel_release: "6.6.7".into(),
         num_cpus: 2,
         start_ts_ns: 1,
+        reload_ts_ns: 1,
         netinfo: vec![],
     }
 }

@@ -235,12 +235,11 @@ pub fn render(v: &View<'_>, out: &mut Vec<u8>) {
             Gauge,
             h.start_ts_ns,
         ),
-        // Kestrel never reloads its configuration: the load at start is the last one.
         (
             "falcosecurity_falco_reload_timestamp_nanoseconds",
-            "Last configuration load, ns since the epoch.",
+            "Last configuration load (start or SIGHUP), ns since the epoch.",
             Gauge,
-            h.start_ts_ns,
+            h.reload_ts_ns,
         ),
         (
             "falcosecurity_falco_host_boot_timestamp_nanoseconds",

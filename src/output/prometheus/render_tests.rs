@@ -11,6 +11,7 @@ pub(super) fn host() -> HostInfo {
         kernel_release: "6.18.0".into(),
         num_cpus: 2,
         start_ts_ns: 1_700_000_000_000_000_000,
+        reload_ts_ns: 1_700_000_000_000_000_000,
         netinfo: vec![],
     }
 }
