@@ -17,7 +17,10 @@ use crate::capture::{KernelCounters, KC_MAX};
 use crate::metrics::rule_output::RuleOutput;
 use crate::metrics::schema::CATEGORY_NAMES;
 use crate::metrics::units;
+
+mod bucket;
 use crate::metrics::{time, Schema};
+pub use bucket::TokenBucket;
 
 /// Exit status after an `exit` action, so an init watchdog can tell it apart
 /// (1 is a start-up failure, 2 bad input).
@@ -81,37 +84,6 @@ pub fn parse_actions(s: &str) -> Result<Vec<DropAction>, String> {
         return Err("'ignore' cannot be combined with other actions".into());
     }
     Ok(v)
-}
-
-/// libsinsp's token_bucket: starts full.
-#[derive(Clone, Copy, Debug)]
-pub struct TokenBucket {
-    rate: f64,
-    max_tokens: f64,
-    tokens: f64,
-    last_ns: u64,
-}
-
-impl TokenBucket {
-    pub fn new(rate: f64, max_tokens: f64, now_ns: u64) -> Self {
-        TokenBucket {
-            rate,
-            max_tokens,
-            tokens: max_tokens,
-            last_ns: now_ns,
-        }
-    }
-
-    pub fn claim(&mut self, now_ns: u64) -> bool {
-        let gained = self.rate * (now_ns.saturating_sub(self.last_ns) as f64 / 1e9);
-        self.last_ns = now_ns;
-        self.tokens = (self.tokens + gained).min(self.max_tokens);
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        true
-    }
 }
 
 /// What a check decided: write `line()` to the outputs, and/or stop.

@@ -293,3 +293,5 @@ impl Snapshotter {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_newer;
