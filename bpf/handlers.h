@@ -50,23 +50,35 @@ static __always_inline void read_sockaddr(struct kestrel_counters *c, struct kes
 static __always_inline void handle_clone(struct kestrel_counters *c, const struct call *k)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	bool child = k->ret == 0;
 	struct kestrel_clone *r;
 	__u64 flags = 0;
 
-	if (k->handler == KH_CLONE) {
+	/* The child is a thread iff it joined its parent's group (tid != tgid),
+	 * as on_fork decides. Its clone3 args are not read: they sit in the
+	 * parent's memory, which pthread_create's caller has often reused by
+	 * the time the new thread runs, so a thread read as a process and its
+	 * group's fd table was replaced by the grandparent's. */
+	if (k->handler == KH_CLONE && !child) {
 		flags = sys_arg(k, 0);
-	} else if (k->handler == KH_CLONE3) {
+	} else if (k->handler == KH_CLONE3 && !child) {
 		if (bpf_probe_read_user(&flags, sizeof(flags), (const void *)sys_arg(k, 0)))
 			flags = 0;
 	}
+	c->n_evts_no_enter += child;
 	r = reserve(c, sizeof(*r), k->cat, KD_EXIT);
-	if (!r)
+	if (!r) {
+		c->n_drops_no_enter += child;
 		return;
+	}
 	/* x86_64: the new child returns through sys_exit with 0. */
-	fill_call_hdr(&r->hdr, k->ret == 0 ? KR_CLONE_CHILD : KR_CLONE, k);
+	fill_call_hdr(&r->hdr, child ? KR_CLONE_CHILD : KR_CLONE, k);
 	fill_task(&r->task, task);
-	if (k->ret == 0)
+	if (child) {
 		fill_task_session(&r->task, task);
+		if (r->hdr.tid != r->hdr.pid)
+			flags = CLONE_THREAD;
+	}
 	if (flags & CLONE_THREAD)
 		r->hdr.flags |= KF_CLONE_THREAD;
 	submit(c, r, sizeof(*r));

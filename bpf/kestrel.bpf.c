@@ -113,9 +113,12 @@ static __always_inline int on_fork(struct task_struct *child)
 	c = get_counters();
 	if (!c)
 		return 0;
+	c->n_evts_no_enter++;
 	r = reserve(c, sizeof(*r), KC_CLONE_FORK, KD_EXIT);
-	if (!r)
+	if (!r) {
+		c->n_drops_no_enter++;
 		return 0;
+	}
 	tid = BPF_CORE_READ(child, pid);
 	pid = BPF_CORE_READ(child, tgid);
 	fill_hdr(&r->hdr, KR_CLONE_CHILD, -1, 0);
@@ -161,9 +164,12 @@ static __always_inline int on_exit(struct task_struct *p)
 	c = get_counters();
 	if (!c)
 		return 0;
+	c->n_evts_no_enter++;
 	r = reserve(c, sizeof(*r), KC_PROC_EXIT, KD_EXIT);
-	if (!r)
+	if (!r) {
+		c->n_drops_no_enter++;
 		return 0;
+	}
 	fill_hdr(&r->hdr, KR_PROC_EXIT, -1, 0);
 	/* signal->live already dropped for this thread: 0 means the group is gone. */
 	if (BPF_CORE_READ(p, signal, live.counter) == 0)

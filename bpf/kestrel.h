@@ -294,6 +294,11 @@ struct kestrel_counters {
 	__u64 n_drops_scratch_map;
 	__u64 n_drops_page_faults;
 	__u64 n_drops_bug;
+	/* Records with no enter event in Falco 0.37's driver (process exit, the
+	 * child's return from a fork): tried, and dropped. The falco-0.37 schema
+	 * counts every other record as its enter and exit. */
+	__u64 n_evts_no_enter;
+	__u64 n_drops_no_enter;
 	/* Culprit counters (count_syscalls): every syscall exit on the machine,
 	 * selected or not, by ABI and number; numbers past the table (x32, -1
 	 * after an exec) in n_syscalls_unnumbered. Rows of 32 only because

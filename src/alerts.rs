@@ -17,7 +17,11 @@ use crate::base::time;
 use crate::capture::{KernelCounters, KC_MAX};
 use crate::metrics::rule_output::RuleOutput;
 use crate::metrics::schema::CATEGORY_NAMES;
+use crate::metrics::units;
 use crate::metrics::Schema;
+
+mod bucket;
+pub use bucket::TokenBucket;
 
 /// Exit status after an `exit` action, so an init watchdog can tell it apart
 /// (1 is a start-up failure, 2 bad input).
@@ -83,37 +87,6 @@ pub fn parse_actions(s: &str) -> Result<Vec<DropAction>, String> {
     Ok(v)
 }
 
-/// libsinsp's token_bucket: starts full.
-#[derive(Clone, Copy, Debug)]
-pub struct TokenBucket {
-    rate: f64,
-    max_tokens: f64,
-    tokens: f64,
-    last_ns: u64,
-}
-
-impl TokenBucket {
-    pub fn new(rate: f64, max_tokens: f64, now_ns: u64) -> Self {
-        TokenBucket {
-            rate,
-            max_tokens,
-            tokens: max_tokens,
-            last_ns: now_ns,
-        }
-    }
-
-    pub fn claim(&mut self, now_ns: u64) -> bool {
-        let gained = self.rate * (now_ns.saturating_sub(self.last_ns) as f64 / 1e9);
-        self.last_ns = now_ns;
-        self.tokens = (self.tokens + gained).min(self.max_tokens);
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        true
-    }
-}
-
 /// What a check decided: write `line()` to the outputs, and/or stop.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
@@ -136,6 +109,10 @@ pub struct DropMonitor {
     hostname: String,
     /// Which buckets Falco names in the alert (the snapshot's schema).
     schema: Schema,
+    /// Enter records captured: records are already falco-0.37's events.
+    enter_events: bool,
+    /// The next check only takes its baseline (a reload changed the unit).
+    rebase: bool,
     time_buf: [u8; 40],
     time_len: usize,
 }
@@ -191,9 +168,29 @@ impl DropMonitor {
             len: 0,
             hostname: hostname.to_string(),
             schema,
+            enter_events: false,
+            rebase: false,
             time_buf: [0u8; 40],
             time_len: 0,
         }
+    }
+
+    /// Counts in the schema's event unit as the snapshot does
+    /// (metrics::units): without enter capture, falco-0.37's alert counts a
+    /// syscall record as its enter and exit, as 0.37 did.
+    pub fn with_enter_events(mut self, on: bool) -> Self {
+        self.enter_events = on;
+        self
+    }
+
+    /// SIGHUP's new settings; the token buckets start full again.
+    pub fn reconfigure(&mut self, cfg: DropAlertConfig, schema: Schema) {
+        let now = time::monotonic_ns();
+        self.bucket = TokenBucket::new(cfg.rate, cfg.max_burst, now);
+        self.table_bucket = TokenBucket::new(cfg.rate, cfg.max_burst, now);
+        self.cfg = cfg;
+        self.rebase |= schema != self.schema;
+        self.schema = schema;
     }
 
     /// Whether a second has passed since the last check.
@@ -213,7 +210,12 @@ impl DropMonitor {
 
     /// syscall_evt_drop_mgr::process_event's once-a-second body.
     pub fn check(&mut self, now_ns: u64, k: &KernelCounters) -> Outcome {
+        let k = &units::kernel_in_schema_unit(self.schema, self.enter_events, k);
         self.next_check_ns = now_ns + CHECK_NS;
+        if std::mem::take(&mut self.rebase) {
+            self.last = *k;
+            return Outcome::default();
+        }
         let d = delta(k, &self.last);
         self.last = *k;
         let drops = d.n_drops();

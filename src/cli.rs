@@ -98,6 +98,9 @@ pub struct RunArgs {
     /// kernel event counter fields (default true)
     #[argh(option, from_str_fn(parse_bool))]
     pub kernel_event_counters_enabled: Option<bool>,
+    /// events and drops of each CPU, Falco 0.39+ (default false; true turns on kernel_event_counters_enabled)
+    #[argh(option, from_str_fn(parse_bool))]
+    pub kernel_event_counters_per_cpu_enabled: Option<bool>,
     /// BPF program run-time stats (default false; turned on via BPF_ENABLE_STATS)
     #[argh(option, from_str_fn(parse_bool))]
     pub libbpf_stats_enabled: Option<bool>,
@@ -107,7 +110,7 @@ pub struct RunArgs {
     /// keep zero-valued fields (default false)
     #[argh(option, from_str_fn(parse_bool))]
     pub include_empty_values: Option<bool>,
-    /// field names and types: falco-0.37 (default, the seed's) or falco-0.38 (current Falco)
+    /// field names and types: falco-0.37 (default, the seed's) or falco-0.42 (Falco 0.42+; falco-0.38 is its old name)
     #[argh(option, from_str_fn(Schema::parse))]
     pub schema: Option<Schema>,
     /// drop alert actions, Falco's syscall_event_drops: ignore, or a list of log, alert, exit (default log,alert)
@@ -252,6 +255,15 @@ pub fn parse_args(args: &[std::ffi::OsString]) -> Result<Cli, Early> {
 
 /// Parses argv and the `--config` file; on error prints one line and exits 2,
 /// on --help prints and exits 0.
+/// The tokens after `run` on this process's command line.
+pub fn run_tokens() -> Option<Vec<String>> {
+    let args: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    (args.first().map(String::as_str) == Some("run")).then(|| args[1..].to_vec())
+}
+
 pub fn parse_or_exit() -> Cli {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     match parse_args(&args) {

@@ -59,6 +59,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("resource-utilization-enabled", Kind::Bool),
     ("state-counters-enabled", Kind::Bool),
     ("kernel-event-counters-enabled", Kind::Bool),
+    ("kernel-event-counters-per-cpu-enabled", Kind::Bool),
     ("libbpf-stats-enabled", Kind::Bool),
     ("convert-memory-to-mb", Kind::Bool),
     ("include-empty-values", Kind::Bool),

@@ -38,6 +38,16 @@ fn acceptance_run_writes_snapshots_while_a_workload_runs() {
         field(last, "falco.num_evts") + field(last, "scap.n_drops"),
         "final snapshot: every kernel event delivered or counted as dropped"
     );
+    // falco-0.37 counts enters too (metrics::units); Kestrel's records add up alike.
+    let (evts, records) = (field(last, "scap.n_evts"), field(last, "kestrel.n_evts"));
+    assert!(
+        records < evts && evts <= 2 * records,
+        "{records} records, {evts} events"
+    );
+    assert_eq!(
+        records,
+        field(last, "kestrel.num_evts") + field(last, "kestrel.n_drops")
+    );
     assert_eq!(last["rule"], "Falco internal: metrics snapshot");
 }
 
@@ -353,4 +363,37 @@ fn culprit_counters_name_a_known_workload() {
         getppid as usize >= GETPPIDS,
         "every getppid counted ({getppid} seen)"
     );
+}
+
+/// `--kernel-event-counters-per-cpu-enabled` (Falco 0.39+): each possible
+/// CPU's events and drops, which add up to the totals; in Prometheus a
+/// `cpu` label. Falco's per-CPU knob turns the kernel counters on.
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn per_cpu_counters_add_up_to_the_totals() {
+    let _g = probe_lock();
+    let out = tmp("percpu.json");
+    let prom = tmp("percpu.prom");
+    let textfile = format!("prometheus-textfile:{prom}");
+    let st = agent(&out, &["--schema", "falco-0.42", "--output", &textfile])
+        .args(["--kernel-event-counters-enabled", "false"])
+        .args(["--kernel-event-counters-per-cpu-enabled", "true"])
+        .args(["--duration", "1s", "--interval", "500ms"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let last = snapshots(&out).pop().unwrap();
+    let f = last["output_fields"].as_object().unwrap();
+    let sum = |p: &str| -> u64 {
+        f.iter()
+            .filter(|(k, _)| k.starts_with(p))
+            .map(|(_, v)| v.as_u64().unwrap())
+            .sum()
+    };
+    assert!(field(&last, "scap.n_evts") > 0, "kernel counters on");
+    assert_eq!(sum("scap.n_evts_cpu_"), field(&last, "scap.n_evts"));
+    assert_eq!(sum("scap.n_drops_cpu_"), field(&last, "scap.n_drops"));
+    let text = std::fs::read_to_string(&prom).unwrap();
+    assert!(text.contains("falcosecurity_scap_n_evts_cpu_total{cpu=\"0\"} "));
+    assert!(text.contains("# TYPE falcosecurity_scap_n_drops_cpu_total counter"));
 }

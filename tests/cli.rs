@@ -273,3 +273,34 @@ fn check_without_privileges_names_exactly_the_failing_lines() {
     let failed = check_names(&v, |c| c["ok"] == false && c["required"] == true);
     assert_eq!(failed, ["capabilities", "bpf", "probe"], "{v}");
 }
+
+/// A /proc scan that fills more than half a table is named at start, one
+/// line per table, with the flag that raises it and the cost of an entry.
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn tables_the_scan_fills_beyond_half_are_named_at_start() {
+    let _g = probe_lock();
+    let out = tmp("tables.json");
+    let run = |fds: &str| {
+        let o = Command::new(bin())
+            .args(["run", "--duration", "1ms", "--output"])
+            .arg(format!("file:{out}"))
+            .args(["--fd-table-size", fds])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        String::from_utf8(o.stderr).unwrap()
+    };
+    let err = run("64");
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains("fd table:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    let per_fd = kestrel::state::State::bytes_per_fd();
+    assert!(
+        lines[0].contains(&format!("raise --fd-table-size ({per_fd} bytes per entry)")),
+        "{err}"
+    );
+    assert!(
+        !run("1000000").contains("fd table:"),
+        "room to spare: silent"
+    );
+}

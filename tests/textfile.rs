@@ -181,3 +181,40 @@ fn an_unwritable_textfile_directory_fails_the_start() {
         0
     );
 }
+
+/// `kestrel_syscall_calls_total` is a counter: a syscall that topped one
+/// interval keeps its series (cumulative calls) after it stops, where it
+/// used to vanish with the interval's top list (rate() broke, series churned).
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn a_syscall_series_stays_after_its_burst() {
+    let _g = probe_lock();
+    let out = tmp("calls.json");
+    let prom = tmp("calls.prom");
+    let textfile = format!("prometheus-textfile:{prom}");
+    let agent = spawn_agent(&out, &["--interval", "300ms", "--output", &textfile]);
+    common::wait_for_snapshots(&out, 1, Duration::from_secs(20));
+    let series = "kestrel_syscall_calls_total{abi=\"64\",syscall=\"getppid\"} ";
+    let calls = || -> Option<u64> {
+        let text = std::fs::read_to_string(&prom).ok()?;
+        let line = text.lines().find(|l| l.starts_with(series))?;
+        line.rsplit(' ').next()?.parse().ok()
+    };
+    let t = std::time::Instant::now();
+    while t.elapsed() < Duration::from_millis(400) {
+        // SAFETY: getppid has no arguments and no effects.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    let seen = common::wait_until(Duration::from_secs(10), || calls().is_some());
+    assert!(seen.is_some(), "the burst topped an interval");
+    let during = calls().unwrap();
+    // Three quiet intervals: getppid out of the JSON's interval top, still
+    // a series, never smaller.
+    let n = common::snapshots(&out).len();
+    common::wait_for_snapshots(&out, n + 3, Duration::from_secs(20));
+    let last = common::snapshots(&out).pop().unwrap();
+    let top = last["output_fields"]["kestrel.top_syscalls"].to_string();
+    assert!(!top.contains("\"getppid\""), "quiet now: {top}");
+    assert!(calls().is_some_and(|c| c >= during), "series kept");
+    assert!(agent.term().success());
+}

@@ -26,8 +26,11 @@ use crate::state::activity::Activity;
 use crate::state::pipeline::Pipeline;
 use crate::state::{proc_scan, State};
 
+pub mod build;
 mod events;
+mod reload;
 mod serve;
+mod start_lines;
 use events::{register, signal_fd, timer};
 use serve::{Agent, Snapshots, Sources};
 
@@ -77,6 +80,11 @@ pub struct AgentConfig {
     pub engine: EngineConfig,
     /// metrics.rules_counters_enabled.
     pub rules_counters: bool,
+    /// `run`'s command-line tokens: SIGHUP builds the configuration again
+    /// from them and the config file they name (see reload.rs).
+    pub reload_tokens: Option<Vec<String>>,
+    /// The restart-only keys as started (build::restart_keys).
+    pub restart_keys: build::RestartKeys,
 }
 
 /// How the loop ended.
@@ -142,7 +150,12 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         Ok(k) => k,
         Err(e) => return Err(abort(&mut outputs, &mut checked, e)),
     };
-    log_start(&cfg, &probe, &seeded, stats, &kept, &checked);
+    start_lines::log_start(&cfg, &probe, &seeded, stats, &kept, &checked);
+    let used = (state.n_threads(), state.n_fds());
+    for l in start_lines::half_full_lines((used.0, cfg.thread_capacity), (used.1, cfg.fd_capacity))
+    {
+        crate::log_line!("{l}");
+    }
     log_rules(&cfg.rules);
 
     let activity = cfg
@@ -150,6 +163,8 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         .enabled
         .then(|| Activity::with_capacity(cfg.culprits.capacity));
     let mut pipeline = Pipeline::new(state, activity);
+    // Before the engine takes the rules: what a reload compares against.
+    let running = reload::Running::of(&cfg);
     pipeline.rules = engine(&mut cfg, &host.hostname, &pipeline.state);
     let pipeline = RefCell::new(pipeline);
     let started = ring_buffer(&probe, &pipeline).and_then(|ring| {
@@ -168,7 +183,9 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         cfg.metrics.schema,
         &host.hostname,
         Default::default(),
-    );
+    )
+    .with_enter_events(cfg.probe.enter_events);
+    let cpus = probe.possible_cpus();
     let mut agent = Agent {
         probe,
         ring,
@@ -181,6 +198,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
             culprits: cfg.culprits.enabled.then(|| Culprits::new(cfg.culprits)),
             progs: heapless::Vec::new(),
             last_drops: 0,
+            per_cpu: Vec::with_capacity(cpus),
             render_errors: 0,
         },
         drops,
@@ -190,6 +208,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         rules_counters: cfg.rules_counters,
         rules_dirty: false,
         last_prom_ns: 0,
+        running,
     };
     // Falco takes the first snapshot right at start; one that cannot render
     // is an error now, not an empty line every interval.
@@ -221,11 +240,12 @@ fn seeded_state(cfg: &AgentConfig) -> (State, proc_scan::Seeded) {
     let state = State::new(
         cfg.thread_capacity,
         cfg.fd_capacity,
-        std::process::id(),
+        crate::procfs::host_pid(),
         cfg.probe.enter_events,
     );
-    let mut state = state.with_proc_fallback("/proc");
-    let seeded = proc_scan::seed(&mut state, "/proc");
+    let proc = crate::procfs::host_path("/proc");
+    let mut state = state.with_proc_fallback(&proc);
+    let seeded = proc_scan::seed(&mut state, &proc);
     (state, seeded)
 }
 
@@ -257,7 +277,7 @@ fn engine(cfg: &mut AgentConfig, hostname: &str, state: &State) -> Option<Engine
     let host = HostFacts {
         init_start_ns: state.thread(1).map_or(0, |t| (boot_ns + t.start_ns) as i64),
     };
-    let users = Users::new(std::path::Path::new("/"));
+    let users = Users::new(&crate::procfs::host_dir());
     Some(Engine::new(set, &cfg.engine, hostname, users, host))
 }
 
@@ -334,59 +354,9 @@ fn register_sources(
 /// The container memory file: libsinsp's SINSP_AGENT_CGROUP_MEM_PATH_ENV_VAR.
 fn resources() -> Resources {
     match std::env::var("FALCO_CGROUP_MEM_PATH") {
-        Ok(p) if !p.is_empty() => Resources::new("/").with_container_memory_file(p),
-        _ => Resources::new("/"),
-    }
-}
-
-/// The start line (and, with --verbose, the sizes).
-fn log_start(
-    cfg: &AgentConfig,
-    probe: &Probe<'_>,
-    seeded: &proc_scan::Seeded,
-    stats: StatsSource,
-    kept: &str,
-    checked: &Checked,
-) {
-    let attached: Vec<&str> = probe.attached().collect();
-    crate::log_line!(
-        "v{}: probe attached via {} with {} ({}), {} syscalls selected, {} threads and {} fds seeded{}, bpf stats: {}, capabilities kept: {}{}",
-        crate::metrics::VERSION,
-        probe.attach_path().name(),
-        probe.btf_source(),
-        attached.join(", "),
-        cfg.probe.selection.resolve().len(),
-        seeded.threads,
-        seeded.fds,
-        if seeded.refused_threads > 0 {
-            format!(
-                " ({} more threads did not fit the table of {})",
-                seeded.refused_threads, cfg.thread_capacity
-            )
-        } else {
-            String::new()
-        },
-        match stats {
-            StatsSource::Off => "off",
-            StatsSource::Sysctl => "from kernel.bpf_stats_enabled",
-            StatsSource::Agent => "enabled by the agent (BPF_ENABLE_STATS)",
-        },
-        kept,
-        checked
-            .user
-            .as_ref()
-            .map(|u| format!(", running as {} (uid {}, gid {})", u.name, u.uid, u.gid))
-            .unwrap_or_default()
-    );
-    if cfg.verbose {
-        crate::log_line!(
-            "interval {} ms, ring buffer {} bytes, thread table {} ({} B/entry), fd table {} ({} B/entry)",
-            cfg.interval_ns / 1_000_000,
-            cfg.probe.ring_bytes,
-            cfg.thread_capacity,
-            State::bytes_per_thread(),
-            cfg.fd_capacity,
-            State::bytes_per_fd()
-        );
+        Ok(p) if !p.is_empty() => {
+            Resources::on_host("/", crate::procfs::host_dir()).with_container_memory_file(p)
+        }
+        _ => Resources::on_host("/", crate::procfs::host_dir()),
     }
 }

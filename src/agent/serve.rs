@@ -45,6 +45,9 @@ pub(super) struct Snapshots {
     pub culprits: Option<Culprits>,
     pub progs: heapless::Vec<ProgStats, 8>,
     pub last_drops: u64,
+    /// (events, drops) per possible CPU, sized at start; filled only when
+    /// kernel_event_counters_per_cpu_enabled.
+    pub per_cpu: Vec<(u64, u64)>,
     /// Snapshots that did not render (counted with the write errors).
     pub render_errors: u64,
 }
@@ -67,6 +70,8 @@ pub(super) struct Agent<'a> {
     /// Rule counters moved since /metrics was last rendered.
     pub rules_dirty: bool,
     pub last_prom_ns: u64,
+    /// What start fixed, for SIGHUP's reload (reload.rs).
+    pub running: super::reload::Running,
 }
 
 impl Agent<'_> {
@@ -77,6 +82,9 @@ impl Agent<'_> {
         let s = &mut self.snapshots;
         self.probe.prog_stats(&mut s.progs);
         let kernel = self.probe.counters();
+        if s.snap.cfg.kernel_event_counters_per_cpu_enabled {
+            self.probe.per_cpu(&mut s.per_cpu);
+        }
         if let (Some(cul), Some(act)) = (&mut s.culprits, &mut self.pipeline.borrow_mut().activity)
         {
             let unnumbered = self.probe.syscall_counts(cul.counts_mut());
@@ -90,7 +98,7 @@ impl Agent<'_> {
         let inputs = inputs(
             &self.probe,
             &p,
-            (&s.progs, s.culprits.as_ref()),
+            (&s.progs, s.culprits.as_ref(), &s.per_cpu),
             &self.outputs,
             s.render_errors + prom_errors,
             self.rules_counters,
@@ -159,6 +167,7 @@ impl Agent<'_> {
                             if let Some(p) = self.prom.as_mut() {
                                 p.reopen();
                             }
+                            self.reload();
                         }
                         if stop {
                             return Ok(RunEnd::Stopped);
@@ -244,7 +253,7 @@ impl Agent<'_> {
         let i = inputs(
             &self.probe,
             &p,
-            (&s.progs, s.culprits.as_ref()),
+            (&s.progs, s.culprits.as_ref(), &s.per_cpu),
             &self.outputs,
             s.render_errors + prom.write_errors,
             self.rules_counters,
@@ -285,7 +294,7 @@ impl Agent<'_> {
 fn inputs<'a>(
     probe: &'a Probe<'_>,
     p: &'a Pipeline,
-    (progs, culprits): (&'a [ProgStats], Option<&'a Culprits>),
+    (progs, culprits, per_cpu): (&'a [ProgStats], Option<&'a Culprits>, &'a [(u64, u64)]),
     outputs: &Outputs,
     other_errors: u64,
     rules_counters: bool,
@@ -294,11 +303,14 @@ fn inputs<'a>(
     Inputs {
         kestrel_n_fds: p.state.n_fds() as u64,
         num_evts: p.num_evts,
+        num_evts_no_enter: p.num_evts_no_enter,
+        enter_events: p.enter_events(),
         num_compat_evts: p.num_compat_evts,
         attach: probe.attach_path().name(),
         outputs_queue_num_drops: outputs.queue_drops(),
         output_write_errors: outputs.write_errors() + other_errors,
         kernel,
+        per_cpu,
         state: p.state.counters,
         n_threads: p.state.n_threads() as u64,
         n_fds: p.state.n_fds_falco(),

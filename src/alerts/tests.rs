@@ -20,7 +20,23 @@ fn monitor(actions: &str, threshold: f64, rate: f64, burst: f64, schema: Schema)
         rate,
         max_burst: burst,
     };
-    DropMonitor::new(cfg, schema, "gw1", KernelCounters::default())
+    // Enter records captured: records are events in either schema.
+    DropMonitor::new(cfg, schema, "gw1", KernelCounters::default()).with_enter_events(true)
+}
+
+#[test]
+fn without_enters_falco_037_alerts_count_enter_and_exit_events() {
+    // metrics::units: an open record dropped is its enter and exit dropped.
+    let mut m = monitor("alert", 0.0, 1000.0, 1000.0, Schema::Falco037).with_enter_events(false);
+    m.check(1, &counters(1000, 40, 0));
+    m.check(2, &counters(1500, 100, 0));
+    let v: serde_json::Value = serde_json::from_slice(m.line()).unwrap();
+    let f = &v["output_fields"];
+    assert_eq!(
+        (&f["n_evts"], &f["n_drops"]),
+        (&"1000".into(), &"120".into())
+    );
+    assert_eq!(f["n_drops_buffer_open_enter"], "60");
 }
 
 #[test]
@@ -105,7 +121,7 @@ fn alert_json_is_falcos_with_deltas_as_strings() {
 
 #[test]
 fn newer_schema_names_only_modern_bpf_buckets() {
-    let mut m = monitor("alert", 0.0, 1000.0, 1000.0, Schema::Falco038);
+    let mut m = monitor("alert", 0.0, 1000.0, 1000.0, Schema::Falco042);
     m.check(1, &counters(100, 5, 0));
     let v: serde_json::Value = serde_json::from_slice(m.line()).unwrap();
     let f = v["output_fields"].as_object().unwrap();

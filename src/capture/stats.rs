@@ -18,6 +18,10 @@ pub struct KernelCounters {
     pub n_drops_scratch_map: u64,
     pub n_drops_page_faults: u64,
     pub n_drops_bug: u64,
+    /// Records with no enter event in Falco 0.37 (process exit, a fork's
+    /// child side): tried, and dropped (see metrics::units).
+    pub n_evts_no_enter: u64,
+    pub n_drops_no_enter: u64,
 }
 
 impl KernelCounters {
@@ -38,6 +42,8 @@ impl KernelCounters {
         self.n_drops_scratch_map += c.n_drops_scratch_map;
         self.n_drops_page_faults += c.n_drops_page_faults;
         self.n_drops_bug += c.n_drops_bug;
+        self.n_evts_no_enter += c.n_evts_no_enter;
+        self.n_drops_no_enter += c.n_drops_no_enter;
     }
 }
 
@@ -91,6 +97,32 @@ impl Probe<'_> {
         }
         self.last_counters = total;
         total
+    }
+
+    /// Possible CPUs: the per-CPU counters have one slot each.
+    pub fn possible_cpus(&self) -> usize {
+        self.counter_buf.len() / size_of::<kestrel_counters>().next_multiple_of(8)
+    }
+
+    /// (events tried, drops) of each possible CPU as of the last `counters()`
+    /// read, into `out` (cleared; no allocation within its capacity). The
+    /// drops are `n_drops()`'s, so the CPUs add up to the totals (libpman
+    /// stats.c collect_kernel_counter_stats: n_evts_cpu_N, n_drops_cpu_N).
+    pub fn per_cpu(&self, out: &mut Vec<(u64, u64)>) {
+        let stride = size_of::<kestrel_counters>().next_multiple_of(8);
+        let word =
+            |b: &[u8], off: usize| u64::from_ne_bytes(b[off..off + 8].try_into().unwrap_or([0; 8]));
+        let evts = std::mem::offset_of!(kestrel_counters, n_evts);
+        let drops = [
+            std::mem::offset_of!(kestrel_counters, n_drops_buffer_total),
+            std::mem::offset_of!(kestrel_counters, n_drops_scratch_map),
+            std::mem::offset_of!(kestrel_counters, n_drops_bug),
+        ];
+        out.clear();
+        for slot in self.counter_buf.chunks_exact(stride) {
+            let d = drops.iter().map(|&o| word(slot, o)).sum();
+            out.push((word(slot, evts), d));
+        }
     }
 
     /// Per-syscall exit counts as of the last `counters()` read, and the

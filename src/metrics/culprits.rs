@@ -20,6 +20,8 @@ use crate::state::activity::Activity;
 
 /// Upper bound of both list lengths (K and N).
 pub const MAX_TOP: usize = 32;
+/// Syscall series the exporter can hold: every slot of both ABIs' tables.
+pub const MAX_EXPORTED: usize = 2 * SYSCALL_SLOTS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CulpritConfig {
@@ -87,6 +89,9 @@ pub struct Culprits {
     pub drops_other: u64,
     /// Per pid the kernel's table holds now: (cumulative, this interval).
     drops_now: FixedMap<(u64, u64)>,
+    /// Syscalls ever in an interval's top, by ABI and number: a counter
+    /// series once exported stays, or rate() breaks and series churn.
+    exported: [[u64; SYSCALL_SLOTS / 64]; 2],
 }
 
 fn zeroed() -> Box<SyscallCounts> {
@@ -129,6 +134,7 @@ impl Culprits {
             evts_other: 0,
             drops_other: 0,
             drops_now: FixedMap::with_capacity(cap),
+            exported: [[0; SYSCALL_SLOTS / 64]; 2],
         }
     }
 
@@ -165,6 +171,10 @@ impl Culprits {
             }
         }
         self.syscalls_other = total - self.syscalls.iter().map(|s| s.count).sum::<u64>();
+        for s in &self.syscalls {
+            let nr = usize::from(s.nr);
+            self.exported[usize::from(s.compat)][nr / 64] |= 1 << (nr % 64);
+        }
         self.prev_unnumbered = unnumbered;
         core::mem::swap(&mut self.prev, &mut self.cur);
 
@@ -239,9 +249,21 @@ impl Culprits {
         }
     }
 
-    /// Calls since load of a listed syscall (valid after `update`).
-    pub fn cumulative(&self, t: &SyscallTop) -> u64 {
-        self.prev[usize::from(t.compat)][usize::from(t.nr)]
+    /// Every syscall that was ever in an interval's top, by ABI then number,
+    /// with its calls since load (valid after `update`).
+    pub fn exported_syscalls(&self) -> impl Iterator<Item = SyscallTop> + '_ {
+        self.exported
+            .iter()
+            .enumerate()
+            .flat_map(move |(abi, words)| {
+                (0..SYSCALL_SLOTS)
+                    .filter(move |nr| words[nr / 64] & (1 << (nr % 64)) != 0)
+                    .map(move |nr| SyscallTop {
+                        compat: abi == 1,
+                        nr: nr as u16,
+                        count: self.prev[abi][nr],
+                    })
+            })
     }
 
     pub fn top_syscalls(&self) -> TopSyscalls<'_> {

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::culprits::Culprits;
 
-pub const MAX_FIELDS: usize = 256;
+pub const MAX_FIELDS: usize = 512;
 
 #[derive(Clone, Copy)]
 pub enum Value<'a> {

@@ -7,13 +7,15 @@
 
 pub mod culprits;
 pub mod fields;
+pub mod netinfo;
 pub mod resources;
 pub mod rule_output;
 pub mod schema;
 mod sections;
-/// The clock's old home: src/rules (reworked on another branch) still names
-/// it here; new code uses crate::base::time.
+/// The clock's old home: src/rules still names it here; new code uses
+/// crate::base::time.
 pub use crate::base::time;
+pub mod units;
 
 use crate::capture::{KernelCounters, ProgStats};
 use crate::state::StateCounters;
@@ -26,7 +28,7 @@ pub use schema::Schema;
 pub const ENGINE_NAME: &str = "kestrel_bpf";
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Upper bound for one rendered snapshot line.
-pub const SNAPSHOT_MAX: usize = 16 * 1024;
+pub const SNAPSHOT_MAX: usize = 32 * 1024;
 
 /// The knobs of falco.yaml's `metrics:` section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,6 +36,8 @@ pub struct MetricsConfig {
     pub resource_utilization_enabled: bool,
     pub state_counters_enabled: bool,
     pub kernel_event_counters_enabled: bool,
+    /// Falco 0.39+: events and drops of each CPU (off by default, as in Falco).
+    pub kernel_event_counters_per_cpu_enabled: bool,
     pub libbpf_stats_enabled: bool,
     pub convert_memory_to_mb: bool,
     pub include_empty_values: bool,
@@ -46,6 +50,7 @@ impl Default for MetricsConfig {
             resource_utilization_enabled: true,
             state_counters_enabled: true,
             kernel_event_counters_enabled: true,
+            kernel_event_counters_per_cpu_enabled: false,
             libbpf_stats_enabled: false,
             convert_memory_to_mb: true,
             include_empty_values: false,
@@ -57,12 +62,19 @@ impl Default for MetricsConfig {
 /// What the loop hands over at snapshot time.
 pub struct Inputs<'a> {
     pub num_evts: u64,
+    /// Of num_evts, records with no enter event in Falco 0.37 (see units).
+    pub num_evts_no_enter: u64,
+    /// Enter records are captured: records are already 0.37's events.
+    pub enter_events: bool,
     pub num_compat_evts: u64,
     /// tp_btf or raw_tp.
     pub attach: &'a str,
     pub outputs_queue_num_drops: u64,
     pub output_write_errors: u64,
     pub kernel: KernelCounters,
+    /// (events, drops) of each possible CPU, records; empty unless
+    /// kernel_event_counters_per_cpu_enabled.
+    pub per_cpu: &'a [(u64, u64)],
     pub state: StateCounters,
     pub n_threads: u64,
     /// libsinsp's n_fds: each thread counts its process's table.
@@ -91,6 +103,10 @@ pub struct HostInfo {
     pub kernel_release: String,
     pub num_cpus: u64,
     pub start_ts_ns: u64,
+    /// falco.reload_ts: the last configuration load (start, or a SIGHUP's).
+    pub reload_ts_ns: u64,
+    /// falco.host_netinfo.* (key, addresses), read at start (netinfo.rs).
+    pub netinfo: Vec<(String, String)>,
 }
 
 impl HostInfo {
@@ -102,11 +118,14 @@ impl HostInfo {
             .unwrap_or_else(|| uname.nodename().to_string_lossy().into_owned());
         // SAFETY: sysconf has no preconditions.
         let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+        let now = time::realtime_ns();
         HostInfo {
             hostname,
             kernel_release: uname.release().to_string_lossy().into_owned(),
             num_cpus: cpus.max(1) as u64,
-            start_ts_ns: time::realtime_ns(),
+            start_ts_ns: now,
+            reload_ts_ns: now,
+            netinfo: netinfo::fields(&netinfo::read()),
         }
     }
 }
@@ -162,6 +181,17 @@ impl Snapshotter {
         }
     }
 
+    /// The next snapshot starts a window as the first one does (rates 0):
+    /// its figures are in another unit than the previous one's.
+    pub fn restart_window(&mut self) {
+        self.rendered = 0;
+    }
+
+    /// A SIGHUP loaded the configuration at `ns` (falco.reload_ts).
+    pub fn set_reload_ts(&mut self, ns: u64) {
+        self.host.reload_ts_ns = ns;
+    }
+
     pub fn host(&self) -> &HostInfo {
         &self.host
     }
@@ -173,7 +203,13 @@ impl Snapshotter {
     }
 
     /// `render` at given clock readings (tests drive time explicitly).
-    pub fn render_at(&mut self, inp: &Inputs<'_>, now_mono: u64, now_real: u64) -> Rendered<'_> {
+    pub fn render_at(
+        &mut self,
+        records: &Inputs<'_>,
+        now_mono: u64,
+        now_real: u64,
+    ) -> Rendered<'_> {
+        let inp = &units::in_schema_unit(self.cfg.schema, records);
         let first = self.rendered == 0;
         // A snapshot right after another (the final one on SIGTERM) would
         // take its figures over a few ms; take every derived figure (rates,
@@ -211,8 +247,19 @@ impl Snapshotter {
         if c.kernel_event_counters_enabled {
             Self::kernel_fields(c.schema, &mut f, &inp.kernel, &base, &rate);
         }
+        if c.kernel_event_counters_per_cpu_enabled {
+            Self::per_cpu_fields(c.schema, &mut f, inp.per_cpu);
+        }
         if c.libbpf_stats_enabled {
             Self::prog_fields(&mut f, inp.progs);
+        }
+        if units::converts(c.schema, records.enter_events) {
+            // Kestrel's records, beside 0.37's enter-and-exit events.
+            f.put("kestrel.num_evts", Value::U64(records.num_evts));
+            if c.kernel_event_counters_enabled {
+                f.put("kestrel.n_evts", Value::U64(records.kernel.n_evts));
+                f.put("kestrel.n_drops", Value::U64(records.kernel.n_drops()));
+            }
         }
         if let Some(e) = inp.rules {
             Self::rule_fields(&mut f, e, inp.rules_counters);
@@ -248,3 +295,5 @@ impl Snapshotter {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_newer;

@@ -12,7 +12,7 @@
 //! fixture trees; parsers are pure functions over byte slices. A missing file or
 //! malformed content gives `None` (0 in the sample), never a panic.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -27,6 +27,10 @@ use crate::procfs::{
 /// (the `intr` line of /proc/stat on big hosts) are skipped by the streaming scanner.
 const BUF_SIZE: usize = 8192;
 
+/// libsinsp's default container memory file: the v1 memory hierarchy's root,
+/// which inside a container is the container's cgroup.
+const FALCO_MEM_FILE: &str = "sys/fs/cgroup/memory/memory.usage_in_bytes";
+
 /// One snapshot of resource figures. Memory fields keep their source unit (kB or bytes);
 /// use [`kb_to_mb`] / [`bytes_to_mb`] for Falco's `convert_memory_to_mb`.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -38,7 +42,12 @@ pub struct ResourceSample {
     pub memory_rss_kb: u64,
     pub memory_vsz_kb: u64,
     pub memory_pss_kb: u64,
+    /// Falco's `container_memory_used`: FALCO_CGROUP_MEM_PATH or the cgroup v1
+    /// memory hierarchy's root file, absent (0) on a v2-only host.
     pub container_memory_used_bytes: u64,
+    /// `kestrel.cgroup_memory_used_bytes`: the agent's own memory cgroup,
+    /// v1 or v2 (memory.current).
+    pub kestrel_cgroup_memory_used_bytes: u64,
     /// Falco's `cpu_usage_perc_total_host`: cumulative since boot, round1.
     pub cpu_usage_perc_total_host: f64,
     /// Host CPU since the previous sample (or construction), round1.
@@ -139,7 +148,10 @@ pub struct Resources {
     paths: Paths,
     clk_tck: u64,
     cgroup_mode: CgroupMode,
+    /// The agent's own memory cgroup file.
     cgroup_mem: Option<CString>,
+    /// Falco's container memory file.
+    falco_mem: CString,
     /// (utime+stime ticks, monotonic ns) of the previous successful read.
     prev_proc: Option<(u64, u64)>,
     prev_host: Option<CpuTimes>,
@@ -156,8 +168,15 @@ impl Resources {
     /// memory cgroup and takes the baseline for the interval figures, so the first
     /// [`sample`](Self::sample) already reports CPU since construction.
     pub fn new(root: impl AsRef<Path>) -> Self {
-        let root = root.as_ref();
+        Self::on_host(root.as_ref(), root.as_ref())
+    }
+
+    /// The agent's own files under `root`, the host's (CPU, memory, uptime,
+    /// open files) under `host` (HOST_ROOT, see procfs::host_root).
+    pub fn on_host(root: impl AsRef<Path>, host: impl AsRef<Path>) -> Self {
+        let (root, host) = (root.as_ref(), host.as_ref());
         let at = |rel: &str| cpath(&root.join(rel));
+        let on_host = |rel: &str| cpath(&host.join(rel));
         let clk_tck = match rustix::param::clock_ticks_per_second() {
             0 => 100, // USER_HZ on every Linux ABI; only a broken auxv gives 0
             n => n,
@@ -168,14 +187,15 @@ impl Resources {
                 status: at("proc/self/status"),
                 smaps_rollup: at("proc/self/smaps_rollup"),
                 self_stat: at("proc/self/stat"),
-                uptime: at("proc/uptime"),
-                proc_stat: at("proc/stat"),
-                meminfo: at("proc/meminfo"),
-                file_nr: at("proc/sys/fs/file-nr"),
+                uptime: on_host("proc/uptime"),
+                proc_stat: on_host("proc/stat"),
+                meminfo: on_host("proc/meminfo"),
+                file_nr: on_host("proc/sys/fs/file-nr"),
             },
             clk_tck,
             cgroup_mode: CgroupMode::None,
             cgroup_mem: None,
+            falco_mem: at(FALCO_MEM_FILE),
             prev_proc: None,
             prev_host: None,
         };
@@ -188,15 +208,24 @@ impl Resources {
         r
     }
 
-    /// Read `container_memory_used` from an explicit file instead (Falco lets an
-    /// environment variable name it).
+    /// Falco's FALCO_CGROUP_MEM_PATH: `container_memory_used` from this file.
+    /// One with ".." (or empty) keeps the default, as libs 0.25.4 does
+    /// (linux/resource_utilization.cpp, get_container_memory_used).
     pub fn with_container_memory_file(mut self, file: impl AsRef<Path>) -> Self {
-        self.cgroup_mem = Some(cpath(file.as_ref()));
+        let f = file.as_ref();
+        if !f.as_os_str().is_empty() && !f.as_os_str().as_bytes().windows(2).any(|w| w == b"..") {
+            self.falco_mem = cpath(f);
+        }
         self
     }
 
     pub fn cgroup_mode(&self) -> CgroupMode {
         self.cgroup_mode
+    }
+
+    /// The agent's own memory cgroup file, if found.
+    pub fn own_cgroup_memory_file(&self) -> Option<&CStr> {
+        self.cgroup_mem.as_deref()
     }
 
     pub fn clock_ticks_per_second(&self) -> u64 {
@@ -276,7 +305,14 @@ impl Resources {
         parse_file_nr(read_whole(&self.paths.file_nr, &mut self.buf)?)
     }
 
+    /// Falco's figure: libsinsp reads this one file (0.14.2 stats.cpp
+    /// get_container_memory_usage), which on a v2-only host is missing.
     pub fn read_container_memory_bytes(&mut self) -> Option<u64> {
+        parse_single_u64(read_whole(&self.falco_mem, &mut self.buf)?)
+    }
+
+    /// The agent's own memory cgroup's usage.
+    pub fn read_own_cgroup_memory_bytes(&mut self) -> Option<u64> {
         let path = self.cgroup_mem.as_deref()?;
         parse_single_u64(read_whole(path, &mut self.buf)?)
     }
@@ -297,6 +333,7 @@ impl Resources {
         }
         s.memory_pss_kb = self.read_pss_kb().unwrap_or(0);
         s.container_memory_used_bytes = self.read_container_memory_bytes().unwrap_or(0);
+        s.kestrel_cgroup_memory_used_bytes = self.read_own_cgroup_memory_bytes().unwrap_or(0);
 
         if let Some(st) = self.read_self_stat() {
             if let Some(up) = self.read_uptime_secs() {

@@ -1,12 +1,16 @@
-//! The two snapshot schemas. `falco-0.37` is the seed's (Falco 0.37.0, libs
-//! 0.14.2: stats_writer.cpp and libsinsp/stats.cpp). `falco-0.38` is what
-//! current Falco emits, matched against Falco 0.44.1 with libs 0.25.4 (the
-//! newest release fetched): 0.38 renamed the host fields, moved
-//! `falco.hostname` to `evt.hostname`, made converted memory `*_mb` doubles
-//! (libsinsp/metrics_collector.cpp output_rule_metrics_converter), added
-//! `falco.reload_ts`, and modern_bpf (libpman/src/stats.c) lost most enter
-//! buckets, page faults and bug drops. Kestrel's figures outside a schema
-//! keep a `kestrel.` name.
+//! The two snapshot schemas, named by the Falco they match. `falco-0.37`
+//! is the seed's (Falco 0.37.0, libs 0.14.2: stats_writer.cpp and
+//! libsinsp/stats.cpp; events are enters and exits, see units.rs).
+//! `falco-0.42` is Falco 0.42+ (libs 0.22+), matched against Falco 0.44.1
+//! with libs 0.25.4: 0.38 renamed the host fields, moved `falco.hostname` to
+//! `evt.hostname`, made converted memory `*_mb` doubles
+//! (libsinsp/metrics_collector.cpp output_rule_metrics_converter); 0.41 added
+//! `falco.reload_ts`; libs 0.22 (0.42) dropped enter events, so modern_bpf
+//! (libpman/src/stats.c) kept two enter buckets, and it counts no page-fault
+//! or bug drops. Falco 0.38-0.41 (six enter buckets, no reload_ts before
+//! 0.41) has no schema here; `falco-0.38`, this schema's first name, is kept
+//! as an alias of `falco-0.42`. Kestrel's figures outside a schema keep a
+//! `kestrel.` name.
 
 use crate::capture::skel::types::kestrel_category as Cat;
 use crate::capture::{KC_MAX, KD_MAX};
@@ -15,7 +19,7 @@ use crate::capture::{KC_MAX, KD_MAX};
 pub enum Schema {
     #[default]
     Falco037,
-    Falco038,
+    Falco042,
 }
 
 /// Each drop category of bpf/kestrel.h with its field name; the order is
@@ -51,13 +55,32 @@ pub const CATEGORY_NAMES: [&str; KC_MAX] = {
 
 const DIRS: [&str; KD_MAX] = ["enter", "exit"];
 
+/// Whether category `cat` has an enter side: the process-exit record is no
+/// syscall, so it has none; every syscall category may drop on enter.
+pub fn has_enter_side(cat: usize) -> bool {
+    CATEGORY_NAMES.get(cat).is_some_and(|c| *c != "proc_exit")
+}
+
+/// The `drop` label of category `cat` in Prometheus: Falco's regex
+/// `n_drops_buffer_([^_]+(?:_[^_]+)*)_exit$` (falco_metrics.cpp,
+/// sources_to_text_prometheus) turns `n_drops_buffer_proc_exit` into
+/// `proc`; every other category keeps its name.
+pub fn prometheus_drop_label(cat: usize) -> &'static str {
+    match CATEGORY_NAMES.get(cat).copied() {
+        Some("proc_exit") => "proc",
+        Some(c) => c,
+        None => "unknown",
+    }
+}
+
 impl Schema {
     pub fn parse(s: &str) -> Result<Schema, String> {
         match s {
             "falco-0.37" => Ok(Schema::Falco037),
-            "falco-0.38" => Ok(Schema::Falco038),
+            // The first name of falco-0.42, which matched 0.38-0.41 only in part.
+            "falco-0.42" | "falco-0.38" => Ok(Schema::Falco042),
             _ => Err(format!(
-                "unknown schema '{s}' (use falco-0.37 or falco-0.38)"
+                "unknown schema '{s}' (use falco-0.37 or falco-0.42)"
             )),
         }
     }
@@ -65,14 +88,14 @@ impl Schema {
     pub fn name(self) -> &'static str {
         match self {
             Schema::Falco037 => "falco-0.37",
-            Schema::Falco038 => "falco-0.38",
+            Schema::Falco042 => "falco-0.42",
         }
     }
 
     pub fn hostname_key(self) -> &'static str {
         match self {
             Schema::Falco037 => "falco.hostname",
-            Schema::Falco038 => "evt.hostname",
+            Schema::Falco042 => "evt.hostname",
         }
     }
 
@@ -84,8 +107,8 @@ impl Schema {
             (_, "close" | "proc_exit", 0) => false,
             (_, "close" | "proc_exit", _) => true,
             (Schema::Falco037, _, _) => true,
-            (Schema::Falco038, "connect" | "open", _) => true,
-            (Schema::Falco038, _, d) => d == 1,
+            (Schema::Falco042, "connect" | "open", _) => true,
+            (Schema::Falco042, _, d) => d == 1,
         }
     }
 

@@ -77,9 +77,12 @@ impl Snapshotter {
             Value::U64(inp.outputs_queue_num_drops),
         );
         f.put("falco.start_ts", Value::U64(host.start_ts_ns));
-        if c.schema == Schema::Falco038 {
-            // Kestrel never reloads its configuration: the start is the load.
-            f.put("falco.reload_ts", Value::U64(host.start_ts_ns));
+        if c.schema == Schema::Falco042 {
+            // The start's load, or the last SIGHUP's (agent/reload.rs).
+            f.put("falco.reload_ts", Value::U64(host.reload_ts_ns));
+            for (k, v) in &host.netinfo {
+                f.put(k, Value::Str(v));
+            }
         }
         f.put("falco.version", Value::Str(VERSION));
         f.put("scap.engine_name", Value::Str(ENGINE_NAME));
@@ -157,6 +160,12 @@ impl Snapshotter {
             "kestrel.host_cpu_usage_perc_interval",
             interval(r.host_cpu_usage_perc_interval),
         );
+        // Falco's container_memory_used is one fixed file (absent on cgroup v2);
+        // this is the agent's own cgroup, v1 or v2, in bytes.
+        f.put(
+            "kestrel.cgroup_memory_used_bytes",
+            Value::U64(r.kestrel_cgroup_memory_used_bytes),
+        );
         match c.schema {
             Schema::Falco037 => {
                 let kb = |v: u64| mb.then(|| kb_to_mb(v));
@@ -183,7 +192,7 @@ impl Snapshotter {
                 f.put("falco.procs_running_host", Value::U64(r.procs_running_host));
                 f.put("falco.open_fds_host", Value::U64(r.open_fds_host));
             }
-            Schema::Falco038 => {
+            Schema::Falco042 => {
                 put_mem_038(f, "memory_rss", r.memory_rss_kb, false, mb);
                 put_mem_038(f, "memory_vsz", r.memory_vsz_kb, false, mb);
                 put_mem_038(f, "memory_pss", r.memory_pss_kb, false, mb);
@@ -227,6 +236,20 @@ impl Snapshotter {
         }
     }
 
+    /// `scap.n_evts_cpu_N` / `scap.n_drops_cpu_N` (libpman stats.c,
+    /// collect_kernel_counter_stats, Falco 0.39+), records. Falco 0.37 had
+    /// none: that schema shows them as `kestrel.`.
+    pub(super) fn per_cpu_fields(schema: Schema, f: &mut Fields<'_>, per_cpu: &[(u64, u64)]) {
+        let p = match schema {
+            Schema::Falco037 => "kestrel",
+            Schema::Falco042 => "scap",
+        };
+        for (cpu, (evts, drops)) in per_cpu.iter().enumerate() {
+            f.put_fmt(Value::U64(*evts), format_args!("{p}.n_evts_cpu_{cpu}"));
+            f.put_fmt(Value::U64(*drops), format_args!("{p}.n_drops_cpu_{cpu}"));
+        }
+    }
+
     pub(super) fn kernel_fields(
         schema: Schema,
         f: &mut Fields<'_>,
@@ -261,9 +284,7 @@ impl Snapshotter {
         let mut key = Key::new();
         for (cat, dirs) in k.n_drops_buffer.iter().enumerate() {
             for (dir, v) in dirs.iter().enumerate() {
-                // No enter side exists for these two: nothing to publish.
-                let exit_only = matches!(schema::CATEGORY_NAMES[cat], "proc_exit");
-                if exit_only && dir == 0 {
+                if dir == 0 && !schema::has_enter_side(cat) {
                     continue;
                 }
                 schema.bucket_name(cat, dir, &mut key);

@@ -4,6 +4,9 @@
 //! (resource figures). A missing file or malformed content gives `None`,
 //! never a panic.
 
+pub mod host_root;
+pub use host_root::{host_dir, host_path, host_pid, host_root};
+
 use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;

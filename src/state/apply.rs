@@ -124,10 +124,13 @@ impl State {
                 self.exec(tid, pid, &task, &img);
             }
             Record::ProcExit { .. } => {
-                // reset() looks the thread up without /proc (it is dead),
-                // then remove_thread runs.
-                self.find_thread(tid, true);
-                self.remove_thread(tid);
+                // reset() looks the thread up without /proc (it is dead); a
+                // miss is its one failed lookup: parse_thread_exit returns
+                // without setting m_tid_to_remove, so remove_thread never runs
+                // (parsers.cpp, libs 0.14.2). Its fd table still goes.
+                if self.find_thread(tid, true).is_some() {
+                    self.remove_thread(tid);
+                }
                 if rec.has_flag(F::KF_GROUP_DEAD) {
                     self.release_fds(pid, false);
                 }

@@ -5,7 +5,7 @@
 
 use super::activity::Activity;
 use super::State;
-use crate::capture::record::decode;
+use crate::capture::record::{decode, Record};
 use crate::capture::skel::types::kestrel_flags as KF;
 use crate::rules::engine::Engine;
 
@@ -15,6 +15,9 @@ pub struct Pipeline {
     pub num_evts: u64,
     /// Records of 32-bit tasks' syscalls, decoded with their ABI's table.
     pub num_compat_evts: u64,
+    /// Records with no enter event in Falco 0.37 (process exits, the child
+    /// side of forks): metrics::units turns records into 0.37's events.
+    pub num_evts_no_enter: u64,
     /// Traced events per process this interval (culprit counters).
     pub activity: Option<Activity>,
     /// The rules, run on every record after it was applied.
@@ -28,9 +31,15 @@ impl Pipeline {
             state,
             num_evts: 0,
             num_compat_evts: 0,
+            num_evts_no_enter: 0,
             activity,
             rules: None,
         }
+    }
+
+    /// Enter records are captured (`--enter-events`).
+    pub fn enter_events(&self) -> bool {
+        self.state.pairing
     }
 
     #[inline]
@@ -39,6 +48,14 @@ impl Pipeline {
         match decode(data) {
             Ok(rec) => {
                 self.num_compat_evts += u64::from(rec.has_flag(KF::KF_COMPAT));
+                self.num_evts_no_enter += u64::from(matches!(
+                    rec,
+                    Record::ProcExit { .. }
+                        | Record::Clone {
+                            child_side: true,
+                            ..
+                        }
+                ));
                 self.state.apply(&rec);
                 if let Some(e) = &mut self.rules {
                     e.on_record(&rec, &self.state, self.num_evts);

@@ -29,12 +29,32 @@ fn find_thread_cached_noncached_failed() {
     assert_eq!(s.counters.n_cached_thread_lookups, 1);
     apply(&mut s, &close(555, 9, -9));
     assert_eq!(s.counters.n_failed_thread_lookups, 1);
-    // procexit: reset() looks up (failed), remove_thread of an absent tid fails too.
+    // procexit of an unknown thread: reset()'s lookup fails, once.
     apply(&mut s, &synth::exit(555, 555, true));
-    assert_eq!(s.counters.n_failed_thread_lookups, 3);
-    // remove_thread clears m_last_tid.
+    assert_eq!(s.counters.n_failed_thread_lookups, 2);
+    // remove_thread (of 101: known, a noncached find) clears m_last_tid.
+    s.add_thread(Thread::new(101, 100));
+    apply(&mut s, &synth::exit(101, 100, false));
     apply(&mut s, &close(100, 9, -9));
-    assert_eq!(s.counters.n_noncached_thread_lookups, 2);
+    assert_eq!(s.counters.n_noncached_thread_lookups, 3);
+}
+
+#[test]
+fn exit_of_an_unknown_thread_fails_one_lookup() {
+    // parsers.cpp parse_thread_exit (libs 0.14.2): no m_tinfo from reset(),
+    // so it returns before m_tid_to_remove is set and remove_thread never
+    // runs. A known thread: one lookup, one removal, no failure.
+    let mut s = seeded(8);
+    apply(&mut s, &synth::exit(555, 555, false));
+    apply(&mut s, &synth::exit(556, 555, true));
+    let c = s.counters;
+    assert_eq!(c.n_failed_thread_lookups, 2, "one per exit");
+    assert_eq!(c.n_removed_threads, 0);
+    apply(&mut s, &synth::exit(100, 100, true));
+    let c = s.counters;
+    assert_eq!(c.n_failed_thread_lookups, 2);
+    assert_eq!((c.n_noncached_thread_lookups, c.n_removed_threads), (1, 1));
+    assert_eq!(s.n_threads(), 0);
 }
 
 #[test]

@@ -198,3 +198,36 @@ fn listed_drops_never_exceed_the_intervals() {
     let listed: Vec<(u32, u64)> = c.by_drops.iter().map(|p| (p.pid, p.drops)).collect();
     assert_eq!((listed, c.drops_other), (vec![(1, 1)], 9));
 }
+
+#[test]
+fn a_syscall_once_exported_stays_with_its_cumulative_count() {
+    // A burst of getpid (nr 39) tops one interval, then stops: its counter
+    // series must not vanish (rate() and series churn), and counts stay
+    // cumulative per ABI and number.
+    let mut c = Culprits::new(cfg(1, 1));
+    let mut act = Activity::with_capacity(4);
+    c.counts_mut()[0][39] = 1_000_000;
+    c.counts_mut()[0][0] = 10;
+    c.update(0, no_drops, 0, &mut act);
+    let exported = |c: &Culprits| -> Vec<(bool, u16, u64)> {
+        c.exported_syscalls()
+            .map(|s| (s.compat, s.nr, s.count))
+            .collect()
+    };
+    assert_eq!(exported(&c), [(false, 39, 1_000_000)]);
+    c.counts_mut()[0][39] = 1_000_000;
+    c.counts_mut()[0][0] = 500;
+    c.counts_mut()[1][20] = 90;
+    c.update(0, no_drops, 0, &mut act);
+    assert_eq!(c.syscalls[0].nr, 0, "read tops this interval");
+    assert_eq!(exported(&c), [(false, 0, 500), (false, 39, 1_000_000)]);
+    c.counts_mut()[0][39] = 1_000_000;
+    c.counts_mut()[0][0] = 500;
+    c.counts_mut()[1][20] = 900;
+    c.update(0, no_drops, 0, &mut act);
+    assert_eq!(
+        exported(&c),
+        [(false, 0, 500), (false, 39, 1_000_000), (true, 20, 900)],
+        "by ABI then number, none lost"
+    );
+}

@@ -261,7 +261,7 @@ fn cgroup_parsing() {
 
 fn cgroup_case(name: &str) -> (CgroupMode, Option<u64>) {
     let mut r = Resources::new(fx(name));
-    (r.cgroup_mode(), r.read_container_memory_bytes())
+    (r.cgroup_mode(), r.read_own_cgroup_memory_bytes())
 }
 
 #[test]
@@ -285,8 +285,15 @@ fn cgroup_memory_layouts() {
     assert_eq!(cgroup_case("cgroup_v2_hostroot"), (CgroupMode::None, None));
     assert_eq!(cgroup_case("edge_comm"), (CgroupMode::None, None));
     let f = fx("cgroup_v2").join("sys/fs/cgroup/system.slice/kestrel.service/memory.current");
-    let mut r = Resources::new(fx("edge_comm")).with_container_memory_file(f);
+    let mut r = Resources::new(fx("edge_comm")).with_container_memory_file(&f);
     assert_eq!(r.read_container_memory_bytes(), Some(18_874_368));
+    // Falco's file: the v1 root's (9999999999 here), none on v2; ".." refused.
+    let mut v1 = Resources::new(fx("cgroup_v1")).with_container_memory_file("/x/../y");
+    assert_eq!(v1.read_container_memory_bytes(), Some(9_999_999_999));
+    assert_eq!(
+        Resources::new(fx("cgroup_v2")).read_container_memory_bytes(),
+        None
+    );
     assert_eq!(parse_single_u64(b"12 13"), None);
 }
 
@@ -304,7 +311,8 @@ fn sample_real_fixture() {
         memory_rss_kb: 1652,
         memory_vsz_kb: 4488,
         memory_pss_kb: 332,
-        container_memory_used_bytes: 17_993_728,
+        container_memory_used_bytes: 1_599_660_032,
+        kestrel_cgroup_memory_used_bytes: 17_993_728,
         cpu_usage_perc_total_host: 12.3,
         host_cpu_usage_perc_interval: 0.0,
         memory_used_host_kb: 364_828,
@@ -391,7 +399,7 @@ fn sample_live_system() {
         assert!(s.memory_pss_kb > 0);
     }
     if r.cgroup_mode() != CgroupMode::None {
-        assert!(s.container_memory_used_bytes > 0);
+        assert!(s.kestrel_cgroup_memory_used_bytes > 0);
     }
     let st = r.read_self_stat().unwrap();
     assert!(st.starttime > 0);

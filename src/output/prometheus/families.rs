@@ -3,26 +3,13 @@
 
 use super::render::{Culprits, Kind, ServerStats, Text, Val, MAX_CULPRITS, STATUS_CODES};
 use crate::capture::{KernelCounters, ProgStats};
+use crate::metrics::culprits::MAX_EXPORTED;
 use crate::metrics::resources::ResourceSample;
+use crate::metrics::schema::{has_enter_side, prometheus_drop_label};
 use crate::metrics::Inputs;
 use std::io::Write as _;
 use Kind::{Counter, Gauge};
 use Val::{F, U};
-
-/// Falco's drop categories as its regex splits the libs counter names
-/// (falco_metrics.cpp, sources_to_text_prometheus: `n_drops_buffer_(.+)_exit`):
-/// `n_drops_buffer_proc_exit` becomes `drop="proc"`. Kestrel has both
-/// directions for the first six; close and process exit are exit-only.
-const DROPS: [(&str, bool); 8] = [
-    ("clone_fork", true),
-    ("execve", true),
-    ("connect", true),
-    ("open", true),
-    ("dir_file", true),
-    ("other_interest", true),
-    ("close", false),
-    ("proc", false),
-];
 
 pub(super) fn kernel(t: &mut Text<'_>, k: &KernelCounters) {
     t.one(
@@ -32,14 +19,16 @@ pub(super) fn kernel(t: &mut Text<'_>, k: &KernelCounters) {
         U(k.n_evts),
     );
     // Falco leaves out the n_drops_buffer_total aggregate: it would clash with
-    // this family's name, and sum() gives it.
+    // this family's name. Every row of enum kestrel_category is here, Kestrel's
+    // own (dup, socket, other, close enter) beside Falco's, so sum() gives it.
     t.family(
         format_args!("falcosecurity_scap_n_drops_buffer_total"),
         Counter,
         "Events dropped because the ring buffer was full, by category and direction.",
     );
-    for ((drop, enter), dirs) in DROPS.iter().zip(k.n_drops_buffer.iter()) {
-        if *enter {
+    for (cat, dirs) in k.n_drops_buffer.iter().enumerate() {
+        let drop = prometheus_drop_label(cat);
+        if has_enter_side(cat) {
             t.sample(&[("dir", "enter"), ("drop", drop)], U(dirs[0]));
         }
         t.sample(&[("dir", "exit"), ("drop", drop)], U(dirs[1]));
@@ -50,13 +39,15 @@ pub(super) fn kernel(t: &mut Text<'_>, k: &KernelCounters) {
             "Events too large to send.",
             k.n_drops_scratch_map,
         ),
+        // modern_bpf (libpman stats.c, 0.25.4) has neither page-fault nor bug
+        // drops; Kestrel's figures keep the JSON's kestrel. names.
         (
-            "falcosecurity_scap_n_drops_page_faults_total",
+            "kestrel_n_page_faults_total",
             "Events sent with a user-memory field that could not be read (not in n_drops).",
             k.n_drops_page_faults,
         ),
         (
-            "falcosecurity_scap_n_drops_bug_total",
+            "kestrel_n_drops_bug_total",
             "Events dropped because the probe reached an impossible state.",
             k.n_drops_bug,
         ),
@@ -67,6 +58,34 @@ pub(super) fn kernel(t: &mut Text<'_>, k: &KernelCounters) {
         ),
     ] {
         t.one(name, Counter, help, U(v));
+    }
+}
+
+/// Per-CPU counters (Falco 0.39+, falco_metrics.cpp
+/// sources_to_text_prometheus): `n_evts_cpu_N` loses its digits to a `cpu`
+/// label, so `falcosecurity_scap_n_evts_cpu_total{cpu="7"}`; likewise drops.
+pub(super) fn per_cpu(t: &mut Text<'_>, per_cpu: &[(u64, u64)]) {
+    if per_cpu.is_empty() {
+        return;
+    }
+    for (name, help, drops) in [
+        (
+            "falcosecurity_scap_n_evts_cpu_total",
+            "Events the probe tried to send on this CPU.",
+            false,
+        ),
+        (
+            "falcosecurity_scap_n_drops_cpu_total",
+            "Events the probe failed to deliver on this CPU.",
+            true,
+        ),
+    ] {
+        t.family(format_args!("{name}"), Counter, help);
+        for (cpu, (evts, n_drops)) in per_cpu.iter().enumerate() {
+            let mut label: heapless::String<10> = heapless::String::new();
+            let _ = std::fmt::Write::write_fmt(&mut label, format_args!("{cpu}"));
+            t.sample(&[("cpu", &label)], U(if drops { *n_drops } else { *evts }));
+        }
     }
 }
 
@@ -123,8 +142,13 @@ pub(super) fn resources(t: &mut Text<'_>, r: &ResourceSample) {
         ),
         (
             "falcosecurity_falco_container_memory_used_bytes",
-            "Memory charged to the agent's cgroup.",
+            "Falco's container memory: FALCO_CGROUP_MEM_PATH or the cgroup v1 memory root (0 on v2).",
             U(r.container_memory_used_bytes),
+        ),
+        (
+            "kestrel_cgroup_memory_used_bytes",
+            "Memory charged to the agent's own cgroup (v1 or v2).",
+            U(r.kestrel_cgroup_memory_used_bytes),
         ),
         (
             "falcosecurity_falco_host_cpu_usage_ratio",
@@ -190,12 +214,12 @@ pub(super) fn state(t: &mut Text<'_>, inp: &Inputs<'_>) {
 }
 
 pub(super) fn culprits(t: &mut Text<'_>, c: &Culprits<'_>) {
-    let sys = &c.syscalls[..c.syscalls.len().min(MAX_CULPRITS)];
+    let sys = &c.syscalls[..c.syscalls.len().min(MAX_EXPORTED)];
     if !sys.is_empty() {
         t.family(
             format_args!("kestrel_syscall_calls_total"),
             Counter,
-            "Calls since start of the interval's busiest syscalls, traced or not.",
+            "Calls since start, traced or not, of each syscall once among an interval's busiest.",
         );
         for s in sys {
             t.sample(&[("abi", s.abi), ("syscall", s.name)], U(s.calls));

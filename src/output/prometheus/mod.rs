@@ -25,7 +25,7 @@ use core::fmt::Write as _;
 
 use heapless::{String as HString, Vec as HVec};
 
-use crate::metrics::culprits::MAX_TOP;
+use crate::metrics::culprits::{MAX_EXPORTED, MAX_TOP};
 use crate::output::OpenError;
 use render::{Culprits, ProcessCount, SyscallCount, View};
 use server::Server;
@@ -178,13 +178,14 @@ impl Prometheus {
         inputs: &Inputs<'_>,
         resources: Option<&ResourceSample>,
     ) {
-        // The culprit lists as labelled series: syscalls cumulative (counters),
-        // processes per interval (gauges). Bounded by MAX_TOP.
-        let mut sys_names: HVec<HString<16>, MAX_TOP> = HVec::new();
-        let mut sys: HVec<SyscallCount<'_>, MAX_TOP> = HVec::new();
+        // The culprit lists as labelled series: syscalls cumulative counters,
+        // each kept once exported (bounded by the syscall tables), processes
+        // per interval (gauges, bounded by MAX_TOP).
+        let mut sys_names: HVec<HString<16>, MAX_EXPORTED> = HVec::new();
+        let mut sys: HVec<SyscallCount<'_>, MAX_EXPORTED> = HVec::new();
         let mut procs: HVec<ProcessCount<'_>, MAX_TOP> = HVec::new();
         if let Some(c) = inputs.culprits {
-            for t in &c.syscalls {
+            for t in c.exported_syscalls() {
                 let mut n = HString::new();
                 let _ = match t.name() {
                     Some(name) => n.push_str(name).map_err(|_| core::fmt::Error),
@@ -192,11 +193,11 @@ impl Prometheus {
                 };
                 let _ = sys_names.push(n);
             }
-            for (t, n) in c.syscalls.iter().zip(sys_names.iter()) {
+            for (t, n) in c.exported_syscalls().zip(sys_names.iter()) {
                 let _ = sys.push(SyscallCount {
                     name: n,
                     abi: if t.compat { "32" } else { "64" },
-                    calls: c.cumulative(t),
+                    calls: t.count,
                 });
             }
             for p in &c.by_evts {

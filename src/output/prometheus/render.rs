@@ -12,7 +12,7 @@
 
 use std::io::Write as _;
 
-use super::families::{culprits, kernel, progs, resources, server, state};
+use super::families::{culprits, kernel, per_cpu, progs, resources, server, state};
 use crate::metrics::resources::ResourceSample;
 use crate::metrics::{HostInfo, Inputs, MetricsConfig, ENGINE_NAME, VERSION};
 
@@ -22,7 +22,7 @@ pub const MAX_CULPRITS: usize = 32;
 /// The culprit lists as the exporter renders them (see metrics::culprits);
 /// when `None` no culprit family is rendered.
 pub struct Culprits<'a> {
-    /// Cumulative calls since start of the interval's top K syscalls.
+    /// Calls since start of every syscall ever in an interval's top K.
     pub syscalls: &'a [SyscallCount<'a>],
     /// Events and drops of the interval's top N processes, this interval.
     pub processes: &'a [ProcessCount<'a>],
@@ -206,6 +206,9 @@ pub fn render(v: &View<'_>, out: &mut Vec<u8>) {
     if v.cfg.kernel_event_counters_enabled {
         kernel(&mut t, &i.kernel);
     }
+    if v.cfg.kernel_event_counters_per_cpu_enabled {
+        per_cpu(&mut t, i.per_cpu);
+    }
     if v.cfg.libbpf_stats_enabled {
         progs(&mut t, i.progs);
     }
@@ -232,12 +235,11 @@ pub fn render(v: &View<'_>, out: &mut Vec<u8>) {
             Gauge,
             h.start_ts_ns,
         ),
-        // Kestrel never reloads its configuration: the load at start is the last one.
         (
             "falcosecurity_falco_reload_timestamp_nanoseconds",
-            "Last configuration load, ns since the epoch.",
+            "Last configuration load (start or SIGHUP), ns since the epoch.",
             Gauge,
-            h.start_ts_ns,
+            h.reload_ts_ns,
         ),
         (
             "falcosecurity_falco_host_boot_timestamp_nanoseconds",
@@ -277,6 +279,9 @@ pub fn render(v: &View<'_>, out: &mut Vec<u8>) {
     }
 }
 
+#[cfg(test)]
+#[path = "render_kernel_tests.rs"]
+mod kernel_tests;
 #[cfg(test)]
 #[path = "render_tests.rs"]
 mod tests;

@@ -5,12 +5,14 @@ use super::*;
 use crate::capture::{KernelCounters, ProgStats};
 use crate::state::StateCounters;
 
-fn host() -> HostInfo {
+pub(super) fn host() -> HostInfo {
     HostInfo {
         hostname: "gw\"1\\\n".into(),
         kernel_release: "6.18.0".into(),
         num_cpus: 2,
         start_ts_ns: 1_700_000_000_000_000_000,
+        reload_ts_ns: 1_700_000_000_000_000_000,
+        netinfo: vec![],
     }
 }
 
@@ -30,37 +32,28 @@ const PROGS: [ProgStats; 1] = [ProgStats {
     run_time_ns: 480,
 }];
 
-fn text(cfg: &MetricsConfig, culprits: Option<&Culprits<'_>>) -> String {
+pub(super) fn text(cfg: &MetricsConfig, culprits: Option<&Culprits<'_>>) -> String {
     text_named(cfg, culprits, false)
 }
 
 fn text_named(cfg: &MetricsConfig, culprits: Option<&Culprits<'_>>, strict_names: bool) -> String {
     let mut kernel = KernelCounters {
         n_evts: 12345,
-        n_drops_buffer_total: 7,
+        n_drops_buffer_total: 16,
         ..Default::default()
     };
     kernel.n_drops_buffer[3] = [2, 5];
     kernel.n_drops_buffer[7] = [0, 9];
-    let inputs = Inputs {
-        kestrel_n_fds: 17,
-        num_evts: 12338,
-        num_compat_evts: 0,
-        attach: "tp_btf",
-        culprits: None,
-        rules: None,
-        rules_counters: true,
-        outputs_queue_num_drops: 0,
-        output_write_errors: 1,
-        kernel,
-        state: StateCounters {
-            n_added_threads: 4,
-            ..Default::default()
-        },
-        n_threads: 42,
-        n_fds: 17,
-        progs: &PROGS,
-    };
+    text_kernel(cfg, culprits, strict_names, kernel)
+}
+
+pub(super) fn text_kernel(
+    cfg: &MetricsConfig,
+    culprits: Option<&Culprits<'_>>,
+    strict_names: bool,
+    kernel: KernelCounters,
+) -> String {
+    let inputs = test_inputs(kernel);
     let (h, r) = (host(), res());
     let v = View {
         cfg,
@@ -78,7 +71,7 @@ fn text_named(cfg: &MetricsConfig, culprits: Option<&Culprits<'_>>, strict_names
 }
 
 /// Checks the exposition structure and returns (family, type, samples).
-fn families(t: &str) -> Vec<(String, String, Vec<String>)> {
+pub(super) fn families(t: &str) -> Vec<(String, String, Vec<String>)> {
     let mut fams: Vec<(String, String, Vec<String>)> = Vec::new();
     let mut lines = t.lines().peekable();
     while let Some(l) = lines.next() {
@@ -111,7 +104,7 @@ fn families(t: &str) -> Vec<(String, String, Vec<String>)> {
     fams
 }
 
-fn value(t: &str, series: &str) -> String {
+pub(super) fn value(t: &str, series: &str) -> String {
     let l = t
         .lines()
         .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
@@ -154,9 +147,7 @@ falcosecurity_scap_n_added_threads_total counter
 falcosecurity_scap_n_cached_fd_lookups_total counter
 falcosecurity_scap_n_cached_thread_lookups_total counter
 falcosecurity_scap_n_drops_buffer_total counter
-falcosecurity_scap_n_drops_bug_total counter
 falcosecurity_scap_n_drops_full_threadtable_total counter
-falcosecurity_scap_n_drops_page_faults_total counter
 falcosecurity_scap_n_drops_scratch_map_total counter
 falcosecurity_scap_n_drops_total counter
 falcosecurity_scap_n_evts_total counter
@@ -175,8 +166,11 @@ falcosecurity_scap_n_threads_total gauge
 falcosecurity_scap_sys_exit_avg_time_nanoseconds gauge
 falcosecurity_scap_sys_exit_run_cnt_total counter
 falcosecurity_scap_sys_exit_run_time_nanoseconds_total counter
+kestrel_cgroup_memory_used_bytes gauge
 kestrel_n_decode_errors_total counter
+kestrel_n_drops_bug_total counter
 kestrel_n_drops_full_fdtable_total counter
+kestrel_n_page_faults_total counter
 kestrel_output_write_errors_total counter
 kestrel_prometheus_open_connections gauge
 kestrel_prometheus_responses_total counter"
@@ -228,8 +222,9 @@ fn values_units_and_labels() {
         .filter(|l| l.starts_with("falcosecurity_scap_n_drops_buffer_total{"))
         .count();
     assert_eq!(
-        drops, 14,
-        "six categories both ways, close and proc exit only"
+        drops,
+        2 * crate::capture::KC_MAX - 1,
+        "every category both ways, process exit only"
     );
     assert!(
         t.contains("falcosecurity_evt_hostname_info{hostname=\"gw\\\"1\\\\\\n\"} 1\n"),
@@ -296,7 +291,11 @@ fn culprits_render_when_present_and_are_capped() {
         .iter()
         .find(|f| f.0 == "kestrel_syscall_calls_total")
         .unwrap();
-    assert_eq!(f.2.len(), MAX_CULPRITS);
+    assert_eq!(
+        f.2.len(),
+        MAX_CULPRITS + 10,
+        "every exported syscall (the tables bound them)"
+    );
     assert_eq!(
         value(
             &t,
@@ -353,4 +352,29 @@ fn strict_names_use_base_units_and_no_total_on_gauges() {
     );
     assert_eq!(value(&t, "falcosecurity_scap_n_evts_total"), "12345");
     assert_eq!(fams.len(), families(&text(&cfg, None)).len());
+}
+
+pub(super) fn test_inputs(kernel: KernelCounters) -> Inputs<'static> {
+    Inputs {
+        kestrel_n_fds: 17,
+        num_evts: 12338,
+        num_compat_evts: 0,
+        num_evts_no_enter: 0,
+        enter_events: false,
+        attach: "tp_btf",
+        culprits: None,
+        rules: None,
+        rules_counters: true,
+        outputs_queue_num_drops: 0,
+        output_write_errors: 1,
+        kernel,
+        per_cpu: &[],
+        state: StateCounters {
+            n_added_threads: 4,
+            ..Default::default()
+        },
+        n_threads: 42,
+        n_fds: 17,
+        progs: &PROGS,
+    }
 }

@@ -1,0 +1,134 @@
+//! SIGHUP: the configuration read again, without a restart. Falco restarts
+//! its whole engine on a change and loses its state; here the tables,
+//! counters, rates and the ring keep going. What can change live changes:
+//! the snapshot interval (the next snapshot comes no later than the old
+//! interval would have), the metrics knobs and schema, the drop-alert
+//! settings, the culprit list lengths, the purge settings, rule counters.
+//! What is fixed at start (the probe: syscalls, ring, enter events, attach,
+//! BTF, culprit counters; the table sizes; the outputs, the exporter and the
+//! rules, opened once) keeps its running value, and one line names each
+//! key that would need a restart. A file that does not parse changes
+//! nothing and says so in one line. Runs on the signal, never per event.
+
+use rustix::time::{timerfd_gettime, timerfd_settime, Itimerspec, TimerfdTimerFlags, Timespec};
+
+use super::build::RestartKeys;
+use super::serve::Agent;
+use super::AgentConfig;
+use crate::metrics::culprits::CulpritConfig;
+
+/// What start fixed, as a reload compares it, and the interval the
+/// snapshot timer runs at.
+pub(super) struct Running {
+    pub tokens: Option<Vec<String>>,
+    pub interval_ns: u64,
+    keys: RestartKeys,
+}
+
+impl Running {
+    pub fn of(cfg: &AgentConfig) -> Running {
+        Running {
+            tokens: cfg.reload_tokens.clone(),
+            interval_ns: cfg.interval_ns,
+            keys: cfg.restart_keys.clone(),
+        }
+    }
+
+    /// The restart-only keys whose value `new` changes.
+    fn changed(&self, new: &RestartKeys) -> Vec<&'static str> {
+        self.keys
+            .iter()
+            .zip(new)
+            .filter(|(a, b)| a.1 != b.1)
+            .map(|(a, _)| a.0)
+            .collect()
+    }
+}
+
+/// Re-arms the snapshot timer at `ns`, its next expiry no later than it was.
+/// True when an expiry was pending: setting the timer clears it, so the
+/// caller takes that snapshot now.
+fn rearm(fd: &rustix::fd::OwnedFd, ns: u64) -> bool {
+    let mut b = [0u8; 8];
+    let pending = rustix::io::read(fd, &mut b).is_ok_and(|n| n == 8 && u64::from_ne_bytes(b) > 0);
+    let ts = |ns: u64| Timespec {
+        tv_sec: (ns / 1_000_000_000) as i64,
+        tv_nsec: (ns % 1_000_000_000) as i64,
+    };
+    let left = timerfd_gettime(fd).map_or(ns, |c| {
+        c.it_value.tv_sec as u64 * 1_000_000_000 + c.it_value.tv_nsec as u64
+    });
+    let spec = Itimerspec {
+        it_interval: ts(ns),
+        it_value: ts(left.min(ns).max(1)),
+    };
+    let _ = timerfd_settime(fd, TimerfdTimerFlags::empty(), &spec);
+    pending
+}
+
+impl Agent<'_> {
+    /// SIGHUP's second half (outputs were reopened): the configuration again.
+    pub(super) fn reload(&mut self) {
+        let Some(tokens) = self.running.tokens.as_ref() else {
+            return;
+        };
+        if !tokens
+            .iter()
+            .any(|t| t == "--config" || t.starts_with("--config="))
+        {
+            return;
+        }
+        let (new, fixed) = match super::build::for_reload(tokens) {
+            Ok(c) => c,
+            Err(e) => {
+                crate::log_line!("config reload: {e}; the running configuration stays");
+                return;
+            }
+        };
+        let keys = self.running.changed(&fixed);
+        if !keys.is_empty() {
+            crate::log_line!(
+                "config reload: {} changed, which needs a restart; the running value stays",
+                keys.join(", ")
+            );
+        }
+        self.snapshots
+            .snap
+            .set_reload_ts(crate::metrics::time::realtime_ns());
+        self.apply(&new);
+        crate::log_line!(
+            "config reload: applied (interval {} ms, schema {})",
+            new.interval_ns / 1_000_000,
+            new.metrics.schema.name()
+        );
+    }
+
+    fn apply(&mut self, new: &AgentConfig) {
+        let mut due = false;
+        if new.interval_ns != self.running.interval_ns {
+            due = rearm(&self.sources.snapshot, new.interval_ns);
+            self.running.interval_ns = new.interval_ns;
+        }
+        let snap = &mut self.snapshots.snap;
+        if snap.cfg.schema != new.metrics.schema {
+            // Another event unit (metrics::units): no rate across the change.
+            snap.restart_window();
+        }
+        snap.cfg = new.metrics;
+        if let Some(c) = self.snapshots.culprits.as_mut() {
+            c.cfg = CulpritConfig {
+                top_syscalls: new.culprits.top_syscalls,
+                top_procs: new.culprits.top_procs,
+                ..c.cfg
+            };
+        }
+        self.drops
+            .reconfigure(new.drops.clone(), new.metrics.schema);
+        self.purge_every = super::ticks_in(new.thread_purge_interval_ns).max(1);
+        self.timeout_ticks = super::ticks_in(new.thread_timeout_ns).min(u64::from(u32::MAX)) as u32;
+        self.rules_counters = new.rules_counters;
+        if due {
+            self.take_snapshot();
+        }
+    }
+}
