@@ -19,11 +19,6 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* A process whose syscalls are not traced: the agent itself while it seeds
- * the thread table from /proc (tens of thousands of opens and reads that
- * would fill the ring and say nothing). 0: none. */
-__u32 ignore_tgid = 0;
-
 #include "emit.h"
 #include "syscall.h"
 #include "handlers.h"
@@ -63,8 +58,6 @@ static __always_inline void on_sys_exit(struct pt_regs *regs, long ret, bool btf
 	}
 	sel = table_entry(&k, nr);
 	if (!(sel & KSEL_EXIT))
-		return;
-	if (ignore_tgid && (__u32)(bpf_get_current_pid_tgid() >> 32) == ignore_tgid)
 		return;
 	if (!count_syscalls)
 		c = get_counters();

@@ -278,14 +278,6 @@ impl<'obj> Probe<'obj> {
         self.links.clear();
     }
 
-    /// Stops (Some) or resumes (None) tracing one process's syscalls, through
-    /// the probe's mmap'd .bss: the agent skips its own /proc seeding.
-    pub fn ignore_process(&mut self, tgid: Option<u32>) {
-        if let Some(bss) = self.skel.maps.bss_data.as_deref_mut() {
-            bss.ignore_tgid = tgid.unwrap_or(0);
-        }
-    }
-
     pub fn events_map(&self) -> &dyn MapCore {
         &self.skel.maps.events
     }
