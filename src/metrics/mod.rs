@@ -164,6 +164,14 @@ impl Snapshotter {
         &self.host
     }
 
+    /// Resource figures read now for /metrics, without moving the interval
+    /// baseline the next snapshot's per-interval CPU is taken against.
+    pub fn peek_resources(&mut self) -> Option<ResourceSample> {
+        self.cfg
+            .resource_utilization_enabled
+            .then(|| self.resources.peek())
+    }
+
     /// Renders one snapshot line (newline-terminated) and advances the
     /// previous-values the next snapshot's rates are taken against.
     pub fn render(&mut self, inp: &Inputs<'_>) -> Rendered<'_> {
