@@ -113,19 +113,19 @@ impl Prometheus {
     /// privileges are dropped, so a port below 1024 works). `None` when
     /// neither the endpoint nor a textfile is asked for.
     pub fn open(cfg: PrometheusConfig, textfiles: &[PathBuf]) -> Result<Option<Self>, OpenError> {
-        if cfg.listen.is_none() && textfiles.is_empty() {
-            return Ok(None);
-        }
         let bad = |msg: String| OpenError {
             msg,
             bad_input: true,
         };
-        let web = match (&cfg.web_config, cfg.listen) {
-            (Some(_), None) => {
-                return Err(bad("--prometheus-web-config needs --prometheus".into()))
-            }
-            (Some(p), Some(_)) => Some(webconfig::load(p).map_err(bad)?),
-            (None, _) => None,
+        if cfg.web_config.is_some() && cfg.listen.is_none() {
+            return Err(bad("--prometheus-web-config needs --prometheus".into()));
+        }
+        if cfg.listen.is_none() && textfiles.is_empty() {
+            return Ok(None);
+        }
+        let web = match &cfg.web_config {
+            Some(p) => Some(webconfig::load(p).map_err(bad)?),
+            None => None,
         };
         let tls = match web.as_ref().and_then(|w| w.tls.as_ref()) {
             Some(t) => Some(tls::server_config(t).map_err(|e| {
