@@ -68,6 +68,8 @@ pub(super) struct Conn {
     pub phase: Phase,
     /// Tells a bcrypt verdict for this connection from one for the slot's next.
     pub id: u64,
+    /// Some byte (TLS or request) has come: the client is doing something.
+    pub heard: bool,
 }
 
 impl Conn {
@@ -82,20 +84,28 @@ impl Conn {
         }
     }
 
-    /// A connection that has not been answered yet: the first to evict.
+    /// Who goes first when a newcomer needs a slot: a silent connection,
+    /// then one lingering after its answer, then one mid-handshake or with
+    /// half a request (cut by its own deadline anyway). A TLS scraper spends
+    /// a few round trips in its handshake: evicting those before finished
+    /// ones would let a connection flood starve it. None: being answered.
     pub fn rank(&self) -> Option<u8> {
         match self.phase {
-            Phase::Reading if self.len == 0 => Some(0),
-            Phase::Reading => Some(1),
-            Phase::Lingering => Some(2),
+            Phase::Reading if !self.heard && self.len == 0 => Some(0),
+            Phase::Lingering => Some(1),
+            Phase::Reading => Some(2),
             _ => None,
         }
     }
 
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.tls {
-            Some(t) => tls::read(t, &mut self.sock, buf),
-            None => self.sock.read(buf),
+            Some(t) => tls::read(t, &mut self.sock, buf, &mut self.heard),
+            None => {
+                let r = self.sock.read(buf);
+                self.heard |= matches!(r, Ok(1..));
+                r
+            }
         }
     }
 

@@ -324,6 +324,7 @@ impl Server {
                 sock,
                 tls,
                 id: self.next_id,
+                heard: false,
                 buf: None,
                 len: 0,
                 since: now,
@@ -340,10 +341,8 @@ impl Server {
         self.stats.open_connections = self.conns.iter().flatten().count() as u64;
     }
 
-    /// The connection to give up for a newcomer: a silent one first, then
-    /// one with half a request, then one lingering after its answer (closing
-    /// that may reset the answer in flight); oldest first. None while every
-    /// slot is mid-response.
+    /// The connection to give up for a newcomer (`Conn::rank`), oldest
+    /// first. None while every slot is mid-response.
     fn evictable(&self) -> Option<usize> {
         self.conns
             .iter()

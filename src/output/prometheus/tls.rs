@@ -317,8 +317,14 @@ fn push(tls: &mut ServerConnection, sock: &mut TcpStream) -> io::Result<()> {
 }
 
 /// Plaintext from the peer, as `Read::read` would give it: Ok(0) at the
-/// end, WouldBlock when nothing more is there yet. Drives the handshake.
-pub fn read(tls: &mut ServerConnection, sock: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+/// end, WouldBlock when nothing more is there yet. Drives the handshake;
+/// `heard` is set once any TLS byte has come.
+pub fn read(
+    tls: &mut ServerConnection,
+    sock: &mut TcpStream,
+    buf: &mut [u8],
+    heard: &mut bool,
+) -> io::Result<usize> {
     for _ in 0..READS_PER_CALL {
         match tls.reader().read(buf) {
             Ok(n) => return Ok(n),
@@ -328,6 +334,7 @@ pub fn read(tls: &mut ServerConnection, sock: &mut TcpStream, buf: &mut [u8]) ->
         match tls.read_tls(sock) {
             Ok(0) => return Ok(0),
             Ok(_) => {
+                *heard = true;
                 if let Err(e) = tls.process_new_packets() {
                     // The alert saying why, best effort.
                     let _ = push(tls, sock);
