@@ -117,3 +117,36 @@ fn load_refuses_what_is_not_a_small_regular_file() {
     assert!(!e.contains('\n'));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn mutated_files_never_panic() {
+    let good = format!(
+        "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_auth_type: RequireAndVerifyClientCert\n  \
+         client_ca_file: c\n  cipher_suites: [x, y]\nbasic_auth_users:\n  alice: {ALICE}\n"
+    );
+    let mut rng = crate::testing::Rng(0x5eed_0019);
+    for _ in 0..20_000 {
+        let mut b = good.clone().into_bytes();
+        for _ in 0..1 + rng.below(4) {
+            let i = rng.below(b.len());
+            match rng.below(3) {
+                0 => b[i] = rng.next() as u8,
+                1 => {
+                    b.remove(i);
+                }
+                _ => b.insert(i, b"\n :-[]{}$'\"#\t"[rng.below(13)]),
+            }
+        }
+        let _ = parse(&b, Path::new("/x"));
+    }
+    // Hashes that parse at load must also be checkable without a panic.
+    for h in [
+        ALICE,
+        "$2y$04$",
+        "$2y$99$4rOLfyz3fmcAne7h71W3geFHbpRO4.Ru6U8LFBzRbSmWt.1wavub.",
+    ] {
+        if h.parse::<bcrypt::HashParts>().is_ok() {
+            let _ = bcrypt::verify([0xffu8; 100], h);
+        }
+    }
+}
