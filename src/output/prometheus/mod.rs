@@ -80,20 +80,6 @@ pub struct Fresh<'a> {
     pub resources: Option<&'a ResourceSample>,
 }
 
-/// The start line's account of a web config.
-fn describe(w: &webconfig::WebConfig) -> String {
-    let mut parts = vec![match &w.tls {
-        Some(t) => format!("TLS ({:?})", t.client_auth),
-        None => "no TLS".to_string(),
-    }];
-    parts.push(match w.users.len() {
-        0 => "no Basic auth".to_string(),
-        n => format!("Basic auth ({n} users, bcrypt)"),
-    });
-    parts.extend(w.notes.iter().cloned());
-    parts.join(", ")
-}
-
 pub struct Prometheus {
     server: Option<Server>,
     textfiles: Vec<Textfile>,
@@ -170,7 +156,7 @@ impl Prometheus {
             textfiles,
             text: Vec::with_capacity(16 * 1024),
             strict_names: cfg.strict_names,
-            notes: web.map(|w| describe(&w)).unwrap_or_default(),
+            notes: web.map(|w| w.describe()).unwrap_or_default(),
             write_errors: 0,
             last_error: None,
             published: false,
@@ -349,6 +335,7 @@ mod tests {
             &conf,
             format!(
                 "prometheus = 9376\nprometheus_names = \"strict\"\n\
+                 prometheus_web_config = \"/etc/kestrel/web.yml\"\n\
                  output = [\"prometheus-textfile:{}\"]\n",
                 prom.display()
             ),
@@ -357,6 +344,10 @@ mod tests {
         let r = run_args_with_config(&["--config", conf.to_str().unwrap()]).unwrap();
         assert_eq!(r.prometheus, Some("127.0.0.1:9376".parse().unwrap()));
         assert_eq!(r.prometheus_names, Some(true));
+        assert_eq!(
+            r.prometheus_web_config.as_deref(),
+            Some("/etc/kestrel/web.yml")
+        );
         let cfg = PrometheusConfig {
             listen: None,
             strict_names: true,

@@ -48,7 +48,7 @@ impl Rig {
     }
 
     /// One wakeup (or 10 ms without one), dispatched as the agent does.
-    fn pump(&mut self) {
+    pub fn pump(&mut self) {
         let mut events = mio::Events::with_capacity(16);
         self.poll
             .poll(&mut events, Some(Duration::from_millis(10)))

@@ -178,3 +178,26 @@ fn bad_tls_files_are_one_line_errors() {
     let e = super::super::tls::server_config(&s).unwrap_err();
     assert!(e.starts_with("client_ca_file"), "{e}");
 }
+
+#[test]
+fn a_stalled_handshake_is_cut_after_handshake_ns() {
+    use super::super::conn::{HANDSHAKE_NS, IDLE_NS};
+    let certs = Certs::make("tls-stall");
+    let mut rig = rig(&certs, ClientAuth::NoClientCert, false);
+    // Half a ClientHello record header, then nothing.
+    let mut s = std::net::TcpStream::connect(rig.addr).unwrap();
+    s.write_all(&[0x16, 0x03, 0x01]).unwrap();
+    let t = std::time::Instant::now();
+    while rig.server.conns.iter().flatten().count() == 0 {
+        assert!(t.elapsed() < Duration::from_secs(5), "accepted");
+        rig.pump();
+    }
+    let now = crate::metrics::time::monotonic_ns();
+    rig.server
+        .sweep(rig.poll.registry(), now + HANDSHAKE_NS / 2);
+    assert_eq!(rig.server.conns.iter().flatten().count(), 1, "not early");
+    assert!(HANDSHAKE_NS + 1_000_000_000 < IDLE_NS);
+    rig.server
+        .sweep(rig.poll.registry(), now + HANDSHAKE_NS + 1_000_000_000);
+    assert_eq!(rig.server.conns.iter().flatten().count(), 0, "cut");
+}

@@ -52,6 +52,22 @@ pub struct WebConfig {
     pub notes: Vec<String>,
 }
 
+impl WebConfig {
+    /// The start line's account of it.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![match &self.tls {
+            Some(t) => format!("TLS ({:?})", t.client_auth),
+            None => "no TLS".to_string(),
+        }];
+        parts.push(match self.users.len() {
+            0 => "no Basic auth".to_string(),
+            n => format!("Basic auth ({n} users, bcrypt)"),
+        });
+        parts.extend(self.notes.iter().cloned());
+        parts.join(", ")
+    }
+}
+
 /// Reads and checks `path`; Err is the one line to print.
 pub fn load(path: &Path) -> Result<WebConfig, String> {
     let shown = path.display();
