@@ -26,8 +26,8 @@ use super::render::ServerStats;
 
 /// Concurrent connections; Prometheus needs one, a few people with curl a few more.
 pub const MAX_CONNECTIONS: usize = 32;
-/// With TLS: a session holds up to ~40 KiB of rustls buffers (BENCHMARKS.md),
-/// so fewer are kept, within the RSS budget.
+/// With TLS: a session holds ~14 kB after a scrape and up to ~40 KiB with
+/// rustls's buffers full (BENCHMARKS.md), so fewer are kept.
 pub const MAX_TLS_CONNECTIONS: usize = 8;
 /// Text younger than this is served as it is: at most one render per this.
 pub const FRESH_NS: u64 = 250_000_000;
@@ -116,6 +116,7 @@ impl Server {
             self.cap = self.cap.min(cap);
         }
         if !self.users.is_empty() {
+            // mio allows one Waker per Poll: this is the agent's only one.
             let waker = Waker::new(registry, self.waker_token())?;
             let users = std::mem::take(&mut self.users);
             self.auth = Some(Auth::new(users, move || {

@@ -61,6 +61,9 @@ impl WebConfig {
         }];
         parts.push(match self.users.len() {
             0 => "no Basic auth".to_string(),
+            n if self.tls.is_none() => {
+                format!("Basic auth ({n} users, bcrypt) over plain HTTP: passwords travel in clear")
+            }
             n => format!("Basic auth ({n} users, bcrypt)"),
         });
         parts.extend(self.notes.iter().cloned());
