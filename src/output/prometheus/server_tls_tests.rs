@@ -201,3 +201,39 @@ fn a_stalled_handshake_is_cut_after_handshake_ns() {
         .sweep(rig.poll.registry(), now + HANDSHAKE_NS + 1_000_000_000);
     assert_eq!(rig.server.conns.iter().flatten().count(), 0, "cut");
 }
+
+#[test]
+fn garbage_on_the_tls_port_is_closed_and_serving_goes_on() {
+    let certs = Certs::make("tls-garbage");
+    let mut rig = rig(&certs, ClientAuth::NoClientCert, true);
+    let answers = rig.serve(|a| {
+        let mut rng = crate::testing::Rng(0x7157_0019);
+        (0..200)
+            .map(|i| {
+                let mut b: Vec<u8> = (0..1 + rng.below(3000)).map(|_| rng.next() as u8).collect();
+                if i % 2 == 0 {
+                    // A plausible record header first: rustls parses further.
+                    b.splice(
+                        0..0,
+                        [0x16, 0x03, 0x01, (b.len() >> 8) as u8, b.len() as u8],
+                    );
+                }
+                super::tests::get(a, &b)
+            })
+            .collect::<Vec<String>>()
+    });
+    assert!(
+        answers.iter().all(|r| !r.contains("HTTP/1.1")),
+        "plaintext leaked"
+    );
+    let cfg = client(&certs, None);
+    let r = rig
+        .serve(move |a| https(a, cfg, with_auth("alice", "secret")))
+        .unwrap();
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert!(
+        rig.server.stats.tls_failures >= 100,
+        "{:?}",
+        rig.server.stats
+    );
+}
