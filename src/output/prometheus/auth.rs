@@ -6,11 +6,13 @@
 //! - a cache of verified (user, SHA-256 of password) pairs, right and wrong
 //!   kept apart so a flood of wrong ones cannot evict a scraper's entry;
 //! - a token bucket: at most RATE checks a second (BURST at once); a request
-//!   beyond it, or with the queue full, is answered 429 without hashing.
+//!   beyond it, or with the queue full, is answered 429 without hashing;
+//! - the worker rests REST_FACTOR times each check's duration after it, so
+//!   bcrypt takes at most a quarter of one core at any cost factor.
 //!
 //! A scraper that was verified once is answered from the cache, so a flood
-//! of bad passwords costs it nothing; the flood itself costs at most RATE
-//! bcrypt checks a second on the worker, never loop time.
+//! of bad passwords costs it nothing; the flood itself costs at most a
+//! quarter of one core on the worker, never loop time.
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 
@@ -25,6 +27,10 @@ const QUEUE: usize = 2;
 const CACHED: usize = 8;
 /// The worker's stack: bcrypt's state is 4 KiB.
 const STACK: usize = 64 * 1024;
+/// After each check the worker rests this many times as long as the check
+/// took: bcrypt uses at most a quarter of one core, whatever the cost factor
+/// and the CPU (a cost-12 hash on a gateway core takes over a second).
+const REST_FACTOR: u32 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -82,11 +88,14 @@ impl Auth {
             .stack_size(STACK)
             .spawn(move || {
                 while let Ok(j) = rx.recv() {
+                    let t = std::time::Instant::now();
                     let ok = bcrypt::verify(&j.password, &j.hash).unwrap_or(false) && j.known;
+                    let took = t.elapsed();
                     if tx.send((j.ticket, j.key, ok)).is_err() {
                         break;
                     }
                     wake();
+                    std::thread::sleep(took * REST_FACTOR);
                 }
             })?;
         Ok(Auth {
