@@ -41,7 +41,7 @@ plain_tests=$(grep -L kestrel_ci tests/*.rs | sed 's|^tests/\(.*\)\.rs$|--test \
 
 scripts/install-build-deps.sh
 # Real peers and tools the tests use.
-for pkg in rsyslog shellcheck clang-format-14 busybox-static bpftool prometheus systemd openrc; do
+for pkg in rsyslog shellcheck clang-format-14 busybox-static bpftool prometheus systemd openrc apache2-utils openssl curl; do
     if ! dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed; then
         apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg"
     fi
@@ -86,6 +86,8 @@ if wants live; then
     ls -l "$bin"
     echo "== Prometheus exporter under hostile clients, shipped binary with the built-in rules (5 MB RSS goal)"
     KESTREL_TEST_BIN="$bin" cargo test -q --test prometheus_hostile -- --include-ignored
+    echo "== /metrics over TLS + bcrypt Basic auth under a bad-password flood, shipped binary (5 MB RSS goal)"
+    KESTREL_TEST_BIN="$bin" cargo test -q --test prometheus_tls -- --include-ignored
 fi
 
 if wants qemu; then

@@ -160,6 +160,9 @@ pub struct RunArgs {
     /// metric names: falco (exactly Falco's, default) or strict (promtool-clean)
     #[argh(option, from_str_fn(crate::output::prometheus::parse_names))]
     pub prometheus_names: Option<bool>,
+    /// TLS and Basic auth for --prometheus: an exporter-toolkit web config file
+    #[argh(option)]
+    pub prometheus_web_config: Option<String>,
     /// after attach, switch to this user (name or uid), keeping only CAP_BPF
     #[argh(option)]
     pub user: Option<String>,

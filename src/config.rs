@@ -79,6 +79,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("btf", Kind::Text),
     ("prometheus", Kind::TextOrWhole),
     ("prometheus-names", Kind::Text),
+    ("prometheus-web-config", Kind::Text),
     ("user", Kind::TextOrWhole),
     ("allow-special-outputs", Kind::Switch),
     ("verbose", Kind::Switch),

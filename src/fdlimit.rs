@@ -56,6 +56,8 @@ pub fn needed(cfg: &AgentConfig, pidfile: bool) -> u64 {
         + u64::from(cfg.probe.btf.is_some())
         // The listener and one connection.
         + 2 * u64::from(cfg.prometheus.listen.is_some())
+        // The bcrypt worker's eventfd (web config files are read before it).
+        + u64::from(cfg.prometheus.web_config.is_some())
         + u64::from(pidfile)
         + HEADROOM
 }

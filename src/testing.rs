@@ -102,3 +102,101 @@ pub fn uapi_header(path: &str) -> Option<String> {
         Err(e) => panic!("{path}: {e} (scripts/install-build-deps.sh installs it)"),
     }
 }
+
+/// Certificates made with openssl in a scratch directory, removed on drop:
+/// a CA, a server certificate for localhost / 127.0.0.1, a client
+/// certificate from that CA and one from a second, unrelated CA.
+pub struct Certs {
+    pub dir: std::path::PathBuf,
+}
+
+impl Certs {
+    pub fn make(name: &str) -> Certs {
+        let dir = scratch(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = Certs { dir };
+        let ssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&c.dir)
+                .output()
+                .expect("openssl (Debian's openssl package) makes the test certificates");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "rogue-ca"] {
+            let subj = format!("/CN=kestrel test {ca}");
+            let (key, crt) = (format!("{ca}.key"), format!("{ca}.crt"));
+            let mut a = vec![
+                "req", "-x509", "-days", "2", "-subj", &subj, "-keyout", &key, "-out", &crt,
+            ];
+            a.extend(ec);
+            ssl(&a);
+        }
+        std::fs::write(
+            c.dir.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        std::fs::write(
+            c.dir.join("client.ext"),
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .unwrap();
+        for (name, ca, ext) in [
+            ("server", "ca", "server.ext"),
+            ("client", "ca", "client.ext"),
+            ("rogue-client", "rogue-ca", "client.ext"),
+        ] {
+            let (key, csr, crt) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+            );
+            let subj = format!("/CN={name}");
+            let mut a = vec!["req", "-subj", &subj, "-keyout", &key, "-out", &csr];
+            a.extend(ec);
+            ssl(&a);
+            let (cacrt, cakey) = (format!("{ca}.crt"), format!("{ca}.key"));
+            ssl(&[
+                "x509",
+                "-req",
+                "-days",
+                "2",
+                "-in",
+                &csr,
+                "-CA",
+                &cacrt,
+                "-CAkey",
+                &cakey,
+                "-CAcreateserial",
+                "-extfile",
+                ext,
+                "-out",
+                &crt,
+            ]);
+        }
+        c
+    }
+
+    /// A file in the directory, as a string.
+    pub fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Certs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

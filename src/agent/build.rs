@@ -116,6 +116,7 @@ pub fn agent_config(a: cli::RunArgs, threads: usize, fds: usize, rules: RuleSet)
         prometheus: crate::output::prometheus::PrometheusConfig {
             listen: a.prometheus,
             strict_names: a.prometheus_names.unwrap_or(false),
+            web_config: a.prometheus_web_config.map(PathBuf::from),
         },
         verbose: a.verbose,
         culprits,

@@ -119,7 +119,8 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
     };
     let open_err = |e: crate::output::OpenError| StartError(e.msg, if e.bad_input { 2 } else { 1 });
     // Textfile paths are checked, and the port bound, before any file is made.
-    let mut prom = Prometheus::from_config(cfg.prometheus, &cfg.outputs).map_err(open_err)?;
+    let mut prom =
+        Prometheus::from_config(cfg.prometheus.clone(), &cfg.outputs).map_err(open_err)?;
     let mut outputs = Outputs::open(&cfg.outputs, &host.hostname, opts).map_err(open_err)?;
     let abort = |outputs: &mut Outputs, checked: &mut Checked, e: StartError| {
         outputs.remove_created();
@@ -206,8 +207,6 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         purge_every: ticks_in(cfg.thread_purge_interval_ns).max(1),
         timeout_ticks: ticks_in(cfg.thread_timeout_ns).min(u64::from(u32::MAX)) as u32,
         rules_counters: cfg.rules_counters,
-        rules_dirty: false,
-        last_prom_ns: 0,
         running,
     };
     // Falco takes the first snapshot right at start; one that cannot render
@@ -338,7 +337,13 @@ fn register_sources(
         p.register(poll.registry(), PROMETHEUS)
             .map_err(|e| StartError::env(format!("epoll register: {e}")))?;
         if let Some(a) = p.local_addr() {
-            crate::log_line!("serving Prometheus metrics on http://{a}/metrics");
+            let scheme = if p.is_tls() { "https" } else { "http" };
+            let notes = if p.notes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", p.notes)
+            };
+            crate::log_line!("serving Prometheus metrics on {scheme}://{a}/metrics{notes}");
         }
     }
     Ok(Sources {

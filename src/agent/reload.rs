@@ -94,7 +94,7 @@ impl Agent<'_> {
         }
         self.snapshots
             .snap
-            .set_reload_ts(crate::metrics::time::realtime_ns());
+            .set_reload_ts(crate::base::time::realtime_ns());
         self.apply(&new);
         crate::log_line!(
             "config reload: applied (interval {} ms, schema {})",

@@ -15,16 +15,13 @@ use crate::capture::{Probe, ProgStats};
 use crate::log::Key;
 use crate::metrics::culprits::Culprits;
 use crate::metrics::{Inputs, Snapshotter};
-use crate::output::prometheus::Prometheus;
+use crate::output::prometheus::{Fresh, Prometheus};
 use crate::output::Outputs;
 use crate::preflight::Checked;
 use crate::state::pipeline::Pipeline;
 
 /// Drain ticks between two checks of /etc/passwd and /etc/group (10 s).
 const USERS_REFRESH_TICKS: u64 = 100;
-
-/// Shortest gap between two renders of /metrics for rule counters.
-const PROM_REFRESH_NS: u64 = 1_000_000_000;
 
 /// The event sources the loop waits on, registered with `poll`.
 pub(super) struct Sources {
@@ -67,9 +64,6 @@ pub(super) struct Agent<'a> {
     pub timeout_ticks: u32,
     /// metrics.rules_counters_enabled.
     pub rules_counters: bool,
-    /// Rule counters moved since /metrics was last rendered.
-    pub rules_dirty: bool,
-    pub last_prom_ns: u64,
     /// What start fixed, for SIGHUP's reload (reload.rs).
     pub running: super::reload::Running,
 }
@@ -118,6 +112,7 @@ impl Agent<'_> {
         if let Some(prom) = self.prom.as_mut() {
             let snap = &s.snap;
             prom.publish(
+                self.sources.poll.registry(),
                 &snap.cfg,
                 snap.host(),
                 &inputs,
@@ -176,6 +171,9 @@ impl Agent<'_> {
                     t => {
                         if let Some(p) = self.prom.as_mut().filter(|p| p.owns(t)) {
                             p.on_event(self.sources.poll.registry(), t);
+                            if p.render_wanted() {
+                                self.render_for_scrape();
+                            }
                         }
                     }
                 }
@@ -189,7 +187,6 @@ impl Agent<'_> {
         drain_timer(&self.sources.drain);
         let _ = self.ring.consume();
         self.deliver_alerts();
-        self.refresh_prometheus();
         if let Some(p) = self.prom.as_mut() {
             p.tick(self.sources.poll.registry());
         }
@@ -229,27 +226,24 @@ impl Agent<'_> {
         let outputs = &mut self.outputs;
         e.queue
             .drain(|sev, line| outputs.write_alert(line, time, sev));
-        self.rules_dirty = true;
     }
 
-    /// /metrics carries the rule counters as they move, not a snapshot
-    /// interval late: re-rendered at most once a second after a match.
-    fn refresh_prometheus(&mut self) {
-        let now = crate::base::time::monotonic_ns();
-        if !self.rules_dirty
-            || self.prom.is_none()
-            || now.saturating_sub(self.last_prom_ns) < PROM_REFRESH_NS
-        {
-            return;
-        }
-        self.rules_dirty = false;
-        self.last_prom_ns = now;
+    /// A scrape found the text older than FRESH_NS: current figures, read
+    /// now as Falco's webserver reads them per request. The ring is drained
+    /// first so falco.num_evts keeps up with scap.n_evts; the culprit lists
+    /// stay the last snapshot's (they are per-interval figures).
+    fn render_for_scrape(&mut self) {
+        let started = crate::base::time::monotonic_ns();
+        let _ = self.ring.consume();
+        self.deliver_alerts();
+        let s = &mut self.snapshots;
+        self.probe.prog_stats(&mut s.progs);
         let kernel = self.probe.counters();
+        let resources = s.snap.peek_resources();
         let p = self.pipeline.borrow();
         let Some(prom) = self.prom.as_mut() else {
             return;
         };
-        let s = &self.snapshots;
         let i = inputs(
             &self.probe,
             &p,
@@ -259,12 +253,13 @@ impl Agent<'_> {
             self.rules_counters,
             kernel,
         );
-        prom.publish(
-            &s.snap.cfg,
-            s.snap.host(),
-            &i,
-            s.snap.last_resources.as_ref(),
-        );
+        let view = Fresh {
+            cfg: &s.snap.cfg,
+            host: s.snap.host(),
+            inputs: &i,
+            resources: resources.as_ref(),
+        };
+        prom.serve_fresh(self.sources.poll.registry(), view, started);
     }
 
     /// Detach, drain what is left, the last drop check and the final

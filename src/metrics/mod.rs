@@ -12,11 +12,9 @@ pub mod resources;
 pub mod rule_output;
 pub mod schema;
 mod sections;
-/// The clock's old home: src/rules still names it here; new code uses
-/// crate::base::time.
-pub use crate::base::time;
 pub mod units;
 
+use crate::base::time;
 use crate::capture::{KernelCounters, ProgStats};
 use crate::state::StateCounters;
 use culprits::Culprits;
@@ -194,6 +192,14 @@ impl Snapshotter {
 
     pub fn host(&self) -> &HostInfo {
         &self.host
+    }
+
+    /// Resource figures read now for /metrics, without moving the interval
+    /// baseline the next snapshot's per-interval CPU is taken against.
+    pub fn peek_resources(&mut self) -> Option<ResourceSample> {
+        self.cfg
+            .resource_utilization_enabled
+            .then(|| self.resources.peek())
     }
 
     /// Renders one snapshot line (newline-terminated) and advances the

@@ -317,6 +317,15 @@ impl Resources {
         parse_single_u64(read_whole(path, &mut self.buf)?)
     }
 
+    /// A sample that leaves the interval figures' baseline where the last
+    /// `sample` put it (a scrape between two snapshots).
+    pub fn peek(&mut self) -> ResourceSample {
+        let (proc_, host) = (self.prev_proc, self.prev_host);
+        let s = self.sample();
+        (self.prev_proc, self.prev_host) = (proc_, host);
+        s
+    }
+
     /// Take a sample now (monotonic clock).
     pub fn sample(&mut self) -> ResourceSample {
         self.sample_at(monotonic_ns())

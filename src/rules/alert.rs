@@ -170,7 +170,7 @@ impl AlertWriter {
         let mut tb = [0u8; 40];
         push(
             l,
-            crate::metrics::time::rfc3339_nanos(time_ns, &mut tb).as_bytes(),
+            crate::base::time::rfc3339_nanos(time_ns, &mut tb).as_bytes(),
         );
         push(l, b"\"}");
         // A line cut short is closed so it still ends the record.

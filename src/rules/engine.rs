@@ -166,11 +166,7 @@ impl Engine {
             scratch: Scratch::default(),
             writer: AlertWriter::new(hostname),
             bucket: (cfg.rate > 0.0).then(|| {
-                TokenBucket::new(
-                    cfg.rate,
-                    cfg.max_burst,
-                    crate::metrics::time::monotonic_ns(),
-                )
+                TokenBucket::new(cfg.rate, cfg.max_burst, crate::base::time::monotonic_ns())
             }),
             match_all: cfg.match_all,
             set,
@@ -252,7 +248,7 @@ impl Out<'_> {
             *c += 1;
         }
         let allowed = match self.bucket {
-            Some(b) => b.claim(crate::metrics::time::monotonic_ns()),
+            Some(b) => b.claim(crate::base::time::monotonic_ns()),
             None => true,
         };
         if !allowed {

@@ -122,14 +122,14 @@ impl<'a> EventView<'a> {
     /// Wall clock at the first use in this event, ns since the epoch.
     pub fn time_ns(&self) -> u64 {
         if self.lazy.time_ns.get() == 0 {
-            self.lazy.time_ns.set(crate::metrics::time::realtime_ns());
+            self.lazy.time_ns.set(crate::base::time::realtime_ns());
         }
         self.lazy.time_ns.get()
     }
 
     fn mono_ns(&self) -> u64 {
         if self.lazy.mono_ns.get() == 0 {
-            self.lazy.mono_ns.set(crate::metrics::time::monotonic_ns());
+            self.lazy.mono_ns.set(crate::base::time::monotonic_ns());
         }
         self.lazy.mono_ns.get()
     }
@@ -306,7 +306,7 @@ impl Source for EventView<'_> {
             EvtTime => V::Int(self.time_ns() as i64),
             EvtTimeIso => {
                 let mut b = [0u8; 40];
-                let s = crate::metrics::time::rfc3339_nanos(self.time_ns(), &mut b);
+                let s = crate::base::time::rfc3339_nanos(self.time_ns(), &mut b);
                 buf.clear();
                 push(buf, s.trim_end_matches('Z').as_bytes());
                 push(buf, b"+0000");

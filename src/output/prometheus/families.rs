@@ -273,6 +273,30 @@ pub(super) fn server(t: &mut Text<'_>, s: &ServerStats) {
         "Connections open to the /metrics endpoint.",
         U(s.open_connections),
     );
+    for (name, help, v) in [
+        (
+            "kestrel_prometheus_tls_handshake_failures_total",
+            "TLS connections that ended before their handshake completed.",
+            U(s.tls_failures),
+        ),
+        (
+            "kestrel_prometheus_renders_total",
+            "Renders of this text for a scrape (besides one per snapshot).",
+            U(s.renders),
+        ),
+        (
+            "kestrel_prometheus_render_seconds_total",
+            "Time those renders took, counters read included.",
+            F(s.render_ns as f64 / 1e9),
+        ),
+        (
+            "kestrel_prometheus_bcrypt_checks_total",
+            "Basic auth passwords checked with bcrypt (cache misses).",
+            U(s.bcrypt_checks),
+        ),
+    ] {
+        t.one(name, Counter, help, v);
+    }
 }
 
 /// Rule matches (falco_metrics.cpp, 0.44.1): one series per rule that has

@@ -15,6 +15,8 @@ pub enum Status {
     NotFound,
     MethodNotAllowed,
     TooLarge,
+    Unauthorized,
+    TooMany,
     Unavailable,
 }
 
@@ -25,6 +27,8 @@ impl Status {
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
             Status::TooLarge => 413,
+            Status::Unauthorized => 401,
+            Status::TooMany => 429,
             Status::Unavailable => 503,
         }
     }
@@ -36,6 +40,9 @@ impl Status {
             Status::NotFound => b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             Status::MethodNotAllowed => b"HTTP/1.1 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             Status::TooLarge => b"HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            Status::Unauthorized => b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"kestrel\", charset=\"UTF-8\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            // Credentials not checked now (the bcrypt budget is spent): try again.
+            Status::TooMany => b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             Status::Unavailable => b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         }
     }
@@ -49,6 +56,8 @@ pub struct Request {
     pub keep_alive: bool,
     /// Bytes of the buffer this request used (the next one starts there).
     pub len: usize,
+    /// Where the `Authorization` value sits in the buffer (start, end).
+    pub auth: Option<(usize, usize)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +149,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
         Err(s) => return Parsed::Reject(s),
     };
     let (mut headers, mut host, mut close) = (0usize, 0usize, false);
+    let mut auth = None;
     loop {
         let (l, n) = match line(&window[pos..]) {
             None if window.len() >= MAX_REQUEST => return Parsed::Reject(Status::TooLarge),
@@ -170,7 +180,16 @@ pub fn parse(buf: &[u8]) -> Parsed {
         if name.is_empty() || !name.iter().all(|&b| tchar(b)) || !value.iter().all(|&b| vchar(b)) {
             return Parsed::Reject(Status::BadRequest);
         }
-        let value = value.trim_ascii();
+        let trimmed = value.trim_ascii();
+        if name.eq_ignore_ascii_case(b"authorization") {
+            // Two credentials: which one counts is ambiguous, so neither does.
+            if auth.is_some() {
+                return Parsed::Reject(Status::BadRequest);
+            }
+            let start = pos - n + colon + 1 + (value.len() - value.trim_ascii_start().len());
+            auth = Some((start, start + trimmed.len()));
+        }
+        let value = trimmed;
         if name.eq_ignore_ascii_case(b"host") {
             host += 1;
         } else if name.eq_ignore_ascii_case(b"connection") {
@@ -193,6 +212,7 @@ pub fn parse(buf: &[u8]) -> Parsed {
         // HTTP/1.0 keep-alive would need a header in the shared response: close instead.
         keep_alive: http11 && !close,
         len: pos,
+        auth,
     })
 }
 

@@ -28,7 +28,8 @@ fn accepts_what_scrapers_send() {
         Request {
             head: false,
             keep_alive: true,
-            len: prom.len()
+            len: prom.len(),
+            auth: None,
         }
     );
     let r = done("HEAD /metrics?x=1 HTTP/1.1\r\nhost: a\r\nConnection: Close\r\n\r\nGET");
@@ -202,4 +203,15 @@ fn fuzz_parser_bounded() {
         }
     }
     assert!(dones > 1000 && rejects > 1000, "{dones} {rejects}");
+}
+
+#[test]
+fn finds_the_one_authorization_value() {
+    let req = "GET /metrics HTTP/1.1\r\nHost: a\r\nAuthorization:  Basic dTpw \r\n\r\n";
+    let r = done(req);
+    let (a, b) = r.auth.unwrap();
+    assert_eq!(&req[a..b], "Basic dTpw");
+    assert_eq!(done("GET /metrics HTTP/1.0\r\n\r\n").auth, None);
+    let two = b"GET /metrics HTTP/1.0\r\nAuthorization: Basic a\r\nauthorization: Basic b\r\n\r\n";
+    assert_eq!(reject(two), Status::BadRequest);
 }

@@ -1,17 +1,21 @@
 //! Prometheus exposition of the snapshot: `--prometheus ADDR:PORT` serves
-//! `GET /metrics` from the agent's mio loop (no thread, no async runtime),
-//! and `--output prometheus-textfile:PATH` writes the same text for
-//! node_exporter. The text is rendered once per snapshot interval into a
-//! reused buffer; scrapes between snapshots get that text (Prometheus
-//! stamps samples at scrape time, and the counters only move per interval
-//! anyway). The loop sees four calls: `register`, `on_event`, `tick`,
-//! `publish`.
+//! `GET /metrics` from the agent's mio loop (no async runtime; one helper
+//! thread only for bcrypt), and `--output prometheus-textfile:PATH` writes
+//! the same text for node_exporter at every snapshot. A scrape gets figures
+//! read when it arrives, as Falco's webserver renders per request: text
+//! older than `server::FRESH_NS` is rendered again (`render_wanted`, then
+//! `serve_fresh`), so renders are at most one per FRESH_NS whatever the
+//! scrape rate. `--prometheus-web-config` adds TLS and Basic auth.
 
+mod auth;
+mod conn;
 mod families;
 pub mod http;
 pub mod render;
 pub mod server;
 pub mod textfile;
+mod tls;
+pub mod webconfig;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -32,11 +36,13 @@ use server::Server;
 use textfile::Textfile;
 
 /// The exporter's knobs (`--prometheus`, `--prometheus-names`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PrometheusConfig {
     pub listen: Option<SocketAddr>,
     /// Lint-clean names (promtool-silent) instead of Falco's exact ones.
     pub strict_names: bool,
+    /// `--prometheus-web-config`: TLS and Basic auth (exporter-toolkit format).
+    pub web_config: Option<PathBuf>,
 }
 
 /// Parses `--prometheus-names`.
@@ -67,11 +73,21 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// What a render for a scrape reads (see `serve_fresh`).
+pub struct Fresh<'a> {
+    pub cfg: &'a MetricsConfig,
+    pub host: &'a HostInfo,
+    pub inputs: &'a Inputs<'a>,
+    pub resources: Option<&'a ResourceSample>,
+}
+
 pub struct Prometheus {
     server: Option<Server>,
     textfiles: Vec<Textfile>,
     text: Vec<u8>,
     strict_names: bool,
+    /// What the web config set up, for the start line.
+    pub notes: String,
     /// Textfile writes that failed (added to kestrel.output_write_errors).
     pub write_errors: u64,
     /// The first textfile error of the last publish.
@@ -84,9 +100,32 @@ impl Prometheus {
     /// privileges are dropped, so a port below 1024 works). `None` when
     /// neither the endpoint nor a textfile is asked for.
     pub fn open(cfg: PrometheusConfig, textfiles: &[PathBuf]) -> Result<Option<Self>, OpenError> {
+        let bad = |msg: String| OpenError {
+            msg,
+            bad_input: true,
+        };
+        if cfg.web_config.is_some() && cfg.listen.is_none() {
+            return Err(bad("--prometheus-web-config needs --prometheus".into()));
+        }
         if cfg.listen.is_none() && textfiles.is_empty() {
             return Ok(None);
         }
+        let web = match &cfg.web_config {
+            Some(p) => Some(webconfig::load(p).map_err(bad)?),
+            None => None,
+        };
+        let tls = match web.as_ref().and_then(|w| w.tls.as_ref()) {
+            Some(t) => Some(tls::server_config(t).map_err(|e| {
+                bad(format!(
+                    "web config {}: {e}",
+                    cfg.web_config
+                        .as_deref()
+                        .unwrap_or(std::path::Path::new(""))
+                        .display()
+                ))
+            })?),
+            None => None,
+        };
         let textfiles = textfiles
             .iter()
             .map(|p| Textfile::open(p))
@@ -100,6 +139,13 @@ impl Prometheus {
             .map(|a| {
                 std::net::TcpListener::bind(a)
                     .and_then(Server::new)
+                    .map(|s| {
+                        let s = match &tls {
+                            Some(t) => s.with_tls(std::sync::Arc::clone(t)),
+                            None => s,
+                        };
+                        s.with_users(web.as_ref().map(|w| w.users.clone()).unwrap_or_default())
+                    })
                     .map_err(|e| OpenError {
                         msg: format!("cannot listen on {a} for --prometheus: {e}"),
                         bad_input: false,
@@ -111,6 +157,7 @@ impl Prometheus {
             textfiles,
             text: Vec::with_capacity(16 * 1024),
             strict_names: cfg.strict_names,
+            notes: web.map(|w| w.describe()).unwrap_or_default(),
             write_errors: 0,
             last_error: None,
             published: false,
@@ -130,6 +177,11 @@ impl Prometheus {
             })
             .collect();
         Self::open(cfg, &files)
+    }
+
+    /// Served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.server.as_ref().is_some_and(|s| s.is_tls())
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -170,8 +222,52 @@ impl Prometheus {
         }
     }
 
+    /// A scrape waits for text rendered now (call `serve_fresh`).
+    pub fn render_wanted(&self) -> bool {
+        self.server.as_ref().is_some_and(|s| s.render_wanted())
+    }
+
+    /// Renders current figures for the endpoint only (textfiles follow
+    /// snapshots); `started_ns` is when the caller began reading them.
+    pub fn serve_fresh(&mut self, registry: &Registry, view: Fresh<'_>, started_ns: u64) {
+        self.render(view.cfg, view.host, view.inputs, view.resources);
+        let now = time::monotonic_ns();
+        if let Some(s) = &mut self.server {
+            s.stats.renders += 1;
+            s.stats.render_ns += now.saturating_sub(started_ns);
+            s.publish(registry, &self.text, now);
+        }
+    }
+
     /// Renders the snapshot's text and hands it to the endpoint and textfiles.
     pub fn publish(
+        &mut self,
+        registry: &Registry,
+        cfg: &MetricsConfig,
+        host: &HostInfo,
+        inputs: &Inputs<'_>,
+        resources: Option<&ResourceSample>,
+    ) {
+        self.render(cfg, host, inputs, resources);
+        if let Some(s) = &mut self.server {
+            s.publish(registry, &self.text, time::monotonic_ns());
+        }
+        self.last_error = None;
+        for tf in &self.textfiles {
+            if let Err(e) = tf.write(&self.text) {
+                self.write_errors += 1;
+                let msg = format!("prometheus-textfile {}: {e}", tf.shown());
+                // The start reports the first publish's error itself.
+                if self.published {
+                    crate::log_limited!(crate::log::Key::OutputError, "{msg}");
+                }
+                self.last_error.get_or_insert(msg);
+            }
+        }
+        self.published = true;
+    }
+
+    fn render(
         &mut self,
         cfg: &MetricsConfig,
         host: &HostInfo,
@@ -224,22 +320,6 @@ impl Prometheus {
             strict_names: self.strict_names,
         };
         render::render(&view, &mut self.text);
-        if let Some(s) = &mut self.server {
-            s.publish(&self.text);
-        }
-        self.last_error = None;
-        for tf in &self.textfiles {
-            if let Err(e) = tf.write(&self.text) {
-                self.write_errors += 1;
-                let msg = format!("prometheus-textfile {}: {e}", tf.shown());
-                // The start reports the first publish's error itself.
-                if self.published {
-                    crate::log_limited!(crate::log::Key::OutputError, "{msg}");
-                }
-                self.last_error.get_or_insert(msg);
-            }
-        }
-        self.published = true;
     }
 }
 
@@ -257,6 +337,7 @@ mod tests {
             &conf,
             format!(
                 "prometheus = 9376\nprometheus_names = \"strict\"\n\
+                 prometheus_web_config = \"/etc/kestrel/web.yml\"\n\
                  output = [\"prometheus-textfile:{}\"]\n",
                 prom.display()
             ),
@@ -265,9 +346,14 @@ mod tests {
         let r = run_args_with_config(&["--config", conf.to_str().unwrap()]).unwrap();
         assert_eq!(r.prometheus, Some("127.0.0.1:9376".parse().unwrap()));
         assert_eq!(r.prometheus_names, Some(true));
+        assert_eq!(
+            r.prometheus_web_config.as_deref(),
+            Some("/etc/kestrel/web.yml")
+        );
         let cfg = PrometheusConfig {
             listen: None,
             strict_names: true,
+            web_config: None,
         };
         let p = Prometheus::from_config(cfg, &r.output).unwrap().unwrap();
         assert_eq!(p.textfiles.len(), 1);

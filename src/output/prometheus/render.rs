@@ -45,12 +45,19 @@ pub struct ProcessCount<'a> {
 /// The exporter's own request counters, by response status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ServerStats {
-    /// 200, 400, 404, 405, 413, 503, in that order.
-    pub responses: [u64; 6],
+    /// By STATUS_CODES, in that order.
+    pub responses: [u64; 8],
     pub open_connections: u64,
+    /// TLS connections that ended before their handshake did.
+    pub tls_failures: u64,
+    /// Renders for scrapes (between snapshots) and the time they took.
+    pub renders: u64,
+    pub render_ns: u64,
+    /// bcrypt checks run by the worker.
+    pub bcrypt_checks: u64,
 }
 
-pub const STATUS_CODES: [u16; 6] = [200, 400, 404, 405, 413, 503];
+pub const STATUS_CODES: [u16; 8] = [200, 400, 401, 404, 405, 413, 429, 503];
 
 /// Everything one rendering reads.
 pub struct View<'a> {

@@ -172,8 +172,12 @@ kestrel_n_drops_bug_total counter
 kestrel_n_drops_full_fdtable_total counter
 kestrel_n_page_faults_total counter
 kestrel_output_write_errors_total counter
+kestrel_prometheus_bcrypt_checks_total counter
 kestrel_prometheus_open_connections gauge
-kestrel_prometheus_responses_total counter"
+kestrel_prometheus_render_seconds_total counter
+kestrel_prometheus_renders_total counter
+kestrel_prometheus_responses_total counter
+kestrel_prometheus_tls_handshake_failures_total counter"
         .lines()
         .collect();
     want.sort();

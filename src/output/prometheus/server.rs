@@ -1,84 +1,38 @@
 //! The `/metrics` endpoint as a handful of non-blocking sockets in the
-//! agent's own mio loop. Every connection has a fixed 4 KiB request buffer,
-//! taken at its first read (idle connections hold none),
-//! and a deadline; the response is one shared, pre-rendered buffer (an `Rc`,
-//! so a slow reader keeps its generation alive without a copy). Work per
-//! wakeup is capped (accepts, requests, discarded bytes) and re-armed through
-//! epoll instead of looping, so no client can hold the loop away from the
-//! ring buffer or the snapshot timer. At capacity the oldest connection still
+//! agent's own mio loop, in plain HTTP or TLS (rustls). Every connection has
+//! a fixed 4 KiB request buffer, taken at its first read (idle connections
+//! hold none), and a deadline; the response is one shared buffer (an `Rc`,
+//! so a slow reader keeps its generation alive without a copy). Text older
+//! than `fresh_ns` is rendered again before it is served: the request waits
+//! (`render_wanted`) until the agent calls `publish`. Work per wakeup is
+//! capped (accepts, requests, discarded bytes) and re-armed through epoll
+//! instead of looping, so no client can hold the loop away from the ring
+//! buffer or the snapshot timer. At capacity the oldest connection still
 //! waiting for a request is evicted: idle or trickling clients cannot lock a
 //! well-behaved scraper out.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 
-use mio::net::{TcpListener, TcpStream};
-use mio::{Interest, Registry, Token};
+use mio::net::TcpListener;
+use mio::{Interest, Registry, Token, Waker};
 
-use super::http::{self, Parsed, Status, MAX_REQUEST};
-use super::render::{ServerStats, STATUS_CODES};
+use super::auth::Auth;
+use super::conn::{count, drive, Conn, Ctx, Phase, Response, Step};
+use super::http::Status;
+use super::render::ServerStats;
 
 /// Concurrent connections; Prometheus needs one, a few people with curl a few more.
 pub const MAX_CONNECTIONS: usize = 32;
-/// A connection waiting for its first request byte is closed after this.
-const IDLE_NS: u64 = 15_000_000_000;
-/// Once a request has started, all of it must arrive within this.
-const REQUEST_NS: u64 = 5_000_000_000;
-/// A response must make progress within this.
-const WRITE_NS: u64 = 10_000_000_000;
-/// After an error response, input is discarded this long before closing.
-const LINGER_NS: u64 = 1_000_000_000;
-/// Per wakeup: connections accepted, requests served per connection, bytes
-/// discarded per lingering connection.
+/// With TLS: a session holds ~14 kB after a scrape and up to ~40 KiB with
+/// rustls's buffers full (BENCHMARKS.md), so fewer are kept.
+pub const MAX_TLS_CONNECTIONS: usize = 8;
+/// Text younger than this is served as it is: at most one render per this.
+pub const FRESH_NS: u64 = 250_000_000;
+/// Connections accepted per wakeup.
 const ACCEPTS_PER_WAKEUP: usize = 64;
-const REQUESTS_PER_WAKEUP: usize = 4;
-const DISCARD_PER_WAKEUP: usize = 64 * 1024;
-
-enum Phase {
-    /// Waiting for (the rest of) a request since `since`.
-    Reading,
-    Writing {
-        data: Rc<[u8]>,
-        pos: usize,
-        end: usize,
-        keep: bool,
-    },
-    Error {
-        msg: &'static [u8],
-        pos: usize,
-    },
-    /// Write side shut after an error; input discarded until EOF or deadline.
-    Lingering,
-}
-
-struct Conn {
-    sock: TcpStream,
-    /// Allocated at the first read: an idle connection holds no buffer.
-    buf: Option<Box<[u8; MAX_REQUEST]>>,
-    len: usize,
-    since: u64,
-    phase: Phase,
-}
-
-impl Conn {
-    fn deadline(&self) -> u64 {
-        match self.phase {
-            Phase::Reading if self.len == 0 => self.since + IDLE_NS,
-            Phase::Reading => self.since + REQUEST_NS,
-            Phase::Writing { .. } | Phase::Error { .. } => self.since + WRITE_NS,
-            Phase::Lingering => self.since + LINGER_NS,
-        }
-    }
-}
-
-enum Step {
-    /// Wait for the next readiness event.
-    Wait,
-    /// Budget spent with work left: re-arm so epoll reports it again.
-    Rearm,
-    Close,
-}
 
 pub struct Server {
     listener: TcpListener,
@@ -89,15 +43,16 @@ pub struct Server {
     cap: usize,
     /// accept(2) ran out of fds with nobody to evict: re-armed on the tick.
     starved: bool,
-    /// The whole 200 response (headers + body); `head` bytes of it for HEAD.
-    response: Option<(Rc<[u8]>, usize)>,
+    response: Option<Response>,
+    pub fresh_ns: u64,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    /// Basic auth users, started at `register` (the worker thread comes after
+    /// the privilege drop).
+    users: Vec<(String, String)>,
+    auth: Option<Auth>,
+    next_id: u64,
+    render_wanted: bool,
     pub stats: ServerStats,
-}
-
-fn count(stats: &mut ServerStats, code: u16) {
-    if let Some(i) = STATUS_CODES.iter().position(|&c| c == code) {
-        stats.responses[i] += 1;
-    }
 }
 
 impl Server {
@@ -111,8 +66,40 @@ impl Server {
             cap: MAX_CONNECTIONS,
             starved: false,
             response: None,
+            fresh_ns: FRESH_NS,
+            tls: None,
+            users: Vec::new(),
+            auth: None,
+            next_id: 0,
+            render_wanted: false,
             stats: ServerStats::default(),
         })
+    }
+
+    /// TLS on every connection from now on.
+    pub fn with_tls(mut self, cfg: Arc<rustls::ServerConfig>) -> Server {
+        self.tls = Some(cfg);
+        self.cap = self.cap.min(MAX_TLS_CONNECTIONS);
+        self
+    }
+
+    /// Basic auth against these (user, bcrypt hash) pairs.
+    pub fn with_users(mut self, users: Vec<(String, String)>) -> Server {
+        self.users = users;
+        self
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// A request waits for fresh text: render and `publish`.
+    pub fn render_wanted(&self) -> bool {
+        self.render_wanted
+    }
+
+    fn waker_token(&self) -> Token {
+        Token(self.base + MAX_CONNECTIONS + 1)
     }
 
     /// Registers the listener as `Token(base)`; connections use the next
@@ -125,6 +112,17 @@ impl Server {
             let free = usize::try_from(limit.saturating_sub(used)).unwrap_or(usize::MAX);
             self.cap = free.clamp(1, MAX_CONNECTIONS);
         }
+        if let Some(cap) = self.tls.as_ref().map(|_| MAX_TLS_CONNECTIONS) {
+            self.cap = self.cap.min(cap);
+        }
+        if !self.users.is_empty() {
+            // mio allows one Waker per Poll: this is the agent's only one.
+            let waker = Waker::new(registry, self.waker_token())?;
+            let users = std::mem::take(&mut self.users);
+            self.auth = Some(Auth::new(users, move || {
+                let _ = waker.wake();
+            })?);
+        }
         registry.register(&mut self.listener, Token(base), Interest::READABLE)
     }
 
@@ -133,11 +131,11 @@ impl Server {
     }
 
     pub fn owns(&self, t: Token) -> bool {
-        (self.base..=self.base + MAX_CONNECTIONS).contains(&t.0)
+        (self.base..=self.base + MAX_CONNECTIONS + 1).contains(&t.0)
     }
 
-    /// Installs a freshly rendered body; requests from now on get it.
-    pub fn publish(&mut self, body: &[u8]) {
+    /// Installs a freshly rendered body and answers the requests waiting for it.
+    pub fn publish(&mut self, registry: &Registry, body: &[u8], now: u64) {
         let mut r = Vec::with_capacity(body.len() + 128);
         let _ = write!(
             r,
@@ -146,7 +144,67 @@ impl Server {
         );
         let head = r.len();
         r.extend_from_slice(body);
-        self.response = Some((Rc::from(r), head));
+        self.response = Some(Response {
+            data: Rc::from(r),
+            head,
+            at_ns: now,
+        });
+        self.render_wanted = false;
+        for i in 0..self.conns.len() {
+            let waiting = self.conns[i].as_ref().and_then(|c| match c.phase {
+                Phase::Waiting { head, keep } => Some((head, keep)),
+                _ => None,
+            });
+            if let Some((head, keep)) = waiting {
+                let phase = self.ctx(i, now).serve(head, keep);
+                if let Some(c) = self.conns[i].as_mut() {
+                    c.phase = phase;
+                }
+                self.step(registry, i, now);
+            }
+        }
+    }
+
+    fn ctx(&mut self, slot: usize, now: u64) -> Ctx<'_> {
+        Ctx {
+            response: self.response.as_ref(),
+            fresh_ns: self.fresh_ns,
+            stats: &mut self.stats,
+            auth: self.auth.as_mut(),
+            now,
+            slot,
+            render_wanted: false,
+        }
+    }
+
+    /// The bcrypt worker's verdicts, to the connections waiting for them.
+    fn verdicts(&mut self, registry: &Registry, now: u64) {
+        let Some(a) = self.auth.as_mut() else { return };
+        for ((slot, id), ok) in a.finished() {
+            let Some(c) = self.conns.get_mut(slot).and_then(Option::take) else {
+                continue;
+            };
+            let mut c = c;
+            if c.id == id {
+                let mut ctx = Ctx {
+                    response: self.response.as_ref(),
+                    fresh_ns: self.fresh_ns,
+                    stats: &mut self.stats,
+                    auth: None,
+                    now,
+                    slot,
+                    render_wanted: false,
+                };
+                if let Some(p) = ctx.verdict(&c.phase, ok) {
+                    c.phase = p;
+                }
+                self.render_wanted |= ctx.render_wanted;
+            }
+            self.conns[slot] = Some(c);
+            if self.conns[slot].as_ref().is_some_and(|c| c.id == id) {
+                self.step(registry, slot, now);
+            }
+        }
     }
 
     pub fn on_event(&mut self, registry: &Registry, t: Token, now: u64) {
@@ -154,17 +212,36 @@ impl Server {
             self.accept(registry, now);
             return;
         }
+        if t == self.waker_token() {
+            self.verdicts(registry, now);
+            self.sync_stats();
+            return;
+        }
         self.step(registry, t.0 - self.base - 1, now);
+        self.sync_stats();
+    }
+
+    fn sync_stats(&mut self) {
         self.stats.open_connections = self.conns.iter().flatten().count() as u64;
+        if let Some(a) = &self.auth {
+            self.stats.bcrypt_checks = a.stats.bcrypt_checks;
+        }
     }
 
     /// Drives connection `i` and acts on the outcome.
     fn step(&mut self, registry: &Registry, i: usize, now: u64) {
         let t = Token(self.base + 1 + i);
+        let Some(mut c) = self.conns[i].take() else {
+            return;
+        };
+        let mut ctx = self.ctx(i, now);
+        let step = drive(&mut c, &mut ctx);
+        self.render_wanted |= ctx.render_wanted;
+        self.conns[i] = Some(c);
         let Some(c) = self.conns[i].as_mut() else {
             return;
         };
-        match drive(c, &self.response, &mut self.stats, now) {
+        match step {
             Step::Wait => {}
             Step::Rearm => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
@@ -220,8 +297,11 @@ impl Server {
             };
             let Some(slot) = slot else {
                 // Everyone is being answered: refuse this one. 75 bytes fit
-                // any fresh socket's send buffer, so one write either goes or fails.
-                let _ = sock.write(Status::Unavailable.response());
+                // any fresh socket's send buffer, so one write either goes or
+                // fails (a TLS client is just closed: it would read garbage).
+                if self.tls.is_none() {
+                    let _ = sock.write(Status::Unavailable.response());
+                }
                 let _ = sock.shutdown(Shutdown::Both);
                 count(&mut self.stats, 503);
                 continue;
@@ -233,8 +313,19 @@ impl Server {
             {
                 continue;
             }
+            let tls = match &self.tls {
+                Some(cfg) => match super::tls::accept(cfg) {
+                    Some(t) => Some(t),
+                    None => continue,
+                },
+                None => None,
+            };
+            self.next_id += 1;
             self.conns[slot] = Some(Conn {
                 sock,
+                tls,
+                id: self.next_id,
+                heard: false,
                 buf: None,
                 len: 0,
                 since: now,
@@ -251,180 +342,25 @@ impl Server {
         self.stats.open_connections = self.conns.iter().flatten().count() as u64;
     }
 
-    /// The connection to give up for a newcomer: a silent one first, then
-    /// one with half a request, then one lingering after its answer (closing
-    /// that may reset the answer in flight); oldest first. None while every
-    /// slot is mid-response.
+    /// The connection to give up for a newcomer (`Conn::rank`), oldest
+    /// first. None while every slot is mid-response.
     fn evictable(&self) -> Option<usize> {
         self.conns
             .iter()
             .enumerate()
             .filter_map(|(i, c)| {
-                let rank = match c.as_ref()?.phase {
-                    Phase::Reading if c.as_ref()?.len == 0 => 0,
-                    Phase::Reading => 1,
-                    Phase::Lingering => 2,
-                    Phase::Writing { .. } | Phase::Error { .. } => return None,
-                };
-                Some((i, (rank, c.as_ref()?.since)))
+                let c = c.as_ref()?;
+                Some((i, (c.rank()?, c.since)))
             })
             .min_by_key(|&(_, key)| key)
             .map(|(i, _)| i)
     }
 }
 
-/// Reads what is there into the request buffer. Err(()) on EOF or error.
-fn fill(c: &mut Conn) -> Result<(), ()> {
-    while c.len < MAX_REQUEST {
-        let read = match c.buf.as_deref_mut() {
-            Some(b) => c.sock.read(&mut b[c.len..]),
-            // No buffer until the client sends something.
-            None => {
-                let mut first = [0u8; 512];
-                let r = c.sock.read(&mut first);
-                if let Ok(n @ 1..) = r {
-                    let mut b = Box::new([0u8; MAX_REQUEST]);
-                    b[..n].copy_from_slice(&first[..n]);
-                    c.buf = Some(b);
-                }
-                r
-            }
-        };
-        match read {
-            Ok(0) => return Err(()),
-            Ok(n) => c.len += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(()),
-        }
-    }
-    Ok(())
-}
-
-/// Writes `data[*pos..end]`; true when all of it went.
-fn flush(sock: &mut TcpStream, data: &[u8], pos: &mut usize) -> Result<bool, ()> {
-    while *pos < data.len() {
-        match sock.write(&data[*pos..]) {
-            Ok(0) => return Err(()),
-            Ok(n) => *pos += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(()),
-        }
-    }
-    Ok(true)
-}
-
-/// Advances one connection as far as its sockets and the budget allow.
-fn drive(
-    c: &mut Conn,
-    response: &Option<(Rc<[u8]>, usize)>,
-    stats: &mut ServerStats,
-    now: u64,
-) -> Step {
-    let mut served = 0;
-    loop {
-        match &mut c.phase {
-            Phase::Reading => {
-                let eof = fill(c).is_err();
-                let req_bytes = c.buf.as_deref().map_or(&[][..], |b| &b[..c.len]);
-                match http::parse(req_bytes) {
-                    Parsed::Partial if eof => return Step::Close,
-                    Parsed::Partial => return Step::Wait,
-                    Parsed::Reject(s) => {
-                        count(stats, s.code());
-                        c.phase = Phase::Error {
-                            msg: s.response(),
-                            pos: 0,
-                        };
-                    }
-                    Parsed::Done(req) => {
-                        if served == REQUESTS_PER_WAKEUP {
-                            return Step::Rearm;
-                        }
-                        served += 1;
-                        // Drop the request; pipelined bytes after it stay.
-                        if let Some(b) = c.buf.as_deref_mut() {
-                            b.copy_within(req.len..c.len, 0);
-                        }
-                        c.len -= req.len;
-                        c.phase = match response {
-                            Some((data, head)) => {
-                                count(stats, 200);
-                                Phase::Writing {
-                                    data: Rc::clone(data),
-                                    pos: 0,
-                                    end: if req.head { *head } else { data.len() },
-                                    keep: req.keep_alive && !eof,
-                                }
-                            }
-                            None => {
-                                count(stats, 503);
-                                Phase::Error {
-                                    msg: Status::Unavailable.response(),
-                                    pos: 0,
-                                }
-                            }
-                        };
-                    }
-                }
-                c.since = now;
-            }
-            Phase::Writing {
-                data,
-                pos,
-                end,
-                keep,
-            } => {
-                let before = *pos;
-                match flush(&mut c.sock, &data[..*end], pos) {
-                    Err(()) => return Step::Close,
-                    Ok(false) => {
-                        if *pos > before {
-                            c.since = now;
-                        }
-                        return Step::Wait;
-                    }
-                    Ok(true) if *keep => c.phase = Phase::Reading,
-                    Ok(true) => {
-                        let _ = c.sock.shutdown(Shutdown::Write);
-                        c.phase = Phase::Lingering;
-                    }
-                }
-                c.since = now;
-            }
-            Phase::Error { msg, pos } => {
-                match flush(&mut c.sock, msg, pos) {
-                    Err(()) => return Step::Close,
-                    Ok(false) => return Step::Wait,
-                    Ok(true) => {
-                        let _ = c.sock.shutdown(Shutdown::Write);
-                        c.phase = Phase::Lingering;
-                    }
-                }
-                c.since = now;
-            }
-            Phase::Lingering => {
-                // Reading the client's leftovers lets our response arrive
-                // instead of being cut by a reset.
-                let mut discarded = 0;
-                let mut sink = [0u8; 1024];
-                while discarded < DISCARD_PER_WAKEUP {
-                    match c.sock.read(&mut sink) {
-                        Ok(0) => return Step::Close,
-                        Ok(n) => discarded += n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return Step::Close,
-                    }
-                }
-                // Still sending: carry on next wakeup, until the linger deadline.
-                return Step::Rearm;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 #[path = "server_tests.rs"]
-mod tests;
+pub(super) mod tests;
+
+#[cfg(test)]
+#[path = "server_tls_tests.rs"]
+mod tls_tests;

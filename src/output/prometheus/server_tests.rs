@@ -2,29 +2,53 @@
 //! thread while clients run on others. Deadlines are tested by handing
 //! `sweep` a later clock rather than by sleeping.
 
+use super::super::conn::{IDLE_NS, REQUEST_NS};
 use super::*;
 use std::io::{Read, Write};
 use std::net::TcpStream as StdStream;
 use std::time::{Duration, Instant};
 
-struct Rig {
-    poll: mio::Poll,
-    server: Server,
-    addr: SocketAddr,
+pub(super) struct Rig {
+    pub poll: mio::Poll,
+    pub server: Server,
+    pub addr: SocketAddr,
+    /// Renders so far; each publishes `up N`.
+    pub renders: u64,
 }
 
 impl Rig {
-    fn new() -> Rig {
+    pub fn new() -> Rig {
+        Self::with(|s| s)
+    }
+
+    /// A rig whose server `setup` configured (TLS, users) before registering.
+    pub fn with(setup: impl FnOnce(Server) -> Server) -> Rig {
         let poll = mio::Poll::new().unwrap();
-        let mut server = Server::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+        let server = Server::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
+        let mut server = setup(server);
         server.register(poll.registry(), 100).unwrap();
-        server.publish(b"up 1\n");
         let addr = server.local_addr().unwrap();
-        Rig { poll, server, addr }
+        let mut rig = Rig {
+            poll,
+            server,
+            addr,
+            renders: 0,
+        };
+        rig.render();
+        rig
+    }
+
+    /// What the agent does when a request wants fresh text.
+    fn render(&mut self) {
+        self.renders += 1;
+        let body = format!("up {}\n", self.renders);
+        let now = crate::base::time::monotonic_ns();
+        self.server
+            .publish(self.poll.registry(), body.as_bytes(), now);
     }
 
     /// One wakeup (or 10 ms without one), dispatched as the agent does.
-    fn pump(&mut self) {
+    pub fn pump(&mut self) {
         let mut events = mio::Events::with_capacity(16);
         self.poll
             .poll(&mut events, Some(Duration::from_millis(10)))
@@ -32,11 +56,14 @@ impl Rig {
         let now = crate::base::time::monotonic_ns();
         for ev in events.iter() {
             self.server.on_event(self.poll.registry(), ev.token(), now);
+            if self.server.render_wanted() {
+                self.render();
+            }
         }
     }
 
     /// Runs the loop until `done` (checked between wakeups) or 10 s.
-    fn run_until(&mut self, done: impl Fn() -> bool) {
+    pub fn run_until(&mut self, done: impl Fn() -> bool) {
         let t = Instant::now();
         while !done() {
             assert!(t.elapsed() < Duration::from_secs(10), "loop timed out");
@@ -49,7 +76,7 @@ impl Rig {
     }
 
     /// Serves while `client` runs on another thread; returns its result.
-    fn serve<T: Send + 'static>(
+    pub fn serve<T: Send + 'static>(
         &mut self,
         client: impl FnOnce(SocketAddr) -> T + Send + 'static,
     ) -> T {
@@ -60,7 +87,7 @@ impl Rig {
     }
 }
 
-fn get(addr: SocketAddr, req: &[u8]) -> String {
+pub(super) fn get(addr: SocketAddr, req: &[u8]) -> String {
     let mut s = StdStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(req).unwrap();
@@ -69,11 +96,12 @@ fn get(addr: SocketAddr, req: &[u8]) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-const GET: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+pub(super) const GET: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 
 #[test]
 fn answers_get_head_keep_alive_and_pipelined_requests() {
     let mut rig = Rig::new();
+    rig.server.fresh_ns = u64::MAX;
     let r = rig.serve(|a| get(a, GET));
     assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
     assert!(r.contains("Content-Type: text/plain; version=0.0.4"));
@@ -115,7 +143,7 @@ fn refuses_bad_requests_with_their_status_and_closes() {
         String::from_utf8_lossy(&out).into_owned()
     });
     assert!(r.starts_with("HTTP/1.1 413 "), "{r}");
-    assert_eq!(rig.server.stats.responses, [0, 1, 1, 1, 1, 0]);
+    assert_eq!(rig.server.stats.responses, [0, 1, 0, 1, 1, 1, 0, 0]);
     let r = rig.serve(|a| get(a, GET));
     assert!(r.starts_with("HTTP/1.1 200 "), "still serving: {r}");
 }
@@ -159,4 +187,34 @@ fn deadlines_close_idle_and_trickling_clients() {
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap();
     assert_eq!(trickle.read(&mut b).unwrap_or(0), 0, "closed");
+}
+
+#[test]
+fn text_older_than_fresh_ns_is_rendered_again_for_the_scrape() {
+    let mut rig = Rig::new();
+    rig.server.fresh_ns = 300_000_000;
+    // Two scrapes at once share one render; one after FRESH_NS gets a new one.
+    let (a, b) = rig.serve(|a| (get(a, GET), get(a, GET)));
+    assert!(a.ends_with("up 1\n") && b.ends_with("up 1\n"), "{a} / {b}");
+    let c = rig.serve(|a| {
+        std::thread::sleep(Duration::from_millis(350));
+        get(a, GET)
+    });
+    assert!(c.ends_with("up 2\n"), "{c}");
+    // Keep-alive: the second request on one connection waits for its render too.
+    let two = rig.serve(|a| {
+        let mut s = StdStream::connect(a).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        std::thread::sleep(Duration::from_millis(350));
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(350));
+        s.write_all(GET).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    assert_eq!(two.matches("HTTP/1.1 200 OK").count(), 2, "{two}");
+    assert!(two.contains("up 3\n") && two.ends_with("up 4\n"), "{two}");
+    assert_eq!(rig.renders, 4);
 }
