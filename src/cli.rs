@@ -10,7 +10,7 @@ use crate::metrics::Schema;
 use crate::output::OutputSpec;
 use crate::rules::Priority;
 
-mod values;
+pub(crate) mod values;
 pub use values::parse_duration;
 use values::*;
 

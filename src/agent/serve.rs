@@ -299,6 +299,8 @@ fn inputs<'a>(
         attach: probe.attach_path().name(),
         outputs_queue_num_drops: outputs.queue_drops(),
         output_write_errors: outputs.write_errors() + other_errors,
+        mqtt_drops: outputs.net_drops("mqtt"),
+        syslog_stream_drops: outputs.net_drops("syslog+"),
         kernel,
         state: p.state.counters,
         n_threads: p.state.n_threads() as u64,

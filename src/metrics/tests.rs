@@ -52,6 +52,8 @@ fn inputs(progs: &[ProgStats], num_evts: u64, kernel: KernelCounters) -> Inputs<
         attach: "tp_btf",
         outputs_queue_num_drops: 0,
         output_write_errors: 0,
+        mqtt_drops: 0,
+        syslog_stream_drops: 0,
         kernel,
         state: StateCounters::default(),
         n_threads: 3,

@@ -6,11 +6,17 @@
 //! the loop's drain tick, and one stalled output never delays another, the
 //! ring, the timers or signals.
 
+pub mod conn;
 pub mod file;
+pub mod mqtt;
 pub mod path;
 pub mod prometheus;
 pub mod queue;
+pub mod store;
 pub mod syslog;
+pub mod syslog_stream;
+pub mod tls;
+pub mod url;
 
 use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -24,6 +30,10 @@ pub enum OutputSpec {
     Stdout,
     File(PathBuf),
     Syslog(syslog::SyslogSpec),
+    /// syslog+tcp:// and syslog+tls://.
+    SyslogStream(syslog_stream::StreamSpec),
+    /// mqtt:// and mqtts://.
+    Mqtt(mqtt::MqttSpec),
     /// Written by `prometheus::Prometheus`, not by `Outputs`.
     PrometheusTextfile(PathBuf),
 }
@@ -48,8 +58,19 @@ impl OutputSpec {
         if let Some(rest) = s.strip_prefix("syslog://") {
             return syslog::SyslogSpec::parse(rest).map(OutputSpec::Syslog);
         }
+        for (scheme, tls) in [("syslog+tcp://", false), ("syslog+tls://", true)] {
+            if let Some(rest) = s.strip_prefix(scheme) {
+                return syslog_stream::StreamSpec::parse(rest, tls).map(OutputSpec::SyslogStream);
+            }
+        }
+        for (scheme, tls) in [("mqtt://", false), ("mqtts://", true)] {
+            if let Some(rest) = s.strip_prefix(scheme) {
+                return mqtt::MqttSpec::parse(rest, tls).map(OutputSpec::Mqtt);
+            }
+        }
         Err(format!(
-            "unknown output '{s}' (expected stdout, file:PATH, syslog://HOST:PORT or prometheus-textfile:PATH)"
+            "unknown output '{s}' (expected stdout, file:PATH, syslog://HOST:PORT, syslog+tcp://HOST:PORT, \
+             syslog+tls://HOST:PORT, mqtt://HOST:PORT/PREFIX, mqtts://HOST:PORT/PREFIX or prometheus-textfile:PATH)"
         ))
     }
 }
@@ -114,6 +135,18 @@ pub trait Sink {
     }
     /// A failed start: remove the file if this run created it.
     fn remove_if_created(&mut self) {}
+    /// Network outputs: advance connections and timers (every flush).
+    fn tick(&mut self) {}
+    /// Messages the sink's own store or spool dropped since the last call.
+    fn take_dropped(&mut self) -> u64 {
+        0
+    }
+    /// Still delivering what it took (unacknowledged, unsent).
+    fn busy(&self) -> bool {
+        false
+    }
+    /// Exit, after the last flush: close, spool or count what is left.
+    fn shutdown(&mut self) {}
 }
 
 /// One output: a sink, its queue and its counters.
@@ -127,6 +160,9 @@ pub struct Output {
     pub write_errors: u64,
     /// Lines handed to the kernel whole.
     pub written: u64,
+    /// Of queue_drops: those a network output's store or spool dropped
+    /// (oldest first), for its `kestrel.` counter.
+    pub net_drops: u64,
 }
 
 impl Output {
@@ -137,6 +173,7 @@ impl Output {
             queue_drops: 0,
             write_errors: 0,
             written: 0,
+            net_drops: 0,
         }
     }
 
@@ -168,8 +205,16 @@ impl Output {
         self.flush();
     }
 
-    /// Writes queued lines until the sink would block; true when empty.
+    fn count_net_drops(&mut self) {
+        let d = self.sink.take_dropped();
+        self.net_drops += d;
+        self.queue_drops += d;
+    }
+
+    /// Writes queued lines until the sink would block; true when empty
+    /// (and the sink has delivered what it took).
     pub fn flush(&mut self) -> bool {
+        self.sink.tick();
         self.write_errors += self.sink.take_lost();
         while let Some((data, done)) = self.queue.front() {
             match self.sink.write(data, done) {
@@ -178,7 +223,10 @@ impl Output {
                     self.written += 1;
                 }
                 Wrote::Some(n) => self.queue.advance(n),
-                Wrote::Blocked => return false,
+                Wrote::Blocked => {
+                    self.count_net_drops();
+                    return false;
+                }
                 Wrote::Lost(why) => {
                     self.queue.pop();
                     self.write_errors += 1;
@@ -187,7 +235,8 @@ impl Output {
                 }
             }
         }
-        true
+        self.count_net_drops();
+        !self.sink.busy()
     }
 }
 
@@ -241,6 +290,22 @@ impl Outputs {
                         });
                     }
                 },
+                OutputSpec::SyslogStream(spec) => {
+                    match syslog_stream::StreamSink::open(spec, hostname) {
+                        Ok(s) => Box::new(s),
+                        Err((msg, bad_input)) => {
+                            out.remove_created();
+                            return Err(OpenError { msg, bad_input });
+                        }
+                    }
+                }
+                OutputSpec::Mqtt(spec) => match mqtt::MqttSink::open(spec, hostname) {
+                    Ok(s) => Box::new(s),
+                    Err((msg, bad_input)) => {
+                        out.remove_created();
+                        return Err(OpenError { msg, bad_input });
+                    }
+                },
                 OutputSpec::PrometheusTextfile(_) => continue,
             };
             out.add(sink);
@@ -279,6 +344,15 @@ impl Outputs {
 
     pub fn queue_drops(&self) -> u64 {
         self.list.iter().map(|o| o.queue_drops).sum()
+    }
+
+    /// Drops by the network outputs whose name starts with `scheme`.
+    pub fn net_drops(&self, scheme: &str) -> u64 {
+        self.list
+            .iter()
+            .filter(|o| o.sink.name().starts_with(scheme))
+            .map(|o| o.net_drops)
+            .sum()
     }
 
     pub fn write_errors(&self) -> u64 {
@@ -322,7 +396,10 @@ impl Outputs {
             let mut fds: heapless::Vec<libc::pollfd, 16> = heapless::Vec::new();
             for o in &self.list {
                 if let Some(fd) = o.sink.poll_fd() {
-                    let events = if o.queue.is_empty() { 0 } else { libc::POLLOUT };
+                    let mut events = if o.queue.is_empty() { 0 } else { libc::POLLOUT };
+                    if o.sink.busy() {
+                        events |= libc::POLLIN;
+                    }
                     let _ = fds.push(libc::pollfd {
                         fd: fd.as_raw_fd(),
                         events,
@@ -341,6 +418,8 @@ impl Outputs {
             while o.queue.pop() {
                 o.queue_drops += 1;
             }
+            o.sink.shutdown();
+            o.count_net_drops();
         }
     }
 

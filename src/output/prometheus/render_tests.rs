@@ -52,6 +52,8 @@ fn text_named(cfg: &MetricsConfig, culprits: Option<&Culprits<'_>>, strict_names
         rules_counters: true,
         outputs_queue_num_drops: 0,
         output_write_errors: 1,
+        mqtt_drops: 0,
+        syslog_stream_drops: 0,
         kernel,
         state: StateCounters {
             n_added_threads: 4,
@@ -175,11 +177,13 @@ falcosecurity_scap_n_threads_total gauge
 falcosecurity_scap_sys_exit_avg_time_nanoseconds gauge
 falcosecurity_scap_sys_exit_run_cnt_total counter
 falcosecurity_scap_sys_exit_run_time_nanoseconds_total counter
+kestrel_mqtt_drops_total counter
 kestrel_n_decode_errors_total counter
 kestrel_n_drops_full_fdtable_total counter
 kestrel_output_write_errors_total counter
 kestrel_prometheus_open_connections gauge
-kestrel_prometheus_responses_total counter"
+kestrel_prometheus_responses_total counter
+kestrel_syslog_stream_drops_total counter"
         .lines()
         .collect();
     want.sort();
