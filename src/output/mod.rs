@@ -16,6 +16,7 @@ pub mod store;
 pub mod syslog;
 pub mod syslog_stream;
 pub mod tls;
+mod tls_provider;
 pub mod url;
 
 use std::fmt;

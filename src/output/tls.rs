@@ -52,7 +52,7 @@ impl TlsOptions {
 
     /// The client configuration; the error names the file and the problem.
     pub fn client_config(&self, what: &str) -> Result<Arc<ClientConfig>, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = Arc::new(super::tls_provider::provider());
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|e| format!("{what}: TLS setup: {e}"))?;
