@@ -24,12 +24,8 @@ pub enum Key {
     Render = 3,
     KernelRead = 4,
     FieldsFull = 5,
-    /// A network output's connection failed or broke.
-    Net = 6,
-    /// A network output (re)connected.
-    NetUp = 7,
 }
-const KEYS: usize = 8;
+const KEYS: usize = 6;
 
 #[derive(Clone, Copy, Default)]
 struct Limit {

@@ -22,6 +22,32 @@ const BACKOFF_MAX_NS: u64 = 30 * SEC;
 /// Plaintext rustls holds before it refuses more (bounds its memory).
 const TLS_BUFFER: usize = 32 * 1024;
 
+/// One output's log lines, at most one per 10 s (several outputs failing
+/// at once each get their line); what is held back is counted.
+#[derive(Default)]
+pub struct RateLog {
+    last_ns: Option<u64>,
+    held: u64,
+}
+
+impl RateLog {
+    pub fn line(&mut self, args: std::fmt::Arguments<'_>) {
+        let now = crate::log::now_ns();
+        if self
+            .last_ns
+            .is_some_and(|t| now.saturating_sub(t) < crate::log::WINDOW_NS)
+        {
+            self.held += 1;
+            return;
+        }
+        self.last_ns = Some(now);
+        match std::mem::take(&mut self.held) {
+            0 => crate::log::line(args),
+            n => crate::log_line!("{args} ({n} similar lines suppressed)"),
+        }
+    }
+}
+
 pub struct Endpoint {
     pub host: String,
     pub port: u16,

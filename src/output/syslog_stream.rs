@@ -8,12 +8,11 @@
 
 use std::os::fd::BorrowedFd;
 
-use super::conn::{Conn, Endpoint, Event};
+use super::conn::{Conn, Endpoint, Event, RateLog};
 use super::store::Store;
 use super::syslog::{Framer, SyslogSpec};
 use super::tls::TlsOptions;
 use super::{Sink, Wrote};
-use crate::log::Key;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamSpec {
@@ -54,6 +53,8 @@ pub struct StreamSink {
     sent: usize,
     dropped: u64,
     failed: bool,
+    log: RateLog,
+    uplog: RateLog,
 }
 
 impl StreamSink {
@@ -86,6 +87,8 @@ impl StreamSink {
             sent: 0,
             dropped: 0,
             failed: false,
+            log: RateLog::default(),
+            uplog: RateLog::default(),
             name,
         })
     }
@@ -94,7 +97,7 @@ impl StreamSink {
         match self.conn.poll(now) {
             Event::Up => {
                 if self.failed {
-                    crate::log_limited!(Key::NetUp, "{}: connected", self.name);
+                    self.uplog.line(format_args!("{}: connected", self.name));
                 }
                 self.failed = false;
             }
@@ -111,7 +114,7 @@ impl StreamSink {
     }
 
     fn down(&mut self, why: &str) {
-        crate::log_limited!(Key::Net, "{}: {why}", self.name);
+        self.log.line(format_args!("{}: {why}", self.name));
         self.failed = true;
         self.out.clear();
         self.sent = 0;

@@ -15,7 +15,7 @@ use std::os::fd::BorrowedFd;
 
 pub use spec::MqttSpec;
 
-use super::conn::{Conn, Endpoint};
+use super::conn::{Conn, Endpoint, RateLog};
 use super::store::Store;
 use super::{Sink, Wrote};
 use spool::Spool;
@@ -53,6 +53,8 @@ pub struct MqttSink {
     /// The last attempt failed: messages go to the spool, not memory.
     unreachable: bool,
     pub delivered: u64,
+    log: RateLog,
+    uplog: RateLog,
 }
 
 /// A topic level from the host name: no wildcards, separators or controls.
@@ -152,6 +154,8 @@ impl MqttSink {
             dropped: 0,
             unreachable: false,
             delivered: 0,
+            log: RateLog::default(),
+            uplog: RateLog::default(),
             name,
         })
     }
@@ -162,7 +166,7 @@ impl MqttSink {
                 let (d, err) = sp.append(kind, payload);
                 self.dropped += d;
                 if let Some(e) = err {
-                    crate::log_limited!(crate::log::Key::Net, "{}: {e}", self.name);
+                    self.log.line(format_args!("{}: {e}", self.name));
                 }
             }
             _ => self.dropped += self.store.push(kind, payload),

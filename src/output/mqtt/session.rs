@@ -5,13 +5,10 @@
 
 use super::codec::{self, Connect, Packet};
 use super::{MqttSink, Sess};
-use crate::log::Key;
 use crate::output::conn::Event;
 
 const SEC: u64 = 1_000_000_000;
 const CONNACK_TIMEOUT_NS: u64 = 10 * SEC;
-/// A QoS 1 message unacknowledged this long means a stalled broker.
-const PUBACK_TIMEOUT_NS: u64 = 20 * SEC;
 /// Unacknowledged messages at once (mosquitto's max_inflight_messages: 20).
 const WINDOW: usize = 16;
 /// No more packets are encoded while this much waits to go out.
@@ -79,7 +76,7 @@ impl MqttSink {
 
     /// The connection is gone (the attempt failed, or it broke).
     fn on_down(&mut self, why: &str) {
-        crate::log_limited!(Key::Net, "{}: {why}", self.name);
+        self.log.line(format_args!("{}: {why}", self.name));
         self.sess = Sess::Down;
         self.out.clear();
         self.inb.clear();
@@ -103,7 +100,7 @@ impl MqttSink {
             sp.rewind();
             self.dropped += dropped;
             if let Some(e) = err {
-                crate::log_limited!(Key::Net, "{}: {e}", self.name);
+                self.log.line(format_args!("{}: {e}", self.name));
             }
         }
     }
@@ -147,12 +144,11 @@ impl MqttSink {
                 self.conn.reset_backoff();
                 if self.unreachable {
                     let spooled = self.spool.as_ref().map_or(0, |s| s.pending());
-                    crate::log_limited!(
-                        Key::NetUp,
+                    self.uplog.line(format_args!(
                         "{}: connected (session present: {session_present}; {} queued, {spooled} spooled)",
                         self.name,
                         self.store.len()
-                    );
+                    ));
                 }
                 self.unreachable = false;
                 let pid = self.alloc_pid();
@@ -212,12 +208,16 @@ impl MqttSink {
                 self.keepalive_s
             )),
             Sess::Ready { ping_sent } => {
+                // A QoS 1 message unacknowledged for a keepalive: a stalled broker.
                 let stalled = self
                     .store
                     .iter()
-                    .any(|m| m.sent_ns != 0 && now.saturating_sub(m.sent_ns) >= PUBACK_TIMEOUT_NS);
+                    .any(|m| m.sent_ns != 0 && now.saturating_sub(m.sent_ns) >= ka);
                 if stalled {
-                    return Err("no PUBACK from the broker within 20 s".into());
+                    return Err(format!(
+                        "no PUBACK from the broker within {} s",
+                        self.keepalive_s
+                    ));
                 }
                 if ping_sent.is_none() && now.saturating_sub(self.last_tx) >= ka {
                     codec::pingreq(&mut self.out);
@@ -256,7 +256,7 @@ impl MqttSink {
                 }
                 Some(Err(why)) => {
                     self.dropped += 1;
-                    crate::log_limited!(Key::Net, "{}: {why}", self.name);
+                    self.log.line(format_args!("{}: {why}", self.name));
                 }
                 None => break,
             }
