@@ -10,7 +10,7 @@ use crate::output::mqtt::spool::Pos;
 
 /// Messages held per output, and their bytes.
 pub const STORE_MSGS: usize = 32;
-pub const STORE_BYTES: usize = 96 * 1024;
+pub const STORE_BYTES: usize = 64 * 1024;
 
 pub struct Msg {
     /// 0: snapshot, 1: alert.

@@ -45,7 +45,9 @@ fn openssl(dir: &str, args: &[&str]) {
 pub fn make_cert(dir: &str, name: &str, ca: Option<&str>, ext: &str, days: &str) {
     let key = format!("{name}.key");
     let pem = format!("{name}.pem");
-    let subj = format!("/CN={name}");
+    // Names differ per directory: two test CAs are never the same issuer.
+    let base = dir.rsplit('/').next().unwrap_or(dir);
+    let subj = format!("/CN={name}-{base}");
     match ca {
         None => openssl(
             dir,

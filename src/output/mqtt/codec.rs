@@ -172,6 +172,11 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Packet, usize)>, DecodeError> {
     let Some(&b0) = buf.first() else {
         return Ok(None);
     };
+    // Judged on the first bytes, so garbage never waits for a body.
+    let kind = b0 >> 4;
+    if !matches!(kind, CONNACK | PUBACK | PINGRESP | PUBLISH) {
+        return Err(DecodeError::Unexpected(kind));
+    }
     let (mut len, mut mult, mut i) = (0usize, 1usize, 1usize);
     loop {
         let Some(&b) = buf.get(i) else {
@@ -190,10 +195,17 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Packet, usize)>, DecodeError> {
     if len > MAX_IN {
         return Err(DecodeError::TooLarge(len));
     }
+    let fixed = match kind {
+        CONNACK | PUBACK => Some(2),
+        PINGRESP => Some(0),
+        _ => None,
+    };
+    if fixed.is_some_and(|f| f != len) {
+        return Err(DecodeError::Malformed(kind));
+    }
     let Some(body) = buf.get(i..i + len) else {
         return Ok(None);
     };
-    let kind = b0 >> 4;
     let flags = b0 & 0x0f;
     let pkt = match (kind, body) {
         (CONNACK, &[ack, code]) if flags == 0 && ack & 0xfe == 0 => Packet::ConnAck {
