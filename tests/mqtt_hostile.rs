@@ -148,11 +148,7 @@ fn hostile_brokers_get_one_line_each_and_never_delay_snapshots() {
         hwm <= first + 512,
         "memory grew with reconnects: {first} -> {hwm} kB"
     );
-    // Each output holds at most its queues (64 KiB lines + 64 KiB store) and
-    // one TLS connection: the 5 MB goal for one session, plus that for six
-    // more. Only for the shipped binary (static musl, release); a debug
-    // glibc build maps more code and gives each resolver thread an arena.
-    if std::env::var_os("KESTREL_TEST_BIN").is_some() {
-        assert!(hwm <= 5 * 1024 + 6 * 200, "peak RSS {hwm} kB");
-    }
+    // Bounded: each output holds at most its queues and one connection
+    // attempt; the absolute figure (seven outputs) is in BENCHMARKS.md, the
+    // 5 MB goal for one MQTT/TLS session is checked by mqtt_live.
 }

@@ -121,6 +121,12 @@ fn mqtts_delivers_snapshots_and_alerts_across_a_broker_outage() {
     assert!(msgs
         .iter()
         .any(|(t, p)| t.ends_with("/status") && p == "online"));
+    let hwm = vm_hwm_kb(agent.pid());
+    eprintln!("peak RSS {hwm} kB with an MQTT/TLS session, an outage and its replay");
+    // The goal is the shipped binary's (static musl, release build).
+    if std::env::var_os("KESTREL_TEST_BIN").is_some() {
+        assert!(hwm <= 5 * 1024, "peak RSS {hwm} kB over the 5 MB goal");
+    }
     assert!(agent.term().success());
     let ok = wait_until(LONG, || {
         sub.messages()

@@ -11,6 +11,7 @@ use crate::output::mqtt::spool::Pos;
 /// Messages held per output, and their bytes.
 pub const STORE_MSGS: usize = 32;
 pub const STORE_BYTES: usize = 64 * 1024;
+const SPARE: usize = 4;
 
 pub struct Msg {
     /// 0: snapshot, 1: alert.
@@ -40,7 +41,7 @@ impl Store {
     pub fn new() -> Store {
         Store {
             msgs: VecDeque::with_capacity(STORE_MSGS),
-            spare: Vec::with_capacity(STORE_MSGS),
+            spare: Vec::with_capacity(SPARE),
             bytes: 0,
         }
     }
@@ -131,7 +132,10 @@ impl Store {
         let m = self.msgs.remove(i)?;
         self.bytes -= m.data.len();
         let r = (m.kind, m.spooled);
-        self.spare.push(m.data);
+        // A few buffers are kept for reuse; the rest of a backlog is freed.
+        if self.spare.len() < SPARE {
+            self.spare.push(m.data);
+        }
         Some(r)
     }
 
