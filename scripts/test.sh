@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 
 scripts/install-build-deps.sh
 # Real peers and tools the tests use.
-for pkg in rsyslog shellcheck busybox-static bpftool prometheus systemd openrc; do
+# mosquitto, mosquitto-clients, rsyslog-gnutls, openssl: the MQTT and syslog-over-TLS peers.
+for pkg in rsyslog shellcheck busybox-static bpftool prometheus systemd openrc \
+    mosquitto mosquitto-clients rsyslog-gnutls openssl; do
     if ! dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed; then
         apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg"
     fi
@@ -43,6 +45,8 @@ file "$bin" | grep -Eq 'statically linked|static-pie linked' || { echo "FAIL: $b
 ls -l "$bin"
 echo "== Prometheus exporter under hostile clients, shipped binary with the built-in rules (5 MB RSS goal)"
 KESTREL_TEST_BIN="$bin" cargo test -q --test prometheus_hostile -- --include-ignored
+echo "== MQTT/TLS and syslog over TLS against mosquitto and rsyslog, shipped binary (5 MB RSS goal)"
+KESTREL_TEST_BIN="$bin" cargo test -q --test mqtt_live --test mqtt_hostile -- --include-ignored --test-threads=1
 echo "== QEMU kernel matrix: Debian arm64 6.1 / 5.10 and amd64 6.1 (one with 2 CPUs), raw_tp,"
 echo "   an arm64 6.1 built without BTF (full, minimal and no BTF file), 32-bit userlands"
 tests/qemu/matrix.sh --x86_64 "$bin" arm64:6.1 arm64:5.10 amd64:6.1 arm64:6.1+smp2 arm64:6.1+raw_tp \

@@ -14,6 +14,9 @@ use mio::net::TcpStream;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
+pub use super::netio::RateLog;
+use super::netio::{connected, flush_tls, handshake};
+
 const SEC: u64 = 1_000_000_000;
 /// Name resolution, TCP connect, TLS handshake: each gets this long.
 pub const PHASE_TIMEOUT_NS: u64 = 10 * SEC;
@@ -21,32 +24,6 @@ const BACKOFF_MIN_NS: u64 = SEC / 2;
 const BACKOFF_MAX_NS: u64 = 30 * SEC;
 /// Plaintext rustls holds before it refuses more (bounds its memory).
 const TLS_BUFFER: usize = 32 * 1024;
-
-/// One output's log lines, at most one per 10 s (several outputs failing
-/// at once each get their line); what is held back is counted.
-#[derive(Default)]
-pub struct RateLog {
-    last_ns: Option<u64>,
-    held: u64,
-}
-
-impl RateLog {
-    pub fn line(&mut self, args: std::fmt::Arguments<'_>) {
-        let now = crate::log::now_ns();
-        if self
-            .last_ns
-            .is_some_and(|t| now.saturating_sub(t) < crate::log::WINDOW_NS)
-        {
-            self.held += 1;
-            return;
-        }
-        self.last_ns = Some(now);
-        match std::mem::take(&mut self.held) {
-            0 => crate::log::line(args),
-            n => crate::log_line!("{args} ({n} similar lines suppressed)"),
-        }
-    }
-}
 
 pub struct Endpoint {
     pub host: String,
@@ -373,53 +350,6 @@ impl Conn {
         match &self.phase {
             Phase::Up { tls: Some(tls), .. } => !tls.wants_write(),
             _ => true,
-        }
-    }
-}
-
-fn connected(sock: &TcpStream) -> io::Result<bool> {
-    if let Some(e) = sock.take_error()? {
-        return Err(e);
-    }
-    match sock.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-fn flush_tls(sock: &mut TcpStream, tls: &mut ClientConnection) -> io::Result<()> {
-    while tls.wants_write() {
-        match tls.write_tls(sock) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// One step of the handshake: true when it is done.
-fn handshake(sock: &mut TcpStream, tls: &mut ClientConnection) -> io::Result<bool> {
-    loop {
-        flush_tls(sock, tls)?;
-        if !tls.is_handshaking() {
-            return Ok(true);
-        }
-        if !tls.wants_read() {
-            return Ok(false);
-        }
-        match tls.read_tls(sock) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed")),
-            Ok(_) => {
-                if let Err(e) = tls.process_new_packets() {
-                    // The alert telling the peer why goes out first.
-                    let _ = flush_tls(sock, tls);
-                    return Err(io::Error::other(e));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(e),
         }
     }
 }

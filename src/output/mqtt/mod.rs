@@ -7,6 +7,7 @@
 //! while the broker is unreachable, and come back in order after.
 
 pub mod codec;
+mod crc;
 mod session;
 pub mod spec;
 pub mod spool;

@@ -15,6 +15,8 @@ use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+pub use super::crc::crc32;
+
 const HDR: usize = 8;
 /// Segments per spool: what goes when full is at most an eighth of it.
 const SEGMENTS: u64 = 8;
@@ -48,19 +50,6 @@ pub struct Spool {
     /// Everything before this is delivered.
     acked: Pos,
     hdr: Vec<u8>,
-}
-
-pub fn crc32(data: &[&[u8]]) -> u32 {
-    let mut c = !0u32;
-    for d in data {
-        for &b in *d {
-            c ^= u32::from(b);
-            for _ in 0..8 {
-                c = (c >> 1) ^ (0xedb8_8320 & (c & 1).wrapping_neg());
-            }
-        }
-    }
-    !c
 }
 
 fn seg_path(dir: &Path, id: u32) -> PathBuf {
