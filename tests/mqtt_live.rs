@@ -277,3 +277,38 @@ fn rsyslog_gtls_receives_syslog_over_tls_with_certificates_verified() {
 fn rsyslog_receives_syslog_over_tcp_octet_counted() {
     syslog_stream(false);
 }
+
+#[test]
+#[ignore = "needs root (the outputs open after the privilege checks)"]
+fn unreadable_certificates_get_one_line_naming_them_and_exit_2() {
+    let _g = probe_lock();
+    let d = TempDir::new("mqtt-badcert");
+    std::fs::write(d.path("junk.pem"), "not a certificate\n").unwrap();
+    for (url, names) in [
+        (
+            "mqtts://h:1/p?ca=/nonexistent/ca.pem".to_string(),
+            "/nonexistent/ca.pem",
+        ),
+        (
+            format!("mqtts://h:1/p?ca={}", d.path("junk.pem")),
+            "junk.pem",
+        ),
+        (
+            format!("syslog+tls://h:1?cert={0}&key={0}", d.path("junk.pem")),
+            "junk.pem",
+        ),
+        (
+            "mqtt://h:1/p?password_file=/nonexistent/pw".to_string(),
+            "/nonexistent/pw",
+        ),
+    ] {
+        let o = Command::new(bin())
+            .args(["run", "--output", &url, "--duration", "1s"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{url}: {err}");
+        assert_eq!(err.lines().count(), 1, "{url}: {err}");
+        assert!(err.contains(names), "{url}: {err}");
+    }
+}
