@@ -314,3 +314,27 @@ fn unreadable_certificates_get_one_line_naming_them_and_exit_2() {
         assert!(err.contains(names), "{url}: {err}");
     }
 }
+
+#[test]
+#[ignore = "needs root, mosquitto and openssl (scripts/test.sh installs them)"]
+fn without_a_spool_the_memory_store_carries_a_short_outage() {
+    let _g = probe_lock();
+    let d = TempDir::new("mqtt-nospool");
+    pki(&d.0);
+    let port = free_tcp_port();
+    let mut broker = Mosquitto::start(&d.0, port);
+    let sub = Subscriber::start(&d.0, port, "fleet/+/metrics", "sub-nospool");
+    wait_subscribed(&d, "sub-nospool");
+    let agent = start_agent(&d, &mqtts_url(&d, port, ""), "300ms");
+    wait_for_snapshots(&d.path("agent.json"), 2, LONG);
+    assert_all_delivered(&d, &sub);
+    broker.stop();
+    // Fewer than the store's 32 messages: all kept, sent again after.
+    let before = file_times(&d).len();
+    wait_for_snapshots(&d.path("agent.json"), before + 6, LONG);
+    broker.restart();
+    assert_all_delivered(&d, &sub);
+    assert!(agent.term().success());
+    let last = snapshots(&d.path("agent.json")).pop().unwrap();
+    assert_eq!(field(&last, "kestrel.mqtt_drops"), 0);
+}
