@@ -343,3 +343,7 @@ impl MqttSink {
         self.dropped += dropped;
     }
 }
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
