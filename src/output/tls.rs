@@ -66,7 +66,7 @@ impl TlsOptions {
         } else {
             builder.with_root_certificates(self.roots(what)?)
         };
-        let cfg = match (&self.cert, &self.key) {
+        let mut cfg = match (&self.cert, &self.key) {
             (Some(c), Some(k)) => {
                 let chain = certs(c, what)?;
                 let key = PrivateKeyDer::from_pem_file(k)
@@ -78,6 +78,8 @@ impl TlsOptions {
             (None, None) => builder.with_no_client_auth(),
             _ => return Err(format!("{what}: cert= and key= go together")),
         };
+        // One peer: a few tickets for quick reconnects, not rustls's 256.
+        cfg.resumption = rustls::client::Resumption::in_memory_sessions(4);
         Ok(Arc::new(cfg))
     }
 
