@@ -42,6 +42,9 @@ unsafe impl GlobalAlloc for Live {
 #[global_allocator]
 static A: Live = Live;
 
+/// The counts are process-wide: one test at a time.
+static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn live() -> isize {
     LIVE.load(Relaxed)
 }
@@ -49,6 +52,7 @@ fn live() -> isize {
 #[test]
 #[ignore = "needs mosquitto and openssl (scripts/test.sh installs them)"]
 fn heap_of_one_tls_connection_and_one_mqtts_output() {
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let d = TempDir::new("tls-memory");
     pki(&d.0);
     let port = free_tcp_port();
@@ -71,6 +75,7 @@ fn heap_of_one_tls_connection_and_one_mqtts_output() {
         matches!(c.poll(kestrel::log::now_ns()), Event::Up)
     });
     assert!(ok.is_some(), "TLS connection to mosquitto");
+    assert_eq!(c.tls_version(), Some(rustls::ProtocolVersion::TLSv1_3));
     let conn = live() - before;
     let conn_peak = PEAK.load(Relaxed) - before;
     drop(c);
@@ -101,4 +106,54 @@ fn heap_of_one_tls_connection_and_one_mqtts_output() {
          store, buffers, connection): {output} B, {output_peak} B peak"
     );
     assert!(conn < 128 * 1024 && output < 256 * 1024);
+}
+
+#[test]
+#[ignore = "needs openssl"]
+fn tls_1_2_server_is_reached_with_a_client_certificate() {
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let d = TempDir::new("tls-12");
+    pki(&d.0);
+    let port = free_tcp_port();
+    // mosquitto's tls_version is a minimum: openssl's server is held to 1.2.
+    let _server = common::Guard(
+        std::process::Command::new("openssl")
+            .args(["s_server", "-quiet", "-tls1_2", "-Verify", "1", "-accept"])
+            .arg(port.to_string())
+            .args([
+                "-cert",
+                &d.path("server.pem"),
+                "-key",
+                &d.path("server.key"),
+            ])
+            .args(["-CAfile", &d.path("ca.pem")])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let up = common::wait_until(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    assert!(up.is_some(), "openssl s_server listens");
+    let opts = TlsOptions {
+        ca: Some(d.path("ca.pem").into()),
+        cert: Some(d.path("client.pem").into()),
+        key: Some(d.path("client.key").into()),
+        insecure: false,
+    };
+    let mut c = Conn::new(Endpoint {
+        host: "127.0.0.1".into(),
+        port,
+        tls: Some((
+            opts.client_config("test").unwrap(),
+            server_name("localhost").unwrap(),
+        )),
+    });
+    let ok = common::wait_until(Duration::from_secs(10), || {
+        matches!(c.poll(kestrel::log::now_ns()), Event::Up)
+    });
+    assert!(ok.is_some(), "TLS 1.2 connection to mosquitto");
+    assert_eq!(c.tls_version(), Some(rustls::ProtocolVersion::TLSv1_2));
 }

@@ -99,6 +99,14 @@ impl Conn {
         }
     }
 
+    /// The TLS version negotiated, once up over TLS.
+    pub fn tls_version(&self) -> Option<rustls::ProtocolVersion> {
+        match &self.phase {
+            Phase::Up { tls: Some(t), .. } => t.protocol_version(),
+            _ => None,
+        }
+    }
+
     /// A session on top came up properly: the next failure starts the
     /// backoff from its minimum again.
     pub fn reset_backoff(&mut self) {

@@ -145,13 +145,18 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start(dir: &str, port: u16) -> Mosquitto {
-        let conf = format!("{dir}/mosquitto.conf");
+        Self::start_with(dir, port, "")
+    }
+
+    /// With `extra` lines in its listener's configuration.
+    pub fn start_with(dir: &str, port: u16, extra: &str) -> Mosquitto {
+        let conf = format!("{dir}/mosquitto-{port}.conf");
         std::fs::write(
             &conf,
             format!(
                 "user root\nallow_anonymous true\npersistence true\npersistence_location {dir}/\n\
                  listener {port} 127.0.0.1\ncafile {dir}/ca.pem\ncertfile {dir}/server.pem\n\
-                 keyfile {dir}/server.key\nrequire_certificate true\nlog_dest file {dir}/broker.log\n"
+                 keyfile {dir}/server.key\nrequire_certificate true\n{extra}log_dest file {dir}/broker.log\n"
             ),
         )
         .unwrap();
