@@ -41,7 +41,10 @@ plain_tests=$(grep -L kestrel_ci tests/*.rs | sed 's|^tests/\(.*\)\.rs$|--test \
 
 scripts/install-build-deps.sh
 # Real peers and tools the tests use.
-for pkg in rsyslog shellcheck clang-format-14 busybox-static bpftool prometheus systemd openrc apache2-utils openssl curl; do
+# mosquitto, mosquitto-clients, rsyslog-gnutls, openssl: the MQTT and syslog-over-TLS peers;
+# apache2-utils (htpasswd -B), curl: the /metrics web-config tests.
+for pkg in rsyslog shellcheck clang-format-14 busybox-static bpftool prometheus systemd openrc \
+    apache2-utils openssl curl mosquitto mosquitto-clients rsyslog-gnutls; do
     if ! dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed; then
         apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg"
     fi
@@ -88,6 +91,8 @@ if wants live; then
     KESTREL_TEST_BIN="$bin" cargo test -q --test prometheus_hostile -- --include-ignored
     echo "== /metrics over TLS + bcrypt Basic auth under a bad-password flood, shipped binary (5 MB RSS goal)"
     KESTREL_TEST_BIN="$bin" cargo test -q --test prometheus_tls -- --include-ignored
+    echo "== MQTT/TLS and syslog over TLS against mosquitto and rsyslog, shipped binary"
+    KESTREL_TEST_BIN="$bin" cargo test -q --test mqtt_live --test mqtt_hostile -- --include-ignored --test-threads=1
 fi
 
 if wants qemu; then

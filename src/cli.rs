@@ -10,7 +10,7 @@ use crate::metrics::Schema;
 use crate::output::OutputSpec;
 use crate::rules::Priority;
 
-mod values;
+pub(crate) mod values;
 pub use values::parse_duration;
 use values::*;
 
@@ -64,8 +64,9 @@ pub struct RunArgs {
     /// a TOML file whose keys are these flags' names; flags given here win
     #[argh(option)]
     pub config: Option<String>,
-    /// where snapshots go: stdout, file:PATH, syslog://HOST:PORT[?opts] or
-    /// prometheus-textfile:PATH; repeatable
+    /// where snapshots go: stdout, file:PATH, syslog://HOST:PORT[?opts],
+    /// syslog+tcp:// or syslog+tls://HOST:PORT[?opts], mqtt:// or
+    /// mqtts://HOST[:PORT]/PREFIX[?opts], prometheus-textfile:PATH; repeatable
     #[argh(option, from_str_fn(OutputSpec::parse))]
     pub output: Vec<OutputSpec>,
     /// snapshot interval, e.g. 500ms, 15s, 15m, 1h (default 15m; min 100ms)

@@ -44,6 +44,10 @@ pub fn needed(cfg: &AgentConfig, pidfile: bool) -> u64 {
             // The directory and the file.
             OutputSpec::File(_) => 2,
             OutputSpec::Syslog(_) => 1,
+            // The socket, and while resolving the resolver thread's.
+            OutputSpec::SyslogStream(_) => 2,
+            // The socket, the resolver's, the spool's tail and reader.
+            OutputSpec::Mqtt(_) => 4,
             // The directory; the temporary is in HEADROOM.
             OutputSpec::PrometheusTextfile(_) => 1,
         })

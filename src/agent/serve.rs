@@ -304,6 +304,8 @@ fn inputs<'a>(
         attach: probe.attach_path().name(),
         outputs_queue_num_drops: outputs.queue_drops(),
         output_write_errors: outputs.write_errors() + other_errors,
+        mqtt_drops: outputs.net_drops("mqtt"),
+        syslog_stream_drops: outputs.net_drops("syslog+"),
         kernel,
         per_cpu,
         state: p.state.counters,

@@ -53,7 +53,7 @@ pub(super) fn parse_interval(s: &str) -> Result<u64, String> {
     Ok(ns)
 }
 
-pub(super) fn parse_size(s: &str) -> Result<u32, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u32, String> {
     let (num, mult) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => (
             &s[..i],

@@ -69,6 +69,10 @@ pub struct Inputs<'a> {
     pub attach: &'a str,
     pub outputs_queue_num_drops: u64,
     pub output_write_errors: u64,
+    /// Of outputs_queue_num_drops: dropped by MQTT outputs (store or spool
+    /// full, oldest first) and by syslog over TCP/TLS.
+    pub mqtt_drops: u64,
+    pub syslog_stream_drops: u64,
     pub kernel: KernelCounters,
     /// (events, drops) of each possible CPU, records; empty unless
     /// kernel_event_counters_per_cpu_enabled.

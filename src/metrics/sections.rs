@@ -91,6 +91,11 @@ impl Snapshotter {
             Value::U64(inp.output_write_errors),
         );
         f.put("kestrel.attach", Value::Str(inp.attach));
+        f.put("kestrel.mqtt_drops", Value::U64(inp.mqtt_drops));
+        f.put(
+            "kestrel.syslog_stream_drops",
+            Value::U64(inp.syslog_stream_drops),
+        );
         if let Some(cul) = inp.culprits {
             f.put("kestrel.top_syscalls", Value::Syscalls(cul));
             f.put("kestrel.top_procs", Value::Procs(cul, false));

@@ -57,6 +57,8 @@ pub(super) fn inputs(progs: &[ProgStats], num_evts: u64, kernel: KernelCounters)
         attach: "tp_btf",
         outputs_queue_num_drops: 0,
         output_write_errors: 0,
+        mqtt_drops: 0,
+        syslog_stream_drops: 0,
         kernel,
         per_cpu: &[],
         state: StateCounters::default(),

@@ -6,53 +6,26 @@
 //! the loop's drain tick, and one stalled output never delays another, the
 //! ring, the timers or signals.
 
+pub mod conn;
 pub mod file;
+pub mod mqtt;
+mod netio;
 pub mod prometheus;
 pub mod queue;
+mod spec;
+pub mod store;
 pub mod syslog;
+pub mod syslog_stream;
+pub mod tls;
+pub(crate) mod tls_provider;
+pub mod url;
 
 use std::fmt;
 use std::os::fd::{AsRawFd, BorrowedFd};
-use std::path::PathBuf;
 
 use crate::log::Key;
 use queue::LineQueue;
-/// Where `--output` sends snapshots.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OutputSpec {
-    Stdout,
-    File(PathBuf),
-    Syslog(syslog::SyslogSpec),
-    /// Written by `prometheus::Prometheus`, not by `Outputs`.
-    PrometheusTextfile(PathBuf),
-}
-
-impl OutputSpec {
-    pub fn parse(s: &str) -> Result<OutputSpec, String> {
-        if s == "stdout" || s == "-" {
-            return Ok(OutputSpec::Stdout);
-        }
-        if let Some(p) = s.strip_prefix("file:") {
-            if p.is_empty() {
-                return Err("file: output needs a path".into());
-            }
-            return Ok(OutputSpec::File(PathBuf::from(p)));
-        }
-        if let Some(p) = s.strip_prefix("prometheus-textfile:") {
-            if p.is_empty() {
-                return Err("prometheus-textfile: output needs a path".into());
-            }
-            return Ok(OutputSpec::PrometheusTextfile(PathBuf::from(p)));
-        }
-        if let Some(rest) = s.strip_prefix("syslog://") {
-            return syslog::SyslogSpec::parse(rest).map(OutputSpec::Syslog);
-        }
-        Err(format!(
-            "unknown output '{s}' (expected stdout, file:PATH, syslog://HOST:PORT or prometheus-textfile:PATH)"
-        ))
-    }
-}
-
+pub use spec::OutputSpec;
 #[derive(Debug)]
 pub struct OutputError(pub String);
 
@@ -113,6 +86,18 @@ pub trait Sink {
     }
     /// A failed start: remove the file if this run created it.
     fn remove_if_created(&mut self) {}
+    /// Network outputs: advance connections and timers (every flush).
+    fn tick(&mut self) {}
+    /// Messages the sink's own store or spool dropped since the last call.
+    fn take_dropped(&mut self) -> u64 {
+        0
+    }
+    /// Still delivering what it took (unacknowledged, unsent).
+    fn busy(&self) -> bool {
+        false
+    }
+    /// Exit, after the last flush: close, spool or count what is left.
+    fn shutdown(&mut self) {}
 }
 
 /// One output: a sink, its queue and its counters.
@@ -126,6 +111,9 @@ pub struct Output {
     pub write_errors: u64,
     /// Lines handed to the kernel whole.
     pub written: u64,
+    /// Of queue_drops: those a network output's store or spool dropped
+    /// (oldest first), for its `kestrel.` counter.
+    pub net_drops: u64,
 }
 
 impl Output {
@@ -136,6 +124,7 @@ impl Output {
             queue_drops: 0,
             write_errors: 0,
             written: 0,
+            net_drops: 0,
         }
     }
 
@@ -167,8 +156,16 @@ impl Output {
         self.flush();
     }
 
-    /// Writes queued lines until the sink would block; true when empty.
+    fn count_net_drops(&mut self) {
+        let d = self.sink.take_dropped();
+        self.net_drops += d;
+        self.queue_drops += d;
+    }
+
+    /// Writes queued lines until the sink would block; true when empty
+    /// (and the sink has delivered what it took).
     pub fn flush(&mut self) -> bool {
+        self.sink.tick();
         self.write_errors += self.sink.take_lost();
         while let Some((data, done)) = self.queue.front() {
             match self.sink.write(data, done) {
@@ -177,7 +174,10 @@ impl Output {
                     self.written += 1;
                 }
                 Wrote::Some(n) => self.queue.advance(n),
-                Wrote::Blocked => return false,
+                Wrote::Blocked => {
+                    self.count_net_drops();
+                    return false;
+                }
                 Wrote::Lost(why) => {
                     self.queue.pop();
                     self.write_errors += 1;
@@ -186,7 +186,8 @@ impl Output {
                 }
             }
         }
-        true
+        self.count_net_drops();
+        !self.sink.busy()
     }
 }
 
@@ -240,6 +241,22 @@ impl Outputs {
                         });
                     }
                 },
+                OutputSpec::SyslogStream(spec) => {
+                    match syslog_stream::StreamSink::open(spec, hostname) {
+                        Ok(s) => Box::new(s),
+                        Err((msg, bad_input)) => {
+                            out.remove_created();
+                            return Err(OpenError { msg, bad_input });
+                        }
+                    }
+                }
+                OutputSpec::Mqtt(spec) => match mqtt::MqttSink::open(spec, hostname) {
+                    Ok(s) => Box::new(s),
+                    Err((msg, bad_input)) => {
+                        out.remove_created();
+                        return Err(OpenError { msg, bad_input });
+                    }
+                },
                 OutputSpec::PrometheusTextfile(_) => continue,
             };
             out.add(sink);
@@ -278,6 +295,15 @@ impl Outputs {
 
     pub fn queue_drops(&self) -> u64 {
         self.list.iter().map(|o| o.queue_drops).sum()
+    }
+
+    /// Drops by the network outputs whose name starts with `scheme`.
+    pub fn net_drops(&self, scheme: &str) -> u64 {
+        self.list
+            .iter()
+            .filter(|o| o.sink.name().starts_with(scheme))
+            .map(|o| o.net_drops)
+            .sum()
     }
 
     pub fn write_errors(&self) -> u64 {
@@ -321,7 +347,10 @@ impl Outputs {
             let mut fds: heapless::Vec<libc::pollfd, 16> = heapless::Vec::new();
             for o in &self.list {
                 if let Some(fd) = o.sink.poll_fd() {
-                    let events = if o.queue.is_empty() { 0 } else { libc::POLLOUT };
+                    let mut events = if o.queue.is_empty() { 0 } else { libc::POLLOUT };
+                    if o.sink.busy() {
+                        events |= libc::POLLIN;
+                    }
                     let _ = fds.push(libc::pollfd {
                         fd: fd.as_raw_fd(),
                         events,
@@ -340,6 +369,8 @@ impl Outputs {
             while o.queue.pop() {
                 o.queue_drops += 1;
             }
+            o.sink.shutdown();
+            o.count_net_drops();
         }
     }
 

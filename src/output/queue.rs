@@ -82,6 +82,11 @@ impl LineQueue {
             return false;
         };
         self.bytes.drain(..len as usize);
+        if self.lens.is_empty() {
+            // Back to the buffer's start: a queue that keeps up touches only
+            // its first pages, not all 64 KiB as its head walks around.
+            self.bytes.clear();
+        }
         self.front_done = 0;
         true
     }

@@ -162,12 +162,17 @@ pub fn sanitize_hostname(h: &str) -> String {
     }
 }
 
-pub struct SyslogSink {
+/// The syslog header around a message; shared by UDP, TCP and TLS.
+pub struct Framer {
     spec: SyslogSpec,
     hostname: String,
-    sock: UdpSocket,
     buf: Vec<u8>,
     pid: u32,
+}
+
+pub struct SyslogSink {
+    framer: Framer,
+    sock: UdpSocket,
     name: String,
     recverr: bool,
 }
@@ -207,14 +212,8 @@ impl SyslogSink {
             )
         } == 0;
         Ok(SyslogSink {
-            spec: spec.clone(),
-            hostname: spec
-                .hostname
-                .clone()
-                .unwrap_or_else(|| sanitize_hostname(default_hostname)),
+            framer: Framer::new(spec, default_hostname),
             sock,
-            buf: Vec::with_capacity(65536),
-            pid: std::process::id(),
             name: format!("syslog://{}:{}", spec.host, spec.port),
             recverr,
         })
@@ -258,6 +257,48 @@ impl SyslogSink {
 
     /// Frames `msg` into the reusable buffer.
     pub fn frame(&mut self, msg: &[u8], rfc3339: &str) -> &[u8] {
+        self.framer.frame(msg, rfc3339)
+    }
+}
+
+impl Framer {
+    pub fn new(spec: &SyslogSpec, default_hostname: &str) -> Framer {
+        Framer {
+            spec: spec.clone(),
+            hostname: spec
+                .hostname
+                .clone()
+                .unwrap_or_else(|| sanitize_hostname(default_hostname)),
+            buf: Vec::with_capacity(spec.max_bytes),
+            pid: std::process::id(),
+        }
+    }
+
+    /// A snapshot (severity None) or an alert, framed and checked against
+    /// max_bytes: a message too large is dropped, never truncated.
+    pub fn encode(
+        &mut self,
+        line: &[u8],
+        time: &str,
+        severity: Option<u8>,
+    ) -> Result<&[u8], &'static str> {
+        let msg = line.strip_suffix(b"\n").unwrap_or(line);
+        let max = self.spec.max_bytes;
+        let n = match severity {
+            None => self.frame(msg, time).len(),
+            Some(sev) => self.frame_as(msg, time, sev, "alert").len(),
+        };
+        if n > max {
+            return Err(match severity {
+                None => "snapshot exceeds the syslog max_bytes: dropped, not truncated",
+                Some(_) => "alert exceeds the syslog max_bytes: dropped, not truncated",
+            });
+        }
+        Ok(&self.buf)
+    }
+
+    /// Frames `msg` into the reusable buffer.
+    pub fn frame(&mut self, msg: &[u8], rfc3339: &str) -> &[u8] {
         self.frame_as(msg, rfc3339, self.spec.severity, "metrics")
     }
 
@@ -292,12 +333,7 @@ impl Sink for SyslogSink {
     }
 
     fn encode<'a>(&'a mut self, line: &'a [u8], time: &str) -> Result<&'a [u8], &'static str> {
-        let msg = line.strip_suffix(b"\n").unwrap_or(line);
-        let max = self.spec.max_bytes;
-        if self.frame(msg, time).len() > max {
-            return Err("snapshot exceeds the syslog max_bytes: dropped, not truncated");
-        }
-        Ok(&self.buf)
+        self.framer.encode(line, time, None)
     }
 
     fn encode_alert<'a>(
@@ -306,12 +342,7 @@ impl Sink for SyslogSink {
         time: &str,
         severity: u8,
     ) -> Result<&'a [u8], &'static str> {
-        let msg = line.strip_suffix(b"\n").unwrap_or(line);
-        let max = self.spec.max_bytes;
-        if self.frame_as(msg, time, severity, "alert").len() > max {
-            return Err("alert exceeds the syslog max_bytes: dropped, not truncated");
-        }
-        Ok(&self.buf)
+        self.framer.encode(line, time, Some(severity))
     }
 
     fn write(&mut self, data: &[u8], _done: usize) -> Wrote {

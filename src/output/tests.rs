@@ -1,6 +1,7 @@
 //! Unit tests of the output layer with real files, pipes and FIFOs.
 
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 
 use super::*;
 

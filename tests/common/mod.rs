@@ -9,6 +9,7 @@ use kestrel::capture::{KernelCounters, Probe, ProbeConfig};
 
 mod agent;
 pub mod paths;
+pub mod peers;
 pub mod prom;
 pub use agent::*;
 

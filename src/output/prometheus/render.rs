@@ -278,6 +278,18 @@ pub fn render(v: &View<'_>, out: &mut Vec<u8>) {
             Counter,
             i.output_write_errors,
         ),
+        (
+            "kestrel_mqtt_drops_total",
+            "Messages MQTT outputs dropped, oldest first (store or spool full).",
+            Counter,
+            i.mqtt_drops,
+        ),
+        (
+            "kestrel_syslog_stream_drops_total",
+            "Messages syslog over TCP/TLS dropped, oldest first (store full).",
+            Counter,
+            i.syslog_stream_drops,
+        ),
     ] {
         t.one(name, kind, help, U(val));
     }

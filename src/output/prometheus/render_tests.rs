@@ -167,6 +167,7 @@ falcosecurity_scap_sys_exit_avg_time_nanoseconds gauge
 falcosecurity_scap_sys_exit_run_cnt_total counter
 falcosecurity_scap_sys_exit_run_time_nanoseconds_total counter
 kestrel_cgroup_memory_used_bytes gauge
+kestrel_mqtt_drops_total counter
 kestrel_n_decode_errors_total counter
 kestrel_n_drops_bug_total counter
 kestrel_n_drops_full_fdtable_total counter
@@ -177,7 +178,8 @@ kestrel_prometheus_open_connections gauge
 kestrel_prometheus_render_seconds_total counter
 kestrel_prometheus_renders_total counter
 kestrel_prometheus_responses_total counter
-kestrel_prometheus_tls_handshake_failures_total counter"
+kestrel_prometheus_tls_handshake_failures_total counter
+kestrel_syslog_stream_drops_total counter"
         .lines()
         .collect();
     want.sort();
@@ -371,6 +373,8 @@ pub(super) fn test_inputs(kernel: KernelCounters) -> Inputs<'static> {
         rules_counters: true,
         outputs_queue_num_drops: 0,
         output_write_errors: 1,
+        mqtt_drops: 0,
+        syslog_stream_drops: 0,
         kernel,
         per_cpu: &[],
         state: StateCounters {
