@@ -55,7 +55,7 @@ fn live() -> isize {
 }
 
 #[test]
-#[ignore = "needs mosquitto and openssl (scripts/test.sh installs them)"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs mosquitto and openssl (scripts/test.sh installs them)")]
 fn heap_of_one_tls_connection_and_one_mqtts_output() {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let d = TempDir::new("tls-memory");
@@ -114,7 +114,7 @@ fn heap_of_one_tls_connection_and_one_mqtts_output() {
 }
 
 #[test]
-#[ignore = "needs openssl"]
+#[cfg_attr(not(kestrel_ci), ignore = "needs openssl")]
 fn tls_1_2_server_is_reached_with_a_client_certificate() {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let d = TempDir::new("tls-12");
