@@ -52,7 +52,7 @@ pub struct Lazy<'a> {
     pub(super) open_scan: Cell<Option<Option<usize>>>,
 }
 
-fn comm(c: &[u8; 16]) -> &[u8] {
+fn comm(c: &crate::capture::abi::Comm) -> &[u8] {
     let n = c.iter().position(|&b| b == 0).unwrap_or(c.len());
     &c[..n]
 }
