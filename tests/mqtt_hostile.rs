@@ -52,7 +52,10 @@ fn serve(peer: Peer) -> u16 {
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root, mosquitto and openssl (scripts/test.sh installs them)")]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root, mosquitto and openssl (scripts/test.sh installs them)"
+)]
 fn hostile_brokers_get_one_line_each_and_never_delay_snapshots() {
     let _g = probe_lock();
     let d = TempDir::new("mqtt-hostile");

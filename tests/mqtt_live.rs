@@ -70,7 +70,10 @@ fn assert_all_delivered(d: &TempDir, sub: &Subscriber) {
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root, mosquitto and openssl (scripts/test.sh installs them)")]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root, mosquitto and openssl (scripts/test.sh installs them)"
+)]
 fn mqtts_delivers_snapshots_and_alerts_across_a_broker_outage() {
     let _g = probe_lock();
     let d = TempDir::new("mqtt-outage");
@@ -142,7 +145,10 @@ fn mqtts_delivers_snapshots_and_alerts_across_a_broker_outage() {
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root, mosquitto and openssl (scripts/test.sh installs them)")]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root, mosquitto and openssl (scripts/test.sh installs them)"
+)]
 fn beyond_the_spool_bound_dropped_equals_counted() {
     let _g = probe_lock();
     let d = TempDir::new("mqtt-bound");
@@ -193,7 +199,10 @@ fn beyond_the_spool_bound_dropped_equals_counted() {
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root, mosquitto and openssl (scripts/test.sh installs them)")]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root, mosquitto and openssl (scripts/test.sh installs them)"
+)]
 fn spool_survives_sigkill_mid_outage() {
     let _g = probe_lock();
     let d = TempDir::new("mqtt-kill");
@@ -269,19 +278,28 @@ fn syslog_stream(tls: bool) {
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root, rsyslog-gnutls and openssl (scripts/test.sh installs them)")]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root, rsyslog-gnutls and openssl (scripts/test.sh installs them)"
+)]
 fn rsyslog_gtls_receives_syslog_over_tls_with_certificates_verified() {
     syslog_stream(true);
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root and rsyslog (scripts/test.sh installs it)")]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root and rsyslog (scripts/test.sh installs it)"
+)]
 fn rsyslog_receives_syslog_over_tcp_octet_counted() {
     syslog_stream(false);
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root (the outputs open after the privilege checks)")]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root (the outputs open after the privilege checks)"
+)]
 fn unreadable_certificates_get_one_line_naming_them_and_exit_2() {
     let _g = probe_lock();
     let d = TempDir::new("mqtt-badcert");
@@ -316,7 +334,10 @@ fn unreadable_certificates_get_one_line_naming_them_and_exit_2() {
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root, mosquitto and openssl (scripts/test.sh installs them)")]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root, mosquitto and openssl (scripts/test.sh installs them)"
+)]
 fn without_a_spool_the_memory_store_carries_a_short_outage() {
     let _g = probe_lock();
     let d = TempDir::new("mqtt-nospool");

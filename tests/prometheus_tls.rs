@@ -112,7 +112,10 @@ fn query(port: u16, q: &str) -> Option<f64> {
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)")]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"
+)]
 fn prometheus_scrapes_over_tls_with_basic_auth_and_every_scrape_is_fresh() {
     let _g = probe_lock();
     require("prometheus", "--version");
@@ -214,7 +217,10 @@ fn prometheus_scrapes_over_tls_with_basic_auth_and_every_scrape_is_fresh() {
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)")]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"
+)]
 fn require_and_verify_client_cert_refuses_a_certificate_from_another_ca() {
     let _g = probe_lock();
     let certs = Certs::make("prom-mtls");
@@ -258,7 +264,10 @@ fn require_and_verify_client_cert_refuses_a_certificate_from_another_ca() {
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)")]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs root: loads the probe (scripts/test.sh runs it with --include-ignored)"
+)]
 fn a_flood_of_bad_passwords_delays_neither_snapshots_nor_a_verified_scraper() {
     let _g = probe_lock();
     let certs = Arc::new(Certs::make("prom-flood"));

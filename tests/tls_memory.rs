@@ -55,7 +55,10 @@ fn live() -> isize {
 }
 
 #[test]
-#[cfg_attr(not(kestrel_ci), ignore = "needs mosquitto and openssl (scripts/test.sh installs them)")]
+#[cfg_attr(
+    not(kestrel_ci),
+    ignore = "needs mosquitto and openssl (scripts/test.sh installs them)"
+)]
 fn heap_of_one_tls_connection_and_one_mqtts_output() {
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let d = TempDir::new("tls-memory");
