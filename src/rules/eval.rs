@@ -220,7 +220,13 @@ fn compare_num(v: Option<i64>, c: &Cmp) -> bool {
         Rhs::IntSet(set) => return set.binary_search(&i).is_ok(),
         _ => return false,
     };
-    match c.op {
+    int_holds(c.op, i, r)
+}
+
+/// An integer comparison under `op` (`in` against one value is `=`).
+#[inline(always)]
+fn int_holds(op: Op, i: i64, r: i64) -> bool {
+    match op {
         Op::Eq | Op::In | Op::Intersects => i == r,
         Op::Ne => i != r,
         Op::Lt => i < r,
@@ -283,15 +289,7 @@ fn compare_any(v: V<'_>, c: &Cmp, rf: V<'_>) -> bool {
                 (Rhs::IntSet(set), _) => return set.binary_search(&i).is_ok(),
                 _ => return false,
             };
-            match c.op {
-                Op::Eq | Op::In | Op::Intersects => i == r,
-                Op::Ne => i != r,
-                Op::Lt => i < r,
-                Op::Le => i <= r,
-                Op::Gt => i > r,
-                Op::Ge => i >= r,
-                _ => false,
-            }
+            int_holds(c.op, i, r)
         }
         V::Bool(b) => {
             let r = match (&c.rhs, rf) {
