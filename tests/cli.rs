@@ -297,7 +297,9 @@ fn tables_the_scan_fills_beyond_half_are_named_at_start() {
         assert!(o.status.success());
         String::from_utf8(o.stderr).unwrap()
     };
-    let err = run("64");
+    // Four entries: any host's scan (the test runner's own stdio alone)
+    // fills more than two; a CI machine with few processes seeded only 28.
+    let err = run("4");
     let lines: Vec<&str> = err.lines().filter(|l| l.contains("fd table:")).collect();
     assert_eq!(lines.len(), 1, "{err}");
     let per_fd = kestrel::state::State::bytes_per_fd();
