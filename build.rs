@@ -53,8 +53,24 @@ fn main() {
     if env::var("CI").as_deref() == Ok("true") {
         println!("cargo:rustc-cfg=kestrel_ci");
     }
+    static_musl_link_args();
     println!("cargo:rerun-if-env-changed=KESTREL_CLANG");
     println!("cargo:rerun-if-env-changed=KESTREL_LLVM_STRIP");
+}
+
+/// The shipped static binary leaves out .eh_frame and its index (see
+/// cross/discard-eh-frame.ld): ~250 KB that only unwinding would read, and
+/// with panic = "abort" nothing unwinds.
+fn static_musl_link_args() {
+    let musl = env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("musl");
+    if !musl || env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
+        return;
+    }
+    let dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let script = dir.join("cross/discard-eh-frame.ld");
+    println!("cargo:rerun-if-changed={}", script.display());
+    println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
+    println!("cargo:rustc-link-arg-bins=-Wl,--no-eh-frame-hdr");
 }
 
 /// Every header in bpf/ compiles on its own (it includes what it uses), on

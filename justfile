@@ -12,11 +12,11 @@ deps:
 
 # static x86_64 musl release binary
 build:
-    cargo build --release --locked --target x86_64-unknown-linux-musl
+    scripts/build-static.sh x86_64-unknown-linux-musl
 
 # static aarch64 musl release binary (cross, no Docker)
 build-aarch64:
-    cargo build --release --locked --target aarch64-unknown-linux-musl
+    scripts/build-static.sh aarch64-unknown-linux-musl
 
 # the README's full suite: lint, unit, live probe (root), agent, QEMU matrix
 test:

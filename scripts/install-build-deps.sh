@@ -102,6 +102,8 @@ if [ "$want_rustup" -eq 1 ]; then
         [ "$want_arm64" -eq 1 ] && targets="$targets aarch64-unknown-linux-musl"
         # shellcheck disable=SC2086
         rustup target add $targets
+        # scripts/build-static.sh builds std from source for the shipped binary (size).
+        rustup component add rust-src
     else
         echo "install-build-deps: rustup not found in PATH; add the musl targets yourself" >&2
     fi

@@ -126,11 +126,9 @@ fn mqtts_delivers_snapshots_and_alerts_across_a_broker_outage() {
         .any(|(t, p)| t.ends_with("/status") && p == "online"));
     let hwm = vm_hwm_kb(agent.pid());
     eprintln!("peak RSS {hwm} kB with an MQTT/TLS session, an outage and its replay");
-    // For the shipped binary (static musl, release build). Issue 19's goal
-    // is 5 MB and is NOT met (5.4-5.6 MB measured; BENCHMARKS.md, MQTT and TLS
-    // outputs): this bound only guards against regressions beyond it.
+    // For the shipped binary (static musl, release build): issue 19's 5 MB.
     if std::env::var_os("KESTREL_TEST_BIN").is_some() {
-        assert!(hwm <= 6144, "peak RSS {hwm} kB (6 MB regression bound)");
+        assert!(hwm <= 5000, "peak RSS {hwm} kB (5 MB goal)");
     }
     assert!(agent.term().success());
     let ok = wait_until(LONG, || {

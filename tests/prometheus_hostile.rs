@@ -232,11 +232,9 @@ fn hostile_clients_do_not_delay_snapshots_or_draining() {
     if std::env::var_os("KESTREL_TEST_BIN").is_some() {
         // VmRSS is sampled, VmHWM synced lazily: take the larger as the peak.
         let peak = hwm.max(rss_max);
-        // The shipped agent runs the built-in rules and links TLS. The 5 MB
-        // goal (issues 18 and 19) held before TLS (4.4-4.6 MB) and is NOT met
-        // with it (5.4 MB: the larger binary's code pages; BENCHMARKS.md):
-        // this bound only guards against regressions beyond that.
-        assert!(peak <= 6144, "peak RSS {peak} kB (6 MB regression bound)");
+        // The shipped agent runs the built-in rules and links TLS: the 5 MB
+        // goal of issues 18 and 19.
+        assert!(peak <= 5000, "peak RSS {peak} kB (5 MB goal)");
     } else {
         // A debug glibc build is bigger than the shipped one; hold it to its own growth.
         assert!(

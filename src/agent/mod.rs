@@ -7,10 +7,10 @@ use std::cell::RefCell;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use libbpf_rs::RingBufferBuilder;
 use mio::{Poll, Token};
 
 use crate::alerts::{DropAlertConfig, DropMonitor};
+use crate::capture::ring::EventRing;
 use crate::capture::{Probe, ProbeConfig, StatsSource};
 use crate::metrics::culprits::{CulpritConfig, Culprits};
 use crate::metrics::resources::Resources;
@@ -33,6 +33,11 @@ mod serve;
 mod start_lines;
 use events::{register, signal_fd, timer};
 use serve::{Agent, Snapshots, Sources};
+
+/// Where the ring's records go.
+type OnRecord<'a> = Box<dyn FnMut(&[u8]) + 'a>;
+/// The probe's ring, its records delivered to the pipeline.
+pub(super) type Ring<'a> = EventRing<OnRecord<'a>>;
 
 const RING: Token = Token(0);
 const SNAPSHOT: Token = Token(1);
@@ -168,7 +173,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
     let running = reload::Running::of(&cfg);
     pipeline.rules = engine(&mut cfg, &host.hostname, &pipeline.state);
     let pipeline = RefCell::new(pipeline);
-    let started = ring_buffer(&probe, &pipeline).and_then(|ring| {
+    let started = ring_buffer(&probe, cfg.probe.ring_bytes, &pipeline).and_then(|ring| {
         let rules = pipeline.borrow().rules.is_some();
         let sources = register_sources(&cfg, &ring, signals, prom.as_mut(), rules)?;
         Ok((ring, sources))
@@ -226,6 +231,8 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         ));
         return Err(abort(&mut agent.outputs, &mut checked, e));
     }
+    // Start is over: its code and the embedded probe need not stay resident.
+    crate::base::image::release_startup_pages();
     let end = agent.serve()?;
     agent.finish(end, &mut checked);
     Ok(end)
@@ -294,15 +301,13 @@ fn settle_process(checked: &mut Checked) -> Result<String, StartError> {
 /// Where each record goes: the pipeline, from the ring's callback.
 fn ring_buffer<'a>(
     probe: &Probe<'a>,
+    ring_bytes: u32,
     pipeline: &'a RefCell<Pipeline>,
-) -> Result<libbpf_rs::RingBuffer<'a>, StartError> {
-    let mut rb = RingBufferBuilder::new();
-    rb.add(probe.events_map(), |data: &[u8]| {
+) -> Result<Ring<'a>, StartError> {
+    let deliver: OnRecord<'a> = Box::new(|data: &[u8]| {
         pipeline.borrow_mut().on_record(data);
-        0
-    })
-    .map_err(|e| StartError::env(format!("ring buffer: {e}")))?;
-    rb.build()
+    });
+    EventRing::new(probe.events_map().as_fd(), ring_bytes as usize, deliver)
         .map_err(|e| StartError::env(format!("ring buffer: {e}")))
 }
 
@@ -310,7 +315,7 @@ fn ring_buffer<'a>(
 /// signalfd and the exporter's listener.
 fn register_sources(
     cfg: &AgentConfig,
-    ring: &libbpf_rs::RingBuffer<'_>,
+    ring: &Ring<'_>,
     signals: OwnedFd,
     prom: Option<&mut Prometheus>,
     rules: bool,
@@ -322,7 +327,7 @@ fn register_sources(
         .duration_ns
         .map(|d| timer(d.max(1), false))
         .transpose()?;
-    register(&poll, ring.epoll_fd(), RING)?;
+    register(&poll, ring.as_raw_fd(), RING)?;
     register(&poll, snapshot.as_fd().as_raw_fd(), SNAPSHOT)?;
     register(&poll, drain.as_fd().as_raw_fd(), DRAIN)?;
     register(&poll, signals.as_fd().as_raw_fd(), SIGNAL)?;

@@ -5,7 +5,6 @@
 use std::cell::RefCell;
 use std::os::fd::OwnedFd;
 
-use libbpf_rs::RingBuffer;
 use mio::{Events, Poll};
 
 use super::events::{check_drops, drain_timer, read_signals, state_tick};
@@ -51,7 +50,7 @@ pub(super) struct Snapshots {
 
 pub(super) struct Agent<'a> {
     pub probe: Probe<'a>,
-    pub ring: RingBuffer<'a>,
+    pub ring: super::Ring<'a>,
     pub pipeline: &'a RefCell<Pipeline>,
     pub outputs: Outputs,
     pub prom: Option<Prometheus>,

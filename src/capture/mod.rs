@@ -10,6 +10,7 @@ mod config;
 pub mod floor;
 mod progs;
 pub mod record;
+pub mod ring;
 mod stats;
 pub mod syscall_names;
 pub mod syscalls;
@@ -53,29 +54,6 @@ use skel::{KestrelSkel, KestrelSkelBuilder};
 /// The BPF object this binary carries, byte for byte (`kestrel export-probe`).
 pub fn probe_object() -> &'static [u8] {
     &skel::DATA
-}
-
-/// The embedded object is read only while the probe loads (and by
-/// `export-probe`, another process). Its pages live in the binary's
-/// read-only file mapping: dropping them from this process costs nothing
-/// (a later read faults them back in from the file) and takes ~90 KB off
-/// the agent's RSS, which the 4 MB goal counts.
-fn release_object_pages(obj: &'static [u8]) {
-    let page = rustix::param::page_size();
-    let start = (obj.as_ptr() as usize).next_multiple_of(page);
-    let end = (obj.as_ptr() as usize + obj.len()) / page * page;
-    if end > start {
-        // SAFETY: whole pages inside a static that nothing writes, in a
-        // private read-only file mapping: MADV_DONTNEED only unmaps them, and
-        // their contents come back unchanged from the file on the next read.
-        let _ = unsafe {
-            rustix::mm::madvise(
-                start as *mut core::ffi::c_void,
-                end - start,
-                rustix::mm::Advice::LinuxDontNeed,
-            )
-        };
-    }
 }
 
 /// The attached probe.
@@ -221,7 +199,6 @@ impl<'obj> Probe<'obj> {
         }
 
         let skel = open.load().map_err(|e| classify(e, None))?;
-        release_object_pages(probe_object());
         let ncpus =
             libbpf_rs::num_possible_cpus().map_err(|e| CaptureError::Load(e.to_string()))?;
         let stride = size_of::<kestrel_counters>().next_multiple_of(8);

@@ -18,7 +18,7 @@
 #
 # Without a binary for an arch it builds one:
 #   scripts/install-build-deps.sh [--aarch64]     (idempotent; installs what is missing)
-#   cargo build --release --target <triple>-unknown-linux-musl
+#   scripts/build-static.sh <triple>-unknown-linux-musl
 # (CARGO_TARGET_DIR is honoured: set it to keep these builds apart from another
 # cargo using the repository's target/.) Then tests/qemu/fetch.sh (host tools and
 # pinned kernels; a no-op when cached), then tests/qemu/run.sh per target.
@@ -66,8 +66,8 @@ done
 build() { # build TRIPLE -> prints the binary path
     local triple=$1
     local dir=${CARGO_TARGET_DIR:-$REPO/target}
-    echo "matrix.sh: cargo build --release --target $triple (target dir $dir)" >&2
-    (cd "$REPO" && cargo build --release --locked --target "$triple" >&2)
+    echo "matrix.sh: scripts/build-static.sh $triple (target dir $dir)" >&2
+    "$REPO/scripts/build-static.sh" "$triple" >&2
     echo "$dir/$triple/release/kestrel"
 }
 if { [ $need_arm64 = 1 ] && [ -z "$BIN_arm64" ]; } || { [ $need_amd64 = 1 ] && [ -z "$BIN_amd64" ]; }; then

@@ -71,8 +71,8 @@ done
 build() { # build TRIPLE -> prints the binary path
     local triple=$1
     local dir=${CARGO_TARGET_DIR:-$REPO/target}
-    echo "rules.sh: cargo build --release --target $triple (target dir $dir)" >&2
-    (cd "$REPO" && cargo build --release --locked --target "$triple" >&2)
+    echo "rules.sh: scripts/build-static.sh $triple (target dir $dir)" >&2
+    "$REPO/scripts/build-static.sh" "$triple" >&2
     echo "$dir/$triple/release/kestrel"
 }
 if { [ $need_arm64 = 1 ] && [ -z "$BIN_arm64" ]; } || { [ $need_amd64 = 1 ] && [ -z "$BIN_amd64" ]; }; then

@@ -1,0 +1,233 @@
+//! The consumer side of the probe's BPF ring buffer, with its data area
+//! mapped once. libbpf maps the data area twice in a row so that a record
+//! which wraps reads contiguously; the kernel fills both views at mmap, so
+//! the process's RSS counts every ring page twice (2 MB for the default
+//! 1 MB ring) for memory that exists once. Here the rare record that wraps
+//! is copied into a scratch buffer the size of the largest record instead.
+//!
+//! The protocol is the kernel's (kernel/bpf/ringbuf.c) as libbpf's consumer
+//! follows it (ringbuf.c, ringbuf_process_ring): acquire loads of
+//! producer_pos and of each record's length word (busy bit: still being
+//! written; discard bit: skip), a release store of consumer_pos after each
+//! record. Positions are `unsigned long` in the kernel, as in libbpf.
+
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+
+use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
+
+use core::mem::size_of;
+
+use super::skel::types::kestrel_record;
+
+const BUSY_BIT: u32 = 1 << 31;
+const DISCARD_BIT: u32 = 1 << 30;
+const HDR: usize = 8;
+
+/// The largest record the probe writes (kestrel.h's union of them all):
+/// the scratch a wrapped record is copied into.
+pub const MAX_RECORD: usize = size_of::<kestrel_record>();
+
+/// Where a record's bytes are: in the mapping, or split by the end of it.
+enum Span {
+    Whole(usize),
+    Wrapped { first: usize },
+}
+
+pub struct EventRing<F: FnMut(&[u8])> {
+    fd: OwnedFd,
+    page: usize,
+    /// One page, read-write: consumer_pos.
+    consumer: *mut core::ffi::c_void,
+    /// The producer page, then the data area once.
+    producer: *mut core::ffi::c_void,
+    size: usize,
+    scratch: Box<[u8]>,
+    on_record: F,
+    /// Records longer than the ring, or wrapped and longer than any record
+    /// type: skipped, never delivered cut (never expected of the kernel).
+    pub corrupt: u64,
+}
+
+impl<F: FnMut(&[u8])> EventRing<F> {
+    /// Maps the ring behind `map_fd` (a BPF_MAP_TYPE_RINGBUF of `size`
+    /// bytes, a power of two) and delivers each record to `on_record`.
+    pub fn new(map_fd: impl AsFd, size: usize, on_record: F) -> std::io::Result<Self> {
+        if !size.is_power_of_two() {
+            return Err(std::io::Error::other("ring size is not a power of two"));
+        }
+        let fd = map_fd.as_fd().try_clone_to_owned()?;
+        let page = rustix::param::page_size();
+        // SAFETY: a fresh shared mapping of the map's first page, the only
+        // part the kernel lets a consumer write (ringbuf_map_mmap_user).
+        let consumer = unsafe {
+            mmap(
+                core::ptr::null_mut(),
+                page,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                &fd,
+                0,
+            )
+        }?;
+        // SAFETY: a fresh read-only mapping of the producer page and the
+        // data area once; remap_vmalloc_range accepts a shorter length.
+        let producer = unsafe {
+            mmap(
+                core::ptr::null_mut(),
+                page + size,
+                ProtFlags::READ,
+                MapFlags::SHARED,
+                &fd,
+                page as u64,
+            )
+        };
+        let producer = match producer {
+            Ok(p) => p,
+            Err(e) => {
+                // SAFETY: the mapping made above, unmapped once.
+                let _ = unsafe { munmap(consumer, page) };
+                return Err(e.into());
+            }
+        };
+        Ok(EventRing {
+            fd,
+            page,
+            consumer,
+            producer,
+            size,
+            scratch: vec![0; MAX_RECORD].into_boxed_slice(),
+            on_record,
+            corrupt: 0,
+        })
+    }
+
+    fn consumer_pos(&self) -> &AtomicUsize {
+        // SAFETY: the consumer page is mapped read-write for self's life;
+        // consumer_pos is its first, aligned `unsigned long`.
+        unsafe { AtomicUsize::from_ptr(self.consumer.cast()) }
+    }
+
+    fn producer_pos(&self) -> &AtomicUsize {
+        // SAFETY: the producer page is mapped for self's life; producer_pos
+        // is its first, aligned word. Only loaded (a lock-free atomic load
+        // of a word from read-only memory is allowed).
+        unsafe { AtomicUsize::from_ptr(self.producer.cast()) }
+    }
+
+    fn data(&self) -> *const u8 {
+        // SAFETY: page bytes into a mapping of page + size bytes.
+        unsafe { self.producer.cast::<u8>().add(self.page) }
+    }
+
+    /// The length word of the record at data offset `off` (8-aligned, so
+    /// the header never straddles the end).
+    fn len_word(&self, off: usize) -> u32 {
+        debug_assert!(off % 8 == 0 && off + HDR <= self.size);
+        // SAFETY: off is 8-aligned and below size - 8 (masked position of
+        // an 8-aligned record), inside the data mapping; loaded only.
+        unsafe { AtomicU32::from_ptr(self.data().add(off) as *mut u32) }.load(Ordering::Acquire)
+    }
+
+    /// Delivers every committed record; returns how many.
+    pub fn consume(&mut self) -> usize {
+        let mask = self.size - 1;
+        let mut cons = self.consumer_pos().load(Ordering::Acquire);
+        let mut n = 0;
+        loop {
+            let prod = self.producer_pos().load(Ordering::Acquire);
+            let start = cons;
+            while cons != prod {
+                let off = cons & mask;
+                let word = self.len_word(off);
+                if word & BUSY_BIT != 0 {
+                    break;
+                }
+                let len = (word & !(BUSY_BIT | DISCARD_BIT)) as usize;
+                if len > self.size - HDR {
+                    // Not a record the kernel could have written: skip to
+                    // the producer rather than read out of bounds.
+                    self.corrupt += 1;
+                    cons = prod;
+                    self.consumer_pos().store(cons, Ordering::Release);
+                    break;
+                }
+                if word & DISCARD_BIT == 0 {
+                    if self.deliver(off + HDR, len) {
+                        n += 1;
+                    } else {
+                        self.corrupt += 1;
+                    }
+                }
+                cons = cons.wrapping_add((len + HDR).next_multiple_of(8));
+                self.consumer_pos().store(cons, Ordering::Release);
+            }
+            if cons == start {
+                return n;
+            }
+        }
+    }
+
+    fn span(&self, at: usize, len: usize) -> Span {
+        let at = at & (self.size - 1);
+        if at + len <= self.size {
+            Span::Whole(at)
+        } else {
+            Span::Wrapped {
+                first: self.size - at,
+            }
+        }
+    }
+
+    /// Hands one record to on_record; false when it wraps and is longer
+    /// than any record type (not delivered).
+    fn deliver(&mut self, at: usize, len: usize) -> bool {
+        let data = self.data();
+        match self.span(at, len) {
+            Span::Whole(off) => {
+                // SAFETY: off + len <= size, inside the data mapping; the
+                // kernel does not rewrite a record before consumer_pos
+                // passes it.
+                let rec = unsafe { core::slice::from_raw_parts(data.add(off), len) };
+                (self.on_record)(rec);
+            }
+            Span::Wrapped { first } => {
+                if len > self.scratch.len() {
+                    return false;
+                }
+                let off = at & (self.size - 1);
+                // SAFETY: [off, size) and [0, len - first) lie inside the
+                // data mapping (first = size - off, len <= size).
+                let (a, b) = unsafe {
+                    (
+                        core::slice::from_raw_parts(data.add(off), first),
+                        core::slice::from_raw_parts(data, len - first),
+                    )
+                };
+                self.scratch[..first].copy_from_slice(a);
+                self.scratch[first..len].copy_from_slice(b);
+                (self.on_record)(&self.scratch[..len]);
+            }
+        }
+        true
+    }
+}
+
+impl<F: FnMut(&[u8])> AsRawFd for EventRing<F> {
+    /// The map's fd: epoll on it wakes when the probe signals data.
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl<F: FnMut(&[u8])> Drop for EventRing<F> {
+    fn drop(&mut self) {
+        // SAFETY: the two mappings made in new(), each unmapped once; no
+        // reference into them outlives this call (records are borrowed only
+        // during on_record).
+        unsafe {
+            let _ = munmap(self.consumer, self.page);
+            let _ = munmap(self.producer, self.page + self.size);
+        }
+    }
+}
