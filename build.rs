@@ -43,7 +43,9 @@ fn main() {
         builder
             .generate(out.join(skel))
             .unwrap_or_else(|e| panic!("generating the skeleton of {src} failed: {e:#}"));
-        expose_object(&out.join(skel));
+        if skel == "kestrel.skel.rs" {
+            embed_compressed(&out.join(skel), &obj);
+        }
         println!("cargo:rerun-if-changed={src}");
     }
     check_headers(&clang, &args, &out);
@@ -140,18 +142,35 @@ fn clang_args(clang: &std::ffi::OsStr) -> Vec<&'static str> {
     args
 }
 
-/// The skeleton embeds the object as a private `DATA`; `kestrel export-probe`
-/// writes those exact bytes out (for `bpftool gen min_core_btf`), so make it
-/// reachable instead of embedding a second copy. The match does not depend on
-/// layout: libbpf-cargo runs rustfmt on the skeleton only when one is on PATH.
-fn expose_object(skel: &std::path::Path) {
+/// The shipped probe is embedded zlib-compressed (160 KB -> ~35 KB of the
+/// 2.0 MB budget): the skeleton's own copy of the object goes, and its
+/// open reads `crate::capture::probe_object()`, which inflates the
+/// compressed bytes once (with the zlib libbpf-sys already links).
+fn embed_compressed(skel: &std::path::Path, obj: &std::path::Path) {
     let text = std::fs::read_to_string(skel).expect("generated skeleton is readable");
-    let needle = "static DATA: [u8;";
-    assert_eq!(
-        text.matches(needle).count(),
-        1,
+    let (open, data) = (
+        "ObjectSkeletonConfigBuilder::new(&DATA)",
+        "static DATA: [u8;",
+    );
+    assert!(
+        text.matches(open).count() == 1 && text.matches(data).count() == 1,
         "libbpf-cargo changed how it embeds the object; update build.rs"
     );
-    let text = text.replace(needle, "pub static DATA: [u8;");
+    let mut start = text.find(data).expect("counted above");
+    // Its attribute (a link_section) goes with it.
+    let line = text[..start].trim_end().rfind('\n').map_or(0, |i| i + 1);
+    if text[line..start].contains("link_section") {
+        start = line;
+    }
+    let end = start + text[start..].find("];").expect("the array ends") + 2;
+    let text = format!("{}{}", &text[..start], &text[end..]).replace(
+        open,
+        "ObjectSkeletonConfigBuilder::new(crate::capture::probe_object())",
+    );
     std::fs::write(skel, text).expect("generated skeleton is writable");
+    let bytes = std::fs::read(obj).expect("the probe object is readable");
+    let z = miniz_oxide::deflate::compress_to_vec_zlib(&bytes, 10);
+    std::fs::write(obj.with_extension("o.z"), z).expect("OUT_DIR is writable");
+    let len = format!("pub const PROBE_OBJECT_LEN: usize = {};\n", bytes.len());
+    std::fs::write(obj.with_extension("o.len.rs"), len).expect("OUT_DIR is writable");
 }
