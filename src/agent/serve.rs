@@ -215,7 +215,7 @@ impl Agent<'_> {
 
     /// Rendered alerts, from the pipeline's queue to every output, right
     /// after the ring was drained.
-    fn deliver_alerts(&mut self) {
+    pub(super) fn deliver_alerts(&mut self) {
         let mut p = self.pipeline.borrow_mut();
         let Some(e) = p.rules.as_mut() else { return };
         if e.queue.is_empty() {
