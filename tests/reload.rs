@@ -1,30 +1,99 @@
 //! SIGHUP reads the config file again and applies it without a restart:
 //! the tables, counters and ring keep going, a bad file changes nothing,
-//! and what only a restart can apply is named. Root only.
+//! outputs, the exporter and the rules change live, and what only a
+//! restart can apply is named. Root only.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
 use common::{
-    bin, field, open_close_for, probe_lock, signal, snapshots, tmp, wait_for_snapshots, Guard,
+    bin, field, json_lines, open_close_for, probe_lock, prom, signal, snapshots, tmp,
+    wait_for_snapshots, wait_until, Guard,
 };
+
+/// The agent on `--config conf`, its stderr into `err`.
+fn start(conf: &str, err: &str) -> Guard {
+    Guard(
+        Command::new(bin())
+            .args(["run", "--config", conf])
+            .stderr(Stdio::from(std::fs::File::create(err).unwrap()))
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Writes `text` to `conf`, signals, and waits for the agent's reload line.
+fn hup_and_wait(agent: &Guard, conf: &str, err: &str, text: &str) {
+    let before = log_count(err, "config reload: ");
+    std::fs::write(conf, text).unwrap();
+    signal(&agent.0, libc::SIGHUP);
+    let done = wait_until(Duration::from_secs(10), || {
+        log_count(err, "config reload: ") > before
+    });
+    assert!(done.is_some(), "no reload line:\n{}", log(err));
+}
+
+fn log(err: &str) -> String {
+    std::fs::read_to_string(err).unwrap_or_default()
+}
+
+fn log_count(err: &str, what: &str) -> usize {
+    log(err).lines().filter(|l| l.contains(what)).count()
+}
+
+/// Milliseconds between consecutive snapshot times.
+fn gaps_ms(times: &[u64]) -> Vec<u64> {
+    times
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 1_000_000)
+        .collect()
+}
+
+/// Counters never go back, and every event is accounted for: what the
+/// kernel counted is what userspace took or dropped (the kernel's figure
+/// read a moment after the drain may be ahead by the records in flight).
+fn accounted(snaps: &[&serde_json::Value]) {
+    for k in ["scap.n_evts", "falco.num_evts", "scap.n_drops"] {
+        let v: Vec<u64> = snaps.iter().map(|s| field(s, k)).collect();
+        assert!(v.windows(2).all(|w| w[1] >= w[0]), "{k}: {v:?}");
+    }
+    let mut equal = 0;
+    for s in snaps {
+        let (n, took, drops) = (
+            field(s, "scap.n_evts"),
+            field(s, "falco.num_evts"),
+            field(s, "scap.n_drops"),
+        );
+        assert!(n >= took + drops, "n_evts {n} < {took} + {drops}");
+        equal += usize::from(n == took + drops);
+    }
+    eprintln!(
+        "n_evts = num_evts + n_drops in {equal} of {} snapshots",
+        snaps.len()
+    );
+}
 
 #[test]
 #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn twenty_sighups_valid_and_invalid_under_load() {
     let _g = probe_lock();
     let (conf, out, err) = (tmp("reload.toml"), tmp("reload.json"), tmp("reload.err"));
-    let valid =
-        |ms: u32, top: u32| format!("interval = \"{ms}ms\"\nculprit-top-syscalls = {top}\n");
+    let out2 = tmp("reload-2.json");
+    // The valid files alternate between one output and two: the first
+    // stays open throughout, the second comes and goes.
+    let valid = |ms: u32, top: u32| {
+        let second = if top % 2 == 0 {
+            format!(", \"file:{out2}\"")
+        } else {
+            String::new()
+        };
+        format!(
+            "interval = \"{ms}ms\"\nculprit-top-syscalls = {top}\noutput = [\"file:{out}\"{second}]\n"
+        )
+    };
     std::fs::write(&conf, valid(300, 3)).unwrap();
-    let agent = Guard(
-        Command::new(bin())
-            .args(["run", "--config", &conf, "--output", &format!("file:{out}")])
-            .stderr(Stdio::from(std::fs::File::create(&err).unwrap()))
-            .spawn()
-            .unwrap(),
-    );
+    let agent = start(&conf, &err);
     wait_for_snapshots(&out, 2, Duration::from_secs(20));
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -67,6 +136,10 @@ fn twenty_sighups_valid_and_invalid_under_load() {
     assert_eq!(log.matches("config reload: applied").count(), 12, "{log}");
     let restart = log.lines().filter(|l| l.contains("needs a restart"));
     assert_eq!(restart.count(), 1, "{log}");
+    // The second output came and went (culprit-top-syscalls even: there).
+    assert!(log.contains(&format!("added [file:{out2}]")), "{log}");
+    assert!(log.contains(&format!("removed [file:{out2}]")), "{log}");
+    assert!(!snapshots(&out2).is_empty());
     assert!(log.contains("ring-buffer-size changed"), "{log}");
     let all = snapshots(&out);
     let last = all.last().unwrap();
@@ -82,19 +155,13 @@ fn twenty_sighups_valid_and_invalid_under_load() {
         .collect();
     let times: Vec<u64> = snaps.iter().map(|s| field(s, "evt.time")).collect();
     // No snapshot missed: no gap reaches two intervals (the longer, 300 ms).
-    let gaps: Vec<u64> = times
-        .windows(2)
-        .map(|w| (w[1] - w[0]) / 1_000_000)
-        .collect();
+    let gaps = gaps_ms(&times);
     assert!(gaps.iter().all(|&g| g < 2 * 300), "gaps (ms): {gaps:?}");
     // The new interval shows: the last gaps are 200 ms.
     let tail = &gaps[gaps.len() - 3..];
     assert!(tail.iter().all(|&g| (150..=260).contains(&g)), "{gaps:?}");
     // Counters only grow; the last snapshot accounts for every event.
-    for k in ["scap.n_evts", "falco.num_evts", "scap.n_drops"] {
-        let v: Vec<u64> = snaps.iter().map(|s| field(s, k)).collect();
-        assert!(v.windows(2).all(|w| w[1] >= w[0]), "{k}: {v:?}");
-    }
+    accounted(&snaps);
     assert_eq!(
         field(last, "scap.n_evts"),
         field(last, "falco.num_evts") + field(last, "scap.n_drops")
@@ -105,4 +172,185 @@ fn twenty_sighups_valid_and_invalid_under_load() {
         .unwrap();
     assert!(top.len() <= 6, "{top:?}");
     eprintln!("{} snapshots, gaps {gaps:?}", all.len());
+}
+
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn outputs_swap_live_without_a_gap() {
+    let _g = probe_lock();
+    let (conf, err) = (tmp("swap.toml"), tmp("swap.err"));
+    let (a, b) = (tmp("swap-a.json"), tmp("swap-b.json"));
+    let with = |out: &str| format!("interval = \"200ms\"\noutput = [\"file:{out}\"]\n");
+    std::fs::write(&conf, with(&a)).unwrap();
+    let agent = start(&conf, &err);
+    wait_for_snapshots(&a, 3, Duration::from_secs(20));
+    // Load on the ring while the outputs change.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                open_close_for(&tmp("swap-wl"), Duration::from_millis(10));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        hup_and_wait(&agent, &conf, &err, &with(&b));
+        wait_for_snapshots(&b, 4, Duration::from_secs(10));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let on_a = snapshots(&a).len();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(snapshots(&a).len(), on_a, "the removed output got more");
+    assert!(agent.term().success());
+    let log = log(&err);
+    assert!(
+        log.contains(&format!("added [file:{b}], removed [file:{a}]")),
+        "{log}"
+    );
+    // The removed output's exit line came at its removal.
+    assert!(log.contains(&format!("output file:{a}: ")), "{log}");
+    let (sa, sb) = (snapshots(&a), snapshots(&b));
+    let all: Vec<&serde_json::Value> = sa.iter().chain(sb.iter()).collect();
+    let times: Vec<u64> = all.iter().map(|s| field(s, "evt.time")).collect();
+    assert!(times.windows(2).all(|w| w[1] > w[0]), "one after the other");
+    let gaps = gaps_ms(&times);
+    assert!(gaps.iter().all(|&g| g < 2 * 200), "gaps (ms): {gaps:?}");
+    accounted(&all);
+    let last = all.last().unwrap();
+    assert_eq!(
+        field(last, "scap.n_evts"),
+        field(last, "falco.num_evts") + field(last, "scap.n_drops")
+    );
+    eprintln!("{} + {} snapshots, gaps {gaps:?}", sa.len(), sb.len());
+}
+
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn prometheus_port_moves_and_turns_off_live() {
+    let _g = probe_lock();
+    let (conf, out, err) = (tmp("prom.toml"), tmp("prom.json"), tmp("prom.err"));
+    let (p1, p2) = (prom::free_port(), prom::free_port());
+    let with = |port: Option<u16>| {
+        let listen = port.map_or(String::new(), |p| {
+            format!("prometheus = \"127.0.0.1:{p}\"\n")
+        });
+        format!("interval = \"1s\"\noutput = [\"file:{out}\"]\n{listen}")
+    };
+    std::fs::write(&conf, with(Some(p1))).unwrap();
+    let agent = start(&conf, &err);
+    let first = prom::wait_scrape(p1, Duration::from_secs(30));
+    let evts = |t: &str| prom::series(t, "falcosecurity_scap_n_evts_total").unwrap_or(0.0);
+    hup_and_wait(&agent, &conf, &err, &with(Some(p2)));
+    let second = prom::wait_scrape(p2, Duration::from_secs(10));
+    assert!(
+        prom::http_get(p1, "/metrics").is_none(),
+        "the old port still answers"
+    );
+    assert!(evts(&second) >= evts(&first), "counters go on");
+    assert!(log(&err).contains(&format!(
+        "serving Prometheus metrics on http://127.0.0.1:{p2}/metrics"
+    )));
+    // A port another socket holds: the running exporter stays.
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = held.local_addr().unwrap().port();
+    hup_and_wait(&agent, &conf, &err, &with(Some(busy)));
+    assert!(
+        log(&err).contains("the running exporter stays"),
+        "{}",
+        log(&err)
+    );
+    assert!(prom::http_get(p2, "/metrics").is_some_and(|r| r.0 == 200));
+    // Off: the endpoint closes, the agent goes on.
+    hup_and_wait(&agent, &conf, &err, &with(None));
+    assert!(prom::http_get(p2, "/metrics").is_none());
+    let n = snapshots(&out).len();
+    wait_for_snapshots(&out, n + 1, Duration::from_secs(5));
+    assert!(agent.term().success());
+    let log = log(&err);
+    assert!(log.contains("the Prometheus exporter is off"), "{log}");
+    assert_eq!(log.matches("config reload: applied").count(), 3, "{log}");
+}
+
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn rules_change_live_and_a_bad_file_keeps_them() {
+    let _g = probe_lock();
+    let (conf, out, err) = (tmp("rules.toml"), tmp("rules.json"), tmp("rules.err"));
+    let target = tmp("reload-rule-target");
+    std::fs::write(&target, b"x").unwrap();
+    let rule = |name: &str, path: &str| {
+        format!(
+            "- rule: {name}\n  desc: a reload test\n  \
+             condition: evt.type in (open, openat, openat2) and fd.name = {path}\n  \
+             output: opened %fd.name\n  priority: WARNING\n"
+        )
+    };
+    let (without, with, bad) = (
+        tmp("rules-a.yaml"),
+        tmp("rules-b.yaml"),
+        tmp("rules-bad.yaml"),
+    );
+    std::fs::write(&without, rule("Reload other", "/nonexistent/kestrel")).unwrap();
+    let both = rule("Reload other", "/nonexistent/kestrel") + &rule("Reload target", &target);
+    std::fs::write(&with, both).unwrap();
+    std::fs::write(&bad, "- rule: broken\n  condition: evt.type = = openat\n").unwrap();
+    let cfg = |rules: &str| {
+        format!(
+            "interval = \"300ms\"\noutput = [\"file:{out}\"]\nrules = [\"{rules}\"]\noutputs-rate = 0\n"
+        )
+    };
+    std::fs::write(&conf, cfg(&without)).unwrap();
+    let agent = start(&conf, &err);
+    wait_for_snapshots(&out, 2, Duration::from_secs(30));
+    let fired = || {
+        json_lines(&out)
+            .iter()
+            .filter(|v| v["rule"] == "Reload target")
+            .count()
+    };
+    let touch = || drop(std::fs::File::open(&target).unwrap());
+    touch();
+    let n = snapshots(&out).len();
+    wait_for_snapshots(&out, n + 2, Duration::from_secs(5));
+    assert_eq!(fired(), 0, "not loaded yet");
+
+    hup_and_wait(&agent, &conf, &err, &cfg(&with));
+    let seen = wait_until(Duration::from_secs(10), || {
+        touch();
+        fired() > 0
+    });
+    assert!(seen.is_some(), "the new rule never fired:\n{}", log(&err));
+    let count = |s: &serde_json::Value| field(s, "falco.rules.Reload_target");
+    let wait_count = || {
+        let n = snapshots(&out).len();
+        wait_for_snapshots(&out, n + 2, Duration::from_secs(5));
+        count(snapshots(&out).last().unwrap())
+    };
+    let before = wait_count();
+    assert!(before > 0);
+
+    // Rules that do not load: one line, the running rules go on.
+    hup_and_wait(&agent, &conf, &err, &cfg(&bad));
+    let n = fired();
+    touch();
+    assert!(wait_until(Duration::from_secs(10), || fired() > n).is_some());
+    let after = wait_count();
+    assert!(
+        after > before,
+        "the rule's counter goes on: {before} -> {after}"
+    );
+    assert!(agent.term().success());
+    let log = log(&err);
+    let kept: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("the running configuration stays"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{log}");
+    assert!(
+        kept[0].contains("rules: ") && kept[0].contains("rules-bad.yaml"),
+        "{log}"
+    );
+    assert_eq!(log.matches("config reload: applied").count(), 1, "{log}");
+    // Every snapshot after the change counts the rule; the count never drops.
+    let counts: Vec<u64> = snapshots(&out).iter().map(count).collect();
+    assert!(counts.windows(2).all(|w| w[1] >= w[0]), "{counts:?}");
 }

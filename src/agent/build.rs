@@ -34,22 +34,39 @@ pub fn for_reload(tokens: &[String]) -> Result<(AgentConfig, RestartKeys), Strin
 }
 
 /// Each key fixed at start (the probe, the tables, the process) with its
-/// value as given. The outputs, the exporter and the rules change live
+/// value, defaults filled (a key written out with its default value is no
+/// change). The outputs, the exporter and the rules change live
 /// (agent::reload).
 pub type RestartKeys = Vec<(&'static str, String)>;
 
 pub fn restart_keys(a: &cli::RunArgs) -> RestartKeys {
     let d = |v: &dyn std::fmt::Debug| format!("{v:?}");
+    let dc = CulpritConfig::default();
     vec![
-        ("syscalls", d(&a.syscalls)),
-        ("ring-buffer-size", d(&a.ring_buffer_size)),
+        (
+            "syscalls",
+            d(a.syscalls.as_ref().unwrap_or(&Selection::Default)),
+        ),
+        (
+            "ring-buffer-size",
+            d(&a.ring_buffer_size.unwrap_or(DEFAULT_RING_BYTES)),
+        ),
         ("enter-events", d(&a.enter_events)),
-        ("attach", d(&a.attach)),
+        ("attach", d(&a.attach.unwrap_or(AttachMode::Auto))),
         ("btf", d(&a.btf)),
-        ("thread-table-size", d(&a.thread_table_size)),
-        ("fd-table-size", d(&a.fd_table_size)),
-        ("culprits", d(&a.culprits)),
-        ("culprit-capacity", d(&a.culprit_capacity)),
+        (
+            "thread-table-size",
+            d(&a.thread_table_size.unwrap_or(DEFAULT_THREAD_CAPACITY)),
+        ),
+        (
+            "fd-table-size",
+            d(&a.fd_table_size.unwrap_or(DEFAULT_FD_CAPACITY)),
+        ),
+        ("culprits", d(&a.culprits.unwrap_or(dc.enabled))),
+        (
+            "culprit-capacity",
+            d(&a.culprit_capacity.unwrap_or(dc.capacity)),
+        ),
         ("user", d(&a.user)),
         ("pidfile", d(&a.pidfile)),
         ("duration", d(&a.duration)),
