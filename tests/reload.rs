@@ -259,6 +259,22 @@ fn prometheus_port_moves_and_turns_off_live() {
         log(&err)
     );
     assert!(prom::http_get(p2, "/metrics").is_some_and(|r| r.0 == 200));
+    // Basic auth from a web config, then the same file rewritten for
+    // another user: a reload reads it again.
+    let web = tmp("prom-web.yml");
+    let users = |who: &str| {
+        let hash = bcrypt::hash("secret", 4).unwrap();
+        std::fs::write(&web, format!("basic_auth_users:\n  {who}: {hash}\n")).unwrap();
+    };
+    let as_alice = || get_as(p2, "YWxpY2U6c2VjcmV0"); // alice:secret
+    users("alice");
+    let with_web = format!("{}prometheus-web-config = \"{web}\"\n", with(Some(p2)));
+    hup_and_wait(&agent, &conf, &err, &with_web);
+    assert_eq!(prom::http_get(p2, "/metrics").map(|r| r.0), Some(401));
+    assert_eq!(as_alice(), Some(200));
+    users("bob");
+    hup_and_wait(&agent, &conf, &err, &with_web);
+    assert_eq!(as_alice(), Some(401), "the web config was not read again");
     // Off: the endpoint closes, the agent goes on.
     hup_and_wait(&agent, &conf, &err, &with(None));
     assert!(prom::http_get(p2, "/metrics").is_none());
@@ -267,7 +283,26 @@ fn prometheus_port_moves_and_turns_off_live() {
     assert!(agent.term().success());
     let log = log(&err);
     assert!(log.contains("the Prometheus exporter is off"), "{log}");
-    assert_eq!(log.matches("config reload: applied").count(), 3, "{log}");
+    assert_eq!(log.matches("config reload: applied").count(), 5, "{log}");
+}
+
+/// GET /metrics with Basic credentials (base64 of USER:PASSWORD): the status.
+fn get_as(port: u16, basic: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\nAuthorization: Basic {basic}\r\n\r\n"
+    )
+    .ok()?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).ok()?;
+    String::from_utf8_lossy(&raw)
+        .split(' ')
+        .nth(1)?
+        .parse()
+        .ok()
 }
 
 #[test]

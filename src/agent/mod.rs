@@ -343,8 +343,9 @@ fn register_sources(
     if let Some(t) = &alert_drain {
         register(&poll, t.as_fd().as_raw_fd(), ALERT_DRAIN)?;
     }
+    let mut waker = None;
     if let Some(p) = prom {
-        p.register(poll.registry(), PROMETHEUS)
+        p.register(poll.registry(), PROMETHEUS, &mut waker)
             .map_err(|e| StartError::env(format!("epoll register: {e}")))?;
         if let Some(a) = p.local_addr() {
             let scheme = if p.is_tls() { "https" } else { "http" };
@@ -363,6 +364,7 @@ fn register_sources(
         signals,
         _stop: stop,
         alert_drain,
+        waker,
     })
 }
 

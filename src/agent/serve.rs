@@ -33,6 +33,8 @@ pub(super) struct Sources {
     pub _stop: Option<OwnedFd>,
     /// With rules loaded: a shorter drain for alert latency (ALERT_DRAIN_NS).
     pub alert_drain: Option<OwnedFd>,
+    /// The exporter's Waker (Basic auth), made once: mio allows one per Poll.
+    pub waker: Option<std::sync::Arc<mio::Waker>>,
 }
 
 /// Snapshot assembly across intervals: the renderer, the culprit lists and
@@ -232,7 +234,7 @@ impl Agent<'_> {
     /// now as Falco's webserver reads them per request. The ring is drained
     /// first so falco.num_evts keeps up with scap.n_evts; the culprit lists
     /// stay the last snapshot's (they are per-interval figures).
-    fn render_for_scrape(&mut self) {
+    pub(super) fn render_for_scrape(&mut self) {
         let started = crate::base::time::monotonic_ns();
         let _ = self.ring.consume();
         self.deliver_alerts();

@@ -30,11 +30,12 @@ impl Agent<'_> {
         let files = textfile_paths(&new.outputs);
         let cfg = new.prometheus.clone();
         let registry = self.sources.poll.registry();
+        let waker = &mut self.sources.waker;
         let wanted = cfg.listen.is_some() || !files.is_empty();
         let started = match self.prom.as_mut() {
             // The web config is read again even when its path is the same.
             Some(p) if p.same(&cfg, &files) && cfg.web_config.is_none() => return,
-            Some(p) => match p.reconfigure(registry, PROMETHEUS, cfg, &files) {
+            Some(p) => match p.reconfigure(registry, (PROMETHEUS, waker), cfg, &files) {
                 Ok(r) => r.moved_to.map(|a| (a, p.is_tls())),
                 Err(e) => {
                     crate::log_line!("config reload: prometheus: {e}; the running exporter stays");
@@ -44,7 +45,7 @@ impl Agent<'_> {
             None if !wanted => return,
             None => match Prometheus::open(cfg, &files) {
                 Ok(Some(mut p)) => {
-                    if let Err(e) = p.register(registry, PROMETHEUS) {
+                    if let Err(e) = p.register(registry, PROMETHEUS, waker) {
                         crate::log_line!("config reload: prometheus: epoll register: {e}");
                         return;
                     }
@@ -71,5 +72,8 @@ impl Agent<'_> {
                 crate::log_line!("config reload: the Prometheus exporter is off");
             }
         }
+        // A new server has no text yet: the current figures, now, rather
+        // than a 503 until the next snapshot.
+        self.render_for_scrape();
     }
 }

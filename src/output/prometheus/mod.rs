@@ -213,9 +213,15 @@ impl Prometheus {
     }
 
     /// Registers the listener as `Token(base)` and reserves the tokens after it.
-    pub fn register(&mut self, registry: &Registry, base: usize) -> std::io::Result<()> {
+    /// `waker`: see `Server::register`.
+    pub fn register(
+        &mut self,
+        registry: &Registry,
+        base: usize,
+        waker: &mut Option<std::sync::Arc<mio::Waker>>,
+    ) -> std::io::Result<()> {
         match &mut self.server {
-            Some(s) => s.register(registry, base),
+            Some(s) => s.register(registry, base, waker),
             None => Ok(()),
         }
     }

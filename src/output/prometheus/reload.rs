@@ -10,7 +10,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use mio::Registry;
+use std::sync::Arc;
+
+use mio::{Registry, Waker};
 
 use super::server::Server;
 use super::textfile::Textfile;
@@ -33,7 +35,7 @@ impl Prometheus {
     pub fn reconfigure(
         &mut self,
         registry: &Registry,
-        base: usize,
+        (base, waker): (usize, &mut Option<Arc<Waker>>),
         cfg: PrometheusConfig,
         textfiles: &[PathBuf],
     ) -> Result<Reloaded, String> {
@@ -74,7 +76,7 @@ impl Prometheus {
         };
         self.server = server.map(|s| server_with(s, tls.as_ref(), web.as_ref()).carry(stats));
         if let Some(s) = &mut self.server {
-            s.register(registry, base)
+            s.register(registry, base, waker)
                 .map_err(|e| format!("epoll register: {e}"))?;
         }
         let mut old_files: Vec<Option<Textfile>> = self.textfiles.drain(..).map(Some).collect();

@@ -107,7 +107,15 @@ impl Server {
 
     /// Registers the listener as `Token(base)`; connections use the next
     /// MAX_CONNECTIONS tokens.
-    pub fn register(&mut self, registry: &Registry, base: usize) -> io::Result<()> {
+    /// `waker` is the loop's one Waker (mio allows one per Poll, ever): made
+    /// here the first time Basic auth needs it, kept by the caller for the
+    /// servers a reload makes later.
+    pub fn register(
+        &mut self,
+        registry: &Registry,
+        base: usize,
+        waker: &mut Option<Arc<Waker>>,
+    ) -> io::Result<()> {
         self.base = base;
         // Registered once the start's fds are open: what is left is the clients'.
         if let Some(limit) = crate::fdlimit::soft_limit() {
@@ -119,8 +127,12 @@ impl Server {
             self.cap = self.cap.min(cap);
         }
         if !self.users.is_empty() {
-            // mio allows one Waker per Poll: this is the agent's only one.
-            let waker = Waker::new(registry, self.waker_token())?;
+            let waker = match waker {
+                Some(w) => Arc::clone(w),
+                None => {
+                    Arc::clone(waker.insert(Arc::new(Waker::new(registry, self.waker_token())?)))
+                }
+            };
             let users = std::mem::take(&mut self.users);
             self.auth = Some(Auth::new(users, move || {
                 let _ = waker.wake();
