@@ -3,7 +3,9 @@
 //! again, its TLS files, the textfiles' paths, the new address bound), so a
 //! failure changes nothing; then a new listen address replaces the old one
 //! (bound before the old one is dropped, so the port never goes quiet for a
-//! scraper that follows), or the same listener takes the new TLS and users.
+//! scraper that follows), or the same listener takes the new TLS and users
+//! (its connections closed; with no web config before or after, a server
+//! that stays put is left alone).
 //! The request and render counters go on. Falco restarts instead (its
 //! webserver is set up once per start, app actions start_webserver).
 
@@ -64,20 +66,25 @@ impl Prometheus {
             Some(a) if moved || self.server.is_none() => Some(bind(a)?),
             _ => None,
         };
-        let old = self.server.take().map(|s| s.close_all(registry));
-        let stats = old.as_ref().map(|o| o.1).unwrap_or_default();
-        let server = match (cfg.listen, fresh, old) {
-            (None, _, _) => None,
-            (Some(_), Some(s), _) => Some(s),
-            (Some(a), None, Some((listener, _))) => {
-                Some(Server::new(listener).map_err(|e| format!("{a}: {e}"))?)
+        // Without a web config before or now, a server that stays put keeps
+        // its connections too.
+        let rebuild = fresh.is_some() || cfg.web_config.is_some() || self.cfg.web_config.is_some();
+        if rebuild || cfg.listen.is_none() {
+            let old = self.server.take().map(|s| s.close_all(registry));
+            let stats = old.as_ref().map(|o| o.1).unwrap_or_default();
+            let server = match (cfg.listen, fresh, old) {
+                (None, _, _) => None,
+                (Some(_), Some(s), _) => Some(s),
+                (Some(a), None, Some((listener, _))) => {
+                    Some(Server::new(listener).map_err(|e| format!("{a}: {e}"))?)
+                }
+                (Some(_), None, None) => None,
+            };
+            self.server = server.map(|s| server_with(s, tls.as_ref(), web.as_ref()).carry(stats));
+            if let Some(s) = &mut self.server {
+                s.register(registry, base, waker)
+                    .map_err(|e| format!("epoll register: {e}"))?;
             }
-            (Some(_), None, None) => None,
-        };
-        self.server = server.map(|s| server_with(s, tls.as_ref(), web.as_ref()).carry(stats));
-        if let Some(s) = &mut self.server {
-            s.register(registry, base, waker)
-                .map_err(|e| format!("epoll register: {e}"))?;
         }
         let mut old_files: Vec<Option<Textfile>> = self.textfiles.drain(..).map(Some).collect();
         self.textfiles = files
