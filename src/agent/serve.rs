@@ -20,6 +20,9 @@ use crate::output::Outputs;
 use crate::preflight::Checked;
 use crate::state::pipeline::Pipeline;
 
+/// Drains of the ring a snapshot makes at most to catch up with the
+/// kernel's counters (settled_counters).
+const SETTLE_TRIES: usize = 4;
 /// Drain ticks between two checks of /etc/passwd and /etc/group (10 s).
 const USERS_REFRESH_TICKS: u64 = 100;
 
@@ -74,10 +77,9 @@ impl Agent<'_> {
     /// Drains the ring, reads the kernel counters and writes one snapshot to
     /// every output (and the exporter). False when it did not render.
     pub fn take_snapshot(&mut self) -> bool {
-        let _ = self.ring.consume();
+        let kernel = self.settled_counters();
         let s = &mut self.snapshots;
         self.probe.prog_stats(&mut s.progs);
-        let kernel = self.probe.counters();
         if s.snap.cfg.kernel_event_counters_per_cpu_enabled {
             self.probe.per_cpu(&mut s.per_cpu);
         }
@@ -122,6 +124,24 @@ impl Agent<'_> {
             );
         }
         true
+    }
+
+    /// Drains the ring and reads the kernel's counters, again while they
+    /// count records the drain has not taken yet (ones sent in between), a
+    /// few times at most: a snapshot then accounts for every event,
+    /// n_evts = num_evts + n_drops, even under load.
+    fn settled_counters(&mut self) -> crate::capture::KernelCounters {
+        let _ = self.ring.consume();
+        let mut kernel = self.probe.counters();
+        for _ in 0..SETTLE_TRIES {
+            let took = self.pipeline.borrow().num_evts;
+            if kernel.n_evts <= took + kernel.n_drops() {
+                break;
+            }
+            let _ = self.ring.consume();
+            kernel = self.probe.counters();
+        }
+        kernel
     }
 
     /// The loop: until a stop signal, --duration or the `exit` drop action.

@@ -94,6 +94,7 @@ impl Agent<'_> {
         {
             return;
         }
+        let t0 = crate::base::time::monotonic_ns();
         let (mut new, fixed) = match super::build::for_reload(tokens) {
             Ok(c) => c,
             Err(e) => {
@@ -117,7 +118,8 @@ impl Agent<'_> {
         self.reload_rules(set, &new.engine);
         self.apply(&new);
         crate::log_line!(
-            "config reload: applied (interval {} ms, schema {}, {} outputs, {} rules)",
+            "config reload: applied in {} ms (interval {} ms, schema {}, {} outputs, {} rules)",
+            (crate::base::time::monotonic_ns() - t0) / 1_000_000,
             new.interval_ns / 1_000_000,
             new.metrics.schema.name(),
             self.outputs.outputs().len(),
