@@ -8,9 +8,25 @@ use std::time::Duration;
 
 mod common;
 use common::{
-    bin, field, json_lines, open_close_for, probe_lock, prom, signal, snapshots, tmp,
-    wait_for_snapshots, wait_until, Guard,
+    bin, field, json_lines, probe_lock, prom, signal, snapshots, tmp, wait_for_snapshots,
+    wait_until, Guard,
 };
+
+/// fchmod calls a second while the configuration changes.
+const LOAD_PER_SEC: u64 = 3000;
+
+/// A rule on the test's own syscall that never fires: the rules are
+/// compiled again at every reload.
+const CHMOD_RULE: &str = "- rule: Reload test chmod\n  desc: never fires\n  \
+    condition: evt.type = fchmod and proc.name = kestrel-nobody\n  \
+    output: chmod %proc.name\n  priority: WARNING\n";
+
+/// Config lines for a ring that carries the test's fchmod load and not the
+/// rest of a shared machine (other sessions' builds, their rigs): bursts
+/// from them would stall a debug build's drain for hundreds of ms.
+fn quiet(rules: &str) -> String {
+    format!("syscalls = \"fchmod\"\nrules = [\"{rules}\"]\n")
+}
 
 /// The agent on `--config conf`, its stderr into `err`.
 fn start(conf: &str, err: &str) -> Guard {
@@ -51,27 +67,20 @@ fn gaps_ms(times: &[u64]) -> Vec<u64> {
 }
 
 /// Counters never go back, and every event is accounted for: what the
-/// kernel counted is what userspace took or dropped (the kernel's figure
-/// read a moment after the drain may be ahead by the records in flight).
+/// kernel counted is what userspace took or dropped, in every snapshot.
 fn accounted(snaps: &[&serde_json::Value]) {
     for k in ["scap.n_evts", "falco.num_evts", "scap.n_drops"] {
         let v: Vec<u64> = snaps.iter().map(|s| field(s, k)).collect();
         assert!(v.windows(2).all(|w| w[1] >= w[0]), "{k}: {v:?}");
     }
-    let mut equal = 0;
     for s in snaps {
         let (n, took, drops) = (
             field(s, "scap.n_evts"),
             field(s, "falco.num_evts"),
             field(s, "scap.n_drops"),
         );
-        assert!(n >= took + drops, "n_evts {n} < {took} + {drops}");
-        equal += usize::from(n == took + drops);
+        assert_eq!(n, took + drops, "n_evts = num_evts + n_drops");
     }
-    eprintln!(
-        "n_evts = num_evts + n_drops in {equal} of {} snapshots",
-        snaps.len()
-    );
 }
 
 #[test]
@@ -80,6 +89,8 @@ fn twenty_sighups_valid_and_invalid_under_load() {
     let _g = probe_lock();
     let (conf, out, err) = (tmp("reload.toml"), tmp("reload.json"), tmp("reload.err"));
     let out2 = tmp("reload-2.json");
+    let rules = tmp("reload-rules.yaml");
+    std::fs::write(&rules, CHMOD_RULE).unwrap();
     // The valid files alternate between one output and two: the first
     // stays open throughout, the second comes and goes.
     let valid = |ms: u32, top: u32| {
@@ -89,21 +100,16 @@ fn twenty_sighups_valid_and_invalid_under_load() {
             String::new()
         };
         format!(
-            "interval = \"{ms}ms\"\nculprit-top-syscalls = {top}\noutput = [\"file:{out}\"{second}]\n"
+            "interval = \"{ms}ms\"\nculprit-top-syscalls = {top}\noutput = [\"file:{out}\"{second}]\n{}",
+            quiet(&rules)
         )
     };
     std::fs::write(&conf, valid(300, 3)).unwrap();
     let agent = start(&conf, &err);
     wait_for_snapshots(&out, 2, Duration::from_secs(20));
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            // A steady load the debug build drains between snapshots.
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                open_close_for(&tmp("reload-wl"), Duration::from_millis(10));
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        });
+    // A steady load the debug build drains between snapshots.
+    let load = prom::Workload::fchmod(tmp("reload-wl"), LOAD_PER_SEC);
+    {
         for i in 0..20u32 {
             let text = match i % 2 {
                 0 => valid(if i % 4 == 0 { 200 } else { 300 }, 3 + i % 3),
@@ -114,8 +120,8 @@ fn twenty_sighups_valid_and_invalid_under_load() {
             let n = snapshots(&out).len();
             wait_for_snapshots(&out, n + 1, Duration::from_secs(5));
         }
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
+    }
+    assert!(load.stop() > 0);
     // Last valid file: 200 ms. Then a key only a restart applies, then a
     // schema change, which applies live.
     let hup = |text: String, snaps: usize| {
@@ -154,9 +160,13 @@ fn twenty_sighups_valid_and_invalid_under_load() {
         .filter(|s| s["output_fields"]["falco.hostname"].is_string())
         .collect();
     let times: Vec<u64> = snaps.iter().map(|s| field(s, "evt.time")).collect();
-    // No snapshot missed: no gap reaches two intervals (the longer, 300 ms).
+    // No snapshot missed, none late: no gap beyond one interval (the
+    // longer, 300 ms), give or take scheduling on a busy 2-CPU host.
     let gaps = gaps_ms(&times);
-    assert!(gaps.iter().all(|&g| g < 2 * 300), "gaps (ms): {gaps:?}");
+    assert!(
+        gaps.iter().all(|&g| g < 300 + 300 / 2),
+        "gaps (ms): {gaps:?}\n{log}"
+    );
     // The new interval shows: the last gaps are 200 ms.
     let tail = &gaps[gaps.len() - 3..];
     assert!(tail.iter().all(|&g| (150..=260).contains(&g)), "{gaps:?}");
@@ -180,23 +190,26 @@ fn outputs_swap_live_without_a_gap() {
     let _g = probe_lock();
     let (conf, err) = (tmp("swap.toml"), tmp("swap.err"));
     let (a, b) = (tmp("swap-a.json"), tmp("swap-b.json"));
-    let with = |out: &str| format!("interval = \"200ms\"\noutput = [\"file:{out}\"]\n");
+    let rules = tmp("swap-rules.yaml");
+    std::fs::write(&rules, CHMOD_RULE).unwrap();
+    // A syslog collector whose output stays through the change.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = udp.local_addr().unwrap().port();
+    let with = |out: &str| {
+        format!(
+            "interval = \"200ms\"\noutput = [\"file:{out}\", \"syslog://127.0.0.1:{port}\"]\n{}",
+            quiet(&rules)
+        )
+    };
     std::fs::write(&conf, with(&a)).unwrap();
     let agent = start(&conf, &err);
     wait_for_snapshots(&a, 3, Duration::from_secs(20));
     // Load on the ring while the outputs change.
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                open_close_for(&tmp("swap-wl"), Duration::from_millis(10));
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        });
-        hup_and_wait(&agent, &conf, &err, &with(&b));
-        wait_for_snapshots(&b, 4, Duration::from_secs(10));
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
+    let load = prom::Workload::fchmod(tmp("swap-wl"), LOAD_PER_SEC);
+    std::thread::sleep(Duration::from_millis(300));
+    hup_and_wait(&agent, &conf, &err, &with(&b));
+    wait_for_snapshots(&b, 4, Duration::from_secs(10));
+    assert!(load.stop() > 0);
     let on_a = snapshots(&a).len();
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(snapshots(&a).len(), on_a, "the removed output got more");
@@ -206,15 +219,28 @@ fn outputs_swap_live_without_a_gap() {
         log.contains(&format!("added [file:{b}], removed [file:{a}]")),
         "{log}"
     );
-    // The removed output's exit line came at its removal.
+    // The removed output's exit line came at its removal; the syslog one
+    // was neither added nor removed, and took every snapshot.
     assert!(log.contains(&format!("output file:{a}: ")), "{log}");
+    udp.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 65536];
+    let mut datagrams = 0;
+    while let Ok(n) = udp.recv(&mut buf) {
+        // Alerts of the default rules share the output.
+        datagrams += usize::from(String::from_utf8_lossy(&buf[..n]).contains("metrics snapshot"));
+    }
     let (sa, sb) = (snapshots(&a), snapshots(&b));
     let all: Vec<&serde_json::Value> = sa.iter().chain(sb.iter()).collect();
     let times: Vec<u64> = all.iter().map(|s| field(s, "evt.time")).collect();
     assert!(times.windows(2).all(|w| w[1] > w[0]), "one after the other");
+    // No gap beyond one interval (give or take scheduling).
     let gaps = gaps_ms(&times);
-    assert!(gaps.iter().all(|&g| g < 2 * 200), "gaps (ms): {gaps:?}");
+    assert!(
+        gaps.iter().all(|&g| g < 200 + 200 / 2),
+        "gaps (ms): {gaps:?}\n{log}"
+    );
     accounted(&all);
+    assert_eq!(datagrams, all.len(), "the kept syslog output missed none");
     let last = all.last().unwrap();
     assert_eq!(
         field(last, "scap.n_evts"),
