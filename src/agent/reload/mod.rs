@@ -37,6 +37,8 @@ pub(super) struct Running {
     selection: Selection,
     /// The probe copies failed opens' paths (loaded with rules).
     failed_open_paths: bool,
+    /// The rule engine's settings now (rate limit, matching).
+    engine: crate::rules::engine::EngineConfig,
 }
 
 impl Running {
@@ -47,6 +49,7 @@ impl Running {
             keys: cfg.restart_keys.clone(),
             selection: cfg.probe.selection.clone(),
             failed_open_paths: cfg.probe.failed_open_paths,
+            engine: cfg.engine.clone(),
         }
     }
 

@@ -40,9 +40,14 @@ impl Agent<'_> {
         super::super::log_rules(&set);
         let hostname = &self.snapshots.snap.host().hostname;
         let e = match p.rules.take() {
-            Some(old) => {
+            Some(mut old) => {
+                let bucket = old.take_bucket();
                 let mut e = Engine::new(set, cfg, hostname, old.users, old.host);
                 carry(&mut e, &old.set, &old.counters);
+                let was = &self.running.engine;
+                if (cfg.rate, cfg.max_burst) == (was.rate, was.max_burst) {
+                    e.keep_bucket(bucket);
+                }
                 e
             }
             None => {
@@ -52,6 +57,7 @@ impl Agent<'_> {
         };
         p.rules = Some(e);
         drop(p);
+        self.running.engine = cfg.clone();
         if self.sources.alert_drain.is_none() {
             // Started without rules: the alert drain starts now.
             let t = timer(ALERT_DRAIN_NS, true);
