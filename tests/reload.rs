@@ -213,12 +213,23 @@ fn outputs_swap_live_without_a_gap() {
     let on_a = snapshots(&a).len();
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(snapshots(&a).len(), on_a, "the removed output got more");
+    // An output that cannot open: one line naming it, the running set stays.
+    let bad = tmp("no-such-dir/swap-c.json");
+    hup_and_wait(&agent, &conf, &err, &with(&bad));
+    let n = snapshots(&b).len();
+    wait_for_snapshots(&b, n + 2, Duration::from_secs(5));
     assert!(agent.term().success());
     let log = log(&err);
     assert!(
         log.contains(&format!("added [file:{b}], removed [file:{a}]")),
         "{log}"
     );
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("the running outputs stay"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{log}");
+    assert!(refused[0].contains("no-such-dir"), "{log}");
     // The removed output's exit line came at its removal; the syslog one
     // was neither added nor removed, and took every snapshot.
     assert!(log.contains(&format!("output file:{a}: ")), "{log}");
