@@ -22,7 +22,7 @@ impl Agent<'_> {
                 c.added.join(", "),
                 c.removed.join(", ")
             ),
-            Err(e) => crate::log_line!("config reload: {e}; the running outputs stay"),
+            Err(e) => crate::log_line!("config reload: output: {e}; the running outputs stay"),
         }
     }
 
