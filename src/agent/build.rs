@@ -20,39 +20,53 @@ use crate::state::{DEFAULT_FD_CAPACITY, DEFAULT_THREAD_CAPACITY};
 const DEFAULT_INTERVAL_NS: u64 = 15 * 60 * 1_000_000_000;
 
 /// A reload's configuration from `run`'s tokens as the config file now
-/// reads, and the values of its restart-only keys; the rules are not loaded
-/// (they only change with a restart). An error is one line.
+/// reads, its rules loaded (the files as they now read), and the values of
+/// its restart-only keys. An error is one line.
 pub fn for_reload(tokens: &[String]) -> Result<(AgentConfig, RestartKeys), String> {
     let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
     let a = cli::run_args_with_config(&t)?;
     let keys = restart_keys(&a);
     let threads = a.thread_table_size.unwrap_or(DEFAULT_THREAD_CAPACITY);
     let fds = a.fd_table_size.unwrap_or(DEFAULT_FD_CAPACITY);
-    let empty = RuleSet::load(&[], Priority::Debug).map_err(|e| format!("rules: {e}"))?;
-    Ok((agent_config(a, threads, fds, empty), keys))
+    let rules = crate::rules::files::load(&a.rules, a.min_priority.unwrap_or(Priority::Debug))
+        .map_err(|e| format!("rules: {e}"))?;
+    Ok((agent_config(a, threads, fds, rules), keys))
 }
 
-/// Each key fixed at start (the probe, the tables, what is opened once)
-/// with its value as given.
+/// Each key fixed at start (the probe, the tables, the process) with its
+/// value, defaults filled (a key written out with its default value is no
+/// change). The outputs, the exporter and the rules change live
+/// (agent::reload).
 pub type RestartKeys = Vec<(&'static str, String)>;
 
 pub fn restart_keys(a: &cli::RunArgs) -> RestartKeys {
     let d = |v: &dyn std::fmt::Debug| format!("{v:?}");
+    let dc = CulpritConfig::default();
     vec![
-        ("syscalls", d(&a.syscalls)),
-        ("ring-buffer-size", d(&a.ring_buffer_size)),
+        (
+            "syscalls",
+            d(a.syscalls.as_ref().unwrap_or(&Selection::Default)),
+        ),
+        (
+            "ring-buffer-size",
+            d(&a.ring_buffer_size.unwrap_or(DEFAULT_RING_BYTES)),
+        ),
         ("enter-events", d(&a.enter_events)),
-        ("attach", d(&a.attach)),
+        ("attach", d(&a.attach.unwrap_or(AttachMode::Auto))),
         ("btf", d(&a.btf)),
-        ("thread-table-size", d(&a.thread_table_size)),
-        ("fd-table-size", d(&a.fd_table_size)),
-        ("culprits", d(&a.culprits)),
-        ("culprit-capacity", d(&a.culprit_capacity)),
-        ("output", d(&a.output)),
-        ("allow-special-outputs", d(&a.allow_special_outputs)),
-        ("prometheus", d(&(a.prometheus, a.prometheus_names))),
-        ("rules", d(&(&a.rules, a.min_priority, a.rule_matching))),
-        ("outputs-rate", d(&(a.outputs_rate, a.outputs_max_burst))),
+        (
+            "thread-table-size",
+            d(&a.thread_table_size.unwrap_or(DEFAULT_THREAD_CAPACITY)),
+        ),
+        (
+            "fd-table-size",
+            d(&a.fd_table_size.unwrap_or(DEFAULT_FD_CAPACITY)),
+        ),
+        ("culprits", d(&a.culprits.unwrap_or(dc.enabled))),
+        (
+            "culprit-capacity",
+            d(&a.culprit_capacity.unwrap_or(dc.capacity)),
+        ),
         ("user", d(&a.user)),
         ("pidfile", d(&a.pidfile)),
         ("duration", d(&a.duration)),

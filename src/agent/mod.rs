@@ -279,12 +279,22 @@ fn engine(cfg: &mut AgentConfig, hostname: &str, state: &State) -> Option<Engine
         return None;
     }
     let set = std::mem::replace(&mut cfg.rules, RuleSet::empty());
-    let boot_ns = crate::base::time::boot_ts_ns();
-    let host = HostFacts {
-        init_start_ns: state.thread(1).map_or(0, |t| (boot_ns + t.start_ns) as i64),
-    };
     let users = Users::new(&crate::procfs::host_dir());
-    Some(Engine::new(set, &cfg.engine, hostname, users, host))
+    Some(Engine::new(
+        set,
+        &cfg.engine,
+        hostname,
+        users,
+        host_facts(state),
+    ))
+}
+
+/// What the rules read of the host (container.start_ts: pid 1's start).
+fn host_facts(state: &State) -> HostFacts {
+    let boot_ns = crate::base::time::boot_ts_ns();
+    HostFacts {
+        init_start_ns: state.thread(1).map_or(0, |t| (boot_ns + t.start_ns) as i64),
+    }
 }
 
 /// Once attached: the pidfile, then the switch to --user (or the drop of
@@ -338,8 +348,9 @@ fn register_sources(
     if let Some(t) = &alert_drain {
         register(&poll, t.as_fd().as_raw_fd(), ALERT_DRAIN)?;
     }
+    let mut waker = None;
     if let Some(p) = prom {
-        p.register(poll.registry(), PROMETHEUS)
+        p.register(poll.registry(), PROMETHEUS, &mut waker)
             .map_err(|e| StartError::env(format!("epoll register: {e}")))?;
         if let Some(a) = p.local_addr() {
             let scheme = if p.is_tls() { "https" } else { "http" };
@@ -358,6 +369,7 @@ fn register_sources(
         signals,
         _stop: stop,
         alert_drain,
+        waker,
     })
 }
 

@@ -19,6 +19,9 @@ use crate::output::Outputs;
 use crate::preflight::Checked;
 use crate::state::pipeline::Pipeline;
 
+/// Drains of the ring a snapshot makes at most to catch up with the
+/// kernel's counters (settled_counters).
+const SETTLE_TRIES: usize = 4;
 /// Drain ticks between two checks of /etc/passwd and /etc/group (10 s).
 const USERS_REFRESH_TICKS: u64 = 100;
 
@@ -32,6 +35,8 @@ pub(super) struct Sources {
     pub _stop: Option<OwnedFd>,
     /// With rules loaded: a shorter drain for alert latency (ALERT_DRAIN_NS).
     pub alert_drain: Option<OwnedFd>,
+    /// The exporter's Waker (Basic auth), made once: mio allows one per Poll.
+    pub waker: Option<std::sync::Arc<mio::Waker>>,
 }
 
 /// Snapshot assembly across intervals: the renderer, the culprit lists and
@@ -71,10 +76,9 @@ impl Agent<'_> {
     /// Drains the ring, reads the kernel counters and writes one snapshot to
     /// every output (and the exporter). False when it did not render.
     pub fn take_snapshot(&mut self) -> bool {
-        let _ = self.ring.consume();
+        let kernel = self.settled_counters();
         let s = &mut self.snapshots;
         self.probe.prog_stats(&mut s.progs);
-        let kernel = self.probe.counters();
         if s.snap.cfg.kernel_event_counters_per_cpu_enabled {
             self.probe.per_cpu(&mut s.per_cpu);
         }
@@ -119,6 +123,24 @@ impl Agent<'_> {
             );
         }
         true
+    }
+
+    /// Drains the ring and reads the kernel's counters, again while they
+    /// count records the drain has not taken yet (ones sent in between), a
+    /// few times at most: a snapshot then accounts for every event,
+    /// n_evts = num_evts + n_drops, even under load.
+    fn settled_counters(&mut self) -> crate::capture::KernelCounters {
+        let _ = self.ring.consume();
+        let mut kernel = self.probe.counters();
+        for _ in 0..SETTLE_TRIES {
+            let took = self.pipeline.borrow().num_evts;
+            if kernel.n_evts <= took + kernel.n_drops() {
+                break;
+            }
+            let _ = self.ring.consume();
+            kernel = self.probe.counters();
+        }
+        kernel
     }
 
     /// The loop: until a stop signal, --duration or the `exit` drop action.
@@ -214,7 +236,7 @@ impl Agent<'_> {
 
     /// Rendered alerts, from the pipeline's queue to every output, right
     /// after the ring was drained.
-    fn deliver_alerts(&mut self) {
+    pub(super) fn deliver_alerts(&mut self) {
         let mut p = self.pipeline.borrow_mut();
         let Some(e) = p.rules.as_mut() else { return };
         if e.queue.is_empty() {
@@ -231,7 +253,7 @@ impl Agent<'_> {
     /// now as Falco's webserver reads them per request. The ring is drained
     /// first so falco.num_evts keeps up with scap.n_evts; the culprit lists
     /// stay the last snapshot's (they are per-interval figures).
-    fn render_for_scrape(&mut self) {
+    pub(super) fn render_for_scrape(&mut self) {
         let started = crate::base::time::monotonic_ns();
         let _ = self.ring.consume();
         self.deliver_alerts();

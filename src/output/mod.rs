@@ -12,6 +12,7 @@ pub mod mqtt;
 mod netio;
 pub mod prometheus;
 pub mod queue;
+mod set;
 mod spec;
 pub mod store;
 pub mod syslog;
@@ -114,6 +115,8 @@ pub struct Output {
     /// Of queue_drops: those a network output's store or spool dropped
     /// (oldest first), for its `kestrel.` counter.
     pub net_drops: u64,
+    /// The `--output` it was opened from (None: added by the agent).
+    spec: Option<OutputSpec>,
 }
 
 impl Output {
@@ -125,6 +128,7 @@ impl Output {
             write_errors: 0,
             written: 0,
             net_drops: 0,
+            spec: None,
         }
     }
 
@@ -154,6 +158,17 @@ impl Output {
             }
         }
         self.flush();
+    }
+
+    /// Its line at exit (or when a reload removed it).
+    fn log_summary(&self) {
+        crate::log_line!(
+            "output {}: {} lines written, {} dropped (queue full), {} lost (write errors)",
+            self.sink.name(),
+            self.written,
+            self.queue_drops,
+            self.write_errors
+        );
     }
 
     fn count_net_drops(&mut self) {
@@ -208,6 +223,10 @@ pub struct OpenError {
 /// All outputs, with the counters the snapshot reports.
 pub struct Outputs {
     list: Vec<Output>,
+    /// Removed by a reload, still delivering what they had queued (set.rs).
+    leaving: Vec<(Output, u64)>,
+    /// What outputs a reload removed counted, so the totals never go back.
+    retired: set::Retired,
 }
 
 impl Outputs {
@@ -216,52 +235,28 @@ impl Outputs {
         hostname: &str,
         opts: OpenOptions,
     ) -> Result<Outputs, OpenError> {
-        let mut out = Outputs { list: Vec::new() };
+        let mut out = Outputs::empty();
         for s in specs {
-            let sink: Box<dyn Sink> = match s {
-                OutputSpec::Stdout => Box::new(file::StreamSink::stdout()),
-                OutputSpec::File(p) => match file::StreamSink::file(p, opts.allow_special) {
-                    Ok(f) => Box::new(f),
-                    Err(e) => {
-                        // Nothing half-made is left behind.
-                        out.remove_created();
-                        return Err(OpenError {
-                            msg: e.msg,
-                            bad_input: e.bad_input,
-                        });
-                    }
-                },
-                OutputSpec::Syslog(spec) => match syslog::SyslogSink::open(spec, hostname) {
-                    Ok(s) => Box::new(s),
-                    Err(e) => {
-                        out.remove_created();
-                        return Err(OpenError {
-                            msg: e.0,
-                            bad_input: false,
-                        });
-                    }
-                },
-                OutputSpec::SyslogStream(spec) => {
-                    match syslog_stream::StreamSink::open(spec, hostname) {
-                        Ok(s) => Box::new(s),
-                        Err((msg, bad_input)) => {
-                            out.remove_created();
-                            return Err(OpenError { msg, bad_input });
-                        }
-                    }
+            match set::open_one(s, hostname, opts) {
+                Ok(Some(o)) => out.list.push(o),
+                Ok(None) => {}
+                Err(e) => {
+                    // Nothing half-made is left behind.
+                    out.remove_created();
+                    return Err(e);
                 }
-                OutputSpec::Mqtt(spec) => match mqtt::MqttSink::open(spec, hostname) {
-                    Ok(s) => Box::new(s),
-                    Err((msg, bad_input)) => {
-                        out.remove_created();
-                        return Err(OpenError { msg, bad_input });
-                    }
-                },
-                OutputSpec::PrometheusTextfile(_) => continue,
-            };
-            out.add(sink);
+            }
         }
         Ok(out)
+    }
+
+    /// No outputs yet.
+    pub fn empty() -> Outputs {
+        Outputs {
+            list: Vec::new(),
+            leaving: Vec::new(),
+            retired: set::Retired::default(),
+        }
     }
 
     /// Adds another output (alerts, a textfile exporter).
@@ -286,6 +281,7 @@ impl Outputs {
 
     /// Retries queued lines (drain tick); true when every queue is empty.
     pub fn flush(&mut self) -> bool {
+        self.flush_leaving();
         let mut empty = true;
         for o in &mut self.list {
             empty &= o.flush();
@@ -294,20 +290,20 @@ impl Outputs {
     }
 
     pub fn queue_drops(&self) -> u64 {
-        self.list.iter().map(|o| o.queue_drops).sum()
+        self.all().map(|o| o.queue_drops).sum::<u64>() + self.retired.queue_drops
     }
 
     /// Drops by the network outputs whose name starts with `scheme`.
     pub fn net_drops(&self, scheme: &str) -> u64 {
-        self.list
-            .iter()
+        self.all()
             .filter(|o| o.sink.name().starts_with(scheme))
             .map(|o| o.net_drops)
-            .sum()
+            .sum::<u64>()
+            + self.retired.net_drops(scheme)
     }
 
     pub fn write_errors(&self) -> u64 {
-        self.list.iter().map(|o| o.write_errors).sum()
+        self.all().map(|o| o.write_errors).sum::<u64>() + self.retired.write_errors
     }
 
     pub fn outputs(&self) -> &[Output] {
@@ -335,6 +331,8 @@ impl Outputs {
     /// passed, waiting in poll(2), never longer. What is still queued then
     /// counts as dropped.
     pub fn finish(&mut self, budget_ns: u64) {
+        // Outputs a reload removed get the same last chance.
+        self.list.extend(self.leaving.drain(..).map(|(o, _)| o));
         let end = crate::base::time::monotonic_ns() + budget_ns;
         // One extra round after the queues empty, for late UDP errors.
         let mut settle = self.list.iter().any(|o| o.sink.async_losses());
@@ -377,13 +375,7 @@ impl Outputs {
     /// One line per output at exit: what it wrote, dropped and lost.
     pub fn log_summary(&self) {
         for o in &self.list {
-            crate::log_line!(
-                "output {}: {} lines written, {} dropped (queue full), {} lost (write errors)",
-                o.sink.name(),
-                o.written,
-                o.queue_drops,
-                o.write_errors
-            );
+            o.log_summary();
         }
     }
 }

@@ -144,7 +144,7 @@ fn broken_pipe_counts_lost_lines() {
             }
         }
     }
-    let mut o = Outputs { list: Vec::new() };
+    let mut o = Outputs::empty();
     o.add(Box::new(P(w)));
     o.write(b"{}\n", "");
     o.write(b"{}\n", "");

@@ -173,6 +173,19 @@ impl Engine {
         }
     }
 
+    /// The alert bucket, for the engine a reload makes (`keep_bucket`).
+    pub fn take_bucket(&mut self) -> Option<TokenBucket> {
+        self.bucket.take()
+    }
+
+    /// A reload at the same rate and burst: the running bucket goes on, so
+    /// a SIGHUP never hands out a fresh burst.
+    pub fn keep_bucket(&mut self, old: Option<TokenBucket>) {
+        if self.bucket.is_some() && old.is_some() {
+            self.bucket = old;
+        }
+    }
+
     /// The event code of a record (None: no rule can name it).
     #[inline]
     fn code(&self, rec: &Record<'_>) -> Option<u16> {

@@ -11,6 +11,7 @@ mod auth;
 mod conn;
 mod families;
 pub mod http;
+mod reload;
 pub mod render;
 pub mod server;
 pub mod textfile;
@@ -73,6 +74,37 @@ pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     })
 }
 
+/// The prometheus-textfile paths of an `--output` list.
+pub fn textfile_paths(outputs: &[crate::output::OutputSpec]) -> Vec<PathBuf> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            crate::output::OutputSpec::PrometheusTextfile(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The endpoint's listener, bound now.
+fn bind(a: SocketAddr) -> Result<Server, String> {
+    std::net::TcpListener::bind(a)
+        .and_then(Server::new)
+        .map_err(|e| format!("cannot listen on {a} for --prometheus: {e}"))
+}
+
+/// The server with the web config's TLS and users.
+fn server_with(
+    s: Server,
+    tls: Option<&std::sync::Arc<rustls::ServerConfig>>,
+    web: Option<&webconfig::WebConfig>,
+) -> Server {
+    let s = match tls {
+        Some(t) => s.with_tls(std::sync::Arc::clone(t)),
+        None => s,
+    };
+    s.with_users(web.map(|w| w.users.clone()).unwrap_or_default())
+}
+
 /// What a render for a scrape reads (see `serve_fresh`).
 pub struct Fresh<'a> {
     pub cfg: &'a MetricsConfig,
@@ -84,6 +116,9 @@ pub struct Fresh<'a> {
 pub struct Prometheus {
     server: Option<Server>,
     textfiles: Vec<Textfile>,
+    /// What it was opened with, for a reload to compare (reload.rs).
+    cfg: PrometheusConfig,
+    paths: Vec<PathBuf>,
     text: Vec<u8>,
     strict_names: bool,
     /// What the web config set up, for the start line.
@@ -126,6 +161,7 @@ impl Prometheus {
             })?),
             None => None,
         };
+        let paths = textfiles.to_vec();
         let textfiles = textfiles
             .iter()
             .map(|p| Textfile::open(p))
@@ -137,17 +173,10 @@ impl Prometheus {
         let server = cfg
             .listen
             .map(|a| {
-                std::net::TcpListener::bind(a)
-                    .and_then(Server::new)
-                    .map(|s| {
-                        let s = match &tls {
-                            Some(t) => s.with_tls(std::sync::Arc::clone(t)),
-                            None => s,
-                        };
-                        s.with_users(web.as_ref().map(|w| w.users.clone()).unwrap_or_default())
-                    })
-                    .map_err(|e| OpenError {
-                        msg: format!("cannot listen on {a} for --prometheus: {e}"),
+                bind(a)
+                    .map(|l| server_with(l, tls.as_ref(), web.as_ref()))
+                    .map_err(|msg| OpenError {
+                        msg,
                         bad_input: false,
                     })
             })
@@ -155,8 +184,10 @@ impl Prometheus {
         Ok(Some(Prometheus {
             server,
             textfiles,
-            text: Vec::with_capacity(16 * 1024),
             strict_names: cfg.strict_names,
+            cfg,
+            paths,
+            text: Vec::with_capacity(16 * 1024),
             notes: web.map(|w| w.describe()).unwrap_or_default(),
             write_errors: 0,
             last_error: None,
@@ -169,14 +200,7 @@ impl Prometheus {
         cfg: PrometheusConfig,
         outputs: &[crate::output::OutputSpec],
     ) -> Result<Option<Self>, OpenError> {
-        let files: Vec<PathBuf> = outputs
-            .iter()
-            .filter_map(|o| match o {
-                crate::output::OutputSpec::PrometheusTextfile(p) => Some(p.clone()),
-                _ => None,
-            })
-            .collect();
-        Self::open(cfg, &files)
+        Self::open(cfg, &textfile_paths(outputs))
     }
 
     /// Served over TLS.
@@ -189,9 +213,15 @@ impl Prometheus {
     }
 
     /// Registers the listener as `Token(base)` and reserves the tokens after it.
-    pub fn register(&mut self, registry: &Registry, base: usize) -> std::io::Result<()> {
+    /// `waker`: see `Server::register`.
+    pub fn register(
+        &mut self,
+        registry: &Registry,
+        base: usize,
+        waker: &mut Option<std::sync::Arc<mio::Waker>>,
+    ) -> std::io::Result<()> {
         match &mut self.server {
-            Some(s) => s.register(registry, base),
+            Some(s) => s.register(registry, base, waker),
             None => Ok(()),
         }
     }
@@ -324,67 +354,5 @@ impl Prometheus {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flags_and_config_keys() {
-        use crate::cli::{run_args_with_config, Cli};
-        use argh::FromArgs;
-        let conf = crate::testing::scratch("prom.toml");
-        let prom = crate::testing::scratch("k.prom");
-        std::fs::write(
-            &conf,
-            format!(
-                "prometheus = 9376\nprometheus_names = \"strict\"\n\
-                 prometheus_web_config = \"/etc/kestrel/web.yml\"\n\
-                 output = [\"prometheus-textfile:{}\"]\n",
-                prom.display()
-            ),
-        )
-        .unwrap();
-        let r = run_args_with_config(&["--config", conf.to_str().unwrap()]).unwrap();
-        assert_eq!(r.prometheus, Some("127.0.0.1:9376".parse().unwrap()));
-        assert_eq!(r.prometheus_names, Some(true));
-        assert_eq!(
-            r.prometheus_web_config.as_deref(),
-            Some("/etc/kestrel/web.yml")
-        );
-        let cfg = PrometheusConfig {
-            listen: None,
-            strict_names: true,
-            web_config: None,
-        };
-        let p = Prometheus::from_config(cfg, &r.output).unwrap().unwrap();
-        assert_eq!(p.textfiles.len(), 1);
-        assert!(p.server.is_none());
-        assert!(Prometheus::from_config(PrometheusConfig::default(), &[])
-            .unwrap()
-            .is_none());
-        assert!(Cli::from_args(&["kestrel"], &["run", "--prometheus", "nope"]).is_err());
-        assert!(Cli::from_args(&["kestrel"], &["run", "--prometheus-names", "loose"]).is_err());
-    }
-
-    #[test]
-    fn listen_addresses() {
-        for (given, want) in [
-            ("9376", "127.0.0.1:9376"),
-            (":9376", "127.0.0.1:9376"),
-            ("0.0.0.0:80", "0.0.0.0:80"),
-            ("[::1]:9376", "[::1]:9376"),
-        ] {
-            assert_eq!(parse_listen(given), Ok(want.parse().unwrap()), "{given}");
-        }
-        for bad in [
-            "",
-            ":",
-            "99999",
-            "localhost:9376",
-            "1.2.3.4",
-            ":-1",
-            "::1:80",
-        ] {
-            assert!(parse_listen(bad).is_err(), "{bad}");
-        }
-    }
-}
+#[path = "mod_tests.rs"]
+mod tests;

@@ -53,6 +53,8 @@ pub struct Server {
     next_id: u64,
     render_wanted: bool,
     pub stats: ServerStats,
+    /// bcrypt checks by the servers a reload replaced.
+    bcrypt_before: u64,
 }
 
 impl Server {
@@ -73,6 +75,7 @@ impl Server {
             next_id: 0,
             render_wanted: false,
             stats: ServerStats::default(),
+            bcrypt_before: 0,
         })
     }
 
@@ -104,7 +107,15 @@ impl Server {
 
     /// Registers the listener as `Token(base)`; connections use the next
     /// MAX_CONNECTIONS tokens.
-    pub fn register(&mut self, registry: &Registry, base: usize) -> io::Result<()> {
+    /// `waker` is the loop's one Waker (mio allows one per Poll, ever): made
+    /// here the first time Basic auth needs it, kept by the caller for the
+    /// servers a reload makes later.
+    pub fn register(
+        &mut self,
+        registry: &Registry,
+        base: usize,
+        waker: &mut Option<Arc<Waker>>,
+    ) -> io::Result<()> {
         self.base = base;
         // Registered once the start's fds are open: what is left is the clients'.
         if let Some(limit) = crate::fdlimit::soft_limit() {
@@ -116,14 +127,40 @@ impl Server {
             self.cap = self.cap.min(cap);
         }
         if !self.users.is_empty() {
-            // mio allows one Waker per Poll: this is the agent's only one.
-            let waker = Waker::new(registry, self.waker_token())?;
+            let waker = match waker {
+                Some(w) => Arc::clone(w),
+                None => {
+                    Arc::clone(waker.insert(Arc::new(Waker::new(registry, self.waker_token())?)))
+                }
+            };
             let users = std::mem::take(&mut self.users);
             self.auth = Some(Auth::new(users, move || {
                 let _ = waker.wake();
             })?);
         }
         registry.register(&mut self.listener, Token(base), Interest::READABLE)
+    }
+
+    /// A reload: the counters of the server this one replaces go on.
+    pub fn carry(mut self, stats: ServerStats) -> Server {
+        self.bcrypt_before = stats.bcrypt_checks;
+        self.stats = ServerStats {
+            open_connections: 0,
+            ..stats
+        };
+        self
+    }
+
+    /// A reload ends this server: its connections close, everything leaves
+    /// the poll, the bcrypt worker stops; the listener is handed back.
+    pub fn close_all(mut self, registry: &Registry) -> (std::net::TcpListener, ServerStats) {
+        for i in 0..self.conns.len() {
+            self.close(registry, i);
+        }
+        let _ = registry.deregister(&mut self.listener);
+        self.sync_stats();
+        self.stats.open_connections = 0;
+        (std::net::TcpListener::from(self.listener), self.stats)
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -224,7 +261,7 @@ impl Server {
     fn sync_stats(&mut self) {
         self.stats.open_connections = self.conns.iter().flatten().count() as u64;
         if let Some(a) = &self.auth {
-            self.stats.bcrypt_checks = a.stats.bcrypt_checks;
+            self.stats.bcrypt_checks = self.bcrypt_before + a.stats.bcrypt_checks;
         }
     }
 

@@ -26,7 +26,7 @@ impl Rig {
         let poll = mio::Poll::new().unwrap();
         let server = Server::new(std::net::TcpListener::bind("127.0.0.1:0").unwrap()).unwrap();
         let mut server = setup(server);
-        server.register(poll.registry(), 100).unwrap();
+        server.register(poll.registry(), 100, &mut None).unwrap();
         let addr = server.local_addr().unwrap();
         let mut rig = Rig {
             poll,

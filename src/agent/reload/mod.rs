@@ -2,19 +2,29 @@
 //! its whole engine on a change and loses its state; here the tables,
 //! counters, rates and the ring keep going. What can change live changes:
 //! the snapshot interval (the next snapshot comes no later than the old
-//! interval would have), the metrics knobs and schema, the drop-alert
-//! settings, the culprit list lengths, the purge settings, rule counters.
-//! What is fixed at start (the probe: syscalls, ring, enter events, attach,
-//! BTF, culprit counters; the table sizes; the outputs, the exporter and the
-//! rules, opened once) keeps its running value, and one line names each
-//! key that would need a restart. A file that does not parse changes
-//! nothing and says so in one line. Runs on the signal, never per event.
+//! interval would have), the outputs (outputs.rs: unchanged ones keep
+//! their queue and connection, removed ones deliver what they hold), the
+//! Prometheus exporter (address, names, web config read again, on or off),
+//! the rules with their priority, rate limit and matching (rules.rs: the
+//! counters of rules that stay go on), the metrics knobs and schema, the
+//! drop-alert settings, the culprit list lengths, the purge settings, rule
+//! counters. What is fixed at load (the probe: syscalls, ring, enter
+//! events, attach, BTF, culprit counters; the table sizes; the user,
+//! pidfile and duration) keeps its running value, and one line names each
+//! key that would need a restart. A file that does not parse, or rules that
+//! do not load, change nothing and say so in one line; an output or an
+//! exporter setting that cannot be opened keeps the running one, one line.
+//! Runs on the signal, never per event.
+
+mod outputs;
+mod rules;
 
 use rustix::time::{timerfd_gettime, timerfd_settime, Itimerspec, TimerfdTimerFlags, Timespec};
 
 use super::build::RestartKeys;
 use super::serve::Agent;
 use super::AgentConfig;
+use crate::capture::syscalls::Selection;
 use crate::metrics::culprits::CulpritConfig;
 
 /// What start fixed, as a reload compares it, and the interval the
@@ -23,6 +33,12 @@ pub(super) struct Running {
     pub tokens: Option<Vec<String>>,
     pub interval_ns: u64,
     keys: RestartKeys,
+    /// The probe's syscall selection (with the start's rules).
+    selection: Selection,
+    /// The probe copies failed opens' paths (loaded with rules).
+    failed_open_paths: bool,
+    /// The rule engine's settings now (rate limit, matching).
+    engine: crate::rules::engine::EngineConfig,
 }
 
 impl Running {
@@ -31,6 +47,9 @@ impl Running {
             tokens: cfg.reload_tokens.clone(),
             interval_ns: cfg.interval_ns,
             keys: cfg.restart_keys.clone(),
+            selection: cfg.probe.selection.clone(),
+            failed_open_paths: cfg.probe.failed_open_paths,
+            engine: cfg.engine.clone(),
         }
     }
 
@@ -78,7 +97,8 @@ impl Agent<'_> {
         {
             return;
         }
-        let (new, fixed) = match super::build::for_reload(tokens) {
+        let t0 = crate::base::time::monotonic_ns();
+        let (mut new, fixed) = match super::build::for_reload(tokens) {
             Ok(c) => c,
             Err(e) => {
                 crate::log_line!("config reload: {e}; the running configuration stays");
@@ -95,11 +115,22 @@ impl Agent<'_> {
         self.snapshots
             .snap
             .set_reload_ts(crate::base::time::realtime_ns());
+        self.reload_outputs(&new);
+        self.reload_prometheus(&new);
+        let set = std::mem::replace(&mut new.rules, crate::rules::RuleSet::empty());
+        self.reload_rules(set, &new.engine);
         self.apply(&new);
         crate::log_line!(
-            "config reload: applied (interval {} ms, schema {})",
+            "config reload: applied in {} ms (interval {} ms, schema {}, {} outputs, {} rules)",
+            (crate::base::time::monotonic_ns() - t0) / 1_000_000,
             new.interval_ns / 1_000_000,
-            new.metrics.schema.name()
+            new.metrics.schema.name(),
+            self.outputs.outputs().len(),
+            self.pipeline
+                .borrow()
+                .rules
+                .as_ref()
+                .map_or(0, |e| e.set.rules.len())
         );
     }
 
