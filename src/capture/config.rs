@@ -65,6 +65,13 @@ impl Default for ProbeConfig {
 
 pub const DEFAULT_RING_BYTES: u32 = 1 << 20;
 pub const DEFAULT_CULPRIT_CAPACITY: u32 = 256;
+/// Mean syscall exits per CPU between two per-process samples (the probe's
+/// `calls_sample_period`; see metrics::culprits for the error it gives).
+pub const CALLS_SAMPLE_PERIOD: u32 = 64;
+const _: () = assert!(
+    CALLS_SAMPLE_PERIOD.is_power_of_two(),
+    "the probe masks with it"
+);
 
 /// Syscall table length (bpf/kestrel.h), for both ABIs.
 pub const SYSCALL_SLOTS: usize = skel::types::kestrel_limits::KESTREL_SYSCALL_MAX.0 as usize;

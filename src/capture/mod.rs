@@ -16,8 +16,8 @@ pub mod syscalls;
 
 pub use abi::{Comm, COMM_LEN, KA_MAX, KC_MAX, KD_MAX};
 pub use config::{
-    wake_check_mask, CaptureError, ProbeConfig, SyscallCounts, DEFAULT_CULPRIT_CAPACITY,
-    DEFAULT_RING_BYTES, SYSCALL_SLOTS,
+    wake_check_mask, CaptureError, ProbeConfig, SyscallCounts, CALLS_SAMPLE_PERIOD,
+    DEFAULT_CULPRIT_CAPACITY, DEFAULT_RING_BYTES, SYSCALL_SLOTS,
 };
 pub use progs::Prog;
 pub use stats::{KernelCounters, ProgStats, StatsSource};
@@ -192,10 +192,11 @@ impl<'obj> Probe<'obj> {
         rodata.count_syscalls = cfg.culprits;
         rodata.failed_open_paths = cfg.failed_open_paths;
         rodata.count_drops_by_pid = cfg.culprits;
-        open.maps
-            .drops_by_pid
-            .set_max_entries(cfg.culprit_capacity.max(1))
-            .map_err(|e| classify(e, None))?;
+        rodata.calls_sample_period = if cfg.culprits { CALLS_SAMPLE_PERIOD } else { 0 };
+        for map in [&mut open.maps.drops_by_pid, &mut open.maps.calls_by_pid] {
+            map.set_max_entries(cfg.culprit_capacity.max(1))
+                .map_err(|e| classify(e, None))?;
+        }
         rodata.wake_check_mask = wake_check_mask(cfg.ring_bytes);
         open.maps
             .events
