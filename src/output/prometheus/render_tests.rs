@@ -286,10 +286,17 @@ fn culprits_render_when_present_and_are_capped() {
         comm: "busy\"box",
         events: 99,
         drops: 3,
+        syscalls: 2_500_032,
+    }];
+    let calls = [ProcessCalls {
+        pid: 4242,
+        comm: "busy\"box",
+        calls: 9_000_064,
     }];
     let c = Culprits {
         syscalls: &sys,
         processes: &procs,
+        process_calls: &calls,
     };
     let t = text(&MetricsConfig::default(), Some(&c));
     let fams = families(&t);
@@ -323,9 +330,24 @@ fn culprits_render_when_present_and_are_capped() {
         ),
         "3"
     );
+    assert_eq!(
+        value(
+            &t,
+            "kestrel_process_interval_syscalls{comm=\"busy\\\"box\",pid=\"4242\"}"
+        ),
+        "2500032"
+    );
+    assert_eq!(
+        value(
+            &t,
+            "kestrel_process_syscalls_total{comm=\"busy\\\"box\",pid=\"4242\"}"
+        ),
+        "9000064"
+    );
     let empty = Culprits {
         syscalls: &[],
         processes: &[],
+        process_calls: &[],
     };
     let t = text(&MetricsConfig::default(), Some(&empty));
     assert!(!t.contains("kestrel_syscall") && !t.contains("kestrel_process_"));
