@@ -47,26 +47,42 @@ static __always_inline __u16 table_entry(struct call *k, __u64 nr)
  * error). Falco has no per-process syscall count (falcosecurity/falco
  * issue 2333 declined per-syscall counters as too costly).
  */
-static __always_inline void sample_call(struct kestrel_counters *c)
+/* The group leader's comm (as ps shows the process; exec changes it):
+ * plain loads through BTF on tp_btf, two checked copies on raw_tp. */
+static __always_inline void leader_comm(char *dst, bool btf)
+{
+	if (btf) {
+		struct task_struct *t = bpf_get_current_task_btf();
+
+		__builtin_memcpy(dst, t->group_leader->comm, KESTREL_COMM_LEN);
+		return;
+	}
+	BPF_CORE_READ_INTO((char(*)[KESTREL_COMM_LEN])dst,
+			   (struct task_struct *)bpf_get_current_task(), group_leader, comm);
+}
+
+static __always_inline void sample_call(struct kestrel_counters *c, bool btf)
 {
 	struct kestrel_proc_calls fresh = { .samples = 1 }, *v;
-	struct task_struct *t;
 	__u32 pid, r;
 
+	if (!calls_sample_period) {
+		/* Sampling off: never again (the check stays off the per-call path). */
+		c->calls_countdown = 1LL << 62;
+		return;
+	}
 	r = bpf_get_prandom_u32();
 	c->calls_countdown =
 		(calls_sample_period >> 1) + (r & (calls_sample_period - 1)) + (r >> 31);
 	c->n_calls_samples++;
 	pid = bpf_get_current_pid_tgid() >> 32;
-	t = (struct task_struct *)bpf_get_current_task();
 	v = bpf_map_lookup_elem(&calls_by_pid, &pid);
 	if (v) {
 		__sync_fetch_and_add(&v->samples, 1);
-		/* The leader's comm, as ps shows it: exec changes it. */
-		BPF_CORE_READ_INTO(&v->comm, t, group_leader, comm);
+		leader_comm(v->comm, btf);
 		return;
 	}
-	BPF_CORE_READ_INTO(&fresh.comm, t, group_leader, comm);
+	leader_comm(fresh.comm, btf);
 	if (bpf_map_update_elem(&calls_by_pid, &pid, &fresh, BPF_NOEXIST))
 		c->n_calls_sample_misses++;
 }
@@ -97,8 +113,8 @@ static __always_inline void on_sys_exit(struct pt_regs *regs, long ret, bool btf
 		} else {
 			c->n_syscalls_unnumbered++;
 		}
-		if (calls_sample_period && --c->calls_countdown <= 0)
-			sample_call(c);
+		if (--c->calls_countdown <= 0)
+			sample_call(c, btf);
 	}
 	sel = table_entry(&k, nr);
 	if (!(sel & KSEL_EXIT))
