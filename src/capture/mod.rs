@@ -192,7 +192,13 @@ impl<'obj> Probe<'obj> {
         rodata.count_syscalls = cfg.culprits;
         rodata.failed_open_paths = cfg.failed_open_paths;
         rodata.count_drops_by_pid = cfg.culprits;
-        rodata.calls_sample_period = if cfg.culprits { CALLS_SAMPLE_PERIOD } else { 0 };
+        let period = cfg.calls_sample_period;
+        if period != 0 && !period.is_power_of_two() {
+            return Err(CaptureError::Load(format!(
+                "sample period {period} is not a power of two"
+            )));
+        }
+        rodata.calls_sample_period = if cfg.culprits { period } else { 0 };
         for map in [&mut open.maps.drops_by_pid, &mut open.maps.calls_by_pid] {
             map.set_max_entries(cfg.culprit_capacity.max(1))
                 .map_err(|e| classify(e, None))?;

@@ -154,7 +154,7 @@ impl Probe<'_> {
 
     /// Sampled syscall exits per process (tgid) since load, and the leader's
     /// comm, as far as the kernel's LRU table still holds them: calls
-    /// `f(pid, samples, comm)`; each sample stands for CALLS_SAMPLE_PERIOD
+    /// `f(pid, samples, comm)`; each sample stands for the sample period
     /// calls on average.
     pub fn calls_by_pid(&self, mut f: impl FnMut(u32, u64, &Comm)) {
         walk_pids(

@@ -10,7 +10,7 @@
 //!
 //! Syscalls per process, traced or not, are sampled in the kernel: each CPU
 //! counts its syscall exits down a random gap (uniform in [P/2, 3P/2], mean
-//! P = `CALLS_SAMPLE_PERIOD` = 64) and gives the process that ends a gap one
+//! P = `--culprit-sample-period`, default 64) and gives the process that ends a gap one
 //! sample in an LRU table (`calls_by_pid`). A process's estimate is its
 //! samples x P. Error: at least as tight as binomial sampling at 1/P, a
 //! relative standard error of at most 1/sqrt(samples) (uniform gaps give
@@ -52,6 +52,9 @@ pub struct CulpritConfig {
     pub top_procs: usize,
     /// Processes tracked per interval (user space) and for drops (kernel).
     pub capacity: usize,
+    /// Mean syscalls per CPU between two per-process samples (0: none; then
+    /// processes rank by traced events alone).
+    pub sample_period: u32,
 }
 
 impl Default for CulpritConfig {
@@ -61,6 +64,7 @@ impl Default for CulpritConfig {
             top_syscalls: 5,
             top_procs: 5,
             capacity: 256,
+            sample_period: CALLS_SAMPLE_PERIOD,
         }
     }
 }
@@ -84,7 +88,7 @@ pub struct ProcTop {
     pub comm: Comm,
     pub evts: u64,
     pub drops: u64,
-    /// Syscalls this interval, traced or not: samples x CALLS_SAMPLE_PERIOD.
+    /// Syscalls this interval, traced or not: samples x the sample period.
     pub syscalls: u64,
 }
 
@@ -239,7 +243,7 @@ impl Culprits {
     pub fn exported_procs(&self) -> impl Iterator<Item = (u32, &Comm, u64)> + '_ {
         self.exported_procs.iter().filter_map(|(pid, _)| {
             let &(n, _, ref comm) = self.calls.now.get(pid)?;
-            Some((pid as u32, comm, n * u64::from(CALLS_SAMPLE_PERIOD)))
+            Some((pid as u32, comm, n * u64::from(self.cfg.sample_period)))
         })
     }
 
@@ -253,13 +257,14 @@ impl Culprits {
     }
 
     fn calls_of(&self, pid: u32) -> u64 {
-        self.calls.delta(pid) * u64::from(CALLS_SAMPLE_PERIOD)
+        self.calls.delta(pid) * u64::from(self.cfg.sample_period)
     }
 
     fn rank(&mut self, interval_drops: u64, activity: &Activity) {
         self.by_calls.clear();
         self.by_drops.clear();
         let top = self.cfg.top_procs;
+        let period = u64::from(self.cfg.sample_period);
         let drops_of = |pid: u32| self.drops.delta(pid).min(interval_drops);
         // At least its traced events: a process under one sample still ranks.
         let key = |p: &ProcTop| p.syscalls.max(p.evts);
@@ -271,7 +276,7 @@ impl Culprits {
                 comm: a.map_or(comm, |a| a.comm),
                 evts: a.map_or(0, |a| a.evts),
                 drops: drops_of(pid),
-                syscalls: n * u64::from(CALLS_SAMPLE_PERIOD),
+                syscalls: n * period,
             };
             keep_top(&mut self.by_calls, top, item, key);
         }

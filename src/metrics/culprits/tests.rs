@@ -6,6 +6,7 @@ fn cfg(k: usize, n: usize) -> CulpritConfig {
         top_syscalls: k,
         top_procs: n,
         capacity: 8,
+        sample_period: CALLS_SAMPLE_PERIOD,
     }
 }
 
