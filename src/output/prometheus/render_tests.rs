@@ -316,34 +316,15 @@ fn culprits_render_when_present_and_are_capped() {
         ),
         "100"
     );
-    assert_eq!(
-        value(
-            &t,
-            "kestrel_process_interval_events{comm=\"busy\\\"box\",pid=\"4242\"}"
-        ),
-        "99"
-    );
-    assert_eq!(
-        value(
-            &t,
-            "kestrel_process_interval_drops{comm=\"busy\\\"box\",pid=\"4242\"}"
-        ),
-        "3"
-    );
-    assert_eq!(
-        value(
-            &t,
-            "kestrel_process_interval_syscalls{comm=\"busy\\\"box\",pid=\"4242\"}"
-        ),
-        "2500032"
-    );
-    assert_eq!(
-        value(
-            &t,
-            "kestrel_process_syscalls_total{comm=\"busy\\\"box\",pid=\"4242\"}"
-        ),
-        "9000064"
-    );
+    for (family, want) in [
+        ("kestrel_process_interval_events", "99"),
+        ("kestrel_process_interval_drops", "3"),
+        ("kestrel_process_interval_syscalls", "2500032"),
+        ("kestrel_process_syscalls_total", "9000064"),
+    ] {
+        let series = format!("{family}{{comm=\"busy\\\"box\",pid=\"4242\"}}");
+        assert_eq!(value(&t, &series), want, "{series}");
+    }
     let empty = Culprits {
         syscalls: &[],
         processes: &[],
