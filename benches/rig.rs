@@ -3,7 +3,9 @@
 //! and, where the machine is noisy, as a ratio to a baseline taken side by
 //! side. Knobs: KESTREL_BENCH_REPS (default 5), KESTREL_BENCH_ITERS (default
 //! 200000 iterations of the syscall mix), KESTREL_BENCH_BASELINE (an older
-//! kestrel binary whose kernel cost rows are measured beside this one's).
+//! kestrel binary whose kernel cost rows are measured beside this one's),
+//! KESTREL_BENCH_ONLY=untraced (only the untraced-call table: culprit
+//! sampling on, off, and culprits off, interleaved, KESTREL_BENCH_REPS each).
 
 use std::ffi::CString;
 use std::mem::MaybeUninit;
@@ -18,6 +20,8 @@ use kestrel::capture::ProgStats;
 mod mix;
 #[path = "replay_core.rs"]
 mod replay_core;
+#[path = "rig/untraced.rs"]
+mod untraced;
 use mix::mix;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kestrel");
@@ -170,6 +174,11 @@ fn main() {
         reps,
         iters
     );
+    if std::env::var("KESTREL_BENCH_ONLY").as_deref() == Ok("untraced") {
+        untraced::table(reps, iters * 5);
+        let _ = std::fs::remove_file(&file);
+        return;
+    }
 
     // 1. Kernel-side cost per call, beside the no-op floor on the same tracepoint.
     println!("\n## kernel cost per call (BPF run-time stats), floor = no-op on sys_exit");

@@ -15,6 +15,8 @@
 _Static_assert((KESTREL_CAT_SLOTS & (KESTREL_CAT_SLOTS - 1)) == 0 && KC_MAX <= KESTREL_CAT_SLOTS,
 	       "count_drop masks its index: the category rows must be a power of two");
 _Static_assert(KESTREL_SYSCALL_MAX % 32 == 0, "kestrel_counters.syscalls rows");
+_Static_assert(((KA_MAX * KESTREL_SYSCALL_MAX) & (KA_MAX * KESTREL_SYSCALL_MAX - 1)) == 0,
+	       "sys_exit masks its kestrel_counters.syscalls index");
 _Static_assert(KR_TYPE_MAX <= 0xffff && KH_MAX <= 0xff && KC_MAX <= KSEL_CAT_MASK + 1,
 	       "selection word fields overflow");
 

@@ -306,6 +306,22 @@ struct kestrel_counters {
 	 * both sides index it flat. */
 	__u64 n_syscalls_unnumbered;
 	__u64 syscalls[KA_MAX][KESTREL_SYSCALL_MAX / 32][32];
+	/* Per-process sampling (count_syscalls): syscall exits left on this
+	 * CPU before the next sample; samples taken; samples the process table
+	 * could not take (a racing insert, or a full table). Not summed. */
+	__s64 calls_countdown;
+	__u64 n_calls_samples;
+	__u64 n_calls_sample_misses;
+};
+
+/*
+ * calls_by_pid's value: syscall exits of one process (tgid) sampled since
+ * load (each stands for calls_sample_period calls on average), and its
+ * group leader's comm at the last sample.
+ */
+struct kestrel_proc_calls {
+	__u64 samples;
+	char comm[KESTREL_COMM_LEN];
 };
 
 /*

@@ -47,12 +47,25 @@ struct {
 	__type(value, __u64);
 } drops_by_pid SEC(".maps");
 
+/* Sampled syscall exits per process (tgid), every syscall of the machine,
+ * traced or not (see sample_call); LRU, sized by user space (the culprit
+ * capacity). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct kestrel_proc_calls);
+} calls_by_pid SEC(".maps");
+
 const volatile __u16 sys_table[KESTREL_SYSCALL_MAX] = {};
 const volatile __u16 compat_table[KESTREL_SYSCALL_MAX] = {};
 /* Culprit counters: per-syscall counts on every exit, drops by process.
  * Off, the verifier prunes their code: untraced syscalls cost nothing more. */
 const volatile bool count_syscalls = false;
 const volatile bool count_drops_by_pid = false;
+/* Mean syscall exits per CPU between two per-process samples, a power of
+ * two; 0 = no sampling (the verifier prunes it). */
+const volatile __u32 calls_sample_period = 0;
 /* Rules are loaded: a failed open's path is read too (Falco's fd.name on a
  * failed open comes from the path argument); off, the verifier prunes it. */
 const volatile bool failed_open_paths = false;
@@ -71,5 +84,6 @@ __u32 drop_wake = 0;
  * generates their Rust types. Never read. */
 union kestrel_record kestrel_layouts_unused;
 struct kestrel_abi kestrel_abi_unused;
+struct kestrel_proc_calls kestrel_proc_calls_unused;
 
 #endif /* KESTREL_MAPS_H */

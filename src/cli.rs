@@ -148,6 +148,11 @@ pub struct RunArgs {
     /// processes tracked per interval for the culprit lists, 1 to 65536 (default 256)
     #[argh(option, from_str_fn(parse_culprit_capacity))]
     pub culprit_capacity: Option<usize>,
+    /// mean syscalls per CPU between two per-process samples (top processes
+    /// by every syscall, traced or not): a power of two up to 65536, or 0 for
+    /// none (default 64)
+    #[argh(option, from_str_fn(parse_sample_period))]
+    pub culprit_sample_period: Option<u32>,
     /// tracepoint flavour: auto (tp_btf when the kernel has BTF, else raw_tp), tp_btf or raw_tp
     #[argh(option, from_str_fn(AttachMode::parse))]
     pub attach: Option<AttachMode>,

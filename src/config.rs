@@ -75,6 +75,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("culprit-top-syscalls", Kind::Whole),
     ("culprit-top-procs", Kind::Whole),
     ("culprit-capacity", Kind::Whole),
+    ("culprit-sample-period", Kind::Whole),
     ("attach", Kind::Text),
     ("btf", Kind::Text),
     ("prometheus", Kind::TextOrWhole),

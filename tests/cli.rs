@@ -23,6 +23,8 @@ fn bad_flags_get_one_line_and_exit_2() {
         &["run", "--syscalls", "openat,nosuch"],
         &["run", "--interval", "10ms"],
         &["run", "--attach", "kprobe"],
+        &["run", "--culprit-sample-period", "48"],
+        &["run", "--culprit-sample-period", "131072"],
         &["run", "--btf", "/nonexistent/kestrel.btf"],
         &["run", "--btf", "/tmp"],
         &["check", "--btf", "/nonexistent/kestrel.btf"],

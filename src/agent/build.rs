@@ -67,6 +67,10 @@ pub fn restart_keys(a: &cli::RunArgs) -> RestartKeys {
             "culprit-capacity",
             d(&a.culprit_capacity.unwrap_or(dc.capacity)),
         ),
+        (
+            "culprit-sample-period",
+            d(&a.culprit_sample_period.unwrap_or(dc.sample_period)),
+        ),
         ("user", d(&a.user)),
         ("pidfile", d(&a.pidfile)),
         ("duration", d(&a.duration)),
@@ -86,6 +90,7 @@ pub fn agent_config(a: cli::RunArgs, threads: usize, fds: usize, rules: RuleSet)
         top_syscalls: a.culprit_top_syscalls.unwrap_or(dc.top_syscalls),
         top_procs: a.culprit_top_procs.unwrap_or(dc.top_procs),
         capacity: a.culprit_capacity.unwrap_or(dc.capacity),
+        sample_period: a.culprit_sample_period.unwrap_or(dc.sample_period),
     };
     let dd = DropAlertConfig::default();
     let probe = ProbeConfig::for_ring(a.ring_buffer_size.unwrap_or(DEFAULT_RING_BYTES));
@@ -99,6 +104,7 @@ pub fn agent_config(a: cli::RunArgs, threads: usize, fds: usize, rules: RuleSet)
             btf: a.btf.map(PathBuf::from),
             culprits: culprits.enabled,
             culprit_capacity: culprits.capacity as u32,
+            calls_sample_period: culprits.sample_period,
             failed_open_paths: !rules.rules.is_empty(),
             ..probe
         },

@@ -87,6 +87,7 @@ impl Agent<'_> {
             let unnumbered = self.probe.syscall_counts(cul.counts_mut());
             let interval_drops = kernel.n_drops().saturating_sub(s.last_drops);
             let probe = &self.probe;
+            cul.read_calls(crate::base::time::monotonic_ns(), |f| probe.calls_by_pid(f));
             cul.update(unnumbered, |f| probe.drops_by_pid(f), interval_drops, act);
         }
         s.last_drops = kernel.n_drops();

@@ -26,6 +26,9 @@ pub struct ProbeConfig {
     pub culprits: bool,
     /// Processes the kernel keeps drop counts for (LRU beyond that).
     pub culprit_capacity: u32,
+    /// Mean syscall exits per CPU between two per-process samples, a power
+    /// of two; 0 = none (with `culprits` only).
+    pub calls_sample_period: u32,
     /// Failed opens carry their path too (rules compare fd.name on them, as
     /// Falco does); without rules only successful opens pay for the copy.
     pub failed_open_paths: bool,
@@ -52,6 +55,7 @@ impl ProbeConfig {
             btf: None,
             culprits: true,
             culprit_capacity: DEFAULT_CULPRIT_CAPACITY,
+            calls_sample_period: CALLS_SAMPLE_PERIOD,
             failed_open_paths: false,
         }
     }
@@ -65,6 +69,10 @@ impl Default for ProbeConfig {
 
 pub const DEFAULT_RING_BYTES: u32 = 1 << 20;
 pub const DEFAULT_CULPRIT_CAPACITY: u32 = 256;
+/// Default mean syscall exits per CPU between two per-process samples (the
+/// probe's `calls_sample_period`; see metrics::culprits for the error it
+/// gives). A power of two: the probe masks with it.
+pub const CALLS_SAMPLE_PERIOD: u32 = 64;
 
 /// Syscall table length (bpf/kestrel.h), for both ABIs.
 pub const SYSCALL_SLOTS: usize = skel::types::kestrel_limits::KESTREL_SYSCALL_MAX.0 as usize;

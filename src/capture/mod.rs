@@ -17,8 +17,8 @@ pub mod syscalls;
 
 pub use abi::{Comm, COMM_LEN, KA_MAX, KC_MAX, KD_MAX};
 pub use config::{
-    wake_check_mask, CaptureError, ProbeConfig, SyscallCounts, DEFAULT_CULPRIT_CAPACITY,
-    DEFAULT_RING_BYTES, SYSCALL_SLOTS,
+    wake_check_mask, CaptureError, ProbeConfig, SyscallCounts, CALLS_SAMPLE_PERIOD,
+    DEFAULT_CULPRIT_CAPACITY, DEFAULT_RING_BYTES, SYSCALL_SLOTS,
 };
 pub use progs::Prog;
 pub use stats::{KernelCounters, ProgStats, StatsSource};
@@ -209,10 +209,17 @@ impl<'obj> Probe<'obj> {
         rodata.count_syscalls = cfg.culprits;
         rodata.failed_open_paths = cfg.failed_open_paths;
         rodata.count_drops_by_pid = cfg.culprits;
-        open.maps
-            .drops_by_pid
-            .set_max_entries(cfg.culprit_capacity.max(1))
-            .map_err(|e| classify(e, None))?;
+        let period = cfg.calls_sample_period;
+        if period != 0 && !period.is_power_of_two() {
+            return Err(CaptureError::Load(format!(
+                "sample period {period} is not a power of two"
+            )));
+        }
+        rodata.calls_sample_period = if cfg.culprits { period } else { 0 };
+        for map in [&mut open.maps.drops_by_pid, &mut open.maps.calls_by_pid] {
+            map.set_max_entries(cfg.culprit_capacity.max(1))
+                .map_err(|e| classify(e, None))?;
+        }
         rodata.wake_check_mask = wake_check_mask(cfg.ring_bytes);
         open.maps
             .events

@@ -6,8 +6,8 @@
 use std::mem::size_of;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-use super::skel::types::kestrel_counters;
-use super::{Probe, SyscallCounts, KC_MAX, KD_MAX};
+use super::skel::types::{kestrel_counters, kestrel_proc_calls};
+use super::{Comm, Probe, SyscallCounts, KC_MAX, KD_MAX};
 
 /// Cumulative kernel counters, summed over all CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -149,46 +149,37 @@ impl Probe<'_> {
     /// Records dropped per process (tgid) since load, as far as the kernel's
     /// LRU table still holds them; calls `f(pid, drops)` for each.
     pub fn drops_by_pid(&self, mut f: impl FnMut(u32, u64)) {
-        use libbpf_rs::MapCore;
-        let map = &self.skel.maps.drops_by_pid;
-        let fd = map.as_fd().as_raw_fd();
-        let mut key: u32 = 0;
-        let mut next: u32 = 0;
-        let mut first = true;
-        // A key evicted under the walk restarts it from the first key: under
-        // a storm of new pids the walk is bounded, never endless.
-        for _ in 0..map.max_entries().saturating_mul(4) {
-            let prev = if first {
-                std::ptr::null()
-            } else {
-                (&key as *const u32).cast()
-            };
-            // SAFETY: u32 keys as the map declares; null asks for the first key.
-            let rc = unsafe {
-                libbpf_rs::libbpf_sys::bpf_map_get_next_key(
-                    fd,
-                    prev,
-                    (&mut next as *mut u32).cast(),
-                )
-            };
-            if rc != 0 {
-                return;
-            }
-            let mut val: u64 = 0;
-            // SAFETY: u64 values as the map declares.
-            let rc = unsafe {
-                libbpf_rs::libbpf_sys::bpf_map_lookup_elem(
-                    fd,
-                    (&next as *const u32).cast(),
-                    (&mut val as *mut u64).cast(),
-                )
-            };
-            if rc == 0 {
-                f(next, val);
-            }
-            key = next;
-            first = false;
-        }
+        walk_pids(&self.skel.maps.drops_by_pid, |pid, n: &u64| f(pid, *n));
+    }
+
+    /// Sampled syscall exits per process (tgid) since load, and the leader's
+    /// comm, as far as the kernel's LRU table still holds them: calls
+    /// `f(pid, samples, comm)`; each sample stands for the sample period
+    /// calls on average.
+    pub fn calls_by_pid(&self, mut f: impl FnMut(u32, u64, &Comm)) {
+        walk_pids(
+            &self.skel.maps.calls_by_pid,
+            |pid, v: &kestrel_proc_calls| {
+                // SAFETY: c_char and u8 have the same size and alignment.
+                let comm: &Comm = unsafe { &*v.comm.as_ptr().cast::<Comm>() };
+                f(pid, v.samples, comm)
+            },
+        );
+    }
+
+    /// (samples taken, samples the kernel table missed) since load, as of the
+    /// last `counters()` read.
+    pub fn calls_samples(&self) -> (u64, u64) {
+        let stride = size_of::<kestrel_counters>().next_multiple_of(8);
+        let word =
+            |b: &[u8], off: usize| u64::from_ne_bytes(b[off..off + 8].try_into().unwrap_or([0; 8]));
+        let taken = std::mem::offset_of!(kestrel_counters, n_calls_samples);
+        let missed = std::mem::offset_of!(kestrel_counters, n_calls_sample_misses);
+        self.counter_buf
+            .chunks_exact(stride)
+            .fold((0, 0), |(t, m), slot| {
+                (t + word(slot, taken), m + word(slot, missed))
+            })
     }
 
     /// Turns BPF run-time stats on for as long as the probe lives, unless the
@@ -235,5 +226,44 @@ impl Probe<'_> {
                 });
             }
         }
+    }
+}
+
+/// Walks a hash map keyed by tgid (u32), calling `f(pid, value)` for each
+/// entry. No allocation. A key evicted under the walk restarts it from the
+/// first key: under a storm of new pids the walk is bounded, never endless.
+fn walk_pids<V: Default>(map: &libbpf_rs::Map<'_>, mut f: impl FnMut(u32, &V)) {
+    use libbpf_rs::MapCore;
+    let fd = map.as_fd().as_raw_fd();
+    let mut key: u32 = 0;
+    let mut next: u32 = 0;
+    let mut first = true;
+    for _ in 0..map.max_entries().saturating_mul(4) {
+        let prev = if first {
+            std::ptr::null()
+        } else {
+            (&key as *const u32).cast()
+        };
+        // SAFETY: u32 keys as the map declares; null asks for the first key.
+        let rc = unsafe {
+            libbpf_rs::libbpf_sys::bpf_map_get_next_key(fd, prev, (&mut next as *mut u32).cast())
+        };
+        if rc != 0 {
+            return;
+        }
+        let mut val = V::default();
+        // SAFETY: the caller names the map's value type as V.
+        let rc = unsafe {
+            libbpf_rs::libbpf_sys::bpf_map_lookup_elem(
+                fd,
+                (&next as *const u32).cast(),
+                (&mut val as *mut V).cast(),
+            )
+        };
+        if rc == 0 {
+            f(next, &val);
+        }
+        key = next;
+        first = false;
     }
 }

@@ -97,6 +97,14 @@ pub(super) fn parse_culprit_capacity(s: &str) -> Result<usize, String> {
     parse_count_to(s, 65536, "a culprit capacity")
 }
 
+/// 0 (no sampling) or a power of two up to 65536: the probe masks with it.
+pub(super) fn parse_sample_period(s: &str) -> Result<u32, String> {
+    s.parse::<u32>()
+        .ok()
+        .filter(|&n| n == 0 || (n.is_power_of_two() && n <= 65536))
+        .ok_or_else(|| format!("'{s}' is not 0 or a power of two up to 65536"))
+}
+
 /// A BTF file named on the command line or in the config must exist now:
 /// a typo is bad input, not a failed start.
 pub(super) fn parse_btf_file(s: &str) -> Result<String, String> {

@@ -6,6 +6,7 @@ fn cfg(k: usize, n: usize) -> CulpritConfig {
         top_syscalls: k,
         top_procs: n,
         capacity: 8,
+        sample_period: CALLS_SAMPLE_PERIOD,
     }
 }
 
@@ -63,7 +64,7 @@ fn processes_rank_by_events_and_by_drops_with_other() {
     };
     c.update(0, kernel, 12, &mut act);
     let evts: Vec<(u32, &str, u64, u64)> = c
-        .by_evts
+        .by_calls
         .iter()
         .map(|p| (p.pid, p.comm(), p.evts, p.drops))
         .collect();
@@ -92,7 +93,7 @@ fn processes_rank_by_events_and_by_drops_with_other() {
     let drops: Vec<(u32, u64)> = c.by_drops.iter().map(|p| (p.pid, p.drops)).collect();
     assert_eq!(drops, [(30, 3), (50, 1)]);
     assert_eq!(c.drops_other, 0);
-    assert!(c.by_evts.is_empty());
+    assert!(c.by_calls.is_empty());
 }
 
 #[test]
@@ -125,8 +126,10 @@ fn lists_serialize_bounded_with_an_other_entry() {
     assert_eq!(
         v,
         serde_json::json!([
-            {"pid": 7, "comm": "worker", "evts": 1, "drops": 0},
-            {"pid": 0, "comm": "other", "evts": 0, "drops": 0}
+            {"pid": 7, "comm": "worker", "evts": 1, "drops": 0,
+             "syscalls": 0, "syscalls_per_sec": 0},
+            {"pid": 0, "comm": "other", "evts": 0, "drops": 0,
+             "syscalls": 18, "syscalls_per_sec": 0}
         ])
     );
 }
@@ -230,4 +233,67 @@ fn a_syscall_once_exported_stays_with_its_cumulative_count() {
         [(false, 0, 500), (false, 39, 1_000_000), (true, 20, 900)],
         "by ABI then number, none lost"
     );
+}
+
+/// Sampled syscalls rank the processes: one that makes only untraced calls
+/// tops the list over one with traced events; estimates are samples x the
+/// period, rates over the interval, and `other` closes the exact total.
+#[test]
+fn processes_rank_by_sampled_syscalls_untraced_included() {
+    let p = u64::from(CALLS_SAMPLE_PERIOD);
+    let mut c = Culprits::new(cfg(1, 2));
+    let mut act = Activity::with_capacity(8);
+    for _ in 0..40 {
+        act.count(10, || *b"traced\0\0\0\0\0\0\0\0\0\0");
+    }
+    act.count(30, || *b"quiet\0\0\0\0\0\0\0\0\0\0\0");
+    let storm = *b"getpid-storm\0\0\0\0";
+    let other = *b"x\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+    c.counts_mut()[0][39] = 100 * p;
+    c.read_calls(c.last_ns, |f| {
+        f(20, 0, &storm);
+        f(10, 0, &other);
+    });
+    c.update(0, no_drops, 0, &mut act);
+    c.counts_mut()[0][39] = 100 * p + 2_000 * p;
+    c.read_calls(c.last_ns + 2_000_000_000, |f| {
+        f(20, 1_500, &storm);
+        f(10, 3, &other);
+    });
+    for _ in 0..40 {
+        act.count(10, || *b"traced\0\0\0\0\0\0\0\0\0\0");
+    }
+    c.update(0, no_drops, 0, &mut act);
+    let got: Vec<(u32, &str, u64, u64)> = c
+        .by_calls
+        .iter()
+        .map(|p| (p.pid, p.comm(), p.syscalls, p.evts))
+        .collect();
+    // pid 10's traced comm wins over the kernel's; its 40 events rank it
+    // at least that high although its estimate says 3 x p.
+    assert_eq!(
+        got,
+        [
+            (20, "getpid-storm", 1_500 * p, 0),
+            (10, "traced", 3 * p, 40)
+        ]
+    );
+    assert_eq!(c.calls_other, 2_000 * p - 1_503 * p);
+    let mut buf = [0u8; 512];
+    let n = serde_json_core::to_slice(&c.top_procs(false), &mut buf).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+    assert_eq!(v[0]["syscalls_per_sec"], 750 * p, "over the 2 s interval");
+    assert_eq!(v[2]["syscalls"], 497 * p);
+    let exported: Vec<(u32, u64)> = c.exported_procs().map(|(pid, _, n)| (pid, n)).collect();
+    assert_eq!(exported.len(), 2);
+    assert!(exported.contains(&(20, 1_500 * p)));
+
+    // The storm ends: its series leaves once it makes no sampled call.
+    c.read_calls(c.last_ns + 1_000_000_000, |f| {
+        f(20, 1_500, &storm);
+        f(10, 4, &other);
+    });
+    c.update(0, no_drops, 0, &mut act);
+    let exported: Vec<u32> = c.exported_procs().map(|(pid, _, _)| pid).collect();
+    assert_eq!(exported, [10]);
 }

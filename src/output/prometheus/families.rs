@@ -225,6 +225,20 @@ pub(super) fn culprits(t: &mut Text<'_>, c: &Culprits<'_>) {
             t.sample(&[("abi", s.abi), ("syscall", s.name)], U(s.calls));
         }
     }
+    let calls = &c.process_calls[..c.process_calls.len().min(MAX_CULPRITS)];
+    let mut pid_buf = heapless::String::<10>::new();
+    if !calls.is_empty() {
+        t.family(
+            format_args!("kestrel_process_syscalls_total"),
+            Counter,
+            "Syscalls, traced or not, estimated by sampling (1 in 64 per CPU on average), of each process once among an interval's busiest, while it keeps calling.",
+        );
+        for p in calls {
+            pid_buf.clear();
+            let _ = std::fmt::Write::write_fmt(&mut pid_buf, format_args!("{}", p.pid));
+            t.sample(&[("comm", p.comm), ("pid", &pid_buf)], U(p.calls));
+        }
+    }
     let procs = &c.processes[..c.processes.len().min(MAX_CULPRITS)];
     if procs.is_empty() {
         return;
@@ -236,21 +250,26 @@ pub(super) fn culprits(t: &mut Text<'_>, c: &Culprits<'_>) {
         let _ = pids.push(s);
     }
     // Per-interval figures (pids come and go): gauges, not counters.
-    for (name, help, drops) in [
+    for (name, help, which) in [
         (
             "kestrel_process_interval_events",
             "Traced events in the last interval of its busiest processes.",
-            false,
+            0,
         ),
         (
             "kestrel_process_interval_drops",
             "Dropped events in the last interval of its busiest processes.",
-            true,
+            1,
+        ),
+        (
+            "kestrel_process_interval_syscalls",
+            "Syscalls, traced or not (estimated by sampling), in the last interval of its busiest processes.",
+            2,
         ),
     ] {
         t.family(format_args!("{name}"), Gauge, help);
         for (p, pid) in procs.iter().zip(pids.iter()) {
-            let v = if drops { p.drops } else { p.events };
+            let v = [p.events, p.drops, p.syscalls][which];
             t.sample(&[("comm", p.comm), ("pid", pid)], U(v));
         }
     }

@@ -30,9 +30,9 @@ use core::fmt::Write as _;
 
 use heapless::{String as HString, Vec as HVec};
 
-use crate::metrics::culprits::{MAX_EXPORTED, MAX_TOP};
+use crate::metrics::culprits::{comm_str, MAX_EXPORTED, MAX_TOP};
 use crate::output::OpenError;
-use render::{Culprits, ProcessCount, SyscallCount, View};
+use render::{Culprits, ProcessCalls, ProcessCount, SyscallCount, View};
 use server::Server;
 use textfile::Textfile;
 
@@ -310,6 +310,7 @@ impl Prometheus {
         let mut sys_names: HVec<HString<16>, MAX_EXPORTED> = HVec::new();
         let mut sys: HVec<SyscallCount<'_>, MAX_EXPORTED> = HVec::new();
         let mut procs: HVec<ProcessCount<'_>, MAX_TOP> = HVec::new();
+        let mut proc_calls: HVec<ProcessCalls<'_>, MAX_TOP> = HVec::new();
         if let Some(c) = inputs.culprits {
             for t in c.exported_syscalls() {
                 let mut n = HString::new();
@@ -326,18 +327,27 @@ impl Prometheus {
                     calls: t.count,
                 });
             }
-            for p in &c.by_evts {
+            for p in &c.by_calls {
                 let _ = procs.push(ProcessCount {
                     pid: p.pid,
                     comm: p.comm(),
                     events: p.evts,
                     drops: p.drops,
+                    syscalls: p.syscalls,
+                });
+            }
+            for (pid, comm, calls) in c.exported_procs() {
+                let _ = proc_calls.push(ProcessCalls {
+                    pid,
+                    comm: comm_str(comm),
+                    calls,
                 });
             }
         }
         let view_culprits = Culprits {
             syscalls: &sys,
             processes: &procs,
+            process_calls: &proc_calls,
         };
         let view = View {
             cfg,

@@ -24,8 +24,18 @@ pub const MAX_CULPRITS: usize = 32;
 pub struct Culprits<'a> {
     /// Calls since start of every syscall ever in an interval's top K.
     pub syscalls: &'a [SyscallCount<'a>],
-    /// Events and drops of the interval's top N processes, this interval.
+    /// Events, drops and syscalls of the interval's top N processes, this
+    /// interval.
     pub processes: &'a [ProcessCount<'a>],
+    /// Estimated syscalls since the kernel's table took each process, of
+    /// processes once in the top that still make calls (metrics::culprits).
+    pub process_calls: &'a [ProcessCalls<'a>],
+}
+
+pub struct ProcessCalls<'a> {
+    pub pid: u32,
+    pub comm: &'a str,
+    pub calls: u64,
 }
 
 pub struct SyscallCount<'a> {
@@ -40,6 +50,8 @@ pub struct ProcessCount<'a> {
     pub comm: &'a str,
     pub events: u64,
     pub drops: u64,
+    /// Estimated (sampled), traced or not.
+    pub syscalls: u64,
 }
 
 /// The exporter's own request counters, by response status.

@@ -286,10 +286,17 @@ fn culprits_render_when_present_and_are_capped() {
         comm: "busy\"box",
         events: 99,
         drops: 3,
+        syscalls: 2_500_032,
+    }];
+    let calls = [ProcessCalls {
+        pid: 4242,
+        comm: "busy\"box",
+        calls: 9_000_064,
     }];
     let c = Culprits {
         syscalls: &sys,
         processes: &procs,
+        process_calls: &calls,
     };
     let t = text(&MetricsConfig::default(), Some(&c));
     let fams = families(&t);
@@ -309,23 +316,19 @@ fn culprits_render_when_present_and_are_capped() {
         ),
         "100"
     );
-    assert_eq!(
-        value(
-            &t,
-            "kestrel_process_interval_events{comm=\"busy\\\"box\",pid=\"4242\"}"
-        ),
-        "99"
-    );
-    assert_eq!(
-        value(
-            &t,
-            "kestrel_process_interval_drops{comm=\"busy\\\"box\",pid=\"4242\"}"
-        ),
-        "3"
-    );
+    for (family, want) in [
+        ("kestrel_process_interval_events", "99"),
+        ("kestrel_process_interval_drops", "3"),
+        ("kestrel_process_interval_syscalls", "2500032"),
+        ("kestrel_process_syscalls_total", "9000064"),
+    ] {
+        let series = format!("{family}{{comm=\"busy\\\"box\",pid=\"4242\"}}");
+        assert_eq!(value(&t, &series), want, "{series}");
+    }
     let empty = Culprits {
         syscalls: &[],
         processes: &[],
+        process_calls: &[],
     };
     let t = text(&MetricsConfig::default(), Some(&empty));
     assert!(!t.contains("kestrel_syscall") && !t.contains("kestrel_process_"));
