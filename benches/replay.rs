@@ -25,7 +25,7 @@ fn ruleset(name: &str) -> Option<RuleSet> {
         f if f.starts_with("file:") => Some(load(
             &std::fs::read_to_string(&f[5..]).unwrap_or_else(|e| panic!("{f}: {e}")),
         )),
-        "default" => Some(load(files::DEFAULT_RULES)),
+        "default" => Some(load(&files::default_rules())),
         "upstream" => Some(load(
             &std::fs::read_to_string(concat!(
                 env!("CARGO_MANIFEST_DIR"),
@@ -35,7 +35,7 @@ fn ruleset(name: &str) -> Option<RuleSet> {
         )),
         _ => {
             // Ten renamed copies of every rule: ten times the rule work.
-            let base = files::DEFAULT_RULES;
+            let base = files::default_rules();
             let mut text = base.to_string();
             for i in 1..10 {
                 let copy: String = base

@@ -4,9 +4,10 @@
 # With rustup's rust-src (scripts/install-build-deps.sh adds it) the standard library is built
 # with the binary, without its `backtrace` feature: no DWARF symbolizer (gimli, addr2line,
 # miniz: ~230 KB) in a binary that ships stripped, so it could print no names anyway. A panic
-# still prints its message. That needs -Zbuild-std, a nightly-only flag, enabled on the
-# stable toolchain with RUSTC_BOOTSTRAP=1 for this one build; without rust-src the build
-# falls back to the prebuilt standard library, and says so (a larger binary, nothing else).
+# still prints its message, without its file and line (-Zlocation-detail=none: ~50 KB of
+# location records). Both need nightly-only flags, enabled on the stable toolchain with
+# RUSTC_BOOTSTRAP=1 for this one build; without rust-src the build falls back to the
+# prebuilt standard library, and says so (a larger binary, nothing else).
 set -eu
 triple=${1:?usage: scripts/build-static.sh TRIPLE [cargo args]}
 shift
@@ -14,7 +15,8 @@ cd "$(dirname "$0")/.."
 sysroot=$(rustc --print sysroot)
 if [ -d "$sysroot/lib/rustlib/src/rust/library" ]; then
     RUSTC_BOOTSTRAP=1 exec cargo build --release --locked --target "$triple" \
-        -Z build-std=std,panic_abort -Z build-std-features= "$@"
+        -Z build-std=std,panic_abort -Z build-std-features= \
+        --config "target.$triple.rustflags=['-Zlocation-detail=none']" "$@"
 fi
 echo "build-static: rust-src missing (rustup component add rust-src): prebuilt std, ~300 KB larger" >&2
 exec cargo build --release --locked --target "$triple" "$@"

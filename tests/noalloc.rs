@@ -172,7 +172,7 @@ fn rules_and_alerts_on_the_per_event_path_allocate_nothing() {
     let set = RuleSet::load(
         &[RuleFile {
             name: "default",
-            text: files::DEFAULT_RULES.as_bytes(),
+            text: files::default_rules().as_bytes(),
         }],
         Priority::Debug,
     )

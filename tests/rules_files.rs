@@ -68,7 +68,7 @@ fn builtin_ruleset_loads_and_matches_the_shipped_file() {
         "/configs/rules/kestrel_rules.yaml"
     ))
     .unwrap();
-    assert_eq!(shipped, files::DEFAULT_RULES);
+    assert_eq!(shipped, files::default_rules());
     let set = load("kestrel_rules.yaml", shipped.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     assert!(set.skipped.is_empty(), "{:?}", set.skipped);
     assert!(set.rules.len() >= 13, "{}", set.rules.len());
@@ -170,12 +170,13 @@ fn rule_loader_fuzz() {
         .spawn(|| {
             let upstream = std::fs::read(UPSTREAM).unwrap();
             let small = b"- list: l\n  items: [a, \"b c\"]\n- macro: m\n  condition: proc.name in (l) or fd.name pmatch (/etc)\n- rule: r\n  desc: d\n  condition: evt.type in (execve, openat) and m and not proc.aname[2] glob 'x*' and evt.rawres >= 0\n  output: \"%proc.name %fd.name %evt.arg.flags\"\n  priority: WARNING\n  exceptions:\n    - name: e\n      fields: [proc.name]\n      values: [[sh]]\n";
+            let default = files::default_rules();
             let mut rng = Rng(0x5eed_1234_abcd);
             let started = Instant::now();
             let (mut ok, mut err) = (0u64, 0u64);
             for i in 0..100_000u32 {
                 let base: &[u8] = if i % 500 == 0 {
-                    if i % 1000 == 0 { &upstream } else { files::DEFAULT_RULES.as_bytes() }
+                    if i % 1000 == 0 { &upstream } else { default.as_bytes() }
                 } else {
                     small
                 };

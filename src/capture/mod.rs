@@ -51,20 +51,9 @@ use btf::{AttachPath, BtfSource};
 use skel::types::kestrel_counters;
 use skel::{KestrelSkel, KestrelSkelBuilder};
 
-include!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.len.rs"));
+include!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.z.len.rs"));
 /// The probe as build.rs embedded it: zlib, inflated once on first use.
 static PROBE_OBJECT_Z: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.z"));
-
-extern "C" {
-    /// zlib's one-shot inflate, from the zlib libbpf-sys links (libelf
-    /// uses it too).
-    fn uncompress(
-        dest: *mut u8,
-        dest_len: *mut core::ffi::c_ulong,
-        source: *const u8,
-        source_len: core::ffi::c_ulong,
-    ) -> core::ffi::c_int;
-}
 
 /// The BPF object this binary carries, byte for byte (`kestrel export-probe`,
 /// and the skeleton's open). Inflated once and kept: the skeleton holds a
@@ -72,26 +61,10 @@ extern "C" {
 /// where the uncompressed object cost that in the binary and in page cache).
 pub fn probe_object() -> &'static [u8] {
     static OBJECT: std::sync::OnceLock<Box<[u8]>> = std::sync::OnceLock::new();
+    // The bytes are this binary's own, checked at build time: a failure
+    // is a corrupt binary, and an empty object fails to open cleanly.
     OBJECT.get_or_init(|| {
-        let mut out = vec![0u8; PROBE_OBJECT_LEN].into_boxed_slice();
-        let mut len = out.len() as core::ffi::c_ulong;
-        // SAFETY: dest is out's buffer with its length in `len`; source is
-        // the embedded bytes with theirs. zlib writes at most `len` bytes
-        // and stores the count written.
-        let rc = unsafe {
-            uncompress(
-                out.as_mut_ptr(),
-                &mut len,
-                PROBE_OBJECT_Z.as_ptr(),
-                PROBE_OBJECT_Z.len() as core::ffi::c_ulong,
-            )
-        };
-        // The bytes are this binary's own, checked at build time: a failure
-        // is a corrupt binary, and an empty object fails to open cleanly.
-        if rc != 0 || len as usize != PROBE_OBJECT_LEN {
-            return Box::new([]);
-        }
-        out
+        crate::base::zlib::inflate(PROBE_OBJECT_Z, PROBE_OBJECT_LEN).unwrap_or_default()
     })
 }
 

@@ -1,8 +1,16 @@
 //! ring's suites and groups for every TLS end (the MQTT and syslog clients,
-//! the /metrics server), trimmed for size: AES-GCM only (ChaCha20-Poly1305 costs ~50 KB of
-//! x86_64 code), X25519 and P-256 key exchange (not P-384). Every TLS 1.3
-//! server must take TLS_AES_128_GCM_SHA256; mosquitto, rsyslog (GnuTLS and
-//! OpenSSL) and the cloud brokers offer X25519 or P-256.
+//! the /metrics server), trimmed for the 2.0 MB binary:
+//! - AES-GCM only (ChaCha20-Poly1305 costs ~50 KB of x86_64 code); every
+//!   TLS 1.3 server must take TLS_AES_128_GCM_SHA256.
+//! - P-256 key exchange only: RFC 8446 section 9.1 makes secp256r1 the one
+//!   group a TLS 1.3 end MUST implement (X25519 is a SHOULD); mosquitto,
+//!   rsyslog (GnuTLS, OpenSSL), Go's Prometheus and the cloud brokers offer
+//!   it. X25519 and Ed25519 signing would add ~41 KB (ring's curve25519
+//!   tables and code), Ed25519 certificate checks ~12 KB more.
+//! - Our own key (client certificate, /metrics server): RSA or ECDSA
+//!   (P-256, P-384); an Ed25519 key is refused at start with one line.
+//! - Peer certificates: RSA (PKCS#1, PSS) and ECDSA P-256/P-384, what public
+//!   and IoT CAs issue; no public CA issues Ed25519 certificates.
 
 use std::sync::Arc;
 
@@ -22,7 +30,7 @@ pub fn provider() -> rustls::crypto::CryptoProvider {
             cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
             cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
         ],
-        kx_groups: vec![ring::kx_group::X25519, ring::kx_group::SECP256R1],
+        kx_groups: vec![ring::kx_group::SECP256R1],
         signature_verification_algorithms: SIG_ALGS,
         secure_random: &Keys,
         key_provider: &Keys,
@@ -38,7 +46,6 @@ static SIG_ALGS: WebPkiSupportedAlgorithms = {
             a::ECDSA_P256_SHA384,
             a::ECDSA_P384_SHA256,
             a::ECDSA_P384_SHA384,
-            a::ED25519,
             a::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
             a::RSA_PSS_2048_8192_SHA384_LEGACY_KEY,
             a::RSA_PSS_2048_8192_SHA512_LEGACY_KEY,
@@ -55,7 +62,6 @@ static SIG_ALGS: WebPkiSupportedAlgorithms = {
                 SignatureScheme::ECDSA_NISTP256_SHA256,
                 &[a::ECDSA_P256_SHA256, a::ECDSA_P384_SHA256],
             ),
-            (SignatureScheme::ED25519, &[a::ED25519]),
             (
                 SignatureScheme::RSA_PSS_SHA512,
                 &[a::RSA_PSS_2048_8192_SHA512_LEGACY_KEY],
@@ -102,6 +108,13 @@ impl rustls::crypto::KeyProvider for Keys {
         &self,
         key: PrivateKeyDer<'static>,
     ) -> Result<Arc<dyn rustls::sign::SigningKey>, rustls::Error> {
-        ring::sign::any_supported_type(&key)
+        if let Ok(rsa) = ring::sign::RsaSigningKey::new(&key) {
+            return Ok(Arc::new(rsa));
+        }
+        ring::sign::any_ecdsa_type(&key).map_err(|_| {
+            rustls::Error::General(
+                "key is not RSA or ECDSA P-256/P-384 (Ed25519 keys are not supported)".into(),
+            )
+        })
     }
 }

@@ -7,8 +7,15 @@ use std::path::{Path, PathBuf};
 
 use super::{LoadError, Priority, RuleFile, RuleSet, MAX_FILE_BYTES};
 
-/// The built-in edge ruleset, shipped readable as configs/rules/kestrel_rules.yaml.
-pub const DEFAULT_RULES: &str = include_str!("../../configs/rules/kestrel_rules.yaml");
+include!(concat!(env!("OUT_DIR"), "/kestrel_rules.yaml.z.len.rs"));
+static DEFAULT_RULES_Z: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kestrel_rules.yaml.z"));
+
+/// The built-in edge ruleset, shipped readable as configs/rules/kestrel_rules.yaml
+/// and embedded compressed: inflated for each load, then freed.
+pub fn default_rules() -> String {
+    let bytes = crate::base::zlib::inflate(DEFAULT_RULES_Z, DEFAULT_RULES_LEN).unwrap_or_default();
+    String::from_utf8(bytes.into_vec()).unwrap_or_default()
+}
 pub const DEFAULT_NAME: &str = "(built-in) kestrel_rules.yaml";
 
 fn read(path: &Path) -> Result<Vec<u8>, LoadError> {
@@ -60,9 +67,10 @@ pub fn load(args: &[String], min_priority: Priority) -> Result<RuleSet, LoadErro
         return Ok(RuleSet::empty());
     }
     if args.is_empty() {
+        let text = default_rules();
         let f = RuleFile {
             name: DEFAULT_NAME,
-            text: DEFAULT_RULES.as_bytes(),
+            text: text.as_bytes(),
         };
         return RuleSet::load(&[f], min_priority);
     }
