@@ -341,7 +341,7 @@ fn main() {
     mix(iters / 4, &path);
     let v = a.stop();
     println!(
-        "RSS {} kB, PSS {} kB, VSZ {} kB (the 1 MiB ring is mapped twice for wrap-around: about 2 MB of the RSS)",
+        "RSS {} kB, PSS {} kB, VSZ {} kB (the 1 MiB ring, mapped once, is 1 MB of the RSS)",
         f(&v, "falco.memory_rss"),
         f(&v, "falco.memory_pss"),
         f(&v, "falco.memory_vsz")

@@ -87,6 +87,9 @@ if wants live; then
     # Static non-PIE (.cargo/config.toml): no interpreter, no shared libraries.
     file "$bin" | grep -q "statically linked" || { echo "FAIL: $bin is not static" >&2; exit 1; }
     ls -l "$bin"
+    # Issues 18/19: the stripped static binary, TLS and rules in, within 2.0 MB.
+    size=$(stat -c %s "$bin")
+    [ "$size" -le 2000000 ] || { echo "FAIL: $bin is $size B, over the 2 000 000 B budget" >&2; exit 1; }
     echo "== Prometheus exporter under hostile clients, shipped binary with the built-in rules (5 MB RSS goal)"
     KESTREL_TEST_BIN="$bin" cargo test -q --test prometheus_hostile -- --include-ignored
     echo "== /metrics over TLS + bcrypt Basic auth under a bad-password flood, shipped binary (5 MB RSS goal)"

@@ -65,7 +65,7 @@ pub fn server_config(t: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
             .kx_groups
             .retain(|g| t.curves.iter().any(|c| same_curve(c, g.name())));
         if provider.kx_groups.is_empty() {
-            return Err("none of curve_preferences is one Kestrel has (X25519, CurveP256)".into());
+            return Err("none of curve_preferences is one Kestrel has (CurveP256)".into());
         }
     }
     let versions: &[&rustls::SupportedProtocolVersion] = match (t.min_version, t.max_version) {
