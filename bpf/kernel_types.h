@@ -24,6 +24,13 @@ typedef _Bool bool;
 #define true 1
 #define false 0
 
+/* For bpf_core_enum_value_exists() alone: whether the running kernel has a
+ * helper (relocated against its BTF at load; a missing one reads 0 and the
+ * verifier drops the branch that calls it). UAPI values. */
+enum bpf_func_id {
+	BPF_FUNC_get_current_task_btf = 158, /* 5.11 */
+};
+
 /* UAPI constants (stable ABI). */
 enum {
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,

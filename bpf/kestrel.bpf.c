@@ -30,10 +30,18 @@ char LICENSE[] SEC("license") = "GPL";
  */
 static __always_inline __u16 table_entry(struct call *k, __u64 nr)
 {
-	if (nr >= KESTREL_SYSCALL_MAX || !(sys_table[nr] | compat_table[nr]))
+	__u32 i = nr;
+
+	if (nr >= KESTREL_SYSCALL_MAX)
+		return 0;
+	/* The mask is the bound the verifier tracks: clang may test a copy of
+	 * nr and index with another (6.1's verifier then rejects the access). */
+	barrier_var(i);
+	i &= KESTREL_SYSCALL_MAX - 1;
+	if (!(sys_table[i] | compat_table[i]))
 		return 0;
 	call_confirm_abi(k);
-	return k->compat ? compat_table[nr] : sys_table[nr];
+	return k->compat ? compat_table[i] : sys_table[i];
 }
 
 /*
@@ -48,10 +56,10 @@ static __always_inline __u16 table_entry(struct call *k, __u64 nr)
  * issue 2333 declined per-syscall counters as too costly).
  */
 /* The group leader's comm (as ps shows the process; exec changes it):
- * plain loads through BTF on tp_btf, two checked copies on raw_tp. */
+ * plain loads through BTF on tp_btf (5.11+), two checked copies otherwise. */
 static __always_inline void leader_comm(char *dst, bool btf)
 {
-	if (btf) {
+	if (btf && have_task_btf()) {
 		struct task_struct *t = bpf_get_current_task_btf();
 
 		__builtin_memcpy(dst, t->group_leader->comm, KESTREL_COMM_LEN);

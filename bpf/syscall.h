@@ -107,6 +107,13 @@ static __always_inline __u64 call_start(struct call *k)
  * so (Falco's bpf_in_ia32_syscall() reads the same bit). One more read, so
  * it runs only for numbers one of the tables selects.
  */
+/* bpf_get_current_task_btf() (plain loads through BTF) needs 5.11; tp_btf
+ * runs from 5.8, so 5.8-5.10 take the checked copies instead. */
+static __always_inline bool have_task_btf(void)
+{
+	return bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
+}
+
 static __always_inline void call_confirm_abi(struct call *k)
 {
 #if defined(__TARGET_ARCH_x86)
@@ -114,7 +121,7 @@ static __always_inline void call_confirm_abi(struct call *k)
 
 	if (k->compat)
 		return;
-	if (k->btf) {
+	if (k->btf && have_task_btf()) {
 		t = bpf_get_current_task_btf();
 		k->compat = t->thread_info.status & TS_COMPAT;
 		return;
