@@ -93,7 +93,11 @@ fn textfile_writes_never_follow_a_swapped_directory() {
         ],
     );
     wait_for_lines(&side, 1, Duration::from_secs(30));
-    assert!(std::path::Path::new(&prom).exists(), "written at start");
+    // The snapshot's line is written just before the textfile.
+    let written = common::wait_until(Duration::from_secs(10), || {
+        std::path::Path::new(&prom).exists()
+    });
+    assert!(written.is_some(), "written at start");
     as_nobody(&format!(
         "mv {d}/u/collector {d}/u/old && ln -s {d}/victim {d}/u/collector"
     ));

@@ -129,10 +129,15 @@ impl<F: FnMut(&[u8])> EventRing<F> {
         unsafe { AtomicU32::from_ptr(self.data().add(off) as *mut u32) }.load(Ordering::Acquire)
     }
 
-    /// Delivers every committed record; returns how many.
+    /// Delivers the committed records; returns how many.
+    /// At most about a ring's worth per call: under a flood the consumer
+    /// cannot keep up with, the loop still gets back to its snapshots,
+    /// signals and scrapes (the probe drops, and counts, what does not fit;
+    /// the next wakeup or drain tick takes the rest).
     pub fn consume(&mut self) -> usize {
         let mask = self.size - 1;
         let mut cons = self.consumer_pos().load(Ordering::Acquire);
+        let first = cons;
         let mut n = 0;
         loop {
             let prod = self.producer_pos().load(Ordering::Acquire);
@@ -162,7 +167,7 @@ impl<F: FnMut(&[u8])> EventRing<F> {
                 cons = cons.wrapping_add((len + HDR).next_multiple_of(8));
                 self.consumer_pos().store(cons, Ordering::Release);
             }
-            if cons == start {
+            if cons == start || cons.wrapping_sub(first) >= self.size {
                 return n;
             }
         }
