@@ -251,6 +251,10 @@ impl Subscriber {
                 continue;
             }
             let v: serde_json::Value = serde_json::from_str(&p).expect("a metrics payload is JSON");
+            // A drop alert (the host was busy) shares the topic: snapshots only.
+            if v["rule"] != super::agent::SNAPSHOT_RULE {
+                continue;
+            }
             let ts = v["output_fields"]["evt.time"].as_u64().unwrap();
             if !seen.contains(&ts) {
                 seen.push(ts);
