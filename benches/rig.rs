@@ -185,13 +185,7 @@ fn main() {
     println!("| attach | selection | workload | program | ns/call | floor ns/call | ratio |");
     println!("|---|---|---|---|---|---|---|");
     {
-        // SAFETY: plain syscall wrapper; the fd keeps stats on until dropped.
-        let stats_fd = unsafe {
-            libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
-        };
-        assert!(stats_fd >= 0, "BPF_ENABLE_STATS failed");
-        // SAFETY: fresh fd owned by nobody else.
-        let _stats = unsafe { OwnedFd::from_raw_fd(stats_fd) };
+        let _stats = run_time_stats();
         let mut storage = MaybeUninit::uninit();
         let floor = Floor::attach(&mut storage).expect("attach the floor");
         type Work<'a> = Box<dyn Fn() + 'a>;
@@ -389,4 +383,15 @@ fn main() {
         );
     }
     let _ = std::fs::remove_file(&file);
+}
+
+/// BPF run-time stats on for as long as the returned fd lives.
+fn run_time_stats() -> OwnedFd {
+    // SAFETY: plain syscall wrapper; the fd keeps stats on until dropped.
+    let stats_fd = unsafe {
+        libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+    };
+    assert!(stats_fd >= 0, "BPF_ENABLE_STATS failed");
+    // SAFETY: fresh fd owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(stats_fd) }
 }

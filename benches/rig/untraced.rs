@@ -65,13 +65,7 @@ pub fn table(reps: usize, calls: usize) {
     println!("\n## untraced call (getppid), culprit sampling, medians of {reps} interleaved runs of {calls} calls");
     println!("| attach | setup | sys_exit ns/call | floor ns/call | ratio to floor |");
     println!("|---|---|---|---|---|");
-    // SAFETY: plain syscall wrapper; the fd keeps stats on until dropped.
-    let stats_fd = unsafe {
-        libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
-    };
-    assert!(stats_fd >= 0, "BPF_ENABLE_STATS failed");
-    // SAFETY: fresh fd owned by nobody else.
-    let _stats = unsafe { OwnedFd::from_raw_fd(stats_fd) };
+    let _stats = super::run_time_stats();
     let mut storage = MaybeUninit::uninit();
     let floor = Floor::attach(&mut storage).expect("attach the floor");
     let mut setups: Vec<(&str, &str, &str, &[&str])> = vec![
