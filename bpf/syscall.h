@@ -136,26 +136,33 @@ static __always_inline void call_confirm_abi(struct call *k)
 	 1u << KH_CLOSE | 1u << KH_DUP | 1u << KH_DUP2)
 _Static_assert(KH_MAX <= 32, "ARG0_ONLY is a 32-bit mask");
 
-/* raw_tp: the other argument registers in one more copy, once a table
- * selected the call (x86: r10 to si for 64-bit calls, bp to si for ia32). */
+/*
+ * raw_tp: the other argument registers in one more copy, once a table
+ * selected the call (x86: r10 to si for a 64-bit call, bp to si for ia32).
+ * Every slot is written on every path, by the copy or by zeroing: kernels
+ * before 5.12 refuse a read of a stack slot never written, even by root.
+ */
 static __always_inline void call_load_args(struct call *k)
 {
 	struct pt_regs *regs = k->regs;
+	bool arg0_only = !k->compat && (ARG0_ONLY >> (k->handler & 31) & 1);
 
-	if (k->btf || (!k->compat && (ARG0_ONLY >> (k->handler & 31) & 1)))
+	if (k->btf)
 		return;
 #if defined(__TARGET_ARCH_x86)
 	if (k->compat) {
 		if (bpf_probe_read_kernel(k->r, XR_DI * sizeof(__u64),
 					  __builtin_preserve_access_index(&regs->bp)))
 			__builtin_memset(k->r, 0, XR_DI * sizeof(__u64));
-	} else if (bpf_probe_read_kernel(&k->r[XR_R10], (XR_DI - XR_R10) * sizeof(__u64),
-					 __builtin_preserve_access_index(&regs->r10))) {
-		__builtin_memset(&k->r[XR_R10], 0, (XR_DI - XR_R10) * sizeof(__u64));
+		return;
 	}
+	__builtin_memset(k->r, 0, XR_R10 * sizeof(__u64));
+	if (arg0_only || bpf_probe_read_kernel(&k->r[XR_R10], (XR_DI - XR_R10) * sizeof(__u64),
+					       __builtin_preserve_access_index(&regs->r10)))
+		__builtin_memset(&k->r[XR_R10], 0, (XR_DI - XR_R10) * sizeof(__u64));
 #else
-	if (bpf_probe_read_kernel(&k->r[1], 5 * sizeof(__u64),
-				  __builtin_preserve_access_index(&regs->regs[1])))
+	if (arg0_only || bpf_probe_read_kernel(&k->r[1], 5 * sizeof(__u64),
+					       __builtin_preserve_access_index(&regs->regs[1])))
 		__builtin_memset(&k->r[1], 0, 5 * sizeof(__u64));
 #endif
 }
