@@ -48,10 +48,10 @@ static __always_inline __u16 table_entry(struct call *k, __u64 nr)
  * issue 2333 declined per-syscall counters as too costly).
  */
 /* The group leader's comm (as ps shows the process; exec changes it):
- * plain loads through BTF on tp_btf, two checked copies on raw_tp. */
+ * plain loads through BTF on tp_btf (5.11+), else two checked copies. */
 static __always_inline void leader_comm(char *dst, bool btf)
 {
-	if (btf) {
+	if (HAVE_TASK_BTF(btf)) {
 		struct task_struct *t = bpf_get_current_task_btf();
 
 		__builtin_memcpy(dst, t->group_leader->comm, KESTREL_COMM_LEN);

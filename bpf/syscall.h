@@ -106,6 +106,14 @@ static __always_inline __u64 call_start(struct call *k)
 #endif
 }
 
+/* bpf_get_current_task_btf() is 5.11+; tp_btf on 5.8-5.10 takes the
+ * checked copies instead. Settled at load by CO-RE against the kernel's
+ * enum bpf_func_id, so the verifier never walks the other branch. */
+enum bpf_func_id___kestrel { BPF_FUNC_get_current_task_btf___kestrel = 158 };
+#define HAVE_TASK_BTF(btf)                                               \
+	((btf) && bpf_core_enum_value_exists(enum bpf_func_id___kestrel, \
+					     BPF_FUNC_get_current_task_btf___kestrel))
+
 /*
  * x86 only: a 64-bit task can enter the ia32 table through int 0x80 and
  * keep its 64-bit code segment; only TS_COMPAT in thread_info.status says
@@ -119,7 +127,7 @@ static __always_inline void call_confirm_abi(struct call *k)
 
 	if (k->compat)
 		return;
-	if (k->btf) {
+	if (HAVE_TASK_BTF(k->btf)) {
 		t = bpf_get_current_task_btf();
 		k->compat = t->thread_info.status & TS_COMPAT;
 		return;
