@@ -4,8 +4,8 @@
 //! side. Knobs: KESTREL_BENCH_REPS (default 5), KESTREL_BENCH_ITERS (default
 //! 200000 iterations of the syscall mix), KESTREL_BENCH_BASELINE (an older
 //! kestrel binary whose kernel cost rows are measured beside this one's),
-//! KESTREL_BENCH_ONLY=untraced (only the untraced-call table: culprit
-//! sampling on, off, and culprits off, interleaved, KESTREL_BENCH_REPS each).
+//! KESTREL_BENCH_ONLY=untraced|traced|steps (one per-call table alone:
+//! rig/untraced.rs, rig/percall.rs).
 
 use std::ffi::CString;
 use std::mem::MaybeUninit;
@@ -18,6 +18,8 @@ use kestrel::capture::ProgStats;
 
 #[path = "mix.rs"]
 mod mix;
+#[path = "rig/percall.rs"]
+mod percall;
 #[path = "replay_core.rs"]
 mod replay_core;
 #[path = "rig/untraced.rs"]
@@ -174,10 +176,14 @@ fn main() {
         reps,
         iters
     );
-    if std::env::var("KESTREL_BENCH_ONLY").as_deref() == Ok("untraced") {
-        untraced::table(reps, iters * 5);
-        let _ = std::fs::remove_file(&file);
-        return;
+    if let Ok(only) = std::env::var("KESTREL_BENCH_ONLY") {
+        match only.as_str() {
+            "steps" => percall::steps(reps, iters * 5),
+            "untraced" => untraced::table(reps, iters * 5),
+            "traced" => percall::traced(reps, iters, &path),
+            _ => eprintln!("KESTREL_BENCH_ONLY: untraced, traced or steps"),
+        }
+        return std::fs::remove_file(&file).unwrap_or(());
     }
 
     // 1. Kernel-side cost per call, beside the no-op floor on the same tracepoint.
@@ -221,6 +227,7 @@ fn main() {
         ];
         if let Some(b) = &baseline {
             rows.insert(1, ("baseline tp_btf", b.as_str(), "tp_btf", "default", &[]));
+            rows.insert(3, ("baseline raw_tp", b.as_str(), "raw_tp", "default", &[]));
         }
         for (attach, bin, mode, sel, extra) in rows {
             for (name, work) in &works {

@@ -20,10 +20,12 @@ _Static_assert(((KA_MAX * KESTREL_SYSCALL_MAX) & (KA_MAX * KESTREL_SYSCALL_MAX -
 _Static_assert(KR_TYPE_MAX <= 0xffff && KH_MAX <= 0xff && KC_MAX <= KSEL_CAT_MASK + 1,
 	       "selection word fields overflow");
 
+/* The key from .rodata: no stack store and reload on every syscall. */
+static const __u32 zero_key = 0;
+
 static __always_inline struct kestrel_counters *get_counters(void)
 {
-	__u32 zero = 0;
-	return bpf_map_lookup_elem(&counters, &zero);
+	return bpf_map_lookup_elem(&counters, &zero_key);
 }
 
 /* The per-CPU scratch space, or NULL with the record counted as a bug drop

@@ -305,11 +305,12 @@ struct kestrel_counters {
 	 * the generated Rust types derive Default, which longer arrays lack;
 	 * both sides index it flat. */
 	__u64 n_syscalls_unnumbered;
-	__u64 syscalls[KA_MAX][KESTREL_SYSCALL_MAX / 32][32];
 	/* Per-process sampling (count_syscalls): syscall exits left on this
-	 * CPU before the next sample; samples taken; samples the process table
-	 * could not take (a racing insert, or a full table). Not summed. */
+	 * CPU before the next sample (beside the native counts, so most calls
+	 * write one page of this value); samples taken; samples the process
+	 * table could not take (a racing insert, or a full table). Not summed. */
 	__s64 calls_countdown;
+	__u64 syscalls[KA_MAX][KESTREL_SYSCALL_MAX / 32][32];
 	__u64 n_calls_samples;
 	__u64 n_calls_sample_misses;
 };

@@ -11,7 +11,7 @@ use super::{median, untraced_only, Agent, BIN};
 
 /// Run-time stats of the agent's program `name`, found through the prog
 /// ids in its fdinfo (other agents on the machine have their own).
-fn agent_prog(pid: u32, name: &str) -> Option<ProgStats> {
+pub fn agent_prog(pid: u32, name: &str) -> Option<ProgStats> {
     for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
         .ok()?
         .flatten()

@@ -4,7 +4,7 @@
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd};
 
-use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, OpenObject};
 
 use super::ProgStats;
@@ -25,21 +25,50 @@ mod skel {
 
 pub struct Floor<'obj> {
     skel: skel::FloorSkel<'obj>,
-    _links: [Link; 3],
+    _links: Vec<Link>,
 }
+
+/// The raw_tp first-step alternatives (`Floor::attach_steps`), by program.
+/// (x86_64 only: floor_raw_nr, floor_raw_full.)
+pub const STEPS: [&str; 6] = [
+    "floor_raw_noop",
+    "floor_tp_noop",
+    "floor_tp_id",
+    "floor_raw_nr",
+    "floor_raw_step",
+    "floor_raw_full",
+];
 
 impl<'obj> Floor<'obj> {
     pub fn attach(storage: &'obj mut MaybeUninit<OpenObject>) -> Result<Floor<'obj>, String> {
+        Self::attach_some(
+            storage,
+            &["floor_sys_exit", "floor_compat", "floor_raw_step"],
+        )
+    }
+
+    /// The no-op and every first-step alternative in `STEPS`.
+    pub fn attach_steps(storage: &'obj mut MaybeUninit<OpenObject>) -> Result<Floor<'obj>, String> {
+        let mut names = vec!["floor_sys_exit"];
+        names.extend(STEPS);
+        Self::attach_some(storage, &names)
+    }
+
+    /// Only the programs named (wall-clock comparisons of attach paths).
+    pub fn attach_some(
+        storage: &'obj mut MaybeUninit<OpenObject>,
+        names: &[&str],
+    ) -> Result<Floor<'obj>, String> {
         let open = skel::FloorSkelBuilder::default()
             .open(storage)
             .map_err(|e| format!("floor: {e}"))?;
-        let skel = open.load().map_err(|e| format!("floor: {e}"))?;
-        let attach = |p: &libbpf_rs::ProgramMut<'_>| p.attach().map_err(|e| format!("floor: {e}"));
-        let links = [
-            attach(&skel.progs.floor_sys_exit)?,
-            attach(&skel.progs.floor_compat)?,
-            attach(&skel.progs.floor_raw_step)?,
-        ];
+        let mut skel = open.load().map_err(|e| format!("floor: {e}"))?;
+        let mut links = Vec::new();
+        for p in skel.object_mut().progs_mut() {
+            if names.iter().any(|n| p.name().to_str() == Some(n)) {
+                links.push(p.attach().map_err(|e| format!("floor: {e}"))?);
+            }
+        }
         Ok(Floor {
             skel,
             _links: links,
@@ -60,16 +89,38 @@ impl<'obj> Floor<'obj> {
         ]
     }
 
+    /// Run-time stats of each program in `STEPS`, in that order.
+    pub fn steps(&self) -> Vec<ProgStats> {
+        STEPS
+            .iter()
+            .map(|n| {
+                let p = self
+                    .skel
+                    .object()
+                    .progs()
+                    .find(|p| p.name().to_str() == Some(n));
+                p.map_or(
+                    ProgStats {
+                        name: "",
+                        run_cnt: 0,
+                        run_time_ns: 0,
+                    },
+                    |p| Self::stats_of(p.as_fd(), n),
+                )
+            })
+            .collect()
+    }
+
     fn prog_stats(prog: &libbpf_rs::ProgramMut<'_>, name: &'static str) -> ProgStats {
+        Self::stats_of(prog.as_fd(), name)
+    }
+
+    fn stats_of(fd: std::os::fd::BorrowedFd<'_>, name: &'static str) -> ProgStats {
         let mut info = libbpf_rs::libbpf_sys::bpf_prog_info::default();
         let mut len = std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_prog_info>() as u32;
         // SAFETY: info is a zeroed bpf_prog_info and len its size.
         unsafe {
-            libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(
-                prog.as_fd().as_raw_fd(),
-                &mut info,
-                &mut len,
-            )
+            libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len)
         };
         ProgStats {
             name,

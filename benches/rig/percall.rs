@@ -1,0 +1,150 @@
+//! The rig's per-call tables beside untraced.rs: the first step alternatives
+//! (KESTREL_BENCH_ONLY=steps: issue 22's ways of learning the syscall number,
+//! each beside the tp_btf no-op) and the traced call (=traced: tp_btf and raw_tp).
+
+use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use kestrel::capture::floor::{Floor, STEPS};
+use kestrel::capture::ProgStats;
+
+use super::untraced::agent_prog;
+use super::{median, traced_only, untraced_only, Agent, BIN};
+
+/// getppid `calls` times per run, `reps` runs: each alternative's ns/call
+/// minus the no-op's, and its ratio to it.
+pub fn steps(reps: usize, calls: usize) {
+    println!("\n## first step alternatives (getppid), medians of {reps} runs of {calls} calls");
+    println!("| program | ns/call | minus floor | ratio to floor (runs) |");
+    println!("|---|---|---|---|");
+    // SAFETY: plain syscall wrapper; the fd keeps stats on until dropped.
+    let stats_fd = unsafe {
+        libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+    };
+    assert!(stats_fd >= 0, "BPF_ENABLE_STATS failed");
+    // SAFETY: fresh fd owned by nobody else.
+    let _stats = unsafe { OwnedFd::from_raw_fd(stats_fd) };
+    let mut storage = MaybeUninit::uninit();
+    let floor = Floor::attach_steps(&mut storage).expect("attach the floor");
+    let per_call = |a: &ProgStats, b: &ProgStats| {
+        (b.run_time_ns - a.run_time_ns) as f64 / (b.run_cnt - a.run_cnt).max(1) as f64
+    };
+    let mut floor_ns = Vec::new();
+    let mut got = vec![(Vec::new(), Vec::new()); STEPS.len()];
+    for _ in 0..reps {
+        let (f0, s0) = (floor.stats(), floor.steps());
+        untraced_only(calls);
+        let (f1, s1) = (floor.stats(), floor.steps());
+        let fl = per_call(&f0, &f1);
+        floor_ns.push(fl);
+        for (i, (a, b)) in s0.iter().zip(&s1).enumerate() {
+            let ns = per_call(a, b);
+            got[i].0.push(ns);
+            got[i].1.push(ns / fl);
+        }
+    }
+    println!(
+        "| floor_sys_exit (tp_btf no-op) | {:.1} | 0 | 1 |",
+        median(floor_ns.clone())
+    );
+    let fl = median(floor_ns);
+    for (name, (ns, r)) in STEPS.iter().zip(got) {
+        let m = median(ns);
+        println!(
+            "| {name} | {m:.1} | {:.1} | {:.3} ({:.2}-{:.2}) |",
+            m - fl,
+            median(r.clone()),
+            r.iter().cloned().fold(f64::INFINITY, f64::min),
+            r.iter().cloned().fold(0.0, f64::max)
+        );
+    }
+    drop(_stats);
+    drop(floor);
+    attach_wall(reps, calls);
+}
+
+/// Wall-clock ns per getppid with nothing attached and with each no-op
+/// alone (the BPF stats of a classic tracepoint leave out the perf record
+/// built before its program runs), interleaved, stats off.
+pub fn attach_wall(reps: usize, calls: usize) {
+    let setups = [
+        "(none)",
+        "floor_sys_exit",
+        "floor_raw_noop",
+        "floor_tp_noop",
+    ];
+    let mut got = vec![Vec::new(); setups.len()];
+    for _ in 0..reps {
+        for (i, name) in setups.iter().enumerate() {
+            let mut storage = MaybeUninit::uninit();
+            let _floor =
+                (i > 0).then(|| Floor::attach_some(&mut storage, &[name]).expect("attach"));
+            let t = std::time::Instant::now();
+            untraced_only(calls);
+            got[i].push(t.elapsed().as_nanos() as f64 / calls as f64);
+        }
+    }
+    println!(
+        "
+## wall-clock ns per getppid, medians of {reps} interleaved runs (stats off)"
+    );
+    println!("| attached | ns/call | minus nothing |");
+    println!("|---|---|---|");
+    let none = median(got[0].clone());
+    for (name, v) in setups.iter().zip(got) {
+        let m = median(v);
+        println!("| {name} | {m:.1} | {:.1} |", m - none);
+    }
+}
+
+/// open/close `iters` pairs per run, `reps` runs, setups interleaved: the
+/// agent's sys_exit ns/call, tp_btf and raw_tp (and an older build's with
+/// KESTREL_BENCH_BASELINE), and raw_tp over tp_btf in the same rep.
+pub fn traced(reps: usize, iters: usize, path: &std::ffi::CString) {
+    println!("\n## traced call (open/close), medians of {reps} interleaved runs of {iters} pairs");
+    println!("| build | tp_btf ns/call | raw_tp ns/call | raw_tp / tp_btf (runs) |");
+    println!("|---|---|---|---|");
+    // SAFETY: plain syscall wrapper; the fd keeps stats on until dropped.
+    let stats_fd = unsafe {
+        libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
+    };
+    assert!(stats_fd >= 0, "BPF_ENABLE_STATS failed");
+    // SAFETY: fresh fd owned by nobody else.
+    let _stats = unsafe { OwnedFd::from_raw_fd(stats_fd) };
+    let mut builds = vec![("this", BIN.to_string())];
+    if let Ok(b) = std::env::var("KESTREL_BENCH_BASELINE") {
+        builds.push(("baseline", b));
+    }
+    let mut got = vec![(Vec::new(), Vec::new(), Vec::new()); builds.len()];
+    for _ in 0..reps {
+        for (i, (_, bin)) in builds.iter().enumerate() {
+            let mut ns = [0.0; 2];
+            for (j, (attach, prog)) in [("tp_btf", "sys_exit"), ("raw_tp", "raw_sys_exit")]
+                .into_iter()
+                .enumerate()
+            {
+                let agent = Agent::start_with(bin, "default", true, attach, &[]);
+                let pid = agent.child.id();
+                let a = agent_prog(pid, prog).expect("the agent's sys_exit");
+                traced_only(iters, path);
+                let b = agent_prog(pid, prog).expect("the agent's sys_exit");
+                agent.stop();
+                ns[j] =
+                    (b.run_time_ns - a.run_time_ns) as f64 / (b.run_cnt - a.run_cnt).max(1) as f64;
+            }
+            got[i].0.push(ns[0]);
+            got[i].1.push(ns[1]);
+            got[i].2.push(ns[1] / ns[0]);
+        }
+    }
+    for ((name, bin), (t, r, q)) in builds.iter().zip(got) {
+        println!(
+            "| {name} ({bin}) | {:.1} | {:.1} | {:.3} ({:.2}-{:.2}) |",
+            median(t),
+            median(r),
+            median(q.clone()),
+            q.iter().cloned().fold(f64::INFINITY, f64::min),
+            q.iter().cloned().fold(0.0, f64::max)
+        );
+    }
+}
