@@ -4,8 +4,8 @@
 //! side. Knobs: KESTREL_BENCH_REPS (default 5), KESTREL_BENCH_ITERS (default
 //! 200000 iterations of the syscall mix), KESTREL_BENCH_BASELINE (an older
 //! kestrel binary whose kernel cost rows are measured beside this one's),
-//! KESTREL_BENCH_ONLY=untraced|traced|steps (one per-call table alone:
-//! rig/untraced.rs, rig/percall.rs).
+//! KESTREL_BENCH_ONLY=untraced|traced|steps|side (one table alone: rig/untraced.rs,
+//! rig/percall.rs, rig/side.rs with KESTREL_BENCH_SCAP_OPEN).
 
 use std::ffi::CString;
 use std::mem::MaybeUninit;
@@ -22,6 +22,8 @@ mod mix;
 mod percall;
 #[path = "replay_core.rs"]
 mod replay_core;
+#[path = "rig/side.rs"]
+mod side;
 #[path = "rig/untraced.rs"]
 mod untraced;
 use mix::mix;
@@ -181,7 +183,8 @@ fn main() {
             "steps" => percall::steps(reps, iters * 5),
             "untraced" => untraced::table(reps, iters * 5),
             "traced" => percall::traced(reps, iters, &path),
-            _ => eprintln!("KESTREL_BENCH_ONLY: untraced, traced or steps"),
+            "side" => side::table(reps, iters, &path),
+            _ => eprintln!("KESTREL_BENCH_ONLY: untraced, traced, steps or side"),
         }
         return std::fs::remove_file(&file).unwrap_or(());
     }

@@ -1,0 +1,115 @@
+//! KESTREL_BENCH_ONLY=side (issue 22): the mix alone, under the bare attach (nothing
+//! selected), under Kestrel's defaults (rules and culprit counters on) and under Falco's
+//! capture floor, falcosecurity/libs' `scap-open --modern_bpf` (KESTREL_BENCH_SCAP_OPEN=path,
+//! built by scripts/build-scap-open.sh), interleaved over the repetitions; medians, and
+//! Kestrel's overhead as a ratio to the other two in the same run. Without
+//! KESTREL_BENCH_SCAP_OPEN the scap-open row is left out (and said so).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use super::mix::mix;
+use super::{median, tmp, Agent};
+
+/// scap-open, started and waited for until it says its capture is live.
+struct ScapOpen {
+    child: Child,
+    out: String,
+}
+
+impl ScapOpen {
+    fn start(bin: &str) -> ScapOpen {
+        let out = tmp("scap-open");
+        let file = File::create(&out).expect("scap-open output file");
+        // stdout to a file is block-buffered: line buffering makes the start line visible.
+        let child = Command::new("stdbuf")
+            .args(["-oL", bin, "--modern_bpf"])
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start scap-open (stdbuf from coreutils)");
+        let mut s = ScapOpen { child, out };
+        let t = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&s.out).unwrap_or_default();
+            if text.contains("Live capture in progress") {
+                break;
+            }
+            if let Ok(Some(st)) = s.child.try_wait() {
+                panic!("scap-open exited ({st}) before its capture started:\n{text}");
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "scap-open did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        s
+    }
+
+    /// SIGINT (scap-open prints its stats and exits); returns its kernel-side event count.
+    fn stop(mut self) -> u64 {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        self.child.wait().unwrap();
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        let _ = std::fs::remove_file(&self.out);
+        text.lines()
+            .find_map(|l| l.strip_prefix("Seen by driver (kernel side events): "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+pub fn table(reps: usize, iters: usize, path: &CString) {
+    let scap = std::env::var("KESTREL_BENCH_SCAP_OPEN").ok();
+    println!(
+        "\n## side by side: slowdown of the mix (BPF stats off), medians of {reps} interleaved runs"
+    );
+    if scap.is_none() {
+        println!("(KESTREL_BENCH_SCAP_OPEN unset: no scap-open row; scripts/build-scap-open.sh)");
+    }
+    let (mut alone, mut bare, mut default, mut falco) = (vec![], vec![], vec![], vec![]);
+    let mut scap_evts = vec![];
+    for _ in 0..reps {
+        alone.push(mix(iters, path));
+        let a = Agent::start("none", false);
+        bare.push(mix(iters, path));
+        a.stop();
+        let a = Agent::start("default", false);
+        default.push(mix(iters, path));
+        a.stop();
+        if let Some(bin) = &scap {
+            let s = ScapOpen::start(bin);
+            falco.push(mix(iters, path));
+            scap_evts.push(s.stop() as f64);
+        }
+    }
+    let ma = median(alone);
+    let (mb, md) = (median(bare), median(default));
+    println!("| setup | median s | ratio to alone | overhead (ratio - 1) |");
+    println!("|---|---|---|---|");
+    let row = |name: &str, m: f64| {
+        println!("| {name} | {m:.3} | {:.3} | {:.3} |", m / ma, m / ma - 1.0);
+    };
+    row("alone", ma);
+    row("kestrel, nothing selected (the bare attach)", mb);
+    row("kestrel defaults (rules, culprit counters on)", md);
+    let over = |m: f64| m / ma - 1.0;
+    let mut line = format!(
+        "\nkestrel defaults' overhead / bare attach's: {:.2} (goal <= 1.5)",
+        over(md) / over(mb)
+    );
+    if !falco.is_empty() {
+        let mf = median(falco);
+        row("scap-open --modern_bpf (all syscalls)", mf);
+        line += &format!(
+            "; / scap-open's: {:.2} (goal <= 0.3); scap-open kernel events per run, median {:.0}",
+            over(md) / over(mf),
+            median(scap_evts)
+        );
+    }
+    println!("{line}");
+}
