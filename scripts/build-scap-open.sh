@@ -18,6 +18,10 @@
 # - libpman fails outright when it cannot raise RLIMIT_MEMLOCK to infinity, which needs
 #   CAP_SYS_RESOURCE (absent here, even as root). Since Linux 5.11 BPF memory is charged to the
 #   memory cgroup and the limit is not consulted, so the copy logs the failure and goes on.
+# - scap-open asks for BPF iterators (the start-up task and file dump, not the capture path); on
+#   Linux 6.18 the verifier rejects 0.25.4's `dump_task` (bpf_d_path on an untrusted pointer,
+#   EACCES) and the whole skeleton fails to load. The copy's scap-open sets disable_iterators,
+#   libpman's own switch, so those two programs are not loaded; every capture program is.
 # libs' libsinsp is skipped (HAVE_LIBSINSP=ON): scap-open needs only libscap.
 set -eu
 src=${1:-/opt/src/libs}
@@ -70,6 +74,15 @@ grep -q 'kestrel bench: memcg-charged BPF' "$conf" || {
     echo "build-scap-open: RLIMIT_MEMLOCK adjustment did not apply to $conf" >&2
     exit 1
 }
+
+# BPF iterators off in scap-open (see above), also exactly once.
+open_c=$work/src/userspace/libscap/examples/01-open/scap_open.c
+n=$(grep -c 'modern_bpf_params.disable_iterators = false;' "$open_c" || true)
+if [ "$n" != 1 ]; then
+    echo "build-scap-open: $open_c changed shape (disable_iterators seen $n times): adjust this script" >&2
+    exit 1
+fi
+sed -i 's/modern_bpf_params.disable_iterators = false;/modern_bpf_params.disable_iterators = true;/' "$open_c"
 
 # bpf/ headers: the system's, with PT_REGS_PARM6_CORE_SYSCALL when libbpf lacks it.
 cp -a /usr/include/bpf "$work/include/"
