@@ -27,6 +27,10 @@
 #   (EACCES). The two tail-called ones are left out of the build (MODERN_BPF_EXCLUDE_PROGS,
 #   which libpman supports); signal_deliver is not autoloaded and its attach is a no-op. None
 #   of the three is on the rig's mix (no recvmmsg/sendmmsg, no signal delivered).
+# - libpman reads libbpf's private ring_buffer struct, as laid out by libbpf >= 1.3 (the version
+#   libs bundles: `struct ring **rings`); libbpf 1.1 has `struct ring *rings`, an array. With
+#   libbpf < 1.3 the copy declares and indexes the array (scap-open otherwise crashes on the
+#   first read: a NULL ring).
 # libs' libsinsp is skipped (HAVE_LIBSINSP=ON): scap-open needs only libscap.
 set -eu
 src=${1:-/opt/src/libs}
@@ -102,6 +106,22 @@ sed -i '/^int pman_prepare_progs_before_loading() {$/a\
 \tdisable_prog_autoloading("signal_deliver"); /* kestrel bench: fails the verifier here */' "$life_c"
 sed -i '/^int pman_attach_signal_deliver() {$/a\
 \tif(bpf_program__fd(g_state.skel->progs.signal_deliver) < 0) { return 0; } /* kestrel bench */' "$progs_c"
+
+# libbpf < 1.3: its ring_buffer holds an array of rings, not an array of pointers (see above).
+major=$(sed -n 's/^#define LIBBPF_MAJOR_VERSION \([0-9]*\)$/\1/p' /usr/include/bpf/libbpf_version.h)
+minor=$(sed -n 's/^#define LIBBPF_MINOR_VERSION \([0-9]*\)$/\1/p' /usr/include/bpf/libbpf_version.h)
+if [ "${major:-0}" -lt 1 ] || { [ "$major" = 1 ] && [ "${minor:-0}" -lt 3 ]; }; then
+    defs=$work/src/userspace/libpman/src/ringbuffer_definitions.h
+    ring_c=$work/src/userspace/libpman/src/ringbuffer.c
+    n=$(grep -c '^	struct ring \*\*rings;$' "$defs" || true)
+    m=$(grep -c 'rb->rings\[' "$ring_c" || true)
+    if [ "$n" != 1 ] || [ "$m" != 2 ]; then
+        echo "build-scap-open: libpman's ring buffer code changed shape ($n, $m): adjust this script" >&2
+        exit 1
+    fi
+    sed -i 's/^	struct ring \*\*rings;$/	struct ring *rings; \/* kestrel bench: libbpf < 1.3 *\//' "$defs"
+    sed -i 's/rb->rings\[\([a-z_.]*\)\]/\&rb->rings[\1]/' "$ring_c"
+fi
 
 # bpf/ headers: the system's, with PT_REGS_PARM6_CORE_SYSCALL when libbpf lacks it.
 cp -a /usr/include/bpf "$work/include/"
