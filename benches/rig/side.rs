@@ -13,6 +13,18 @@ use std::time::{Duration, Instant};
 use super::mix::mix;
 use super::{median, tmp, Agent};
 
+/// ns a process's threads have run on a CPU (schedstat, summed over /proc/PID/task).
+fn cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// scap-open, started and waited for until it says its capture is live.
 struct ScapOpen {
     child: Child,
@@ -73,17 +85,26 @@ pub fn table(reps: usize, iters: usize, path: &CString) {
     }
     let (mut alone, mut bare, mut default, mut falco) = (vec![], vec![], vec![], vec![]);
     let mut scap_evts = vec![];
+    // CPU the agent (or scap-open) spent during the mix, ms, all threads: it competes with the mix.
+    let (mut cpu_bare, mut cpu_default, mut cpu_falco) = (vec![], vec![], vec![]);
+    let ms = |a: u64, b: u64| (b - a) as f64 / 1e6;
     for _ in 0..reps {
         alone.push(mix(iters, path));
         let a = Agent::start("none", false);
+        let c = cpu_ns(a.child.id());
         bare.push(mix(iters, path));
+        cpu_bare.push(ms(c, cpu_ns(a.child.id())));
         a.stop();
         let a = Agent::start("default", false);
+        let c = cpu_ns(a.child.id());
         default.push(mix(iters, path));
+        cpu_default.push(ms(c, cpu_ns(a.child.id())));
         a.stop();
         if let Some(bin) = &scap {
             let s = ScapOpen::start(bin);
+            let c = cpu_ns(s.child.id());
             falco.push(mix(iters, path));
+            cpu_falco.push(ms(c, cpu_ns(s.child.id())));
             scap_evts.push(s.stop() as f64);
         }
     }
@@ -93,12 +114,25 @@ pub fn table(reps: usize, iters: usize, path: &CString) {
     let (rb, rd) = (per_rep(&bare), per_rep(&default));
     let ma = median(alone.clone());
     let (mb, md) = (median(bare), median(default));
-    println!("| setup | median s | ratio of medians | median of per-rep ratios |");
-    println!("|---|---|---|---|");
-    let row = |name: &str, m: f64, r: f64| println!("| {name} | {m:.3} | {:.3} | {r:.3} |", m / ma);
-    row("alone", ma, 1.0);
-    row("kestrel, nothing selected (the bare attach)", mb, rb);
-    row("kestrel defaults (rules, culprit counters on)", md, rd);
+    println!("| setup | median s | ratio of medians | median of per-rep ratios | its CPU during the mix, ms |");
+    println!("|---|---|---|---|---|");
+    let row = |name: &str, m: f64, r: f64, c: String| {
+        println!("| {name} | {m:.3} | {:.3} | {r:.3} | {c} |", m / ma)
+    };
+    let cpu = |v: Vec<f64>| format!("{:.1}", median(v));
+    row("alone", ma, 1.0, "-".into());
+    row(
+        "kestrel, nothing selected (the bare attach)",
+        mb,
+        rb,
+        cpu(cpu_bare),
+    );
+    row(
+        "kestrel defaults (rules, culprit counters on)",
+        md,
+        rd,
+        cpu(cpu_default),
+    );
     let mut line = format!(
         "\nkestrel defaults' overhead / bare attach's (goal <= 1.5): {:.2} from the medians, {:.2} from the per-rep ratios",
         (md / ma - 1.0) / (mb / ma - 1.0),
@@ -106,7 +140,12 @@ pub fn table(reps: usize, iters: usize, path: &CString) {
     );
     if !falco.is_empty() {
         let (mf, rf) = (median(falco.clone()), per_rep(&falco));
-        row("scap-open --modern_bpf (all syscalls)", mf, rf);
+        row(
+            "scap-open --modern_bpf (all syscalls)",
+            mf,
+            rf,
+            cpu(cpu_falco),
+        );
         line += &format!(
             "\nkestrel defaults' overhead / scap-open's (goal <= 0.3): {:.2} from the medians, {:.2} from the per-rep ratios; scap-open kernel events per run, median {:.0}",
             (md / ma - 1.0) / (mf / ma - 1.0),
