@@ -1,12 +1,10 @@
 //! The benchmark rig (issue 6): `cargo bench --features bench --bench rig` as root. Prints one
-//! table of Kestrel's costs on this machine, every figure measured in this run
-//! and, where the machine is noisy, as a ratio to a baseline taken side by
-//! side. Knobs: KESTREL_BENCH_REPS (default 5), KESTREL_BENCH_ITERS (default
-//! 200000 iterations of the syscall mix), KESTREL_BENCH_BASELINE (an older
-//! kestrel binary whose kernel cost rows are measured beside this one's),
-//! KESTREL_BENCH_ONLY=untraced|traced|steps|side (one table alone: rig/untraced.rs,
+//! table of Kestrel's costs on this machine, every figure measured in this run and, where the
+//! machine is noisy, as a ratio to a baseline taken side by side. Knobs: KESTREL_BENCH_REPS
+//! (default 5), KESTREL_BENCH_ITERS (default 200000 iterations of the syscall mix),
+//! KESTREL_BENCH_BASELINE (an older kestrel binary whose kernel cost rows are measured beside
+//! this one's), KESTREL_BENCH_ONLY=untraced|traced|steps|side (one table alone: rig/untraced.rs,
 //! rig/percall.rs, rig/side.rs with KESTREL_BENCH_SCAP_OPEN).
-
 use std::ffi::CString;
 use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd};
