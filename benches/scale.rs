@@ -1,6 +1,6 @@
 //! How cost grows with the table sizes (issue 22): `cargo bench --bench scale`.
 //! For each capacity (KESTREL_BENCH_TABLE_SIZE=n for one): resident memory
-//! of a fresh State and of a full one, ns per thread and fd lookup in the
+//! of a fresh State and of a full one (one process a size), ns per thread and fd lookup in the
 //! full tables, and the replay's events/s through them. Not root.
 
 mod replay_core;
@@ -29,18 +29,6 @@ fn tid(i: usize) -> u32 {
 }
 
 fn row(n: usize) {
-    // The old index (slot + fill) as it was: u32::MAX in every slot.
-    let before = {
-        let r0 = rss_kb();
-        let slots = |c: usize| (c.max(1) * 2).next_power_of_two();
-        let old: Vec<Vec<u32>> = [n + 16, n, n]
-            .iter()
-            .map(|&c| vec![u32::MAX; slots(c)])
-            .collect();
-        let kb = rss_kb() - r0;
-        drop(black_box(old));
-        kb
-    };
     let r0 = rss_kb();
     let mut st = State::new(n, n, 1, false);
     let fresh = rss_kb().saturating_sub(r0);
@@ -85,7 +73,7 @@ fn row(n: usize) {
 
     let (best, _) = replay_core::best_of_state(3, 100, st);
     println!(
-        "| {n} | {thr_ns:.1} | {fd_ns:.1} | {:.2} | {before} kB (index as before) / {fresh} kB | {full} kB |",
+        "| {n} | {thr_ns:.1} | {fd_ns:.1} | {:.2} | {fresh} kB | {full} kB |",
         best / 1e6
     );
 }
@@ -95,6 +83,9 @@ fn main() {
         Ok(v) => vec![v.parse().expect("KESTREL_BENCH_TABLE_SIZE")],
         Err(_) => vec![4096, 16384, 65536, 262144],
     };
+    if std::env::var_os("KESTREL_BENCH_ROW_ONLY").is_some() {
+        return row(sizes[0]);
+    }
     println!(
         "bytes/thread entry {}, bytes/fd entry {}",
         State::bytes_per_thread(),
@@ -102,7 +93,15 @@ fn main() {
     );
     println!("| entries (threads = fds) | thread lookup ns | fd lookup ns | replay M ev/s | resident at start | resident full |");
     println!("|---|---|---|---|---|---|");
+    // One process a size: freed tables would be reused resident (glibc
+    // raises its mmap threshold after a large free).
     for n in sizes {
-        row(n);
+        let ok = std::process::Command::new(std::env::current_exe().unwrap())
+            .env("KESTREL_BENCH_TABLE_SIZE", n.to_string())
+            .env("KESTREL_BENCH_ROW_ONLY", "1")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "row {n}");
     }
 }
