@@ -5,6 +5,7 @@
 //! KESTREL_BENCH_BASELINE (an older kestrel binary whose kernel cost rows are measured beside
 //! this one's), KESTREL_BENCH_ONLY=untraced|traced|steps|side|mix|rates (one table alone:
 //! rig/untraced.rs, rig/percall.rs, rig/side.rs with KESTREL_BENCH_SCAP_OPEN, rig/scale.rs).
+
 use std::ffi::CString;
 use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd};
