@@ -2,7 +2,8 @@
 /*
  * Record plumbing shared by every program: per-CPU counters, the scratch
  * record, header and task fields, and the two ways into the ring buffer
- * (copy a variable-size record, or build a fixed-size one in place). Every
+ * (copy a variable-size record, or build a fixed-size one in place), or
+ * into the per-CPU perf buffers where there is no ring (use_perf). Every
  * outcome is counted: a record is either delivered or lands in a drop
  * counter.
  */
@@ -46,7 +47,8 @@ static __always_inline void fill_hdr(struct kestrel_hdr *h, __u16 type, __s16 nr
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
-	h->jiffies = bpf_jiffies64();
+	/* Perf buffers are per CPU: user space merges them by this time. */
+	h->jiffies = use_perf ? bpf_ktime_get_ns() : bpf_jiffies64();
 	h->tid = (__u32)id;
 	h->pid = id >> 32;
 	h->type = type;
@@ -157,38 +159,65 @@ static __always_inline __u64 wake_flags(struct kestrel_counters *c)
 	return BPF_RB_NO_WAKEUP;
 }
 
-/* Copies a variable-size record built in scratch space. */
-static __always_inline void emit(struct kestrel_counters *c, void *rec, __u64 len, int cat, int dir)
+/* Copies a variable-size record built in scratch space. ctx: the
+ * program's, which bpf_perf_event_output wants. */
+static __always_inline void emit(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
+				 int cat, int dir)
 {
+	long err;
+
 	c->n_evts++;
 	if (len > sizeof(union kestrel_record)) {
 		c->n_drops_scratch_map++;
 		return;
 	}
 	((struct kestrel_hdr *)rec)->len = len;
-	if (bpf_ringbuf_output(&events, rec, len, wake_flags(c)))
+	if (use_perf)
+		err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, rec, len);
+	else
+		err = bpf_ringbuf_output(&events, rec, len, wake_flags(c));
+	if (err)
 		count_drop(c, cat, dir);
 }
 
 /*
  * Fixed-size records are built in place in the ring buffer: no scratch
  * lookup, no copy. A full ring is counted here; the caller must submit.
+ * The perf path builds them in scratch space and copies them at submit.
  */
 static __always_inline void *reserve(struct kestrel_counters *c, __u64 size, int cat, int dir)
 {
 	void *r;
 
 	c->n_evts++;
+	if (use_perf) {
+		struct scratch_space *s = bpf_map_lookup_elem(&scratch, &zero_key);
+
+		if (!s)
+			c->n_drops_bug++;
+		return s ? &s->rec : NULL;
+	}
 	r = bpf_ringbuf_reserve(&events, size, 0);
 	if (!r)
 		count_drop(c, cat, dir);
 	return r;
 }
 
-static __always_inline void submit(struct kestrel_counters *c, void *rec, __u64 size)
+/* Returns 1 when the record was dropped: only the perf path drops here
+ * (the ring's reserve already took the space). */
+static __always_inline int submit(void *ctx, struct kestrel_counters *c, void *rec, __u64 size,
+				  int cat, int dir)
 {
 	((struct kestrel_hdr *)rec)->len = size;
-	bpf_ringbuf_submit(rec, wake_flags(c));
+	if (!use_perf) {
+		bpf_ringbuf_submit(rec, wake_flags(c));
+		return 0;
+	}
+	if (bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, rec, size)) {
+		count_drop(c, cat, dir);
+		return 1;
+	}
+	return 0;
 }
 
 /* Reads a user string into dst[max]; returns the stored length including
