@@ -31,7 +31,7 @@ const HDR: usize = 8;
 const RAW_AT: usize = HDR + 4;
 /// kestrel_hdr.len (after jiffies, tid, pid, type).
 const REC_LEN_AT: usize = 18;
-const PERF_EVENT_IOC_ENABLE: libc::c_ulong = 0x2400;
+const PERF_EVENT_IOC_ENABLE: libc::Ioctl = 0x2400;
 
 struct CpuBuf {
     fd: OwnedFd,
