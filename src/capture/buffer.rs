@@ -40,16 +40,27 @@ impl BufferKind {
     }
 }
 
-/// Whether this kernel can create a BPF ring buffer (libbpf's feature probe).
+/// Whether this kernel can create a BPF ring buffer: one page of one,
+/// made and closed (libbpf's own feature probe would link its whole
+/// probing module, 16 KB of the binary, for this one answer).
 pub fn kernel_has_ringbuf() -> bool {
-    // SAFETY: a plain function call; a NULL opts pointer is allowed.
-    let r = unsafe {
-        libbpf_rs::libbpf_sys::libbpf_probe_bpf_map_type(
+    let page = rustix::param::page_size() as u32;
+    // SAFETY: plain bpf(BPF_MAP_CREATE) wrapper; a valid fd is closed at once.
+    let fd = unsafe {
+        libbpf_rs::libbpf_sys::bpf_map_create(
             libbpf_rs::libbpf_sys::BPF_MAP_TYPE_RINGBUF,
+            std::ptr::null(),
+            0,
+            0,
+            page,
             std::ptr::null(),
         )
     };
-    r == 1
+    if fd >= 0 {
+        // SAFETY: fd was just returned to us and is owned by nobody else.
+        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    }
+    fd >= 0
 }
 
 /// The buffer to use and why, one phrase for the start line and `check`.
