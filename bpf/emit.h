@@ -159,13 +159,25 @@ static __always_inline __u64 wake_flags(struct kestrel_counters *c)
 	return BPF_RB_NO_WAKEUP;
 }
 
-/* Copies a variable-size record built in scratch space. ctx: the
- * program's, which bpf_perf_event_output wants. */
+/*
+ * The perf path's output, out of line: one copy, not one per handler and
+ * attach path (the probe object carries them all, compressed, in the
+ * binary). ctx: the program's, which bpf_perf_event_output wants; catdir:
+ * the category times KD_MAX plus the direction. Returns 1 on a drop.
+ */
+static __noinline int perf_out(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
+			       __u32 catdir)
+{
+	if (!bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, rec, len))
+		return 0;
+	count_drop(c, catdir / KD_MAX, catdir % KD_MAX);
+	return 1;
+}
+
+/* Copies a variable-size record built in scratch space. */
 static __always_inline void emit(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
 				 int cat, int dir)
 {
-	long err;
-
 	c->n_evts++;
 	if (len > sizeof(union kestrel_record)) {
 		c->n_drops_scratch_map++;
@@ -173,10 +185,8 @@ static __always_inline void emit(void *ctx, struct kestrel_counters *c, void *re
 	}
 	((struct kestrel_hdr *)rec)->len = len;
 	if (use_perf)
-		err = bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, rec, len);
-	else
-		err = bpf_ringbuf_output(&events, rec, len, wake_flags(c));
-	if (err)
+		perf_out(ctx, c, rec, len, cat * KD_MAX + dir);
+	else if (bpf_ringbuf_output(&events, rec, len, wake_flags(c)))
 		count_drop(c, cat, dir);
 }
 
@@ -209,14 +219,9 @@ static __always_inline int submit(void *ctx, struct kestrel_counters *c, void *r
 				  int cat, int dir)
 {
 	((struct kestrel_hdr *)rec)->len = size;
-	if (!use_perf) {
-		bpf_ringbuf_submit(rec, wake_flags(c));
-		return 0;
-	}
-	if (bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, rec, size)) {
-		count_drop(c, cat, dir);
-		return 1;
-	}
+	if (use_perf)
+		return perf_out(ctx, c, rec, size, cat * KD_MAX + dir);
+	bpf_ringbuf_submit(rec, wake_flags(c));
 	return 0;
 }
 

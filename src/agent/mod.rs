@@ -158,32 +158,33 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         .culprits
         .enabled
         .then(|| Activity::with_capacity(cfg.culprits.capacity));
-    let mut pipeline = Pipeline::new(state, activity);
-    // Before the engine takes the rules: what a reload compares against.
-    let running = reload::Running::of(&cfg);
-    let rule_lines = rules_lines(&cfg.rules);
-    pipeline.rules = engine(&mut cfg, &host.hostname, &pipeline.state);
-    let pipeline = RefCell::new(pipeline);
-    // The buffer is read from before the programs run (a perf buffer not
-    // yet open loses its CPU's records) and opened with the privileges
-    // perf_event_open needs, before they are dropped.
+    let pipeline = RefCell::new(Pipeline::new(state, activity));
+    // The buffer is open before the programs run (a perf buffer not yet
+    // open loses its CPU's records), with the privileges perf_event_open
+    // needs, before they are dropped. Nothing reads it before the loop,
+    // so the engine is in place for the first record.
     let started = ring_buffer(&probe, &cfg.probe, &pipeline).and_then(|ring| {
         probe
             .attach_all()
             .map_err(|e| StartError::env(e.to_string()))?;
-        let kept = settle_process(&mut checked)?;
-        start_lines::log_start(&cfg, &probe, &seeded, stats, &kept, &checked);
-        let tables = ((used.0, cfg.thread_capacity), (used.1, cfg.fd_capacity));
-        for l in start_lines::half_full_lines(tables.0, tables.1) {
-            crate::log_line!("{l}");
-        }
-        for l in &rule_lines {
-            crate::log_line!("{l}");
-        }
-        let rules = pipeline.borrow().rules.is_some();
-        let sources = register_sources(&cfg, &ring, signals, prom.as_mut(), rules)?;
-        Ok((ring, sources))
+        Ok((ring, settle_process(&mut checked)?))
     });
+    let (ring, kept) = match started {
+        Ok(r) => r,
+        Err(e) => return Err(abort(&mut outputs, &mut checked, e)),
+    };
+    start_lines::log_start(&cfg, &probe, &seeded, stats, &kept, &checked);
+    for l in start_lines::half_full_lines((used.0, cfg.thread_capacity), (used.1, cfg.fd_capacity))
+    {
+        crate::log_line!("{l}");
+    }
+    log_rules(&cfg.rules);
+    // Before the engine takes the rules: what a reload compares against.
+    let running = reload::Running::of(&cfg);
+    let engine = engine(&mut cfg, &host.hostname, &pipeline.borrow().state);
+    let rules = engine.is_some();
+    pipeline.borrow_mut().rules = engine;
+    let started = register_sources(&cfg, &ring, signals, prom.as_mut(), rules).map(|s| (ring, s));
     let (ring, sources) = match started {
         Ok(r) => r,
         Err(e) => return Err(abort(&mut outputs, &mut checked, e)),
@@ -261,27 +262,21 @@ fn seeded_state(cfg: &AgentConfig) -> (State, proc_scan::Seeded) {
     (state, seeded)
 }
 
-/// What was loaded, and one line per rule left out with its reason; made
-/// before the engine takes the rules, logged once the probe is attached.
-fn rules_lines(r: &RuleSet) -> Vec<String> {
-    let mut v: Vec<String> = r.warnings.iter().map(|w| format!("rules: {w}")).collect();
-    for s in &r.skipped {
-        v.push(format!("rules: skipped '{}': {}", s.rule, s.reason));
+/// What was loaded, and one line per rule left out with its reason.
+fn log_rules(r: &RuleSet) {
+    for w in &r.warnings {
+        crate::log_line!("rules: {w}");
     }
-    v.push(format!(
+    for s in &r.skipped {
+        crate::log_line!("rules: skipped '{}': {}", s.rule, s.reason);
+    }
+    crate::log_line!(
         "rules: {} loaded, {} skipped, {} disabled, {} below the minimum priority",
         r.rules.len(),
         r.skipped.len(),
         r.disabled,
         r.below_priority
-    ));
-    v
-}
-
-fn log_rules(r: &RuleSet) {
-    for l in rules_lines(r) {
-        crate::log_line!("{l}");
-    }
+    );
 }
 
 /// The rule engine over the loaded rules, or None when there are none. The

@@ -68,11 +68,12 @@ impl<F: FnMut(&[u8])> PerfRings<F> {
         let page = rustix::param::page_size();
         let cpus = online_cpus()?;
         let size = super::buffer::perf_pages(total, cpus.len()) * page;
+        // This CPU's share of wake_bytes (size / total is a power of two).
+        let share = wake_bytes / (u64::from(total) / size as u64).max(1);
         let wake_bytes = if wake_bytes == 0 {
             0
         } else {
-            let share = u128::from(wake_bytes) * size as u128 / u128::from(total.max(1));
-            share.clamp(1, size as u128 / 2) as u64
+            share.min(size as u64 / 2).max(1)
         };
         let mut bufs = Vec::with_capacity(cpus.len());
         for cpu in cpus {
