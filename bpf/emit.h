@@ -47,8 +47,7 @@ static __always_inline void fill_hdr(struct kestrel_hdr *h, __u16 type, __s16 nr
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
-	/* Perf buffers are per CPU: user space merges them by this time. */
-	h->jiffies = use_perf ? bpf_ktime_get_ns() : bpf_jiffies64();
+	/* h->jiffies: stamped at output (submit, emit, perf_out). */
 	h->tid = (__u32)id;
 	h->pid = id >> 32;
 	h->type = type;
@@ -168,10 +167,26 @@ static __always_inline __u64 wake_flags(struct kestrel_counters *c)
 static __noinline int perf_out(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
 			       __u32 catdir)
 {
+	/* Perf buffers are per CPU: user space merges them by this time, taken
+	 * as late as can be, so one CPU's records are in time order. */
+	((struct kestrel_hdr *)rec)->jiffies = bpf_ktime_get_ns();
 	if (!bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, rec, len))
 		return 0;
 	count_drop(c, catdir / KD_MAX, catdir % KD_MAX);
 	return 1;
+}
+
+/* The perf path's fixed-size record: built in the scratch space, out of
+ * line for the same reason. */
+static __noinline void *perf_scratch(struct kestrel_counters *c)
+{
+	struct scratch_space *s = bpf_map_lookup_elem(&scratch, &zero_key);
+
+	if (!s) {
+		c->n_drops_bug++;
+		return NULL;
+	}
+	return &s->rec;
 }
 
 /* Copies a variable-size record built in scratch space. */
@@ -184,9 +199,12 @@ static __always_inline void emit(void *ctx, struct kestrel_counters *c, void *re
 		return;
 	}
 	((struct kestrel_hdr *)rec)->len = len;
-	if (use_perf)
+	if (use_perf) {
 		perf_out(ctx, c, rec, len, cat * KD_MAX + dir);
-	else if (bpf_ringbuf_output(&events, rec, len, wake_flags(c)))
+		return;
+	}
+	((struct kestrel_hdr *)rec)->jiffies = bpf_jiffies64();
+	if (bpf_ringbuf_output(&events, rec, len, wake_flags(c)))
 		count_drop(c, cat, dir);
 }
 
@@ -200,13 +218,8 @@ static __always_inline void *reserve(struct kestrel_counters *c, __u64 size, int
 	void *r;
 
 	c->n_evts++;
-	if (use_perf) {
-		struct scratch_space *s = bpf_map_lookup_elem(&scratch, &zero_key);
-
-		if (!s)
-			c->n_drops_bug++;
-		return s ? &s->rec : NULL;
-	}
+	if (use_perf)
+		return perf_scratch(c);
 	r = bpf_ringbuf_reserve(&events, size, 0);
 	if (!r)
 		count_drop(c, cat, dir);
@@ -221,6 +234,8 @@ static __always_inline int submit(void *ctx, struct kestrel_counters *c, void *r
 	((struct kestrel_hdr *)rec)->len = size;
 	if (use_perf)
 		return perf_out(ctx, c, rec, size, cat * KD_MAX + dir);
+	/* 5.4 has no bpf_jiffies64: the perf path never reaches it. */
+	((struct kestrel_hdr *)rec)->jiffies = bpf_jiffies64();
 	bpf_ringbuf_submit(rec, wake_flags(c));
 	return 0;
 }

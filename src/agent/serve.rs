@@ -304,7 +304,7 @@ impl Agent<'_> {
         if let Some(lost) = self.ring.lost() {
             let drops = self.probe.counters().n_drops_buffer_total;
             crate::log_line!(
-                "perf buffers: {lost} samples reported lost by perf, {drops} full-buffer drops counted by the probe (the same losses; the probe's count is in the drop buckets)"
+                "perf buffers: {lost} samples lost (perf's count), {drops} full-buffer drops (the probe's, in the drop buckets)"
             );
         }
         if let Some(p) = &mut checked.pidfile {

@@ -14,8 +14,6 @@
 //! first. A record stamped later waits for the next call.
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use libbpf_rs::libbpf_sys as sys;
@@ -41,6 +39,8 @@ struct CpuBuf {
     tail: u64,
     /// data_head when this call began: the call reads no further.
     head: u64,
+    /// The time of the sample at tail, if it is to be delivered this call.
+    next: Option<u64>,
 }
 
 pub struct PerfRings<F: FnMut(&[u8])> {
@@ -49,8 +49,6 @@ pub struct PerfRings<F: FnMut(&[u8])> {
     /// Data bytes per CPU, a power of two.
     size: usize,
     scratch: Box<[u8]>,
-    /// (time, CPU) of each CPU's next record; room for all, made once.
-    next: BinaryHeap<Reverse<(u64, usize)>>,
     on_record: F,
     /// Samples perf reported lost (PERF_RECORD_LOST): the records the
     /// probe already counted as full-buffer drops, seen from this side.
@@ -79,13 +77,11 @@ impl<F: FnMut(&[u8])> PerfRings<F> {
         for cpu in cpus {
             bufs.push(CpuBuf::open(map.as_fd(), cpu, page, size, wake_bytes)?);
         }
-        let n = bufs.len();
         Ok(PerfRings {
             cpus: bufs.into_boxed_slice(),
             page,
             size,
             scratch: vec![0; MAX_RECORD].into_boxed_slice(),
-            next: BinaryHeap::with_capacity(n),
             on_record,
             lost: 0,
             corrupt: 0,
@@ -100,14 +96,18 @@ impl<F: FnMut(&[u8])> PerfRings<F> {
     /// Delivers the records of all CPUs oldest first; returns how many.
     pub fn consume(&mut self) -> usize {
         let cutoff = crate::base::time::monotonic_ns();
-        self.next.clear();
         for i in 0..self.cpus.len() {
             let c = &mut self.cpus[i];
             c.head = c.word(DATA_HEAD, self.page).load(Ordering::Acquire);
             self.queue(i, cutoff);
         }
         let mut n = 0;
-        while let Some(Reverse((_, i))) = self.next.pop() {
+        // The oldest next record of all CPUs: a scan, a handful of CPUs on
+        // the kernels this path is for.
+        while let Some(i) = (0..self.cpus.len())
+            .filter(|&i| self.cpus[i].next.is_some())
+            .min_by_key(|&i| self.cpus[i].next)
+        {
             n += usize::from(self.deliver(i));
             self.queue(i, cutoff);
         }
@@ -117,6 +117,7 @@ impl<F: FnMut(&[u8])> PerfRings<F> {
     /// Puts CPU `i`'s next sample in the merge if it was stamped before
     /// `cutoff`; lost counts and other record types on the way are taken.
     fn queue(&mut self, i: usize, cutoff: u64) {
+        self.cpus[i].next = None;
         loop {
             let pending = self.cpus[i].head - self.cpus[i].tail;
             if pending == 0 {
@@ -136,9 +137,7 @@ impl<F: FnMut(&[u8])> PerfRings<F> {
                 let mut t = [0u8; 8];
                 self.copy_out(i, RAW_AT, &mut t);
                 let t = u64::from_ne_bytes(t);
-                if t < cutoff {
-                    self.next.push(Reverse((t, i)));
-                }
+                self.cpus[i].next = (t < cutoff).then_some(t);
                 return;
             }
             if kind == sys::PERF_RECORD_LOST && len >= HDR + 16 {
@@ -243,10 +242,7 @@ impl CpuBuf {
             )
         };
         if fd < 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(std::io::Error::other(format!(
-                "perf_event_open on CPU {cpu}: {e}"
-            )));
+            return Err(std::io::Error::last_os_error());
         }
         // SAFETY: a new fd the kernel just returned, owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
@@ -268,6 +264,7 @@ impl CpuBuf {
             len: page + size,
             tail: 0,
             head: 0,
+            next: None,
         };
         let raw = buf.fd.as_raw_fd();
         // SAFETY: a plain ioctl on our perf fd.
@@ -284,8 +281,7 @@ impl CpuBuf {
             )
         };
         if rc != 0 {
-            let e = std::io::Error::from_raw_os_error(-rc);
-            return Err(std::io::Error::other(format!("perf_events[{cpu}]: {e}")));
+            return Err(std::io::Error::from_raw_os_error(-rc));
         }
         Ok(buf)
     }
@@ -314,7 +310,7 @@ impl Drop for CpuBuf {
 fn online_cpus() -> std::io::Result<Vec<u32>> {
     let text = std::fs::read_to_string("/sys/devices/system/cpu/online")?;
     parse_cpus(&text)
-        .ok_or_else(|| std::io::Error::other(format!("online CPUs: '{}'", text.trim())))
+        .ok_or_else(|| std::io::Error::other("unreadable online CPU list"))
 }
 
 fn parse_cpus(text: &str) -> Option<Vec<u32>> {

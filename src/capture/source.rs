@@ -18,6 +18,7 @@ pub enum Records<F: FnMut(&[u8])> {
 impl<F: FnMut(&[u8])> Records<F> {
     /// The probe's buffer, each record handed to `on_record`. Opening perf
     /// buffers is perf_event_open: before privileges are dropped.
+    #[inline(never)]
     pub fn open(probe: &Probe<'_>, cfg: &ProbeConfig, on_record: F) -> std::io::Result<Self> {
         match probe.buffer().0 {
             BufferKind::Ring => EventRing::new(
