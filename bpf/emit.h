@@ -2,7 +2,8 @@
 /*
  * Record plumbing shared by every program: per-CPU counters, the scratch
  * record, header and task fields, and the two ways into the ring buffer
- * (copy a variable-size record, or build a fixed-size one in place). Every
+ * (copy a variable-size record, or build a fixed-size one in place), or
+ * into the per-CPU perf buffers where there is no ring (use_perf). Every
  * outcome is counted: a record is either delivered or lands in a drop
  * counter.
  */
@@ -46,7 +47,7 @@ static __always_inline void fill_hdr(struct kestrel_hdr *h, __u16 type, __s16 nr
 {
 	__u64 id = bpf_get_current_pid_tgid();
 
-	h->jiffies = bpf_jiffies64();
+	/* h->jiffies: stamped at output (submit, emit, perf_out). */
 	h->tid = (__u32)id;
 	h->pid = id >> 32;
 	h->type = type;
@@ -157,8 +158,40 @@ static __always_inline __u64 wake_flags(struct kestrel_counters *c)
 	return BPF_RB_NO_WAKEUP;
 }
 
+/*
+ * The perf path's output, out of line: one copy, not one per handler and
+ * attach path (the probe object carries them all, compressed, in the
+ * binary). ctx: the program's, which bpf_perf_event_output wants; catdir:
+ * the category times KD_MAX plus the direction. Returns 1 on a drop.
+ */
+static __noinline int perf_out(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
+			       __u32 catdir)
+{
+	/* Perf buffers are per CPU: user space merges them by this time, taken
+	 * as late as can be, so one CPU's records are in time order. */
+	((struct kestrel_hdr *)rec)->jiffies = bpf_ktime_get_ns();
+	if (!bpf_perf_event_output(ctx, &perf_events, BPF_F_CURRENT_CPU, rec, len))
+		return 0;
+	count_drop(c, catdir / KD_MAX, catdir % KD_MAX);
+	return 1;
+}
+
+/* The perf path's fixed-size record: built in the scratch space, out of
+ * line for the same reason. */
+static __noinline void *perf_scratch(struct kestrel_counters *c)
+{
+	struct scratch_space *s = bpf_map_lookup_elem(&scratch, &zero_key);
+
+	if (!s) {
+		c->n_drops_bug++;
+		return NULL;
+	}
+	return &s->rec;
+}
+
 /* Copies a variable-size record built in scratch space. */
-static __always_inline void emit(struct kestrel_counters *c, void *rec, __u64 len, int cat, int dir)
+static __always_inline void emit(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
+				 int cat, int dir)
 {
 	c->n_evts++;
 	if (len > sizeof(union kestrel_record)) {
@@ -166,6 +199,11 @@ static __always_inline void emit(struct kestrel_counters *c, void *rec, __u64 le
 		return;
 	}
 	((struct kestrel_hdr *)rec)->len = len;
+	if (use_perf) {
+		perf_out(ctx, c, rec, len, cat * KD_MAX + dir);
+		return;
+	}
+	((struct kestrel_hdr *)rec)->jiffies = bpf_jiffies64();
 	if (bpf_ringbuf_output(&events, rec, len, wake_flags(c)))
 		count_drop(c, cat, dir);
 }
@@ -173,22 +211,33 @@ static __always_inline void emit(struct kestrel_counters *c, void *rec, __u64 le
 /*
  * Fixed-size records are built in place in the ring buffer: no scratch
  * lookup, no copy. A full ring is counted here; the caller must submit.
+ * The perf path builds them in scratch space and copies them at submit.
  */
 static __always_inline void *reserve(struct kestrel_counters *c, __u64 size, int cat, int dir)
 {
 	void *r;
 
 	c->n_evts++;
+	if (use_perf)
+		return perf_scratch(c);
 	r = bpf_ringbuf_reserve(&events, size, 0);
 	if (!r)
 		count_drop(c, cat, dir);
 	return r;
 }
 
-static __always_inline void submit(struct kestrel_counters *c, void *rec, __u64 size)
+/* Returns 1 when the record was dropped: only the perf path drops here
+ * (the ring's reserve already took the space). */
+static __always_inline int submit(void *ctx, struct kestrel_counters *c, void *rec, __u64 size,
+				  int cat, int dir)
 {
 	((struct kestrel_hdr *)rec)->len = size;
+	if (use_perf)
+		return perf_out(ctx, c, rec, size, cat * KD_MAX + dir);
+	/* 5.4 has no bpf_jiffies64: the perf path never reaches it. */
+	((struct kestrel_hdr *)rec)->jiffies = bpf_jiffies64();
 	bpf_ringbuf_submit(rec, wake_flags(c));
+	return 0;
 }
 
 /* Reads a user string into dst[max]; returns the stored length including

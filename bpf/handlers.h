@@ -81,7 +81,8 @@ static __always_inline void handle_clone(struct kestrel_counters *c, const struc
 	}
 	if (flags & CLONE_THREAD)
 		r->hdr.flags |= KF_CLONE_THREAD;
-	submit(c, r, sizeof(*r));
+	if (submit(k->ctx, c, r, sizeof(*r), k->cat, KD_EXIT))
+		c->n_drops_no_enter += child;
 }
 
 /*
@@ -138,7 +139,7 @@ static __always_inline void handle_open(struct kestrel_counters *c, const struct
 		o->path_len = 1;
 		o->path[0] = 0;
 	}
-	submit(c, o, sizeof(*o));
+	submit(k->ctx, c, o, sizeof(*o), k->cat, KD_EXIT);
 }
 
 static __always_inline void handle_fd(struct kestrel_counters *c, const struct call *k)
@@ -153,7 +154,7 @@ static __always_inline void handle_fd(struct kestrel_counters *c, const struct c
 	f->pad = 0;
 	if (f->flags & O_CLOEXEC_GENERIC)
 		f->hdr.flags |= KF_CLOEXEC;
-	submit(c, f, sizeof(*f));
+	submit(k->ctx, c, f, sizeof(*f), k->cat, KD_EXIT);
 }
 
 static __always_inline void handle_socket(struct kestrel_counters *c, const struct call *k)
@@ -169,7 +170,7 @@ static __always_inline void handle_socket(struct kestrel_counters *c, const stru
 	r->pad = 0;
 	if (r->type & SOCK_CLOEXEC)
 		r->hdr.flags |= KF_CLOEXEC;
-	submit(c, r, sizeof(*r));
+	submit(k->ctx, c, r, sizeof(*r), k->cat, KD_EXIT);
 }
 
 /*
@@ -260,7 +261,7 @@ static __always_inline void handle_sockaddr(struct kestrel_counters *c, const st
 		read_sock_ends(r, r->fd, false);
 	else if (!connect && k->ret >= 0)
 		read_sock_ends(r, k->ret, true);
-	submit(c, r, sizeof(*r));
+	submit(k->ctx, c, r, sizeof(*r), k->cat, KD_EXIT);
 }
 
 static __always_inline void handle_generic(struct kestrel_counters *c, const struct call *k,
@@ -271,7 +272,7 @@ static __always_inline void handle_generic(struct kestrel_counters *c, const str
 	if (!g)
 		return;
 	fill_call_hdr(&g->hdr, type, k);
-	submit(c, g, sizeof(*g));
+	submit(k->ctx, c, g, sizeof(*g), k->cat, dir);
 }
 
 static __always_inline void fill_args(__u64 *a, const struct call *k)
@@ -306,7 +307,7 @@ static __always_inline void handle_syscall(struct kestrel_counters *c, const str
 		r->s0_len = 0;
 		r->s1_len = 0;
 		r->pad = 0;
-		submit(c, r, fixed);
+		submit(k->ctx, c, r, fixed, k->cat, KD_EXIT);
 		return;
 	}
 	s = get_scratch(c);
@@ -334,7 +335,7 @@ static __always_inline void handle_syscall(struct kestrel_counters *c, const str
 	/* Once per record, however many of its strings failed. */
 	if (r->hdr.flags & (KF_PATH_FAULT | KF_PATH1_FAULT))
 		c->n_drops_page_faults++;
-	emit(c, r, fixed + n0 + n1, k->cat, KD_EXIT);
+	emit(k->ctx, c, r, fixed + n0 + n1, k->cat, KD_EXIT);
 }
 
 static __always_inline void dispatch_exit(struct kestrel_counters *c, const struct call *k)

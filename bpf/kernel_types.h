@@ -33,11 +33,13 @@ enum bpf_func_id {
 
 /* UAPI constants (stable ABI). */
 enum {
+	BPF_MAP_TYPE_PERF_EVENT_ARRAY = 4,
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_HASH = 9,
 	BPF_MAP_TYPE_RINGBUF = 27,
 };
 #define BPF_NOEXIST 1
+#define BPF_F_CURRENT_CPU 0xffffffffULL
 enum {
 	BPF_RB_NO_WAKEUP = 1,
 	BPF_RB_FORCE_WAKEUP = 2,

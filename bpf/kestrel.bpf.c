@@ -96,11 +96,21 @@ static __always_inline int sample_call(struct kestrel_counters *c, bool btf)
 	return 0;
 }
 
-/* A call one of the tables may select: the ABI settled, its handler run. */
-static __always_inline int traced_exit(struct pt_regs *regs, long ret, struct kestrel_counters *c,
-				       __u64 nr_abi, __u64 *copy, bool btf)
+/*
+ * A call one of the tables may select: the ABI settled, its handler run.
+ * ctx, not regs and ret, crosses the call: the untraced path keeps one
+ * register alive for it, and the perf path needs ctx itself.
+ */
+static __always_inline int traced_exit(__u64 *ctx, struct kestrel_counters *c, __u64 nr_abi,
+				       __u64 *copy, bool btf)
 {
-	struct call k = { .regs = regs, .ret = ret, .btf = btf, .r = copy };
+	struct call k = {
+		.ctx = ctx,
+		.regs = (struct pt_regs *)ctx[0],
+		.ret = (long)ctx[1],
+		.btf = btf,
+		.r = copy,
+	};
 	__u64 nr = (__u32)nr_abi;
 	__u16 sel;
 
@@ -135,19 +145,18 @@ static __noinline int sample_raw(struct kestrel_counters *c)
 	return sample_call(c, false);
 }
 
-static __noinline int traced_btf(struct pt_regs *regs, long ret, struct kestrel_counters *c,
-				 __u64 nr_abi)
+static __noinline int traced_btf(__u64 *ctx, struct kestrel_counters *c, __u64 nr_abi)
 {
-	return traced_exit(regs, ret, c, nr_abi, NULL, true);
+	return traced_exit(ctx, c, nr_abi, NULL, true);
 }
 
-static __noinline int traced_raw(struct pt_regs *regs, long ret, struct kestrel_counters *c,
-				 __u64 nr_abi, __u64 *copy)
+static __noinline int traced_raw(__u64 *ctx, struct kestrel_counters *c, __u64 nr_abi,
+				 __u64 *copy)
 {
-	return traced_exit(regs, ret, c, nr_abi, copy, false);
+	return traced_exit(ctx, c, nr_abi, copy, false);
 }
 
-static __always_inline void on_sys_exit(struct pt_regs *regs, long ret, bool btf)
+static __always_inline void on_sys_exit(__u64 *ctx, struct pt_regs *regs, bool btf)
 {
 	/* raw_tp: call_start fills di to cs, call_load_args the rest; not
 	 * zeroed, as 14 stores showed in the untraced cost. */
@@ -181,15 +190,15 @@ static __always_inline void on_sys_exit(struct pt_regs *regs, long ret, bool btf
 	if (nr >= KESTREL_SYSCALL_MAX || !(sys_table[nr] | compat_table[nr]))
 		return;
 	if (btf)
-		traced_btf(regs, ret, c, nr | (__u64)k.compat << 32);
+		traced_btf(ctx, c, nr | (__u64)k.compat << 32);
 	else
-		traced_raw(regs, ret, c, nr | (__u64)k.compat << 32, copy);
+		traced_raw(ctx, c, nr | (__u64)k.compat << 32, copy);
 }
 
-static __always_inline void on_sys_enter(struct pt_regs *regs, long id, bool btf)
+static __always_inline void on_sys_enter(void *ctx, struct pt_regs *regs, long id, bool btf)
 {
 	__u64 copy[CALL_REGS]; /* filled by call_start where read */
-	struct call k = { .regs = regs, .btf = btf, .r = copy };
+	struct call k = { .ctx = ctx, .regs = regs, .btf = btf, .r = copy };
 	struct kestrel_counters *c;
 	__u16 sel;
 
@@ -211,7 +220,7 @@ static __always_inline bool is_kthread(struct task_struct *task)
 }
 
 /* arm64 (and other arches) never run sys_exit for a new child. */
-static __always_inline int on_fork(struct task_struct *child)
+static __always_inline int on_fork(void *ctx, struct task_struct *child)
 {
 	struct kestrel_counters *c;
 	struct kestrel_clone *r;
@@ -237,11 +246,13 @@ static __always_inline int on_fork(struct task_struct *child)
 	fill_task_session(&r->task, child);
 	if (tid != pid)
 		r->hdr.flags |= KF_CLONE_THREAD;
-	submit(c, r, sizeof(*r));
+	if (submit(ctx, c, r, sizeof(*r), KC_CLONE_FORK, KD_EXIT))
+		c->n_drops_no_enter++;
 	return 0;
 }
 
-static __always_inline int on_exec(struct task_struct *p, int old_pid, struct linux_binprm *bprm)
+static __always_inline int on_exec(void *ctx, struct task_struct *p, int old_pid,
+				   struct linux_binprm *bprm)
 {
 	struct kestrel_counters *c = get_counters();
 	struct scratch_space *s;
@@ -259,11 +270,11 @@ static __always_inline int on_exec(struct task_struct *p, int old_pid, struct li
 	fill_task_session(&e->task, p);
 	e->task.old_tid = old_pid;
 	len = exec_strings(c, e, s->path, p, bprm);
-	emit(c, e, __builtin_offsetof(struct kestrel_exec, data) + len, KC_EXECVE, KD_EXIT);
+	emit(ctx, c, e, __builtin_offsetof(struct kestrel_exec, data) + len, KC_EXECVE, KD_EXIT);
 	return 0;
 }
 
-static __always_inline int on_exit(struct task_struct *p)
+static __always_inline int on_exit(void *ctx, struct task_struct *p)
 {
 	struct kestrel_counters *c;
 	struct kestrel_exit *r;
@@ -283,7 +294,8 @@ static __always_inline int on_exit(struct task_struct *p)
 	/* signal->live already dropped for this thread: 0 means the group is gone. */
 	if (BPF_CORE_READ(p, signal, live.counter) == 0)
 		r->hdr.flags |= KF_GROUP_DEAD;
-	submit(c, r, sizeof(*r));
+	if (submit(ctx, c, r, sizeof(*r), KC_PROC_EXIT, KD_EXIT))
+		c->n_drops_no_enter++;
 	return 0;
 }
 
@@ -300,11 +312,11 @@ static __always_inline int on_exit(struct task_struct *p)
 	SEC("raw_tp/" tp) int BPF_PROG(raw_name, __VA_ARGS__) { return call(false); }
 /* clang-format on */
 
-#define SYS_EXIT(btf) (on_sys_exit(regs, ret, btf), 0)
-#define SYS_ENTER(btf) (on_sys_enter(regs, id, btf), 0)
-#define P_FORK(btf) on_fork(child)
-#define P_EXEC(btf) on_exec(p, old_pid, bprm)
-#define P_EXIT(btf) on_exit(p)
+#define SYS_EXIT(btf) (on_sys_exit(ctx, regs, btf), 0)
+#define SYS_ENTER(btf) (on_sys_enter(ctx, regs, id, btf), 0)
+#define P_FORK(btf) on_fork(ctx, child)
+#define P_EXEC(btf) on_exec(ctx, p, old_pid, bprm)
+#define P_EXIT(btf) on_exit(ctx, p)
 
 TWINS("sys_exit", sys_exit, raw_sys_exit, SYS_EXIT, struct pt_regs *regs, long ret)
 TWINS("sys_enter", sys_enter, raw_sys_enter, SYS_ENTER, struct pt_regs *regs, long id)

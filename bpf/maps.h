@@ -17,6 +17,14 @@ struct {
 	__uint(max_entries, 1 << 20); /* resized by user space before load */
 } events SEC(".maps");
 
+/* Kernels before 5.8 have no ring buffer: records go to per-CPU perf
+ * buffers instead (use_perf). User space creates only the map in use. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} perf_events SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -72,6 +80,10 @@ const volatile bool failed_open_paths = false;
 /* Pending bytes at which a record wakes the consumer; below it user space
  * drains on its own timer, so a quiet stream costs no wakeup per record. */
 const volatile __u64 wakeup_bytes = 0;
+/* Records go to perf_events, not the ring. A constant to the verifier: it
+ * prunes the path not taken, so the ring path runs none of it, and a kernel
+ * without ring buffers never sees their helpers. */
+const volatile bool use_perf = false;
 /* Records between two fill checks, minus one (a power of two minus one):
  * user space derives it from the ring size so that at most an eighth of
  * the ring fills between checks; a 4 KiB ring checks every record. */

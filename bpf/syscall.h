@@ -33,6 +33,7 @@ enum { XR_BP, XR_BX, XR_R11, XR_R10, XR_R9, XR_R8, XR_AX, XR_CX, XR_DX, XR_SI, X
 /* clang-format on */
 
 struct call {
+	void *ctx; /* the program's, for bpf_perf_event_output */
 	struct pt_regs *regs;
 	long ret;
 	__s16 nr;

@@ -8,6 +8,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
+mod kernel;
+use kernel::{bpf_lines, memlock_line, stats_line};
+
 use crate::capture::btf::{self, BtfSource};
 use crate::capture::{Probe, ProbeConfig};
 
@@ -32,7 +35,13 @@ const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
 const TRACEFS: &str = "/sys/kernel/tracing";
 
-fn line(name: &'static str, ok: bool, required: bool, detail: String, fix: &str) -> Line {
+pub(crate) fn line(
+    name: &'static str,
+    ok: bool,
+    required: bool,
+    detail: String,
+    fix: &str,
+) -> Line {
     Line {
         name,
         ok,
@@ -107,7 +116,8 @@ fn btf_lines(cfg: &ProbeConfig, release: &str) -> [Line; 2] {
             )
         }
     };
-    let attach = match btf::choose_path(cfg.attach, has_kernel_btf) {
+    let tp_btf = btf::kernel_can_tp_btf();
+    let attach = match btf::choose_path(cfg.attach, tp_btf) {
         Ok(p) => line(
             "attach",
             true,
@@ -115,8 +125,10 @@ fn btf_lines(cfg: &ProbeConfig, release: &str) -> [Line; 2] {
             format!(
                 "{} ({})",
                 p.name(),
-                if has_kernel_btf {
+                if tp_btf {
                     "the kernel has BTF"
+                } else if has_kernel_btf {
+                    "kernel BTF but no BPF tracing programs (before 5.5): raw tracepoints"
                 } else {
                     "no kernel BTF: classic raw tracepoints"
                 }
@@ -140,7 +152,7 @@ pub fn run(cfg: &ProbeConfig) -> Report {
     ];
     v.extend(btf_lines(cfg, &release));
     v.push(caps_line(caps));
-    v.extend(bpf_lines());
+    v.extend(bpf_lines(cfg));
     v.push(memlock_line(ver, caps));
     v.extend(tracefs_lines());
     v.push(stats_line());
@@ -152,7 +164,7 @@ pub fn run(cfg: &ProbeConfig) -> Report {
     }
 }
 
-fn has_cap(caps: u64, bit: u32) -> bool {
+pub(crate) fn has_cap(caps: u64, bit: u32) -> bool {
     caps & (1u64 << bit) != 0
 }
 
@@ -170,10 +182,10 @@ fn arch_line(machine: &str) -> Line {
 fn kernel_line(release: &str, ver: (u32, u32)) -> Line {
     line(
         "kernel",
-        ver >= (5, 8),
+        ver >= (5, 4),
         true,
-        format!("{release} (needs 5.8+ for the BPF ring buffer)"),
-        "upgrade to a 5.8 or newer kernel (older ones are not supported)",
+        format!("{release} (needs 5.4+; 5.8+ for the BPF ring buffer, perf buffers before that)"),
+        "upgrade to a 5.4 or newer kernel (older ones are not supported)",
     )
 }
 
@@ -191,77 +203,6 @@ fn caps_line(caps: u64) -> Line {
             yes(CAP_SYS_ADMIN)
         ),
         "run as root, or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before 5.8)",
-    )
-}
-
-/// A real ring buffer map: EPERM means bpf() is refused, EINVAL that the
-/// kernel has no ring buffers.
-fn bpf_lines() -> [Line; 2] {
-    // SAFETY: plain bpf(BPF_MAP_CREATE) wrapper; a valid fd is closed at once.
-    let rb = unsafe {
-        libbpf_rs::libbpf_sys::bpf_map_create(
-            libbpf_rs::libbpf_sys::BPF_MAP_TYPE_RINGBUF,
-            std::ptr::null(),
-            0,
-            0,
-            4096,
-            std::ptr::null(),
-        )
-    };
-    if rb >= 0 {
-        // SAFETY: rb was just returned to us and is owned by nobody else.
-        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(rb) });
-    }
-    let refused = rb == -libc::EPERM || rb == -libc::EACCES;
-    let err = || std::io::Error::from_raw_os_error(-rb);
-    [
-        line(
-            "bpf",
-            !refused,
-            true,
-            if refused {
-                format!("bpf() refused: {}", err())
-            } else {
-                "bpf() permitted".into()
-            },
-            "run as root with CAP_BPF; check kernel.unprivileged_bpf_disabled and any LSM policy",
-        ),
-        line(
-            "ringbuf",
-            rb >= 0,
-            !refused,
-            if rb >= 0 {
-                "BPF ring buffer supported".into()
-            } else if refused {
-                "not checked: bpf() refused".into()
-            } else {
-                format!("cannot create one: {}", err())
-            },
-            "needs a 5.8+ kernel with BPF ring buffers",
-        ),
-    ]
-}
-
-fn memlock_line(ver: (u32, u32), caps: u64) -> Line {
-    const CAP_SYS_RESOURCE: u32 = 24;
-    let memlock = rustix::process::getrlimit(rustix::process::Resource::Memlock);
-    let ok = ver >= (5, 11) || memlock.current.is_none() || has_cap(caps, CAP_SYS_RESOURCE);
-    line(
-        "memlock",
-        ok,
-        true,
-        format!(
-            "RLIMIT_MEMLOCK {} ({})",
-            memlock
-                .current
-                .map_or("unlimited".to_string(), |n| format!("{} KiB", n / 1024)),
-            if ver >= (5, 11) {
-                "not used for BPF memory since 5.11"
-            } else {
-                "kernels before 5.11 charge BPF maps to it"
-            }
-        ),
-        "raise it (ulimit -l unlimited, LimitMEMLOCK=infinity) or keep CAP_SYS_RESOURCE",
     )
 }
 
@@ -325,33 +266,6 @@ fn tracefs_lines() -> [Line; 2] {
     [tracefs, tracepoints]
 }
 
-fn stats_line() -> Line {
-    let sysctl = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
-        .map(|s| s.trim() == "1")
-        .unwrap_or(false);
-    // SAFETY: plain syscall wrapper; a valid fd is closed at once.
-    let fd = unsafe {
-        libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
-    };
-    if fd >= 0 {
-        // SAFETY: fd was just returned to us and is owned by nobody else.
-        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-    }
-    line(
-        "bpf_stats",
-        sysctl || fd >= 0,
-        false,
-        if sysctl {
-            "on through kernel.bpf_stats_enabled".into()
-        } else if fd >= 0 {
-            "the agent can turn them on (BPF_ENABLE_STATS)".into()
-        } else {
-            "unavailable".into()
-        },
-        "libbpf_stats_enabled needs a 5.8+ kernel and CAP_SYS_ADMIN or the sysctl",
-    )
-}
-
 /// The real thing: load, attach and detach the probe as `run` would.
 fn probe_line(cfg: &ProbeConfig, prereqs_ok: bool) -> Line {
     if !prereqs_ok {
@@ -371,8 +285,9 @@ fn probe_line(cfg: &ProbeConfig, prereqs_ok: bool) -> Line {
             true,
             true,
             format!(
-                "loaded and attached via {}: {}",
+                "loaded and attached via {}, events via the {}: {}",
                 p.attach_path().name(),
+                p.buffer().0.name(),
                 p.attached().collect::<Vec<_>>().join(", ")
             ),
             "",

@@ -5,6 +5,7 @@ use argh::FromArgs;
 
 use crate::alerts::{parse_actions, DropAction};
 use crate::capture::btf::AttachMode;
+use crate::capture::buffer::EventBuffer;
 use crate::capture::syscalls::Selection;
 use crate::metrics::Schema;
 use crate::output::OutputSpec;
@@ -55,6 +56,9 @@ pub struct CheckArgs {
     /// attach path, as `run --attach`
     #[argh(option, from_str_fn(AttachMode::parse))]
     pub attach: Option<AttachMode>,
+    /// event buffer, as `run --event-buffer`
+    #[argh(option, from_str_fn(EventBuffer::parse))]
+    pub event_buffer: Option<EventBuffer>,
 }
 
 #[derive(FromArgs, Debug)]
@@ -156,6 +160,10 @@ pub struct RunArgs {
     /// tracepoint flavour: auto (tp_btf when the kernel has BTF, else raw_tp), tp_btf or raw_tp
     #[argh(option, from_str_fn(AttachMode::parse))]
     pub attach: Option<AttachMode>,
+    /// event buffer: auto (the BPF ring buffer where the kernel has it, 5.8+, else
+    /// per-CPU perf buffers), ring or perf
+    #[argh(option, from_str_fn(EventBuffer::parse))]
+    pub event_buffer: Option<EventBuffer>,
     /// BTF file for CO-RE when the kernel has none (default: search
     /// /etc/kestrel/btf/RELEASE.btf, /usr/lib/kestrel/btf/RELEASE.btf)
     #[argh(option, from_str_fn(parse_btf_file))]

@@ -77,6 +77,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("culprit-capacity", Kind::Whole),
     ("culprit-sample-period", Kind::Whole),
     ("attach", Kind::Text),
+    ("event-buffer", Kind::Text),
     ("btf", Kind::Text),
     ("prometheus", Kind::TextOrWhole),
     ("prometheus-names", Kind::Text),

@@ -48,6 +48,7 @@ fn main() {
 fn check(c: cli::CheckArgs) -> ! {
     let probe = ProbeConfig {
         attach: c.attach.unwrap_or(AttachMode::Auto),
+        event_buffer: c.event_buffer.unwrap_or_default(),
         btf: c.btf.map(PathBuf::from),
         ..ProbeConfig::default()
     };

@@ -17,9 +17,21 @@ use common::{
 #[test]
 #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn acceptance_run_writes_snapshots_while_a_workload_runs() {
+    acceptance_run(&[]);
+}
+
+/// The same run through per-CPU perf buffers (the 5.4–5.7 path).
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn perf_buffer_run_accounts_for_every_event() {
+    acceptance_run(&["--event-buffer", "perf"]);
+}
+
+fn acceptance_run(buffer: &[&str]) {
     let _g = probe_lock();
     let out = tmp("k.json");
-    let mut agent = spawn_agent(&out, &["--interval", "1s", "--duration", "5s"]);
+    let flags = ["--interval", "1s", "--duration", "5s"];
+    let mut agent = spawn_agent(&out, &[&flags, buffer].concat());
     wait_for_snapshots(&out, 1, Duration::from_secs(20));
     open_close_for(&tmp("wl"), Duration::from_secs(3));
     let st = agent.wait().unwrap();

@@ -251,7 +251,7 @@ fn check_says_this_host_can_run_and_the_json_agrees() {
         "btf",
         "capabilities",
         "bpf",
-        "ringbuf",
+        "event_buffer",
         "memlock",
     ] {
         assert!(names.contains(&n), "{n} missing from {names:?}");

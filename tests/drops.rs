@@ -49,20 +49,35 @@ fn start_tiny(out: &str, extra: &[&str]) -> common::Guard {
 #[test]
 #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn drop_alert_follows_a_burst_within_2s_and_its_counts_match_the_snapshot() {
+    drop_alert_matches_snapshot(&[]);
+}
+
+/// The same accounting through per-CPU perf buffers (the 5.4–5.7 path).
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn perf_buffer_drop_alerts_match_the_snapshot() {
+    drop_alert_matches_snapshot(&["--event-buffer", "perf"]);
+}
+
+fn drop_alert_matches_snapshot(buffer: &[&str]) {
     let _g = probe_lock();
     let out = tmp("drops.json");
     let mut agent = start_tiny(
         &out,
         &[
-            "--syscall-event-drops-actions",
-            "log,alert",
-            "--syscall-event-drops-threshold",
-            "0",
-            "--syscall-event-drops-rate",
-            "1000",
-            "--syscall-event-drops-max-burst",
-            "1000",
-        ],
+            buffer,
+            &[
+                "--syscall-event-drops-actions",
+                "log,alert",
+                "--syscall-event-drops-threshold",
+                "0",
+                "--syscall-event-drops-rate",
+                "1000",
+                "--syscall-event-drops-max-burst",
+                "1000",
+            ],
+        ]
+        .concat(),
     );
     stalled_burst(&agent, &tmp("drops-wl"), Duration::from_millis(300));
     let start = Instant::now();
@@ -358,11 +373,22 @@ fn per_process_drops_add_up_to_the_intervals_drops() {
 #[test]
 #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn prometheus_drop_buckets_sum_to_the_buffer_total() {
+    drop_buckets_sum(&[]);
+}
+
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn perf_buffer_drop_buckets_sum_to_the_buffer_total() {
+    drop_buckets_sum(&["--event-buffer", "perf"]);
+}
+
+fn drop_buckets_sum(buffer: &[&str]) {
     let _g = probe_lock();
     let out = tmp("drops-prom.json");
     let prom = tmp("drops-prom.prom");
     let textfile = format!("prometheus-textfile:{prom}");
-    let mut agent = start_tiny(&out, &["--enter-events", "--output", &textfile]);
+    let flags = ["--enter-events", "--output", &textfile];
+    let mut agent = start_tiny(&out, &[buffer, &flags].concat());
     stalled_burst(&agent, &tmp("drops-prom-wl"), Duration::from_millis(300));
     assert!(term(&mut agent).success());
     let last = snapshots(&out).pop().unwrap();

@@ -52,6 +52,13 @@ fn every_fork_exec_and_open_of_this_tree_is_seen_exactly() {
     exact_tree(AttachMode::TpBtf, None);
 }
 
+/// The 5.4–5.7 path forced here: per-CPU perf buffers, merged by time.
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn perf_buffer_sees_the_same_tree_exactly() {
+    exact_tree_with(AttachMode::TpBtf, None, common::perf);
+}
+
 #[test]
 #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn raw_tp_sees_the_same_tree_exactly() {
@@ -80,6 +87,14 @@ fn raw_tp_with_external_full_and_minimal_btf_sees_the_tree_exactly() {
 }
 
 fn exact_tree(attach: AttachMode, btf: Option<std::path::PathBuf>) {
+    exact_tree_with(attach, btf, |c| c);
+}
+
+fn exact_tree_with(
+    attach: AttachMode,
+    btf: Option<std::path::PathBuf>,
+    buffer: fn(ProbeConfig) -> ProbeConfig,
+) {
     let _g = probe_lock();
     const FORKS: usize = 25;
     const EXECS: usize = 15;
@@ -91,11 +106,11 @@ fn exact_tree(attach: AttachMode, btf: Option<std::path::PathBuf>) {
     let mut exec_children = HashSet::new();
     let mut worker = 0;
     let (raw, counters) = capture(
-        ProbeConfig {
+        buffer(ProbeConfig {
             attach,
             btf,
             ..unbatched()
-        },
+        }),
         true,
         || {
             worker = rustix::thread::gettid().as_raw_nonzero().get() as u32;
@@ -221,14 +236,24 @@ fn seed_own_threads(state: &mut State, raw: &[Vec<u8>], me: u32) {
 #[test]
 #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn tiny_ring_buffer_counts_every_drop_in_its_category() {
+    tiny_buffer_drops(|c| c);
+}
+
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn tiny_perf_buffer_counts_every_drop_in_its_category() {
+    tiny_buffer_drops(common::perf);
+}
+
+fn tiny_buffer_drops(buffer: fn(ProbeConfig) -> ProbeConfig) {
     let _g = probe_lock();
     let path = tmp("burst");
-    let (raw, c) = capture(tiny_ring("openat", false), false, || {
+    let (raw, c) = capture(buffer(tiny_ring("openat", false)), false, || {
         open_close_n(&path, 5000)
     });
     let _ = std::fs::remove_file(&path);
     let open_cat = kestrel::capture::skel::types::kestrel_category::KC_OPEN.0 as usize;
-    assert!(c.n_drops_buffer_total > 0, "a 4 KiB ring must overflow");
+    assert!(c.n_drops_buffer_total > 0, "a 4 KiB buffer must overflow");
     // sched_proc_exit is always attached, so other processes' exits may drop too.
     assert!(c.n_drops_buffer[open_cat][1] > 0, "open_exit drops counted");
     let per_cat: u64 = c.n_drops_buffer.iter().flatten().sum();

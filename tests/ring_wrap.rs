@@ -14,6 +14,18 @@ use common::{
 #[test]
 #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn records_that_wrap_the_ring_arrive_whole() {
+    wraps(&[]);
+}
+
+/// The perf path's reader (capture/perf.rs) copies a wrapped record too:
+/// 32 KB split over the CPUs wraps each CPU's buffer more often still.
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn records_that_wrap_a_perf_buffer_arrive_whole() {
+    wraps(&["--event-buffer", "perf"]);
+}
+
+fn wraps(buffer: &[&str]) {
     let _g = probe_lock();
     const OPENS: usize = 4_000;
     let out = tmp("ring-wrap.json");
@@ -28,18 +40,22 @@ fn records_that_wrap_the_ring_arrive_whole() {
     let mut agent = spawn_agent(
         &out,
         &[
-            "--interval",
-            "200ms",
-            "--culprit-top-procs",
-            "32",
-            "--culprit-capacity",
-            "4096",
-            "--ring-buffer-size",
-            "32K",
-            // The child's own syscalls, and few of the rest of the machine's.
-            "--syscalls",
-            "open,openat,close,clone,clone3",
-        ],
+            buffer,
+            &[
+                "--interval",
+                "200ms",
+                "--culprit-top-procs",
+                "32",
+                "--culprit-capacity",
+                "4096",
+                "--ring-buffer-size",
+                "32K",
+                // The child's own syscalls, and few of the rest of the machine's.
+                "--syscalls",
+                "open,openat,close,clone,clone3",
+            ],
+        ]
+        .concat(),
     );
     wait_for_snapshots(&out, 2, Duration::from_secs(20));
     let paths: Vec<std::ffi::CString> = files

@@ -1,7 +1,8 @@
-//! The agent: one mio loop over the ring buffer's epoll fd, a snapshot
-//! timerfd, a drain timerfd, an optional stop timerfd and a signalfd. No
-//! thread per source and no busy polling: the probe wakes the loop only when
-//! the ring passes a fill threshold, and the drain timer collects the rest.
+//! The agent: one mio loop over the event buffer's fds (the ring buffer's,
+//! or one perf buffer's per CPU), a snapshot timerfd, a drain timerfd, an
+//! optional stop timerfd and a signalfd. No thread per source and no busy
+//! polling: the probe wakes the loop only when the buffer passes a fill
+//! threshold, and the drain timer collects the rest.
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -10,7 +11,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use mio::{Poll, Token};
 
 use crate::alerts::{DropAlertConfig, DropMonitor};
-use crate::capture::ring::EventRing;
+use crate::capture::source::Records;
 use crate::capture::{Probe, ProbeConfig, StatsSource};
 use crate::metrics::culprits::{CulpritConfig, Culprits};
 use crate::metrics::resources::Resources;
@@ -34,10 +35,10 @@ mod start_lines;
 use events::{register, signal_fd, timer};
 use serve::{Agent, Snapshots, Sources};
 
-/// Where the ring's records go.
+/// Where the buffer's records go.
 type OnRecord<'a> = Box<dyn FnMut(&[u8]) + 'a>;
-/// The probe's ring, its records delivered to the pipeline.
-pub(super) type Ring<'a> = EventRing<OnRecord<'a>>;
+/// The probe's event buffer, its records delivered to the pipeline.
+pub(super) type Ring<'a> = Records<OnRecord<'a>>;
 
 const RING: Token = Token(0);
 const SNAPSHOT: Token = Token(1);
@@ -137,7 +138,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
     let (state, seeded) = seeded_state(&cfg);
 
     let mut storage = MaybeUninit::uninit();
-    let mut probe = match Probe::load(&mut storage, &cfg.probe) {
+    let mut probe = match Probe::load_detached(&mut storage, &cfg.probe) {
         Ok(p) => p,
         Err(e) => {
             return Err(abort(
@@ -152,32 +153,38 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
     } else {
         StatsSource::Off
     };
-    let kept = match settle_process(&mut checked) {
-        Ok(k) => k,
+    let used = (state.n_threads(), state.n_fds());
+    let activity = cfg
+        .culprits
+        .enabled
+        .then(|| Activity::with_capacity(cfg.culprits.capacity));
+    let pipeline = RefCell::new(Pipeline::new(state, activity));
+    // The buffer is open before the programs run (a perf buffer not yet
+    // open loses its CPU's records), with the privileges perf_event_open
+    // needs, before they are dropped. Nothing reads it before the loop,
+    // so the engine is in place for the first record.
+    let started = ring_buffer(&probe, &cfg.probe, &pipeline).and_then(|ring| {
+        probe
+            .attach_all()
+            .map_err(|e| StartError::env(e.to_string()))?;
+        Ok((ring, settle_process(&mut checked)?))
+    });
+    let (ring, kept) = match started {
+        Ok(r) => r,
         Err(e) => return Err(abort(&mut outputs, &mut checked, e)),
     };
     start_lines::log_start(&cfg, &probe, &seeded, stats, &kept, &checked);
-    let used = (state.n_threads(), state.n_fds());
     for l in start_lines::half_full_lines((used.0, cfg.thread_capacity), (used.1, cfg.fd_capacity))
     {
         crate::log_line!("{l}");
     }
     log_rules(&cfg.rules, None);
-
-    let activity = cfg
-        .culprits
-        .enabled
-        .then(|| Activity::with_capacity(cfg.culprits.capacity));
-    let mut pipeline = Pipeline::new(state, activity);
     // Before the engine takes the rules: what a reload compares against.
     let running = reload::Running::of(&cfg);
-    pipeline.rules = engine(&mut cfg, &host.hostname, &pipeline.state);
-    let pipeline = RefCell::new(pipeline);
-    let started = ring_buffer(&probe, cfg.probe.ring_bytes, &pipeline).and_then(|ring| {
-        let rules = pipeline.borrow().rules.is_some();
-        let sources = register_sources(&cfg, &ring, signals, prom.as_mut(), rules)?;
-        Ok((ring, sources))
-    });
+    let engine = engine(&mut cfg, &host.hostname, &pipeline.borrow().state);
+    let rules = engine.is_some();
+    pipeline.borrow_mut().rules = engine;
+    let started = register_sources(&cfg, &ring, signals, prom.as_mut(), rules).map(|s| (ring, s));
     let (ring, sources) = match started {
         Ok(r) => r,
         Err(e) => return Err(abort(&mut outputs, &mut checked, e)),
@@ -327,17 +334,17 @@ fn settle_process(checked: &mut Checked) -> Result<String, StartError> {
         .map_err(StartError::env)
 }
 
-/// Where each record goes: the pipeline, from the ring's callback.
+/// Where each record goes: the pipeline, from the buffer's callback.
 fn ring_buffer<'a>(
     probe: &Probe<'a>,
-    ring_bytes: u32,
+    cfg: &ProbeConfig,
     pipeline: &'a RefCell<Pipeline>,
 ) -> Result<Ring<'a>, StartError> {
     let deliver: OnRecord<'a> = Box::new(|data: &[u8]| {
         pipeline.borrow_mut().on_record(data);
     });
-    EventRing::new(probe.events_map().as_fd(), ring_bytes as usize, deliver)
-        .map_err(|e| StartError::env(format!("ring buffer: {e}")))
+    Records::open(probe, cfg, deliver)
+        .map_err(|e| StartError::env(format!("{}: {e}", probe.buffer().0.name())))
 }
 
 /// The loop's sources: the ring, the snapshot, drain and stop timers, the
@@ -356,7 +363,15 @@ fn register_sources(
         .duration_ns
         .map(|d| timer(d.max(1), false))
         .transpose()?;
-    register(&poll, ring.as_raw_fd(), RING)?;
+    let mut failed = None;
+    ring.for_each_fd(|fd| {
+        if failed.is_none() {
+            failed = register(&poll, fd, RING).err();
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
     register(&poll, snapshot.as_fd().as_raw_fd(), SNAPSHOT)?;
     register(&poll, drain.as_fd().as_raw_fd(), DRAIN)?;
     register(&poll, signals.as_fd().as_raw_fd(), SIGNAL)?;

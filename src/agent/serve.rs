@@ -301,6 +301,12 @@ impl Agent<'_> {
         self.take_snapshot();
         self.outputs.finish(FINISH_NS);
         self.outputs.log_summary();
+        if let Some(lost) = self.ring.lost() {
+            let drops = self.probe.counters().n_drops_buffer_total;
+            crate::log_line!(
+                "perf buffers: {lost} samples lost (perf's count), {drops} full-buffer drops (the probe's, in the drop buckets)"
+            );
+        }
         if let Some(p) = &mut checked.pidfile {
             p.remove();
         }

@@ -45,11 +45,13 @@ pub(super) fn log_start(
 ) {
     let attached: Vec<&str> = probe.attached().collect();
     crate::log_line!(
-        "v{}: probe attached via {} with {} ({}), {} syscalls selected, {} threads and {} fds seeded{}, bpf stats: {}, capabilities kept: {}{}",
+        "v{}: probe attached via {} with {} ({}), events via the {} ({}), {} syscalls selected, {} threads and {} fds seeded{}, bpf stats: {}, capabilities kept: {}{}",
         crate::metrics::VERSION,
         probe.attach_path().name(),
         probe.btf_source(),
         attached.join(", "),
+        probe.buffer().0.name(),
+        probe.buffer().1,
         cfg.probe.selection.resolve().len(),
         seeded.threads,
         seeded.fds,
@@ -65,6 +67,7 @@ pub(super) fn log_start(
             StatsSource::Off => "off",
             StatsSource::Sysctl => "from kernel.bpf_stats_enabled",
             StatsSource::Agent => "enabled by the agent (BPF_ENABLE_STATS)",
+            StatsSource::AgentSysctl => "enabled by the agent (kernel.bpf_stats_enabled)",
         },
         kept,
         checked

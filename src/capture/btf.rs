@@ -130,13 +130,38 @@ pub fn locate(
     })
 }
 
+/// Whether tp_btf can work here: the kernel's own BTF, with the
+/// `btf_trace_<tracepoint>` types tp_btf attaches through (5.5+; a 5.4
+/// kernel can have BTF without them). Read in chunks: the file is MBs.
+pub fn kernel_can_tp_btf() -> bool {
+    const NEEDLE: &[u8] = b"btf_trace_sys_exit\0";
+    let Ok(mut f) = std::fs::File::open(KERNEL_BTF) else {
+        return false;
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut kept = 0;
+    loop {
+        let n = match std::io::Read::read(&mut f, &mut buf[kept..]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let end = kept + n;
+        if buf[..end].windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+            return true;
+        }
+        // Keep the tail: the name may straddle two reads.
+        kept = (NEEDLE.len() - 1).min(end);
+        buf.copy_within(end - kept..end, 0);
+    }
+}
+
 /// tp_btf needs the kernel's own BTF whatever CO-RE relocates against.
 pub fn choose_path(mode: AttachMode, kernel_has_btf: bool) -> Result<AttachPath, String> {
     match (mode, kernel_has_btf) {
         (AttachMode::Auto | AttachMode::TpBtf, true) => Ok(AttachPath::TpBtf),
         (AttachMode::Auto | AttachMode::RawTp, _) => Ok(AttachPath::RawTp),
         (AttachMode::TpBtf, false) => Err(format!(
-            "--attach tp_btf needs the kernel's own BTF ({KERNEL_BTF} is missing); use --attach raw_tp or auto"
+            "--attach tp_btf needs the kernel's own BTF ({KERNEL_BTF}) and BPF tracing programs (5.5+); use --attach raw_tp or auto"
         )),
     }
 }

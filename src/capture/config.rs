@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use super::btf::{AttachMode, NoBtf};
+use super::buffer::EventBuffer;
 use super::skel;
 use super::syscalls::Selection;
 
@@ -32,6 +33,8 @@ pub struct ProbeConfig {
     /// Failed opens carry their path too (rules compare fd.name on them, as
     /// Falco does); without rules only successful opens pay for the copy.
     pub failed_open_paths: bool,
+    /// Ring buffer, perf buffers, or whichever the kernel has (`--event-buffer`).
+    pub event_buffer: EventBuffer,
 }
 
 /// A power of two minus one: at most 64 records between fill checks, and
@@ -57,6 +60,7 @@ impl ProbeConfig {
             culprit_capacity: DEFAULT_CULPRIT_CAPACITY,
             calls_sample_period: CALLS_SAMPLE_PERIOD,
             failed_open_paths: false,
+            event_buffer: EventBuffer::Auto,
         }
     }
 }
@@ -91,6 +95,7 @@ pub enum CaptureError {
     Load(String),
     Attach { prog: &'static str, err: String },
     BadRingSize(u32),
+    BadBuffer(String),
 }
 
 impl fmt::Display for CaptureError {
@@ -112,6 +117,7 @@ impl fmt::Display for CaptureError {
             }
             CaptureError::Load(e) => write!(f, "loading the probe failed: {e}"),
             CaptureError::Attach { prog, err } => write!(f, "attaching {prog} failed: {err}"),
+            CaptureError::BadBuffer(e) => write!(f, "{e}"),
             CaptureError::BadRingSize(n) => write!(
                 f,
                 "ring buffer size {n} must be a power of two between 4096 and 1073741824 bytes"

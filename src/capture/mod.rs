@@ -5,12 +5,15 @@
 
 pub mod abi;
 pub mod btf;
+pub mod buffer;
 mod config;
 #[cfg(feature = "bench")]
 pub mod floor;
+pub mod perf;
 mod progs;
 pub mod record;
 pub mod ring;
+pub mod source;
 mod stats;
 pub mod syscall_names;
 pub mod syscalls;
@@ -48,10 +51,12 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, OpenObject};
 
 use btf::{AttachPath, BtfSource};
+use buffer::BufferKind;
 use skel::types::kestrel_counters;
 use skel::{KestrelSkel, KestrelSkelBuilder};
 
 include!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.z.len.rs"));
+include!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.planes.rs"));
 /// The probe as build.rs embedded it: zlib, inflated once on first use.
 static PROBE_OBJECT_Z: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.z"));
 
@@ -64,7 +69,18 @@ pub fn probe_object() -> &'static [u8] {
     // The bytes are this binary's own, checked at build time: a failure
     // is a corrupt binary, and an empty object fails to open cleanly.
     OBJECT.get_or_init(|| {
-        crate::base::zlib::inflate(PROBE_OBJECT_Z, PROBE_OBJECT_LEN).unwrap_or_default()
+        let mut obj =
+            crate::base::zlib::inflate(PROBE_OBJECT_Z, PROBE_OBJECT_LEN).unwrap_or_default();
+        // build.rs stored each line-info block as byte planes.
+        for &(at, n) in PROBE_PLANES {
+            if let Some(block) = obj.get_mut(at..at + 16 * n) {
+                let planes = block.to_vec();
+                for (i, b) in block.iter_mut().enumerate() {
+                    *b = planes[(i % 16) * n + i / 16];
+                }
+            }
+        }
+        obj
     })
 }
 
@@ -73,6 +89,7 @@ pub struct Probe<'obj> {
     skel: KestrelSkel<'obj>,
     path: AttachPath,
     btf: BtfSource,
+    buffer: (BufferKind, &'static str),
     links: Vec<Link>,
     /// Attached programs; kept after detach so final stats still list them.
     attached: Vec<Prog>,
@@ -81,6 +98,10 @@ pub struct Probe<'obj> {
     last_counters: KernelCounters,
     counter_read_errors: u64,
     stats_fd: Option<OwnedFd>,
+    /// What attach_all attaches.
+    wanted: [(Prog, bool); 5],
+    /// enable_stats set kernel.bpf_stats_enabled itself (before 5.8).
+    stats_sysctl_set: bool,
 }
 
 // libbpf's messages during load, kept so a verifier rejection can show its tail.
@@ -150,11 +171,25 @@ impl<'obj> Probe<'obj> {
         storage: &'obj mut MaybeUninit<OpenObject>,
         cfg: &ProbeConfig,
     ) -> Result<Probe<'obj>, CaptureError> {
+        let mut probe = Probe::load_detached(storage, cfg)?;
+        probe.attach_all()?;
+        Ok(probe)
+    }
+
+    /// Opens, configures and loads the probe without attaching it: perf
+    /// buffers must be open before the first record, or it is lost (its
+    /// CPU's slot in perf_events is empty).
+    pub fn load_detached(
+        storage: &'obj mut MaybeUninit<OpenObject>,
+        cfg: &ProbeConfig,
+    ) -> Result<Probe<'obj>, CaptureError> {
         let kernel_btf = Path::new(btf::KERNEL_BTF);
         let source = btf::locate(cfg.btf.as_deref(), kernel_btf, &btf::kernel_release())
             .map_err(CaptureError::NoBtf)?;
-        let path =
-            btf::choose_path(cfg.attach, kernel_btf.exists()).map_err(CaptureError::BadAttach)?;
+        let path = btf::choose_path(cfg.attach, btf::kernel_can_tp_btf())
+            .map_err(CaptureError::BadAttach)?;
+        let buffer = buffer::choose(cfg.event_buffer, buffer::kernel_has_ringbuf())
+            .map_err(CaptureError::BadBuffer)?;
         let r = cfg.ring_bytes;
         if !r.is_power_of_two() || !(4096..=1 << 30).contains(&r) {
             return Err(CaptureError::BadRingSize(r));
@@ -194,9 +229,14 @@ impl<'obj> Probe<'obj> {
                 .map_err(|e| classify(e, None))?;
         }
         rodata.wake_check_mask = wake_check_mask(cfg.ring_bytes);
+        let perf = buffer.0 == BufferKind::Perf;
+        rodata.use_perf = perf;
+        // Only the map in use is created: a pre-5.8 kernel refuses a ring.
         open.maps
             .events
             .set_max_entries(cfg.ring_bytes)
+            .and_then(|_| open.maps.events.set_autocreate(!perf))
+            .and_then(|_| open.maps.perf_events.set_autocreate(perf))
             .map_err(|e| classify(e, None))?;
 
         let wants =
@@ -221,23 +261,38 @@ impl<'obj> Probe<'obj> {
         let ncpus =
             libbpf_rs::num_possible_cpus().map_err(|e| CaptureError::Load(e.to_string()))?;
         let stride = size_of::<kestrel_counters>().next_multiple_of(8);
-        let mut probe = Probe {
+        Ok(Probe {
             skel,
             path,
             btf: source,
+            buffer,
             links: Vec::new(),
             attached: Vec::new(),
             counter_buf: vec![0u8; stride * ncpus],
             last_counters: KernelCounters::default(),
             counter_read_errors: 0,
             stats_fd: None,
-        };
-        for (prog, on) in wanted {
+            wanted,
+            stats_sysctl_set: false,
+        })
+    }
+
+    /// Attaches every program the configuration wants (once).
+    pub fn attach_all(&mut self) -> Result<(), CaptureError> {
+        if !self.links.is_empty() {
+            return Ok(());
+        }
+        for (prog, on) in self.wanted {
             if on {
-                probe.attach(prog)?;
+                self.attach(prog)?;
             }
         }
-        Ok(probe)
+        Ok(())
+    }
+
+    /// The event buffer in use and why it was chosen.
+    pub fn buffer(&self) -> (BufferKind, &'static str) {
+        self.buffer
     }
 
     /// The attach path taken and where CO-RE got its types.
@@ -276,6 +331,10 @@ impl<'obj> Probe<'obj> {
 
     pub fn events_map(&self) -> &dyn MapCore {
         &self.skel.maps.events
+    }
+
+    pub fn perf_map(&self) -> &dyn MapCore {
+        &self.skel.maps.perf_events
     }
 }
 

@@ -61,7 +61,12 @@ pub enum StatsSource {
     Off,
     Sysctl,
     Agent,
+    /// Before 5.8 (no BPF_ENABLE_STATS): the agent set the sysctl itself,
+    /// as Falco's legacy probe does, and clears it when the probe goes.
+    AgentSysctl,
 }
+
+const STATS_SYSCTL: &str = "/proc/sys/kernel/bpf_stats_enabled";
 
 impl Probe<'_> {
     /// Sums the per-CPU counters. No allocation: the buffer is sized at load.
@@ -185,7 +190,7 @@ impl Probe<'_> {
     /// Turns BPF run-time stats on for as long as the probe lives, unless the
     /// sysctl already has them on.
     pub fn enable_stats(&mut self) -> StatsSource {
-        let sysctl = std::fs::read("/proc/sys/kernel/bpf_stats_enabled")
+        let sysctl = std::fs::read(STATS_SYSCTL)
             .map(|v| v.first() == Some(&b'1'))
             .unwrap_or(false);
         if sysctl {
@@ -195,6 +200,10 @@ impl Probe<'_> {
         let fd = unsafe {
             libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
         };
+        if fd == -libc::EINVAL && std::fs::write(STATS_SYSCTL, b"1").is_ok() {
+            self.stats_sysctl_set = true;
+            return StatsSource::AgentSysctl;
+        }
         if fd < 0 {
             return StatsSource::Off;
         }
@@ -225,6 +234,15 @@ impl Probe<'_> {
                     run_time_ns: info.run_time_ns,
                 });
             }
+        }
+    }
+}
+
+impl Drop for Probe<'_> {
+    /// Best effort: after a switch to --user the write is refused.
+    fn drop(&mut self) {
+        if self.stats_sysctl_set {
+            let _ = std::fs::write(STATS_SYSCTL, b"0");
         }
     }
 }

@@ -5,6 +5,8 @@ use std::mem::MaybeUninit;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use kestrel::capture::buffer::EventBuffer;
+use kestrel::capture::source::Records;
 use kestrel::capture::{KernelCounters, Probe, ProbeConfig};
 
 mod agent;
@@ -85,37 +87,46 @@ pub fn open_close_n(path: &str, n: usize) {
 }
 
 /// Loads the probe, runs `work`, detaches, drains; returns the raw records
-/// (as bytes) and the final kernel counters.
+/// (as bytes) and the final kernel counters. The records come through the
+/// agent's own reader (capture::source): the ring, or on the perf path
+/// every CPU's buffer merged oldest first.
 pub fn capture(
     cfg: ProbeConfig,
     consume_during: bool,
     work: impl FnOnce() + Send,
 ) -> (Vec<Vec<u8>>, KernelCounters) {
     let mut storage = MaybeUninit::uninit();
-    let mut probe = Probe::load(&mut storage, &cfg).unwrap_or_else(|e| panic!("{e}"));
+    let mut probe = Probe::load_detached(&mut storage, &cfg).unwrap_or_else(|e| panic!("{e}"));
     let records = std::cell::RefCell::new(Vec::new());
-    let mut b = libbpf_rs::RingBufferBuilder::new();
-    b.add(probe.events_map(), |d: &[u8]| {
+    let mut source = Records::open(&probe, &cfg, |d: &[u8]| {
         records.borrow_mut().push(d.to_vec());
-        0
     })
     .unwrap();
-    let ring = b.build().unwrap();
+    probe.attach_all().unwrap_or_else(|e| panic!("{e}"));
     if consume_during {
         std::thread::scope(|s| {
             let h = s.spawn(work);
             while !h.is_finished() {
-                let _ = ring.poll(Duration::from_millis(20));
+                source.consume();
+                std::thread::sleep(Duration::from_millis(5));
             }
         });
     } else {
         work();
     }
     probe.detach();
-    ring.consume().unwrap();
+    while source.consume() > 0 {}
     let counters = probe.counters();
-    drop(ring);
+    drop(source);
     (records.into_inner(), counters)
+}
+
+/// `cfg` with records forced through per-CPU perf buffers (the 5.4-5.7 path).
+pub fn perf(cfg: ProbeConfig) -> ProbeConfig {
+    ProbeConfig {
+        event_buffer: EventBuffer::Perf,
+        ..cfg
+    }
 }
 
 /// Forks `n` children one after another; each runs `child` (which must only

@@ -15,6 +15,8 @@
 #     raw_tp    --attach raw_tp on a kernel with BTF
 #     compat    the workload also in a 32-bit busybox (armhf on arm64, i386 on amd64)
 #     smp2      the default checks on two guest CPUs (cross-CPU orderings)
+#     perf      --event-buffer perf (the 5.4-5.7 path), same checks
+#     perf-smp2 the same on two guest CPUs: per-CPU buffers merged by time
 #
 # Without a binary for an arch it builds one:
 #   scripts/install-build-deps.sh [--aarch64]     (idempotent; installs what is missing)
@@ -44,7 +46,7 @@ while [ $# -gt 0 ]; do
         --x86_64|--amd64) [ $# -ge 2 ] || usage; BIN_amd64=$2; shift 2 ;;
         -h|--help) usage ;;
         -*) echo "matrix.sh: unknown option $1" >&2; usage ;;
-        *:*+*) case ${1#*+} in btf-file|btf-min|no-btf|raw_tp|compat|smp2) ;; *) usage ;; esac
+        *:*+*) case ${1#*+} in btf-file|btf-min|no-btf|raw_tp|compat|smp2|perf|perf-smp2) ;; *) usage ;; esac
                TARGETS+=("$1"); shift ;;
         *:*) TARGETS+=("$1"); shift ;;
         *) echo "matrix.sh: bad target '$1' (ARCH:KERNEL)" >&2; usage ;;
@@ -138,6 +140,9 @@ variant() {
         raw_tp)
             printf '%s\n' "KT_ARGS='--attach raw_tp'" "KT_ATTACH=raw_tp" "KT_CHECK='kernel BTF'" >> "$4" ;;
         smp2) ;; # the default checks on two guest CPUs: cross-CPU orderings
+        perf|perf-smp2)
+            printf '%s\n' "KT_ARGS='--event-buffer perf'" "KT_BUFFER=perf" \
+                "KT_CHECK='perf buffer: forced by --event-buffer perf'" >> "$4" ;;
         compat)
             local bb32=armhf
             [ "$arch" = amd64 ] && bb32=i386
@@ -167,7 +172,7 @@ for t in "${TARGETS[@]}"; do
     if extra_txt=$(variant "$arch" "$kver" "$var_name" "$dir/test.env"); then
         mapfile -t extra <<<"$extra_txt"
         smp=${KESTREL_QEMU_SMP:-1}
-        [ "$var_name" = smp2 ] && smp=2
+        case $var_name in smp2|perf-smp2) smp=2 ;; esac
         KESTREL_QEMU_SMP=$smp KESTREL_QEMU_OUTDIR=$dir "$HERE/run.sh" "$arch" "$kver" "${!var}" "$HERE/guest/kestrel.sh" \
             "${extra[@]}" >/dev/null || rc=$?
     else
@@ -185,7 +190,7 @@ for t in "${TARGETS[@]}"; do
     [ "$verdict" = PASS ] || fails=$((fails + 1))
     wall=$(sed -n 's/.*wall_seconds=\([^ ]*\).*/\1/p' "$dir/timing" 2>/dev/null)
     up=$(sed -n 's/.*guest_uptime=\([^ ]*\).*/\1/p' "$dir/timing" 2>/dev/null)
-    notes=$(sed -n 's/^\(attach=.*\|d_n_compat_evts_c=.*\|nobtf_exit=.*\)/\1/p' "$dir/out.txt" | tr '\n' ' ')
+    notes=$(sed -n 's/^\(attach=.*\|buffer=.*\|d_n_compat_evts_c=.*\|nobtf_exit=.*\)/\1/p' "$dir/out.txt" | tr '\n' ' ')
     lines+=("$(printf '%-11s %-17s %-5s boot-to-result %6ss (guest %5ss)  attach %5sms  first-snapshot %5sms  threads +%s/%s  execs +%s/%s  %s' \
         "$t" "$(kv kernel "$dir/out.txt")" "${verdict%%(*}" "${wall:-?}" "${up:-?}" \
         "$(kv start_to_attach_ms "$dir/out.txt")" "$(kv start_to_first_snapshot_ms "$dir/out.txt")" \

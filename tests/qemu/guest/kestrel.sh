@@ -43,6 +43,8 @@
 #   KT_ATTACH  tp_btf | raw_tp: required "kestrel.attach" of the final snapshot
 #   KT_NOBTF   1: `kestrel run` must refuse to start: exit 1 and exactly one line
 #              on stderr containing "no BTF" and every path it tried
+#   KT_BUFFER  ring | perf: the event buffer the start line must name ("events
+#              via the perf buffer"); perf is forced with KT_ARGS='--event-buffer perf'
 #   KT_COMPAT  path of a 32-bit (armhf/i386) static busybox: after the window
 #              above (w, the 64-bit baseline) the same workload runs in the
 #              32-bit busybox sh (window c: one fork+exec more, for the sh) and
@@ -64,7 +66,7 @@ FIFO=/tmp/kestrel-tick
 rm -f "$FIFO"
 mkfifo "$FIFO"
 
-KT_ARGS='' KT_BTF=kernel KT_CHECK='' KT_ATTACH='' KT_NOBTF=0 KT_COMPAT=''
+KT_ARGS='' KT_BTF=kernel KT_CHECK='' KT_ATTACH='' KT_NOBTF=0 KT_COMPAT='' KT_BUFFER=''
 # shellcheck source=/dev/null
 [ -f /etc/kestrel-test.env ] && . /etc/kestrel-test.env
 
@@ -204,6 +206,10 @@ result "start_to_first_snapshot_ms=$(((T1 - T0) * 10))"
 attach=$(grep -m1 'probe attached' /tmp/k.err)
 say "agent: $attach"
 case $attach in *"probe attached"*) ;; *) fail "agent did not report 'probe attached'" ;; esac
+if [ -n "$KT_BUFFER" ]; then
+    result "buffer=$KT_BUFFER"
+    case $attach in *"events via the $KT_BUFFER buffer"*) ;; *) fail "start line does not say 'events via the $KT_BUFFER buffer'" ;; esac
+fi
 
 # -------------------------------------------------------------- workload
 # workload TRUE: the workload as shell text (built before any window opens).
