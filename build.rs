@@ -81,6 +81,20 @@ fn static_musl_link_args() {
     println!("cargo:rerun-if-changed={}", script.display());
     println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
     println!("cargo:rustc-link-arg-bins=-Wl,--no-eh-frame-hdr");
+    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("arm") {
+        empty_libunwind();
+    }
+}
+
+/// armv7 musl has no prebuilt std, so no self-contained libunwind.a for
+/// std's `-lunwind`. With panic = "abort" and std built without backtraces
+/// nothing calls an _Unwind_* function: an empty archive satisfies the
+/// link, and a future reference would fail it loudly, not silently.
+fn empty_libunwind() {
+    let dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("unwind");
+    std::fs::create_dir_all(&dir).expect("OUT_DIR is writable");
+    std::fs::write(dir.join("libunwind.a"), b"!<arch>\n").expect("OUT_DIR is writable");
+    println!("cargo:rustc-link-search=native={}", dir.display());
 }
 
 /// Every header in bpf/ compiles on its own (it includes what it uses), on
@@ -101,7 +115,7 @@ fn check_headers(clang: &std::ffi::OsStr, args: &[&str], out: &std::path::Path) 
     println!("cargo:rerun-if-changed=bpf");
     for h in &headers {
         println!("cargo:rerun-if-changed={}", h.display());
-        for arch in ["x86", "arm64"] {
+        for arch in ["x86", "arm64", "arm"] {
             // An empty main file: a header's static functions are not "unused".
             let status = std::process::Command::new(clang)
                 .args(["-target", "bpf", "-fsyntax-only", "-x", "c", "/dev/null"])
