@@ -44,6 +44,9 @@ fn main() {
             .generate(out.join(skel))
             .unwrap_or_else(|e| panic!("generating the skeleton of {src} failed: {e:#}"));
         if skel == "kestrel.skel.rs" {
+            if env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("arm") {
+                check_arm32_jit(&obj);
+            }
             embed_compressed(&out.join(skel), &obj);
         }
         println!("cargo:rerun-if-changed={src}");
@@ -131,6 +134,30 @@ fn check_headers(clang: &std::ffi::OsStr, args: &[&str], out: &std::path::Path) 
                 status.success(),
                 "{} does not compile on its own ({arch})",
                 h.display()
+            );
+        }
+    }
+}
+
+/// The ARM32 JIT (arch/arm/net/bpf_jit_32.c, 6.1) has no atomics, 64-bit
+/// division or BPF-to-BPF calls: a program with one runs in the interpreter,
+/// or does not load with the JIT always on. None may reach the arm probe.
+fn check_arm32_jit(obj: &std::path::Path) {
+    let open = libbpf_rs::ObjectBuilder::default()
+        .open_file(obj)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", obj.display()));
+    for prog in open.progs() {
+        for (i, insn) in prog.insns().iter().enumerate() {
+            let what = match (insn.code, insn.src_reg()) {
+                (0xc3 | 0xdb, _) => "an atomic",
+                (0x37 | 0x3f | 0x97 | 0x9f, _) => "a 64-bit division",
+                (0x85, 1) => "a BPF-to-BPF call",
+                (0x18, 4) => "a callback's address",
+                _ => continue,
+            };
+            panic!(
+                "{:?}: instruction {i} is {what}, which the ARM32 JIT cannot compile",
+                prog.name()
             );
         }
     }

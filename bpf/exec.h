@@ -36,6 +36,7 @@ static __always_inline __u32 walk_path(const struct path *path, char *buf, int *
 {
 	struct dentry *d, *parent, *root;
 	struct mount *mnt, *up;
+	struct vfsmount *vfs;
 	struct path_raw p = {};
 	struct qstr name;
 	__u32 pos = PATH_END, len;
@@ -45,9 +46,10 @@ static __always_inline __u32 walk_path(const struct path *path, char *buf, int *
 	if (bpf_probe_read_kernel(&p, sizeof(p), path) || !p.dentry || !p.mnt)
 		return pos;
 	d = (struct dentry *)(__u64)p.dentry;
-	mnt = (void *)(__u64)p.mnt - bpf_core_field_offset(struct mount, mnt);
+	vfs = (struct vfsmount *)(__u64)p.mnt;
+	mnt = (void *)vfs - bpf_core_field_offset(struct mount, mnt);
 	up = BPF_CORE_READ(mnt, mnt_parent);
-	root = BPF_CORE_READ((struct vfsmount *)(__u64)p.mnt, mnt_root);
+	root = BPF_CORE_READ(vfs, mnt_root);
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < KESTREL_PATH_DEPTH; i++) {
 		if (d == root) {
@@ -131,7 +133,8 @@ static __always_inline bool exe_upper_layer(struct file *exe)
 	if (!inode ||
 	    bpf_probe_read_kernel(&upper, sizeof(upper), inode + bpf_core_type_size(struct inode)))
 		return false;
-	return upper && BPF_CORE_READ((struct dentry *)(__u64)upper, d_inode, i_ino) != 0;
+	d = (struct dentry *)(__u64)upper;
+	return d && BPF_CORE_READ(d, d_inode, i_ino) != 0;
 }
 
 /*

@@ -11,6 +11,8 @@ use serde::Serialize;
 use crate::capture::btf::{self, BtfSource};
 use crate::capture::{Probe, ProbeConfig};
 
+mod bpf;
+
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     pub name: &'static str,
@@ -140,10 +142,11 @@ pub fn run(cfg: &ProbeConfig) -> Report {
     ];
     v.extend(btf_lines(cfg, &release));
     v.push(caps_line(caps));
-    v.extend(bpf_lines());
-    v.push(memlock_line(ver, caps));
+    v.extend(bpf::bpf_lines());
+    v.push(bpf::memlock_line(ver, caps));
     v.extend(tracefs_lines());
-    v.push(stats_line());
+    v.push(bpf::stats_line());
+    v.push(bpf::jit_line(&release));
     let prereqs_ok = v.iter().all(|l| l.ok || !l.required);
     v.push(probe_line(cfg, prereqs_ok));
     Report {
@@ -160,11 +163,20 @@ fn arch_line(machine: &str) -> Line {
     let built_for = std::env::consts::ARCH;
     line(
         "arch",
-        machine == built_for,
+        arch_matches(machine, built_for),
         true,
         format!("host {machine}, binary built for {built_for}"),
-        "use the kestrel binary built for this architecture (32-bit ARM kernels are not supported)",
+        "use the kestrel binary built for this kernel's architecture (x86_64, aarch64, armv7)",
     )
+}
+
+/// uname's machine against the binary's arch. A 32-bit ARM kernel says
+/// armv7l; armv8l is an arm64 kernel under linux32, which needs aarch64.
+fn arch_matches(machine: &str, built_for: &str) -> bool {
+    match built_for {
+        "arm" => machine.starts_with("armv7"),
+        _ => machine == built_for,
+    }
 }
 
 fn kernel_line(release: &str, ver: (u32, u32)) -> Line {
@@ -191,77 +203,6 @@ fn caps_line(caps: u64) -> Line {
             yes(CAP_SYS_ADMIN)
         ),
         "run as root, or grant CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before 5.8)",
-    )
-}
-
-/// A real ring buffer map: EPERM means bpf() is refused, EINVAL that the
-/// kernel has no ring buffers.
-fn bpf_lines() -> [Line; 2] {
-    // SAFETY: plain bpf(BPF_MAP_CREATE) wrapper; a valid fd is closed at once.
-    let rb = unsafe {
-        libbpf_rs::libbpf_sys::bpf_map_create(
-            libbpf_rs::libbpf_sys::BPF_MAP_TYPE_RINGBUF,
-            std::ptr::null(),
-            0,
-            0,
-            4096,
-            std::ptr::null(),
-        )
-    };
-    if rb >= 0 {
-        // SAFETY: rb was just returned to us and is owned by nobody else.
-        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(rb) });
-    }
-    let refused = rb == -libc::EPERM || rb == -libc::EACCES;
-    let err = || std::io::Error::from_raw_os_error(-rb);
-    [
-        line(
-            "bpf",
-            !refused,
-            true,
-            if refused {
-                format!("bpf() refused: {}", err())
-            } else {
-                "bpf() permitted".into()
-            },
-            "run as root with CAP_BPF; check kernel.unprivileged_bpf_disabled and any LSM policy",
-        ),
-        line(
-            "ringbuf",
-            rb >= 0,
-            !refused,
-            if rb >= 0 {
-                "BPF ring buffer supported".into()
-            } else if refused {
-                "not checked: bpf() refused".into()
-            } else {
-                format!("cannot create one: {}", err())
-            },
-            "needs a 5.8+ kernel with BPF ring buffers",
-        ),
-    ]
-}
-
-fn memlock_line(ver: (u32, u32), caps: u64) -> Line {
-    const CAP_SYS_RESOURCE: u32 = 24;
-    let memlock = rustix::process::getrlimit(rustix::process::Resource::Memlock);
-    let ok = ver >= (5, 11) || memlock.current.is_none() || has_cap(caps, CAP_SYS_RESOURCE);
-    line(
-        "memlock",
-        ok,
-        true,
-        format!(
-            "RLIMIT_MEMLOCK {} ({})",
-            memlock
-                .current
-                .map_or("unlimited".to_string(), |n| format!("{} KiB", n / 1024)),
-            if ver >= (5, 11) {
-                "not used for BPF memory since 5.11"
-            } else {
-                "kernels before 5.11 charge BPF maps to it"
-            }
-        ),
-        "raise it (ulimit -l unlimited, LimitMEMLOCK=infinity) or keep CAP_SYS_RESOURCE",
     )
 }
 
@@ -325,33 +266,6 @@ fn tracefs_lines() -> [Line; 2] {
     [tracefs, tracepoints]
 }
 
-fn stats_line() -> Line {
-    let sysctl = std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled")
-        .map(|s| s.trim() == "1")
-        .unwrap_or(false);
-    // SAFETY: plain syscall wrapper; a valid fd is closed at once.
-    let fd = unsafe {
-        libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
-    };
-    if fd >= 0 {
-        // SAFETY: fd was just returned to us and is owned by nobody else.
-        drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-    }
-    line(
-        "bpf_stats",
-        sysctl || fd >= 0,
-        false,
-        if sysctl {
-            "on through kernel.bpf_stats_enabled".into()
-        } else if fd >= 0 {
-            "the agent can turn them on (BPF_ENABLE_STATS)".into()
-        } else {
-            "unavailable".into()
-        },
-        "libbpf_stats_enabled needs a 5.8+ kernel and CAP_SYS_ADMIN or the sysctl",
-    )
-}
-
 /// The real thing: load, attach and detach the probe as `run` would.
 fn probe_line(cfg: &ProbeConfig, prereqs_ok: bool) -> Line {
     if !prereqs_ok {
@@ -366,17 +280,25 @@ fn probe_line(cfg: &ProbeConfig, prereqs_ok: bool) -> Line {
     let mut storage = MaybeUninit::uninit();
     let loaded = Probe::load(&mut storage, cfg);
     let l = match loaded {
-        Ok(p) => line(
-            "probe",
-            true,
-            true,
-            format!(
-                "loaded and attached via {}: {}",
-                p.attach_path().name(),
-                p.attached().collect::<Vec<_>>().join(", ")
-            ),
-            "",
-        ),
+        Ok(p) => {
+            let (jited, n) = (p.jited(), p.attached().count());
+            line(
+                "probe",
+                true,
+                true,
+                format!(
+                    "loaded and attached via {}: {}; {}",
+                    p.attach_path().name(),
+                    p.attached().collect::<Vec<_>>().join(", "),
+                    if jited == n {
+                        "JIT-compiled".to_string()
+                    } else {
+                        format!("{jited} of {n} JIT-compiled, the rest interpreted")
+                    }
+                ),
+                "",
+            )
+        }
         Err(e) => line("probe", false, true, e.to_string(), "see the line above"),
     };
     l
@@ -411,6 +333,16 @@ pub fn print_json(r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arch_lines_match_uname() {
+        assert!(arch_matches("x86_64", "x86_64"));
+        assert!(arch_matches("aarch64", "aarch64"));
+        assert!(arch_matches("armv7l", "arm"));
+        assert!(!arch_matches("armv8l", "arm"));
+        assert!(!arch_matches("aarch64", "arm"));
+        assert!(!arch_matches("armv7l", "aarch64"));
+    }
 
     #[test]
     fn parses_kernel_versions() {
