@@ -290,10 +290,10 @@ fn probe_line(cfg: &ProbeConfig, prereqs_ok: bool) -> Line {
                     "loaded and attached via {}: {}; {}",
                     p.attach_path().name(),
                     p.attached().collect::<Vec<_>>().join(", "),
-                    if jited == n {
-                        "JIT-compiled".to_string()
-                    } else {
-                        format!("{jited} of {n} JIT-compiled, the rest interpreted")
+                    match jited {
+                        _ if jited == n => "JIT-compiled".to_string(),
+                        0 => "interpreted (none JIT-compiled)".to_string(),
+                        _ => format!("{jited} of {n} JIT-compiled, the rest interpreted"),
                     }
                 ),
                 "",
