@@ -186,6 +186,7 @@ cd "$SRC"
 save() {
     local d=$1 now types
     now=$(date +%s)
+    t_prev=${t_prev:-$t_src}
     types=$(bpftool btf dump file vmlinux.btf | grep -c '^\[')
     rm -rf "$d"
     mkdir -p "$d"
@@ -197,12 +198,13 @@ save() {
     echo "git $COMMIT" > "$d/source"
     {
         echo "built=$(date -u +%Y-%m-%dT%H:%M:%SZ) host_cpus=$(nproc) jobs=$JOBS"
-        echo "compiler=$(sed -n 's/^CONFIG_CC_VERSION_TEXT="\(.*\)"$/\1/p' .config) pahole=$(pahole --version)"
-        echo "seconds_checkout=$((t_src - t0)) seconds_since_checkout=$((now - t_src))"
+        echo "compiler=$("${CROSS}gcc" --version | head -n1 | tr ' ' _) pahole=$(pahole --version)"
+        echo "seconds_checkout=$((t_src - t0)) seconds_this_kernel=$((now - t_prev)) seconds_since_checkout=$((now - t_src))"
         echo "bytes_image=$(stat -c %s "$IMAGE_PATH") bytes_vmlinux=$(stat -c %s vmlinux) bytes_btf=$(stat -c %s vmlinux.btf) btf_types=$types"
     } > "$d/stats"
     echo "$key" > "$d/key"
-    log "saved $(cat "$d/release") in $d: $IMAGE $(stat -c %s "$d/$IMAGE") bytes, vmlinux.btf $(stat -c %s "$d/vmlinux.btf") bytes ($types types), $((now - t_src)) s since checkout"
+    log "saved $(cat "$d/release") in $d: $IMAGE $(stat -c %s "$d/$IMAGE") bytes, vmlinux.btf $(stat -c %s "$d/vmlinux.btf") bytes ($types types), built in $((now - t_prev)) s"
+    t_prev=$now
 }
 
 # RECIPE BEGIN (hashed into the cache key)
