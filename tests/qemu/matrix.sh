@@ -6,8 +6,15 @@
 #
 # Usage: tests/qemu/matrix.sh [--aarch64 BIN] [--x86_64 BIN] [--armv7 BIN] [ARCH:KERNEL[+VARIANT] ...]
 #   --aarch64/--x86_64/--armv7 BIN use these static binaries instead of building
-#   ARCH:KERNEL                    default: arm64:6.1 arm64:5.10 amd64:6.1
+#   ARCH:KERNEL                    default: arm64:6.1 arm64:5.10 amd64:6.1, plus
+#                                  arm64:5.4 and amd64:5.4 if their kernels are cached
+#                                  (else one line says why each is left out)
 #   KERNEL 6.1-nobtf               arm64 kernel without BTF (build-kernel.sh)
+#   KERNEL 5.4, 5.4-nobtf          arm64/amd64 Linux 5.4 with / without BTF, built
+#                                  from a git tree (build-kernel.sh ARCH 5.4, which
+#                                  runs build-kernel-git.sh); named explicitly and
+#                                  neither cached nor buildable: one line, exit 64.
+#                                  The agent must attach raw_tp there (tp_btf: 5.5+)
 #   arm:6.1                        Debian's armmp-lpae kernel (no BTF of its own):
 #                                  --btf with the minimal BTF for the binary's probe
 #                                  (from the -dbg package's, see fetch.sh --arm),
@@ -45,7 +52,7 @@ BIN_amd64=
 BIN_arm=
 TARGETS=()
 
-usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
     case $1 in
         --aarch64|--arm64) [ $# -ge 2 ] || usage; BIN_arm64=$2; shift 2 ;;
@@ -59,7 +66,18 @@ while [ $# -gt 0 ]; do
         *) echo "matrix.sh: bad target '$1' (ARCH:KERNEL)" >&2; usage ;;
     esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(arm64:6.1 arm64:5.10 amd64:6.1)
+if [ ${#TARGETS[@]} -eq 0 ]; then
+    TARGETS=(arm64:6.1 arm64:5.10 amd64:6.1)
+    # Linux 5.4 is built from a git tree a CI machine may lack: in the default
+    # matrix only when already cached (build-kernel-git.sh --cached says why not).
+    for a in arm64 amd64; do
+        if why=$("$HERE/build-kernel-git.sh" --cached "$a" 5.4 2>&1); then
+            TARGETS+=("$a:5.4")
+        else
+            echo "matrix.sh: default matrix without $a:5.4: ${why#"build-kernel-git.sh: $a 5.4: "} (tests/qemu/build-kernel.sh $a 5.4 builds it)" >&2
+        fi
+    done
+fi
 
 t_start=$(date +%s)
 need_arm64=0 need_amd64=0 need_arm=0
@@ -103,8 +121,20 @@ fetch_args=()
 [ $need_arm = 1 ] && fetch_args=(--arm)
 "$HERE/fetch.sh" "${fetch_args[@]}" >&2 || { echo "matrix.sh: fetch.sh failed" >&2; exit 64; }
 case " ${TARGETS[*]}" in
-    *-nobtf*) "$HERE/build-kernel.sh" >&2 || { echo "matrix.sh: build-kernel.sh failed" >&2; exit 64; } ;;
+    *:6.1-nobtf*) "$HERE/build-kernel.sh" >&2 || { echo "matrix.sh: build-kernel.sh failed" >&2; exit 64; } ;;
 esac
+# Kernels built from git (5.4): cached, or built now; exit 3 = neither cached nor
+# buildable, and build-kernel-git.sh has said why on one line.
+for a in arm64 amd64; do
+    case " ${TARGETS[*]}" in
+        *" $a:5.4"* | *" ${a/arm64/aarch64}:5.4"* | *" ${a/amd64/x86_64}:5.4"*)
+            brc=0
+            "$HERE/build-kernel.sh" "$a" 5.4 >&2 || brc=$?
+            [ "$brc" = 0 ] && continue
+            [ "$brc" = 3 ] || echo "matrix.sh: build-kernel.sh $a 5.4 failed" >&2
+            exit 64 ;;
+    esac
+done
 CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}
 
 # min_btf ARCH BIN FULL_BTF -> path of the minimal BTF for BIN's probe, cached in
@@ -183,6 +213,12 @@ variant() {
             printf '%s\n' "KT_COMPAT=/opt/compat/busybox" "KT_ATTACH=tp_btf" \
                 "KT_ARGS='--resource-utilization-enabled false'" >> "$4"
             echo "$CACHE/busybox/$bb32/busybox:/opt/compat/busybox" ;;
+    esac
+    # Linux 5.4 has no tp_btf (5.5+): the agent must choose raw tracepoints, with
+    # kernel BTF as well (this line comes last, so it overrides compat's tp_btf).
+    case $kver in
+        5.4 | 5.4-*) echo "KT_ATTACH=raw_tp" >> "$4"
+                     [ -z "$3" ] && [ "$kver" = 5.4 ] && echo "KT_CHECK='kernel BTF'" >> "$4" ;;
     esac
     echo "$4:/etc/kestrel-test.env"
 }
