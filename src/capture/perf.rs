@@ -309,8 +309,7 @@ impl Drop for CpuBuf {
 /// The online CPUs (/sys/devices/system/cpu/online: "0-3,5").
 fn online_cpus() -> std::io::Result<Vec<u32>> {
     let text = std::fs::read_to_string("/sys/devices/system/cpu/online")?;
-    parse_cpus(&text)
-        .ok_or_else(|| std::io::Error::other("unreadable online CPU list"))
+    parse_cpus(&text).ok_or_else(|| std::io::Error::other("unreadable online CPU list"))
 }
 
 fn parse_cpus(text: &str) -> Option<Vec<u32>> {
