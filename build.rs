@@ -46,6 +46,9 @@ fn main() {
             .generate(out.join(skel))
             .unwrap_or_else(|e| panic!("generating the skeleton of {src} failed: {e:#}"));
         if skel == "kestrel.skel.rs" {
+            if env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("arm") {
+                check_arm32_jit(&obj);
+            }
             embed_compressed(&out.join(skel), &obj);
         }
         println!("cargo:rerun-if-changed={src}");
@@ -83,6 +86,20 @@ fn static_musl_link_args() {
     println!("cargo:rerun-if-changed={}", script.display());
     println!("cargo:rustc-link-arg-bins=-Wl,-T,{}", script.display());
     println!("cargo:rustc-link-arg-bins=-Wl,--no-eh-frame-hdr");
+    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("arm") {
+        empty_libunwind();
+    }
+}
+
+/// armv7 musl has no prebuilt std, so no self-contained libunwind.a for
+/// std's `-lunwind`. With panic = "abort" and std built without backtraces
+/// nothing calls an _Unwind_* function: an empty archive satisfies the
+/// link, and a future reference would fail it loudly, not silently.
+fn empty_libunwind() {
+    let dir = PathBuf::from(env::var_os("OUT_DIR").expect("set by cargo")).join("unwind");
+    std::fs::create_dir_all(&dir).expect("OUT_DIR is writable");
+    std::fs::write(dir.join("libunwind.a"), b"!<arch>\n").expect("OUT_DIR is writable");
+    println!("cargo:rustc-link-search=native={}", dir.display());
 }
 
 /// Every header in bpf/ compiles on its own (it includes what it uses), on
@@ -103,7 +120,7 @@ fn check_headers(clang: &std::ffi::OsStr, args: &[&str], out: &std::path::Path) 
     println!("cargo:rerun-if-changed=bpf");
     for h in &headers {
         println!("cargo:rerun-if-changed={}", h.display());
-        for arch in ["x86", "arm64"] {
+        for arch in ["x86", "arm64", "arm"] {
             // An empty main file: a header's static functions are not "unused".
             let status = std::process::Command::new(clang)
                 .args(["-target", "bpf", "-fsyntax-only", "-x", "c", "/dev/null"])
@@ -119,6 +136,30 @@ fn check_headers(clang: &std::ffi::OsStr, args: &[&str], out: &std::path::Path) 
                 status.success(),
                 "{} does not compile on its own ({arch})",
                 h.display()
+            );
+        }
+    }
+}
+
+/// The ARM32 JIT (arch/arm/net/bpf_jit_32.c, 6.1) has no atomics, 64-bit
+/// division or BPF-to-BPF calls: a program with one runs in the interpreter,
+/// or does not load with the JIT always on. None may reach the arm probe.
+fn check_arm32_jit(obj: &std::path::Path) {
+    let open = libbpf_rs::ObjectBuilder::default()
+        .open_file(obj)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", obj.display()));
+    for prog in open.progs() {
+        for (i, insn) in prog.insns().iter().enumerate() {
+            let what = match (insn.code, insn.src_reg()) {
+                (0xc3 | 0xdb, _) => "an atomic",
+                (0x37 | 0x3f | 0x97 | 0x9f, _) => "a 64-bit division",
+                (0x85, 1) => "a BPF-to-BPF call",
+                (0x18, 4) => "a callback's address",
+                _ => continue,
+            };
+            panic!(
+                "{:?}: instruction {i} is {what}, which the ARM32 JIT cannot compile",
+                prog.name()
             );
         }
     }

@@ -18,6 +18,10 @@ build:
 build-aarch64:
     scripts/build-static.sh aarch64-unknown-linux-musl
 
+# static armv7 (32-bit ARM, hard float) musl release binary (cross, no Docker; std from rust-src)
+build-armv7:
+    scripts/build-static.sh armv7-unknown-linux-musleabihf
+
 # the README's full suite: lint, unit, live probe (root), agent, QEMU matrix
 test:
     scripts/test.sh

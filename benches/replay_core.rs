@@ -28,8 +28,13 @@ pub fn stream() -> Vec<Vec<u8>> {
 /// Best events/s over `runs` runs of `rounds` passes; also the stream length.
 #[allow(dead_code)]
 pub fn best_of(runs: usize, rounds: usize) -> (f64, usize) {
+    best_of_state(runs, rounds, State::new(4096, 8192, 1, false))
+}
+
+/// As `best_of`, through a given (e.g. pre-filled) state.
+#[allow(dead_code)]
+pub fn best_of_state(runs: usize, rounds: usize, mut state: State) -> (f64, usize) {
     let recs = stream();
-    let mut state = State::new(4096, 8192, 1, false);
     let mut best = 0.0f64;
     for _ in 0..runs {
         let t = Instant::now();

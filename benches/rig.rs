@@ -1,11 +1,10 @@
 //! The benchmark rig (issue 6): `cargo bench --features bench --bench rig` as root. Prints one
-//! table of Kestrel's costs on this machine, every figure measured in this run
-//! and, where the machine is noisy, as a ratio to a baseline taken side by
-//! side. Knobs: KESTREL_BENCH_REPS (default 5), KESTREL_BENCH_ITERS (default
-//! 200000 iterations of the syscall mix), KESTREL_BENCH_BASELINE (an older
-//! kestrel binary whose kernel cost rows are measured beside this one's),
-//! KESTREL_BENCH_ONLY=untraced|traced|steps (one per-call table alone:
-//! rig/untraced.rs, rig/percall.rs).
+//! table of Kestrel's costs on this machine, every figure measured in this run and, where the
+//! machine is noisy, as a ratio to a baseline taken side by side. Knobs: KESTREL_BENCH_REPS
+//! (default 5), KESTREL_BENCH_ITERS (default 200000 iterations of the syscall mix),
+//! KESTREL_BENCH_BASELINE (an older kestrel binary whose kernel cost rows are measured beside
+//! this one's), KESTREL_BENCH_ONLY=untraced|traced|steps|side|mix|rates (one table alone:
+//! rig/untraced.rs, rig/percall.rs, rig/side.rs with KESTREL_BENCH_SCAP_OPEN, rig/scale.rs).
 
 use std::ffi::CString;
 use std::mem::MaybeUninit;
@@ -22,6 +21,10 @@ mod mix;
 mod percall;
 #[path = "replay_core.rs"]
 mod replay_core;
+#[path = "rig/scale.rs"]
+mod scale;
+#[path = "rig/side.rs"]
+mod side;
 #[path = "rig/untraced.rs"]
 mod untraced;
 use mix::mix;
@@ -181,7 +184,10 @@ fn main() {
             "steps" => percall::steps(reps, iters * 5),
             "untraced" => untraced::table(reps, iters * 5),
             "traced" => percall::traced(reps, iters, &path),
-            _ => eprintln!("KESTREL_BENCH_ONLY: untraced, traced or steps"),
+            "side" => side::table(reps, iters, &path),
+            "mix" => scale::slowdown(reps, iters, &path),
+            "rates" => scale::rates(&path),
+            _ => eprintln!("KESTREL_BENCH_ONLY: untraced, traced, steps, side, mix or rates"),
         }
         return std::fs::remove_file(&file).unwrap_or(());
     }
@@ -285,37 +291,7 @@ fn main() {
     }
 
     // 2. Slowdown of the mix, BPF stats off, interleaved repetitions.
-    println!("\n## slowdown of the mix (BPF stats off), medians of {reps} interleaved runs");
-    let mut alone = Vec::new();
-    let mut default = Vec::new();
-    let mut no_culprits = Vec::new();
-    let mut none = Vec::new();
-    for _ in 0..reps {
-        alone.push(mix(iters, &path));
-        let a = Agent::start("default", false);
-        default.push(mix(iters, &path));
-        a.stop();
-        let a = Agent::start_with(BIN, "default", false, "auto", &["--culprits", "false"]);
-        no_culprits.push(mix(iters, &path));
-        a.stop();
-        let a = Agent::start("none", false);
-        none.push(mix(iters, &path));
-        a.stop();
-    }
-    let (ma, md, mn) = (median(alone), median(default), median(none));
-    let mc = median(no_culprits);
-    println!("| setup | median s | ratio to alone |");
-    println!("|---|---|---|");
-    println!("| alone | {ma:.3} | 1.00 |");
-    println!(
-        "| kestrel, default set (culprit counters on) | {md:.3} | {:.2} |",
-        md / ma
-    );
-    println!(
-        "| kestrel, default set, --culprits false | {mc:.3} | {:.2} |",
-        mc / ma
-    );
-    println!("| kestrel, nothing selected | {mn:.3} | {:.2} |", mn / ma);
+    scale::slowdown(reps, iters, &path);
 
     // 3. User space replay.
     println!("\n## user space: decode + state update, one core");
@@ -355,24 +331,8 @@ fn main() {
         }
     }
 
-    // 5. Agent CPU at fixed event rates.
-    println!("\n## agent CPU at fixed event rates (5 s each)");
-    for rate in [10_000u64, 100_000] {
-        let a = Agent::start("default", false);
-        let c0 = a.cpu_ns();
-        let t = Instant::now();
-        let made = paced(rate, 5.0, &path, 1);
-        let secs = t.elapsed().as_secs_f64();
-        let c1 = a.cpu_ns();
-        let v = a.stop();
-        println!(
-            "{:>7} events/s asked, {:.0}/s made: agent CPU {:.2} % of one core, drops {}",
-            rate,
-            made as f64 / secs,
-            (c1 - c0) as f64 / 1e9 / secs * 100.0,
-            f(&v, "scap.n_drops")
-        );
-    }
+    // 5. The agent at fixed event rates.
+    scale::rates(&path);
 
     // 6. Highest rate this machine generates, and drops at it.
     println!("\n## highest generated rate, default ring buffer");

@@ -11,7 +11,7 @@
 #define KESTREL_EMIT_H
 
 #include "maps.h"
-#include <bpf/bpf_core_read.h>
+#include "core_read.h"
 
 _Static_assert((KESTREL_CAT_SLOTS & (KESTREL_CAT_SLOTS - 1)) == 0 && KC_MAX <= KESTREL_CAT_SLOTS,
 	       "count_drop masks its index: the category rows must be a power of two");
@@ -20,6 +20,16 @@ _Static_assert(((KA_MAX * KESTREL_SYSCALL_MAX) & (KA_MAX * KESTREL_SYSCALL_MAX -
 	       "sys_exit masks its kestrel_counters.syscalls index");
 _Static_assert(KR_TYPE_MAX <= 0xffff && KH_MAX <= 0xff && KC_MAX <= KSEL_CAT_MASK + 1,
 	       "selection word fields overflow");
+
+/* Adds to a value another CPU may update too. The ARM32 JIT has no atomic
+ * instructions (a program with one would run interpreted, or not load with
+ * the JIT always on): there a race can lose a count of a per-process
+ * estimate. Per-CPU counters never need this. */
+#if defined(__TARGET_ARCH_arm)
+#define shared_add(p, v) (*(p) += (v))
+#else
+#define shared_add(p, v) __sync_fetch_and_add(p, v)
+#endif
 
 /* The key from .rodata: no stack store and reload on every syscall. */
 static const __u32 zero_key = 0;
@@ -117,7 +127,7 @@ static __always_inline void count_drop_by_pid(void)
 		return;
 	n = bpf_map_lookup_elem(&drops_by_pid, &pid);
 	if (n)
-		__sync_fetch_and_add(n, 1);
+		shared_add(n, 1);
 	else
 		bpf_map_update_elem(&drops_by_pid, &pid, &one, BPF_NOEXIST);
 }
@@ -164,7 +174,7 @@ static __always_inline __u64 wake_flags(struct kestrel_counters *c)
  * binary). ctx: the program's, which bpf_perf_event_output wants; catdir:
  * the category times KD_MAX plus the direction. Returns 1 on a drop.
  */
-static __noinline int perf_out(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
+static __out_of_line int perf_out(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
 			       __u32 catdir)
 {
 	/* Perf buffers are per CPU: user space merges them by this time, taken
@@ -178,7 +188,7 @@ static __noinline int perf_out(void *ctx, struct kestrel_counters *c, void *rec,
 
 /* The perf path's fixed-size record: built in the scratch space, out of
  * line for the same reason. */
-static __noinline void *perf_scratch(struct kestrel_counters *c)
+static __out_of_line void *perf_scratch(struct kestrel_counters *c)
 {
 	struct scratch_space *s = bpf_map_lookup_elem(&scratch, &zero_key);
 

@@ -36,7 +36,8 @@ static __always_inline __u32 walk_path(const struct path *path, char *buf, int *
 {
 	struct dentry *d, *parent, *root;
 	struct mount *mnt, *up;
-	struct path p = {};
+	struct vfsmount *vfs;
+	struct path_raw p = {};
 	struct qstr name;
 	__u32 pos = PATH_END, len;
 
@@ -44,10 +45,11 @@ static __always_inline __u32 walk_path(const struct path *path, char *buf, int *
 	*end = WALK_TRUNC;
 	if (bpf_probe_read_kernel(&p, sizeof(p), path) || !p.dentry || !p.mnt)
 		return pos;
-	d = p.dentry;
-	mnt = (void *)p.mnt - bpf_core_field_offset(struct mount, mnt);
+	d = (struct dentry *)(__u64)p.dentry;
+	vfs = (struct vfsmount *)(__u64)p.mnt;
+	mnt = (void *)vfs - bpf_core_field_offset(struct mount, mnt);
 	up = BPF_CORE_READ(mnt, mnt_parent);
-	root = BPF_CORE_READ(p.mnt, mnt_root);
+	root = BPF_CORE_READ(vfs, mnt_root);
 #pragma clang loop unroll(disable)
 	for (int i = 0; i < KESTREL_PATH_DEPTH; i++) {
 		if (d == root) {
@@ -79,7 +81,7 @@ static __always_inline __u32 walk_path(const struct path *path, char *buf, int *
 		pos -= len;
 		barrier_var(pos);
 		pos &= PATH_MASK;
-		if (bpf_probe_read_kernel(buf + pos, len, name.name))
+		if (bpf_probe_read_kernel(buf + pos, len, (const void *)(__u64)name.name))
 			break;
 		if (d == parent) {
 			*end = WALK_ANON;
@@ -122,7 +124,7 @@ static __always_inline bool is_memfd(const char *s)
 static __always_inline bool exe_upper_layer(struct file *exe)
 {
 	struct dentry *d = BPF_CORE_READ(exe, f_path.dentry);
-	struct dentry *upper = NULL;
+	kword_t upper = 0;
 	char *inode;
 
 	if (BPF_CORE_READ(d, d_sb, s_magic) != OVERLAYFS_SUPER_MAGIC)
@@ -131,7 +133,8 @@ static __always_inline bool exe_upper_layer(struct file *exe)
 	if (!inode ||
 	    bpf_probe_read_kernel(&upper, sizeof(upper), inode + bpf_core_type_size(struct inode)))
 		return false;
-	return upper && BPF_CORE_READ(upper, d_inode, i_ino) != 0;
+	d = (struct dentry *)(__u64)upper;
+	return d && BPF_CORE_READ(d, d_inode, i_ino) != 0;
 }
 
 /*

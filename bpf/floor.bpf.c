@@ -8,7 +8,7 @@
 #include "kernel_types.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-#include <bpf/bpf_core_read.h>
+#include "core_read.h"
 #include "kestrel.h"
 #include "syscall.h"
 

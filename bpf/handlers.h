@@ -183,14 +183,16 @@ static __always_inline struct sock *fd_sock(long fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds, *f = NULL;
+	struct file **fds, *f;
 	struct socket *sock;
+	kword_t fw = 0;
 
 	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
 		return NULL;
 	fds = BPF_CORE_READ(fdt, fd);
-	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]) || !f)
+	if (!fds || bpf_probe_read_kernel(&fw, sizeof(fw), (kword_t *)fds + fd) || !fw)
 		return NULL;
+	f = (struct file *)(__u64)fw;
 	sock = BPF_CORE_READ(f, private_data);
 	if (!sock || BPF_CORE_READ(sock, file) != f)
 		return NULL;

@@ -4,7 +4,7 @@
  * preserve_access_index so libbpf relocates every field access against the
  * running kernel's BTF (CO-RE). Keeping them here instead of a generated
  * multi-megabyte vmlinux.h keeps the probe arch-neutral: only pt_regs
- * differs between x86_64 and arm64.
+ * and the syscall's ABI differ between x86_64, arm64 and 32-bit ARM.
  */
 #ifndef KESTREL_KERNEL_TYPES_H
 #define KESTREL_KERNEL_TYPES_H
@@ -56,6 +56,14 @@ enum {
 #define AF_INET6 10
 #define EINPROGRESS 115 /* asm-generic/errno.h: x86 and arm, 64- and 32-bit */
 
+/* A kernel pointer or unsigned long as stored in kernel memory, for the
+ * few structs read whole: BPF's pointers are 64-bit whatever the kernel's. */
+#if defined(__TARGET_ARCH_arm)
+typedef __u32 kword_t;
+#else
+typedef __u64 kword_t;
+#endif
+
 #if defined(__TARGET_ARCH_x86)
 /* ia32 syscalls pass their arguments in bx, cx, dx, si, di, bp. */
 struct pt_regs {
@@ -81,6 +89,13 @@ struct pt_regs {
 	__u64 orig_x0;
 	__s32 syscallno;
 } __attribute__((preserve_access_index));
+#elif defined(__TARGET_ARCH_arm)
+/* arch/arm/include/uapi/asm/ptrace.h: r0-r15, cpsr, ORIG_r0. No syscall
+ * number: that is in thread_info (syscall_get_nr()). */
+struct pt_regs {
+	__u32 uregs[18];
+} __attribute__((preserve_access_index));
+#define ARM_ORIG_R0 17
 #else
 #error "kestrel: unsupported __TARGET_ARCH"
 #endif
@@ -134,7 +149,7 @@ struct signal_struct {
 struct qstr {
 	__u32 hash;
 	__u32 len;
-	const unsigned char *name;
+	kword_t name;
 };
 
 struct super_block {
@@ -159,6 +174,12 @@ struct vfsmount {
 struct path {
 	struct vfsmount *mnt;
 	struct dentry *dentry;
+};
+
+/* struct path as one copy reads it. */
+struct path_raw {
+	kword_t mnt;
+	kword_t dentry;
 };
 
 /* fs/mount.h: a vfsmount lives inside its struct mount. */
@@ -223,6 +244,14 @@ struct mm_struct {
 struct thread_info {
 	__u32 status;
 } __attribute__((preserve_access_index));
+#elif defined(__TARGET_ARCH_arm)
+/* What syscall_get_nr() reads: the EABI number (r7), or 0x900000 | nr for
+ * an OABI call (named `syscall` in older kernels). In task_struct with
+ * THREAD_INFO_IN_TASK, at the base of the kernel stack before it. */
+struct thread_info {
+	__u32 abi_syscall;
+	__u32 syscall;
+} __attribute__((preserve_access_index));
 #else
 /* arch/arm64/include/asm/ptrace.h compat_user_mode(): the saved PSTATE of
  * an AArch32 task has PSR_MODE32_BIT. Architectural, unlike TIF_32BIT,
@@ -231,9 +260,10 @@ struct thread_info {
 #endif
 
 struct task_struct {
-#if defined(__TARGET_ARCH_x86)
+#if defined(__TARGET_ARCH_x86) || defined(__TARGET_ARCH_arm)
 	struct thread_info thread_info;
 #endif
+	void *stack;
 	unsigned int flags;
 	int pid;
 	int tgid;

@@ -15,7 +15,7 @@
  */
 #include "maps.h"
 #include <bpf/bpf_tracing.h>
-#include <bpf/bpf_core_read.h>
+#include "core_read.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -86,7 +86,7 @@ static __always_inline int sample_call(struct kestrel_counters *c, bool btf)
 	pid = bpf_get_current_pid_tgid() >> 32;
 	v = bpf_map_lookup_elem(&calls_by_pid, &pid);
 	if (v) {
-		__sync_fetch_and_add(&v->samples, 1);
+		shared_add(&v->samples, 1);
 		leader_comm(v->comm, btf);
 		return 0;
 	}
@@ -107,7 +107,12 @@ static __always_inline int traced_exit(__u64 *ctx, struct kestrel_counters *c, _
 	struct call k = {
 		.ctx = ctx,
 		.regs = (struct pt_regs *)ctx[0],
+#if defined(__TARGET_ARCH_arm)
+		/* The tracepoint passes a 32-bit long zero-extended: -errno back. */
+		.ret = (__s32)ctx[1],
+#else
 		.ret = (long)ctx[1],
+#endif
 		.btf = btf,
 		.r = copy,
 	};
@@ -133,25 +138,27 @@ static __always_inline int traced_exit(__u64 *ctx, struct kestrel_counters *c, _
 /*
  * Out of line (BPF-to-BPF calls, 4.16+, JIT or interpreter): the untraced
  * path is the ~50 instructions of on_sys_exit in one place, and its frame
- * holds no record. Twice each, so `btf` stays a constant inside.
+ * holds no record. Twice each, so `btf` stays a constant inside
+ * (__out_of_line: core_read.h).
  */
-static __noinline int sample_btf(struct kestrel_counters *c)
+
+static __out_of_line int sample_btf(struct kestrel_counters *c)
 {
 	return sample_call(c, true);
 }
 
-static __noinline int sample_raw(struct kestrel_counters *c)
+static __out_of_line int sample_raw(struct kestrel_counters *c)
 {
 	return sample_call(c, false);
 }
 
-static __noinline int traced_btf(__u64 *ctx, struct kestrel_counters *c, __u64 nr_abi)
+static __out_of_line int traced_btf(__u64 *ctx, struct kestrel_counters *c, __u64 nr_abi)
 {
 	return traced_exit(ctx, c, nr_abi, NULL, true);
 }
 
-static __noinline int traced_raw(__u64 *ctx, struct kestrel_counters *c, __u64 nr_abi,
-				 __u64 *copy)
+static __out_of_line int traced_raw(__u64 *ctx, struct kestrel_counters *c, __u64 nr_abi,
+				    __u64 *copy)
 {
 	return traced_exit(ctx, c, nr_abi, copy, false);
 }

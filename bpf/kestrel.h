@@ -326,6 +326,34 @@ struct kestrel_proc_calls {
 };
 
 /*
+ * What user space reads records and counters by. Rust checks its generated
+ * types against these at build time on every target, so a 32-bit user space
+ * (armv7) reads the probe's 64-bit layouts byte for byte: fixed-width
+ * fields only, never a long or a pointer.
+ */
+enum kestrel_layout {
+	KL_HDR = sizeof(struct kestrel_hdr),
+	KL_TASK = sizeof(struct kestrel_task),
+	KL_CLONE = sizeof(struct kestrel_clone),
+	KL_EXEC = sizeof(struct kestrel_exec),
+	KL_EXEC_DATA = __builtin_offsetof(struct kestrel_exec, data),
+	KL_EXIT = sizeof(struct kestrel_exit),
+	KL_OPEN = sizeof(struct kestrel_open),
+	KL_OPEN_PATH = __builtin_offsetof(struct kestrel_open, path),
+	KL_FD = sizeof(struct kestrel_fd),
+	KL_SOCKET = sizeof(struct kestrel_socket),
+	KL_SOCKADDR = sizeof(struct kestrel_sockaddr),
+	KL_SOCKADDR_LADDR = __builtin_offsetof(struct kestrel_sockaddr, laddr),
+	KL_GENERIC = sizeof(struct kestrel_generic),
+	KL_SYSCALL = sizeof(struct kestrel_syscall),
+	KL_SYSCALL_DATA = __builtin_offsetof(struct kestrel_syscall, data),
+	KL_RECORD = sizeof(union kestrel_record),
+	KL_COUNTERS = sizeof(struct kestrel_counters),
+	KL_COUNTERS_SYSCALLS = __builtin_offsetof(struct kestrel_counters, syscalls),
+	KL_PROC_CALLS = sizeof(struct kestrel_proc_calls),
+};
+
+/*
  * Enums user space needs but no record field names; an unused global of this
  * type puts them into the object's BTF, hence into the generated Rust types.
  */
@@ -338,6 +366,7 @@ struct kestrel_abi {
 	enum kestrel_flags flags;
 	enum kestrel_limits limits;
 	enum kestrel_abi_kind abi_kind;
+	enum kestrel_layout layout;
 };
 
 #endif /* KESTREL_H */

@@ -11,7 +11,8 @@
  *
  * `compat` marks a 32-bit syscall. Its number belongs to the i386 or ARM
  * EABI table, never to the 64-bit one, and on x86 its arguments sit in
- * other registers. Settled before a table entry is used, as
+ * other registers. On a 32-bit ARM kernel EABI is native, and `compat`
+ * marks an ARM-private call (arm_syscall_nr). Settled before a table entry is used, as
  * falcosecurity/libs does in driver/modern_bpf/programs/attached/
  * dispatchers/syscall_exit.bpf.c (sys_exit, through bpf_in_ia32_syscall()).
  */
@@ -22,7 +23,7 @@
 #include "kestrel.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-#include <bpf/bpf_core_read.h>
+#include "core_read.h"
 
 /* x86_64 pt_regs from bp to cs: contiguous in every kernel (the ptrace
  * layout); raw_tp copies di to cs on every call, the rest of both ABIs'
@@ -51,6 +52,8 @@ struct call {
 
 #if defined(__TARGET_ARCH_x86)
 #define CALL_REGS XR_N
+#elif defined(__TARGET_ARCH_arm)
+#define CALL_REGS 9 /* uregs[0..17], 32-bit words */
 #else
 #define CALL_REGS 6
 #endif
@@ -61,6 +64,43 @@ struct call {
 		struct pt_regs *__regs = (k)->regs;                      \
 		(k)->btf ? __regs->field : BPF_CORE_READ(__regs, field); \
 	})
+
+#if defined(__TARGET_ARCH_arm)
+/* __NR_SYSCALL_MASK: drops OABI's 0x900000, as syscall_get_nr() does. */
+#define ARM_NR_MASK 0x0fffff
+/* ARM-private calls: __ARM_NR_BASE + n (cacheflush, set_tls ...). */
+#define ARM_NR_PRIVATE 0xf
+
+/*
+ * 32-bit ARM: pt_regs holds no syscall number; syscall_get_nr() reads
+ * thread_info. ARM-private calls count in the compat row as n, a row
+ * 32-bit ARM has no other use for (no table selects them).
+ */
+static __always_inline __u64 arm_syscall_nr(struct call *k)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct thread_info *ti;
+	__u32 nr = ~0U;
+
+	if (bpf_core_field_exists(t->thread_info))
+		ti = __builtin_preserve_access_index(&t->thread_info);
+	else
+		ti = BPF_CORE_READ(t, stack);
+	if (bpf_core_field_exists(ti->abi_syscall))
+		bpf_core_read(&nr, sizeof(nr), &ti->abi_syscall);
+	else
+		bpf_core_read(&nr, sizeof(nr), &ti->syscall);
+	/* -1: a tracer or seccomp skipped the call. */
+	if (nr == ~0U)
+		return ~0ULL;
+	nr &= ARM_NR_MASK;
+	if (nr >> 16 == ARM_NR_PRIVATE && (nr & 0xffff) < KESTREL_SYSCALL_MAX) {
+		k->compat = true;
+		nr &= 0xffff;
+	}
+	return nr;
+}
+#endif
 
 /*
  * The syscall number and ABI of this call. On raw_tp one short copy fetches
@@ -75,7 +115,12 @@ struct call {
  */
 static __always_inline __u64 call_start(struct call *k)
 {
+#if defined(__TARGET_ARCH_arm)
+	k->compat = false;
+	return arm_syscall_nr(k);
+#else
 	struct pt_regs *regs = k->regs;
+#endif
 #if defined(__TARGET_ARCH_x86)
 	if (k->btf) {
 		k->compat = (regs->cs & 0xffff) == USER32_CS;
@@ -86,7 +131,7 @@ static __always_inline __u64 call_start(struct call *k)
 		return ~0ULL;
 	k->compat = (k->r[XR_CS] & 0xffff) == USER32_CS;
 	return k->r[XR_ORIG_AX];
-#else
+#elif !defined(__TARGET_ARCH_arm)
 	struct {
 		__u64 pstate;
 		__u64 orig_x0;
@@ -157,7 +202,13 @@ static __always_inline void call_load_args(struct call *k)
 
 	if (k->btf)
 		return;
-#if defined(__TARGET_ARCH_x86)
+#if defined(__TARGET_ARCH_arm)
+	/* One copy of all 18 words: ORIG_r0 sits past the others. */
+	(void)arg0_only;
+	if (bpf_probe_read_kernel(k->r, CALL_REGS * sizeof(__u64),
+				  __builtin_preserve_access_index(&regs->uregs[0])))
+		__builtin_memset(k->r, 0, CALL_REGS * sizeof(__u64));
+#elif defined(__TARGET_ARCH_x86)
 	if (k->compat) {
 		if (bpf_probe_read_kernel(k->r, XR_DI * sizeof(__u64),
 					  __builtin_preserve_access_index(&regs->bp)))
@@ -203,6 +254,20 @@ static __always_inline __u64 sys_arg(const struct call *k, int i)
 	case 3: return REG(k, r10);
 	case 4: return REG(k, r8);
 	default: return REG(k, r9);
+	}
+	/* clang-format on */
+#elif defined(__TARGET_ARCH_arm)
+	/* r0 holds the return value by now; ORIG_r0 keeps arg 0. */
+	if (!k->btf)
+		return ((const __u32 *)k->r)[i == 0 ? ARM_ORIG_R0 : i];
+	/* clang-format off */
+	switch (i) {
+	case 0: return REG(k, uregs[ARM_ORIG_R0]);
+	case 1: return REG(k, uregs[1]);
+	case 2: return REG(k, uregs[2]);
+	case 3: return REG(k, uregs[3]);
+	case 4: return REG(k, uregs[4]);
+	default: return REG(k, uregs[5]);
 	}
 	/* clang-format on */
 #else

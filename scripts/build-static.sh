@@ -1,5 +1,6 @@
 #!/bin/sh
 # The shipped static binary for one musl target: scripts/build-static.sh TRIPLE [cargo args].
+# (x86_64-unknown-linux-musl, aarch64-unknown-linux-musl, armv7-unknown-linux-musleabihf.)
 #
 # With rustup's rust-src (scripts/install-build-deps.sh adds it) the standard library is built
 # with the binary, without its `backtrace` feature: no DWARF symbolizer (gimli, addr2line,
@@ -18,5 +19,12 @@ if [ -d "$sysroot/lib/rustlib/src/rust/library" ]; then
         -Z build-std=std,panic_abort -Z build-std-features= \
         --config "target.$triple.rustflags=['-Zlocation-detail=none']" "$@"
 fi
+case $triple in
+armv7-*)
+    # rustup ships no std for armv7 musl here: it is built from rust-src or not at all.
+    echo "build-static: $triple needs rust-src (rustup component add rust-src)" >&2
+    exit 1
+    ;;
+esac
 echo "build-static: rust-src missing (rustup component add rust-src): prebuilt std, ~300 KB larger" >&2
 exec cargo build --release --locked --target "$triple" "$@"

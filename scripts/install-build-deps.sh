@@ -3,30 +3,34 @@
 #   - host (x86_64-unknown-linux-gnu) build
 #   - x86_64-unknown-linux-musl, fully static            (always)
 #   - aarch64-unknown-linux-musl, fully static, cross     (with --aarch64)
+#   - armv7-unknown-linux-musleabihf, fully static, cross (with --armv7; std from rust-src)
 #
 # Usage (as root, or as a user with sudo; rustup must already be installed):
-#   scripts/install-build-deps.sh [--aarch64] [--no-rustup]
+#   scripts/install-build-deps.sh [--aarch64] [--armv7] [--no-rustup]
 #
 # Idempotent: apt only runs (with `apt-get update` first) when a package is missing;
-# `dpkg --add-architecture arm64` only when arm64 is not yet a foreign architecture.
-# --aarch64 is opt-in because it adds arm64 to dpkg (bigger apt lists) and ~150 MB of
-# cross toolchain.
+# `dpkg --add-architecture arm64` (armhf) only when it is not yet a foreign architecture.
+# --aarch64 and --armv7 are opt-in because each adds an architecture to dpkg (bigger apt
+# lists) and ~150 MB of cross toolchain.
 #
 # Afterwards:
 #   cargo build --release                                      # glibc host build
 #   cargo build --release --target x86_64-unknown-linux-musl
 #   cargo build --release --target aarch64-unknown-linux-musl
+#   scripts/build-static.sh armv7-unknown-linux-musleabihf    # rustup has no std for it
 # (.cargo/config.toml wires the musl C compiler wrappers in cross/.)
 set -eu
 
 want_arm64=0
+want_armhf=0
 want_rustup=1
 for arg in "$@"; do
     case $arg in
     --aarch64 | --arm64) want_arm64=1 ;;
+    --armv7 | --armhf) want_armhf=1 ;;
     --no-rustup) want_rustup=0 ;;
     -h | --help)
-        sed -n '2,20p' "$0"
+        sed -n '2,22p' "$0"
         exit 0
         ;;
     *)
@@ -67,6 +71,14 @@ if [ "$want_arm64" -eq 1 ]; then
     #   musl-dev:arm64               aarch64-linux-musl-gcc wrapper + arm64 musl headers/libs
     pkgs="$pkgs gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu linux-libc-dev-arm64-cross musl-dev:arm64"
 fi
+if [ "$want_armhf" -eq 1 ]; then
+    #   gcc-arm-linux-gnueabihf      cross gcc (armv7-a, VFPv3-D16, hard float: the Rust
+    #                                target's defaults); musl-dev:armhf's wrapper drives it
+    #   musl-dev:armhf               arm-linux-musleabihf-gcc wrapper, crt1.o and libc.a: the
+    #                                link takes them (no self-contained ones without rust-std)
+    #   (linux-libc-dev-armhf-cross, the kernel UAPI headers, is in the base set)
+    pkgs="$pkgs gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf musl-dev:armhf"
+fi
 
 is_installed() {
     # one line per installed architecture of a Multi-Arch: same package
@@ -74,11 +86,15 @@ is_installed() {
 }
 
 need_update=0
-if [ "$want_arm64" -eq 1 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
-    echo "+ dpkg --add-architecture arm64"
-    $SUDO dpkg --add-architecture arm64
-    need_update=1
-fi
+add_arch() { # add_arch WANTED ARCH
+    if [ "$1" -eq 1 ] && ! dpkg --print-foreign-architectures | grep -qx "$2"; then
+        echo "+ dpkg --add-architecture $2"
+        $SUDO dpkg --add-architecture "$2"
+        need_update=1
+    fi
+}
+add_arch "$want_arm64" arm64
+add_arch "$want_armhf" armhf
 
 missing=
 for p in $pkgs; do
@@ -102,7 +118,8 @@ if [ "$want_rustup" -eq 1 ]; then
         [ "$want_arm64" -eq 1 ] && targets="$targets aarch64-unknown-linux-musl"
         # shellcheck disable=SC2086
         rustup target add $targets
-        # scripts/build-static.sh builds std from source for the shipped binary (size).
+        # scripts/build-static.sh builds std from source for the shipped binary (size);
+        # armv7 musl has no rustup std here at all: rust-src is its only std.
         rustup component add rust-src
     else
         echo "install-build-deps: rustup not found in PATH; add the musl targets yourself" >&2
@@ -132,5 +149,6 @@ check_cc() {
 }
 check_cc x86_64-linux-musl-cc
 [ "$want_arm64" -eq 1 ] && check_cc aarch64-linux-musl-cc
+[ "$want_armhf" -eq 1 ] && check_cc armv7-linux-musl-cc
 
 echo "done."

@@ -179,7 +179,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
     {
         crate::log_line!("{l}");
     }
-    log_rules(&cfg.rules);
+    log_rules(&cfg.rules, None);
     // Before the engine takes the rules: what a reload compares against.
     let running = reload::Running::of(&cfg);
     let engine = engine(&mut cfg, &host.hostname, &pipeline.borrow().state);
@@ -263,16 +263,35 @@ fn seeded_state(cfg: &AgentConfig) -> (State, proc_scan::Seeded) {
     (state, seeded)
 }
 
-/// What was loaded, and one line per rule left out with its reason.
-fn log_rules(r: &RuleSet) {
+/// What was loaded, and one line per rule left out with its reason. A
+/// reload passes the running set: its lines were said at start and are not
+/// repeated (a SIGHUP that changes nothing says one line).
+fn log_rules(r: &RuleSet, running: Option<&RuleSet>) {
+    let mut repeated = 0;
     for w in &r.warnings {
-        crate::log_line!("rules: {w}");
+        if running.is_some_and(|o| o.warnings.contains(w)) {
+            repeated += 1;
+        } else {
+            crate::log_line!("rules: {w}");
+        }
     }
     for s in &r.skipped {
-        crate::log_line!("rules: skipped '{}': {}", s.rule, s.reason);
+        if running.is_some_and(|o| {
+            o.skipped
+                .iter()
+                .any(|p| p.rule == s.rule && p.reason == s.reason)
+        }) {
+            repeated += 1;
+        } else {
+            crate::log_line!("rules: skipped '{}': {}", s.rule, s.reason);
+        }
     }
+    let same = match repeated {
+        0 => String::new(),
+        n => format!(" ({n} warning and skip lines as before)"),
+    };
     crate::log_line!(
-        "rules: {} loaded, {} skipped, {} disabled, {} below the minimum priority",
+        "rules: {} loaded, {} skipped, {} disabled, {} below the minimum priority{same}",
         r.rules.len(),
         r.skipped.len(),
         r.disabled,

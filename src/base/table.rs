@@ -2,12 +2,14 @@
 //! the caller at start, all memory reserved once, never grown. Entries live in
 //! a dense slab (only pages actually used become resident) addressed through
 //! a linear-probing index with backward-shift deletion, so there are no
-//! tombstones and lookups stay short at any churn.
+//! tombstones and lookups stay short at any churn. The index holds slab
+//! position + 1 so that empty is zero: it comes from zeroed pages and only
+//! the pages probed become resident.
 
-const EMPTY: u32 = u32::MAX;
+const EMPTY: u32 = 0;
 
 pub struct FixedMap<V> {
-    /// Open-addressing index: slab position or EMPTY; length a power of two.
+    /// Open-addressing index: slab position + 1, or EMPTY; length a power of two.
     index: Box<[u32]>,
     keys: Vec<u64>,
     vals: Vec<V>,
@@ -30,6 +32,7 @@ impl<V> FixedMap<V> {
     pub fn with_capacity(capacity: usize) -> Self {
         let slots = (capacity.max(1) * 2).next_power_of_two();
         FixedMap {
+            // Zeroed: large sizes come as untouched zero pages from the allocator.
             index: vec![EMPTY; slots].into_boxed_slice(),
             keys: Vec::with_capacity(capacity),
             vals: Vec::with_capacity(capacity),
@@ -61,10 +64,11 @@ impl<V> FixedMap<V> {
         let mask = self.index.len() - 1;
         let mut i = hash(key, mask);
         loop {
-            let pos = self.index[i];
-            if pos == EMPTY {
+            let slot = self.index[i];
+            if slot == EMPTY {
                 return None;
             }
+            let pos = slot - 1;
             if self.keys[pos as usize] == key {
                 return Some((i, pos));
             }
@@ -92,7 +96,7 @@ impl<V> FixedMap<V> {
     /// Whether slab position `pos` still holds `key`.
     pub fn holds(&self, pos: u32, key: u64) -> bool {
         let p = pos as usize;
-        p < self.keys.len() && self.keys[p] == key && self.index[self.home[p] as usize] == pos
+        p < self.keys.len() && self.keys[p] == key && self.index[self.home[p] as usize] == pos + 1
     }
 
     /// Inserts or replaces. Ok(true) when the key is new.
@@ -122,7 +126,7 @@ impl<V> FixedMap<V> {
         while self.index[i] != EMPTY {
             i = (i + 1) & mask;
         }
-        self.index[i] = pos;
+        self.index[i] = pos + 1;
         self.home[pos as usize] = i as u32;
         self.len += 1;
         Ok(true)
@@ -139,10 +143,11 @@ impl<V> FixedMap<V> {
         let mut j = i;
         loop {
             j = (j + 1) & mask;
-            let p = self.index[j];
-            if p == EMPTY {
+            let slot = self.index[j];
+            if slot == EMPTY {
                 break;
             }
+            let p = slot - 1;
             let ideal = hash(self.keys[p as usize], mask);
             // Move p back if its ideal slot is not cyclically within (i, j].
             let in_range = if i <= j {
@@ -151,7 +156,7 @@ impl<V> FixedMap<V> {
                 i < ideal || ideal <= j
             };
             if !in_range {
-                self.index[i] = p;
+                self.index[i] = slot;
                 self.home[p as usize] = i as u32;
                 i = j;
             }
@@ -166,7 +171,7 @@ impl<V> FixedMap<V> {
         let mut p = 0;
         while p < self.keys.len() {
             let key = self.keys[p];
-            let live = self.index[self.home[p] as usize] == p as u32;
+            let live = self.index[self.home[p] as usize] == p as u32 + 1;
             if live && drop(key, &self.vals[p]) {
                 self.remove(key);
                 n += 1;
@@ -183,14 +188,14 @@ impl<V> FixedMap<V> {
 
     /// The live entry at slab position `p`, if any (free slots are None).
     pub fn entry_at(&self, p: usize) -> Option<(u64, &V)> {
-        let live = p < self.keys.len() && self.index[self.home[p] as usize] == p as u32;
+        let live = p < self.keys.len() && self.index[self.home[p] as usize] == p as u32 + 1;
         live.then(|| (self.keys[p], &self.vals[p]))
     }
 
     /// Visits every live entry mutably, in slab order.
     pub fn for_each_mut(&mut self, mut f: impl FnMut(u64, &mut V)) {
         for p in 0..self.keys.len() {
-            if self.index[self.home[p] as usize] == p as u32 {
+            if self.index[self.home[p] as usize] == p as u32 + 1 {
                 f(self.keys[p], &mut self.vals[p]);
             }
         }
@@ -199,8 +204,8 @@ impl<V> FixedMap<V> {
     pub fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
         self.index
             .iter()
-            .filter(|&&p| p != EMPTY)
-            .map(|&p| (self.keys[p as usize], &self.vals[p as usize]))
+            .filter(|&&s| s != EMPTY)
+            .map(|&s| (self.keys[s as usize - 1], &self.vals[s as usize - 1]))
     }
 }
 

@@ -156,7 +156,17 @@ pub fn kernel_can_tp_btf() -> bool {
 }
 
 /// tp_btf needs the kernel's own BTF whatever CO-RE relocates against.
+/// 32-bit ARM takes raw_tp even then: its JIT cannot compile tp_btf's BTF
+/// pointer loads (BPF_PROBE_MEM), so those programs would run interpreted.
 pub fn choose_path(mode: AttachMode, kernel_has_btf: bool) -> Result<AttachPath, String> {
+    if cfg!(target_arch = "arm") {
+        return match mode {
+            AttachMode::Auto | AttachMode::RawTp => Ok(AttachPath::RawTp),
+            AttachMode::TpBtf => Err(
+                "--attach tp_btf is not offered on 32-bit ARM (its BPF JIT cannot compile tp_btf's pointer loads); use --attach raw_tp or auto".into(),
+            ),
+        };
+    }
     match (mode, kernel_has_btf) {
         (AttachMode::Auto | AttachMode::TpBtf, true) => Ok(AttachPath::TpBtf),
         (AttachMode::Auto | AttachMode::RawTp, _) => Ok(AttachPath::RawTp),
@@ -200,6 +210,11 @@ mod tests {
 
     #[test]
     fn attach_path_follows_kernel_btf() {
+        if cfg!(target_arch = "arm") {
+            assert_eq!(choose_path(AttachMode::Auto, true), Ok(AttachPath::RawTp));
+            assert!(choose_path(AttachMode::TpBtf, true).is_err());
+            return;
+        }
         assert_eq!(choose_path(AttachMode::Auto, true), Ok(AttachPath::TpBtf));
         assert_eq!(choose_path(AttachMode::Auto, false), Ok(AttachPath::RawTp));
         assert_eq!(choose_path(AttachMode::RawTp, true), Ok(AttachPath::RawTp));

@@ -331,6 +331,23 @@ impl<'obj> Probe<'obj> {
         Ok(())
     }
 
+    /// How many attached programs the kernel JIT-compiled; the others run
+    /// in its interpreter (the JIT is off, or cannot compile them).
+    pub fn jited(&self) -> usize {
+        use libbpf_rs::libbpf_sys::{bpf_prog_get_info_by_fd, bpf_prog_info};
+        use std::os::fd::{AsFd, AsRawFd};
+        let jited = |p: Prog| {
+            let mut info = bpf_prog_info::default();
+            let mut len = size_of::<bpf_prog_info>() as u32;
+            let fd = self.prog(p).as_fd().as_raw_fd();
+            // SAFETY: info is a zeroed bpf_prog_info of `len` bytes; the
+            // kernel writes at most that and updates len.
+            let rc = unsafe { bpf_prog_get_info_by_fd(fd, &mut info, &mut len) };
+            rc == 0 && info.jited_prog_len > 0
+        };
+        self.attached.iter().filter(|&&p| jited(p)).count()
+    }
+
     /// Names of the attached programs, in attach order.
     pub fn attached(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.attached.iter().map(|p| p.name())

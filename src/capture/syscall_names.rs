@@ -218,19 +218,39 @@ pub const ARM_EABI: &str = concat!(
     "process_mrelease futex_waitv set_mempolicy_home_node ",
 );
 
+/// 32-bit ARM's private calls, `__ARM_NR_BASE` (0x0f0000) + position: the
+/// probe counts them in the compat row, which ARM has no other use for.
+pub const ARM_PRIVATE: &str = "- breakpoint cacheflush usr26 usr32 set_tls get_tls";
+
 /// The name of syscall `nr` of this build's native (`compat == false`) or
-/// 32-bit ABI, if the table has one.
+/// 32-bit ABI (on 32-bit ARM: of its private calls), if the table has one.
 pub fn name(compat: bool, nr: usize) -> Option<&'static str> {
-    let table = match (cfg!(target_arch = "x86_64"), compat) {
-        (true, false) => X86_64,
-        (true, true) => I386,
-        (false, false) => ASM_GENERIC,
-        (false, true) => ARM_EABI,
+    let table = match (
+        compat,
+        cfg!(target_arch = "x86_64"),
+        cfg!(target_arch = "arm"),
+    ) {
+        (false, true, _) => X86_64,
+        (true, true, _) => I386,
+        (false, _, true) => ARM_EABI,
+        (true, _, true) => ARM_PRIVATE,
+        (false, _, _) => ASM_GENERIC,
+        (true, _, _) => ARM_EABI,
     };
     table
         .split(' ')
         .nth(nr)
         .filter(|n| !n.is_empty() && *n != "-")
+}
+
+/// The culprit counters' `abi` label of a row: the word size of a 64-bit
+/// kernel's native and compat ABIs; on 32-bit ARM, EABI and private calls.
+pub fn abi_label(compat: bool) -> &'static str {
+    match (compat, cfg!(target_arch = "arm")) {
+        (false, false) => "64",
+        (true, false) | (false, true) => "32",
+        (true, true) => "arm",
+    }
 }
 
 #[cfg(test)]
@@ -309,12 +329,47 @@ mod tests {
     fn lookup_by_abi() {
         let (open_at, close) = if cfg!(target_arch = "x86_64") {
             (257, 3)
+        } else if cfg!(target_arch = "arm") {
+            (322, 6)
         } else {
             (56, 57)
         };
         assert_eq!(name(false, open_at), Some("openat"));
         assert_eq!(name(false, close), Some("close"));
-        assert_eq!(name(true, 6), Some("close"));
+        let compat_6 = if cfg!(target_arch = "arm") {
+            "get_tls"
+        } else {
+            "close"
+        };
+        assert_eq!(name(true, 6), Some(compat_6));
         assert_eq!(name(false, 511), None);
+    }
+
+    #[test]
+    fn arm_private_names_match_the_uapi_header() {
+        let path = "/usr/arm-linux-gnueabihf/include/asm/unistd.h";
+        let Some(text) = crate::testing::uapi_header(path) else {
+            return;
+        };
+        let names: Vec<&str> = ARM_PRIVATE.split(' ').collect();
+        let mut defined = 0;
+        for l in text.lines() {
+            let mut it = l.split_whitespace();
+            let (Some("#define"), Some(key)) = (it.next(), it.next()) else {
+                continue;
+            };
+            let Some(name) = key.strip_prefix("__ARM_NR_").filter(|n| *n != "BASE") else {
+                continue;
+            };
+            let v: String = it.collect();
+            let nr: usize = v
+                .trim_start_matches("(__ARM_NR_BASE+")
+                .trim_end_matches(')')
+                .parse()
+                .expect("__ARM_NR_BASE + n");
+            assert_eq!(names.get(nr), Some(&name), "{path}: {key}");
+            defined += 1;
+        }
+        assert_eq!(defined, names.len() - 1, "{path}: every private call");
     }
 }

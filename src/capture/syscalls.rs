@@ -6,7 +6,8 @@
 use super::skel::types::{kestrel_category as Cat, kestrel_handler as H, kestrel_sel as Sel};
 
 /// One selectable syscall. `nr` is `None` where the arch lacks it (arm64 has
-/// no open, creat, fork, vfork, dup2 ...).
+/// no open, creat, fork, vfork, dup2 ...). On 32-bit ARM the native ABI is
+/// EABI (`nr`), and there is no 32-bit compat ABI (`compat_nr` is `None`).
 #[derive(Clone, Copy, Debug)]
 pub struct Syscall {
     pub name: &'static str,
@@ -29,8 +30,8 @@ macro_rules! table {
         pub const SYSCALLS: &[Syscall] = &[
             $( Syscall {
                 name: $name,
-                nr: if cfg!(target_arch = "x86_64") { $x86 } else { $arm },
-                compat_nr: if cfg!(target_arch = "x86_64") { $i386 } else { $eabi },
+                nr: pick($x86, $arm, $eabi),
+                compat_nr: pick($i386, $eabi, N),
                 handler: H::$h,
                 category: Cat::$c,
                 default: $def,
@@ -46,6 +47,17 @@ macro_rules! table {
 const N: Option<u16> = None;
 const fn s(n: u16) -> Option<u16> {
     Some(n)
+}
+
+/// This build's column: x86_64, arm64 or 32-bit ARM.
+const fn pick(x86: Option<u16>, arm64: Option<u16>, arm: Option<u16>) -> Option<u16> {
+    if cfg!(target_arch = "x86_64") {
+        x86
+    } else if cfg!(target_arch = "arm") {
+        arm
+    } else {
+        arm64
+    }
 }
 
 // name, x86_64, arm64 (asm-generic), i386, ARM EABI, handler, drop category, default.

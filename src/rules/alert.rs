@@ -74,6 +74,9 @@ fn push_value(l: &mut Line, v: V<'_>, tmp: &mut Buf) {
 
 /// Local wall-clock time as Falco's %evt.time: `HH:MM:SS.nnnnnnnnn`.
 pub fn local_time(ns: u64, out: &mut Buf) {
+    // The libc crate marks time_t deprecated on musl (its width changed in
+    // musl 1.2 on 32-bit); the type is the one localtime_r takes either way.
+    #[allow(deprecated)]
     let secs = (ns / 1_000_000_000) as libc::time_t;
     // SAFETY: localtime_r writes only into the zeroed tm we pass.
     let tm = unsafe {

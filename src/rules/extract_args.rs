@@ -116,7 +116,10 @@ impl<'a> EventView<'a> {
         }
     }
 
+    /// Whether the call took ARM's open flags: a 32-bit ARM kernel's, or an
+    /// AArch32 task's on arm64.
     fn arm32(&self) -> bool {
-        cfg!(target_arch = "aarch64") && self.rec.has_flag(KF::KF_COMPAT)
+        cfg!(target_arch = "arm")
+            || cfg!(target_arch = "aarch64") && self.rec.has_flag(KF::KF_COMPAT)
     }
 }

@@ -3,7 +3,10 @@
 # from Debian bookworm's linux-source-6.1 (fetched and SHA-256 pinned by fetch.sh),
 # plus a full BTF file for it made offline with pahole.
 #
-# Usage: tests/qemu/build-kernel.sh [--no-host-deps]
+# Usage: tests/qemu/build-kernel.sh [--no-host-deps] [ARCH KERNEL]
+#   ARCH KERNEL: arm64 6.1-nobtf (the default; this script), or arm64|amd64 5.4
+#   (or 5.4-nobtf), which this script hands to build-kernel-git.sh with all its
+#   arguments (see there: Linux 5.4 from a git tree, with and without BTF).
 #
 # Config: `make ARCH=arm64 tinyconfig`, then every line of kernel/arm64-nobtf.config
 # via scripts/config, then olddefconfig; the final .config must contain every line
@@ -27,10 +30,20 @@ OUT=$CACHE/kernels/arm64-6.1-nobtf
 HOST_DEPS=1
 die() { echo "build-kernel.sh: ERROR: $*" >&2; exit 1; }
 log() { echo "build-kernel.sh: $*" >&2; }
-case ${1:-} in
-    --no-host-deps) HOST_DEPS=0 ;;
-    '') ;;
-    *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64 ;;
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+args=()
+for a in "$@"; do
+    case $a in
+        --no-host-deps) HOST_DEPS=0 ;;
+        --cached) ;; # build-kernel-git.sh's
+        -*) usage ;;
+        *) args+=("$a") ;;
+    esac
+done
+case ${#args[@]}:${args[*]} in
+    0: | "2:arm64 6.1-nobtf" | "2:aarch64 6.1-nobtf") ;;
+    2:*) exec "$HERE/build-kernel-git.sh" "$@" ;;
+    *) usage ;;
 esac
 
 # The pinned source .deb (fetch.sh downloads and verifies it).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetch the guest kernels and busybox-static used by the Kestrel QEMU harness.
 #
-# Usage: tests/qemu/fetch.sh [--update-pins] [--no-host-deps]
+# Usage: tests/qemu/fetch.sh [--update-pins] [--no-host-deps] [--arm]
 #
 # Downloads Debian packages with a PRIVATE apt configuration (own sources list,
 # lists, status file, cache and architecture; the host's apt state is not read
@@ -9,11 +9,16 @@
 #   $CACHE/kernels/<role>/{vmlinuz,config,release,package}
 #   $CACHE/busybox/<arch>/busybox            (arm64, amd64, armhf, i386)
 #   $CACHE/debs/linux-source-6.1_*_all.deb   (not extracted; build-kernel.sh)
+#   $CACHE/kernels/arm-6.1/vmlinux.btf       (--arm: pahole BTF of the -dbg vmlinux)
 # where CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}.
 #
 # --update-pins  resolve the newest matching package the archive serves now,
 #                download it and rewrite pins.sha256 (review the diff!).
 # --no-host-deps do not apt-get install missing host tools (qemu, cpio, ...).
+# --arm          also the 32-bit ARM kernel (armmp-lpae) and its BTF. That kernel
+#                has none of its own: the first run downloads its -dbg package
+#                (620 MB), encodes BTF from its DWARF with pahole (~1 min) and
+#                deletes the package; later runs find the BTF (btf.deb.sha256).
 #
 # Env: KESTREL_QEMU_CACHE, KESTREL_QEMU_MIRROR (Debian mirror URI; default:
 #      the first .../debian URI in the host's /etc/apt/sources.list*).
@@ -25,6 +30,7 @@ CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 UPDATE_PINS=0
 HOST_DEPS=1
+WANT_ARM=0
 
 die() { echo "fetch.sh: ERROR: $*" >&2; exit 1; }
 log() { echo "fetch.sh: $*" >&2; }
@@ -33,13 +39,16 @@ for a in "$@"; do
     case $a in
         --update-pins) UPDATE_PINS=1 ;;
         --no-host-deps) HOST_DEPS=0 ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --arm) WANT_ARM=1 ;;
+        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $a" ;;
     esac
 done
 
 # role | apt environment (suite/arch) | package-name regex (anchored by apt-cache
-# search) | .deb architecture if not the environment's (e.g. "all")
+# search) | .deb architecture if not the environment's (e.g. "all") | "arm": only
+# with --arm. A role ending in -btf is a -dbg package: BTF for the kernel role
+# before it, the package deleted once encoded.
 ROLES=(
     "arm64-6.1|bookworm-arm64|^linux-image-6\.1[.0-9-]*-arm64-unsigned$"
     "arm64-5.10|bullseye-arm64|^linux-image-5\.10[.0-9-]*-arm64-unsigned$"
@@ -49,6 +58,8 @@ ROLES=(
     "busybox-armhf|bookworm-armhf|^busybox-static$"
     "busybox-i386|bookworm-i386|^busybox-static$"
     "src-6.1|bookworm-arm64|^linux-source-6\.1$|all"
+    "arm-6.1|bookworm-armhf|^linux-image-6\.1[.0-9-]*-armmp-lpae$||arm"
+    "arm-6.1-btf|bookworm-armhf|^linux-image-6\.1[.0-9-]*-armmp-lpae-dbg$||arm"
 )
 
 # ---------------------------------------------------------------- host tools
@@ -63,7 +74,9 @@ install_host_deps() {
         [timeout]=coreutils
         [base64]=coreutils
         [qemu-aarch64-static]=qemu-user-static
+        [qemu-arm-static]=qemu-user-static
         [bpftool]=bpftool
+        [pahole]=dwarves
         [jq]=jq
     )
     local cmd missing=()
@@ -216,6 +229,30 @@ extract_kernel() {
     log "kernel $role: $rel -> $out/vmlinuz"
 }
 
+# BTF of a kernel without its own (no /sys/kernel/btf/vmlinux), from the DWARF
+# vmlinux of its -dbg package, beside the kernel; the 620 MB package goes.
+extract_btf() {
+    local role=$1 deb=$2 sum=$3 out=$CACHE/kernels/${1%-btf} tmp vmlinux
+    tmp=$(mktemp -d "$CACHE/.x.XXXXXX")
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" --wildcards './usr/lib/debug/boot/vmlinux-*'
+    vmlinux=$(find "$tmp" -type f -name 'vmlinux-*' | head -n1)
+    [ -n "$vmlinux" ] || { rm -rf "$tmp"; die "no vmlinux in $deb"; }
+    [ "${vmlinux##*/vmlinux-}" = "$(cat "$out/release")" ] ||
+        { rm -rf "$tmp"; die "$deb is not for $(cat "$out/release")"; }
+    # The flags the kernel's own build gives pahole 1.24 (scripts/pahole-flags.sh).
+    pahole -J -j --btf_gen_floats --btf_encode_detached="$out/vmlinux.btf.tmp" "$vmlinux" >&2 ||
+        { rm -rf "$tmp" "$out/vmlinux.btf.tmp"; die "pahole failed on $vmlinux"; }
+    mv "$out/vmlinux.btf.tmp" "$out/vmlinux.btf"
+    echo "$sum" > "$out/btf.deb.sha256"
+    rm -rf "$tmp"
+    rm -f "$deb"
+    log "BTF $role: $(stat -c %s "$out/vmlinux.btf") bytes -> $out/vmlinux.btf (package deleted)"
+}
+btf_cached() { # btf_cached ROLE SHA256
+    local out=$CACHE/kernels/${1%-btf}
+    [ -s "$out/vmlinux.btf" ] && [ "$(cat "$out/btf.deb.sha256" 2>/dev/null)" = "$2" ]
+}
+
 extract_busybox() {
     local arch=$1 deb=$2 sum=$3 out=$CACHE/busybox/$1 tmp
     if [ -x "$out/busybox" ] && [ "$(cat "$out/deb.sha256" 2>/dev/null)" = "$sum" ]; then return 0; fi
@@ -238,9 +275,14 @@ mkdir -p "$CACHE/debs" "$CACHE/kernels" "$CACHE/busybox"
 new_pins=()
 status=0
 for entry in "${ROLES[@]}"; do
-    IFS='|' read -r role env re debarch <<<"$entry"
+    IFS='|' read -r role env re debarch opt <<<"$entry"
     arch=${debarch:-${env##*-}}
     file=$(pinned_file "$role" "$re" "$arch")
+    if [ "$opt" = arm ] && [ "$WANT_ARM" -eq 0 ]; then
+        # Not fetched; --update-pins keeps its pin as it is.
+        [ -z "$file" ] || new_pins+=("$(pinned_sum "$file")  $file")
+        continue
+    fi
     if [ "$UPDATE_PINS" -eq 1 ]; then
         apt_update_once "$env"
         pv=$(resolve_newest "$env" "$re") || exit 1
@@ -251,6 +293,11 @@ for entry in "${ROLES[@]}"; do
         [ -n "$file" ] || die "no pin for $role in $PINS; run with --update-pins"
         pkg=${file%%_*}; ver=${file#*_}; ver=${ver%_*}; ver=${ver//%3a/:}
         expect=$(pinned_sum "$file")
+        if [[ $role == *-btf ]] && btf_cached "$role" "$expect"; then
+            new_pins+=("$expect  $file")
+            log "ok $role: BTF cached for $file"
+            continue
+        fi
     fi
     [ -f "$CACHE/debs/$(deb_name "$pkg" "$ver" "$arch")" ] || apt_update_once "$env"
     substitute=
@@ -288,6 +335,7 @@ for entry in "${ROLES[@]}"; do
     case $role in
         busybox-*) extract_busybox "$arch" "$deb" "$sum" ;;
         src-*) ;; # kernel source: tests/qemu/build-kernel.sh unpacks it
+        *-btf) extract_btf "$role" "$deb" "$sum" ;;
         *) extract_kernel "$role" "$deb" "$sum" ;;
     esac
     log "ok $role: $pkg $ver"

@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # Kernel matrix for the real agent: boots Debian's arm64 6.1 and 5.10 and amd64
-# 6.1 kernels under QEMU (TCG) and runs guest/kestrel.sh against the static
-# musl binaries (known fork/exec/open workload, counter checks; see that script).
+# 6.1 kernels (and 32-bit ARM 6.1) under QEMU (TCG) and runs guest/kestrel.sh
+# against the static musl binaries (known fork/exec/open workload, counter
+# checks; see that script).
 #
-# Usage: tests/qemu/matrix.sh [--aarch64 BIN] [--x86_64 BIN] [ARCH:KERNEL[+VARIANT] ...]
-#   --aarch64 BIN / --x86_64 BIN   use these static binaries instead of building
-#   ARCH:KERNEL                    default: arm64:6.1 arm64:5.10 amd64:6.1
+# Usage: tests/qemu/matrix.sh [--aarch64 BIN] [--x86_64 BIN] [--armv7 BIN] [ARCH:KERNEL[+VARIANT] ...]
+#   --aarch64/--x86_64/--armv7 BIN use these static binaries instead of building
+#   ARCH:KERNEL                    default: arm64:6.1 arm64:5.10 amd64:6.1, plus
+#                                  arm64:5.4 and amd64:5.4 if their kernels are cached
+#                                  (else one line says why each is left out)
 #   KERNEL 6.1-nobtf               arm64 kernel without BTF (build-kernel.sh)
+#   KERNEL 5.4, 5.4-nobtf          arm64/amd64 Linux 5.4 with / without BTF, built
+#                                  from a git tree (build-kernel.sh ARCH 5.4, which
+#                                  runs build-kernel-git.sh); named explicitly and
+#                                  neither cached nor buildable: one line, exit 64.
+#                                  The agent must attach raw_tp there (tp_btf: 5.5+)
+#   arm:6.1                        Debian's armmp-lpae kernel (no BTF of its own):
+#                                  --btf with the minimal BTF for the binary's probe
+#                                  (from the -dbg package's, see fetch.sh --arm),
+#                                  the JIT turned on, check must say JIT-compiled
 #   VARIANT (see guest/kestrel.sh, KT_*):
 #     btf-file  --btf with the full BTF made by pahole (vmlinux.btf)
 #     btf-min   no flag; `bpftool gen min_core_btf` output for this binary's
@@ -37,13 +49,15 @@ REPO=$(cd "$HERE/../.." && pwd)
 OUT=${KESTREL_QEMU_MATRIX_OUT:-/tmp/kestrel-qemu-matrix}
 BIN_arm64=
 BIN_amd64=
+BIN_arm=
 TARGETS=()
 
-usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
     case $1 in
         --aarch64|--arm64) [ $# -ge 2 ] || usage; BIN_arm64=$2; shift 2 ;;
         --x86_64|--amd64) [ $# -ge 2 ] || usage; BIN_amd64=$2; shift 2 ;;
+        --armv7|--arm) [ $# -ge 2 ] || usage; BIN_arm=$2; shift 2 ;;
         -h|--help) usage ;;
         -*) echo "matrix.sh: unknown option $1" >&2; usage ;;
         *:*+*) case ${1#*+} in btf-file|btf-min|no-btf|raw_tp|compat|smp2|perf|perf-smp2) ;; *) usage ;; esac
@@ -52,14 +66,26 @@ while [ $# -gt 0 ]; do
         *) echo "matrix.sh: bad target '$1' (ARCH:KERNEL)" >&2; usage ;;
     esac
 done
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(arm64:6.1 arm64:5.10 amd64:6.1)
+if [ ${#TARGETS[@]} -eq 0 ]; then
+    TARGETS=(arm64:6.1 arm64:5.10 amd64:6.1)
+    # Linux 5.4 is built from a git tree a CI machine may lack: in the default
+    # matrix only when already cached (build-kernel-git.sh --cached says why not).
+    for a in arm64 amd64; do
+        if why=$("$HERE/build-kernel-git.sh" --cached "$a" 5.4 2>&1); then
+            TARGETS+=("$a:5.4")
+        else
+            echo "matrix.sh: default matrix without $a:5.4: ${why#"build-kernel-git.sh: $a 5.4: "} (tests/qemu/build-kernel.sh $a 5.4 builds it)" >&2
+        fi
+    done
+fi
 
 t_start=$(date +%s)
-need_arm64=0 need_amd64=0
+need_arm64=0 need_amd64=0 need_arm=0
 for t in "${TARGETS[@]}"; do
     case ${t%%:*} in
         arm64|aarch64) need_arm64=1 ;;
         amd64|x86_64) need_amd64=1 ;;
+        arm|armhf|armv7) need_arm=1 ;;
         *) echo "matrix.sh: unknown arch in '$t'" >&2; exit 64 ;;
     esac
 done
@@ -72,14 +98,17 @@ build() { # build TRIPLE -> prints the binary path
     "$REPO/scripts/build-static.sh" "$triple" >&2
     echo "$dir/$triple/release/kestrel"
 }
-if { [ $need_arm64 = 1 ] && [ -z "$BIN_arm64" ]; } || { [ $need_amd64 = 1 ] && [ -z "$BIN_amd64" ]; }; then
+if { [ $need_arm64 = 1 ] && [ -z "$BIN_arm64" ]; } || { [ $need_amd64 = 1 ] && [ -z "$BIN_amd64" ]; } ||
+   { [ $need_arm = 1 ] && [ -z "$BIN_arm" ]; }; then
     deps=()
-    [ $need_arm64 = 1 ] && [ -z "$BIN_arm64" ] && deps=(--aarch64)
+    [ $need_arm64 = 1 ] && [ -z "$BIN_arm64" ] && deps+=(--aarch64)
+    [ $need_arm = 1 ] && [ -z "$BIN_arm" ] && deps+=(--armv7)
     "$REPO/scripts/install-build-deps.sh" "${deps[@]}" >&2
 fi
 [ $need_arm64 = 1 ] && [ -z "$BIN_arm64" ] && BIN_arm64=$(build aarch64-unknown-linux-musl)
 [ $need_amd64 = 1 ] && [ -z "$BIN_amd64" ] && BIN_amd64=$(build x86_64-unknown-linux-musl)
-for a in arm64 amd64; do
+[ $need_arm = 1 ] && [ -z "$BIN_arm" ] && BIN_arm=$(build armv7-unknown-linux-musleabihf)
+for a in arm64 amd64 arm; do
     var=BIN_$a
     [ -n "${!var}" ] || continue
     [ -f "${!var}" ] || { echo "matrix.sh: no binary ${!var}" >&2; exit 64; }
@@ -88,10 +117,24 @@ done
 t_built=$(date +%s)
 
 # -------------------------------------------------------------- kernels, run
-"$HERE/fetch.sh" >&2 || { echo "matrix.sh: fetch.sh failed" >&2; exit 64; }
+fetch_args=()
+[ $need_arm = 1 ] && fetch_args=(--arm)
+"$HERE/fetch.sh" "${fetch_args[@]}" >&2 || { echo "matrix.sh: fetch.sh failed" >&2; exit 64; }
 case " ${TARGETS[*]}" in
-    *-nobtf*) "$HERE/build-kernel.sh" >&2 || { echo "matrix.sh: build-kernel.sh failed" >&2; exit 64; } ;;
+    *:6.1-nobtf*) "$HERE/build-kernel.sh" >&2 || { echo "matrix.sh: build-kernel.sh failed" >&2; exit 64; } ;;
 esac
+# Kernels built from git (5.4): cached, or built now; exit 3 = neither cached nor
+# buildable, and build-kernel-git.sh has said why on one line.
+for a in arm64 amd64; do
+    case " ${TARGETS[*]}" in
+        *" $a:5.4"* | *" ${a/arm64/aarch64}:5.4"* | *" ${a/amd64/x86_64}:5.4"*)
+            brc=0
+            "$HERE/build-kernel.sh" "$a" 5.4 >&2 || brc=$?
+            [ "$brc" = 0 ] && continue
+            [ "$brc" = 3 ] || echo "matrix.sh: build-kernel.sh $a 5.4 failed" >&2
+            exit 64 ;;
+    esac
+done
 CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}
 
 # min_btf ARCH BIN FULL_BTF -> path of the minimal BTF for BIN's probe, cached in
@@ -99,7 +142,7 @@ CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}
 # `kestrel export-probe` (a foreign-arch binary runs under qemu-user-static).
 min_btf() {
     local run=() obj key out
-    [ "$1" = amd64 ] || run=(qemu-aarch64-static)
+    case $1 in arm64) run=(qemu-aarch64-static) ;; arm) run=(qemu-arm-static) ;; esac
     obj=$(mktemp /tmp/kestrel-probe.XXXXXX.o)
     "${run[@]}" "$2" export-probe "$obj" >&2 || { rm -f "$obj"; return 1; }
     key=$(cat "$obj" "$3" | sha256sum | cut -c1-32)
@@ -123,6 +166,24 @@ variant() {
     local arch=$1 kver=$2 kdir=$CACHE/kernels/$1-$2 rel min
     : > "$4"
     case $kver in *-nobtf) echo "KT_BTF=none" >> "$4" ;; esac
+    if [ "$arch" = arm ]; then
+        # No BTF of its own (the minimal one by --btf unless the variant says
+        # otherwise); JIT off at boot; the package's config for check.
+        rel=$(cat "$kdir/release")
+        printf '%s\n' "KT_BTF=none" "KT_JIT=1" "KT_ATTACH=raw_tp" >> "$4"
+        echo "$kdir/config:/boot/config-$rel"
+        case $3 in
+            btf-file|btf-min|no-btf) ;;
+            compat|raw_tp)
+                echo "matrix.sh: no $3 variant on 32-bit ARM (armhf is native; raw_tp is its only path)" >&2
+                return 1 ;;
+            *)
+                min=$(min_btf arm "$BIN_arm" "$kdir/vmlinux.btf") || return 1
+                printf '%s\n' "KT_ARGS='--btf /extra/kestrel.btf'" \
+                    "KT_CHECK='external file /extra/kestrel.btf|JIT-compiled|CONFIG_BPF_JIT_ALWAYS_ON unset'" >> "$4"
+                echo "$min:/extra/kestrel.btf" ;;
+        esac
+    fi
     case $3 in
         '') ;;
         btf-file)
@@ -153,6 +214,12 @@ variant() {
                 "KT_ARGS='--resource-utilization-enabled false'" >> "$4"
             echo "$CACHE/busybox/$bb32/busybox:/opt/compat/busybox" ;;
     esac
+    # Linux 5.4 has no tp_btf (5.5+): the agent must choose raw tracepoints, with
+    # kernel BTF as well (this line comes last, so it overrides compat's tp_btf).
+    case $kver in
+        5.4 | 5.4-*) echo "KT_ATTACH=raw_tp" >> "$4"
+                     [ -z "$3" ] && [ "$kver" = 5.4 ] && echo "KT_CHECK='kernel BTF'" >> "$4" ;;
+    esac
     echo "$4:/etc/kestrel-test.env"
 }
 
@@ -163,7 +230,7 @@ kv() { sed -n "s/^$1=\([^ ]*\).*/\1/p" "$2" | head -n1; }
 for t in "${TARGETS[@]}"; do
     arch=${t%%:*} kver=${t#*:} var_name=
     case $kver in *+*) var_name=${kver#*+}; kver=${kver%%+*} ;; esac
-    case $arch in aarch64) arch=arm64 ;; x86_64) arch=amd64 ;; esac
+    case $arch in aarch64) arch=arm64 ;; x86_64) arch=amd64 ;; armhf|armv7) arch=arm ;; esac
     var=BIN_$arch
     dir=$OUT/$arch-$kver${var_name:++$var_name}
     mkdir -p "$dir"
@@ -190,7 +257,7 @@ for t in "${TARGETS[@]}"; do
     [ "$verdict" = PASS ] || fails=$((fails + 1))
     wall=$(sed -n 's/.*wall_seconds=\([^ ]*\).*/\1/p' "$dir/timing" 2>/dev/null)
     up=$(sed -n 's/.*guest_uptime=\([^ ]*\).*/\1/p' "$dir/timing" 2>/dev/null)
-    notes=$(sed -n 's/^\(attach=.*\|buffer=.*\|d_n_compat_evts_c=.*\|nobtf_exit=.*\)/\1/p' "$dir/out.txt" | tr '\n' ' ')
+    notes=$(sed -n 's/^\(attach=.*\|buffer=.*\|d_n_compat_evts_c=.*\|nobtf_exit=.*\|rss_at_rest_kb=.*\)/\1/p' "$dir/out.txt" | tr '\n' ' ')
     lines+=("$(printf '%-11s %-17s %-5s boot-to-result %6ss (guest %5ss)  attach %5sms  first-snapshot %5sms  threads +%s/%s  execs +%s/%s  %s' \
         "$t" "$(kv kernel "$dir/out.txt")" "${verdict%%(*}" "${wall:-?}" "${up:-?}" \
         "$(kv start_to_attach_ms "$dir/out.txt")" "$(kv start_to_first_snapshot_ms "$dir/out.txt")" \

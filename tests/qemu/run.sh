@@ -2,9 +2,10 @@
 # Boot a kernel under QEMU (TCG) with a busybox initramfs and run a guest script.
 #
 # Usage: tests/qemu/run.sh ARCH KERNEL BINARY GUEST_SCRIPT [EXTRA...]
-#   ARCH          arm64|aarch64 or amd64|x86_64
-#   KERNEL        a version from fetch.sh (6.1, 5.10; looked up as
-#                 $CACHE/kernels/<arch>-<KERNEL>/vmlinuz) or a path to a vmlinuz
+#   ARCH          arm64|aarch64, amd64|x86_64 or arm|armhf|armv7 (32-bit ARM)
+#   KERNEL        a version from fetch.sh (6.1, 5.10) or build-kernel.sh
+#                 (arm64 6.1-nobtf; arm64/amd64 5.4, 5.4-nobtf), looked up as
+#                 $CACHE/kernels/<arch>-<KERNEL>/vmlinuz, or a path to a vmlinuz
 #   BINARY        static binary installed as /bin/kestrel ("-" for none)
 #   GUEST_SCRIPT  POSIX sh script installed as /test.sh and run by /init
 #   EXTRA         extra files: SRC (-> /extra/<basename>) or SRC:/abs/dest
@@ -18,7 +19,8 @@
 #   KESTREL_QEMU_TIMEOUT  seconds before QEMU is killed (default 120)
 #   KESTREL_QEMU_MEM      guest MiB (default 1024)
 #   KESTREL_QEMU_SMP      guest CPUs (default 1)
-#   KESTREL_QEMU_CPU      -cpu model (default cortex-a57 on arm64, qemu64 on x86)
+#   KESTREL_QEMU_CPU      -cpu model (default cortex-a57 on arm64, cortex-a15 on
+#                         arm, qemu64 on x86)
 #   KESTREL_QEMU_APPEND   extra kernel command line
 #   KESTREL_QEMU_LOGLEVEL console loglevel while /test.sh runs (default 2, so
 #                         kernel messages do not interleave with output lines)
@@ -61,21 +63,41 @@ case $ARCH in
                    CPU=${KESTREL_QEMU_CPU:-cortex-a57} ;;
     amd64|x86_64)  ARCH=amd64; QEMU=qemu-system-x86_64; CONSOLE=ttyS0
                    CPU=${KESTREL_QEMU_CPU:-qemu64} ;;
-    *) die "unknown ARCH '$ARCH' (arm64|amd64)" ;;
+    arm|armhf|armv7) ARCH=arm; QEMU=qemu-system-arm; CONSOLE=ttyAMA0
+                   CPU=${KESTREL_QEMU_CPU:-cortex-a15} ;;
+    *) die "unknown ARCH '$ARCH' (arm64|amd64|arm)" ;;
 esac
+BBARCH=$ARCH
+[ "$ARCH" = arm ] && BBARCH=armhf
 
 if [ -f "$KERNEL" ]; then
     VMLINUZ=$KERNEL
 else
     VMLINUZ=$CACHE/kernels/$ARCH-$KERNEL/vmlinuz
-    [ -f "$VMLINUZ" ] || die "no kernel $VMLINUZ (run tests/qemu/fetch.sh, or give a path)"
+    if [ ! -f "$VMLINUZ" ]; then
+        case $KERNEL in
+            6.1|5.10) die "no kernel $VMLINUZ (run tests/qemu/fetch.sh, or give a path)" ;;
+            *) die "no kernel $VMLINUZ (run tests/qemu/build-kernel.sh $ARCH $KERNEL, or give a path)" ;;
+        esac
+    fi
 fi
-BUSYBOX=$CACHE/busybox/$ARCH/busybox
+BUSYBOX=$CACHE/busybox/$BBARCH/busybox
 [ -x "$BUSYBOX" ] || die "no $BUSYBOX (run tests/qemu/fetch.sh)"
-# Cached artefacts must come from a .deb that pins.sha256 still pins.
+# Cached artefacts must come from a .deb that pins.sha256 still pins, or (kernels
+# build-kernel-git.sh built) from a commit that kernel/sources still lists.
 PINS=$(dirname "$0")/pins.sha256
-for marker in "$(dirname "$BUSYBOX")/deb.sha256" "$(dirname "$VMLINUZ")/deb.sha256"; do
-    [ "$VMLINUZ" = "$KERNEL" ] && [ "$marker" = "$(dirname "$VMLINUZ")/deb.sha256" ] && continue
+markers=("$(dirname "$BUSYBOX")/deb.sha256")
+if [ "$VMLINUZ" != "$KERNEL" ]; then
+    kdir=$(dirname "$VMLINUZ")
+    if [ -f "$kdir/source" ]; then
+        commit=$(sed -n 's/^git \([0-9a-f]\{40\}\)$/\1/p' "$kdir/source")
+        awk -v c="${commit:-none}" '$1 !~ /^#/ && $2 == c { f = 1 } END { exit !f }' "$(dirname "$0")/kernel/sources" ||
+            die "$kdir was built from commit ${commit:-?}, which tests/qemu/kernel/sources does not list (rebuild: tests/qemu/build-kernel.sh $ARCH $KERNEL)"
+    else
+        markers+=("$kdir/deb.sha256")
+    fi
+fi
+for marker in "${markers[@]}"; do
     sum=$(cat "$marker" 2>/dev/null || true)
     # fetch.sh's substitutions (a pinned version the archive dropped) count too.
     subs=$CACHE/substitutions
@@ -189,7 +211,7 @@ chmod 0755 "$ROOT/init"
 
 # --------------------------------------------------------------------- boot
 APPEND="console=$CONSOLE panic=-1 oops=panic rdinit=/init ${KESTREL_QEMU_APPEND:-}"
-if [ "$ARCH" = arm64 ]; then
+if [ "$ARCH" = arm64 ] || [ "$ARCH" = arm ]; then
     QARGS=(-M virt -cpu "$CPU")
 else
     QARGS=(-M pc -accel tcg -cpu "$CPU")

@@ -5,7 +5,8 @@
 # i386 on amd64) in the guest; on a *-nobtf kernel it checks BTF is absent.
 #
 # Usage: tests/qemu/smoke.sh [ARCH:KERNEL ...]   (default: arm64:6.1 arm64:5.10 amd64:6.1;
-#        arm64:6.1-nobtf needs tests/qemu/build-kernel.sh first)
+#        arm64:6.1-nobtf needs tests/qemu/build-kernel.sh first, ARCH:5.4 and ARCH:5.4-nobtf
+#        tests/qemu/build-kernel.sh ARCH 5.4)
 # Env:   KESTREL_QEMU_* as for run.sh; KESTREL_QEMU_SMOKE_OUT (default /tmp/kestrel-qemu-smoke)
 set -euo pipefail
 

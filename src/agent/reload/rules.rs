@@ -37,7 +37,7 @@ impl Agent<'_> {
                 "config reload: the probe was loaded without rules, so failed opens carry no path (fd.name) until a restart"
             );
         }
-        super::super::log_rules(&set);
+        super::super::log_rules(&set, p.rules.as_ref().map(|e| &e.set));
         let hostname = &self.snapshots.snap.host().hostname;
         let e = match p.rules.take() {
             Some(mut old) => {

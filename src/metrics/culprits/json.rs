@@ -4,6 +4,7 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 
 use super::{Culprits, ProcTop};
+use crate::capture::syscall_names;
 
 /// `[{"name":"openat","abi":"64","count":N}, ..., {"name":"other","count":M}]`
 pub struct TopSyscalls<'a>(pub(super) &'a Culprits);
@@ -38,7 +39,7 @@ impl Serialize for TopSyscalls<'_> {
             seq.serialize_element(&SyscallEntry {
                 name: t.name().unwrap_or(&unnamed),
                 nr: Some(t.nr),
-                abi: if t.compat { "32" } else { "64" },
+                abi: syscall_names::abi_label(t.compat),
                 count: t.count,
             })?;
         }

@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use mio::{Registry, Token};
 
 use crate::base::time;
+use crate::capture::syscall_names;
 use crate::metrics::resources::ResourceSample;
 use crate::metrics::{HostInfo, Inputs, MetricsConfig};
 use core::fmt::Write as _;
@@ -323,7 +324,7 @@ impl Prometheus {
             for (t, n) in c.exported_syscalls().zip(sys_names.iter()) {
                 let _ = sys.push(SyscallCount {
                     name: n,
-                    abi: if t.compat { "32" } else { "64" },
+                    abi: syscall_names::abi_label(t.compat),
                     calls: t.count,
                 });
             }

@@ -14,6 +14,8 @@ use kernel::{bpf_lines, memlock_line, stats_line};
 use crate::capture::btf::{self, BtfSource};
 use crate::capture::{Probe, ProbeConfig};
 
+mod jit;
+
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct Line {
     pub name: &'static str,
@@ -156,6 +158,7 @@ pub fn run(cfg: &ProbeConfig) -> Report {
     v.push(memlock_line(ver, caps));
     v.extend(tracefs_lines());
     v.push(stats_line());
+    v.push(jit::jit_line(&release));
     let prereqs_ok = v.iter().all(|l| l.ok || !l.required);
     v.push(probe_line(cfg, prereqs_ok));
     Report {
@@ -172,11 +175,20 @@ fn arch_line(machine: &str) -> Line {
     let built_for = std::env::consts::ARCH;
     line(
         "arch",
-        machine == built_for,
+        arch_matches(machine, built_for),
         true,
         format!("host {machine}, binary built for {built_for}"),
-        "use the kestrel binary built for this architecture (32-bit ARM kernels are not supported)",
+        "use the kestrel binary built for this kernel's architecture (x86_64, aarch64, armv7)",
     )
+}
+
+/// uname's machine against the binary's arch. A 32-bit ARM kernel says
+/// armv7l; armv8l is an arm64 kernel under linux32, which needs aarch64.
+fn arch_matches(machine: &str, built_for: &str) -> bool {
+    match built_for {
+        "arm" => machine.starts_with("armv7"),
+        _ => machine == built_for,
+    }
 }
 
 fn kernel_line(release: &str, ver: (u32, u32)) -> Line {
@@ -280,18 +292,26 @@ fn probe_line(cfg: &ProbeConfig, prereqs_ok: bool) -> Line {
     let mut storage = MaybeUninit::uninit();
     let loaded = Probe::load(&mut storage, cfg);
     let l = match loaded {
-        Ok(p) => line(
-            "probe",
-            true,
-            true,
-            format!(
-                "loaded and attached via {}, events via the {}: {}",
-                p.attach_path().name(),
-                p.buffer().0.name(),
-                p.attached().collect::<Vec<_>>().join(", ")
-            ),
-            "",
-        ),
+        Ok(p) => {
+            let (jited, n) = (p.jited(), p.attached().count());
+            line(
+                "probe",
+                true,
+                true,
+                format!(
+                    "loaded and attached via {}, events via the {}: {}; {}",
+                    p.attach_path().name(),
+                    p.buffer().0.name(),
+                    p.attached().collect::<Vec<_>>().join(", "),
+                    match jited {
+                        _ if jited == n => "JIT-compiled".to_string(),
+                        0 => "interpreted (none JIT-compiled)".to_string(),
+                        _ => format!("{jited} of {n} JIT-compiled, the rest interpreted"),
+                    }
+                ),
+                "",
+            )
+        }
         Err(e) => line("probe", false, true, e.to_string(), "see the line above"),
     };
     l
@@ -326,6 +346,16 @@ pub fn print_json(r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arch_lines_match_uname() {
+        assert!(arch_matches("x86_64", "x86_64"));
+        assert!(arch_matches("aarch64", "aarch64"));
+        assert!(arch_matches("armv7l", "arm"));
+        assert!(!arch_matches("armv8l", "arm"));
+        assert!(!arch_matches("aarch64", "arm"));
+        assert!(!arch_matches("armv7l", "aarch64"));
+    }
 
     #[test]
     fn parses_kernel_versions() {

@@ -1,0 +1,81 @@
+//! The rig's growth rows (issue 22): the mix's slowdown alone
+//! (KESTREL_BENCH_ONLY=mix, the goals row) and the agent at fixed event
+//! rates (KESTREL_BENCH_ONLY=rates): CPU, drops and RSS.
+
+use std::ffi::CString;
+use std::time::Instant;
+
+use super::{f, median, mix, paced, Agent, BIN};
+
+/// VmRSS of a process in kB (0 when gone).
+fn rss_kb(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The mix alone and under the agent, interleaved; medians.
+pub fn slowdown(reps: usize, iters: usize, path: &CString) {
+    println!("\n## slowdown of the mix (BPF stats off), medians of {reps} interleaved runs");
+    let mut alone = Vec::new();
+    let mut default = Vec::new();
+    let mut no_culprits = Vec::new();
+    let mut none = Vec::new();
+    for _ in 0..reps {
+        alone.push(mix(iters, path));
+        let a = Agent::start("default", false);
+        default.push(mix(iters, path));
+        a.stop();
+        let a = Agent::start_with(BIN, "default", false, "auto", &["--culprits", "false"]);
+        no_culprits.push(mix(iters, path));
+        a.stop();
+        let a = Agent::start("none", false);
+        none.push(mix(iters, path));
+        a.stop();
+    }
+    let (ma, md, mn) = (median(alone), median(default), median(none));
+    let mc = median(no_culprits);
+    println!("| setup | median s | ratio to alone |");
+    println!("|---|---|---|");
+    println!("| alone | {ma:.3} | 1.00 |");
+    println!(
+        "| kestrel, default set (culprit counters on) | {md:.3} | {:.2} |",
+        md / ma
+    );
+    println!(
+        "| kestrel, default set, --culprits false | {mc:.3} | {:.2} |",
+        mc / ma
+    );
+    println!("| kestrel, nothing selected | {mn:.3} | {:.2} |", mn / ma);
+    println!(
+        "overhead with defaults / bare attach's: {:.2}",
+        (md - ma) / (mn - ma)
+    );
+}
+
+/// Agent CPU (% of one core), drops and RSS at paced open/close rates.
+pub fn rates(path: &CString) {
+    println!("\n## agent at fixed event rates (5 s each, default set + rules)");
+    println!("| events/s asked | made | agent CPU % of one core | drops | RSS start / end kB |");
+    println!("|---|---|---|---|---|");
+    for (rate, threads) in [(10_000u64, 1usize), (100_000, 1), (1_000_000, 2)] {
+        let a = Agent::start("default", false);
+        let pid = a.child.id();
+        let r0 = rss_kb(pid);
+        let c0 = a.cpu_ns();
+        let t = Instant::now();
+        let made = paced(rate, 5.0, path, threads);
+        let secs = t.elapsed().as_secs_f64();
+        let c1 = a.cpu_ns();
+        let r1 = rss_kb(pid);
+        let v = a.stop();
+        println!(
+            "| {rate} | {:.0} | {:.2} | {} | {r0} / {r1} |",
+            made as f64 / secs,
+            (c1 - c0) as f64 / 1e9 / secs * 100.0,
+            f(&v, "scap.n_drops")
+        );
+    }
+}
