@@ -88,3 +88,26 @@ fn forks_with_enter_events_pair_without_retrieve_drops() {
     assert!(s.n_stored_evts - s.n_retrieved_evts <= 2, "{s:?}");
     assert_eq!(s.n_store_evts_drops, 0);
 }
+
+/// The agent's net for a sys_exit attached but never run (start_lines::
+/// check_sys_exit): loaded and not attached, it has not run; attached
+/// again by reattach, it has.
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn sys_exit_ran_tells_a_silent_sys_exit_and_reattach_revives_it() {
+    let _g = common::probe_lock();
+    let mut storage = std::mem::MaybeUninit::uninit();
+    let mut probe = kestrel::capture::Probe::load_detached(&mut storage, &ProbeConfig::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(probe.sys_exit_ran(), Some(false), "nothing attached yet");
+    probe.reattach(kestrel::capture::Prog::SysExit).unwrap();
+    assert_eq!(probe.sys_exit_ran(), Some(true));
+    assert_eq!(probe.attached().collect::<Vec<_>>(), ["sys_exit"]);
+    let off = ProbeConfig {
+        culprits: false,
+        ..ProbeConfig::default()
+    };
+    let mut storage = std::mem::MaybeUninit::uninit();
+    let mut probe = kestrel::capture::Probe::load(&mut storage, &off).unwrap();
+    assert_eq!(probe.sys_exit_ran(), None, "culprits off: cannot tell");
+}

@@ -1,6 +1,7 @@
 //! The rig's per-call tables beside untraced.rs: the first step alternatives
 //! (KESTREL_BENCH_ONLY=steps: issue 22's ways of learning the syscall number,
-//! each beside the tp_btf no-op) and the traced call (=traced: tp_btf and raw_tp).
+//! each beside the tp_btf no-op) and the traced call (=traced: tp_btf, raw_tp and
+//! tp_btf through the perf buffer).
 
 use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -99,11 +100,12 @@ pub fn attach_wall(reps: usize, calls: usize) {
 
 /// open/close `iters` pairs per run, `reps` runs, setups interleaved: the
 /// agent's sys_exit ns/call, tp_btf and raw_tp (and an older build's with
-/// KESTREL_BENCH_BASELINE), and raw_tp over tp_btf in the same rep.
+/// KESTREL_BENCH_BASELINE), raw_tp over tp_btf in the same rep, and this
+/// build's tp_btf with --event-buffer perf (the 5.4-5.7 path) over the ring.
 pub fn traced(reps: usize, iters: usize, path: &std::ffi::CString) {
     println!("\n## traced call (open/close), medians of {reps} interleaved runs of {iters} pairs");
-    println!("| build | tp_btf ns/call | raw_tp ns/call | raw_tp / tp_btf (runs) |");
-    println!("|---|---|---|---|");
+    println!("| build | tp_btf ns/call | raw_tp ns/call | raw_tp / tp_btf (runs) | tp_btf, perf buffer ns/call | perf / ring (runs) |");
+    println!("|---|---|---|---|---|---|");
     // SAFETY: plain syscall wrapper; the fd keeps stats on until dropped.
     let stats_fd = unsafe {
         libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
@@ -116,14 +118,19 @@ pub fn traced(reps: usize, iters: usize, path: &std::ffi::CString) {
         builds.push(("baseline", b));
     }
     let mut got = vec![(Vec::new(), Vec::new(), Vec::new()); builds.len()];
+    let mut perf = (Vec::new(), Vec::new());
+    let setups: [(&str, &str, &[&str]); 3] = [
+        ("tp_btf", "sys_exit", &[]),
+        ("raw_tp", "raw_sys_exit", &[]),
+        ("tp_btf", "sys_exit", &["--event-buffer", "perf"]),
+    ];
     for _ in 0..reps {
         for (i, (_, bin)) in builds.iter().enumerate() {
-            let mut ns = [0.0; 2];
-            for (j, (attach, prog)) in [("tp_btf", "sys_exit"), ("raw_tp", "raw_sys_exit")]
-                .into_iter()
-                .enumerate()
-            {
-                let agent = Agent::start_with(bin, "default", true, attach, &[]);
+            let mut ns = [0.0; 3];
+            // The baseline build may predate --event-buffer.
+            let n = if i == 0 { 3 } else { 2 };
+            for (j, &(attach, prog, extra)) in setups.iter().take(n).enumerate() {
+                let agent = Agent::start_with(bin, "default", true, attach, extra);
                 let pid = agent.child.id();
                 let a = agent_prog(pid, prog).expect("the agent's sys_exit");
                 traced_only(iters, path);
@@ -135,16 +142,31 @@ pub fn traced(reps: usize, iters: usize, path: &std::ffi::CString) {
             got[i].0.push(ns[0]);
             got[i].1.push(ns[1]);
             got[i].2.push(ns[1] / ns[0]);
+            if i == 0 {
+                perf.0.push(ns[2]);
+                perf.1.push(ns[2] / ns[0]);
+            }
         }
     }
-    for ((name, bin), (t, r, q)) in builds.iter().zip(got) {
-        println!(
-            "| {name} ({bin}) | {:.1} | {:.1} | {:.3} ({:.2}-{:.2}) |",
-            median(t),
-            median(r),
-            median(q.clone()),
+    let range = |q: &[f64]| {
+        format!(
+            "{:.3} ({:.2}-{:.2})",
+            median(q.to_vec()),
             q.iter().cloned().fold(f64::INFINITY, f64::min),
             q.iter().cloned().fold(0.0, f64::max)
+        )
+    };
+    for (i, ((name, bin), (t, r, q))) in builds.iter().zip(got).enumerate() {
+        let p = if i == 0 {
+            format!("{:.1} | {}", median(perf.0.clone()), range(&perf.1))
+        } else {
+            "- | -".into()
+        };
+        println!(
+            "| {name} ({bin}) | {:.1} | {:.1} | {} | {p} |",
+            median(t),
+            median(r),
+            range(&q)
         );
     }
 }

@@ -167,6 +167,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         probe
             .attach_all()
             .map_err(|e| StartError::env(e.to_string()))?;
+        start_lines::check_sys_exit(&mut probe)?;
         Ok((ring, settle_process(&mut checked)?))
     });
     let (ring, kept) = match started {

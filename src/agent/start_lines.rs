@@ -89,6 +89,25 @@ pub(super) fn log_start(
     }
 }
 
+/// A sys_exit attached but never run was seen once under QEMU (arm64 5.10,
+/// two CPUs, right after `kestrel check` had attached and detached it):
+/// every syscall record would be missing. Attached again, it runs.
+pub(super) fn check_sys_exit(probe: &mut Probe<'_>) -> Result<(), super::StartError> {
+    if probe.sys_exit_ran() != Some(false) {
+        return Ok(());
+    }
+    probe
+        .reattach(crate::capture::Prog::SysExit)
+        .map_err(|e| super::StartError::env(e.to_string()))?;
+    let again = if probe.sys_exit_ran() == Some(true) {
+        "it runs now"
+    } else {
+        "it still does not run: syscall records will be missing"
+    };
+    crate::log_line!("sys_exit was attached but never ran; attached again: {again}");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -102,6 +102,8 @@ pub struct Probe<'obj> {
     wanted: [(Prog, bool); 5],
     /// enable_stats set kernel.bpf_stats_enabled itself (before 5.8).
     stats_sysctl_set: bool,
+    /// sys_exit counts every syscall (culprits): sys_exit_ran can tell.
+    counts_syscalls: bool,
 }
 
 // libbpf's messages during load, kept so a verifier rejection can show its tail.
@@ -274,6 +276,7 @@ impl<'obj> Probe<'obj> {
             stats_fd: None,
             wanted,
             stats_sysctl_set: false,
+            counts_syscalls: cfg.culprits,
         })
     }
 
@@ -288,6 +291,16 @@ impl<'obj> Probe<'obj> {
             }
         }
         Ok(())
+    }
+
+    /// Detaches `p` and attaches it again (see agent::run: a sys_exit that
+    /// never ran).
+    pub fn reattach(&mut self, p: Prog) -> Result<(), CaptureError> {
+        if let Some(i) = self.attached.iter().position(|&q| q == p) {
+            drop(self.links.remove(i));
+            self.attached.remove(i);
+        }
+        self.attach(p)
     }
 
     /// The event buffer in use and why it was chosen.

@@ -130,6 +130,24 @@ impl Probe<'_> {
         }
     }
 
+    /// Whether sys_exit has run since load, after one syscall of our own:
+    /// any per-syscall count on any CPU. None: culprits off, nothing counted.
+    pub fn sys_exit_ran(&mut self) -> Option<bool> {
+        if !self.counts_syscalls {
+            return None;
+        }
+        let _ = rustix::process::getppid();
+        self.counters();
+        let stride = size_of::<kestrel_counters>().next_multiple_of(8);
+        let un = std::mem::offset_of!(kestrel_counters, n_syscalls_unnumbered);
+        let table = std::mem::offset_of!(kestrel_counters, syscalls);
+        let len = size_of::<SyscallCounts>();
+        let ran = self.counter_buf.chunks_exact(stride).any(|s| {
+            s[un..un + 8].iter().any(|&b| b != 0) || s[table..table + len].iter().any(|&b| b != 0)
+        });
+        Some(ran)
+    }
+
     /// Per-syscall exit counts as of the last `counters()` read, and the
     /// exits whose number had no slot. No allocation.
     pub fn syscall_counts(&self, out: &mut SyscallCounts) -> u64 {
