@@ -76,7 +76,8 @@ if [ "$want_armhf" -eq 1 ]; then
     #                                target's defaults); musl-dev:armhf's wrapper drives it
     #   musl-dev:armhf               arm-linux-musleabihf-gcc wrapper, crt1.o and libc.a: the
     #                                link takes them (no self-contained ones without rust-std)
-    #   (linux-libc-dev-armhf-cross, the kernel UAPI headers, is in the base set)
+    #   (linux-libc-dev-armhf-cross, the kernel UAPI headers, is in the base set; libbpf-sys'
+    #   bindgen loads libclang, which clang brings)
     pkgs="$pkgs gcc-arm-linux-gnueabihf binutils-arm-linux-gnueabihf musl-dev:armhf"
 fi
 

@@ -102,10 +102,15 @@ if wants qemu; then
     stage qemu
     [ -x "$bin" ] || scripts/build-static.sh x86_64-unknown-linux-musl -q
     echo "== QEMU kernel matrix: Debian arm64 6.1 / 5.10 and amd64 6.1 (one with 2 CPUs), raw_tp,"
-    echo "   an arm64 6.1 built without BTF (full, minimal and no BTF file), 32-bit userlands"
+    echo "   an arm64 6.1 built without BTF (full, minimal and no BTF file), 32-bit userlands,"
+    echo "   Debian's 32-bit ARM 6.1 and 5.10 (armv7 binary, BTF from the -dbg packages; one with 2 CPUs)"
     tests/qemu/matrix.sh --x86_64 "$bin" arm64:6.1 arm64:5.10 amd64:6.1 arm64:6.1+smp2 arm64:6.1+raw_tp \
         arm64:6.1-nobtf+btf-file arm64:6.1-nobtf+btf-min arm64:6.1-nobtf+no-btf \
-        arm64:6.1+compat amd64:6.1+compat
+        arm64:6.1+compat amd64:6.1+compat arm:6.1 arm:6.1+smp2 arm:5.10
+    armv7=${CARGO_TARGET_DIR:-target}/armv7-unknown-linux-musleabihf/release/kestrel
+    size=$(stat -c %s "$armv7")
+    echo "armv7 binary: $size B"
+    [ "$size" -le 2000000 ] || { echo "FAIL: $armv7 is $size B, over the 2 000 000 B budget" >&2; exit 1; }
     echo "== QEMU rules: the built-in ruleset against a real kernel module load (arm64 6.1 / 5.10, amd64 6.1)"
     tests/qemu/rules.sh --x86_64 "$bin" --aarch64 "${CARGO_TARGET_DIR:-target}/aarch64-unknown-linux-musl/release/kestrel"
     echo "== QEMU pins: a dropped pinned version is replaced by the newest of its series"

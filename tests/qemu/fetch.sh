@@ -9,16 +9,17 @@
 #   $CACHE/kernels/<role>/{vmlinuz,config,release,package}
 #   $CACHE/busybox/<arch>/busybox            (arm64, amd64, armhf, i386)
 #   $CACHE/debs/linux-source-6.1_*_all.deb   (not extracted; build-kernel.sh)
-#   $CACHE/kernels/arm-6.1/vmlinux.btf       (--arm: pahole BTF of the -dbg vmlinux)
+#   $CACHE/kernels/arm-<ver>/vmlinux.btf     (--arm: pahole BTF of the -dbg vmlinux)
 # where CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}.
 #
 # --update-pins  resolve the newest matching package the archive serves now,
 #                download it and rewrite pins.sha256 (review the diff!).
 # --no-host-deps do not apt-get install missing host tools (qemu, cpio, ...).
-# --arm          also the 32-bit ARM kernel (armmp-lpae) and its BTF. That kernel
-#                has none of its own: the first run downloads its -dbg package
-#                (620 MB), encodes BTF from its DWARF with pahole (~1 min) and
-#                deletes the package; later runs find the BTF (btf.deb.sha256).
+# --arm          also the 32-bit ARM kernels (armmp-lpae 6.1, 5.10) and their BTF.
+#                They have none of their own: the first run downloads each -dbg
+#                package (620 and 570 MB), encodes BTF from its DWARF with pahole
+#                (~1.5 min each) and deletes the package; later runs find the BTF
+#                (btf.deb.sha256).
 #
 # Env: KESTREL_QEMU_CACHE, KESTREL_QEMU_MIRROR (Debian mirror URI; default:
 #      the first .../debian URI in the host's /etc/apt/sources.list*).
@@ -60,6 +61,8 @@ ROLES=(
     "src-6.1|bookworm-arm64|^linux-source-6\.1$|all"
     "arm-6.1|bookworm-armhf|^linux-image-6\.1[.0-9-]*-armmp-lpae$||arm"
     "arm-6.1-btf|bookworm-armhf|^linux-image-6\.1[.0-9-]*-armmp-lpae-dbg$||arm"
+    "arm-5.10|bullseye-armhf|^linux-image-5\.10[.0-9-]*-armmp-lpae$||arm"
+    "arm-5.10-btf|bullseye-armhf|^linux-image-5\.10[.0-9-]*-armmp-lpae-dbg$||arm"
 )
 
 # ---------------------------------------------------------------- host tools
@@ -239,8 +242,11 @@ extract_btf() {
     [ -n "$vmlinux" ] || { rm -rf "$tmp"; die "no vmlinux in $deb"; }
     [ "${vmlinux##*/vmlinux-}" = "$(cat "$out/release")" ] ||
         { rm -rf "$tmp"; die "$deb is not for $(cat "$out/release")"; }
-    # The flags the kernel's own build gives pahole 1.24 (scripts/pahole-flags.sh).
-    pahole -J -j --btf_gen_floats --btf_encode_detached="$out/vmlinux.btf.tmp" "$vmlinux" >&2 ||
+    # The flags the kernel's own build gives pahole 1.24 (scripts/pahole-flags.sh);
+    # kernels before 6.0 know no BTF_KIND_ENUM64.
+    local flags=(-J -j --btf_gen_floats)
+    case $(cat "$out/release") in [1-5].*) flags+=(--skip_encoding_btf_enum64) ;; esac
+    pahole "${flags[@]}" --btf_encode_detached="$out/vmlinux.btf.tmp" "$vmlinux" >&2 ||
         { rm -rf "$tmp" "$out/vmlinux.btf.tmp"; die "pahole failed on $vmlinux"; }
     mv "$out/vmlinux.btf.tmp" "$out/vmlinux.btf"
     echo "$sum" > "$out/btf.deb.sha256"
