@@ -312,9 +312,16 @@ fn drop_line_info(obj: &Path) {
     let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as usize;
     let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap()) as usize;
     // ELF64 little-endian, as clang's bpf target emits on every host here.
-    assert!(b[..4] == *b"\x7fELF" && b[4] == 2 && b[5] == 1, "probe object: not ELF64 LE");
-    let (shoff, shentsize, shnum, shstrndx) =
-        (u64_at(&b, 0x28), u16_at(&b, 0x3a), u16_at(&b, 0x3c), u16_at(&b, 0x3e));
+    assert!(
+        b[..4] == *b"\x7fELF" && b[4] == 2 && b[5] == 1,
+        "probe object: not ELF64 LE"
+    );
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u64_at(&b, 0x28),
+        u16_at(&b, 0x3a),
+        u16_at(&b, 0x3c),
+        u16_at(&b, 0x3e),
+    );
     let sh = |i: usize| shoff + i * shentsize;
     let strtab = u64_at(&b, sh(shstrndx) + 24);
     let ext = (0..shnum).map(sh).find(|&h| {
@@ -323,11 +330,17 @@ fn drop_line_info(obj: &Path) {
     });
     let Some(h) = ext else { return };
     let (off, size) = (u64_at(&b, h + 24), u64_at(&b, h + 32));
-    assert!(size >= 24 && u16_at(&b, off) == 0xeb9f, "probe object: bad .BTF.ext");
+    assert!(
+        size >= 24 && u16_at(&b, off) == 0xeb9f,
+        "probe object: bad .BTF.ext"
+    );
     let hdr_len = u32_at(&b, off + 4);
     let (li_off, li_len) = (u32_at(&b, off + 16), u32_at(&b, off + 20));
     let start = off + hdr_len + li_off;
-    assert!(start + li_len <= off + size, "probe object: line_info past .BTF.ext");
+    assert!(
+        start + li_len <= off + size,
+        "probe object: line_info past .BTF.ext"
+    );
     b[start..start + li_len].fill(0);
     b[off + 20..off + 24].fill(0);
     std::fs::write(obj, b).expect("write the probe object");
