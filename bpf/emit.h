@@ -175,7 +175,7 @@ static __always_inline __u64 wake_flags(struct kestrel_counters *c)
  * the category times KD_MAX plus the direction. Returns 1 on a drop.
  */
 static __out_of_line int perf_out(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
-			       __u32 catdir)
+				  __u32 catdir)
 {
 	/* Perf buffers are per CPU: user space merges them by this time, taken
 	 * as late as can be, so one CPU's records are in time order. */
