@@ -197,8 +197,10 @@ static __always_inline __u32 exec_strings(struct kestrel_counters *c, struct kes
 		e->hdr.flags |= KF_ARGS_FAULT;
 	}
 	e->args_len = n;
-	off = used(e, KESTREL_PATH_MAX + KESTREL_ARGS_MAX);
 
+	/* Each offset is read back right before its use: 5.4's verifier keeps
+	 * no bounds for a scalar spilled to the stack across the walk's helper
+	 * calls (5.5 tracks them), and rejects the pointer math after. */
 	pos = walk_path(__builtin_preserve_access_index(&exe->f_path), buf, &end);
 	if (end == WALK_ANON && is_memfd(buf + (pos & PATH_MASK)))
 		e->hdr.flags |= KF_EXE_MEMFD;
@@ -206,13 +208,14 @@ static __always_inline __u32 exec_strings(struct kestrel_counters *c, struct kes
 		e->hdr.flags |= KF_EXEPATH_TRUNC;
 	if (exe_upper_layer(exe))
 		e->hdr.flags |= KF_EXE_UPPER_LAYER;
+	off = used(e, KESTREL_PATH_MAX + KESTREL_ARGS_MAX);
 	n = put_path(e->data + off, buf, pos);
 	e->exepath_len = n;
-	off = used(e, 2 * KESTREL_PATH_MAX + KESTREL_ARGS_MAX);
 
 	pos = walk_path(__builtin_preserve_access_index(&fs->pwd), buf, &end);
 	if (end != WALK_ROOT)
 		e->hdr.flags |= KF_CWD_TRUNC;
+	off = used(e, 2 * KESTREL_PATH_MAX + KESTREL_ARGS_MAX);
 	n = put_path(e->data + off, buf, pos);
 	e->cwd_len = n;
 	off += n;
