@@ -202,8 +202,10 @@ variant() {
             printf '%s\n' "KT_ARGS='--attach raw_tp'" "KT_ATTACH=raw_tp" "KT_CHECK='kernel BTF'" >> "$4" ;;
         smp2) ;; # the default checks on two guest CPUs: cross-CPU orderings
         perf|perf-smp2)
-            printf '%s\n' "KT_ARGS='--event-buffer perf'" "KT_BUFFER=perf" \
-                "KT_CHECK='perf buffer: forced by --event-buffer perf'" >> "$4" ;;
+            # Appended to what arm set above (the guest sources the file).
+            # shellcheck disable=SC2016
+            printf '%s\n' 'KT_ARGS="${KT_ARGS:+$KT_ARGS }--event-buffer perf"' "KT_BUFFER=perf" \
+                'KT_CHECK="${KT_CHECK:+$KT_CHECK|}perf buffer: forced by --event-buffer perf"' >> "$4" ;;
         compat)
             local bb32=armhf
             [ "$arch" = amd64 ] && bb32=i386
