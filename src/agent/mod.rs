@@ -116,6 +116,7 @@ impl StartError {
 /// Starts the agent and runs it until it is told to stop. A start that
 /// fails removes what it created (output files, the pidfile).
 pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartError> {
+    crate::base::image::no_huge_pages();
     crate::fdlimit::check(&cfg, checked.pidfile.is_some())?;
     // Signals are blocked before anything else so none is lost during load.
     let signals = signal_fd()?;

@@ -259,15 +259,31 @@ window() {
     wait_lines $((NLINES + 2)) 1000
     eval "A_$_w=\$LAST"
 }
-# The agent at rest (started, snapshots flowing, no workload yet); outside
-# every window, as the read is an open.
-read_rss() { while read -r _k _v _; do [ "$_k" = VmRSS: ] && echo "$_v"; done < "/proc/$KPID/status"; }
+# The agent at rest: one snapshot past the first (after which it drops its
+# start-up pages), no workload yet; outside every window, as the read is an open.
+# VmRSS, then its anonymous, file and shmem parts, and the transparent huge
+# pages in the anonymous part (a kernel with THP "always" may back a table's
+# 2 MB-aligned span with one: 2 MB resident for a page touched).
+read_rss() {
+    while read -r _k _v _; do
+        case $_k in VmRSS:) _r=$_v ;; RssAnon:) _a=$_v ;; RssFile:) _f=$_v ;; RssShmem:) _s=$_v ;; esac
+    done < "/proc/$KPID/status"
+    _h=0
+    [ -r "/proc/$KPID/smaps_rollup" ] && while read -r _k _v _; do
+        [ "$_k" = AnonHugePages: ] && _h=$_v
+    done < "/proc/$KPID/smaps_rollup"
+    echo "$_r anon=$_a file=$_f shmem=$_s thp=$_h"
+}
+count_lines
+wait_lines $((NLINES + 1)) 1000
 result "rss_at_rest_kb=$(read_rss)"
 window w eval "$W64"
 if [ -n "$KT_COMPAT" ]; then
     window c "$KT_COMPAT" sh -c "$W32"
     window w3 eval "$W64"
 fi
+
+result "rss_after_kb=$(read_rss)"
 
 # ------------------------------------------------------------------- stop
 kill -TERM "$KPID" || fail "kill -TERM $KPID failed"
