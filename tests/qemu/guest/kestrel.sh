@@ -159,12 +159,11 @@ if [ -n "$KT_CHECK" ]; then
     /bin/kestrel check $KT_ARGS > /tmp/check.txt 2>&1
     crc=$?
     sed 's/^/kestrel-guest: check: /' /tmp/check.txt
-    _rest=$KT_CHECK
-    while [ -n "$_rest" ]; do
-        _want=${_rest%%|*}
+    _ifs=$IFS IFS='|'
+    for _want in $KT_CHECK; do
         grep -qF "$_want" /tmp/check.txt || fail "kestrel check does not say '$_want'"
-        case $_rest in *'|'*) _rest=${_rest#*|} ;; *) _rest= ;; esac
     done
+    IFS=$_ifs
     [ "$crc" -eq "$KT_NOBTF" ] || fail "kestrel check exited $crc, expected $KT_NOBTF"
     result "check_exit=$crc check_btf_ok=1"
 fi
@@ -259,20 +258,12 @@ window() {
     wait_lines $((NLINES + 2)) 1000
     eval "A_$_w=\$LAST"
 }
-# The agent at rest: one snapshot past the first (after which it drops its
-# start-up pages), no workload yet; outside every window, as the read is an open.
-# VmRSS, then its anonymous, file and shmem parts, and the transparent huge
-# pages in the anonymous part (a kernel with THP "always" may back a table's
-# 2 MB-aligned span with one: 2 MB resident for a page touched).
+# At rest: one snapshot past the first (start-up pages dropped), no workload.
+# VmRSS and its anon, file, shmem and huge-page parts (forks: outside windows).
 read_rss() {
-    while read -r _k _v _; do
-        case $_k in VmRSS:) _r=$_v ;; RssAnon:) _a=$_v ;; RssFile:) _f=$_v ;; RssShmem:) _s=$_v ;; esac
-    done < "/proc/$KPID/status"
-    _h=0
-    [ -r "/proc/$KPID/smaps_rollup" ] && while read -r _k _v _; do
-        [ "$_k" = AnonHugePages: ] && _h=$_v
-    done < "/proc/$KPID/smaps_rollup"
-    echo "$_r anon=$_a file=$_f shmem=$_s thp=$_h"
+    awk '/^VmRSS:/ { r = $2 } /^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } /^RssShmem:/ { s = $2 }
+        END { printf "%s anon=%s file=%s shmem=%s", r, a, f, s }' "/proc/$KPID/status"
+    awk '/^AnonHugePages:/ { printf " thp=%s", $2 }' "/proc/$KPID/smaps_rollup" 2>/dev/null
 }
 count_lines
 wait_lines $((NLINES + 1)) 1000
