@@ -1,7 +1,7 @@
 //! Compiles the probe for the target arch and generates its skeleton; the
 //! record layouts in bpf/kestrel.h reach Rust only through that skeleton.
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use libbpf_cargo::SkeletonBuilder;
 
@@ -40,6 +40,7 @@ fn main() {
             .status()
             .unwrap_or_else(|e| panic!("running {strip:?} (from llvm): {e}"));
         assert!(stripped.success(), "llvm-strip -g {} failed", obj.display());
+        drop_line_info(&obj);
         builder
             .generate(out.join(skel))
             .unwrap_or_else(|e| panic!("generating the skeleton of {src} failed: {e:#}"));
@@ -189,4 +190,53 @@ fn embed_zlib(src: &std::path::Path, dest: &std::path::Path, len_name: &str) {
     let mut len_file = dest.as_os_str().to_owned();
     len_file.push(".len.rs");
     std::fs::write(len_file, len).expect("OUT_DIR is writable");
+}
+
+/// Empties .BTF.ext's line_info (source lines for verifier logs, 60 % of
+/// .BTF.ext): the length goes to 0 and the records to zeros, which the
+/// embedded copy compresses to nothing. libbpf skips an empty line_info
+/// (btf.c btf_ext_setup_info); func_info and CO-RE relocations stay.
+/// KESTREL_KEEP_LINE_INFO=1 keeps them for reading a verifier log.
+fn drop_line_info(obj: &Path) {
+    println!("cargo:rerun-if-env-changed=KESTREL_KEEP_LINE_INFO");
+    if env::var_os("KESTREL_KEEP_LINE_INFO").is_some() {
+        return;
+    }
+    let mut b = std::fs::read(obj).expect("read the probe object");
+    let u16_at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let u32_at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as usize;
+    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap()) as usize;
+    // ELF64 little-endian, as clang's bpf target emits on every host here.
+    assert!(
+        b[..4] == *b"\x7fELF" && b[4] == 2 && b[5] == 1,
+        "probe object: not ELF64 LE"
+    );
+    let (shoff, shentsize, shnum, shstrndx) = (
+        u64_at(&b, 0x28),
+        u16_at(&b, 0x3a),
+        u16_at(&b, 0x3c),
+        u16_at(&b, 0x3e),
+    );
+    let sh = |i: usize| shoff + i * shentsize;
+    let strtab = u64_at(&b, sh(shstrndx) + 24);
+    let ext = (0..shnum).map(sh).find(|&h| {
+        let name = strtab + u32_at(&b, h);
+        b[name..].starts_with(b".BTF.ext\0")
+    });
+    let Some(h) = ext else { return };
+    let (off, size) = (u64_at(&b, h + 24), u64_at(&b, h + 32));
+    assert!(
+        size >= 24 && u16_at(&b, off) == 0xeb9f,
+        "probe object: bad .BTF.ext"
+    );
+    let hdr_len = u32_at(&b, off + 4);
+    let (li_off, li_len) = (u32_at(&b, off + 16), u32_at(&b, off + 20));
+    let start = off + hdr_len + li_off;
+    assert!(
+        start + li_len <= off + size,
+        "probe object: line_info past .BTF.ext"
+    );
+    b[start..start + li_len].fill(0);
+    b[off + 20..off + 24].fill(0);
+    std::fs::write(obj, b).expect("write the probe object");
 }
