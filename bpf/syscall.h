@@ -152,12 +152,6 @@ static __always_inline __u64 call_start(struct call *k)
 #endif
 }
 
-/*
- * x86 only: a 64-bit task can enter the ia32 table through int 0x80 and
- * keep its 64-bit code segment; only TS_COMPAT in thread_info.status says
- * so (Falco's bpf_in_ia32_syscall() reads the same bit). One more read, so
- * it runs only for numbers one of the tables selects.
- */
 /* bpf_get_current_task_btf() (plain loads through BTF) needs 5.11; tp_btf
  * runs from 5.8, so 5.8-5.10 take the checked copies instead. */
 static __always_inline bool have_task_btf(void)
@@ -165,6 +159,12 @@ static __always_inline bool have_task_btf(void)
 	return bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
 }
 
+/*
+ * x86 only: a 64-bit task can enter the ia32 table through int 0x80 and
+ * keep its 64-bit code segment; only TS_COMPAT in thread_info.status says
+ * so (Falco's bpf_in_ia32_syscall() reads the same bit). One more read, so
+ * it runs only for numbers one of the tables selects.
+ */
 static __always_inline void call_confirm_abi(struct call *k)
 {
 #if defined(__TARGET_ARCH_x86)

@@ -71,13 +71,19 @@ rm -rf "$work"
 mkdir -p "$work/include" "$work/build"
 cp -a "$src" "$work/src"
 
-# RLIMIT_MEMLOCK: log, do not fail (see above). The pattern must match exactly once.
+# Each adjustment first checks that its pattern appears as often as this
+# script expects; a changed source tree stops the build with one line.
+expect() { # FILE PATTERN COUNT
+    n=$(grep -c -- "$2" "$1" || true)
+    [ "$n" = "$3" ] || {
+        echo "build-scap-open: $1 changed shape ('$2' seen $n times, expected $3): adjust this script" >&2
+        exit 1
+    }
+}
+
+# RLIMIT_MEMLOCK: log, do not fail (see above).
 conf=$work/src/userspace/libpman/src/configuration.c
-n=$(grep -c 'unable to bump RLIMIT_MEMLOCK' "$conf" || true)
-if [ "$n" != 1 ]; then
-    echo "build-scap-open: $conf changed shape (RLIMIT_MEMLOCK message seen $n times): adjust this script" >&2
-    exit 1
-fi
+expect "$conf" 'unable to bump RLIMIT_MEMLOCK' 1
 sed -i '/unable to bump RLIMIT_MEMLOCK/{n;s|return -1;|/* kestrel bench: memcg-charged BPF, go on */|}' "$conf"
 grep -q 'kestrel bench: memcg-charged BPF' "$conf" || {
     echo "build-scap-open: RLIMIT_MEMLOCK adjustment did not apply to $conf" >&2
@@ -86,22 +92,14 @@ grep -q 'kestrel bench: memcg-charged BPF' "$conf" || {
 
 # BPF iterators off in scap-open (see above), also exactly once.
 open_c=$work/src/userspace/libscap/examples/01-open/scap_open.c
-n=$(grep -c 'modern_bpf_params.disable_iterators = false;' "$open_c" || true)
-if [ "$n" != 1 ]; then
-    echo "build-scap-open: $open_c changed shape (disable_iterators seen $n times): adjust this script" >&2
-    exit 1
-fi
+expect "$open_c" 'modern_bpf_params.disable_iterators = false;' 1
 sed -i 's/modern_bpf_params.disable_iterators = false;/modern_bpf_params.disable_iterators = true;/' "$open_c"
 
 # signal_deliver: not loaded, not attached (see above).
 life_c=$work/src/userspace/libpman/src/lifecycle.c
 progs_c=$work/src/userspace/libpman/src/programs.c
-n=$(grep -c '^int pman_prepare_progs_before_loading() {$' "$life_c" || true)
-m=$(grep -c '^int pman_attach_signal_deliver() {$' "$progs_c" || true)
-if [ "$n" != 1 ] || [ "$m" != 1 ]; then
-    echo "build-scap-open: libpman changed shape (prepare_progs $n, attach_signal_deliver $m): adjust this script" >&2
-    exit 1
-fi
+expect "$life_c" '^int pman_prepare_progs_before_loading() {$' 1
+expect "$progs_c" '^int pman_attach_signal_deliver() {$' 1
 sed -i '/^int pman_prepare_progs_before_loading() {$/a\
 \tdisable_prog_autoloading("signal_deliver"); /* kestrel bench: fails the verifier here */' "$life_c"
 sed -i '/^int pman_attach_signal_deliver() {$/a\
@@ -113,12 +111,8 @@ minor=$(sed -n 's/^#define LIBBPF_MINOR_VERSION \([0-9]*\)$/\1/p' /usr/include/b
 if [ "${major:-0}" -lt 1 ] || { [ "$major" = 1 ] && [ "${minor:-0}" -lt 3 ]; }; then
     defs=$work/src/userspace/libpman/src/ringbuffer_definitions.h
     ring_c=$work/src/userspace/libpman/src/ringbuffer.c
-    n=$(grep -c '^	struct ring \*\*rings;$' "$defs" || true)
-    m=$(grep -c 'rb->rings\[' "$ring_c" || true)
-    if [ "$n" != 1 ] || [ "$m" != 2 ]; then
-        echo "build-scap-open: libpman's ring buffer code changed shape ($n, $m): adjust this script" >&2
-        exit 1
-    fi
+    expect "$defs" '^	struct ring \*\*rings;$' 1
+    expect "$ring_c" 'rb->rings\[' 2
     sed -i 's/^	struct ring \*\*rings;$/	struct ring *rings; \/* kestrel bench: libbpf < 1.3 *\//' "$defs"
     sed -i 's/rb->rings\[\([a-z_.]*\)\]/\&rb->rings[\1]/' "$ring_c"
 fi

@@ -7,13 +7,10 @@ use std::time::Instant;
 
 use super::{f, median, mix, paced, Agent, BIN};
 
-/// VmRSS of a process in kB (0 when gone).
+/// VmRSS of a process in kB (0 when gone), by the agent's own parser.
 fn rss_kb(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    let s = std::fs::read(format!("/proc/{pid}/status")).unwrap_or_default();
+    kestrel::procfs::parse_status(&s).rss_kb.unwrap_or(0)
 }
 
 /// The mix alone and under the agent, interleaved; medians.

@@ -93,10 +93,16 @@ impl<V> FixedMap<V> {
         &mut self.vals[pos as usize]
     }
 
+    /// Whether slab position `p` (< keys.len()) is live: its home index
+    /// slot still points back at it (slot = position + 1).
+    fn live(&self, p: usize) -> bool {
+        self.index[self.home[p] as usize] as usize == p + 1
+    }
+
     /// Whether slab position `pos` still holds `key`.
     pub fn holds(&self, pos: u32, key: u64) -> bool {
         let p = pos as usize;
-        p < self.keys.len() && self.keys[p] == key && self.index[self.home[p] as usize] == pos + 1
+        p < self.keys.len() && self.keys[p] == key && self.live(p)
     }
 
     /// Inserts or replaces. Ok(true) when the key is new.
@@ -171,8 +177,7 @@ impl<V> FixedMap<V> {
         let mut p = 0;
         while p < self.keys.len() {
             let key = self.keys[p];
-            let live = self.index[self.home[p] as usize] == p as u32 + 1;
-            if live && drop(key, &self.vals[p]) {
+            if self.live(p) && drop(key, &self.vals[p]) {
                 self.remove(key);
                 n += 1;
             }
@@ -188,14 +193,13 @@ impl<V> FixedMap<V> {
 
     /// The live entry at slab position `p`, if any (free slots are None).
     pub fn entry_at(&self, p: usize) -> Option<(u64, &V)> {
-        let live = p < self.keys.len() && self.index[self.home[p] as usize] == p as u32 + 1;
-        live.then(|| (self.keys[p], &self.vals[p]))
+        (p < self.keys.len() && self.live(p)).then(|| (self.keys[p], &self.vals[p]))
     }
 
     /// Visits every live entry mutably, in slab order.
     pub fn for_each_mut(&mut self, mut f: impl FnMut(u64, &mut V)) {
         for p in 0..self.keys.len() {
-            if self.index[self.home[p] as usize] == p as u32 + 1 {
+            if self.live(p) {
                 f(self.keys[p], &mut self.vals[p]);
             }
         }
