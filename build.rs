@@ -220,69 +220,7 @@ fn embed_compressed(skel: &std::path::Path, obj: &std::path::Path) {
         "ObjectSkeletonConfigBuilder::new(crate::capture::probe_object())",
     );
     std::fs::write(skel, text).expect("generated skeleton is writable");
-    let planed = obj.with_extension("o.planes");
-    let mut bytes = std::fs::read(obj).expect("the probe object is readable");
-    let blocks = line_info_planes(&mut bytes);
-    std::fs::write(&planed, bytes).expect("OUT_DIR is writable");
-    embed_zlib(&planed, &obj.with_extension("o.z"), "PROBE_OBJECT_LEN");
-    let list: Vec<String> = blocks.iter().map(|(a, n)| format!("({a}, {n})")).collect();
-    let planes = format!(
-        "pub const PROBE_PLANES: &[(usize, usize)] = &[{}];\n",
-        list.join(", ")
-    );
-    let out = obj
-        .parent()
-        .expect("OUT_DIR")
-        .join("kestrel.bpf.o.planes.rs");
-    std::fs::write(out, planes).expect("OUT_DIR is writable");
-}
-
-/// The object's .BTF.ext line info (16-byte records, half the object) as
-/// byte planes: each block's first bytes of every record, then the
-/// second bytes, and so on. Lossless, 13 % smaller compressed; the binary
-/// puts the records back (capture::probe_object). Returns each block's
-/// (offset in the object, records).
-fn line_info_planes(obj: &mut [u8]) -> Vec<(usize, usize)> {
-    let u16_at = |b: &[u8], at: usize| u16::from_le_bytes([b[at], b[at + 1]]) as usize;
-    let u32_at =
-        |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
-    let u64_at =
-        |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
-    let (shoff, shnum, shstr) = (u64_at(obj, 0x28), u16_at(obj, 0x3c), u16_at(obj, 0x3e));
-    let sec = |i: usize| {
-        (
-            u32_at(obj, shoff + i * 64),
-            u64_at(obj, shoff + i * 64 + 24),
-        )
-    };
-    let names = sec(shstr).1;
-    let ext = (0..shnum)
-        .map(sec)
-        .find(|&(n, _)| obj[names + n..].starts_with(b".BTF.ext\0"))
-        .expect("the probe has .BTF.ext")
-        .1;
-    let (hdr_len, line_off, line_len) = (
-        u32_at(obj, ext + 4),
-        u32_at(obj, ext + 16),
-        u32_at(obj, ext + 20),
-    );
-    if line_len == 0 {
-        return Vec::new(); // dropped by drop_line_info
-    }
-    let start = ext + hdr_len + line_off;
-    assert_eq!(u32_at(obj, start), 16, "line info records are 16 bytes");
-    let (mut at, mut blocks) = (start + 4, Vec::new());
-    while at < start + line_len {
-        let n = u32_at(obj, at + 4);
-        at += 8;
-        let recs = obj[at..at + 16 * n].to_vec();
-        for (i, b) in recs.iter().enumerate() {
-            obj[at + (i % 16) * n + i / 16] = *b;
-        }
-        blocks.push((at, n));
-        at += 16 * n;
-    }
-    blocks
+    embed_zlib(obj, &obj.with_extension("o.z"), "PROBE_OBJECT_LEN");
 }
 
 /// `src` zlib-compressed at `dest`, its length as a const at `dest`.len.rs

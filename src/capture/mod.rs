@@ -56,7 +56,6 @@ use skel::types::kestrel_counters;
 use skel::{KestrelSkel, KestrelSkelBuilder};
 
 include!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.z.len.rs"));
-include!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.planes.rs"));
 /// The probe as build.rs embedded it: zlib, inflated once on first use.
 static PROBE_OBJECT_Z: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.z"));
 
@@ -69,18 +68,7 @@ pub fn probe_object() -> &'static [u8] {
     // The bytes are this binary's own, checked at build time: a failure
     // is a corrupt binary, and an empty object fails to open cleanly.
     OBJECT.get_or_init(|| {
-        let mut obj =
-            crate::base::zlib::inflate(PROBE_OBJECT_Z, PROBE_OBJECT_LEN).unwrap_or_default();
-        // build.rs stored each line-info block as byte planes.
-        for &(at, n) in PROBE_PLANES {
-            if let Some(block) = obj.get_mut(at..at + 16 * n) {
-                let planes = block.to_vec();
-                for (i, b) in block.iter_mut().enumerate() {
-                    *b = planes[(i % 16) * n + i / 16];
-                }
-            }
-        }
-        obj
+        crate::base::zlib::inflate(PROBE_OBJECT_Z, PROBE_OBJECT_LEN).unwrap_or_default()
     })
 }
 

@@ -217,9 +217,10 @@ variant() {
             echo "$CACHE/busybox/$bb32/busybox:/opt/compat/busybox" ;;
     esac
     # Linux 5.4 has no tp_btf (5.5+): the agent must choose raw tracepoints, with
-    # kernel BTF as well (this line comes last, so it overrides compat's tp_btf).
+    # kernel BTF as well (this line comes last, so it overrides compat's tp_btf),
+    # and no BPF ring buffer (5.8+): auto must choose the perf buffers.
     case $kver in
-        5.4 | 5.4-*) echo "KT_ATTACH=raw_tp" >> "$4"
+        5.4 | 5.4-*) printf '%s\n' "KT_ATTACH=raw_tp" "KT_BUFFER=perf" >> "$4"
                      [ -z "$3" ] && [ "$kver" = 5.4 ] && echo "KT_CHECK='kernel BTF'" >> "$4" ;;
     esac
     echo "$4:/etc/kestrel-test.env"
