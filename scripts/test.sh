@@ -104,10 +104,23 @@ if wants qemu; then
     echo "== QEMU kernel matrix: Debian arm64 6.1 / 5.10 and amd64 6.1 (one with 2 CPUs), raw_tp,"
     echo "   an arm64 6.1 built without BTF (full, minimal and no BTF file), 32-bit userlands,"
     echo "   Debian's 32-bit ARM 6.1 and 5.10 (armv7 binary, BTF from the -dbg packages; one with 2 CPUs)"
+    echo "   the perf-buffer path forced on 5.10 and 6.1, and Linux 5.4 (built from git) where auto picks it"
+    # 5.4 kernels come from a git tree (tests/qemu/build-kernel-git.sh); a machine
+    # without it or the cache skips them in one line, except under CI=true.
+    # $k54 is split on purpose: zero, one or two target names.
+    k54=
+    for a in arm64 amd64; do
+        if [ "${CI:-}" = true ] || tests/qemu/build-kernel-git.sh --cached "$a" 5.4 >/dev/null 2>&1; then
+            k54="$k54 $a:5.4"
+        else
+            echo "SKIPPED $a:5.4: kernel not cached (tests/qemu/build-kernel.sh $a 5.4 builds it)"
+        fi
+    done
+    # shellcheck disable=SC2086
     tests/qemu/matrix.sh --x86_64 "$bin" arm64:6.1 arm64:5.10 amd64:6.1 arm64:6.1+smp2 arm64:6.1+raw_tp \
         arm64:6.1-nobtf+btf-file arm64:6.1-nobtf+btf-min arm64:6.1-nobtf+no-btf \
-        arm64:6.1+compat amd64:6.1+compat amd64:6.1+perf \
-        arm:6.1 arm:6.1+smp2 arm:5.10
+        arm64:6.1+compat amd64:6.1+compat amd64:6.1+perf arm64:5.10+perf-smp2 \
+        arm:6.1 arm:6.1+smp2 arm:5.10 arm:6.1+perf $k54
     armv7=${CARGO_TARGET_DIR:-target}/armv7-unknown-linux-musleabihf/release/kestrel
     size=$(stat -c %s "$armv7")
     echo "armv7 binary: $size B"
