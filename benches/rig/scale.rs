@@ -20,6 +20,7 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
     let mut default = Vec::new();
     let mut no_culprits = Vec::new();
     let mut none = Vec::new();
+    let mut perf = Vec::new();
     for _ in 0..reps {
         alone.push(mix(iters, path));
         let a = Agent::start("default", false);
@@ -31,9 +32,13 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
         let a = Agent::start("none", false);
         none.push(mix(iters, path));
         a.stop();
+        // The 5.4-5.7 path, forced: its cost beside the ring's (issue 21).
+        let a = Agent::start_with(BIN, "default", false, "auto", &["--event-buffer", "perf"]);
+        perf.push(mix(iters, path));
+        a.stop();
     }
     let (ma, md, mn) = (median(alone), median(default), median(none));
-    let mc = median(no_culprits);
+    let (mc, mp) = (median(no_culprits), median(perf));
     println!("| setup | median s | ratio to alone |");
     println!("|---|---|---|");
     println!("| alone | {ma:.3} | 1.00 |");
@@ -45,10 +50,18 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
         "| kestrel, default set, --culprits false | {mc:.3} | {:.2} |",
         mc / ma
     );
+    println!(
+        "| kestrel, default set, --event-buffer perf | {mp:.3} | {:.2} |",
+        mp / ma
+    );
     println!("| kestrel, nothing selected | {mn:.3} | {:.2} |", mn / ma);
     println!(
         "overhead with defaults / bare attach's: {:.2}",
         (md - ma) / (mn - ma)
+    );
+    println!(
+        "overhead through perf buffers / through the ring: {:.2}",
+        (mp - ma) / (md - ma)
     );
 }
 
