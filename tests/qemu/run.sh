@@ -222,6 +222,7 @@ QARGS+=(-m "$MEM" -smp "$SMP" -nographic -no-reboot -nic none
 echo "run.sh: $ARCH kernel $VMLINUZ, timeout ${TIMEOUT}s, output $OUTDIR" >&2
 RAW=$OUTDIR/console.raw
 start=$(date +%s.%N)
+load_start=$(cut -d' ' -f1 /proc/loadavg)
 set +e
 if [ "$VERBOSE" = 1 ]; then
     timeout -k 5 "$TIMEOUT" "$QEMU" "${QARGS[@]}" </dev/null 2>&1 | tee "$RAW" >&2
@@ -232,13 +233,16 @@ else
 fi
 set -e
 end=$(date +%s.%N)
+# A TCG guest starved by the host runs many times slower: the host's load
+# beside a slow or timed-out run says whether that was it.
+load_end=$(cut -d' ' -f1 /proc/loadavg)
 { tr -d '\r' < "$RAW"; echo; } > "$OUTDIR/console.log"
 rm -f "$RAW"
 LOG=$OUTDIR/console.log
 
 wall=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
 uptime=$(sed -n 's/^KESTREL-QEMU-UPTIME: //p' "$LOG" | tail -n1)
-echo "wall_seconds=$wall guest_uptime=${uptime:-none} qemu_status=$qrc" > "$OUTDIR/timing"
+echo "wall_seconds=$wall guest_uptime=${uptime:-none} qemu_status=$qrc host_load_1m=$load_start/$load_end" > "$OUTDIR/timing"
 
 sed -n 's/^KESTREL-OUT: //p' "$LOG" > "$OUTDIR/out.txt"
 
@@ -262,7 +266,8 @@ case $line in
     "KESTREL-QEMU-RESULT: FAIL run=$RUNID"*)
         echo "FAIL ${line#"KESTREL-QEMU-RESULT: FAIL run=$RUNID "}" > "$OUTDIR/result"; rc=1 ;;
     *)
-        if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then why="timeout after ${TIMEOUT}s"
+        if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+            why="timeout after ${TIMEOUT}s (host load average 1 min at start/end: $load_start/$load_end)"
         else why="QEMU exited $qrc without a result line (panic or crash?)"; fi
         echo "NORESULT $why" > "$OUTDIR/result"; rc=2 ;;
 esac

@@ -245,7 +245,8 @@ fi
 window() {
     _w=$1
     shift
-    say "window $_w"
+    # The guest's load and the agent's CPU ticks: a slow window says whose.
+    say "window $_w (guest load $(cut -d' ' -f1-3 /proc/loadavg), agent utime+stime $(awk '{ print $14 + $15 }' "/proc/$KPID/stat") ticks)"
     count_lines
     wait_lines $((NLINES + 2)) 1000
     eval "B_$_w=\$LAST"
