@@ -91,6 +91,11 @@ const volatile __u32 wake_check_mask = 63;
 /* Set by a drop: the next record that fits wakes the consumer at once
  * instead of waiting for the drain timer while the ring stays full. */
 __u32 drop_wake = 0;
+/* The producer position at the last fill wakeup (32 bits: a 32-bit kernel's
+ * positions wrap there). Until the consumer has read past it, it is awake
+ * or about to be, and another wakeup buys nothing but its cost: an
+ * irq_work, a self-IPI, which is a VM exit under a hypervisor. */
+__u32 woken_at = 0;
 
 /* Makes the record layouts part of the object's BTF so the skeleton
  * generates their Rust types. Never read. */
