@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# What the agent costs as CPUs grow (BENCHMARKS.md, "How cost grows"): boots
+# one cached Debian kernel under QEMU (TCG) with 1, 2 and 4 vCPUs and runs
+# guest/cpus.sh in each: ring contention (N processes of syscalls on N vCPUs,
+# without and with the agent, interleaved) and the agent's CPU per snapshot on
+# an idle guest (per-CPU counters summed at snapshot time). TCG times mean
+# nothing on their own: it prints ratios within a guest and to the 1-vCPU one.
+#
+# Usage: tests/qemu/cpus.sh [--aarch64 BIN | --x86_64 BIN] [--reps R] [--iters I]
+#                           [--window-cs CS] [VCPUS ...]
+#   --aarch64 BIN   the static agent for an arm64 guest (default arch; the
+#                   fastest under TCG here); --x86_64 BIN boots amd64 instead
+#   --reps R        interleaved without/with-agent repetitions (default 5)
+#   --iters I       open+close pairs per process and run (default 5000)
+#   --window-cs CS  idle window for the snapshot CPU, centiseconds (default 1000)
+#   VCPUS           default: 1 2 4
+# Without a binary it builds one (scripts/build-static.sh; CARGO_TARGET_DIR is
+# honoured). The load helper (src/sysloop.c) is built with the arch's musl gcc
+# (scripts/install-build-deps.sh [--aarch64] installs it).
+# Env: KESTREL_QEMU_* as for run.sh; KESTREL_QEMU_CPUS_OUT (default
+# /tmp/kestrel-qemu-cpus) holds one run.sh output directory per vCPU count.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+OUT=${KESTREL_QEMU_CPUS_OUT:-/tmp/kestrel-qemu-cpus}
+ARCH=arm64 BIN='' REPS=5 ITERS=5000 WINDOW_CS=1000
+VCPUS=()
+
+usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+while [ $# -gt 0 ]; do
+    case $1 in
+        --aarch64|--arm64) [ $# -ge 2 ] || usage; ARCH=arm64; BIN=$2; shift 2 ;;
+        --x86_64|--amd64) [ $# -ge 2 ] || usage; ARCH=amd64; BIN=$2; shift 2 ;;
+        --reps) [ $# -ge 2 ] || usage; REPS=$2; shift 2 ;;
+        --iters) [ $# -ge 2 ] || usage; ITERS=$2; shift 2 ;;
+        --window-cs) [ $# -ge 2 ] || usage; WINDOW_CS=$2; shift 2 ;;
+        [0-9]*) VCPUS+=("$1"); shift ;;
+        *) usage ;;
+    esac
+done
+[ ${#VCPUS[@]} -gt 0 ] || VCPUS=(1 2 4)
+
+triple=aarch64 cc=aarch64-linux-musl-gcc
+[ "$ARCH" = amd64 ] && triple=x86_64 cc=x86_64-linux-musl-gcc
+if [ -z "$BIN" ]; then
+    "$REPO/scripts/build-static.sh" "$triple-unknown-linux-musl" >&2
+    BIN=${CARGO_TARGET_DIR:-$REPO/target}/$triple-unknown-linux-musl/release/kestrel
+fi
+[ -f "$BIN" ] || { echo "cpus.sh: no binary $BIN" >&2; exit 64; }
+"$HERE/fetch.sh" --no-host-deps >&2 || { echo "cpus.sh: fetch.sh failed" >&2; exit 64; }
+mkdir -p "$OUT"
+"$cc" -static -O2 -s -o "$OUT/sysloop" "$HERE/src/sysloop.c" ||
+    { echo "cpus.sh: $cc failed (scripts/install-build-deps.sh)" >&2; exit 64; }
+printf '%s\n' "REPS=$REPS" "ITERS=$ITERS" "WINDOW_CS=$WINDOW_CS" > "$OUT/test.env"
+
+# median of the numbers on stdin
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+fails=0
+rows=()
+base_snap=
+for n in "${VCPUS[@]}"; do
+    dir=$OUT/smp$n
+    rc=0
+    KESTREL_QEMU_SMP=$n KESTREL_QEMU_TIMEOUT=${KESTREL_QEMU_TIMEOUT:-600} KESTREL_QEMU_OUTDIR=$dir \
+        "$HERE/run.sh" "$ARCH" 6.1 "$BIN" "$HERE/guest/cpus.sh" \
+        "$OUT/sysloop:/extra/sysloop" "$OUT/test.env:/etc/kestrel-test.env" >/dev/null || rc=$?
+    f=$dir/out.txt
+    if [ "$rc" -ne 0 ] || ! grep -qx 'result=PASS' "$f"; then
+        fails=$((fails + 1))
+        rows+=("$(printf '%-5s FAIL (run.sh=%s: %s; console %s)' "$n" "$rc" "$(cat "$dir/result" 2>/dev/null)" "$dir/console.log")")
+        continue
+    fi
+    # ring: on/off per repetition, its median; the agent's events and drops
+    slow=$(sed -n 's/.*ring_off_ns=\([0-9]*\) ring_on_ns=\([0-9]*\).*/\2 \1/p' "$f" |
+        awk '{ printf "%.3f\n", $1 / $2 }' | median)
+    evts=$(sed -n 's/.* n_evts=\([0-9]*\).*/\1/p' "$f" | awk '{ s += $1 } END { print s + 0 }')
+    drops=$(sed -n 's/.* n_drops=\([0-9]*\).*/\1/p' "$f" | awk '{ s += $1 } END { print s + 0 }')
+    # snap: guest CPU ms a snapshot: (ticks at 100ms - ticks at 1h, USER_HZ
+    # 100) / snapshots in the window
+    snap=$(awk '/^snap interval=100ms/ { split($3, t, "="); split($4, s, "="); a = t[2]; k = s[2] }
+                /^snap interval=1h/ { split($3, t, "="); b = t[2] }
+                END { if (k > 0) printf "%.2f", (a - b) * 10 / k }' "$f")
+    [ -n "$base_snap" ] || base_snap=$snap
+    ratio=$(awk -v a="$snap" -v b="$base_snap" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
+    rows+=("$(printf '%-5s %-14s %-12s %-10s %-16s %s' "$n" "${slow}x" "$evts" "$drops" "$snap" "$ratio")")
+done
+
+echo
+printf '%-5s %-14s %-12s %-10s %-16s %s\n' vCPUs "ring on/off" n_evts n_drops "snap CPU ms" "snap vs first"
+printf '%s\n' "${rows[@]}"
+echo "($ARCH 6.1, $REPS reps x N procs x $ITERS open+close; snapshot window ${WINDOW_CS} cs;" \
+    "host load $(cut -d' ' -f1-3 /proc/loadavg); outputs in $OUT)"
+[ "$fails" -eq 0 ]
