@@ -7,12 +7,14 @@
 # nothing on their own: it prints ratios within a guest and to the 1-vCPU one.
 #
 # Usage: tests/qemu/cpus.sh [--aarch64 BIN | --x86_64 BIN] [--reps R] [--iters I]
-#                           [--window-cs CS] [VCPUS ...]
+#                           [--probe-reps P] [--snap-reps S] [--window-cs CS] [VCPUS ...]
 #   --aarch64 BIN   the static agent for an arm64 guest (default arch; the
 #                   fastest under TCG here); --x86_64 BIN boots amd64 instead
-#   --reps R        interleaved without/with-agent repetitions (default 5)
+#   --reps R        interleaved without/with-agent repetitions (default 7)
+#   --probe-reps P  runs under an agent with BPF stats on (default 3)
 #   --iters I       open+close pairs per process and run (default 5000)
-#   --window-cs CS  idle window for the snapshot CPU, centiseconds (default 1000)
+#   --snap-reps S   idle-window pairs (100ms, 1h) for the snapshot CPU (default 3)
+#   --window-cs CS  each idle window, centiseconds (default 500)
 #   VCPUS           default: 1 2 4
 # Without a binary it builds one (scripts/build-static.sh; CARGO_TARGET_DIR is
 # honoured). The load helper (src/sysloop.c) is built with the arch's musl gcc
@@ -24,16 +26,18 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 OUT=${KESTREL_QEMU_CPUS_OUT:-/tmp/kestrel-qemu-cpus}
-ARCH=arm64 BIN='' REPS=5 ITERS=5000 WINDOW_CS=1000
+ARCH=arm64 BIN='' REPS=7 PROBE_REPS=3 SNAP_REPS=3 ITERS=5000 WINDOW_CS=500
 VCPUS=()
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
     case $1 in
         --aarch64|--arm64) [ $# -ge 2 ] || usage; ARCH=arm64; BIN=$2; shift 2 ;;
         --x86_64|--amd64) [ $# -ge 2 ] || usage; ARCH=amd64; BIN=$2; shift 2 ;;
         --reps) [ $# -ge 2 ] || usage; REPS=$2; shift 2 ;;
+        --probe-reps) [ $# -ge 2 ] || usage; PROBE_REPS=$2; shift 2 ;;
         --iters) [ $# -ge 2 ] || usage; ITERS=$2; shift 2 ;;
+        --snap-reps) [ $# -ge 2 ] || usage; SNAP_REPS=$2; shift 2 ;;
         --window-cs) [ $# -ge 2 ] || usage; WINDOW_CS=$2; shift 2 ;;
         [0-9]*) VCPUS+=("$1"); shift ;;
         *) usage ;;
@@ -52,10 +56,11 @@ fi
 mkdir -p "$OUT"
 "$cc" -static -O2 -s -o "$OUT/sysloop" "$HERE/src/sysloop.c" ||
     { echo "cpus.sh: $cc failed (scripts/install-build-deps.sh)" >&2; exit 64; }
-printf '%s\n' "REPS=$REPS" "ITERS=$ITERS" "WINDOW_CS=$WINDOW_CS" > "$OUT/test.env"
+printf '%s\n' "REPS=$REPS" "PROBE_REPS=$PROBE_REPS" "SNAP_REPS=$SNAP_REPS" "ITERS=$ITERS" "WINDOW_CS=$WINDOW_CS" > "$OUT/test.env"
 
 # median of the numbers on stdin
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 fails=0
 rows=()
 base_snap=
@@ -76,19 +81,23 @@ for n in "${VCPUS[@]}"; do
         awk '{ printf "%.3f\n", $1 / $2 }' | median)
     evts=$(sed -n 's/.* n_evts=\([0-9]*\).*/\1/p' "$f" | awk '{ s += $1 } END { print s + 0 }')
     drops=$(sed -n 's/.* n_drops=\([0-9]*\).*/\1/p' "$f" | awk '{ s += $1 } END { print s + 0 }')
-    # snap: guest CPU ms a snapshot: (ticks at 100ms - ticks at 1h, USER_HZ
-    # 100) / snapshots in the window
-    snap=$(awk '/^snap interval=100ms/ { split($3, t, "="); split($4, s, "="); a = t[2]; k = s[2] }
-                /^snap interval=1h/ { split($3, t, "="); b = t[2] }
-                END { if (k > 0) printf "%.2f", (a - b) * 10 / k }' "$f")
-    [ -n "$base_snap" ] || base_snap=$snap
-    ratio=$(awk -v a="$snap" -v b="$base_snap" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-    rows+=("$(printf '%-5s %-14s %-12s %-10s %-16s %s' "$n" "${slow}x" "$evts" "$drops" "$snap" "$ratio")")
+    # snap: guest CPU ms a snapshot, per pair of windows: (ns at 100ms - ns at
+    # 1h scaled to the same window) / snapshots in it; the median of the pairs
+    snap=$(awk '$1 == "snap" { split($0, w, /[ =]/); v[w[5]] = w[7]; c[w[5]] = w[9]
+                               s[w[5]] = w[11] }
+                $1 == "snap" && w[5] == "1h" && c["100ms"] > 0 {
+                    printf "%.3f\n", (v["100ms"] - v["1h"] * s["100ms"] / s["1h"]) / c["100ms"] / 1e6 }' "$f" | median)
+    # probe: sys_exit's BPF ns per call (median)
+    probe=$(sed -n 's/^probe .*sys_exit_ns_per_call=\([0-9]*\).*/\1/p' "$f" | median)
+    [ -n "$base_snap" ] || base_snap=$snap base_probe=$probe
+    rows+=("$(printf '%-5s %-11s %-9s %-7s %-9s %-6s %-11s %s' "$n" "${slow}x" "$evts" "$drops" \
+        "$probe" "$(ratio "$probe" "$base_probe")" "$snap" "$(ratio "$snap" "$base_snap")")")
 done
 
 echo
-printf '%-5s %-14s %-12s %-10s %-16s %s\n' vCPUs "ring on/off" n_evts n_drops "snap CPU ms" "snap vs first"
+printf '%-5s %-11s %-9s %-7s %-9s %-6s %-11s %s\n' vCPUs "on/off" n_evts n_drops "probe ns" ratio "snapshot ms" ratio
 printf '%s\n' "${rows[@]}"
-echo "($ARCH 6.1, $REPS reps x N procs x $ITERS open+close; snapshot window ${WINDOW_CS} cs;" \
+echo "($ARCH 6.1; on/off: median of $REPS reps, N procs x $ITERS open+close; probe: median of $PROBE_REPS;" \
+    "snapshot: median of $SNAP_REPS pairs of ${WINDOW_CS} cs windows;" \
     "host load $(cut -d' ' -f1-3 /proc/loadavg); outputs in $OUT)"
 [ "$fails" -eq 0 ]

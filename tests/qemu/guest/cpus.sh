@@ -11,16 +11,19 @@
 #   REPS times interleaved: ring_off=NS / ring_on=NS per repetition, and the
 #   agent's n_evts / n_drops of that repetition (its final snapshot: each
 #   repetition starts a fresh agent).
-# snap: the agent's CPU (utime + stime, /proc/PID/stat) over WINDOW_CS on an
-#   idle guest with --interval 100ms (the minimum), then with --interval 1h
-#   (no snapshot in the window: drains and timers only); the difference over
-#   the snapshots written in the window is the CPU one snapshot costs,
-#   the per-CPU counters' summing included.
+# probe: PROBE_REPS more sysloop runs under an agent with BPF stats on: the
+#   probe's sys_exit time per call (ring reserve/commit included).
+# snap: the agent's CPU (its threads' schedstat run time) over WINDOW_CS on
+#   an idle guest with --interval 100ms (the minimum), then with --interval 1h
+#   (no snapshot in the window: drains and timers only), SNAP_REPS times; the
+#   difference over the snapshots written in the window is the CPU one
+#   snapshot costs, the per-CPU counters' summing included.
 #
-# Settings: /etc/kestrel-test.env (written by cpus.sh): REPS, ITERS, WINDOW_CS.
+# Settings: /etc/kestrel-test.env (written by cpus.sh): REPS, PROBE_REPS,
+# SNAP_REPS, ITERS, WINDOW_CS.
 # Output: "key=value" lines via kestrel-out (out.txt on the host).
 
-REPS=5 ITERS=5000 WINDOW_CS=1000
+REPS=7 PROBE_REPS=3 SNAP_REPS=3 ITERS=5000 WINDOW_CS=500
 # shellcheck source=/dev/null
 [ -f /etc/kestrel-test.env ] && . /etc/kestrel-test.env
 
@@ -47,11 +50,14 @@ now_cs() {
     _f=${_up#*.}
     NOW=$((_s * 100 + ${_f#0}))
 }
-# CPU ticks (USER_HZ) the agent used so far: utime + stime. Its comm has no
-# blanks, so the fields split plainly.
-agent_ticks() {
-    read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ut _st _ < "/proc/$KPID/stat"
-    TICKS=$((_ut + _st))
+# NS: CPU time the agent's threads have run so far (schedstat, in ns; the
+# utime/stime ticks of /proc/PID/stat are too coarse for a few ms).
+agent_ns() {
+    NS=0
+    for _f in "/proc/$KPID"/task/*/schedstat; do
+        read -r _n _ < "$_f"
+        NS=$((NS + _n))
+    done
 }
 # LINES: snapshots in /tmp/k.json so far (alert lines not counted).
 lines() {
@@ -101,25 +107,49 @@ while [ "$r" -le "$REPS" ]; do
     r=$((r + 1))
 done
 
+# ----------------------------------------------------------------- probe
+# The probe alone: sys_exit's BPF run time per call (--libbpf-stats-enabled)
+# over one sysloop run, from the first snapshot to the final one. It holds
+# the ring's reserve and commit, so contention shows here without the agent's
+# user space competing for the vCPUs.
+r=1
+while [ "$r" -le "$PROBE_REPS" ]; do
+    start_agent --libbpf-stats-enabled true
+    grep -m 1 '"Falco metrics snapshot"' /tmp/k.json > /tmp/p0.json
+    /extra/sysloop "$N" "$ITERS" > /dev/null || fail "sysloop failed under the agent"
+    stop_agent
+    grep '"Falco metrics snapshot"' /tmp/k.json | tail -n 1 > /tmp/p1.json
+    t=$(($(jget /tmp/p1.json scap.sys_exit.run_time_ns) - $(jget /tmp/p0.json scap.sys_exit.run_time_ns)))
+    c=$(($(jget /tmp/p1.json scap.sys_exit.run_cnt) - $(jget /tmp/p0.json scap.sys_exit.run_cnt)))
+    [ "$c" -gt 0 ] || fail "no sys_exit runs counted"
+    result "probe rep=$r sys_exit_ns_per_call=$((t / c)) calls=$c"
+    r=$((r + 1))
+done
+
 # ------------------------------------------------------------------ snap
-# snap_window INTERVAL: ticks and snapshots over WINDOW_CS on the idle guest.
+# snap_window INTERVAL: the agent's CPU ns and snapshots over WINDOW_CS on
+# the idle guest.
 snap_window() {
     start_agent --interval "$1"
     lines
     _l0=$LINES
-    agent_ticks
-    _t0=$TICKS
+    agent_ns
+    _n0=$NS
     now_cs
     _c0=$NOW
     nap "$((WINDOW_CS / 100)).$((WINDOW_CS % 100 / 10))$((WINDOW_CS % 10))"
-    agent_ticks
+    agent_ns
     now_cs
     lines
-    result "snap interval=$1 ticks=$((TICKS - _t0)) snapshots=$((LINES - _l0)) window_cs=$((NOW - _c0))"
+    result "snap rep=$r interval=$1 cpu_ns=$((NS - _n0)) snapshots=$((LINES - _l0)) window_cs=$((NOW - _c0))"
     stop_agent
 }
-snap_window 100ms
-snap_window 1h
+r=1
+while [ "$r" -le "$SNAP_REPS" ]; do
+    snap_window 100ms
+    snap_window 1h
+    r=$((r + 1))
+done
 
 result "result=PASS"
 kestrel-out "$OUT"
