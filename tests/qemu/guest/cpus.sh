@@ -89,6 +89,16 @@ stop_agent() {
     KPID=
 }
 jget() { sed -n "s/.*\"$2\":\"\{0,1\}\([^,\"}]*\).*/\1/p" "$1"; }
+# num FILE KEY: the integer KEY of the one-line JSON FILE, else fail (the file
+# goes to the host).
+num() {
+    _v=$(jget "$1" "$2")
+    case $_v in '' | *[!0-9]*)
+        kestrel-put "$1" "bad-$(basename "$1")"
+        fail "$2 missing or not an integer in $1: '$_v'" ;;
+    esac
+    NUM=$_v
+}
 
 N=$(grep -c '^processor' /proc/cpuinfo)
 result "kernel=$(uname -r) machine=$(uname -m) vcpus=$N possible=$(cat /sys/devices/system/cpu/possible)"
@@ -119,8 +129,14 @@ while [ "$r" -le "$PROBE_REPS" ]; do
     /extra/sysloop "$N" "$ITERS" > /dev/null || fail "sysloop failed under the agent"
     stop_agent
     grep '"Falco metrics snapshot"' /tmp/k.json | tail -n 1 > /tmp/p1.json
-    t=$(($(jget /tmp/p1.json scap.sys_exit.run_time_ns) - $(jget /tmp/p0.json scap.sys_exit.run_time_ns)))
-    c=$(($(jget /tmp/p1.json scap.sys_exit.run_cnt) - $(jget /tmp/p0.json scap.sys_exit.run_cnt)))
+    num /tmp/p1.json scap.sys_exit.run_time_ns
+    t=$NUM
+    num /tmp/p0.json scap.sys_exit.run_time_ns
+    t=$((t - NUM))
+    num /tmp/p1.json scap.sys_exit.run_cnt
+    c=$NUM
+    num /tmp/p0.json scap.sys_exit.run_cnt
+    c=$((c - NUM))
     [ "$c" -gt 0 ] || fail "no sys_exit runs counted"
     result "probe rep=$r sys_exit_ns_per_call=$((t / c)) calls=$c"
     r=$((r + 1))
