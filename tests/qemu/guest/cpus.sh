@@ -62,7 +62,9 @@ agent_ns() {
 # LINES: snapshots in /tmp/k.json so far (alert lines not counted).
 lines() {
     LINES=0
+    # grep -c exits 1 on none (the file exists before the first snapshot)
     [ ! -f /tmp/k.json ] || LINES=$(grep -c '"Falco metrics snapshot"' /tmp/k.json)
+    return 0
 }
 # start_agent ARGS...: waits for the first snapshot (written once start-up:
 # probe load, /proc scan, rules, is over; at 100ms one more), then a second
