@@ -8,8 +8,9 @@
 #
 # Usage: tests/qemu/cpus.sh [--aarch64 BIN | --x86_64 BIN] [--reps R] [--iters I]
 #                           [--probe-reps P] [--snap-reps S] [--window-cs CS] [VCPUS ...]
-#   --aarch64 BIN   the static agent for an arm64 guest (default arch; the
-#                   fastest under TCG here); --x86_64 BIN boots amd64 instead
+#   --aarch64 BIN   the static agent for an arm64 guest (default arch, the edge
+#                   gateways'); --x86_64 BIN boots amd64 instead (faster under
+#                   TCG: give it more --iters)
 #   --reps R        interleaved without/with-agent repetitions (default 5)
 #   --probe-reps P  runs under an agent with BPF stats on (default 3)
 #   --iters I       open+close pairs per process and run (default 5000)
@@ -29,7 +30,7 @@ OUT=${KESTREL_QEMU_CPUS_OUT:-/tmp/kestrel-qemu-cpus}
 ARCH=arm64 BIN='' REPS=5 PROBE_REPS=3 SNAP_REPS=3 ITERS=5000 WINDOW_CS=300
 VCPUS=()
 
-usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
     case $1 in
         --aarch64|--arm64) [ $# -ge 2 ] || usage; ARCH=arm64; BIN=$2; shift 2 ;;
