@@ -46,6 +46,10 @@ qemu-rules: build build-aarch64
 bench: build
     cargo bench --features bench --bench rig
 
+# the agent's cost on 1, 2 and 4 vCPUs in QEMU (ring contention, CPU per snapshot; ratios only)
+bench-cpus: build-aarch64
+    tests/qemu/cpus.sh --aarch64 target/aarch64-unknown-linux-musl/release/kestrel
+
 # will this host run the probe? (one screen)
 check:
     cargo run --release --quiet -- check
