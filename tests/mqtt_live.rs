@@ -147,7 +147,7 @@ fn mqtts_delivers_snapshots_and_alerts_across_a_broker_outage() {
     not(kestrel_ci),
     ignore = "needs root, mosquitto and openssl (scripts/test.sh installs them)"
 )]
-fn beyond_the_spool_bound_dropped_equals_counted() {
+fn beyond_the_spool_bound_every_snapshot_is_delivered_or_counted() {
     let _g = probe_lock();
     let d = TempDir::new("mqtt-bound");
     pki(&d.0);
@@ -167,19 +167,34 @@ fn beyond_the_spool_bound_dropped_equals_counted() {
     let before = file_times(&d).len();
     wait_for_snapshots(&d.path("agent.json"), before + 40, LONG);
     broker.restart();
-    // Delivered + dropped covers every snapshot once the spool is empty.
+    // Every snapshot is delivered or counted dropped once the spool is empty.
+    // QoS 1 is at least once: a message the broker took and persisted, whose
+    // PUBACK died with the connection (mosquitto's SIGTERM resets it, and a
+    // reset discards the agent's unread bytes), arrives after the restart and
+    // is still counted dropped when the spool bound evicts it. The agent
+    // cannot know; such overlap is at most its in-flight window (16).
+    let mut seen = (0, 0, 0);
     let settled = wait_until(LONG, || {
         let last = snapshots(&d.path("agent.json")).pop().unwrap();
         let dropped = field(&last, "kestrel.mqtt_drops") as usize;
         let n = file_times(&d).len();
-        dropped > 0 && sub.snapshot_times().len() + dropped == n
+        seen = (sub.snapshot_times().len(), dropped, n);
+        dropped > 0 && seen.0 + dropped >= n
     });
     let term = agent.term();
     assert!(term.success());
     let snaps = snapshots(&d.path("agent.json"));
     let last = snaps.last().unwrap();
     let dropped = field(last, "kestrel.mqtt_drops");
-    assert!(settled.is_some(), "delivered + dropped == taken");
+    let (delivered, counted, taken) = seen;
+    assert!(
+        settled.is_some(),
+        "delivered {delivered} + dropped {counted} < taken {taken}: a snapshot lost uncounted"
+    );
+    assert!(
+        delivered + counted <= taken + 16,
+        "delivered {delivered} + dropped {counted} exceeds taken {taken} by more than the in-flight window"
+    );
     assert_eq!(field(last, "falco.outputs_queue_num_drops"), dropped);
     // What arrived is in order, and the oldest went first: the newest arrived.
     let got = sub.snapshot_times();
