@@ -89,6 +89,17 @@ fn switch_user(u: &User) -> Result<(), String> {
     Ok(())
 }
 
+/// A capability set as the start line names it: "CAP_BPF", joined by "+",
+/// or "none".
+pub fn names(set: CapabilitySet) -> String {
+    let v: Vec<String> = set.iter_names().map(|(n, _)| format!("CAP_{n}")).collect();
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join("+")
+    }
+}
+
 /// Drops privileges (and switches user); returns the effective set that remains.
 pub fn drop_after_attach(user: Option<&User>) -> Result<CapabilitySet, String> {
     let err = |what: &str, e: rustix::io::Errno| format!("dropping privileges: {what}: {e}");
@@ -131,4 +142,19 @@ fn bpf_cap_known() -> bool {
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         .is_some_and(|n| n >= 39)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_sets_are_named_as_the_kernel_names_them() {
+        assert_eq!(names(CapabilitySet::BPF), "CAP_BPF");
+        assert_eq!(
+            names(CapabilitySet::BPF | CapabilitySet::SYS_ADMIN),
+            "CAP_SYS_ADMIN+CAP_BPF"
+        );
+        assert_eq!(names(CapabilitySet::empty()), "none");
+    }
 }

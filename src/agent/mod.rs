@@ -332,7 +332,7 @@ fn settle_process(checked: &mut Checked) -> Result<String, StartError> {
         p.write(std::process::id()).map_err(StartError::env)?;
     }
     crate::privilege::drop_after_attach(checked.user.as_ref())
-        .map(|kept| format!("{kept:?}"))
+        .map(crate::privilege::names)
         .map_err(StartError::env)
 }
 

@@ -76,21 +76,21 @@ fn buffer_line(cfg: &ProbeConfig, rb: i32, refused: bool) -> Line {
     }
 }
 
-pub(super) fn memlock_line(ver: (u32, u32), caps: u64) -> Line {
+/// `memlock`: the soft limit as the process started (None: unlimited).
+pub(super) fn memlock_line(ver: (u32, u32), caps: u64, memlock: Option<u64>) -> Line {
     const CAP_SYS_RESOURCE: u32 = 24;
-    let memlock = rustix::process::getrlimit(rustix::process::Resource::Memlock);
-    let ok = ver >= (5, 11) || memlock.current.is_none() || has_cap(caps, CAP_SYS_RESOURCE);
+    let ok = ver >= (5, 11) || memlock.is_none() || has_cap(caps, CAP_SYS_RESOURCE);
     line(
         "memlock",
         ok,
         true,
         format!(
             "RLIMIT_MEMLOCK {} ({})",
-            memlock
-                .current
-                .map_or("unlimited".to_string(), |n| format!("{} KiB", n / 1024)),
+            memlock.map_or("unlimited".to_string(), |n| format!("{} KiB", n / 1024)),
             if ver >= (5, 11) {
                 "not used for BPF memory since 5.11"
+            } else if memlock.is_some() && has_cap(caps, CAP_SYS_RESOURCE) {
+                "kernels before 5.11 charge BPF maps to it; the agent raises it (CAP_SYS_RESOURCE)"
             } else {
                 "kernels before 5.11 charge BPF maps to it"
             }

@@ -148,6 +148,9 @@ pub fn run(cfg: &ProbeConfig) -> Report {
     let release = uname.release().to_string_lossy().into_owned();
     let ver = kernel_version(&release).unwrap_or((0, 0));
     let caps = cap_eff();
+    // Read before the BPF checks: libbpf raises it itself on kernels that
+    // charge BPF memory to it, and the line is about what the agent finds.
+    let memlock = rustix::process::getrlimit(rustix::process::Resource::Memlock).current;
     let mut v = vec![
         arch_line(&uname.machine().to_string_lossy()),
         kernel_line(&release, ver),
@@ -155,7 +158,7 @@ pub fn run(cfg: &ProbeConfig) -> Report {
     v.extend(btf_lines(cfg, &release));
     v.push(caps_line(caps));
     v.extend(bpf_lines(cfg));
-    v.push(memlock_line(ver, caps));
+    v.push(memlock_line(ver, caps, memlock));
     v.extend(tracefs_lines());
     v.push(stats_line());
     v.push(jit::jit_line(&release));
