@@ -141,6 +141,8 @@ mknod -m 600 "$ROOT/dev/console" c 5 1 2>/dev/null || true
 mknod -m 666 "$ROOT/dev/null" c 1 3 2>/dev/null || true
 [ "$BINARY" = - ] || install -m 0755 "$BINARY" "$ROOT/bin/kestrel"
 install -m 0755 "$SCRIPT" "$ROOT/test.sh"
+mkdir -p "$ROOT/lib"
+install -m 0644 "$(dirname "$0")/guest/lib.sh" "$ROOT/lib/kestrel-guest.sh"
 for x in "$@"; do
     src=${x%%:*}; dst=/extra/$(basename "$src")
     case $x in *:/*) dst=${x#*:} ;; esac

@@ -33,7 +33,8 @@ FIFO=/tmp/kestrel-tick
 mkfifo "$FIFO"
 exec 4<> "$FIFO"
 KPID=
-nap() { read -r -t "$1" -u 4 _; }
+# shellcheck source=tests/qemu/guest/lib.sh
+. /lib/kestrel-guest.sh # nap, now_cs, is_zombie (tests/qemu/guest/lib.sh)
 result() { echo "kestrel-guest: $*"; echo "$*" >> "$OUT"; }
 fail() {
     echo "$*" > /tmp/kestrel-fail-reason
@@ -42,13 +43,6 @@ fail() {
     kestrel-out "$OUT"
     [ -n "$KPID" ] && kill -TERM "$KPID" 2>/dev/null
     exit 1
-}
-# Centiseconds since boot (/proc/uptime, 10 ms steps).
-now_cs() {
-    read -r _up _ < /proc/uptime
-    _s=${_up%.*}
-    _f=${_up#*.}
-    NOW=$((_s * 100 + ${_f#0}))
 }
 # NS: CPU time the agent's threads have run so far (schedstat, in ns; the
 # utime/stime ticks of /proc/PID/stat are too coarse for a few ms).

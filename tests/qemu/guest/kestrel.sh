@@ -88,15 +88,9 @@ fail() {
 # descriptor (open, dup, close would be fd events in the counts): the FIFO and
 # the snapshot file are opened once, on fds 4 and 3, and read with `read -u`.
 exec 4<> "$FIFO"
-# Builtin-only sleep: read with a timeout on the FIFO (nobody writes to it).
-nap() { read -r -t "$1" -u 4 _; }
-# Centiseconds since boot, builtins only (opens /proc/uptime: not in windows).
-now_cs() {
-    read -r _up _ < /proc/uptime
-    _s=${_up%.*}
-    _f=${_up#*.}
-    NOW=$((_s * 100 + ${_f#0}))
-}
+# now_cs opens /proc/uptime: not inside windows.
+# shellcheck source=tests/qemu/guest/lib.sh
+. /lib/kestrel-guest.sh # nap, now_cs, is_zombie (tests/qemu/guest/lib.sh)
 # NLINES = complete lines of /tmp/k.json so far, LAST = the last one. Reads
 # only what is new (busybox read takes one byte per read(2); rereading the
 # whole file every poll grew slower with every snapshot). A line the agent is
@@ -130,11 +124,6 @@ wait_lines() {
         _left=$((_left - 1))
         nap 0.02
     done
-}
-is_zombie() {
-    [ -r "/proc/$KPID/stat" ] || return 1
-    read -r _ _ _st _ < "/proc/$KPID/stat"
-    [ "$_st" = Z ]
 }
 last_pid() { read -r _ _ _ _ LASTPID < /proc/loadavg; }
 

@@ -72,19 +72,8 @@ fail() {
     [ -s /tmp/k.json ] && kestrel-put /tmp/k.json k.json
     exit 1
 }
-# Builtin-only sleep: read with a timeout on the FIFO (nobody writes to it).
-nap() { read -r -t "$1" -u 4 _; }
-now_cs() {
-    read -r _up _ < /proc/uptime
-    _s=${_up%.*}
-    _f=${_up#*.}
-    NOW=$((_s * 100 + ${_f#0}))
-}
-is_zombie() {
-    [ -r "/proc/$KPID/stat" ] || return 1
-    read -r _ _ _st _ < "/proc/$KPID/stat"
-    [ "$_st" = Z ]
-}
+# shellcheck source=tests/qemu/guest/lib.sh
+. /lib/kestrel-guest.sh # nap, now_cs, is_zombie (tests/qemu/guest/lib.sh)
 agent_gone() { [ ! -d "/proc/$KPID" ] || is_zombie; }
 
 # scan: reads what is new in /tmp/k.json (kept open on fd 3) and counts
