@@ -118,9 +118,8 @@ static __always_inline void fill_task_session(struct kestrel_task *t, struct tas
 }
 
 /* Only on the drop path: the ring is full, so this cost is not on the hot path. */
-static __always_inline void count_drop_by_pid(void)
+static __always_inline void count_drop_of(__u32 pid)
 {
-	__u32 pid = bpf_get_current_pid_tgid() >> 32;
 	__u64 one = 1, *n;
 
 	if (!count_drops_by_pid)
@@ -130,6 +129,11 @@ static __always_inline void count_drop_by_pid(void)
 		shared_add(n, 1);
 	else
 		bpf_map_update_elem(&drops_by_pid, &pid, &one, BPF_NOEXIST);
+}
+
+static __always_inline void count_drop_by_pid(void)
+{
+	count_drop_of(bpf_get_current_pid_tgid() >> 32);
 }
 
 static __always_inline void count_drop(struct kestrel_counters *c, int cat, int dir)
@@ -157,11 +161,11 @@ static __always_inline void count_drop(struct kestrel_counters *c, int cat, int 
  * every check or drop would wake it again (perf showed the self-IPI at 3 %
  * of a traced open/close loop's time).
  */
-static __always_inline __u64 wake_flags(struct kestrel_counters *c)
+static __always_inline __u64 wake_flags(struct kestrel_counters *c, bool check)
 {
 	if (!wakeup_bytes)
 		return 0;
-	if (drop_wake || ((c->n_evts & wake_check_mask) == 0 &&
+	if (drop_wake || ((check || (c->n_evts & wake_check_mask) == 0) &&
 			  bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)) {
 		drop_wake = 0;
 		if ((__s32)((__u32)bpf_ringbuf_query(&events, BPF_RB_CONS_POS) - woken_at) >= 0) {
@@ -203,10 +207,15 @@ static __out_of_line void *perf_scratch(struct kestrel_counters *c)
 	return &s->rec;
 }
 
+/* Sends this CPU's staged records ahead of a record that goes to the ring
+ * on its own, so one CPU's records stay in order (bpf/stage.h). */
+static __always_inline void stage_drain(struct kestrel_counters *c);
+
 /* Copies a variable-size record built in scratch space. */
 static __always_inline void emit(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
 				 int cat, int dir)
 {
+	stage_drain(c);
 	c->n_evts++;
 	if (len > sizeof(union kestrel_record)) {
 		c->n_drops_scratch_map++;
@@ -218,7 +227,7 @@ static __always_inline void emit(void *ctx, struct kestrel_counters *c, void *re
 		return;
 	}
 	((struct kestrel_hdr *)rec)->jiffies = bpf_jiffies64();
-	if (bpf_ringbuf_output(&events, rec, len, wake_flags(c)))
+	if (bpf_ringbuf_output(&events, rec, len, wake_flags(c, false)))
 		count_drop(c, cat, dir);
 }
 
@@ -231,6 +240,7 @@ static __always_inline void *reserve(struct kestrel_counters *c, __u64 size, int
 {
 	void *r;
 
+	stage_drain(c);
 	c->n_evts++;
 	if (use_perf)
 		return perf_scratch(c);
@@ -250,7 +260,7 @@ static __always_inline int submit(void *ctx, struct kestrel_counters *c, void *r
 		return perf_out(ctx, c, rec, size, cat * KD_MAX + dir);
 	/* 5.4 has no bpf_jiffies64: the perf path never reaches it. */
 	((struct kestrel_hdr *)rec)->jiffies = bpf_jiffies64();
-	bpf_ringbuf_submit(rec, wake_flags(c));
+	bpf_ringbuf_submit(rec, wake_flags(c, false));
 	return 0;
 }
 
@@ -283,5 +293,8 @@ static __always_inline __u16 read_user_path(struct kestrel_counters *c, struct k
 		c->n_drops_page_faults++;
 	return n;
 }
+
+/* stage_drain, declared above: staging builds on everything here. */
+#include "stage.h"
 
 #endif /* KESTREL_EMIT_H */

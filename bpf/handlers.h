@@ -8,6 +8,7 @@
 #define KESTREL_HANDLERS_H
 
 #include "emit.h"
+#include "stage.h"
 #include "syscall.h"
 
 /* A syscall record's header: the caller's identity plus the call's ABI. */
@@ -92,8 +93,9 @@ static __always_inline void handle_clone(struct kestrel_counters *c, const struc
  */
 static __always_inline void handle_open(struct kestrel_counters *c, const struct call *k)
 {
-	struct kestrel_open *o = reserve(c, sizeof(*o), k->cat, KD_EXIT);
-	__u64 path = 0;
+	struct stage *st;
+	struct kestrel_open *o = take(c, &st, sizeof(*o), k->cat, KD_EXIT);
+	__u64 path = 0, size;
 
 	if (!o)
 		return;
@@ -139,12 +141,15 @@ static __always_inline void handle_open(struct kestrel_counters *c, const struct
 		o->path_len = 1;
 		o->path[0] = 0;
 	}
-	submit(k->ctx, c, o, sizeof(*o), k->cat, KD_EXIT);
+	/* Staged, only the used part of the path goes. */
+	size = st ? __builtin_offsetof(struct kestrel_open, path) + o->path_len : sizeof(*o);
+	put(k->ctx, c, st, o, size, k->cat, KD_EXIT);
 }
 
 static __always_inline void handle_fd(struct kestrel_counters *c, const struct call *k)
 {
-	struct kestrel_fd *f = reserve(c, sizeof(*f), k->cat, KD_EXIT);
+	struct stage *st;
+	struct kestrel_fd *f = take(c, &st, sizeof(*f), k->cat, KD_EXIT);
 
 	if (!f)
 		return;
@@ -154,12 +159,13 @@ static __always_inline void handle_fd(struct kestrel_counters *c, const struct c
 	f->pad = 0;
 	if (f->flags & O_CLOEXEC_GENERIC)
 		f->hdr.flags |= KF_CLOEXEC;
-	submit(k->ctx, c, f, sizeof(*f), k->cat, KD_EXIT);
+	put(k->ctx, c, st, f, sizeof(*f), k->cat, KD_EXIT);
 }
 
 static __always_inline void handle_socket(struct kestrel_counters *c, const struct call *k)
 {
-	struct kestrel_socket *r = reserve(c, sizeof(*r), k->cat, KD_EXIT);
+	struct stage *st;
+	struct kestrel_socket *r = take(c, &st, sizeof(*r), k->cat, KD_EXIT);
 
 	if (!r)
 		return;
@@ -170,7 +176,7 @@ static __always_inline void handle_socket(struct kestrel_counters *c, const stru
 	r->pad = 0;
 	if (r->type & SOCK_CLOEXEC)
 		r->hdr.flags |= KF_CLOEXEC;
-	submit(k->ctx, c, r, sizeof(*r), k->cat, KD_EXIT);
+	put(k->ctx, c, st, r, sizeof(*r), k->cat, KD_EXIT);
 }
 
 /*
@@ -269,12 +275,13 @@ static __always_inline void handle_sockaddr(struct kestrel_counters *c, const st
 static __always_inline void handle_generic(struct kestrel_counters *c, const struct call *k,
 					   __u16 type, int dir)
 {
-	struct kestrel_generic *g = reserve(c, sizeof(*g), k->cat, dir);
+	struct stage *st;
+	struct kestrel_generic *g = take(c, &st, sizeof(*g), k->cat, dir);
 
 	if (!g)
 		return;
 	fill_call_hdr(&g->hdr, type, k);
-	submit(k->ctx, c, g, sizeof(*g), k->cat, dir);
+	put(k->ctx, c, st, g, sizeof(*g), k->cat, dir);
 }
 
 static __always_inline void fill_args(__u64 *a, const struct call *k)
@@ -301,7 +308,9 @@ static __always_inline void handle_syscall(struct kestrel_counters *c, const str
 	__u32 n0, n1 = 0;
 
 	if (k->handler == KH_ARGS) {
-		r = reserve(c, fixed, k->cat, KD_EXIT);
+		struct stage *st;
+
+		r = take(c, &st, fixed, k->cat, KD_EXIT);
 		if (!r)
 			return;
 		fill_call_hdr(&r->hdr, KR_SYSCALL, k);
@@ -309,7 +318,7 @@ static __always_inline void handle_syscall(struct kestrel_counters *c, const str
 		r->s0_len = 0;
 		r->s1_len = 0;
 		r->pad = 0;
-		submit(k->ctx, c, r, fixed, k->cat, KD_EXIT);
+		put(k->ctx, c, st, r, fixed, k->cat, KD_EXIT);
 		return;
 	}
 	s = get_scratch(c);

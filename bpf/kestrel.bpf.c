@@ -324,6 +324,8 @@ static __always_inline int on_exit(void *ctx, struct task_struct *p)
 #define P_FORK(btf) on_fork(ctx, child)
 #define P_EXEC(btf) on_exec(ctx, p, old_pid, bprm)
 #define P_EXIT(btf) on_exit(ctx, p)
+#define SWITCH(btf) stage_flush_cpu(false)
+#define TICK(btf) stage_flush_cpu(true)
 
 TWINS("sys_exit", sys_exit, raw_sys_exit, SYS_EXIT, struct pt_regs *regs, long ret)
 TWINS("sys_enter", sys_enter, raw_sys_enter, SYS_ENTER, struct pt_regs *regs, long id)
@@ -332,3 +334,11 @@ TWINS("sched_process_fork", sched_p_fork, raw_p_fork, P_FORK, struct task_struct
 TWINS("sched_process_exec", sched_p_exec, raw_p_exec, P_EXEC, struct task_struct *p, int old_pid,
       struct linux_binprm *bprm)
 TWINS("sched_process_exit", sched_proc_exit, raw_proc_exit, P_EXIT, struct task_struct *p)
+/* Staging (bpf/stage.h): no argument is read. */
+/* clang-format off */
+#define TWINS_NO_ARGS(tp, name, raw_name, call)                       \
+	SEC("tp_btf/" tp) int name(void *ctx) { return call(true); } \
+	SEC("raw_tp/" tp) int raw_name(void *ctx) { return call(false); }
+/* clang-format on */
+TWINS_NO_ARGS("sched_switch", sched_switch, raw_sched_switch, SWITCH)
+TWINS_NO_ARGS("hrtimer_expire_entry", hrtimer_expire, raw_hrtimer_expire, TICK)

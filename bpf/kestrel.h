@@ -30,6 +30,9 @@ enum kestrel_limits {
 	KESTREL_ARGS_MAX = 256,
 	/* Steps (components and mount crossings) of the exe and cwd walks. */
 	KESTREL_PATH_DEPTH = 24,
+	/* Staged bytes at which a CPU's small records go to the ring as one
+	 * (bpf/stage.h); a power of two. */
+	KESTREL_STAGE_FLUSH = 2048,
 };
 
 enum kestrel_record_type {
@@ -351,6 +354,10 @@ enum kestrel_layout {
 	KL_COUNTERS = sizeof(struct kestrel_counters),
 	KL_COUNTERS_SYSCALLS = __builtin_offsetof(struct kestrel_counters, syscalls),
 	KL_PROC_CALLS = sizeof(struct kestrel_proc_calls),
+	/* The largest ring record: a full stage of small records (a stage is
+	 * flushed once it reaches KESTREL_STAGE_FLUSH; an open is the largest
+	 * record staged), or one record of the largest type. */
+	KL_STAGE = KESTREL_STAGE_FLUSH + sizeof(struct kestrel_open),
 };
 
 /*

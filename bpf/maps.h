@@ -84,6 +84,8 @@ const volatile __u64 wakeup_bytes = 0;
  * prunes the path not taken, so the ring path runs none of it, and a kernel
  * without ring buffers never sees their helpers. */
 const volatile bool use_perf = false;
+/* Small records are staged per CPU and sent in groups (bpf/stage.h). */
+const volatile bool use_stage = false;
 /* Records between two fill checks, minus one (a power of two minus one):
  * user space derives it from the ring size so that at most an eighth of
  * the ring fills between checks; a 4 KiB ring checks every record. */

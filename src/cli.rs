@@ -164,6 +164,11 @@ pub struct RunArgs {
     /// per-CPU perf buffers), ring or perf
     #[argh(option, from_str_fn(EventBuffer::parse))]
     pub event_buffer: Option<EventBuffer>,
+    /// small records (open, close, dup, socket) go to the ring buffer in per-CPU
+    /// groups, sent within a jiffy, at a task switch or before any other record
+    /// (default true; 64-bit kernels with the ring buffer)
+    #[argh(option, from_str_fn(parse_bool))]
+    pub stage_records: Option<bool>,
     /// BTF file for CO-RE when the kernel has none (default: search
     /// /etc/kestrel/btf/RELEASE.btf, /usr/lib/kestrel/btf/RELEASE.btf)
     #[argh(option, from_str_fn(parse_btf_file))]

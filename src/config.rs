@@ -78,6 +78,7 @@ pub const KEYS: &[(&str, Kind)] = &[
     ("culprit-sample-period", Kind::Whole),
     ("attach", Kind::Text),
     ("event-buffer", Kind::Text),
+    ("stage-records", Kind::Bool),
     ("btf", Kind::Text),
     ("prometheus", Kind::TextOrWhole),
     ("prometheus-names", Kind::Text),

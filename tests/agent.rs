@@ -152,8 +152,10 @@ fn raw_tp_agent_with_a_btf_file_reports_its_path_and_program_names() {
     assert_eq!(
         names,
         [
+            "scap.hrtimer_expire.run_cnt",
             "scap.sched_p_exec.run_cnt",
             "scap.sched_proc_exit.run_cnt",
+            "scap.sched_switch.run_cnt",
             "scap.sys_exit.run_cnt"
         ],
         "raw_tp twins report the tp_btf names"

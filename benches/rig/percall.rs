@@ -104,8 +104,8 @@ pub fn attach_wall(reps: usize, calls: usize) {
 /// build's tp_btf with --event-buffer perf (the 5.4-5.7 path) over the ring.
 pub fn traced(reps: usize, iters: usize, path: &std::ffi::CString) {
     println!("\n## traced call (open/close), medians of {reps} interleaved runs of {iters} pairs");
-    println!("| build | tp_btf ns/call | raw_tp ns/call | raw_tp / tp_btf (runs) | tp_btf, perf buffer ns/call | perf / ring (runs) |");
-    println!("|---|---|---|---|---|---|");
+    println!("| build | tp_btf ns/call | raw_tp ns/call | raw_tp / tp_btf (runs) | tp_btf, perf buffer ns/call | perf / ring (runs) | stage senders, tp_btf ns/call |");
+    println!("|---|---|---|---|---|---|---|");
     // SAFETY: plain syscall wrapper; the fd keeps stats on until dropped.
     let stats_fd = unsafe {
         libbpf_rs::libbpf_sys::bpf_enable_stats(libbpf_rs::libbpf_sys::BPF_STATS_RUN_TIME)
@@ -118,6 +118,7 @@ pub fn traced(reps: usize, iters: usize, path: &std::ffi::CString) {
         builds.push(("baseline", b));
     }
     let mut got = vec![(Vec::new(), Vec::new(), Vec::new()); builds.len()];
+    let mut senders = vec![Vec::new(); builds.len()];
     let mut perf = (Vec::new(), Vec::new());
     let setups: [(&str, &str, &[&str]); 3] = [
         ("tp_btf", "sys_exit", &[]),
@@ -133,11 +134,16 @@ pub fn traced(reps: usize, iters: usize, path: &std::ffi::CString) {
                 let agent = Agent::start_with(bin, "default", true, attach, extra);
                 let pid = agent.child.id();
                 let a = agent_prog(pid, prog).expect("the agent's sys_exit");
+                let sent0 = stage_senders_ns(pid);
                 traced_only(iters, path);
                 let b = agent_prog(pid, prog).expect("the agent's sys_exit");
+                let sent = stage_senders_ns(pid) - sent0;
                 agent.stop();
-                ns[j] =
-                    (b.run_time_ns - a.run_time_ns) as f64 / (b.run_cnt - a.run_cnt).max(1) as f64;
+                let calls = (b.run_cnt - a.run_cnt).max(1) as f64;
+                ns[j] = (b.run_time_ns - a.run_time_ns) as f64 / calls;
+                if j == 0 {
+                    senders[i].push(sent as f64 / calls);
+                }
             }
             got[i].0.push(ns[0]);
             got[i].1.push(ns[1]);
@@ -163,10 +169,22 @@ pub fn traced(reps: usize, iters: usize, path: &std::ffi::CString) {
             "- | -".into()
         };
         println!(
-            "| {name} ({bin}) | {:.1} | {:.1} | {} | {p} |",
+            "| {name} ({bin}) | {:.1} | {:.1} | {} | {p} | {:.1} |",
             median(t),
             median(r),
-            range(&q)
+            range(&q),
+            median(senders[i].clone())
         );
     }
+    println!("(stage senders: the run time of sched_switch and hrtimer_expire, which send the CPUs' stages, per traced call; not in the tp_btf column)");
+}
+
+/// Run time so far of the agent's programs that send staged records
+/// (bpf/stage.h); 0 for a build without them.
+fn stage_senders_ns(pid: u32) -> u64 {
+    ["sched_switch", "hrtimer_expire"]
+        .iter()
+        .filter_map(|p| agent_prog(pid, p))
+        .map(|s| s.run_time_ns)
+        .sum()
 }

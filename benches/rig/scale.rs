@@ -21,6 +21,7 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
     let mut no_culprits = Vec::new();
     let mut none = Vec::new();
     let mut perf = Vec::new();
+    let mut unstaged = Vec::new();
     for _ in 0..reps {
         alone.push(mix(iters, path));
         let a = Agent::start("default", false);
@@ -36,9 +37,12 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
         let a = Agent::start_with(BIN, "default", false, "auto", &["--event-buffer", "perf"]);
         perf.push(mix(iters, path));
         a.stop();
+        let a = Agent::start_with(BIN, "default", false, "auto", &["--stage-records", "false"]);
+        unstaged.push(mix(iters, path));
+        a.stop();
     }
     let (ma, md, mn) = (median(alone), median(default), median(none));
-    let (mc, mp) = (median(no_culprits), median(perf));
+    let (mc, mp, mu) = (median(no_culprits), median(perf), median(unstaged));
     println!("| setup | median s | ratio to alone |");
     println!("|---|---|---|");
     println!("| alone | {ma:.3} | 1.00 |");
@@ -54,6 +58,10 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
         "| kestrel, default set, --event-buffer perf | {mp:.3} | {:.2} |",
         mp / ma
     );
+    println!(
+        "| kestrel, default set, --stage-records false | {mu:.3} | {:.2} |",
+        mu / ma
+    );
     println!("| kestrel, nothing selected | {mn:.3} | {:.2} |", mn / ma);
     println!(
         "overhead with defaults / bare attach's: {:.2}",
@@ -62,6 +70,10 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
     println!(
         "overhead through perf buffers / through the ring: {:.2}",
         (mp - ma) / (md - ma)
+    );
+    println!(
+        "overhead without staging / bare attach's: {:.2}",
+        (mu - ma) / (mn - ma)
     );
 }
 

@@ -54,6 +54,7 @@ pub fn restart_keys(a: &cli::RunArgs) -> RestartKeys {
         ("enter-events", d(&a.enter_events)),
         ("attach", d(&a.attach.unwrap_or(AttachMode::Auto))),
         ("event-buffer", d(&a.event_buffer.unwrap_or_default())),
+        ("stage-records", d(&a.stage_records.unwrap_or(true))),
         ("btf", d(&a.btf)),
         (
             "thread-table-size",
@@ -103,6 +104,7 @@ pub fn agent_config(a: cli::RunArgs, threads: usize, fds: usize, rules: RuleSet)
             enter_events: a.enter_events,
             attach: a.attach.unwrap_or(AttachMode::Auto),
             event_buffer: a.event_buffer.unwrap_or_default(),
+            stage_records: a.stage_records.unwrap_or(probe.stage_records),
             btf: a.btf.map(PathBuf::from),
             culprits: culprits.enabled,
             culprit_capacity: culprits.capacity as u32,

@@ -35,6 +35,9 @@ pub struct ProbeConfig {
     pub failed_open_paths: bool,
     /// Ring buffer, perf buffers, or whichever the kernel has (`--event-buffer`).
     pub event_buffer: EventBuffer,
+    /// Small records go to the ring in per-CPU groups (bpf/stage.h;
+    /// `--stage-records`): the ring path on 64-bit kernels only.
+    pub stage_records: bool,
 }
 
 /// A power of two minus one: at most 64 records between fill checks, and
@@ -61,6 +64,7 @@ impl ProbeConfig {
             calls_sample_period: CALLS_SAMPLE_PERIOD,
             failed_open_paths: false,
             event_buffer: EventBuffer::Auto,
+            stage_records: true,
         }
     }
 }

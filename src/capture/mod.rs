@@ -14,6 +14,7 @@ mod progs;
 pub mod record;
 pub mod ring;
 pub mod source;
+mod stage;
 mod stats;
 pub mod syscall_names;
 pub mod syscalls;
@@ -87,11 +88,14 @@ pub struct Probe<'obj> {
     counter_read_errors: u64,
     stats_fd: Option<OwnedFd>,
     /// What attach_all attaches.
-    wanted: [(Prog, bool); 5],
+    wanted: [(Prog, bool); 7],
     /// enable_stats set kernel.bpf_stats_enabled itself (before 5.8).
     stats_sysctl_set: bool,
     /// sys_exit counts every syscall (culprits): sys_exit_ran can tell.
     counts_syscalls: bool,
+    /// Records still staged when detach gave up waiting (stage.rs), by
+    /// category and direction: counted as drops.
+    stranded: [[u64; abi::KD_MAX]; abi::KC_MAX],
 }
 
 // libbpf's messages during load, kept so a verifier rejection can show its tail.
@@ -221,12 +225,16 @@ impl<'obj> Probe<'obj> {
         rodata.wake_check_mask = wake_check_mask(cfg.ring_bytes);
         let perf = buffer.0 == BufferKind::Perf;
         rodata.use_perf = perf;
-        // Only the map in use is created: a pre-5.8 kernel refuses a ring.
+        // The probe never stages on 32-bit ARM (bpf/stage.h).
+        let stage = cfg.stage_records && !perf && cfg!(not(target_arch = "arm"));
+        rodata.use_stage = stage;
+        // Only the maps in use are created: a pre-5.8 kernel refuses a ring.
         open.maps
             .events
             .set_max_entries(cfg.ring_bytes)
             .and_then(|_| open.maps.events.set_autocreate(!perf))
             .and_then(|_| open.maps.perf_events.set_autocreate(perf))
+            .and_then(|_| open.maps.stage.set_autocreate(stage))
             .map_err(|e| classify(e, None))?;
 
         let wants =
@@ -240,6 +248,8 @@ impl<'obj> Probe<'obj> {
             (Prog::SchedFork, fork_tp),
             (Prog::SchedExec, exec_tp),
             (Prog::SchedExit, true),
+            (Prog::SchedSwitch, stage),
+            (Prog::HrtimerExpire, stage),
         ];
         for (prog, on) in wanted {
             for p in [AttachPath::TpBtf, AttachPath::RawTp] {
@@ -265,6 +275,7 @@ impl<'obj> Probe<'obj> {
             wanted,
             stats_sysctl_set: false,
             counts_syscalls: cfg.culprits,
+            stranded: Default::default(),
         })
     }
 
@@ -342,9 +353,19 @@ impl<'obj> Probe<'obj> {
     }
 
     /// Detaches every program; the ring buffer and counters stay readable, so
-    /// a final drain and read account for every record exactly.
+    /// a final drain and read account for every record exactly. The
+    /// programs that send the CPUs' stages go last (stage.rs).
     pub fn detach(&mut self) {
-        self.links.clear();
+        let links = std::mem::take(&mut self.links);
+        let flushers: Vec<Link> = links
+            .into_iter()
+            .zip(&self.attached)
+            .filter(|(_, p)| stage::is_flusher(**p))
+            .map(|(l, _)| l)
+            .collect();
+        if !flushers.is_empty() {
+            self.stranded = stage::wait_sent(&self.skel.maps.stage);
+        }
     }
 
     pub fn events_map(&self) -> &dyn MapCore {

@@ -57,4 +57,6 @@ programs! {
     SchedFork => sched_p_fork, raw_p_fork;
     SchedExec => sched_p_exec, raw_p_exec;
     SchedExit => sched_proc_exit, raw_proc_exit;
+    SchedSwitch => sched_switch, raw_sched_switch;
+    HrtimerExpire => hrtimer_expire, raw_hrtimer_expire;
 }

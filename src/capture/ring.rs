@@ -18,15 +18,47 @@ use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 
 use core::mem::size_of;
 
-use super::skel::types::kestrel_record;
+use super::skel::types::{kestrel_hdr, kestrel_layout, kestrel_record};
 
 const BUSY_BIT: u32 = 1 << 31;
 const DISCARD_BIT: u32 = 1 << 30;
 const HDR: usize = 8;
 
-/// The largest record the probe writes (kestrel.h's union of them all):
-/// the scratch a wrapped record is copied into.
+/// The largest record the probe writes (kestrel.h's union of them all).
 pub const MAX_RECORD: usize = size_of::<kestrel_record>();
+
+/// The largest ring record: one record, or a CPU's stage of small ones
+/// (bpf/stage.h); the scratch a wrapped one is copied into.
+pub const MAX_ENTRY: usize = {
+    let stage = kestrel_layout::KL_STAGE.0 as usize;
+    if stage > MAX_RECORD {
+        stage
+    } else {
+        MAX_RECORD
+    }
+};
+
+/// The records in one ring record, each handed to `f`: one record, or a
+/// stage of small records back to back, each starting 8-aligned and as
+/// long as its hdr.len says. False when a length is off: what came before
+/// it was delivered, the rest is not.
+pub fn split(entry: &[u8], mut f: impl FnMut(&[u8])) -> bool {
+    const LEN_AT: usize = core::mem::offset_of!(kestrel_hdr, len);
+    let mut at = 0;
+    while at < entry.len() {
+        let rest = &entry[at..];
+        let len = match rest.get(LEN_AT..LEN_AT + 2) {
+            Some(b) => usize::from(u16::from_ne_bytes([b[0], b[1]])),
+            None => return false,
+        };
+        if len < size_of::<kestrel_hdr>() || len > rest.len() {
+            return false;
+        }
+        f(&rest[..len]);
+        at += len.next_multiple_of(8);
+    }
+    true
+}
 
 /// Where a record's bytes are: in the mapping, or split by the end of it.
 enum Span {
@@ -96,7 +128,7 @@ impl<F: FnMut(&[u8])> EventRing<F> {
             consumer,
             producer,
             size,
-            scratch: vec![0; MAX_RECORD].into_boxed_slice(),
+            scratch: vec![0; MAX_ENTRY].into_boxed_slice(),
             on_record,
             corrupt: 0,
         })
@@ -129,7 +161,8 @@ impl<F: FnMut(&[u8])> EventRing<F> {
         unsafe { AtomicU32::from_ptr(self.data().add(off) as *mut u32) }.load(Ordering::Acquire)
     }
 
-    /// Delivers the committed records; returns how many.
+    /// Delivers the committed records; returns how many ring records (a
+    /// stage of small records counts once).
     /// At most about a ring's worth per call: under a flood the consumer
     /// cannot keep up with, the loop still gets back to its snapshots,
     /// signals and scrapes (the probe drops, and counts, what does not fit;
@@ -184,8 +217,8 @@ impl<F: FnMut(&[u8])> EventRing<F> {
         }
     }
 
-    /// Hands one record to on_record; false when it wraps and is longer
-    /// than any record type (not delivered).
+    /// Hands the records of one ring record to on_record; false when it
+    /// wraps and is longer than any ring record, or its lengths are off.
     fn deliver(&mut self, at: usize, len: usize) -> bool {
         let data = self.data();
         match self.span(at, len) {
@@ -194,7 +227,7 @@ impl<F: FnMut(&[u8])> EventRing<F> {
                 // kernel does not rewrite a record before consumer_pos
                 // passes it.
                 let rec = unsafe { core::slice::from_raw_parts(data.add(off), len) };
-                (self.on_record)(rec);
+                split(rec, &mut self.on_record)
             }
             Span::Wrapped { first } => {
                 if len > self.scratch.len() {
@@ -211,10 +244,9 @@ impl<F: FnMut(&[u8])> EventRing<F> {
                 };
                 self.scratch[..first].copy_from_slice(a);
                 self.scratch[first..len].copy_from_slice(b);
-                (self.on_record)(&self.scratch[..len]);
+                split(&self.scratch[..len], &mut self.on_record)
             }
         }
-        true
     }
 }
 
@@ -234,5 +266,61 @@ impl<F: FnMut(&[u8])> Drop for EventRing<F> {
             let _ = munmap(self.consumer, self.page);
             let _ = munmap(self.producer, self.page + self.size);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+    use core::mem::{offset_of, size_of};
+
+    use crate::capture::skel::types::kestrel_hdr;
+
+    /// A record of `len` bytes, its hdr.len set, its other bytes `fill`.
+    fn rec(len: usize, fill: u8) -> Vec<u8> {
+        let mut r = vec![fill; len];
+        let at = offset_of!(kestrel_hdr, len);
+        r[at..at + 2].copy_from_slice(&(len as u16).to_ne_bytes());
+        r
+    }
+
+    fn pieces(entry: &[u8]) -> (bool, Vec<Vec<u8>>) {
+        let mut got = Vec::new();
+        let ok = split(entry, |r| got.push(r.to_vec()));
+        (ok, got)
+    }
+
+    #[test]
+    fn one_record_is_delivered_whole() {
+        let r = rec(size_of::<kestrel_hdr>() + 5, 1);
+        assert_eq!(pieces(&r), (true, vec![r.clone()]));
+    }
+
+    #[test]
+    fn a_stage_splits_at_each_records_8_aligned_start() {
+        let (a, b, c) = (rec(45, 1), rec(32, 2), rec(60, 3));
+        let mut stage = Vec::new();
+        for r in [&a, &b, &c] {
+            stage.extend_from_slice(r);
+            stage.resize(stage.len().next_multiple_of(8), 0);
+        }
+        assert_eq!(stage.len(), 48 + 32 + 64);
+        assert_eq!(pieces(&stage), (true, vec![a, b, c]));
+    }
+
+    #[test]
+    fn a_length_past_the_entry_or_below_a_header_stops_the_split() {
+        let a = rec(32, 1);
+        let mut long = a.clone();
+        long.extend_from_slice(&rec(40, 2)[..36]);
+        assert_eq!(pieces(&long), (false, vec![a.clone()]));
+        let mut short = a.clone();
+        let mut b = rec(32, 2);
+        b[offset_of!(kestrel_hdr, len)..][..2].copy_from_slice(&8u16.to_ne_bytes());
+        short.extend_from_slice(&b);
+        assert_eq!(pieces(&short), (false, vec![a.clone()]));
+        let mut tail = a.clone();
+        tail.extend_from_slice(&[0; 8]);
+        assert_eq!(pieces(&tail), (false, vec![a]));
     }
 }

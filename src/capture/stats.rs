@@ -100,6 +100,12 @@ impl Probe<'_> {
             let c: kestrel_counters = unsafe { std::ptr::read_unaligned(slot.as_ptr().cast()) };
             total.add(&c);
         }
+        for (row, left) in total.n_drops_buffer.iter_mut().zip(&self.stranded) {
+            for (d, n) in row.iter_mut().zip(left) {
+                *d += n;
+                total.n_drops_buffer_total += n;
+            }
+        }
         self.last_counters = total;
         total
     }

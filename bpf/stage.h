@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Per-CPU staging of small records. A ring reservation and its commit cost
+ * about as much as building a small record (a lock, the header, the
+ * release), so the small records of a CPU (open, close and dup, socket,
+ * generic and argument-only syscall records) are built in a per-CPU stage
+ * and go to the ring as one record, which user space splits by hdr.len.
+ *
+ * Order and latency: one CPU's records reach the ring in the order they
+ * were made: any record sent on its own (clone, exec, exit, connect and
+ * accept, strings) sends the stage first, and a task switched out sends it
+ * (sched_switch) before it can run on another CPU, so one thread's records
+ * stay in order. A stage is sent once it holds KESTREL_STAGE_FLUSH bytes,
+ * when a record finds it older than the current jiffy, and from any hrtimer
+ * expiry (the tick) that finds it older: a task that spins after a call
+ * cannot hold it back. Records of two threads on two CPUs may arrive in
+ * another order than they were made, within about a jiffy, as Falco's
+ * per-CPU buffers (libscap merges their heads by time) allow too.
+ *
+ * `busy` keeps an hrtimer that interrupts an append from sending a half
+ * built record: an append or send that finds it set goes to the ring
+ * directly. 32-bit ARM and the perf path never stage (use_stage false: the
+ * verifier prunes all of it).
+ */
+#ifndef KESTREL_STAGE_H
+#define KESTREL_STAGE_H
+
+#include "emit.h"
+
+_Static_assert(sizeof(struct kestrel_fd) <= sizeof(struct kestrel_open) &&
+		       sizeof(struct kestrel_socket) <= sizeof(struct kestrel_open) &&
+		       __builtin_offsetof(struct kestrel_syscall, data) <=
+			       sizeof(struct kestrel_open),
+	       "a stage has room past KESTREL_STAGE_FLUSH for one open record, the largest staged");
+_Static_assert((KESTREL_STAGE_FLUSH & (KESTREL_STAGE_FLUSH - 1)) == 0, "the stage masks offsets");
+
+#define STAGE_SLOTS (KESTREL_CAT_SLOTS * KD_MAX)
+
+/* Records of one CPU not yet in the ring, 8-aligned, back to back. */
+struct stage {
+	__u32 len;
+	__u32 busy;
+	__u64 since; /* jiffies of the first record staged */
+	/* Staged records by category and direction: a send the ring refuses
+	 * counts each as a drop in its own bucket. */
+	__u16 n[STAGE_SLOTS];
+	char buf[KL_STAGE];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stage);
+} stage SEC(".maps");
+
+#if defined(__TARGET_ARCH_arm)
+#define staging false
+#else
+#define staging use_stage
+#endif
+
+/* The ring refused a whole stage: every record lands in its category's
+ * drop bucket, and under its own process in drops_by_pid. */
+static __always_inline void stage_dropped(struct kestrel_counters *c, struct stage *st, __u32 len)
+{
+	__u32 i, off = 0;
+
+	for (i = 0; i < STAGE_SLOTS; i++) {
+		c->n_drops_buffer[i / KD_MAX][i % KD_MAX] += st->n[i];
+		c->n_drops_buffer_total += st->n[i];
+	}
+	drop_wake = 1;
+	if (!count_drops_by_pid)
+		return;
+	for (i = 0; i < KL_STAGE / sizeof(struct kestrel_generic); i++) {
+		struct kestrel_hdr *h;
+
+		barrier_var(off);
+		if (off + sizeof(*h) > len || off > KL_STAGE - sizeof(*h))
+			break;
+		h = (struct kestrel_hdr *)(st->buf + off);
+		count_drop_of(h->pid);
+		if (h->len < sizeof(*h))
+			break;
+		off += (h->len + 7) & ~7U;
+	}
+}
+
+/* One ring record for the whole stage; the caller holds `busy`. */
+static __out_of_line int stage_send(struct kestrel_counters *c, struct stage *st)
+{
+	__u32 len = st->len;
+
+	if (len > KL_STAGE) {
+		c->n_drops_bug++;
+	} else if (len && bpf_ringbuf_output(&events, st->buf, len, wake_flags(c, true))) {
+		stage_dropped(c, st, len);
+	}
+	st->len = 0;
+	__builtin_memset(st->n, 0, sizeof(st->n));
+	return 0;
+}
+
+static __always_inline struct stage *stage_get(void)
+{
+	return bpf_map_lookup_elem(&stage, &zero_key);
+}
+
+/* Sends the stage unless an append is under way (see emit.h). */
+static __always_inline void stage_drain(struct kestrel_counters *c)
+{
+	struct stage *st;
+
+	if (!staging)
+		return;
+	st = stage_get();
+	if (!st || !st->len || st->busy)
+		return;
+	st->busy = 1;
+	barrier();
+	stage_send(c, st);
+	barrier();
+	st->busy = 0;
+}
+
+/* sched_switch, and hrtimer expiries with `stale` (only a stage older than
+ * the current jiffy). */
+static __always_inline int stage_flush_cpu(bool stale)
+{
+	struct kestrel_counters *c;
+	struct stage *st;
+
+	if (!staging)
+		return 0;
+	st = stage_get();
+	if (!st || !st->len || st->busy)
+		return 0;
+	if (stale && bpf_jiffies64() == st->since)
+		return 0;
+	c = get_counters();
+	if (c)
+		stage_drain(c);
+	return 0;
+}
+
+/*
+ * Room for a small record of `size` bytes: in the stage (*st set, `busy`
+ * held until put()), else reserved in the ring (or the perf scratch).
+ */
+static __always_inline void *take(struct kestrel_counters *c, struct stage **st, __u64 size,
+				  int cat, int dir)
+{
+	struct stage *s;
+	__u32 off;
+
+	*st = NULL;
+	if (staging) {
+		s = stage_get();
+		if (s && !s->busy && s->len < KESTREL_STAGE_FLUSH) {
+			s->busy = 1;
+			barrier();
+			c->n_evts++;
+			off = s->len;
+			barrier_var(off);
+			*st = s;
+			return s->buf + (off & (KESTREL_STAGE_FLUSH - 1));
+		}
+	}
+	return reserve(c, size, cat, dir);
+}
+
+/* Completes a record from take(): `size` bytes (an open sends only the
+ * used part of its path). */
+static __always_inline void put(void *ctx, struct kestrel_counters *c, struct stage *st, void *rec,
+				__u64 size, int cat, int dir)
+{
+	struct kestrel_hdr *h = rec;
+	__u32 i = (__u32)cat * KD_MAX + (__u32)dir;
+	__u64 now;
+
+	if (!st) {
+		submit(ctx, c, rec, size, cat, dir);
+		return;
+	}
+	now = bpf_jiffies64();
+	h->len = size;
+	h->jiffies = now;
+	if (!st->len)
+		st->since = now;
+	st->len += (size + 7) & ~7U;
+	st->n[i & (STAGE_SLOTS - 1)]++;
+	if (st->len >= KESTREL_STAGE_FLUSH || now != st->since)
+		stage_send(c, st);
+	barrier();
+	st->busy = 0;
+}
+
+#endif /* KESTREL_STAGE_H */
