@@ -53,10 +53,10 @@ static __always_inline struct scratch_space *get_scratch(struct kestrel_counters
 	return s;
 }
 
-static __always_inline void fill_hdr(struct kestrel_hdr *h, __u16 type, __s16 nr, __s64 ret)
+/* id: as bpf_get_current_pid_tgid() returns it (tgid << 32 | tid). */
+static __always_inline void fill_hdr_of(struct kestrel_hdr *h, __u16 type, __s16 nr, __s64 ret,
+					__u64 id)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-
 	/* h->jiffies: stamped at output (submit, emit, perf_out). */
 	h->tid = (__u32)id;
 	h->pid = id >> 32;
@@ -65,6 +65,11 @@ static __always_inline void fill_hdr(struct kestrel_hdr *h, __u16 type, __s16 nr
 	h->nr = nr;
 	h->flags = 0;
 	h->ret = ret;
+}
+
+static __always_inline void fill_hdr(struct kestrel_hdr *h, __u16 type, __s16 nr, __s64 ret)
+{
+	fill_hdr_of(h, type, nr, ret, bpf_get_current_pid_tgid());
 }
 
 static __always_inline void fill_task(struct kestrel_task *t, struct task_struct *task)
@@ -194,8 +199,9 @@ static __out_of_line int perf_out(void *ctx, struct kestrel_counters *c, void *r
 	return 1;
 }
 
-/* The perf path's fixed-size record: built in the scratch space, out of
- * line for the same reason. */
+/* A fixed-size record built in the scratch space (the perf path's, and
+ * a small record that is not staged: bpf/stage.h), out of line for the
+ * same reason. */
 static __out_of_line void *perf_scratch(struct kestrel_counters *c)
 {
 	struct scratch_space *s = bpf_map_lookup_elem(&scratch, &zero_key);

@@ -14,7 +14,13 @@
 /* A syscall record's header: the caller's identity plus the call's ABI. */
 static __always_inline void fill_call_hdr(struct kestrel_hdr *h, __u16 type, const struct call *k)
 {
-	fill_hdr(h, type, k->nr, k->ret);
+	__u64 id;
+
+	if (k->btf && k->task)
+		id = (__u64)(__u32)k->task->tgid << 32 | (__u32)k->task->pid;
+	else
+		id = bpf_get_current_pid_tgid();
+	fill_hdr_of(h, type, k->nr, k->ret, id);
 	if (k->compat)
 		h->flags |= KF_COMPAT;
 }
@@ -94,7 +100,7 @@ static __always_inline void handle_clone(struct kestrel_counters *c, const struc
 static __always_inline void handle_open(struct kestrel_counters *c, const struct call *k)
 {
 	struct stage *st;
-	struct kestrel_open *o = take(c, &st, sizeof(*o), k->cat, KD_EXIT);
+	struct kestrel_open *o = take(c, &st);
 	__u64 path = 0, size;
 
 	if (!o)
@@ -141,15 +147,15 @@ static __always_inline void handle_open(struct kestrel_counters *c, const struct
 		o->path_len = 1;
 		o->path[0] = 0;
 	}
-	/* Staged, only the used part of the path goes. */
-	size = st ? __builtin_offsetof(struct kestrel_open, path) + o->path_len : sizeof(*o);
+	/* Only the used part of the path goes. */
+	size = __builtin_offsetof(struct kestrel_open, path) + o->path_len;
 	put(k->ctx, c, st, o, size, k->cat, KD_EXIT);
 }
 
 static __always_inline void handle_fd(struct kestrel_counters *c, const struct call *k)
 {
 	struct stage *st;
-	struct kestrel_fd *f = take(c, &st, sizeof(*f), k->cat, KD_EXIT);
+	struct kestrel_fd *f = take(c, &st);
 
 	if (!f)
 		return;
@@ -165,7 +171,7 @@ static __always_inline void handle_fd(struct kestrel_counters *c, const struct c
 static __always_inline void handle_socket(struct kestrel_counters *c, const struct call *k)
 {
 	struct stage *st;
-	struct kestrel_socket *r = take(c, &st, sizeof(*r), k->cat, KD_EXIT);
+	struct kestrel_socket *r = take(c, &st);
 
 	if (!r)
 		return;
@@ -276,7 +282,7 @@ static __always_inline void handle_generic(struct kestrel_counters *c, const str
 					   __u16 type, int dir)
 {
 	struct stage *st;
-	struct kestrel_generic *g = take(c, &st, sizeof(*g), k->cat, dir);
+	struct kestrel_generic *g = take(c, &st);
 
 	if (!g)
 		return;
@@ -310,7 +316,7 @@ static __always_inline void handle_syscall(struct kestrel_counters *c, const str
 	if (k->handler == KH_ARGS) {
 		struct stage *st;
 
-		r = take(c, &st, fixed, k->cat, KD_EXIT);
+		r = take(c, &st);
 		if (!r)
 			return;
 		fill_call_hdr(&r->hdr, KR_SYSCALL, k);

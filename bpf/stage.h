@@ -145,29 +145,51 @@ static __always_inline int stage_flush_cpu(bool stale)
 }
 
 /*
- * Room for a small record of `size` bytes: in the stage (*st set, `busy`
- * held until put()), else reserved in the ring (or the perf scratch).
+ * A record that goes out alone after all (32-bit ARM, the perf path,
+ * --stage-records false, or a busy stage) is built in the scratch space and
+ * copied out once. Out of line: one copy for every handler, not an inlined
+ * ring reservation in each. Returns 1 on a drop.
  */
-static __always_inline void *take(struct kestrel_counters *c, struct stage **st, __u64 size,
-				  int cat, int dir)
+static __out_of_line int scratch_send(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
+				      __u32 catdir)
+{
+	if (len > sizeof(union kestrel_record)) {
+		c->n_drops_scratch_map++;
+		return 1;
+	}
+	((struct kestrel_hdr *)rec)->len = len;
+	if (use_perf)
+		return perf_out(ctx, c, rec, len, catdir);
+	((struct kestrel_hdr *)rec)->jiffies = bpf_jiffies64();
+	if (!bpf_ringbuf_output(&events, rec, len, wake_flags(c, false)))
+		return 0;
+	count_drop(c, catdir / KD_MAX, catdir % KD_MAX);
+	return 1;
+}
+
+/*
+ * Room for a small record: in the stage (*st set, `busy` held until
+ * put()), else in the scratch space (NULL if even that fails, counted).
+ */
+static __always_inline void *take(struct kestrel_counters *c, struct stage **st)
 {
 	struct stage *s;
 	__u32 off;
 
 	*st = NULL;
+	c->n_evts++;
 	if (staging) {
 		s = stage_get();
 		if (s && !s->busy && s->len < KESTREL_STAGE_FLUSH) {
 			s->busy = 1;
 			barrier();
-			c->n_evts++;
 			off = s->len;
 			barrier_var(off);
 			*st = s;
 			return s->buf + (off & (KESTREL_STAGE_FLUSH - 1));
 		}
 	}
-	return reserve(c, size, cat, dir);
+	return perf_scratch(c);
 }
 
 /* Completes a record from take(): `size` bytes (an open sends only the
@@ -180,7 +202,7 @@ static __always_inline void put(void *ctx, struct kestrel_counters *c, struct st
 	__u64 now;
 
 	if (!st) {
-		submit(ctx, c, rec, size, cat, dir);
+		scratch_send(ctx, c, rec, size, i);
 		return;
 	}
 	now = bpf_jiffies64();

@@ -42,6 +42,9 @@ struct call {
 	__u8 cat;
 	bool btf;
 	bool compat;
+	/* x86 tp_btf on 5.11+: current, as call_confirm_abi got it (its ids
+	 * are then plain loads, not a helper call); NULL elsewhere. */
+	struct task_struct *task;
 	/* raw_tp: the registers, copied into the caller's array (a checked
 	 * copy is a helper call, so one for all arguments rather than one per
 	 * argument). Kept outside this struct so the helper's write cannot
@@ -174,6 +177,7 @@ static __always_inline void call_confirm_abi(struct call *k)
 		return;
 	if (k->btf && have_task_btf()) {
 		t = bpf_get_current_task_btf();
+		k->task = t;
 		k->compat = t->thread_info.status & TS_COMPAT;
 		return;
 	}

@@ -59,6 +59,14 @@ fn perf_buffer_sees_the_same_tree_exactly() {
     exact_tree_with(AttachMode::TpBtf, None, common::perf);
 }
 
+/// Every record alone through the ring (32-bit ARM's path): built in the
+/// scratch space and copied out.
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn unstaged_ring_sees_the_same_tree_exactly() {
+    exact_tree_with(AttachMode::TpBtf, None, common::unstaged);
+}
+
 #[test]
 #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn raw_tp_sees_the_same_tree_exactly() {
@@ -237,6 +245,12 @@ fn seed_own_threads(state: &mut State, raw: &[Vec<u8>], me: u32) {
 #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn tiny_ring_buffer_counts_every_drop_in_its_category() {
     tiny_buffer_drops(|c| c);
+}
+
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn tiny_unstaged_ring_counts_every_drop_in_its_category() {
+    tiny_buffer_drops(common::unstaged);
 }
 
 #[test]

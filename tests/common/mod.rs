@@ -129,6 +129,15 @@ pub fn perf(cfg: ProbeConfig) -> ProbeConfig {
     }
 }
 
+/// `cfg` with every record sent alone (`--stage-records false`, the path
+/// 32-bit ARM kernels take).
+pub fn unstaged(cfg: ProbeConfig) -> ProbeConfig {
+    ProbeConfig {
+        stage_records: false,
+        ..cfg
+    }
+}
+
 /// Forks `n` children one after another; each runs `child` (which must only
 /// make async-signal-safe calls: the test harness is multi-threaded) and
 /// exits 0. Each is reaped before the next starts; returns their pids.
