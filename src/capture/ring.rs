@@ -42,7 +42,7 @@ pub const MAX_ENTRY: usize = {
 /// stage of small records back to back, each starting 8-aligned and as
 /// long as its hdr.len says. False when a length is off: what came before
 /// it was delivered, the rest is not.
-pub fn split(entry: &[u8], mut f: impl FnMut(&[u8])) -> bool {
+pub fn split(entry: &[u8], f: &mut dyn FnMut(&[u8])) -> bool {
     const LEN_AT: usize = core::mem::offset_of!(kestrel_hdr, len);
     let mut at = 0;
     while at < entry.len() {
@@ -221,14 +221,10 @@ impl<F: FnMut(&[u8])> EventRing<F> {
     /// wraps and is longer than any ring record, or its lengths are off.
     fn deliver(&mut self, at: usize, len: usize) -> bool {
         let data = self.data();
-        match self.span(at, len) {
-            Span::Whole(off) => {
-                // SAFETY: off + len <= size, inside the data mapping; the
-                // kernel does not rewrite a record before consumer_pos
-                // passes it.
-                let rec = unsafe { core::slice::from_raw_parts(data.add(off), len) };
-                split(rec, &mut self.on_record)
-            }
+        let rec = match self.span(at, len) {
+            // SAFETY: off + len <= size, inside the data mapping; the
+            // kernel does not rewrite a record before consumer_pos passes it.
+            Span::Whole(off) => unsafe { core::slice::from_raw_parts(data.add(off), len) },
             Span::Wrapped { first } => {
                 if len > self.scratch.len() {
                     return false;
@@ -244,9 +240,10 @@ impl<F: FnMut(&[u8])> EventRing<F> {
                 };
                 self.scratch[..first].copy_from_slice(a);
                 self.scratch[first..len].copy_from_slice(b);
-                split(&self.scratch[..len], &mut self.on_record)
+                &self.scratch[..len]
             }
-        }
+        };
+        split(rec, &mut self.on_record)
     }
 }
 
@@ -286,7 +283,7 @@ mod tests {
 
     fn pieces(entry: &[u8]) -> (bool, Vec<Vec<u8>>) {
         let mut got = Vec::new();
-        let ok = split(entry, |r| got.push(r.to_vec()));
+        let ok = split(entry, &mut |r| got.push(r.to_vec()));
         (ok, got)
     }
 

@@ -129,7 +129,9 @@ pub fn compile(out: &str) -> Result<Format, CompileError> {
     let mut sorted: Vec<usize> = (0..tokens.len())
         .filter(|&i| matches!(tokens[i], Token::Field { .. }))
         .collect();
-    sorted.sort_by(|a, b| name(a).cmp(name(b)));
+    // By name, then position: the stable order, without the stable sort's
+    // code (~4 KB of a binary with a 2 MB budget).
+    sorted.sort_unstable_by(|a, b| name(a).cmp(name(b)).then(a.cmp(b)));
     sorted.dedup_by(|a, b| name(a) == name(b));
     Ok(Format { tokens, sorted })
 }
