@@ -123,22 +123,23 @@ static __always_inline void fill_task_session(struct kestrel_task *t, struct tas
 }
 
 /* Only on the drop path: the ring is full, so this cost is not on the hot path. */
-static __always_inline void count_drop_of(__u32 pid)
+/* `drops` records of process `pid` dropped. */
+static __always_inline void count_drops_of(__u32 pid, __u64 drops)
 {
-	__u64 one = 1, *n;
+	__u64 *n;
 
 	if (!count_drops_by_pid)
 		return;
 	n = bpf_map_lookup_elem(&drops_by_pid, &pid);
 	if (n)
-		shared_add(n, 1);
+		shared_add(n, drops);
 	else
-		bpf_map_update_elem(&drops_by_pid, &pid, &one, BPF_NOEXIST);
+		bpf_map_update_elem(&drops_by_pid, &pid, &drops, BPF_NOEXIST);
 }
 
 static __always_inline void count_drop_by_pid(void)
 {
-	count_drop_of(bpf_get_current_pid_tgid() >> 32);
+	count_drops_of(bpf_get_current_pid_tgid() >> 32, 1);
 }
 
 static __always_inline void count_drop(struct kestrel_counters *c, int cat, int dir)
