@@ -56,6 +56,9 @@ pub fn needed(cfg: &AgentConfig, pidfile: bool) -> u64 {
         + outputs
         + u64::from(cfg.duration_ns.is_some())
         + 2 * u64::from(cfg.probe.enter_events)
+        // Staging: the stage map, and the sched_switch and hrtimer programs
+        // and their links (none on the perf path: 5 to spare there).
+        + 5 * u64::from(cfg.probe.stage_records && cfg!(not(target_arch = "arm")))
         + u64::from(cfg.metrics.libbpf_stats_enabled)
         + u64::from(cfg.probe.btf.is_some())
         // The listener and one connection.
