@@ -84,8 +84,11 @@ const volatile __u64 wakeup_bytes = 0;
  * prunes the path not taken, so the ring path runs none of it, and a kernel
  * without ring buffers never sees their helpers. */
 const volatile bool use_perf = false;
-/* Small records are staged per CPU and sent in groups (bpf/stage.h). */
+/* Small records are staged per CPU and sent in groups (bpf/stage.h), a
+ * group once it holds stage_bytes (at most KESTREL_STAGE_FLUSH; user space
+ * keeps it to a sixteenth of the ring, so a small ring still takes many). */
 const volatile bool use_stage = false;
+const volatile __u32 stage_bytes = KESTREL_STAGE_FLUSH;
 /* Records between two fill checks, minus one (a power of two minus one):
  * user space derives it from the ring size so that at most an eighth of
  * the ring fills between checks; a 4 KiB ring checks every record. */

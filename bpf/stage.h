@@ -10,7 +10,7 @@
  * were made: any record sent on its own (clone, exec, exit, connect and
  * accept, strings) sends the stage first, and a task switched out sends it
  * (sched_switch) before it can run on another CPU, so one thread's records
- * stay in order. A stage is sent once it holds KESTREL_STAGE_FLUSH bytes,
+ * stay in order. A stage is sent once it holds stage_bytes (maps.h),
  * when a record finds it older than the current jiffy, and from any hrtimer
  * expiry (the tick) that finds it older: a task that spins after a call
  * cannot hold it back. Records of two threads on two CPUs may arrive in
@@ -230,7 +230,7 @@ static __always_inline void put(void *ctx, struct kestrel_counters *c, struct st
 	st->n[i & (STAGE_SLOTS - 1)]++;
 	if (count_drops_by_pid)
 		stage_run(st, h->pid);
-	if (st->len >= KESTREL_STAGE_FLUSH || now != st->since)
+	if (st->len >= stage_bytes || now != st->since)
 		stage_send(c, st);
 	barrier();
 	st->busy = 0;

@@ -48,6 +48,14 @@ pub fn wake_check_mask(ring_bytes: u32) -> u32 {
     (1u32 << (31 - n.leading_zeros())) - 1
 }
 
+/// Bytes at which a CPU's stage goes to the ring: KESTREL_STAGE_FLUSH, or a
+/// sixteenth of a smaller ring (a 4 KiB ring takes groups of 256 bytes, not
+/// two of 2 KiB that leave no room for the records sent alone).
+pub fn stage_bytes(ring_bytes: u32) -> u32 {
+    let most = skel::types::kestrel_limits::KESTREL_STAGE_FLUSH.0;
+    (ring_bytes / 16).min(most)
+}
+
 impl ProbeConfig {
     /// Defaults for a ring of `ring_bytes`: the probe wakes the consumer once a
     /// quarter of the ring is pending.

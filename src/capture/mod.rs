@@ -21,7 +21,7 @@ pub mod syscalls;
 
 pub use abi::{Comm, COMM_LEN, KA_MAX, KC_MAX, KD_MAX};
 pub use config::{
-    wake_check_mask, CaptureError, ProbeConfig, SyscallCounts, CALLS_SAMPLE_PERIOD,
+    stage_bytes, wake_check_mask, CaptureError, ProbeConfig, SyscallCounts, CALLS_SAMPLE_PERIOD,
     DEFAULT_CULPRIT_CAPACITY, DEFAULT_RING_BYTES, SYSCALL_SLOTS,
 };
 pub use progs::Prog;
@@ -228,6 +228,7 @@ impl<'obj> Probe<'obj> {
         // The probe never stages on 32-bit ARM (bpf/stage.h).
         let stage = cfg.stage_records && !perf && cfg!(not(target_arch = "arm"));
         rodata.use_stage = stage;
+        rodata.stage_bytes = stage_bytes(cfg.ring_bytes);
         // Only the maps in use are created: a pre-5.8 kernel refuses a ring.
         open.maps
             .events
