@@ -218,24 +218,37 @@ static __out_of_line void *perf_scratch(struct kestrel_counters *c)
  * on its own, so one CPU's records stay in order (bpf/stage.h). */
 static __always_inline void stage_drain(struct kestrel_counters *c);
 
-/* Copies a variable-size record built in scratch space. */
+/*
+ * Copies out a record built in the scratch space: a variable-size one
+ * (emit), or a small one that is not staged (32-bit ARM, the perf path,
+ * --stage-records false, a busy stage: bpf/stage.h put()). Out of line: one
+ * copy for every handler, not an inlined ring reservation in each. catdir:
+ * the category times KD_MAX plus the direction. Returns 1 on a drop.
+ */
+static __out_of_line int scratch_send(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
+				      __u32 catdir)
+{
+	if (len > sizeof(union kestrel_record)) {
+		c->n_drops_scratch_map++;
+		return 1;
+	}
+	((struct kestrel_hdr *)rec)->len = len;
+	if (use_perf)
+		return perf_out(ctx, c, rec, len, catdir);
+	((struct kestrel_hdr *)rec)->jiffies = bpf_jiffies64();
+	if (!bpf_ringbuf_output(&events, rec, len, wake_flags(c, false)))
+		return 0;
+	count_drop(c, catdir / KD_MAX, catdir % KD_MAX);
+	return 1;
+}
+
+/* A variable-size record built in scratch space, after the CPU's stage. */
 static __always_inline void emit(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
 				 int cat, int dir)
 {
 	stage_drain(c);
 	c->n_evts++;
-	if (len > sizeof(union kestrel_record)) {
-		c->n_drops_scratch_map++;
-		return;
-	}
-	((struct kestrel_hdr *)rec)->len = len;
-	if (use_perf) {
-		perf_out(ctx, c, rec, len, cat * KD_MAX + dir);
-		return;
-	}
-	((struct kestrel_hdr *)rec)->jiffies = bpf_jiffies64();
-	if (bpf_ringbuf_output(&events, rec, len, wake_flags(c, false)))
-		count_drop(c, cat, dir);
+	scratch_send(ctx, c, rec, len, (__u32)cat * KD_MAX + (__u32)dir);
 }
 
 /*

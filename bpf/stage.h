@@ -146,29 +146,6 @@ static __always_inline int stage_flush_cpu(bool stale)
 }
 
 /*
- * A record that goes out alone after all (32-bit ARM, the perf path,
- * --stage-records false, or a busy stage) is built in the scratch space and
- * copied out once. Out of line: one copy for every handler, not an inlined
- * ring reservation in each. Returns 1 on a drop.
- */
-static __out_of_line int scratch_send(void *ctx, struct kestrel_counters *c, void *rec, __u64 len,
-				      __u32 catdir)
-{
-	if (len > sizeof(union kestrel_record)) {
-		c->n_drops_scratch_map++;
-		return 1;
-	}
-	((struct kestrel_hdr *)rec)->len = len;
-	if (use_perf)
-		return perf_out(ctx, c, rec, len, catdir);
-	((struct kestrel_hdr *)rec)->jiffies = bpf_jiffies64();
-	if (!bpf_ringbuf_output(&events, rec, len, wake_flags(c, false)))
-		return 0;
-	count_drop(c, catdir / KD_MAX, catdir % KD_MAX);
-	return 1;
-}
-
-/*
  * Room for a small record: in the stage (*st set, `busy` held until
  * put()), else in the scratch space (NULL if even that fails, counted).
  */
