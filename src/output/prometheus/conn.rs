@@ -98,6 +98,17 @@ impl Conn {
         }
     }
 
+    /// False if a "silent" connection's bytes are waiting unread (its
+    /// event not handled yet): closing it now would reset a real request.
+    pub fn confirm_silent(&mut self) -> bool {
+        if self.rank() != Some(0) {
+            return true;
+        }
+        let waiting = matches!(self.sock.peek(&mut [0u8; 1]), Ok(n) if n > 0);
+        self.heard |= waiting;
+        !waiting
+    }
+
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.tls {
             Some(t) => tls::read(t, &mut self.sock, buf, &mut self.heard),

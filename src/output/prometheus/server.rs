@@ -381,16 +381,21 @@ impl Server {
 
     /// The connection to give up for a newcomer (`Conn::rank`), oldest
     /// first. None while every slot is mid-response.
-    fn evictable(&self) -> Option<usize> {
-        self.conns
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                let c = c.as_ref()?;
-                Some((i, (c.rank()?, c.since)))
-            })
-            .min_by_key(|&(_, key)| key)
-            .map(|(i, _)| i)
+    fn evictable(&mut self) -> Option<usize> {
+        loop {
+            let i = self
+                .conns
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| Some((i, (c.as_ref()?.rank()?, c.as_ref()?.since))))
+                .min_by_key(|&(_, key)| key)
+                .map(|(i, _)| i)?;
+            // Each pass hears at most one more: bounded by the slots.
+            if self.conns[i].as_mut().is_some_and(|c| !c.confirm_silent()) {
+                continue;
+            }
+            return Some(i);
+        }
     }
 }
 

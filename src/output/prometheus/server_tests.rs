@@ -163,6 +163,38 @@ fn idle_connections_cannot_lock_out_a_scraper() {
 }
 
 #[test]
+fn a_request_not_yet_read_is_not_evicted_as_silent() {
+    // CI saw the hostile test's 1 MB client get nothing back: it connected
+    // with the 200 idle ones, and one accept wakeup evicted it as the oldest
+    // silent connection before its request was read, resetting it.
+    let mut rig = Rig::new();
+    let mut first = StdStream::connect(rig.addr).unwrap();
+    let t = Instant::now();
+    while rig.open() < 1 {
+        assert!(t.elapsed() < Duration::from_secs(5), "accepted");
+        rig.pump();
+    }
+    first.write_all(GET).unwrap();
+    let _idle: Vec<StdStream> = (0..MAX_CONNECTIONS + 8)
+        .map(|_| StdStream::connect(rig.addr).unwrap())
+        .collect();
+    // The listener's event handled before the request's: the accepts need
+    // slots while the oldest connection's bytes wait unread.
+    let now = crate::base::time::monotonic_ns();
+    rig.server.accept(rig.poll.registry(), now);
+    assert_eq!(rig.server.conns[0].as_ref().map(|c| c.id), Some(1), "kept");
+    first
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let r = rig.serve(move |_| {
+        let mut out = Vec::new();
+        let _ = first.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    assert!(r.starts_with("HTTP/1.1 200 "), "{r:?}");
+}
+
+#[test]
 fn deadlines_close_idle_and_trickling_clients() {
     let mut rig = Rig::new();
     let _idle = StdStream::connect(rig.addr).unwrap();
