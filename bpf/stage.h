@@ -34,36 +34,6 @@ _Static_assert(sizeof(struct kestrel_fd) <= sizeof(struct kestrel_open) &&
 	       "a stage has room past KESTREL_STAGE_FLUSH for one open record, the largest staged");
 _Static_assert((KESTREL_STAGE_FLUSH & (KESTREL_STAGE_FLUSH - 1)) == 0, "the stage masks offsets");
 
-#define STAGE_SLOTS (KESTREL_CAT_SLOTS * KD_MAX)
-/* Runs of one process's records a stage keeps apart for drops_by_pid. */
-#define STAGE_RUNS 4
-
-/* Records of one CPU not yet in the ring, 8-aligned, back to back. */
-struct stage {
-	__u32 len;
-	__u32 busy;
-	__u64 since; /* jiffies of the first record staged */
-	/* Staged records by category and direction: a send the ring refuses
-	 * counts each as a drop in its own bucket. */
-	__u16 n[STAGE_SLOTS];
-	/* Whose records, as runs of one process each (culprit counters on):
-	 * a refused stage counts each run under its process in drops_by_pid.
-	 * Past STAGE_RUNS runs, records join the last one (an estimate, as
-	 * that table is; walking the records instead made the verifier take
-	 * 0.2 s more at every start). */
-	__u32 run_pid[STAGE_RUNS];
-	__u16 run_n[STAGE_RUNS];
-	__u32 runs;
-	char buf[KL_STAGE];
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct stage);
-} stage SEC(".maps");
-
 #if defined(__TARGET_ARCH_arm)
 #define staging false
 #else
