@@ -11,18 +11,26 @@
 #include "stage.h"
 #include "syscall.h"
 
-/* A syscall record's header: the caller's identity plus the call's ABI. */
-static __always_inline void fill_call_hdr(struct kestrel_hdr *h, __u16 type, const struct call *k)
+/* The caller as bpf_get_current_pid_tgid() has it: tgid << 32 | tid. */
+static __always_inline __u64 call_id(const struct call *k)
 {
-	__u64 id;
-
 	if (k->btf && k->task)
-		id = (__u64)(__u32)k->task->tgid << 32 | (__u32)k->task->pid;
-	else
-		id = bpf_get_current_pid_tgid();
+		return (__u64)(__u32)k->task->tgid << 32 | (__u32)k->task->pid;
+	return bpf_get_current_pid_tgid();
+}
+
+/* A syscall record's header: the caller's identity plus the call's ABI. */
+static __always_inline void fill_call_hdr_as(struct kestrel_hdr *h, __u16 type,
+					     const struct call *k, __u64 id)
+{
 	fill_hdr_of(h, type, k->nr, k->ret, id);
 	if (k->compat)
 		h->flags |= KF_COMPAT;
+}
+
+static __always_inline void fill_call_hdr(struct kestrel_hdr *h, __u16 type, const struct call *k)
+{
+	fill_call_hdr_as(h, type, k, call_id(k));
 }
 
 static __always_inline void read_sockaddr(struct kestrel_counters *c, struct kestrel_sockaddr *r,
@@ -154,12 +162,18 @@ static __always_inline void handle_open(struct kestrel_counters *c, const struct
 
 static __always_inline void handle_fd(struct kestrel_counters *c, const struct call *k)
 {
+	__u64 id = call_id(k);
+	struct kestrel_fd *f;
 	struct stage *st;
-	struct kestrel_fd *f = take(c, &st);
 
+	if (k->handler == KH_CLOSE && staging &&
+	    stage_close_tail(c, id, (__s32)sys_arg(k, 0), k->nr, k->compat ? KF_COMPAT : 0, k->ret,
+			     k->cat))
+		return;
+	f = take(c, &st);
 	if (!f)
 		return;
-	fill_call_hdr(&f->hdr, k->handler == KH_CLOSE ? KR_CLOSE : KR_DUP, k);
+	fill_call_hdr_as(&f->hdr, k->handler == KH_CLOSE ? KR_CLOSE : KR_DUP, k, id);
 	f->fd = (__s32)sys_arg(k, 0);
 	f->flags = k->handler == KH_DUP3 ? sys_arg(k, 2) : 0;
 	f->pad = 0;

@@ -150,6 +150,7 @@ enum kestrel_flags {
 	KF_ARGS_FAULT = 0x800,     /* exec: argv could not be read; args empty */
 	KF_PATH1_FAULT = 0x1000,   /* KR_SYSCALL: s1 could not be read (KF_PATH_FAULT: s0) */
 	KF_PATH1_TRUNC = 0x2000,   /* KR_SYSCALL: s1 truncated (KF_PATH_TRUNC: s0) */
+	KF_CLOSE_FOLLOWS = 0x4000, /* KR_OPEN, staged: a kestrel_close_tail follows */
 };
 
 struct kestrel_hdr {
@@ -216,6 +217,18 @@ struct kestrel_open {
 	__u16 path_len;
 	__u16 pad;
 	char path[KESTREL_OPEN_PATH_MAX];
+};
+
+/*
+ * A close of the fd the same thread's open made just before it, in the same
+ * stage and jiffy (bpf/stage.h): the open carries KF_CLOSE_FOLLOWS and these
+ * 8 bytes follow it in place of a kestrel_fd. The rest of the close record
+ * is the open's: thread, jiffies, fd = the open's ret (capture/ring.rs).
+ */
+struct kestrel_close_tail {
+	__s16 nr;
+	__u16 flags;
+	__s32 ret;
 };
 
 /* close (fd), dup family (fd = old, ret = new). */
@@ -354,6 +367,7 @@ enum kestrel_layout {
 	KL_COUNTERS = sizeof(struct kestrel_counters),
 	KL_COUNTERS_SYSCALLS = __builtin_offsetof(struct kestrel_counters, syscalls),
 	KL_PROC_CALLS = sizeof(struct kestrel_proc_calls),
+	KL_CLOSE_TAIL = sizeof(struct kestrel_close_tail),
 	/* The largest ring record: a full stage of small records (a stage is
 	 * flushed once it reaches KESTREL_STAGE_FLUSH; an open is the largest
 	 * record staged), or one record of the largest type. */

@@ -75,6 +75,8 @@ struct stage {
 	__u32 len;
 	__u32 busy;
 	__u64 since; /* jiffies of the first record staged */
+	__u32 last;  /* offset of the last record staged, while len > 0 */
+	__u32 pad;
 	/* Staged records by category and direction: a send the ring refuses
 	 * counts each as a drop in its own bucket. */
 	__u16 n[STAGE_SLOTS];
@@ -138,5 +140,6 @@ __u32 woken_at = 0;
 union kestrel_record kestrel_layouts_unused;
 struct kestrel_abi kestrel_abi_unused;
 struct kestrel_proc_calls kestrel_proc_calls_unused;
+struct kestrel_close_tail kestrel_close_tail_unused;
 
 #endif /* KESTREL_MAPS_H */

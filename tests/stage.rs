@@ -6,12 +6,13 @@ use std::mem::MaybeUninit;
 use std::time::{Duration, Instant};
 
 use kestrel::capture::record::{decode, Record};
+use kestrel::capture::skel::types::kestrel_flags;
 use kestrel::capture::source::Records;
 use kestrel::capture::syscalls::Selection;
 use kestrel::capture::{Probe, ProbeConfig};
 
 mod common;
-use common::{capture, probe_lock, skip, tmp};
+use common::{capture, probe_lock, skip, tmp, unstaged};
 
 fn online_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -30,6 +31,36 @@ fn pin(cpu: usize) {
             "sched_setaffinity"
         );
     }
+}
+
+/// The worker's opens and closes as the consumer sees them: (open?, nr,
+/// flags without KF_CLOSE_FOLLOWS, ret, fd or path length), an fd the open
+/// made as 0 (two captures' fds differ: the probe holds some); and how many
+/// opens came with a close tail.
+type Call = (bool, i16, u16, i64, i64);
+fn file_calls(raw: &[Vec<u8>], tid: u32, path: &str) -> (Vec<Call>, usize) {
+    let follows = kestrel_flags::KF_CLOSE_FOLLOWS.0 as u16;
+    let (mut tails, mut made) = (0, -1);
+    let calls = raw
+        .iter()
+        .filter_map(|r| match decode(r).unwrap() {
+            // A failed open carries no path (no rules loaded).
+            Record::Open { hdr, path: p, .. }
+                if hdr.tid == tid && (p == path.as_bytes() || p.is_empty()) =>
+            {
+                tails += usize::from(hdr.flags & follows != 0);
+                made = hdr.ret;
+                let ret = if hdr.ret >= 0 { 0 } else { hdr.ret };
+                Some((true, hdr.nr, hdr.flags & !follows, ret, p.len() as i64))
+            }
+            Record::Close { hdr, fd } if hdr.tid == tid => {
+                let fd = if fd >= 0 && fd == made { 0 } else { fd };
+                Some((false, hdr.nr, hdr.flags, hdr.ret, fd))
+            }
+            _ => None,
+        })
+        .collect();
+    (calls, tails)
 }
 
 fn opens_and_closes() -> ProbeConfig {
@@ -93,6 +124,59 @@ fn a_thread_moving_between_cpus_keeps_its_records_in_order() {
         }
     }
     assert_eq!(rounds, ROUNDS, "every open, then its close");
+}
+
+#[test]
+#[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
+fn a_close_sent_as_a_tail_reads_as_the_record_sent_alone() {
+    let _g = probe_lock();
+    const ROUNDS: usize = 500;
+    let path = tmp("stage-tail");
+    std::fs::write(&path, b"x").unwrap();
+    let cpath = std::ffi::CString::new(path.clone()).unwrap();
+    let missing = tmp("stage-tail-missing");
+    let _ = std::fs::remove_file(&missing);
+    let missing = std::ffi::CString::new(missing).unwrap();
+    let run = |cfg: ProbeConfig| {
+        let mut worker = 0;
+        let (raw, counters) = capture(cfg, true, || {
+            worker = rustix::thread::gettid().as_raw_nonzero().get() as u32;
+            pin(0);
+            for i in 0..ROUNDS {
+                // SAFETY: a NUL-terminated path; the fd is closed below.
+                let fd = unsafe { libc::open(cpath.as_ptr(), libc::O_RDONLY) };
+                assert!(fd >= 0);
+                // SAFETY: closing the fd opened above.
+                unsafe { libc::close(fd) };
+                if i % 10 == 0 {
+                    // A failed open (-ENOENT), closed as the kernel answered
+                    // it (a tail), then again: that open has its tail, so
+                    // the second close goes whole. No real fd is touched.
+                    // SAFETY: a NUL-terminated path; closes of -2 fail.
+                    unsafe {
+                        assert!(libc::open(missing.as_ptr(), libc::O_RDONLY) < 0);
+                        libc::close(-libc::ENOENT);
+                        libc::close(-libc::ENOENT);
+                    }
+                }
+            }
+        });
+        assert_eq!(counters.n_drops(), 0, "no record dropped");
+        file_calls(&raw, worker, &path)
+    };
+    let (staged, tails) = run(opens_and_closes());
+    let (alone, none) = run(unstaged(opens_and_closes()));
+    let _ = std::fs::remove_file(&path);
+    const OPENS: usize = ROUNDS + ROUNDS / 10;
+    eprintln!("{tails} of {OPENS} opens had their close sent as a tail");
+    assert_eq!(none, 0, "records sent alone carry no tail");
+    // Only a jiffy's end or a full stage between an open and its close
+    // sends the close whole; pinned to one CPU that is a few rounds.
+    assert!(tails > OPENS / 2, "{tails} of {OPENS} opens had a tail");
+    assert_eq!(staged.len(), ROUNDS * 2 + ROUNDS / 10 * 3, "every call");
+    assert_eq!(alone.len(), staged.len());
+    let differ = staged.iter().zip(&alone).position(|(a, b)| a != b);
+    assert_eq!(differ, None, "the same calls, field for field");
 }
 
 #[test]

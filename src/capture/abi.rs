@@ -5,10 +5,10 @@
 use core::mem::{offset_of, size_of};
 
 use super::skel::types::{
-    kestrel_abi_kind, kestrel_category, kestrel_clone, kestrel_counters, kestrel_dir, kestrel_exec,
-    kestrel_exit, kestrel_fd, kestrel_generic, kestrel_hdr, kestrel_layout as KL,
-    kestrel_limits as L, kestrel_open, kestrel_proc_calls, kestrel_record, kestrel_sockaddr,
-    kestrel_socket, kestrel_syscall, kestrel_task,
+    kestrel_abi_kind, kestrel_category, kestrel_clone, kestrel_close_tail, kestrel_counters,
+    kestrel_dir, kestrel_exec, kestrel_exit, kestrel_fd, kestrel_generic, kestrel_hdr,
+    kestrel_layout as KL, kestrel_limits as L, kestrel_open, kestrel_proc_calls, kestrel_record,
+    kestrel_sockaddr, kestrel_socket, kestrel_syscall, kestrel_task,
 };
 
 /// Drop categories (rows of `n_drops_buffer`).
@@ -50,4 +50,7 @@ const _: () = {
     assert!(size_of::<kestrel_counters>() == v(KL::KL_COUNTERS));
     assert!(offset_of!(kestrel_counters, syscalls) == v(KL::KL_COUNTERS_SYSCALLS));
     assert!(size_of::<kestrel_proc_calls>() == v(KL::KL_PROC_CALLS));
+    assert!(size_of::<kestrel_close_tail>() == v(KL::KL_CLOSE_TAIL));
+    // A tail follows an 8-aligned record and keeps the next one 8-aligned.
+    assert!(size_of::<kestrel_close_tail>() % 8 == 0);
 };

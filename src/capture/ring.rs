@@ -18,7 +18,10 @@ use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 
 use core::mem::size_of;
 
-use super::skel::types::{kestrel_hdr, kestrel_layout, kestrel_record};
+use super::skel::types::{
+    kestrel_close_tail, kestrel_fd, kestrel_flags, kestrel_hdr, kestrel_layout, kestrel_record,
+    kestrel_record_type,
+};
 
 const BUSY_BIT: u32 = 1 << 31;
 const DISCARD_BIT: u32 = 1 << 30;
@@ -40,24 +43,74 @@ pub const MAX_ENTRY: usize = {
 
 /// The records in one ring record, each handed to `f`: one record, or a
 /// stage of small records back to back, each starting 8-aligned and as
-/// long as its hdr.len says. False when a length is off: what came before
-/// it was delivered, the rest is not.
+/// long as its hdr.len says; an open flagged KF_CLOSE_FOLLOWS is followed
+/// by a kestrel_close_tail, handed on as the whole close record it stands
+/// for. False when a length is off: what came before it was delivered, the
+/// rest is not.
 pub fn split(entry: &[u8], f: &mut dyn FnMut(&[u8])) -> bool {
-    const LEN_AT: usize = core::mem::offset_of!(kestrel_hdr, len);
+    const TAIL: usize = size_of::<kestrel_close_tail>();
     let mut at = 0;
     while at < entry.len() {
         let rest = &entry[at..];
-        let len = match rest.get(LEN_AT..LEN_AT + 2) {
-            Some(b) => usize::from(u16::from_ne_bytes([b[0], b[1]])),
-            None => return false,
+        let Some(h) = rest.get(..size_of::<kestrel_hdr>()).map(read_hdr) else {
+            return false;
         };
+        let len = usize::from(h.len);
         if len < size_of::<kestrel_hdr>() || len > rest.len() {
             return false;
         }
         f(&rest[..len]);
         at += len.next_multiple_of(8);
+        if h.r#type == kestrel_record_type::KR_OPEN.0 as u16
+            && h.flags & kestrel_flags::KF_CLOSE_FOLLOWS.0 as u16 != 0
+        {
+            let Some(tail) = entry.get(at..at + TAIL) else {
+                return false;
+            };
+            f(&close_record(&h, tail));
+            at += TAIL;
+        }
     }
     true
+}
+
+fn read_hdr(b: &[u8]) -> kestrel_hdr {
+    // SAFETY: the caller passes size_of::<kestrel_hdr>() bytes; the header
+    // is integers only, so any bytes are a valid value.
+    unsafe { core::ptr::read_unaligned(b.as_ptr().cast::<kestrel_hdr>()) }
+}
+
+/// The close record a tail stands for: the open's thread, jiffies and new
+/// fd, the tail's number, flags and return value (bpf/stage.h,
+/// stage_close_tail).
+fn close_record(open: &kestrel_hdr, tail: &[u8]) -> [u8; size_of::<kestrel_fd>()] {
+    use core::mem::offset_of;
+    let field = |at: usize, n: usize| &tail[at..at + n];
+    let nr = field(offset_of!(kestrel_close_tail, nr), 2);
+    let flags = field(offset_of!(kestrel_close_tail, flags), 2);
+    let ret = field(offset_of!(kestrel_close_tail, ret), 4);
+    let ret = i32::from_ne_bytes([ret[0], ret[1], ret[2], ret[3]]);
+    let mut r = [0u8; size_of::<kestrel_fd>()];
+    let mut put = |at: usize, b: &[u8]| r[at..at + b.len()].copy_from_slice(b);
+    let h = offset_of!(kestrel_fd, hdr);
+    put(
+        h + offset_of!(kestrel_hdr, jiffies),
+        &open.jiffies.to_ne_bytes(),
+    );
+    put(h + offset_of!(kestrel_hdr, tid), &open.tid.to_ne_bytes());
+    put(h + offset_of!(kestrel_hdr, pid), &open.pid.to_ne_bytes());
+    let close = kestrel_record_type::KR_CLOSE.0 as u16;
+    put(h + offset_of!(kestrel_hdr, r#type), &close.to_ne_bytes());
+    let len = size_of::<kestrel_fd>() as u16;
+    put(h + offset_of!(kestrel_hdr, len), &len.to_ne_bytes());
+    put(h + offset_of!(kestrel_hdr, nr), nr);
+    put(h + offset_of!(kestrel_hdr, flags), flags);
+    put(
+        h + offset_of!(kestrel_hdr, ret),
+        &i64::from(ret).to_ne_bytes(),
+    );
+    put(offset_of!(kestrel_fd, fd), &open.ret.to_ne_bytes());
+    r
 }
 
 /// Where a record's bytes are: in the mapping, or split by the end of it.
@@ -303,6 +356,39 @@ mod tests {
         }
         assert_eq!(stage.len(), 48 + 32 + 64);
         assert_eq!(pieces(&stage), (true, vec![a, b, c]));
+    }
+
+    #[test]
+    fn a_close_tail_after_its_open_becomes_the_whole_close_record() {
+        use crate::capture::record::synth;
+        use crate::capture::skel::types::{kestrel_flags as F, kestrel_record_type as T};
+        let mut open = synth::open(7, 5, 3, 0, "/etc/hosts");
+        let mut close = synth::fd(T::KR_CLOSE, 7, 5, 3, -9, false);
+        let flags = offset_of!(kestrel_hdr, flags);
+        for r in [&mut open, &mut close] {
+            r[..8].copy_from_slice(&77u64.to_ne_bytes()); // jiffies
+            r[flags..flags + 2].copy_from_slice(&(F::KF_COMPAT.0 as u16).to_ne_bytes());
+        }
+        let nr = offset_of!(kestrel_hdr, nr);
+        close[nr..nr + 2].copy_from_slice(&6i16.to_ne_bytes());
+        let mut stage = open.clone();
+        stage[flags..flags + 2]
+            .copy_from_slice(&((F::KF_COMPAT.0 | F::KF_CLOSE_FOLLOWS.0) as u16).to_ne_bytes());
+        stage.resize(stage.len().next_multiple_of(8), 0);
+        stage.extend_from_slice(&6i16.to_ne_bytes());
+        stage.extend_from_slice(&(F::KF_COMPAT.0 as u16).to_ne_bytes());
+        stage.extend_from_slice(&(-9i32).to_ne_bytes());
+        let after = rec(40, 4);
+        stage.extend_from_slice(&after);
+        let (ok, got) = pieces(&stage);
+        assert!(ok);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[0][..flags], open[..flags]);
+        assert_eq!(got[1], close, "the close rebuilt byte for byte");
+        assert_eq!(got[2], after, "and what follows the tail");
+        // A tail cut off by the entry's end stops the split after the open.
+        let (ok, got) = pieces(&stage[..open.len().next_multiple_of(8) + 4]);
+        assert_eq!((ok, got.len()), (false, 1));
     }
 
     #[test]
