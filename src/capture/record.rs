@@ -137,7 +137,7 @@ impl Record<'_> {
 ///
 /// Only instantiated with the skeleton's plain-integer `repr(C)` record types,
 /// for which every bit pattern is valid.
-fn read<R: Copy>(data: &[u8]) -> Result<R, DecodeError> {
+pub(super) fn read<R: Copy>(data: &[u8]) -> Result<R, DecodeError> {
     if data.len() < size_of::<R>() {
         return Err(DecodeError::Truncated);
     }

@@ -52,7 +52,7 @@ pub fn split(entry: &[u8], f: &mut dyn FnMut(&[u8])) -> bool {
     let mut at = 0;
     while at < entry.len() {
         let rest = &entry[at..];
-        let Some(h) = rest.get(..size_of::<kestrel_hdr>()).map(read_hdr) else {
+        let Ok(h) = super::record::read::<kestrel_hdr>(rest) else {
             return false;
         };
         let len = usize::from(h.len);
@@ -72,12 +72,6 @@ pub fn split(entry: &[u8], f: &mut dyn FnMut(&[u8])) -> bool {
         }
     }
     true
-}
-
-fn read_hdr(b: &[u8]) -> kestrel_hdr {
-    // SAFETY: the caller passes size_of::<kestrel_hdr>() bytes; the header
-    // is integers only, so any bytes are a valid value.
-    unsafe { core::ptr::read_unaligned(b.as_ptr().cast::<kestrel_hdr>()) }
 }
 
 /// The close record a tail stands for: the open's thread, jiffies and new
