@@ -191,7 +191,17 @@ has_falco_metrics() { grep -q '"rule":"Falco internal: metrics snapshot"' "$1"; 
 # KESTREL_USER runs: the agent drops to this user after attach.
 run_user=nobody
 run_uid=$(id -u "$run_user" 2>/dev/null)
-runs_as() { [ -n "$run_uid" ] && grep -Eq "^Uid:[[:space:]]+${run_uid}[[:space:]]" "/proc/$1/status"; }
+is_uid() { [ -n "$run_uid" ] && grep -Eq "^Uid:[[:space:]]+${run_uid}[[:space:]]" "/proc/$1/status"; }
+# The agent drops to the user only once the probe is attached (verifier
+# time): wait up to 5 s for it, as CI once checked before the drop.
+runs_as() {
+	i=0
+	until is_uid "$1"; do
+		[ "$i" -ge 50 ] && return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
 owned_by_user() { [ "$(stat -c %u "$1" 2>/dev/null)" = "$run_uid" ]; }
 
 # ---------------------------------------------------------------- systemd
