@@ -79,11 +79,7 @@ pub fn split(entry: &[u8], f: &mut dyn FnMut(&[u8])) -> bool {
 /// stage_close_tail).
 fn close_record(open: &kestrel_hdr, tail: &[u8]) -> [u8; size_of::<kestrel_fd>()] {
     use core::mem::offset_of;
-    let field = |at: usize, n: usize| &tail[at..at + n];
-    let nr = field(offset_of!(kestrel_close_tail, nr), 2);
-    let flags = field(offset_of!(kestrel_close_tail, flags), 2);
-    let ret = field(offset_of!(kestrel_close_tail, ret), 4);
-    let ret = i32::from_ne_bytes([ret[0], ret[1], ret[2], ret[3]]);
+    let t: kestrel_close_tail = super::record::read(tail).unwrap_or_default();
     let mut r = [0u8; size_of::<kestrel_fd>()];
     let mut put = |at: usize, b: &[u8]| r[at..at + b.len()].copy_from_slice(b);
     let h = offset_of!(kestrel_fd, hdr);
@@ -97,11 +93,11 @@ fn close_record(open: &kestrel_hdr, tail: &[u8]) -> [u8; size_of::<kestrel_fd>()
     put(h + offset_of!(kestrel_hdr, r#type), &close.to_ne_bytes());
     let len = size_of::<kestrel_fd>() as u16;
     put(h + offset_of!(kestrel_hdr, len), &len.to_ne_bytes());
-    put(h + offset_of!(kestrel_hdr, nr), nr);
-    put(h + offset_of!(kestrel_hdr, flags), flags);
+    put(h + offset_of!(kestrel_hdr, nr), &t.nr.to_ne_bytes());
+    put(h + offset_of!(kestrel_hdr, flags), &t.flags.to_ne_bytes());
     put(
         h + offset_of!(kestrel_hdr, ret),
-        &i64::from(ret).to_ne_bytes(),
+        &i64::from(t.ret).to_ne_bytes(),
     );
     put(offset_of!(kestrel_fd, fd), &open.ret.to_ne_bytes());
     r
