@@ -116,6 +116,7 @@ fn hostile_brokers_get_one_line_each_and_never_delay_snapshots() {
     }
     c.stderr(std::fs::File::create(&err).unwrap())
         .stdout(Stdio::null());
+    let started = std::time::Instant::now();
     let agent = Guard(c.spawn().unwrap());
     // Past every protocol deadline (10 s connect/handshake/CONNACK, 5 s
     // PUBACK), and again: reconnects must not grow memory.
@@ -124,6 +125,9 @@ fn hostile_brokers_get_one_line_each_and_never_delay_snapshots() {
     wait_for_snapshots(&out, 130, Duration::from_secs(60));
     let hwm = vm_hwm_kb(agent.pid());
     assert!(agent.term().success());
+    // One line per output per 10 s window: a run of t seconds may hold
+    // 1 + floor(t / 10) of them, depending on where the retries fell.
+    let most = 1 + (started.elapsed().as_secs() / 10) as usize;
 
     let times: Vec<u64> = snapshots(&out)
         .iter()
@@ -142,8 +146,8 @@ fn hostile_brokers_get_one_line_each_and_never_delay_snapshots() {
             .filter(|l| l.contains(&format!("{name}:")) && !l.contains("lines written"))
             .collect();
         assert!(
-            (1..=2).contains(&lines.len()) && lines[0].contains(what),
-            "{name}: expected one line about '{what}' per 10 s, got {lines:#?}"
+            (1..=most).contains(&lines.len()) && lines[0].contains(what),
+            "{name}: expected one line about '{what}' per 10 s (at most {most}), got {lines:#?}"
         );
     }
     eprintln!("peak RSS {first} kB after 13 s, {hwm} kB after 26 s, seven hostile outputs");
