@@ -4,7 +4,8 @@
 //! (default 5), KESTREL_BENCH_ITERS (default 200000 iterations of the syscall mix),
 //! KESTREL_BENCH_BASELINE (an older kestrel binary whose kernel cost rows are measured beside
 //! this one's), KESTREL_BENCH_ONLY=untraced|traced|steps|side|mix|rates (one table alone:
-//! rig/untraced.rs, rig/percall.rs, rig/side.rs with KESTREL_BENCH_SCAP_OPEN, rig/scale.rs).
+//! rig/untraced.rs, rig/percall.rs, rig/side.rs with KESTREL_BENCH_SCAP_OPEN, rig/scale.rs;
+//! KESTREL_BENCH_MIX_ARGS="--flag value;--other" adds rows to the mix table).
 
 use std::ffi::CString;
 use std::mem::MaybeUninit;

@@ -284,13 +284,65 @@ static __always_inline int submit(void *ctx, struct kestrel_counters *c, void *r
 	return 0;
 }
 
+/*
+ * Most paths fit in SHORT_STR bytes: one plain copy of that many to the
+ * stack, the NUL found a word at a time, the words copied on. The kernel's
+ * user copies run the hardened-usercopy check on their destination
+ * (mm/usercopy.c __check_object_size), which for a map value walks to its
+ * page (perf: a fifth of a traced open) and for the stack stops at the
+ * frame check. Returns the length with the NUL, or 0 (no NUL in the first
+ * SHORT_STR bytes, or they cannot all be read: the caller reads it the
+ * exact way).
+ */
+#define SHORT_STR 64
+static __always_inline long short_user_str(char *dst, __u32 max, __u64 src)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	const __u64 ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+	__u64 tmp[SHORT_STR / 8];
+	__u32 i;
+
+	if (max < SHORT_STR || bpf_probe_read_user(tmp, sizeof(tmp), (const void *)src))
+		return 0;
+#pragma unroll
+	for (i = 0; i < SHORT_STR / 8; i++) {
+		__u64 w = tmp[i];
+		/* The lowest flagged byte is the first zero byte (a borrow only
+		 * flags bytes above a real zero). */
+		__u64 z = (w - ones) & ~w & highs;
+
+		__builtin_memcpy(dst + i * 8, &w, 8);
+		if (z) {
+			long n = i * 8 + 1;
+
+			z &= -z;
+			if (z >> 32) {
+				n += 4;
+				z >>= 32;
+			}
+			if (z >> 16) {
+				n += 2;
+				z >>= 16;
+			}
+			if (z >> 8)
+				n += 1;
+			return n;
+		}
+	}
+#endif
+	return 0;
+}
+
 /* Reads a user string into dst[max]; returns the stored length including
  * the NUL (1, an empty string, with `fault` set when it cannot be read).
  * max is a compile-time power of two. The caller counts the fault. */
 static __always_inline __u16 read_user_str(struct kestrel_hdr *h, char *dst, __u32 max, __u64 src,
 					   __u16 fault, __u16 trunc)
 {
-	long n = bpf_probe_read_user_str(dst, max, (const void *)src);
+	long n = short_user_str(dst, max, src);
+
+	if (!n)
+		n = bpf_probe_read_user_str(dst, max, (const void *)src);
 
 	if (n <= 0) {
 		dst[0] = 0;

@@ -13,9 +13,22 @@ fn rss_kb(pid: u32) -> u64 {
     kestrel::procfs::parse_status(&s).rss_kb.unwrap_or(0)
 }
 
+/// Extra rows from KESTREL_BENCH_MIX_ARGS: `;`-separated lists of agent
+/// flags, each run in the same rounds as the fixed rows (A/B of a flag).
+fn extra_setups() -> Vec<Vec<String>> {
+    std::env::var("KESTREL_BENCH_MIX_ARGS")
+        .unwrap_or_default()
+        .split(';')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.split_whitespace().map(String::from).collect())
+        .collect()
+}
+
 /// The mix alone and under the agent, interleaved; medians.
 pub fn slowdown(reps: usize, iters: usize, path: &CString) {
     println!("\n## slowdown of the mix (BPF stats off), medians of {reps} interleaved runs");
+    let extra = extra_setups();
+    let mut extra_runs = vec![Vec::new(); extra.len()];
     let mut alone = Vec::new();
     let mut default = Vec::new();
     let mut no_culprits = Vec::new();
@@ -40,6 +53,12 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
         let a = Agent::start_with(BIN, "default", false, "auto", &["--stage-records", "false"]);
         unstaged.push(mix(iters, path));
         a.stop();
+        for (args, runs) in extra.iter().zip(&mut extra_runs) {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let a = Agent::start_with(BIN, "default", false, "auto", &args);
+            runs.push(mix(iters, path));
+            a.stop();
+        }
     }
     let (ma, md, mn) = (median(alone), median(default), median(none));
     let (mc, mp, mu) = (median(no_culprits), median(perf), median(unstaged));
@@ -63,6 +82,15 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
         mu / ma
     );
     println!("| kestrel, nothing selected | {mn:.3} | {:.2} |", mn / ma);
+    for (args, runs) in extra.iter().zip(extra_runs) {
+        let m = median(runs);
+        let over = (m - ma) / (mn - ma);
+        println!(
+            "| kestrel, default set, {} | {m:.3} | {:.2} | overhead / bare {over:.2} |",
+            args.join(" "),
+            m / ma
+        );
+    }
     println!(
         "overhead with defaults / bare attach's: {:.2}",
         (md - ma) / (mn - ma)
