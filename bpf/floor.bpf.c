@@ -55,7 +55,7 @@ int BPF_PROG(floor_raw_step, struct pt_regs *regs, long ret)
  * number from its record (its run time leaves out the perf record built
  * before the program runs); checked copies of 8 bytes (orig_ax) and of the
  * 112 from bp to cs (the probe before issue 22). floor_raw_step above is the
- * probe's own: 32 bytes, di to cs.
+ * probe's own: 88 bytes, r10 to cs (32, di to cs, until 2026-12-05).
  */
 SEC("raw_tp/sys_exit")
 int BPF_PROG(floor_raw_noop, struct pt_regs *regs, long ret)

@@ -165,7 +165,7 @@ static __out_of_line int traced_raw(__u64 *ctx, struct kestrel_counters *c, __u6
 
 static __always_inline void on_sys_exit(__u64 *ctx, struct pt_regs *regs, bool btf)
 {
-	/* raw_tp: call_start fills di to cs, call_load_args the rest; not
+	/* raw_tp: call_start fills r10 to cs (x86), call_load_args the rest; not
 	 * zeroed, as 14 stores showed in the untraced cost. */
 	__u64 copy[CALL_REGS];
 	struct call k = { .regs = regs, .btf = btf, .r = copy };

@@ -26,8 +26,8 @@
 #include "core_read.h"
 
 /* x86_64 pt_regs from bp to cs: contiguous in every kernel (the ptrace
- * layout); raw_tp copies di to cs on every call, the rest of both ABIs'
- * arguments only for a selected call. */
+ * layout); raw_tp copies r10 to cs on every call (a 64-bit call's
+ * arguments among them), bp to r11 only for a selected ia32 call. */
 /* clang-format off */
 enum { XR_BP, XR_BX, XR_R11, XR_R10, XR_R9, XR_R8, XR_AX, XR_CX, XR_DX, XR_SI, XR_DI,
        XR_ORIG_AX, XR_IP, XR_CS, XR_N };
@@ -106,12 +106,16 @@ static __always_inline __u64 arm_syscall_nr(struct call *k)
 #endif
 
 /*
- * The syscall number and ABI of this call. On raw_tp one short copy fetches
- * both, and a 64-bit call's first argument: x86 di, orig_ax, ip, cs and
- * arm64 pstate, orig_x0, syscallno sit next to each other in every kernel's
- * pt_regs (it is the ptrace layout). The other arguments wait for
- * call_load_args: a checked copy costs ~9 ns plus ~0.7 ns per word here,
- * paid by every syscall on the machine. A 32-bit task
+ * The syscall number and ABI of this call. On raw_tp one copy fetches
+ * both: x86 r10 to cs (every argument of a 64-bit call, orig_ax, ip, cs)
+ * and arm64 pstate, orig_x0, syscallno sit next to each other in every
+ * kernel's pt_regs (it is the ptrace layout). On x86 the copy takes all
+ * six argument registers, not only the number: a checked copy is a helper
+ * call, which costs 25 ns on a host with retpolines and Safe RET (9 ns on
+ * the last one) where its size costs 0.1 ns per word, so a traced call
+ * makes no second copy for a few ns on every call (BENCHMARKS.md, steps).
+ * arm64's argument registers sit 216 bytes before pstate and wait for
+ * call_load_args. A 32-bit task
  * runs in the 32-bit code segment (x86) or AArch32 state (arm64:
  * compat_user_mode() in arch/arm64/include/asm/ptrace.h; unlike _TIF_32BIT,
  * whose number moved, this is architectural).
@@ -129,8 +133,8 @@ static __always_inline __u64 call_start(struct call *k)
 		k->compat = (regs->cs & 0xffff) == USER32_CS;
 		return regs->orig_ax;
 	}
-	if (bpf_probe_read_kernel(&k->r[XR_DI], 4 * sizeof(__u64),
-				  __builtin_preserve_access_index(&regs->di)))
+	if (bpf_probe_read_kernel(&k->r[XR_R10], (XR_N - XR_R10) * sizeof(__u64),
+				  __builtin_preserve_access_index(&regs->r10)))
 		return ~0ULL;
 	k->compat = (k->r[XR_CS] & 0xffff) == USER32_CS;
 	return k->r[XR_ORIG_AX];
@@ -186,7 +190,7 @@ static __always_inline void call_confirm_abi(struct call *k)
 #endif
 }
 
-/* Handlers that read no argument past arg0 (handlers.h): on raw_tp a
+/* Handlers that read no argument past arg0 (handlers.h): on arm64 raw_tp a
  * 64-bit call of theirs needs no copy beyond call_start's. */
 #define ARG0_ONLY                                                                                \
 	(1u << KH_GENERIC | 1u << KH_CLONE | 1u << KH_CLONE3 | 1u << KH_FORK | 1u << KH_EXECVE | \
@@ -194,10 +198,11 @@ static __always_inline void call_confirm_abi(struct call *k)
 _Static_assert(KH_MAX <= 32, "ARG0_ONLY is a 32-bit mask");
 
 /*
- * raw_tp: the other argument registers in one more copy, once a table
- * selected the call (x86: r10 to si for a 64-bit call, bp to si for ia32).
- * Every slot is written on every path, by the copy or by zeroing: kernels
- * before 5.12 refuse a read of a stack slot never written, even by root.
+ * raw_tp: what call_start's copy left out, once a table selected the call
+ * (x86: bp, bx and r11 for ia32, whose arguments are bx to di and bp;
+ * arm64: regs[1..5]). Every slot is written on every path, by the copy or
+ * by zeroing: kernels before 5.12 refuse a read of a stack slot never
+ * written, even by root.
  */
 static __always_inline void call_load_args(struct call *k)
 {
@@ -213,16 +218,10 @@ static __always_inline void call_load_args(struct call *k)
 				  __builtin_preserve_access_index(&regs->uregs[0])))
 		__builtin_memset(k->r, 0, CALL_REGS * sizeof(__u64));
 #elif defined(__TARGET_ARCH_x86)
-	if (k->compat) {
-		if (bpf_probe_read_kernel(k->r, XR_DI * sizeof(__u64),
-					  __builtin_preserve_access_index(&regs->bp)))
-			__builtin_memset(k->r, 0, XR_DI * sizeof(__u64));
-		return;
-	}
-	__builtin_memset(k->r, 0, XR_R10 * sizeof(__u64));
-	if (arg0_only || bpf_probe_read_kernel(&k->r[XR_R10], (XR_DI - XR_R10) * sizeof(__u64),
-					       __builtin_preserve_access_index(&regs->r10)))
-		__builtin_memset(&k->r[XR_R10], 0, (XR_DI - XR_R10) * sizeof(__u64));
+	(void)arg0_only;
+	if (!k->compat || bpf_probe_read_kernel(k->r, XR_R10 * sizeof(__u64),
+						 __builtin_preserve_access_index(&regs->bp)))
+		__builtin_memset(k->r, 0, XR_R10 * sizeof(__u64));
 #else
 	if (arg0_only || bpf_probe_read_kernel(&k->r[1], 5 * sizeof(__u64),
 					       __builtin_preserve_access_index(&regs->regs[1])))
