@@ -220,7 +220,7 @@ static __always_inline void call_load_args(struct call *k)
 #elif defined(__TARGET_ARCH_x86)
 	(void)arg0_only;
 	if (!k->compat || bpf_probe_read_kernel(k->r, XR_R10 * sizeof(__u64),
-						 __builtin_preserve_access_index(&regs->bp)))
+						__builtin_preserve_access_index(&regs->bp)))
 		__builtin_memset(k->r, 0, XR_R10 * sizeof(__u64));
 #else
 	if (arg0_only || bpf_probe_read_kernel(&k->r[1], 5 * sizeof(__u64),
