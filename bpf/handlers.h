@@ -357,10 +357,11 @@ static __always_inline void handle_syscall(struct kestrel_counters *c, const str
 	default: p0 = r->args[1]; p1 = r->args[3]; break;
 	}
 	/* clang-format on */
-	n0 = read_user_str(&r->hdr, r->data, KESTREL_PATH_MAX, p0, KF_PATH_FAULT, KF_PATH_TRUNC);
+	n0 = read_user_str(&r->hdr, r->data, KESTREL_PATH_MAX, p0, KF_PATH_FAULT, KF_PATH_TRUNC,
+			   false);
 	if (k->handler >= KH_STR_A0_A1)
 		n1 = read_user_str(&r->hdr, r->data + n0, KESTREL_PATH_MAX, p1, KF_PATH1_FAULT,
-				   KF_PATH1_TRUNC);
+				   KF_PATH1_TRUNC, false);
 	r->s0_len = n0;
 	r->s1_len = n1;
 	/* Once per record, however many of its strings failed. */
