@@ -292,7 +292,8 @@ static __always_inline int submit(void *ctx, struct kestrel_counters *c, void *r
  * page (perf: a fifth of a traced open) and for the stack stops at the
  * frame check. Returns the length with the NUL, or 0 (no NUL in the first
  * SHORT_STR bytes, or they cannot all be read: the caller reads it the
- * exact way).
+ * exact way). The word loop stays a loop: unrolled, the object took the
+ * static x86_64 binary over its 2 000 000 B budget.
  */
 #define SHORT_STR 64
 static __always_inline long short_user_str(char *dst, __u32 max, __u64 src)
@@ -304,8 +305,6 @@ static __always_inline long short_user_str(char *dst, __u32 max, __u64 src)
 
 	if (max < SHORT_STR || bpf_probe_read_user(tmp, sizeof(tmp), (const void *)src))
 		return 0;
-	/* A loop, not unrolled: unrolled, the object crossed the static
-	 * x86_64 binary's 2 000 000 B budget. */
 #pragma clang loop unroll(disable)
 	for (i = 0; i < SHORT_STR / 8; i++) {
 		__u64 w = tmp[i];
