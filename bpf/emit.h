@@ -289,7 +289,7 @@ static __always_inline int submit(void *ctx, struct kestrel_counters *c, void *r
  * stack, the NUL found a word at a time, the words copied on. The kernel's
  * user copies run the hardened-usercopy check on their destination
  * (mm/usercopy.c __check_object_size), which for a map value walks to its
- * page (perf: a fifth of a traced open) and for the stack stops at the
+ * page (perf: an eighth of the probe's time) and for the stack stops at the
  * frame check. Returns the length with the NUL, or 0 (no NUL in the first
  * SHORT_STR bytes, or they cannot all be read: the caller reads it the
  * exact way). The word loop stays a loop: unrolled, the object took the

@@ -207,22 +207,21 @@ _Static_assert(KH_MAX <= 32, "ARG0_ONLY is a 32-bit mask");
 static __always_inline void call_load_args(struct call *k)
 {
 	struct pt_regs *regs = k->regs;
-	bool arg0_only = !k->compat && (ARG0_ONLY >> (k->handler & 31) & 1);
 
 	if (k->btf)
 		return;
 #if defined(__TARGET_ARCH_arm)
 	/* One copy of all 18 words: ORIG_r0 sits past the others. */
-	(void)arg0_only;
 	if (bpf_probe_read_kernel(k->r, CALL_REGS * sizeof(__u64),
 				  __builtin_preserve_access_index(&regs->uregs[0])))
 		__builtin_memset(k->r, 0, CALL_REGS * sizeof(__u64));
 #elif defined(__TARGET_ARCH_x86)
-	(void)arg0_only;
 	if (!k->compat || bpf_probe_read_kernel(k->r, XR_R10 * sizeof(__u64),
 						__builtin_preserve_access_index(&regs->bp)))
 		__builtin_memset(k->r, 0, XR_R10 * sizeof(__u64));
 #else
+	bool arg0_only = !k->compat && (ARG0_ONLY >> (k->handler & 31) & 1);
+
 	if (arg0_only || bpf_probe_read_kernel(&k->r[1], 5 * sizeof(__u64),
 					       __builtin_preserve_access_index(&regs->regs[1])))
 		__builtin_memset(&k->r[1], 0, 5 * sizeof(__u64));
