@@ -18,8 +18,8 @@ use common::{capture, probe_lock};
 const LENGTHS: [usize; 16] = [
     1, 2, 7, 8, 9, 55, 56, 57, 62, 63, 64, 65, 127, 254, 256, 300,
 ];
-/// Bytes the record keeps, the NUL included (kestrel.h KESTREL_OPEN_PATH_MAX).
-const KEPT: usize = 256;
+/// Bytes the record keeps, the NUL included (kestrel.h, generated).
+const KEPT: usize = kestrel::capture::abi::OPEN_PATH_MAX;
 
 /// A path of `len` bytes that names nothing (each length its own bytes).
 fn path_of(len: usize) -> Vec<u8> {
@@ -29,7 +29,11 @@ fn path_of(len: usize) -> Vec<u8> {
 /// Two pages, the second unreadable: `s` and its NUL end at the first's
 /// last byte, so a fixed 64-byte copy from `s` faults where the string
 /// read does not.
-struct EdgeOfMapping(*mut u8, usize);
+struct EdgeOfMapping {
+    map: *mut u8,
+    page: usize,
+    path: *const libc::c_char,
+}
 
 impl EdgeOfMapping {
     fn new(s: &[u8]) -> EdgeOfMapping {
@@ -51,20 +55,19 @@ impl EdgeOfMapping {
             let at = m.add(page - s.len() - 1);
             core::ptr::copy_nonoverlapping(s.as_ptr(), at, s.len());
             *at.add(s.len()) = 0;
-            EdgeOfMapping(m, page)
+            EdgeOfMapping {
+                map: m,
+                page,
+                path: at.cast(),
+            }
         }
-    }
-
-    fn path(&self, len: usize) -> *const libc::c_char {
-        // SAFETY: inside the first page, where new() put the string.
-        unsafe { self.0.add(self.1 - len - 1).cast() }
     }
 }
 
 impl Drop for EdgeOfMapping {
     fn drop(&mut self) {
         // SAFETY: unmapping the two pages new() mapped.
-        unsafe { libc::munmap(self.0.cast(), 2 * self.1) };
+        unsafe { libc::munmap(self.map.cast(), 2 * self.page) };
     }
 }
 
@@ -93,7 +96,7 @@ fn open_paths_read_whole_at_every_length_and_near_an_unreadable_page() {
             .iter()
             .map(|&n| CString::new(path_of(n)).unwrap())
             .collect();
-        let at_edge = edge.path(edge_len) as usize;
+        let at_edge = edge.path as usize;
         let mut worker = 0;
         let (raw, counters) = capture(cfg, true, || {
             worker = rustix::thread::gettid().as_raw_nonzero().get() as u32;
