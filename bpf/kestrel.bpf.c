@@ -98,8 +98,8 @@ static __always_inline int sample_call(struct kestrel_counters *c, bool btf)
 
 /*
  * A call one of the tables may select: the ABI settled, its handler run.
- * ctx, not regs and ret, crosses the call: the untraced path keeps one
- * register alive for it, and the perf path needs ctx itself.
+ * It reads regs and ret from ctx itself (the perf path needs ctx too), so
+ * the untraced path keeps no more than ctx alive.
  */
 static __always_inline int traced_exit(__u64 *ctx, struct kestrel_counters *c, __u64 nr_abi,
 				       __u64 *copy, bool btf)
@@ -136,10 +136,13 @@ static __always_inline int traced_exit(__u64 *ctx, struct kestrel_counters *c, _
 }
 
 /*
- * Out of line (BPF-to-BPF calls, 4.16+, JIT or interpreter): the untraced
- * path is the ~50 instructions of on_sys_exit in one place, and its frame
- * holds no record. Twice each, so `btf` stays a constant inside
- * (__out_of_line: core_read.h).
+ * The culprit sample is out of line (BPF-to-BPF calls, 4.16+, JIT or
+ * interpreter): it runs once in P calls, so the untraced path keeps its
+ * few instructions in one place. Twice, so `btf` stays a constant inside
+ * (__out_of_line: core_read.h). traced_exit is inlined: a call and its
+ * return cost 3-15 ns a traced call on a host with Safe RET, where every
+ * return is a thunk, and the untraced path measured the same either way
+ * (BENCHMARKS.md, issue 22, 2026-12-05).
  */
 
 static __out_of_line int sample_btf(struct kestrel_counters *c)
@@ -150,17 +153,6 @@ static __out_of_line int sample_btf(struct kestrel_counters *c)
 static __out_of_line int sample_raw(struct kestrel_counters *c)
 {
 	return sample_call(c, false);
-}
-
-static __out_of_line int traced_btf(__u64 *ctx, struct kestrel_counters *c, __u64 nr_abi)
-{
-	return traced_exit(ctx, c, nr_abi, NULL, true);
-}
-
-static __out_of_line int traced_raw(__u64 *ctx, struct kestrel_counters *c, __u64 nr_abi,
-				    __u64 *copy)
-{
-	return traced_exit(ctx, c, nr_abi, copy, false);
 }
 
 static __always_inline void on_sys_exit(__u64 *ctx, struct pt_regs *regs, bool btf)
@@ -196,10 +188,7 @@ static __always_inline void on_sys_exit(__u64 *ctx, struct pt_regs *regs, bool b
 	/* Neither table selects it: the untraced path ends here. */
 	if (nr >= KESTREL_SYSCALL_MAX || !(sys_table[nr] | compat_table[nr]))
 		return;
-	if (btf)
-		traced_btf(ctx, c, nr | (__u64)k.compat << 32);
-	else
-		traced_raw(ctx, c, nr | (__u64)k.compat << 32, copy);
+	traced_exit(ctx, c, nr | (__u64)k.compat << 32, btf ? NULL : copy, btf);
 }
 
 static __always_inline void on_sys_enter(void *ctx, struct pt_regs *regs, long id, bool btf)
