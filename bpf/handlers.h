@@ -117,6 +117,7 @@ static __always_inline void handle_open(struct kestrel_counters *c, const struct
 	o->flags = 0;
 	o->mode = 0;
 	o->pad = 0;
+	o->pad2 = 0;
 	switch (k->handler) {
 	case KH_OPEN:
 		path = sys_arg(k, 0);

@@ -216,8 +216,11 @@ struct kestrel_open {
 	__u32 mode;
 	__u16 path_len;
 	__u16 pad;
+	__u32 pad2; /* the path starts on a word: emit.h stores it a word at a time */
 	char path[KESTREL_OPEN_PATH_MAX];
 };
+_Static_assert(__builtin_offsetof(struct kestrel_open, path) % 8 == 0,
+	       "short_user_str stores the open's path in 8-byte words");
 
 /*
  * A close of the fd the same thread's open made just before it, in the same
