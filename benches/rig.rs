@@ -2,8 +2,8 @@
 //! table of Kestrel's costs on this machine, every figure measured in this run and, where the
 //! machine is noisy, as a ratio to a baseline taken side by side. Knobs: KESTREL_BENCH_REPS
 //! (default 5), KESTREL_BENCH_ITERS (default 200000 iterations of the syscall mix),
-//! KESTREL_BENCH_BASELINE (an older kestrel binary whose kernel cost rows are measured beside
-//! this one's), KESTREL_BENCH_ONLY=untraced|traced|steps|side|mix|rates (one table alone:
+//! KESTREL_BENCH_BASELINE (an older kestrel binary whose kernel cost rows, and in the mix
+//! table its defaults and bare attach, are measured beside this one's), KESTREL_BENCH_ONLY=untraced|traced|steps|side|mix|rates (one table alone:
 //! rig/untraced.rs, rig/percall.rs, rig/side.rs with KESTREL_BENCH_SCAP_OPEN, rig/scale.rs;
 //! KESTREL_BENCH_MIX_ARGS="--flag value;--other" adds rows to the mix table).
 

@@ -35,6 +35,10 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
     let mut none = Vec::new();
     let mut perf = Vec::new();
     let mut unstaged = Vec::new();
+    // KESTREL_BENCH_BASELINE: an older build's defaults and bare attach in the
+    // same rounds, so a change's effect on the goal is read in one run.
+    let baseline = std::env::var("KESTREL_BENCH_BASELINE").ok();
+    let (mut base_default, mut base_none) = (Vec::new(), Vec::new());
     for _ in 0..reps {
         alone.push(mix(iters, path));
         let a = Agent::start("default", false);
@@ -53,6 +57,14 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
         let a = Agent::start_with(BIN, "default", false, "auto", &["--stage-records", "false"]);
         unstaged.push(mix(iters, path));
         a.stop();
+        if let Some(b) = &baseline {
+            let a = Agent::start_bin(b, "default", false, "auto");
+            base_default.push(mix(iters, path));
+            a.stop();
+            let a = Agent::start_bin(b, "none", false, "auto");
+            base_none.push(mix(iters, path));
+            a.stop();
+        }
         for (args, runs) in extra.iter().zip(&mut extra_runs) {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let a = Agent::start_with(BIN, "default", false, "auto", &args);
@@ -89,6 +101,15 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
             "| kestrel, default set, {} | {m:.3} | {:.2} | overhead / bare {over:.2} |",
             args.join(" "),
             m / ma
+        );
+    }
+    if let Some(b) = &baseline {
+        let (bd, bn) = (median(base_default), median(base_none));
+        println!("| baseline ({b}), default set | {bd:.3} | {:.2} |", bd / ma);
+        println!("| baseline, nothing selected | {bn:.3} | {:.2} |", bn / ma);
+        println!(
+            "baseline: overhead with defaults / its bare attach's: {:.2}",
+            (bd - ma) / (bn - ma)
         );
     }
     println!(
