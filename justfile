@@ -46,6 +46,16 @@ qemu-rules: build build-aarch64
 bench: build
     cargo bench --features bench --bench rig
 
+# where the mix's extra time goes under the agent, by function group (root, perf; rounds of bare and defaults)
+bench-profile rounds="3":
+    cargo build --release
+    benches/tools/profile-mix.sh target/release/kestrel {{rounds}}
+
+# the probe's BPF run time per mix iteration, per program (root, bpftool); alternate builds by hand
+bench-bpf-stats bin="target/release/kestrel":
+    cargo build --release
+    benches/tools/bpf-stats-mix.sh {{bin}}
+
 # the agent's cost on 1, 2 and 4 vCPUs in QEMU (ring contention, CPU per snapshot; ratios only)
 bench-cpus: build-aarch64
     tests/qemu/cpus.sh --aarch64 target/aarch64-unknown-linux-musl/release/kestrel
