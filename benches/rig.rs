@@ -5,7 +5,8 @@
 //! KESTREL_BENCH_BASELINE (an older kestrel binary whose kernel cost rows, and in the mix
 //! table its defaults and bare attach, are measured beside this one's), KESTREL_BENCH_ONLY=untraced|traced|steps|side|mix|rates (one table alone:
 //! rig/untraced.rs, rig/percall.rs, rig/side.rs with KESTREL_BENCH_SCAP_OPEN, rig/scale.rs;
-//! KESTREL_BENCH_MIX_ARGS="--flag value;--other" adds rows to the mix table).
+//! KESTREL_BENCH_MIX_ARGS="--flag value;--other" adds rows to the mix table; KESTREL_BENCH_CPU=n
+//! runs everything on CPU n alone, as on a one-core gateway).
 
 use std::ffi::CString;
 use std::mem::MaybeUninit;
@@ -158,10 +159,34 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+fn pin_to_cpu(cpu: &str) {
+    let Ok(n) = cpu.parse::<usize>() else {
+        eprintln!("KESTREL_BENCH_CPU={cpu}: not a CPU number");
+        std::process::exit(2);
+    };
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET bounds-checks n.
+    let ok = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(n, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    };
+    if !ok {
+        let e = std::io::Error::last_os_error();
+        eprintln!("KESTREL_BENCH_CPU={cpu}: cannot run there ({e})");
+        std::process::exit(2);
+    }
+}
+
 fn main() {
     if !rustix::process::geteuid().is_root() {
         eprintln!("the rig loads BPF programs: run it as root");
         std::process::exit(1);
+    }
+    // KESTREL_BENCH_CPU=n: the rig, and so every agent and workload it starts,
+    // on CPU n alone: a one-core gateway, where the agent's own CPU adds to
+    // the workload's time (on more cores it runs beside it).
+    if let Ok(cpu) = std::env::var("KESTREL_BENCH_CPU") {
+        pin_to_cpu(&cpu);
     }
     let reps = env_num("KESTREL_BENCH_REPS", 5);
     let iters = env_num("KESTREL_BENCH_ITERS", 200_000);
