@@ -97,42 +97,32 @@ static __always_inline int sample_call(struct kestrel_counters *c, bool btf)
 }
 
 /*
- * A call one of the tables may select: the ABI settled, its handler run.
- * It reads regs and ret from ctx itself (the perf path needs ctx too), so
- * the untraced path keeps no more than ctx alive.
+ * A call one of the tables may select, as on_sys_exit started it: the ABI
+ * settled, its handler run. ret is read only here, so the untraced path
+ * keeps no register for it.
  */
-static __always_inline int traced_exit(__u64 *ctx, struct kestrel_counters *c, __u64 nr_abi,
-				       __u64 *copy, bool btf)
+static __always_inline void traced_exit(struct call *k, struct kestrel_counters *c, __u64 nr)
 {
-	struct call k = {
-		.ctx = ctx,
-		.regs = (struct pt_regs *)ctx[0],
-#if defined(__TARGET_ARCH_arm)
-		/* The tracepoint passes a 32-bit long zero-extended: -errno back. */
-		.ret = (__s32)ctx[1],
-#else
-		.ret = (long)ctx[1],
-#endif
-		.btf = btf,
-		.r = copy,
-	};
-	__u64 nr = (__u32)nr_abi;
 	__u16 sel;
 
-	k.compat = nr_abi >> 32;
-	sel = table_entry(&k, nr);
+#if defined(__TARGET_ARCH_arm)
+	/* The tracepoint passes a 32-bit long zero-extended: -errno back. */
+	k->ret = (__s32)((__u64 *)k->ctx)[1];
+#else
+	k->ret = (long)((__u64 *)k->ctx)[1];
+#endif
+	sel = table_entry(k, nr);
 	if (!(sel & KSEL_EXIT))
-		return 0;
+		return;
 	if (!c)
 		c = get_counters();
 	if (!c)
-		return 0;
-	k.nr = nr;
-	k.handler = sel >> KSEL_HANDLER_SHIFT;
-	k.cat = (sel >> KSEL_CAT_SHIFT) & KSEL_CAT_MASK;
-	call_load_args(&k);
-	dispatch_exit(c, &k);
-	return 0;
+		return;
+	k->nr = nr;
+	k->handler = sel >> KSEL_HANDLER_SHIFT;
+	k->cat = (sel >> KSEL_CAT_SHIFT) & KSEL_CAT_MASK;
+	call_load_args(k);
+	dispatch_exit(c, k);
 }
 
 /*
@@ -142,7 +132,8 @@ static __always_inline int traced_exit(__u64 *ctx, struct kestrel_counters *c, _
  * (__out_of_line: core_read.h). traced_exit is inlined: a call and its
  * return cost 3-15 ns a traced call on a host with Safe RET, where every
  * return is a thunk, and the untraced path measured the same either way
- * (BENCHMARKS.md, issue 22, 2026-12-05).
+ * (BENCHMARKS.md, issue 22, 2026-12-05); so it continues on_sys_exit's
+ * struct call instead of rebuilding one from ctx.
  */
 
 static __out_of_line int sample_btf(struct kestrel_counters *c)
@@ -160,7 +151,7 @@ static __always_inline void on_sys_exit(__u64 *ctx, struct pt_regs *regs, bool b
 	/* raw_tp: call_start fills r10 to cs (x86), call_load_args the rest; not
 	 * zeroed, as 14 stores showed in the untraced cost. */
 	__u64 copy[CALL_REGS];
-	struct call k = { .regs = regs, .btf = btf, .r = copy };
+	struct call k = { .ctx = ctx, .regs = regs, .btf = btf, .r = copy };
 	struct kestrel_counters *c = NULL;
 	__u64 nr;
 
@@ -188,7 +179,7 @@ static __always_inline void on_sys_exit(__u64 *ctx, struct pt_regs *regs, bool b
 	/* Neither table selects it: the untraced path ends here. */
 	if (nr >= KESTREL_SYSCALL_MAX || !(sys_table[nr] | compat_table[nr]))
 		return;
-	traced_exit(ctx, c, nr | (__u64)k.compat << 32, btf ? NULL : copy, btf);
+	traced_exit(&k, c, nr);
 }
 
 static __always_inline void on_sys_enter(void *ctx, struct pt_regs *regs, long id, bool btf)
