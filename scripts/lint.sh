@@ -10,6 +10,7 @@ shellcheck -s sh scripts/*.sh .ci/run configs/init/busybox/kestrel configs/init/
     configs/init/sysvinit/kestrel configs/init/openrc/kestrel configs/init/test-*.sh \
     tests/qemu/guest/*.sh
 shellcheck tests/qemu/*.sh
+shellcheck -x benches/tools/*.sh
 echo "== clang-format --dry-run (bpf/, .clang-format)"
 command -v clang-format-14 >/dev/null || { echo "clang-format-14 missing: apt-get install clang-format-14" >&2; exit 1; }
 clang-format-14 --dry-run --Werror bpf/*.h bpf/*.c
