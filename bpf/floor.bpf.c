@@ -107,4 +107,39 @@ int BPF_PROG(floor_raw_full, struct pt_regs *regs, long ret)
 		compat_seen++;
 	return 0;
 }
+
+/*
+ * The helpers a traced tp_btf call cannot do without (issue 22), each alone
+ * on every call: the current task and its TS_COMPAT word (call_confirm_abi),
+ * the ids as raw_tp gets them, and one 64-byte user copy, as an open reads
+ * its path (here from the user's code at ip, always mapped). Their sum with
+ * the floor is what any exact probe pays for a traced call on this host.
+ */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(floor_task, struct pt_regs *regs, long ret)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	if (t->thread_info.status & TS_COMPAT)
+		compat_seen++;
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(floor_ids, struct pt_regs *regs, long ret)
+{
+	if (!bpf_get_current_pid_tgid())
+		compat_seen++;
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(floor_user64, struct pt_regs *regs, long ret)
+{
+	__u64 w[8];
+
+	if (!bpf_probe_read_user(w, sizeof(w), (void *)regs->ip) && !(w[0] | w[7]))
+		compat_seen++;
+	return 0;
+}
 #endif

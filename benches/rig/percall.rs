@@ -1,7 +1,7 @@
 //! The rig's per-call tables beside untraced.rs: the first step alternatives
 //! (KESTREL_BENCH_ONLY=steps: issue 22's ways of learning the syscall number,
-//! each beside the tp_btf no-op) and the traced call (=traced: tp_btf, raw_tp and
-//! tp_btf through the perf buffer).
+//! and the helpers a traced call makes, each beside the tp_btf no-op) and the
+//! traced call (=traced: tp_btf, raw_tp and tp_btf through the perf buffer).
 
 use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -15,7 +15,9 @@ use super::{median, traced_only, untraced_only, Agent, BIN};
 /// getppid `calls` times per run, `reps` runs: each alternative's ns/call
 /// minus the no-op's, and its ratio to it.
 pub fn steps(reps: usize, calls: usize) {
-    println!("\n## first step alternatives (getppid), medians of {reps} runs of {calls} calls");
+    println!(
+        "\n## first step alternatives and a traced call's helpers (getppid), medians of {reps} runs of {calls} calls"
+    );
     println!("| program | ns/call | minus floor | ratio to floor (runs) |");
     println!("|---|---|---|---|");
     // SAFETY: plain syscall wrapper; the fd keeps stats on until dropped.

@@ -28,15 +28,19 @@ pub struct Floor<'obj> {
     _links: Vec<Link>,
 }
 
-/// The raw_tp first-step alternatives (`Floor::attach_steps`), by program.
-/// (x86_64 only: floor_raw_nr, floor_raw_full.)
-pub const STEPS: [&str; 6] = [
+/// The raw_tp first-step alternatives, then the helpers a traced tp_btf
+/// call makes (`Floor::attach_steps`), by program. (x86_64 only:
+/// floor_raw_nr, floor_raw_full, floor_task, floor_ids, floor_user64.)
+pub const STEPS: [&str; 9] = [
     "floor_raw_noop",
     "floor_tp_noop",
     "floor_tp_id",
     "floor_raw_nr",
     "floor_raw_step",
     "floor_raw_full",
+    "floor_task",
+    "floor_ids",
+    "floor_user64",
 ];
 
 impl<'obj> Floor<'obj> {
