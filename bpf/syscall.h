@@ -166,6 +166,12 @@ static __always_inline bool have_task_btf(void)
 	return bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_get_current_task_btf);
 }
 
+/* x86: the kernel has an ia32 syscall entry (user space tries an int 0x80
+ * before load: capture/ia32.rs). Without one (no IA32_EMULATION, or
+ * ia32_emulation=false on 6.7+) TS_COMPAT is never set, so raw_tp leaves
+ * out the two helper calls that read it (the verifier prunes them). */
+const volatile bool ia32_entry = true;
+
 /*
  * x86 only: a 64-bit task can enter the ia32 table through int 0x80 and
  * keep its 64-bit code segment; only TS_COMPAT in thread_info.status says
@@ -185,6 +191,8 @@ static __always_inline void call_confirm_abi(struct call *k)
 		k->compat = t->thread_info.status & TS_COMPAT;
 		return;
 	}
+	if (!ia32_entry)
+		return;
 	t = (struct task_struct *)bpf_get_current_task();
 	k->compat = BPF_CORE_READ(t, thread_info.status) & TS_COMPAT;
 #endif

@@ -107,11 +107,13 @@ if wants qemu; then
     echo "   the perf-buffer path forced on 5.10 and 6.1, and Linux 5.4 (built from git) where auto picks it"
     # 5.4 kernels come from a git tree (tests/qemu/build-kernel-git.sh); a machine
     # without it or the cache skips them in one line, except under CI=true.
-    # $k54 is split on purpose: zero, one or two target names.
+    # $k54 is split on purpose: zero to three target names.
     k54=
     for a in arm64 amd64; do
         if [ "${CI:-}" = true ] || tests/qemu/build-kernel-git.sh --cached "$a" 5.4 >/dev/null 2>&1; then
             k54="$k54 $a:5.4"
+            # The same build makes amd64's kernel without an ia32 entry.
+            [ "$a" = amd64 ] && k54="$k54 amd64:5.4-noia32"
         else
             echo "SKIPPED $a:5.4: kernel not cached (tests/qemu/build-kernel.sh $a 5.4 builds it)"
         fi

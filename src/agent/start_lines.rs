@@ -45,11 +45,16 @@ pub(super) fn log_start(
 ) {
     let attached: Vec<&str> = probe.attached().collect();
     crate::log_line!(
-        "v{}: probe attached via {} with {} ({}), events via the {} ({}), {} syscalls selected, {} threads and {} fds seeded{}, bpf stats: {}, capabilities kept: {}{}",
+        "v{}: probe attached via {} with {} ({}){}, events via the {} ({}), {} syscalls selected, {} threads and {} fds seeded{}, bpf stats: {}, capabilities kept: {}{}",
         crate::metrics::VERSION,
         probe.attach_path().name(),
         probe.btf_source(),
         attached.join(", "),
+        if probe.ia32_entry() {
+            ""
+        } else {
+            ", no ia32 syscall entry (TS_COMPAT not read)"
+        },
         probe.buffer().0.name(),
         probe.buffer().1,
         cfg.probe.selection.resolve().len(),

@@ -9,6 +9,7 @@ pub mod buffer;
 mod config;
 #[cfg(feature = "bench")]
 pub mod floor;
+mod ia32;
 pub mod perf;
 mod progs;
 pub mod record;
@@ -93,6 +94,8 @@ pub struct Probe<'obj> {
     stats_sysctl_set: bool,
     /// sys_exit counts every syscall (culprits): sys_exit_ran can tell.
     counts_syscalls: bool,
+    /// The kernel has an ia32 syscall entry (ia32.rs).
+    ia32_entry: bool,
     /// Records still staged when detach gave up waiting (stage.rs), by
     /// category and direction: counted as drops.
     stranded: [[u64; abi::KD_MAX]; abi::KC_MAX],
@@ -207,6 +210,8 @@ impl<'obj> Probe<'obj> {
                 rodata.compat_table[usize::from(nr)] = entry;
             }
         }
+        let ia32_entry = ia32::entry_available();
+        rodata.ia32_entry = ia32_entry;
         rodata.wakeup_bytes = cfg.wakeup_bytes;
         rodata.count_syscalls = cfg.culprits;
         rodata.failed_open_paths = cfg.failed_open_paths;
@@ -276,6 +281,7 @@ impl<'obj> Probe<'obj> {
             wanted,
             stats_sysctl_set: false,
             counts_syscalls: cfg.culprits,
+            ia32_entry,
             stranded: Default::default(),
         })
     }
@@ -315,6 +321,11 @@ impl<'obj> Probe<'obj> {
 
     pub fn btf_source(&self) -> &BtfSource {
         &self.btf
+    }
+
+    /// False on an x86_64 kernel without an ia32 syscall entry.
+    pub fn ia32_entry(&self) -> bool {
+        self.ia32_entry
     }
 
     fn prog(&self, p: Prog) -> &libbpf_rs::ProgramMut<'obj> {

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Build the kernels of the QEMU targets `ARCH:5.4` (BTF built in, as in Ubuntu
 # 20.04's 5.4) and `ARCH:5.4-nobtf` from a git repository holding a 5.4 tree: no
-# Debian suite reachable here has a 5.4 kernel. One build makes both kernels.
+# Debian suite reachable here has a 5.4 kernel. One build makes both kernels, and
+# on amd64 a third, `amd64:5.4-noia32` (no BTF, no IA32_EMULATION).
 #
 # Usage: tests/qemu/build-kernel-git.sh [--no-host-deps] [--cached] ARCH VERSION
 #   ARCH      arm64|aarch64 or amd64|x86_64
-#   VERSION   5.4 (or 5.4-nobtf: the same build)
+#   VERSION   5.4 (or 5.4-nobtf, 5.4-noia32: the same build)
 #   --cached  build nothing: exit 0 if both kernels are cached under the current
 #             key, else say why on one line and exit 3
 #   --no-host-deps  do not apt-get install missing host packages
@@ -22,13 +23,15 @@
 # uses), amd64 `bzImage` with the host gcc; then
 # `pahole -J --skip_encoding_btf_enum64 --btf_encode_detached=vmlinux.btf vmlinux`.
 # Then kernel/linux-5.4-btf.config (DEBUG_INFO_BTF=y, other LOCALVERSION) and an
-# incremental rebuild; the kernel's own link runs `$PAHOLE -J`, here a wrapper
+# incremental rebuild (on amd64 one more after it with linux-5.4-nobtf.config and
+# linux-5.4-noia32.config, its BTF from pahole as for nobtf); the kernel's own link runs `$PAHOLE -J`, here a wrapper
 # adding --skip_encoding_btf_enum64 (pahole 1.24 would otherwise emit ENUM64,
 # which no 5.4 build ever had). Both BTFs must hold only kinds 5.4 knows (INT ..
 # DATASEC; checked with bpftool).
 # Results (CACHE=${KESTREL_QEMU_CACHE:-/var/cache/kestrel-qemu}):
 #   kernels/ARCH-VERSION/        BTF built in (/sys/kernel/btf/vmlinux)
 #   kernels/ARCH-VERSION-nobtf/  no BTF in the kernel
+#   kernels/amd64-VERSION-noia32/ no BTF, no ia32 syscall entry
 # each with Image (arm64) or bzImage (amd64), vmlinuz -> it (what run.sh boots),
 # vmlinux.btf (the BTF: pahole's file, or the kernel's .BTF section), config,
 # release, source ("git COMMIT": run.sh boots it only if kernel/sources lists the
@@ -48,7 +51,7 @@ JOBS=${KESTREL_QEMU_JOBS:-2}
 HOST_DEPS=1 CACHED_ONLY=0
 die() { echo "build-kernel-git.sh: ERROR: $*" >&2; exit 1; }
 log() { echo "build-kernel-git.sh: $*" >&2; }
-usage() { sed -n '2,44p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 args=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -66,17 +69,22 @@ case ${args[0]} in
     *) usage ;;
 esac
 VERSION=${args[1]%-nobtf}
+VERSION=${VERSION%-noia32}
 case $VERSION in
     5.4) ;;
-    *) echo "build-kernel-git.sh: no recipe for kernel '${args[1]}' (5.4, 5.4-nobtf)" >&2; exit 64 ;;
+    *) echo "build-kernel-git.sh: no recipe for kernel '${args[1]}' (5.4, 5.4-nobtf, 5.4-noia32)" >&2; exit 64 ;;
 esac
 SOURCES=$HERE/kernel/sources
 FRAG_COMMON=$HERE/kernel/linux-$VERSION.config
 FRAG_ARCH=$HERE/kernel/linux-$VERSION-$ARCH.config
 FRAG_NOBTF=$HERE/kernel/linux-$VERSION-nobtf.config
 FRAG_BTF=$HERE/kernel/linux-$VERSION-btf.config
+FRAG_NOIA32=$HERE/kernel/linux-$VERSION-noia32.config
 OUT_BTF=$CACHE/kernels/$ARCH-$VERSION
 OUT_NOBTF=$CACHE/kernels/$ARCH-$VERSION-nobtf
+OUT_NOIA32=$CACHE/kernels/$ARCH-$VERSION-noia32
+OUTS=("$OUT_BTF" "$OUT_NOBTF")
+[ "$ARCH" = amd64 ] && OUTS+=("$OUT_NOIA32")
 GITDIR=${KESTREL_QEMU_LINUX_GIT:-$CACHE/src/linux-$VERSION.git}
 [ -d "$GITDIR/.git" ] && GITDIR=$GITDIR/.git
 
@@ -86,12 +94,15 @@ mapfile -t COMMITS < <(awk -v v="$VERSION" '$1 == v && $2 ~ /^[0-9a-f]{40}$/ { p
 
 key_of() { # key_of COMMIT
     { echo "$ARCH $VERSION"; cat "$FRAG_COMMON" "$FRAG_ARCH" "$FRAG_NOBTF" "$FRAG_BTF"; echo "$1"
-      sed -n '/^# RECIPE BEGIN/,/^# RECIPE END/p' "$0"; } | sha256sum | cut -d' ' -f1
+      sed -n '/^# RECIPE BEGIN/,/^# RECIPE END/p' "$0"
+      if [ "$ARCH" = amd64 ]; then
+          cat "$FRAG_NOIA32"; sed -n '/^# NOIA32 RECIPE BEGIN/,/^# NOIA32 RECIPE END/p' "$0"
+      fi; } | sha256sum | cut -d' ' -f1
 }
 # cache_state: prints "ok" or why the cache does not serve.
 cache_state() {
     local d c
-    for d in "$OUT_BTF" "$OUT_NOBTF"; do
+    for d in "${OUTS[@]}"; do
         if [ ! -f "$d/vmlinuz" ] || [ ! -s "$d/vmlinux.btf" ] || [ ! -f "$d/key" ]; then
             echo "not cached ($d)"; return
         fi
@@ -105,7 +116,7 @@ cache_state() {
 }
 state=$(cache_state)
 if [ "$state" = ok ]; then
-    log "cached: $OUT_BTF ($(cat "$OUT_BTF/release")), $OUT_NOBTF ($(cat "$OUT_NOBTF/release"))"
+    log "cached: $(for d in "${OUTS[@]}"; do printf '%s (%s) ' "$d" "$(cat "$d/release")"; done)"
     exit 0
 fi
 if [ "$CACHED_ONLY" = 1 ]; then
@@ -270,6 +281,17 @@ make "${MK[@]}" -s -j"$JOBS" "$IMAGE"
 btf_check vmlinux.btf
 save "$OUT_BTF"
 # RECIPE END
+# NOIA32 RECIPE BEGIN (amd64 only; hashed into amd64's key)
+if [ "$ARCH" = amd64 ]; then
+    # The arch fragment without its ia32 line, which the variant turns off.
+    grep -v '^CONFIG_IA32_EMULATION=' "$FRAG_ARCH" > "$BUILD/arch-noia32.config"
+    configure "$FRAG_COMMON" "$BUILD/arch-noia32.config" "$FRAG_NOBTF" "$FRAG_NOIA32"
+    make "${MK[@]}" -s -j"$JOBS" "$IMAGE"
+    pahole -J --skip_encoding_btf_enum64 --btf_encode_detached=vmlinux.btf vmlinux
+    btf_check vmlinux.btf
+    save "$OUT_NOIA32"
+fi
+# NOIA32 RECIPE END
 
 t1=$(date +%s)
-log "built $ARCH $VERSION (commit $COMMIT) in $((t1 - t0)) s wall (checkout $((t_src - t0)) s): $OUT_NOBTF, $OUT_BTF"
+log "built $ARCH $VERSION (commit $COMMIT) in $((t1 - t0)) s wall (checkout $((t_src - t0)) s): ${OUTS[*]}"

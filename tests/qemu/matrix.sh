@@ -15,6 +15,11 @@
 #                                  runs build-kernel-git.sh); named explicitly and
 #                                  neither cached nor buildable: one line, exit 64.
 #                                  The agent must attach raw_tp there (tp_btf: 5.5+)
+#   KERNEL 5.4-noia32              amd64 Linux 5.4 without BTF and without
+#                                  IA32_EMULATION (the same build; --btf with its
+#                                  pahole BTF): the start line must say "no ia32
+#                                  syscall entry" (and on every other amd64 target
+#                                  must not)
 #   arm:6.1                        Debian's armmp-lpae kernel (no BTF of its own):
 #                                  --btf with the minimal BTF for the binary's probe
 #                                  (from the -dbg package's, see fetch.sh --arm),
@@ -52,7 +57,7 @@ BIN_amd64=
 BIN_arm=
 TARGETS=()
 
-usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
     case $1 in
         --aarch64|--arm64) [ $# -ge 2 ] || usage; BIN_arm64=$2; shift 2 ;;
@@ -166,6 +171,14 @@ variant() {
     local arch=$1 kver=$2 kdir=$CACHE/kernels/$1-$2 rel min
     : > "$4"
     case $kver in *-nobtf) echo "KT_BTF=none" >> "$4" ;; esac
+    # x86: the start line says whether the kernel has an ia32 syscall entry.
+    case $arch:$kver in
+        amd64:*-noia32)
+            printf '%s\n' "KT_BTF=none" "KT_IA32=none" "KT_ARGS='--btf /extra/vmlinux.btf'" \
+                "KT_CHECK='external file /extra/vmlinux.btf'" >> "$4"
+            echo "$kdir/vmlinux.btf" ;;
+        amd64:*) echo "KT_IA32=entry" >> "$4" ;;
+    esac
     if [ "$arch" = arm ]; then
         # No BTF of its own (the minimal one by --btf unless the variant says
         # otherwise); JIT off at boot; the package's config for check.

@@ -48,6 +48,9 @@
 #              on stderr containing "no BTF" and every path it tried
 #   KT_BUFFER  ring | perf: the event buffer the start line must name ("events
 #              via the perf buffer"); perf is forced with KT_ARGS='--event-buffer perf'
+#   KT_IA32    none | entry (x86): the start line must | must not say "no ia32
+#              syscall entry"; with none the child that tried int 0x80 left no
+#              fault line in the kernel log
 #   KT_COMPAT  path of a 32-bit (armhf/i386) static busybox: after the window
 #              above (w, the 64-bit baseline) the same workload runs in the
 #              32-bit busybox sh (window c: one fork+exec more, for the sh) and
@@ -69,7 +72,7 @@ FIFO=/tmp/kestrel-tick
 rm -f "$FIFO"
 mkfifo "$FIFO"
 
-KT_ARGS='' KT_BTF=kernel KT_CHECK='' KT_ATTACH='' KT_NOBTF=0 KT_COMPAT='' KT_BUFFER='' KT_JIT=0
+KT_ARGS='' KT_BTF=kernel KT_CHECK='' KT_ATTACH='' KT_NOBTF=0 KT_COMPAT='' KT_BUFFER='' KT_JIT=0 KT_IA32=''
 # shellcheck source=/dev/null
 [ -f /etc/kestrel-test.env ] && . /etc/kestrel-test.env
 
@@ -210,6 +213,14 @@ if [ -n "$KT_BUFFER" ]; then
     result "buffer=$KT_BUFFER"
     case $attach in *"events via the $KT_BUFFER buffer"*) ;; *) fail "start line does not say 'events via the $KT_BUFFER buffer'" ;; esac
 fi
+case $KT_IA32 in
+    none)
+        result "ia32=none"
+        case $attach in *"no ia32 syscall entry"*) ;; *) fail "start line does not say 'no ia32 syscall entry'" ;; esac
+        dmesg | grep -q "general protection" && fail "the kernel logged the ia32 probe's fault: $(dmesg | grep -m1 'general protection')" ;;
+    entry)
+        case $attach in *"no ia32 syscall entry"*) fail "start line says 'no ia32 syscall entry' on a kernel with one" ;; esac ;;
+esac
 
 # -------------------------------------------------------------- workload
 # workload TRUE: the workload as shell text (built before any window opens).
