@@ -14,51 +14,35 @@
 /// True unless the kernel refused the ia32 entry outright.
 #[cfg(target_arch = "x86_64")]
 pub fn entry_available() -> bool {
+    /// The child's exit status when int 0x80 faulted.
+    const NO_ENTRY: libc::c_int = 3;
     /// The child's SIGSEGV handler: a fault is the answer, not a crash, so
     /// no core and no "general protection fault" line in the kernel log.
     extern "C" fn on_fault(_: libc::c_int) {
         // SAFETY: _exit is async-signal-safe.
         unsafe { libc::_exit(NO_ENTRY) }
     }
-    const NO_ENTRY: libc::c_int = 3;
-    const I386_GETPID: u64 = 20;
-    // SAFETY: the child only makes raw system calls and leaves with _exit,
-    // all async-signal-safe, so a fork of a threaded process is sound.
-    match unsafe { libc::fork() } {
-        -1 => true,
-        0 => unsafe {
-            // SAFETY: a zeroed sigaction with a plain handler is valid.
-            let mut sa: libc::sigaction = core::mem::zeroed();
-            sa.sa_sigaction = on_fault as *const () as usize;
-            libc::sigaction(libc::SIGSEGV, &sa, core::ptr::null_mut());
-            let mut nr = I386_GETPID;
-            // SAFETY: an i386 getpid reads and writes no memory; the ia32
-            // entry may clobber r8-r11.
+    // SAFETY: a raw clone with only SIGCHLD is a fork without libc's fork
+    // handlers (musl's fork would add ~800 bytes to a binary at its size
+    // budget). The child only sets a handler (a bare rt_sigaction in musl),
+    // makes one system call and leaves with _exit, all async-signal-safe, so
+    // a fork of a threaded process is sound; an i386 getpid (20) reads and
+    // writes no memory, and the ia32 entry may clobber r8-r11. A failed
+    // clone or wait keeps the check.
+    unsafe {
+        let pid = libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) as libc::pid_t;
+        if pid == 0 {
+            libc::signal(libc::SIGSEGV, on_fault as *const () as libc::sighandler_t);
             core::arch::asm!(
                 "int 0x80",
-                inout("rax") nr,
+                inout("rax") 20u64 => _,
                 out("r8") _, out("r9") _, out("r10") _, out("r11") _,
                 options(nostack)
             );
-            let _ = nr;
-            libc::_exit(0)
-        },
-        pid => {
-            let mut status = 0;
-            loop {
-                // SAFETY: our own child; status is a valid out pointer.
-                let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-                if r == pid {
-                    break;
-                }
-                if r == -1
-                    && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
-                {
-                    return true;
-                }
-            }
-            !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == NO_ENTRY)
+            libc::_exit(0);
         }
+        let mut status = 0;
+        pid < 0 || libc::waitpid(pid, &mut status, 0) != pid || status != NO_ENTRY << 8
     }
 }
 

@@ -23,8 +23,9 @@
 # uses), amd64 `bzImage` with the host gcc; then
 # `pahole -J --skip_encoding_btf_enum64 --btf_encode_detached=vmlinux.btf vmlinux`.
 # Then kernel/linux-5.4-btf.config (DEBUG_INFO_BTF=y, other LOCALVERSION) and an
-# incremental rebuild (on amd64 one more after it with linux-5.4-nobtf.config and
-# linux-5.4-noia32.config, its BTF from pahole as for nobtf); the kernel's own link runs `$PAHOLE -J`, here a wrapper
+# incremental rebuild (on amd64 one more after it with linux-5.4-noia32.config in
+# place of the BTF fragment and without the arch fragment's ia32 line, its BTF
+# from pahole as for nobtf); the kernel's own link runs `$PAHOLE -J`, here a wrapper
 # adding --skip_encoding_btf_enum64 (pahole 1.24 would otherwise emit ENUM64,
 # which no 5.4 build ever had). Both BTFs must hold only kinds 5.4 knows (INT ..
 # DATASEC; checked with bpftool).
@@ -51,7 +52,7 @@ JOBS=${KESTREL_QEMU_JOBS:-2}
 HOST_DEPS=1 CACHED_ONLY=0
 die() { echo "build-kernel-git.sh: ERROR: $*" >&2; exit 1; }
 log() { echo "build-kernel-git.sh: $*" >&2; }
-usage() { sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 args=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -285,7 +286,7 @@ save "$OUT_BTF"
 if [ "$ARCH" = amd64 ]; then
     # The arch fragment without its ia32 line, which the variant turns off.
     grep -v '^CONFIG_IA32_EMULATION=' "$FRAG_ARCH" > "$BUILD/arch-noia32.config"
-    configure "$FRAG_COMMON" "$BUILD/arch-noia32.config" "$FRAG_NOBTF" "$FRAG_NOIA32"
+    configure "$FRAG_COMMON" "$BUILD/arch-noia32.config" "$FRAG_NOIA32"
     make "${MK[@]}" -s -j"$JOBS" "$IMAGE"
     pahole -J --skip_encoding_btf_enum64 --btf_encode_detached=vmlinux.btf vmlinux
     btf_check vmlinux.btf
