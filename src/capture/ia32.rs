@@ -5,10 +5,11 @@
 //! skips reading it (bpf/syscall.h `ia32_entry`), two helper calls on every
 //! selected syscall.
 //!
-//! The answer comes from trying: a forked child makes one i386 getpid
-//! through `int 0x80`. Only a SIGSEGV (the #GP of a missing gate) counts as
-//! "no entry"; anything else (a seccomp filter's SIGSYS or errno, a failed
-//! fork) keeps the check, so a doubt never skips it. Kernel config files and
+//! The answer comes from trying: a raw-cloned child makes one i386 getpid
+//! through `int 0x80`. Only the SIGSEGV of a missing gate, which its handler
+//! turns into exit status 3, counts as "no entry"; anything else (a seccomp
+//! filter's SIGSYS or errno, a failed clone) keeps the check, so a doubt
+//! never skips it. Kernel config files and
 //! kallsyms miss the boot parameter, and are not always readable.
 
 /// True unless the kernel refused the ia32 entry outright.
@@ -30,7 +31,9 @@ pub fn entry_available() -> bool {
     // writes no memory, and the ia32 entry may clobber r8-r11. A failed
     // clone or wait keeps the check.
     unsafe {
-        let pid = libc::syscall(libc::SYS_clone, libc::SIGCHLD, 0, 0, 0, 0) as libc::pid_t;
+        // Every argument a full word: syscall() reads longs.
+        let (flags, none): (libc::c_long, libc::c_long) = (libc::SIGCHLD.into(), 0);
+        let pid = libc::syscall(libc::SYS_clone, flags, none, none, none, none) as libc::pid_t;
         if pid == 0 {
             libc::signal(libc::SIGSEGV, on_fault as *const () as libc::sighandler_t);
             core::arch::asm!(
