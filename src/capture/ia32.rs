@@ -9,8 +9,8 @@
 //! through `int 0x80`. Only the SIGSEGV of a missing gate, which its handler
 //! turns into exit status 3, counts as "no entry"; anything else (a seccomp
 //! filter's SIGSYS or errno, a failed clone) keeps the check, so a doubt
-//! never skips it. Kernel config files and
-//! kallsyms miss the boot parameter, and are not always readable.
+//! never skips it. Kernel config files and kallsyms miss the boot
+//! parameter, and are not always readable.
 
 /// True unless the kernel refused the ia32 entry outright.
 #[cfg(target_arch = "x86_64")]
