@@ -56,6 +56,10 @@ bench-bpf-stats bin="target/release/kestrel":
     cargo build --release
     benches/tools/bpf-stats-mix.sh {{bin}}
 
+# issue 22's growth rows and goals in one session, a log a row (root; BENCHMARKS.md)
+bench-sweep out="/tmp/kestrel-sweep":
+    benches/tools/sweep.sh {{out}}
+
 # the agent's cost on 1, 2 and 4 vCPUs in QEMU (ring contention, CPU per snapshot; ratios only)
 bench-cpus: build-aarch64
     tests/qemu/cpus.sh --aarch64 target/aarch64-unknown-linux-musl/release/kestrel
