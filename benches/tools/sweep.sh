@@ -5,23 +5,23 @@
 # rows. Root. Run it on a quiet host: every row is a ratio within its own run, but a busy
 # neighbour moves the spread.
 #
-#   benches/tools/sweep.sh [OUT]        (default /tmp/kestrel-sweep)
+#   benches/tools/sweep.sh [LOGS]       (default /tmp/kestrel-sweep)
 #
 # KESTREL_BENCH_SCAP_OPEN (scripts/build-scap-open.sh prints it) adds Falco's anchor to the
 # side-by-side rows; KESTREL_SWEEP_QEMU=0 leaves out the vCPU rows (about 6 minutes).
 set -eu
 
-out=${1:-/tmp/kestrel-sweep}
+logs=${1:-/tmp/kestrel-sweep}
 cd "$(dirname "$0")/../.."
-mkdir -p "$out"
+mkdir -p "$logs"
 static=target/x86_64-unknown-linux-musl/release/kestrel
 
 step() {
-    echo "== $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg) $1" | tee -a "$out/index.log"
+    echo "== $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg) $1" | tee -a "$logs/index.log"
 }
 
 rig() {
-    cargo bench --features bench --bench rig >"$out/$1.log" 2>&1
+    cargo bench --features bench --bench rig >"$logs/$1.log" 2>&1
 }
 
 step build
@@ -31,13 +31,13 @@ step build
     cargo bench --features bench --bench rig --no-run
     cargo bench --bench scale --no-run
     cargo bench --bench replay --no-run
-} >"$out/build.log" 2>&1
-ls -l "$static" >>"$out/index.log"
+} >"$logs/build.log" 2>&1
+ls -l "$static" >>"$logs/index.log"
 
 step scale
-cargo bench --bench scale >"$out/scale.log" 2>&1
+cargo bench --bench scale >"$logs/scale.log" 2>&1
 step replay
-cargo bench --bench replay >"$out/replay.log" 2>&1
+cargo bench --bench replay >"$logs/replay.log" 2>&1
 step rates
 KESTREL_BENCH_ONLY=rates rig rates
 step side
@@ -52,25 +52,29 @@ KESTREL_BENCH_ONLY=traced KESTREL_BENCH_REPS=9 rig traced
 step untraced
 KESTREL_BENCH_ONLY=untraced KESTREL_BENCH_REPS=9 rig untraced
 
+# The shipped binary's VmRSS 3 s after its first snapshot (lib.sh: an agent
+# that does not start stops the sweep instead of leaving a blank row).
 step rss
+name=sweep
+bin=$static
+# shellcheck source=benches/tools/lib.sh
+. benches/tools/lib.sh
 for n in 4096 16384 65536 262144; do
     for rep in 1 2; do
-        "$static" run --interval 1h --thread-table-size "$n" --fd-table-size "$n" \
-            >/dev/null 2>"$out/rss-$n-$rep.err" &
-        agent=$!
+        rm -f "$logs/rss-snapshot.json"
+        start_agent "$logs/rss-snapshot.json" any --thread-table-size "$n" --fd-table-size "$n"
         sleep 3
-        echo "$n rep$rep $(grep VmRSS "/proc/$agent/status")" >>"$out/rss.log"
-        kill "$agent"
-        wait "$agent" || true
+        echo "$n rep$rep $(grep VmRSS "/proc/$agent/status")" >>"$logs/rss.log"
+        stop_agent
     done
 done
 
 if [ "${KESTREL_SWEEP_QEMU:-1}" != 0 ]; then
     step cpus-arm64
-    scripts/build-static.sh aarch64-unknown-linux-musl >>"$out/build.log" 2>&1
+    scripts/build-static.sh aarch64-unknown-linux-musl >>"$logs/build.log" 2>&1
     tests/qemu/cpus.sh --aarch64 target/aarch64-unknown-linux-musl/release/kestrel \
-        >"$out/cpus-arm64.log" 2>&1
+        >"$logs/cpus-arm64.log" 2>&1
     step cpus-amd64
-    tests/qemu/cpus.sh --x86_64 "$static" --iters 20000 >"$out/cpus-amd64.log" 2>&1
+    tests/qemu/cpus.sh --x86_64 "$static" --iters 20000 >"$logs/cpus-amd64.log" 2>&1
 fi
 step finished
