@@ -16,7 +16,16 @@ cd "$(dirname "$0")/../.."
 mkdir -p "$logs"
 static=target/x86_64-unknown-linux-musl/release/kestrel
 
+# A failed row stops the sweep (set -e); this line names it.
+current=build
+say_failed() {
+    status=$?
+    [ "$status" = 0 ] || echo "sweep: $current failed (exit $status); see $logs/$current.log" >&2
+}
+trap say_failed EXIT
+
 step() {
+    current=$1
     echo "== $(date -u +%H:%M:%S) load $(cut -d' ' -f1 /proc/loadavg) $1" | tee -a "$logs/index.log"
 }
 

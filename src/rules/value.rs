@@ -170,9 +170,12 @@ fn word(b: &[u8]) -> u64 {
 }
 
 impl StrSet {
-    pub fn new(items: Vec<Box<[u8]>>) -> StrSet {
+    /// Sorts and deduplicates here, so both searches can rely on it.
+    pub fn new(mut items: Vec<Box<[u8]>>) -> StrSet {
+        items.sort_by(|a, b| by_len(a, b));
+        items.dedup();
         let lens = items.iter().fold(0u64, |m, i| m | 1 << i.len().min(63));
-        // Items come sorted by `by_len` (parse_list), so their keys do too.
+        // Sorted by `by_len`, so their keys are too.
         let short: Vec<ShortKey> = items.iter().filter_map(|i| ShortKey::of(i)).collect();
         debug_assert!(short.is_sorted());
         StrSet {
@@ -260,8 +263,6 @@ pub fn parse_list(ty: Ty, items: &[String]) -> Result<Rhs, String> {
             _ => {}
         }
     }
-    strs.sort_by(|a, b| by_len(a, b));
-    strs.dedup();
     ints.sort_unstable();
     ips.sort();
     Ok(match ty {
@@ -303,9 +304,7 @@ mod tests {
                 pool.push((0..n).map(|_| byte()).collect());
             }
         }
-        let mut items: Vec<Box<[u8]>> = pool.iter().step_by(2).cloned().collect();
-        items.sort_by(|a, b| by_len(a, b));
-        items.dedup();
+        let items: Vec<Box<[u8]>> = pool.iter().step_by(2).cloned().collect();
         let set = StrSet::new(items.clone());
         let mut queries = pool.clone();
         for q in &pool {
