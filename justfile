@@ -56,6 +56,11 @@ bench-bpf-stats bin="target/release/kestrel":
     cargo build --release
     benches/tools/bpf-stats-mix.sh {{bin}}
 
+# what the agent's reading of the ring costs a workload on another CPU: the mix with it consuming, and stopped (root)
+bench-consumer-off rounds="7":
+    cargo build --release
+    benches/tools/consumer-off.sh target/release/kestrel {{rounds}}
+
 # issue 22's growth rows and goals in one session, a log a row (root; BENCHMARKS.md)
 bench-sweep out="/tmp/kestrel-sweep":
     benches/tools/sweep.sh {{out}}

@@ -6,7 +6,9 @@
 //! table its defaults and bare attach, are measured beside this one's), KESTREL_BENCH_ONLY=untraced|traced|steps|side|mix|rates (one table alone:
 //! rig/untraced.rs, rig/percall.rs, rig/side.rs with KESTREL_BENCH_SCAP_OPEN, rig/scale.rs;
 //! KESTREL_BENCH_MIX_ARGS="--flag value;--other" adds rows to the mix table; KESTREL_BENCH_CPU=n
-//! runs everything on CPU n alone, as on a one-core gateway).
+//! runs everything on CPU n alone, as on a one-core gateway; KESTREL_BENCH_AGENT_CPU=m then puts
+//! the agents and scap-open on CPU m instead: the workload and its observer apart, in a fixed
+//! placement rather than the scheduler's).
 
 use std::ffi::CString;
 use std::mem::MaybeUninit;
@@ -62,7 +64,7 @@ impl Agent {
 
     fn start_with(bin: &str, syscalls: &str, stats: bool, attach: &str, extra: &[&str]) -> Agent {
         let out = tmp(&format!("agent-{syscalls}"));
-        let child = Command::new(bin)
+        let child = place(&mut Command::new(bin))
             .args(["run", "--interval", "1h", "--syscalls", syscalls])
             .args(["--attach", attach])
             .args(extra)
@@ -159,22 +161,50 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn pin_to_cpu(cpu: &str) {
-    let Ok(n) = cpu.parse::<usize>() else {
-        eprintln!("KESTREL_BENCH_CPU={cpu}: not a CPU number");
+/// The CPU an environment variable names; one line and exit 2 when it is not a number.
+fn cpu_of(var: &str) -> Option<usize> {
+    let v = std::env::var(var).ok()?;
+    let Ok(n) = v.parse::<usize>() else {
+        eprintln!("{var}={v}: not a CPU number");
         std::process::exit(2);
     };
+    Some(n)
+}
+
+/// Binds the calling thread (and what it starts from now on) to CPU `n`.
+fn bind_to_cpu(n: usize) -> std::io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET bounds-checks n.
     let ok = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(n, &mut set);
         libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     };
-    if !ok {
-        let e = std::io::Error::last_os_error();
-        eprintln!("KESTREL_BENCH_CPU={cpu}: cannot run there ({e})");
+    if ok {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn pin_to_cpu(var: &str, n: usize) {
+    if let Err(e) = bind_to_cpu(n) {
+        eprintln!("{var}={n}: cannot run there ({e})");
         std::process::exit(2);
     }
+}
+
+/// An observer (agent or scap-open) about to be started: on
+/// KESTREL_BENCH_AGENT_CPU when it is set, bound in the child before exec so
+/// that none of its threads starts anywhere else.
+fn place(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    static AGENT_CPU: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    if let Some(n) = *AGENT_CPU.get_or_init(|| cpu_of("KESTREL_BENCH_AGENT_CPU")) {
+        // SAFETY: the closure makes one syscall and allocates nothing, as
+        // the time between fork and exec allows.
+        unsafe { cmd.pre_exec(move || bind_to_cpu(n)) };
+    }
+    cmd
 }
 
 fn main() {
@@ -185,8 +215,8 @@ fn main() {
     // KESTREL_BENCH_CPU=n: the rig, and so every agent and workload it starts,
     // on CPU n alone: a one-core gateway, where the agent's own CPU adds to
     // the workload's time (on more cores it runs beside it).
-    if let Ok(cpu) = std::env::var("KESTREL_BENCH_CPU") {
-        pin_to_cpu(&cpu);
+    if let Some(n) = cpu_of("KESTREL_BENCH_CPU") {
+        pin_to_cpu("KESTREL_BENCH_CPU", n);
     }
     let reps = env_num("KESTREL_BENCH_REPS", 5);
     let iters = env_num("KESTREL_BENCH_ITERS", 200_000);
@@ -205,6 +235,11 @@ fn main() {
         reps,
         iters
     );
+    if let Some(n) = cpu_of("KESTREL_BENCH_AGENT_CPU") {
+        println!(
+            "(agents and scap-open on CPU {n}; the workload on KESTREL_BENCH_CPU, or anywhere)"
+        );
+    }
     if let Ok(only) = std::env::var("KESTREL_BENCH_ONLY") {
         match only.as_str() {
             "steps" => percall::steps(reps, iters * 5),

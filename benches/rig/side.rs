@@ -36,7 +36,7 @@ impl ScapOpen {
         let out = tmp("scap-open");
         let file = File::create(&out).expect("scap-open output file");
         // stdout to a file is block-buffered: line buffering makes the start line visible.
-        let child = Command::new("stdbuf")
+        let child = super::place(&mut Command::new("stdbuf"))
             .args(["-oL", bin, "--modern_bpf"])
             .stdout(file.try_clone().unwrap())
             .stderr(file)

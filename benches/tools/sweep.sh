@@ -2,8 +2,9 @@
 # Issue 22's rows in one session, one log a row (BENCHMARKS.md, "Every growth row and goal
 # at one head"): table sizes, rule sets, event rates, the side-by-side goals on two cores and
 # on one, the per-call tables, the shipped binary's VmRSS by table size, and the QEMU vCPU
-# rows. Root. Run it on a quiet host: every row is a ratio within its own run, but a busy
-# neighbour moves the spread.
+# rows; the side-by-side goal also with the workload and the agent on fixed CPUs apart, and
+# the mix with the agent stopped (benches/tools/consumer-off.sh). Root. Run it on a quiet
+# host: every row is a ratio within its own run, but a busy neighbour moves the spread.
 #
 #   benches/tools/sweep.sh [LOGS]       (default /tmp/kestrel-sweep)
 #
@@ -51,8 +52,13 @@ step rates
 KESTREL_BENCH_ONLY=rates rig rates
 step side
 KESTREL_BENCH_ONLY=side KESTREL_BENCH_REPS=21 rig side
+step side-apart
+KESTREL_BENCH_CPU=0 KESTREL_BENCH_AGENT_CPU=1 KESTREL_BENCH_ONLY=side KESTREL_BENCH_REPS=21 \
+    rig side-apart
 step side-one-core
 KESTREL_BENCH_CPU=1 KESTREL_BENCH_ONLY=side KESTREL_BENCH_REPS=11 rig side-one-core
+step consumer-off
+benches/tools/consumer-off.sh target/release/kestrel 7 >"$logs/consumer-off.log" 2>&1
 step mix-parts
 KESTREL_BENCH_ONLY=mix KESTREL_BENCH_REPS=21 \
     KESTREL_BENCH_MIX_ARGS="--rules none;--rules none --culprits false" rig mix-parts
