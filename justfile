@@ -61,6 +61,10 @@ bench-consumer-off rounds="7":
     cargo build --release
     benches/tools/consumer-off.sh target/release/kestrel {{rounds}}
 
+# two builds' mix overhead in alternating rounds, loop and agents on fixed CPUs (root)
+bench-ab a b rounds="20":
+    benches/tools/ab-mix.sh {{a}} {{b}} {{rounds}}
+
 # issue 22's growth rows and goals in one session, a log a row (root; BENCHMARKS.md)
 bench-sweep out="/tmp/kestrel-sweep":
     benches/tools/sweep.sh {{out}}
