@@ -161,14 +161,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// The CPU an environment variable names; one line and exit 2 when it is not a number.
+/// The CPU an environment variable names; one line and exit 2 when it is not
+/// a CPU number a cpu_set_t can hold (CPU_SET would panic, in a forked child
+/// for `place`).
 fn cpu_of(var: &str) -> Option<usize> {
     let v = std::env::var(var).ok()?;
-    let Ok(n) = v.parse::<usize>() else {
-        eprintln!("{var}={v}: not a CPU number");
-        std::process::exit(2);
-    };
-    Some(n)
+    match v.parse::<usize>() {
+        Ok(n) if n < libc::CPU_SETSIZE as usize => Some(n),
+        _ => {
+            eprintln!("{var}={v}: not a CPU number");
+            std::process::exit(2);
+        }
+    }
 }
 
 /// Binds the calling thread (and what it starts from now on) to CPU `n`.
