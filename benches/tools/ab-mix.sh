@@ -32,6 +32,7 @@ timed() {
     rm -f "$work/snapshot.json"
 }
 
+: > "$work/rounds"
 i=0
 while [ "$i" -lt "$rounds" ]; do
     bare=$(timed "$a" --syscalls none)
@@ -42,9 +43,10 @@ while [ "$i" -lt "$rounds" ]; do
         tb=$(timed "$b")
         ta=$(timed "$a")
     fi
-    echo "$bare $ta $tb"
+    echo "$bare $ta $tb" >>"$work/rounds"
     i=$((i + 1))
-done | awk -v n="$iters" '
+done
+awk -v n="$iters" '
 function median(v, k,   i, j, t) {
     for (i = 2; i <= k; i++)
         for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
@@ -55,4 +57,4 @@ END {
     ma = median(oa, NR); mb = median(ob, NR); md = median(d, NR)
     printf "%d rounds of %d iterations: A +%.1f, B +%.1f ns an iteration over the bare attach (medians)\n", NR, n, ma, mb
     printf "B - A within a round: median %+.1f ns, quartiles %+.1f and %+.1f\n", md, d[int(NR / 4) + 1], d[int(3 * NR / 4)]
-}'
+}' "$work/rounds"
