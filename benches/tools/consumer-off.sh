@@ -6,8 +6,8 @@
 # (SIGSTOP) for the whole loop. The ring is 64 MiB so that a stopped agent
 # drops nothing (the script checks: a drop makes the stopped row a different
 # path, and it says so); the agent takes the backlog after the loop, outside
-# the timing. Equal running and stopped rows: the consumer costs the
-# producer nothing measurable, and the overhead is the probe's own.
+# the timing. Running minus stopped is what the agent's reading costs the
+# workload; stopped minus bare is the probe's own share.
 # Root; needs cc, taskset, 2+ CPUs.
 #
 #   benches/tools/consumer-off.sh [KESTREL_BIN [ROUNDS [ITERS]]]
