@@ -197,13 +197,18 @@ fn pin_to_cpu(var: &str, n: usize) {
     }
 }
 
+/// KESTREL_BENCH_AGENT_CPU, read once.
+fn agent_cpu() -> Option<usize> {
+    static AGENT_CPU: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *AGENT_CPU.get_or_init(|| cpu_of("KESTREL_BENCH_AGENT_CPU"))
+}
+
 /// An observer (agent or scap-open) about to be started: on
 /// KESTREL_BENCH_AGENT_CPU when it is set, bound in the child before exec so
 /// that none of its threads starts anywhere else.
 fn place(cmd: &mut Command) -> &mut Command {
     use std::os::unix::process::CommandExt;
-    static AGENT_CPU: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    if let Some(n) = *AGENT_CPU.get_or_init(|| cpu_of("KESTREL_BENCH_AGENT_CPU")) {
+    if let Some(n) = agent_cpu() {
         // SAFETY: the closure makes one syscall and allocates nothing, as
         // the time between fork and exec allows.
         unsafe { cmd.pre_exec(move || bind_to_cpu(n)) };
@@ -239,7 +244,7 @@ fn main() {
         reps,
         iters
     );
-    if let Some(n) = cpu_of("KESTREL_BENCH_AGENT_CPU") {
+    if let Some(n) = agent_cpu() {
         println!(
             "(agents and scap-open on CPU {n}; the workload on KESTREL_BENCH_CPU, or anywhere)"
         );

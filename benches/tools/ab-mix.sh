@@ -27,7 +27,7 @@ timed() {
     bin=$1
     shift
     start_agent "$work/snapshot.json" 0 "$@"
-    taskset -c 1 "$work/mixloop" "$iters" 0
+    loop_apart "$iters"
     stop_agent
     rm -f "$work/snapshot.json"
 }

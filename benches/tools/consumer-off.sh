@@ -23,10 +23,6 @@ need cc taskset
 [ "$(nproc)" -ge 2 ] || { echo "consumer-off: needs 2 CPUs (loop and agent apart)" >&2; exit 2; }
 build_mixloop
 
-loop() {
-    taskset -c 1 "$work/mixloop" "$iters" 0
-}
-
 # The final snapshot's scap.n_drops (stop_agent has written it).
 drops() {
     tail -n 1 "$1" | grep -o '"scap.n_drops":[0-9]*' | cut -d: -f2
@@ -36,14 +32,14 @@ drops() {
 i=0
 while [ "$i" -lt "$rounds" ]; do
     start_agent "$work/bare.json" 0 --syscalls none
-    echo "bare $(loop)" >>"$work/times"
+    echo "bare $(loop_apart "$iters")" >>"$work/times"
     stop_agent
     start_agent "$work/running.json" 0 --ring-buffer-size 64M
-    echo "running $(loop)" >>"$work/times"
+    echo "running $(loop_apart "$iters")" >>"$work/times"
     stop_agent
     start_agent "$work/stopped.json" 0 --ring-buffer-size 64M
     kill -STOP "$agent"
-    echo "stopped $(loop)" >>"$work/times"
+    echo "stopped $(loop_apart "$iters")" >>"$work/times"
     kill -CONT "$agent"
     # The backlog first: a snapshot taken before it is read would miss it.
     sleep 1

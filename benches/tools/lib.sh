@@ -19,6 +19,12 @@ build_mixloop() {
     cc -O2 -o "$work/mixloop" "$(dirname "$0")/mixloop.c"
 }
 
+# loop_apart ITERS: the C loop (no exec) on CPU 1, for tools that put the agent
+# on CPU 0 (consumer-off, ab-mix; profile-mix runs the same under perf); prints seconds.
+loop_apart() {
+    taskset -c 1 "$work/mixloop" "$1" 0
+}
+
 # start_agent OUT CPUS FLAGS...: the agent in the background (its pid in
 # $agent), on CPUS (a taskset list, or "any"), until its first snapshot is in OUT.
 start_agent() {
