@@ -3,7 +3,9 @@
 # exec) on CPU 1, each agent on CPU 0 with its defaults, ROUNDS rounds of the
 # bare attach (A's) and then A and B in alternating order, so that a drift of
 # the host falls on both. Prints each build's median ns per iteration over the
-# bare attach, and the median and quartiles of B minus A within a round.
+# bare attach, and the median and quartiles of B minus A within a round; then
+# the same for the agents' own CPU time during the loop (schedstat), which is
+# what an agent-side change moves (on one core it adds to the workload's).
 # Root; needs cc, taskset, 2+ CPUs.
 #
 #   benches/tools/ab-mix.sh A_BIN B_BIN [ROUNDS [ITERS]]      (20, 200000)
@@ -22,12 +24,20 @@ need cc taskset
 [ "$(nproc)" -ge 2 ] || { echo "ab-mix: needs 2 CPUs (loop and agent apart)" >&2; exit 2; }
 build_mixloop
 
-# timed BIN FLAGS...: the loop's seconds under BIN's agent.
+# agent_cpu_ns: the agent's run time so far, all its threads (schedstat).
+agent_cpu_ns() {
+    cat /proc/"$agent"/task/*/schedstat | awk '{ s += $1 } END { print s }'
+}
+
+# timed BIN FLAGS...: the loop's seconds under BIN's agent, and the agent's
+# CPU ns during the loop.
 timed() {
     bin=$1
     shift
     start_agent "$work/snapshot.json" 0 "$@"
-    loop_apart "$iters"
+    before=$(agent_cpu_ns)
+    secs=$(loop_apart "$iters")
+    echo "$secs $(($(agent_cpu_ns) - before))"
     stop_agent
     rm -f "$work/snapshot.json"
 }
@@ -35,7 +45,7 @@ timed() {
 : > "$work/rounds"
 i=0
 while [ "$i" -lt "$rounds" ]; do
-    bare=$(timed "$a" --syscalls none)
+    bare=$(timed "$a" --syscalls none | cut -d' ' -f1)
     if [ $((i % 2)) = 0 ]; then
         ta=$(timed "$a")
         tb=$(timed "$b")
@@ -52,9 +62,15 @@ function median(v, k,   i, j, t) {
         for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
     return v[int((k + 1) / 2)]
 }
-{ oa[NR] = ($2 - $1) / n * 1e9; ob[NR] = ($3 - $1) / n * 1e9; d[NR] = ($3 - $2) / n * 1e9 }
+# $1 bare s; $2 A s, $3 A agent ns; $4 B s, $5 B agent ns
+{
+    oa[NR] = ($2 - $1) / n * 1e9; ob[NR] = ($4 - $1) / n * 1e9; d[NR] = ($4 - $2) / n * 1e9
+    ca[NR] = $3 / n; cb[NR] = $5 / n; dc[NR] = ($5 - $3) / n
+}
 END {
     ma = median(oa, NR); mb = median(ob, NR); md = median(d, NR)
     printf "%d rounds of %d iterations: A +%.1f, B +%.1f ns an iteration over the bare attach (medians)\n", NR, n, ma, mb
     printf "B - A within a round: median %+.1f ns, quartiles %+.1f and %+.1f\n", md, d[int(NR / 4) + 1], d[int(3 * NR / 4)]
+    ma = median(ca, NR); mb = median(cb, NR); md = median(dc, NR)
+    printf "agent CPU: A %.1f, B %.1f ns an iteration (medians); B - A within a round: median %+.1f ns, quartiles %+.1f and %+.1f\n", ma, mb, md, dc[int(NR / 4) + 1], dc[int(3 * NR / 4)]
 }' "$work/rounds"
