@@ -61,7 +61,7 @@ bench-consumer-off rounds="7":
     cargo build --release
     benches/tools/consumer-off.sh target/release/kestrel {{rounds}}
 
-# two builds' mix overhead in alternating rounds, loop and agents on fixed CPUs (root)
+# two builds' mix overhead and agent CPU in alternating rounds, loop and agents on fixed CPUs (root)
 bench-ab a b rounds="20":
     benches/tools/ab-mix.sh {{a}} {{b}} {{rounds}}
 
