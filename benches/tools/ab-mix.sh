@@ -45,7 +45,8 @@ timed() {
 : > "$work/rounds"
 i=0
 while [ "$i" -lt "$rounds" ]; do
-    bare=$(timed "$a" --syscalls none | cut -d' ' -f1)
+    bare=$(timed "$a" --syscalls none)
+    bare=${bare%% *}
     if [ $((i % 2)) = 0 ]; then
         ta=$(timed "$a")
         tb=$(timed "$b")
