@@ -7,7 +7,8 @@
 # nothing on their own: it prints ratios within a guest and to the 1-vCPU one.
 #
 # Usage: tests/qemu/cpus.sh [--aarch64 BIN | --x86_64 BIN] [--reps R] [--iters I]
-#                           [--probe-reps P] [--snap-reps S] [--window-cs CS] [VCPUS ...]
+#                           [--probe-reps P] [--snap-reps S] [--window-cs CS]
+#                           [--agent-flags F] [VCPUS ...]
 #   --aarch64 BIN   the static agent for an arm64 guest (default arch, the edge
 #                   gateways'); --x86_64 BIN boots amd64 instead (faster under
 #                   TCG: give it more --iters)
@@ -16,6 +17,8 @@
 #   --iters I       open+close pairs per process and run (default 5000)
 #   --snap-reps S   idle-window pairs (100ms, 1h) for the snapshot CPU (default 3)
 #   --window-cs CS  each idle window, centiseconds (default 300)
+#   --agent-flags F the ring rows' agent gets these flags too, e.g.
+#                   "--ring-buffer-size 8M" (words split at spaces)
 #   VCPUS           default: 1 2 4
 # Without a binary it builds one (scripts/build-static.sh; CARGO_TARGET_DIR is
 # honoured). The load helper (src/sysloop.c) is built with the arch's musl gcc
@@ -27,10 +30,10 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 OUT=${KESTREL_QEMU_CPUS_OUT:-/tmp/kestrel-qemu-cpus}
-ARCH=arm64 BIN='' REPS=5 PROBE_REPS=3 SNAP_REPS=3 ITERS=5000 WINDOW_CS=300
+ARCH=arm64 BIN='' REPS=5 PROBE_REPS=3 SNAP_REPS=3 ITERS=5000 WINDOW_CS=300 AGENT_FLAGS=''
 VCPUS=()
 
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
     case $1 in
         --aarch64|--arm64) [ $# -ge 2 ] || usage; ARCH=arm64; BIN=$2; shift 2 ;;
@@ -40,6 +43,7 @@ while [ $# -gt 0 ]; do
         --iters) [ $# -ge 2 ] || usage; ITERS=$2; shift 2 ;;
         --snap-reps) [ $# -ge 2 ] || usage; SNAP_REPS=$2; shift 2 ;;
         --window-cs) [ $# -ge 2 ] || usage; WINDOW_CS=$2; shift 2 ;;
+        --agent-flags) [ $# -ge 2 ] || usage; AGENT_FLAGS=$2; shift 2 ;;
         [0-9]*) VCPUS+=("$1"); shift ;;
         *) usage ;;
     esac
@@ -57,7 +61,11 @@ fi
 mkdir -p "$OUT"
 "$cc" -static -O2 -s -o "$OUT/sysloop" "$HERE/src/sysloop.c" ||
     { echo "cpus.sh: $cc failed (scripts/install-build-deps.sh)" >&2; exit 64; }
-printf '%s\n' "REPS=$REPS" "PROBE_REPS=$PROBE_REPS" "SNAP_REPS=$SNAP_REPS" "ITERS=$ITERS" "WINDOW_CS=$WINDOW_CS" > "$OUT/test.env"
+case $AGENT_FLAGS in *[!A-Za-z0-9\ =._-]*)
+    echo "cpus.sh: --agent-flags: only letters, digits, spaces and = . _ - (it is sourced in the guest)" >&2; exit 64 ;;
+esac
+printf '%s\n' "REPS=$REPS" "PROBE_REPS=$PROBE_REPS" "SNAP_REPS=$SNAP_REPS" "ITERS=$ITERS" "WINDOW_CS=$WINDOW_CS" \
+    "AGENT_FLAGS='$AGENT_FLAGS'" > "$OUT/test.env"
 
 # median of the numbers on stdin
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }

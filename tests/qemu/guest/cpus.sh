@@ -20,10 +20,10 @@
 #   snapshot costs, the per-CPU counters' summing included.
 #
 # Settings: /etc/kestrel-test.env (written by cpus.sh): REPS, PROBE_REPS,
-# SNAP_REPS, ITERS, WINDOW_CS.
+# SNAP_REPS, ITERS, WINDOW_CS, and AGENT_FLAGS for the ring rows' agent.
 # Output: "key=value" lines via kestrel-out (out.txt on the host).
 
-REPS=5 PROBE_REPS=3 SNAP_REPS=3 ITERS=5000 WINDOW_CS=300
+REPS=5 PROBE_REPS=3 SNAP_REPS=3 ITERS=5000 WINDOW_CS=300 AGENT_FLAGS=
 # shellcheck source=/dev/null
 [ -f /etc/kestrel-test.env ] && . /etc/kestrel-test.env
 
@@ -79,8 +79,30 @@ start_agent() {
     done
     nap 1
 }
+# diag WHY: the agent's and the loops' threads (state, utime, stime, wchan,
+# kernel stack) on the console, for a run that hangs (two did, see
+# BENCHMARKS.md "The 4-vCPU drops are bursts").
+diag() {
+    echo "kestrel-guest: DIAG $*"
+    for p in /proc/[0-9]*; do
+        read -r st < "$p/stat" 2>/dev/null || continue
+        case $st in *kestrel*|*sysloop*) ;; *) continue ;; esac
+        echo "kestrel-guest: DIAG stat $st"
+        for t in "$p"/task/*; do
+            echo "kestrel-guest: DIAG task $t wchan=$(cat "$t/wchan" 2>/dev/null) $(cut -d' ' -f3,14,15 "$t/stat")"
+            sed 's/^/kestrel-guest: DIAG stack /' "$t/stack" 2>/dev/null
+        done
+    done
+    echo "kestrel-guest: DIAG loadavg $(cat /proc/loadavg)"
+}
 stop_agent() {
     kill -TERM "$KPID" || fail "kill -TERM $KPID"
+    _w=0
+    while [ -d "/proc/$KPID" ] && ! is_zombie "$KPID"; do
+        _w=$((_w + 1))
+        [ "$_w" = 200 ] && diag "agent $KPID alive 10 s after SIGTERM"
+        nap 0.05
+    done
     wait "$KPID" || fail "agent exited $? after SIGTERM"
     KPID=
 }
@@ -104,9 +126,18 @@ result "kernel=$(uname -r) machine=$(uname -m) vcpus=$N possible=$(cat /sys/devi
 /extra/sysloop "$N" 200 > /dev/null || fail "sysloop warm-up failed"
 r=1
 while [ "$r" -le "$REPS" ]; do
+    echo "kestrel-guest: STEP rep $r off"
     o=$(/extra/sysloop "$N" "$ITERS") || fail "sysloop failed"
-    start_agent
+    echo "kestrel-guest: STEP rep $r start"
+    # shellcheck disable=SC2086 # words, as cpus.sh --agent-flags says
+    start_agent $AGENT_FLAGS
+    echo "kestrel-guest: STEP rep $r on"
+    # A loaded run takes about a second here: one still going at 30 s is stuck.
+    ( sleep 30; diag "30 s into rep $r on" ) &
+    _dg=$!
     a=$(/extra/sysloop "$N" "$ITERS") || fail "sysloop failed under the agent"
+    kill "$_dg" 2>/dev/null
+    echo "kestrel-guest: STEP rep $r stop"
     stop_agent
     grep '"Falco metrics snapshot"' /tmp/k.json | tail -n 1 > /tmp/final.json
     num /tmp/final.json scap.n_evts
