@@ -49,6 +49,9 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ ${#VCPUS[@]} -gt 0 ] || VCPUS=(1 2 4)
+case $AGENT_FLAGS in *[!A-Za-z0-9\ =._-]*)
+    echo "cpus.sh: --agent-flags: only letters, digits, spaces and = . _ - (it is sourced in the guest)" >&2; exit 64 ;;
+esac
 
 triple=aarch64 cc=aarch64-linux-musl-gcc
 [ "$ARCH" = amd64 ] && triple=x86_64 cc=x86_64-linux-musl-gcc
@@ -61,9 +64,6 @@ fi
 mkdir -p "$OUT"
 "$cc" -static -O2 -s -o "$OUT/sysloop" "$HERE/src/sysloop.c" ||
     { echo "cpus.sh: $cc failed (scripts/install-build-deps.sh)" >&2; exit 64; }
-case $AGENT_FLAGS in *[!A-Za-z0-9\ =._-]*)
-    echo "cpus.sh: --agent-flags: only letters, digits, spaces and = . _ - (it is sourced in the guest)" >&2; exit 64 ;;
-esac
 printf '%s\n' "REPS=$REPS" "PROBE_REPS=$PROBE_REPS" "SNAP_REPS=$SNAP_REPS" "ITERS=$ITERS" "WINDOW_CS=$WINDOW_CS" \
     "AGENT_FLAGS='$AGENT_FLAGS'" > "$OUT/test.env"
 
