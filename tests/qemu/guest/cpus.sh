@@ -80,8 +80,8 @@ start_agent() {
     nap 1
 }
 # diag WHY: the agent's and the loops' threads (state, utime, stime, wchan,
-# kernel stack) on the console, for a run that hangs (two did, see
-# BENCHMARKS.md "The 4-vCPU drops are bursts").
+# kernel stack) on the console, for a run that stalls (three did: BENCHMARKS.md,
+# "The 4-vCPU drops are bursts").
 diag() {
     echo "kestrel-guest: DIAG $*"
     for p in /proc/[0-9]*; do
