@@ -24,11 +24,6 @@ need cc taskset
 [ "$(nproc)" -ge 2 ] || { echo "ab-mix: needs 2 CPUs (loop and agent apart)" >&2; exit 2; }
 build_mixloop
 
-# agent_cpu_ns: the agent's run time so far, all its threads (schedstat).
-agent_cpu_ns() {
-    cat /proc/"$agent"/task/*/schedstat | awk '{ s += $1 } END { print s }'
-}
-
 # timed BIN FLAGS...: the loop's seconds under BIN's agent, and the agent's
 # CPU ns during the loop.
 timed() {

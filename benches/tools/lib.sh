@@ -43,6 +43,12 @@ start_agent() {
     done
 }
 
+# agent_cpu_ns: ns the started agent has run on a CPU so far, all its threads
+# (schedstat; the ticks of /proc/PID/stat are too coarse).
+agent_cpu_ns() {
+    cat /proc/"$agent"/task/*/schedstat | awk '{ s += $1 } END { print s }'
+}
+
 stop_agent() {
     kill -TERM "$agent"
     wait "$agent" || true
