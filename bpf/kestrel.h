@@ -150,7 +150,7 @@ enum kestrel_flags {
 	KF_ARGS_FAULT = 0x800,     /* exec: argv could not be read; args empty */
 	KF_PATH1_FAULT = 0x1000,   /* KR_SYSCALL: s1 could not be read (KF_PATH_FAULT: s0) */
 	KF_PATH1_TRUNC = 0x2000,   /* KR_SYSCALL: s1 truncated (KF_PATH_TRUNC: s0) */
-	KF_CLOSE_FOLLOWS = 0x4000, /* KR_OPEN, staged: a kestrel_close_tail follows */
+	KF_CLOSE_FOLLOWS = 0x4000, /* KR_OPEN, staged: a successful close as a tail follows */
 };
 
 struct kestrel_hdr {
@@ -223,10 +223,11 @@ _Static_assert(__builtin_offsetof(struct kestrel_open, path) % 8 == 0,
 	       "short_user_str stores the open's path in 8-byte words");
 
 /*
- * A close of the fd the same thread's open made just before it, in the same
- * stage and jiffy (bpf/stage.h): the open carries KF_CLOSE_FOLLOWS and these
+ * A successful close of the fd the same thread's open made just before it, in
+ * the same stage and jiffy (bpf/stage.h): the open carries KF_CLOSE_FOLLOWS and these
  * 8 bytes follow it in place of a kestrel_fd. The rest of the close record
- * is the open's: thread, jiffies, fd = the open's ret (capture/ring.rs).
+ * is the open's: thread, jiffies, fd = the open's ret (capture/ring.rs);
+ * ret is 0, kept so the tail decodes as the record it stands for.
  */
 struct kestrel_close_tail {
 	__s16 nr;

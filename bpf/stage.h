@@ -191,7 +191,10 @@ static __always_inline void put(void *ctx, struct kestrel_counters *c, struct st
  * Open, read, close: a close of the fd its thread's open just made, with
  * that open still the stage's last record and this jiffy's, goes as the
  * 8 bytes of a kestrel_close_tail after it instead of a 48-byte record
- * (fewer ring bytes per file access). False: make the whole record.
+ * (fewer ring bytes per file access). Only a successful close rides: user
+ * space then knows at the open that the fd is gone before anything reads
+ * the fd table, and leaves it out (state/fds.rs). False: make the whole
+ * record.
  * `busy` is taken before anything is read, as take() does.
  */
 static __always_inline bool stage_close_tail(struct kestrel_counters *c, __u64 id, __s64 fd,
@@ -202,7 +205,7 @@ static __always_inline bool stage_close_tail(struct kestrel_counters *c, __u64 i
 	struct stage *st;
 	__u32 len, at;
 
-	if (!staging || ret != (__s32)ret)
+	if (!staging || ret != 0)
 		return false;
 	st = stage_get();
 	if (!st || st->busy)

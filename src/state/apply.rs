@@ -76,6 +76,8 @@ impl State {
     pub fn apply(&mut self, rec: &Record<'_>) {
         let hdr = *rec.hdr();
         let (tid, pid) = (hdr.tid, hdr.pid);
+        // Only the record right after an open can be its close tail.
+        let closed_fd = self.closed_fd.take();
         // A child's first record has no enter on the child to pair with:
         // libsinsp never retrieves an enter for the child's clone exit.
         let child = matches!(
@@ -143,7 +145,7 @@ impl State {
                 // A failed close removed nothing, and libsinsp takes its
                 // failed lookup back (parse_close_exit).
                 if hdr.ret == 0 {
-                    self.remove_fd(pid, fd);
+                    self.remove_fd(pid, fd, closed_fd);
                 }
             }
             Record::Dup { old_fd, .. } => {
@@ -285,7 +287,9 @@ impl State {
     ) {
         let hdr = rec.hdr();
         self.get_thread(hdr.tid, hdr.pid);
-        if hdr.ret >= 0 {
+        if hdr.ret >= 0
+            && !(rec.has_flag(F::KF_CLOSE_FOLLOWS) && self.add_closed_fd(hdr.pid, hdr.ret))
+        {
             let entry = Fd {
                 kind,
                 cloexec: rec.has_flag(F::KF_CLOEXEC),

@@ -98,9 +98,33 @@ impl State {
         true
     }
 
+    /// An open whose successful close rides on it as a tail (KF_CLOSE_FOLLOWS,
+    /// bpf/stage.h): when the fd is new and fits, add then erase would leave
+    /// the table as it was, so only what they count moves: the add now, the
+    /// erase's lookup and removal with the tail (`remove_fd`). Between the
+    /// two nothing reads the table (an open's fd fields come from its
+    /// record). False: add it for real.
+    pub(super) fn add_closed_fd(&mut self, pid: u32, fd: i64) -> bool {
+        let key = fd_key(pid, fd);
+        if !(0..i64::from(FDS_PER_PROCESS_MAX)).contains(&fd)
+            || self.fds.len() >= self.fds.capacity()
+            || self.fds.get(key).is_some()
+        {
+            return false;
+        }
+        self.counters.n_added_fds += 1;
+        if let Some(p) = self.procs_entry(pid) {
+            // As add's reset of the cache on a new entry.
+            p.last_fd = -1;
+        }
+        self.closed_fd = Some(key);
+        true
+    }
+
     /// sinsp_fdtable::erase: found counts noncached + removed, absent failed.
-    pub(super) fn remove_fd(&mut self, pid: u32, fd: i64) {
-        if self.unlink_fd(pid, fd) {
+    /// `closed_fd`: the fd the previous record's open left out, if any.
+    pub(super) fn remove_fd(&mut self, pid: u32, fd: i64, closed_fd: Option<u64>) {
+        if closed_fd == Some(fd_key(pid, fd)) || self.unlink_fd(pid, fd) {
             self.counters.n_noncached_fd_lookups += 1;
             self.counters.n_removed_fds += 1;
         } else {

@@ -134,6 +134,9 @@ pub struct State {
     threads: FixedMap<Thread>,
     fds: FixedMap<Fd>,
     procs: FixedMap<ProcFds>,
+    /// The fd an open with a close tail left out of the table
+    /// (`fds::add_closed_fd`), for the tail's close, the next record.
+    closed_fd: Option<u64>,
     thread_capacity: usize,
     /// One-entry last-thread cache: (tid, slab position).
     last_thread: Option<(u32, u32)>,
@@ -184,6 +187,7 @@ impl State {
             threads: FixedMap::with_capacity(thread_capacity + OWN_THREAD_RESERVE),
             fds: FixedMap::with_capacity(fd_capacity),
             procs: FixedMap::with_capacity(fd_capacity),
+            closed_fd: None,
             thread_capacity,
             last_thread: None,
             own_pid,

@@ -367,3 +367,76 @@ fn a_stale_entry_with_a_reused_tid_is_replaced_at_clone() {
     assert_eq!(c.n_released_fds, 1);
     assert_eq!(s.n_threads(), 2);
 }
+
+/// An open flagged KF_CLOSE_FOLLOWS: its close came as a tail.
+fn with_tail(mut open: Vec<u8>) -> Vec<u8> {
+    use crate::capture::skel::types::kestrel_flags as F;
+    let at = core::mem::offset_of!(crate::capture::skel::types::kestrel_hdr, flags);
+    let flags = u16::from_ne_bytes([open[at], open[at + 1]]) | F::KF_CLOSE_FOLLOWS.0 as u16;
+    open[at..at + 2].copy_from_slice(&flags.to_ne_bytes());
+    open
+}
+
+#[test]
+fn an_open_closed_by_its_tail_counts_as_add_then_erase() {
+    // The table skips an open whose close rides on it; every counter, the
+    // lookup cache and the entries must still read as if it had added and
+    // erased it: fresh, beside a cached entry, over a stale one, with the
+    // table full, and out of range.
+    let (mut tailed, mut alone) = (
+        State::new(8, 4, 999_999, false),
+        State::new(8, 4, 999_999, false),
+    );
+    for s in [&mut tailed, &mut alone] {
+        s.add_thread(State::thread_from_task(100, 100, &synth::task(1, "init")));
+    }
+    let dup = |old| synth::fd(T::KR_DUP, 100, 100, old, 10, false);
+    let steps: &[(&str, Vec<u8>, i64)] = &[
+        ("fresh", vec![], 3),
+        ("kept", synth::open(100, 100, 4, 0, "/kept"), 5),
+        ("cached", dup(4), 5),
+        ("stale", synth::open(100, 100, 6, 0, "/stale"), 6),
+        ("full", synth::open(100, 100, 7, 0, "/a"), 9),
+        ("out of range", vec![], i64::from(FDS_PER_PROCESS_MAX)),
+    ];
+    for (what, before, fd) in steps {
+        for (s, open) in [
+            (&mut tailed, with_tail(synth::open(100, 100, *fd, 0, "/f"))),
+            (&mut alone, synth::open(100, 100, *fd, 0, "/f")),
+        ] {
+            if !before.is_empty() {
+                apply(s, before);
+            }
+            if *what == "full" {
+                apply(s, &synth::open(100, 100, 8, 0, "/b"));
+            }
+            apply(s, &open);
+            apply(s, &close(100, *fd, 0));
+            apply(s, &dup(4));
+        }
+        assert_eq!(tailed.counters, alone.counters, "{what}");
+        assert_eq!(tailed.n_fds(), alone.n_fds(), "{what}");
+        for fd in 0..12 {
+            assert_eq!(
+                tailed.fd(100, fd).is_some(),
+                alone.fd(100, fd).is_some(),
+                "{what}: fd {fd}"
+            );
+        }
+    }
+    let c = alone.counters;
+    assert!(c.n_drops_full_fdtable > 0 && c.n_cached_fd_lookups > 0 && c.n_failed_fd_lookups > 0);
+    assert!(
+        c.n_removed_fds >= 3,
+        "the fresh, cached and stale closes erased"
+    );
+
+    // A flagged open whose tail never came (a cut stage) leaves nothing
+    // that would keep a later close of that fd from erasing it.
+    let mut s = seeded(8);
+    apply(&mut s, &with_tail(synth::open(100, 100, 3, 0, "/f")));
+    apply(&mut s, &close(100, 9, -9));
+    apply(&mut s, &synth::open(100, 100, 3, 0, "/f"));
+    apply(&mut s, &close(100, 3, 0));
+    assert_eq!((s.n_fds(), s.counters.n_removed_fds), (0, 1));
+}
