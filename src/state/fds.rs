@@ -103,7 +103,9 @@ impl State {
     /// the table as it was, so only what they count moves: the add now, the
     /// erase's lookup and removal with the tail (`remove_fd`). Between the
     /// two nothing reads the table (an open's fd fields come from its
-    /// record). False: add it for real.
+    /// record). False: add it for real. Out of line: the record loop it
+    /// would join is the binary's largest hot function.
+    #[inline(never)]
     pub(super) fn add_closed_fd(&mut self, pid: u32, fd: i64) -> bool {
         let key = fd_key(pid, fd);
         if !(0..i64::from(FDS_PER_PROCESS_MAX)).contains(&fd)
