@@ -1,7 +1,9 @@
 //! Replay benchmark: synthetic records through decode + state update (and
 //! the rules) on one core; prints events/s. `cargo bench --bench replay`.
 //! Rows: no rules; the built-in edge ruleset; Falco's upstream stable rules
-//! (what of them loads); ten copies of the built-in set under new names.
+//! (what of them loads); ten copies of the built-in set under new names;
+//! then none and the built-in set again with each close riding on its open
+//! as a tail, as the staging probe sends it (`+tails`).
 
 mod replay_core;
 
@@ -58,16 +60,27 @@ fn main() {
     let file_row = only.clone().filter(|o| o.starts_with("file:"));
     let rows: Vec<String> = match file_row {
         Some(f) => vec![f],
-        None => ["none", "default", "upstream", "synthetic10x"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
+        None => [
+            "none",
+            "default",
+            "upstream",
+            "synthetic10x",
+            "none+tails",
+            "default+tails",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
     };
     for name in rows.iter().map(String::as_str) {
         if only.as_deref().is_some_and(|o| o != name) {
             continue;
         }
-        let set = ruleset(name);
+        // +tails: closes ride on their opens, as the staging probe sends them.
+        let (rules, tails) = name
+            .strip_suffix("+tails")
+            .map_or((name, false), |r| (r, true));
+        let set = ruleset(rules);
         let n = set.as_ref().map_or(0, |s| s.rules.len());
         // KESTREL_REPLAY_ROUNDS: fewer passes, e.g. under callgrind.
         let rounds = std::env::var("KESTREL_REPLAY_ROUNDS")
@@ -75,7 +88,7 @@ fn main() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(200);
         let runs = if rounds < 200 { 1 } else { 5 };
-        let (best, recs) = replay_core::best_of_rules(runs, rounds, set);
+        let (best, recs) = replay_core::best_of_rules(runs, rounds, set, tails);
         println!(
             "replay rules={name} ({n} rules): {:.2} M events/s ({recs} records per round)",
             best / 1e6

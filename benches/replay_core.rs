@@ -9,13 +9,25 @@ use kestrel::state::State;
 
 /// Mostly opens/closes with some process churn, per process.
 pub fn stream() -> Vec<Vec<u8>> {
+    stream_as(false)
+}
+
+/// `stream`, with `tails` each close after its open as the staging probe
+/// sends it (bpf/stage.h): riding on the open as a tail. Without, as the
+/// perf-buffer path and 32-bit ARM send it: a record of its own.
+pub fn stream_as(tails: bool) -> Vec<Vec<u8>> {
     let mut recs = Vec::new();
     for i in 0..256u32 {
         let c = 5000 + i;
         recs.push(synth::clone(c, c, 0, true, false));
         recs.push(synth::exec(c, c, c, "/usr/bin/worker"));
         for fd in 3..13 {
-            recs.push(synth::open(c, c, fd, 0, "/var/lib/app/data/file.db"));
+            let open = synth::open(c, c, fd, 0, "/var/lib/app/data/file.db");
+            recs.push(if tails {
+                synth::with_close_tail(open)
+            } else {
+                open
+            });
             recs.push(synth::fd(T::KR_CLOSE, c, c, fd, 0, false));
         }
         recs.push(synth::socket(c, c, 20));
@@ -56,10 +68,11 @@ pub fn best_of_rules(
     runs: usize,
     rounds: usize,
     rules: Option<kestrel::rules::RuleSet>,
+    tails: bool,
 ) -> (f64, usize) {
     use kestrel::rules::engine::{Engine, EngineConfig};
     use kestrel::state::pipeline::Pipeline;
-    let recs = stream();
+    let recs = stream_as(tails);
     let mut p = Pipeline::new(State::new(4096, 8192, 1, false), None);
     p.rules = rules.map(|set| {
         let cfg = EngineConfig {

@@ -368,15 +368,6 @@ fn a_stale_entry_with_a_reused_tid_is_replaced_at_clone() {
     assert_eq!(s.n_threads(), 2);
 }
 
-/// An open flagged KF_CLOSE_FOLLOWS: its close came as a tail.
-fn with_tail(mut open: Vec<u8>) -> Vec<u8> {
-    use crate::capture::skel::types::kestrel_flags as F;
-    let at = core::mem::offset_of!(crate::capture::skel::types::kestrel_hdr, flags);
-    let flags = u16::from_ne_bytes([open[at], open[at + 1]]) | F::KF_CLOSE_FOLLOWS.0 as u16;
-    open[at..at + 2].copy_from_slice(&flags.to_ne_bytes());
-    open
-}
-
 #[test]
 fn an_open_closed_by_its_tail_counts_as_add_then_erase() {
     // The table skips an open whose close rides on it; every counter, the
@@ -401,7 +392,10 @@ fn an_open_closed_by_its_tail_counts_as_add_then_erase() {
     ];
     for (what, before, fd) in steps {
         for (s, open) in [
-            (&mut tailed, with_tail(synth::open(100, 100, *fd, 0, "/f"))),
+            (
+                &mut tailed,
+                synth::with_close_tail(synth::open(100, 100, *fd, 0, "/f")),
+            ),
             (&mut alone, synth::open(100, 100, *fd, 0, "/f")),
         ] {
             if !before.is_empty() {
@@ -434,7 +428,10 @@ fn an_open_closed_by_its_tail_counts_as_add_then_erase() {
     // A flagged open whose tail never came (a cut stage) leaves nothing
     // that would keep a later close of that fd from erasing it.
     let mut s = seeded(8);
-    apply(&mut s, &with_tail(synth::open(100, 100, 3, 0, "/f")));
+    apply(
+        &mut s,
+        &synth::with_close_tail(synth::open(100, 100, 3, 0, "/f")),
+    );
     apply(&mut s, &close(100, 9, -9));
     apply(&mut s, &synth::open(100, 100, 3, 0, "/f"));
     apply(&mut s, &close(100, 3, 0));

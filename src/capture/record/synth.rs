@@ -189,6 +189,15 @@ pub fn open_mode(tid: u32, pid: u32, ret: i64, flags: u32, mode: u32, path: &str
     with_path(&r, offset_of!(kestrel_open, path), path)
 }
 
+/// An open as split() hands it on when its successful close rode on it
+/// as a tail (KF_CLOSE_FOLLOWS): the close record must come next.
+pub fn with_close_tail(mut open: Vec<u8>) -> Vec<u8> {
+    let at = offset_of!(kestrel_hdr, flags);
+    let flags = u16::from_ne_bytes([open[at], open[at + 1]]) | F::KF_CLOSE_FOLLOWS.0 as u16;
+    open[at..at + 2].copy_from_slice(&flags.to_ne_bytes());
+    open
+}
+
 pub fn fd(t: T, tid: u32, pid: u32, fd: i64, ret: i64, cloexec: bool) -> Vec<u8> {
     let mut h = hdr(t, tid, pid, 3, ret, size_of::<kestrel_fd>());
     if cloexec {
