@@ -361,9 +361,7 @@ mod tests {
         }
         let nr = offset_of!(kestrel_hdr, nr);
         close[nr..nr + 2].copy_from_slice(&6i16.to_ne_bytes());
-        let mut stage = open.clone();
-        stage[flags..flags + 2]
-            .copy_from_slice(&((F::KF_COMPAT.0 | F::KF_CLOSE_FOLLOWS.0) as u16).to_ne_bytes());
+        let mut stage = synth::with_close_tail(open.clone());
         stage.resize(stage.len().next_multiple_of(8), 0);
         stage.extend_from_slice(&6i16.to_ne_bytes());
         stage.extend_from_slice(&(F::KF_COMPAT.0 as u16).to_ne_bytes());
