@@ -56,6 +56,11 @@ bench-bpf-stats bin="target/release/kestrel":
     cargo build --release
     benches/tools/bpf-stats-mix.sh {{bin}}
 
+# the probe's program instruction by instruction over the mix, ns per iteration (root, perf, objdump); flags: the agent's
+bench-probe-hot flags="":
+    cargo build --release
+    benches/tools/probe-hot.sh target/release/kestrel 1000000 sys_exit "{{flags}}"
+
 # what the agent's reading of the ring costs a workload on another CPU: the mix with it consuming, and stopped (root)
 bench-consumer-off rounds="7":
     cargo build --release
