@@ -90,6 +90,13 @@ if wants live; then
     # Issues 18/19: the stripped static binary, TLS and rules in, within 2.0 MB.
     size=$(stat -c %s "$bin")
     [ "$size" -le 2000000 ] || { echo "FAIL: $bin is $size B, over the 2 000 000 B budget" >&2; exit 1; }
+    # The code segment ends on a 4 KiB page in the file: code growing past the
+    # page's end adds a whole page, so the budget's real margin for code is this.
+    read -r text_off text_size <<EOF
+$(readelf -lW "$bin" | awk '$1 == "LOAD" && $8 == "E" { print $2, $5 }')
+EOF
+    text_end=$((text_off + text_size))
+    echo "static x86_64: $((2000000 - size)) B under the budget; code can grow $(((4096 - text_end % 4096) % 4096)) B before its segment takes another page"
     echo "== Prometheus exporter under hostile clients, shipped binary with the built-in rules (5 MB RSS goal)"
     KESTREL_TEST_BIN="$bin" cargo test -q --test prometheus_hostile -- --include-ignored
     echo "== /metrics over TLS + bcrypt Basic auth under a bad-password flood, shipped binary (5 MB RSS goal)"

@@ -11,7 +11,7 @@
 # one that stalled, so a helper call's return (and its SRSO return thunk on
 # AMD) shows on the first instruction after the call, and the program's entry
 # (the tracepoint's indirect call) on its first instructions. Root; needs
-# perf, cc, objdump, 2+ CPUs; x86_64 or aarch64 hosts.
+# perf, cc, objdump, gawk, 2+ CPUs; x86_64 or aarch64 hosts.
 #
 #   benches/tools/probe-hot.sh [KESTREL_BIN [ITERS [PROG [AGENT_FLAGS [ROWS]]]]]
 #       (target/release/kestrel, 1000000, sys_exit, none, 30)
@@ -25,7 +25,7 @@ freq=20000
 name=probe-hot
 # shellcheck source=benches/tools/lib.sh
 . "$(dirname "$0")/lib.sh"
-need perf cc objdump taskset
+need perf cc objdump taskset gawk
 [ "$(nproc)" -ge 2 ] || { echo "probe-hot: needs 2 CPUs (loop and agent apart)" >&2; exit 2; }
 case $(uname -m) in
 x86_64) arch=i386:x86-64 ;;
@@ -48,7 +48,7 @@ stop_agent
 # perf's symbol names: BPF images reuse addresses, and perf names a sample
 # after whichever program it saw there first.
 perf script -i "$work/perf.data" -F ip 2>/dev/null |
-    awk -v base="$base" -v len="$(wc -c < "$work/image")" '
+    gawk -v base="$base" -v len="$(wc -c < "$work/image")" '
         function hex(s) { return strtonum("0x" s) }
         function sub64(a, b) { return (hex(substr(a, 1, 8)) - hex(substr(b, 1, 8))) * 4294967296 + hex(substr(a, 9)) - hex(substr(b, 9)) }
         length($1) == 16 { o = sub64($1, base); if (o >= 0 && o < len) n[sprintf("%x", o)]++ }
@@ -60,8 +60,8 @@ awk '{ print $1, $3 }' /proc/kallsyms | LC_ALL=C sort > "$work/kallsyms"
 
 # objdump numbers the image from 0, so a call's target is relative to it; the
 # symbol's address is where it runs. Sums in 32-bit halves: awk's numbers are
-# doubles, exact only below 2^53.
-awk -v base="$base" -v len="$(wc -c < "$work/image")" -v ns="$(awk -v f="$freq" -v n="$iters" 'BEGIN { print 1e9 / f / n }')" -v rows="$rows" -v prog="$prog" '
+# doubles, exact only below 2^53 (gawk: strtonum).
+gawk -v base="$base" -v len="$(wc -c < "$work/image")" -v ns="$(awk -v f="$freq" -v n="$iters" 'BEGIN { print 1e9 / f / n }')" -v rows="$rows" -v prog="$prog" '
 function hex(s) { return strtonum("0x" s) }
 function add64(a, b,   lo, hi) {
     a = sprintf("%016s", a); b = sprintf("%016s", b)
