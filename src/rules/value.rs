@@ -133,8 +133,9 @@ pub enum Rhs {
 /// A set of strings: sorted by `by_len` for a binary search, with a mask of
 /// the lengths present so most values that cannot match are ruled out by
 /// one bit test. Items of up to 16 bytes (process names, most file names)
-/// are also kept as integer keys: their lookups compare words, never call
-/// memcmp (a byte loop in musl, the shipped binary's libc).
+/// are also kept as integer keys, grouped by length: a lookup searches only
+/// the keys of its own length (often one or two) and compares words, never
+/// calling memcmp (a byte loop in musl, the shipped binary's libc).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StrSet {
     pub items: Box<[Box<[u8]>]>,
@@ -142,26 +143,32 @@ pub struct StrSet {
     lens: u64,
     /// `ShortKey` of every item of up to 16 bytes, sorted.
     short: Box<[ShortKey]>,
+    /// `short[starts[n]..starts[n + 1]]` are the keys of length n. Boxed:
+    /// inline it would grow every compiled check that holds a set.
+    starts: Box<[u32; SHORT_MAX + 2]>,
 }
 
-/// A string of up to 16 bytes as (length, first word, last word), the words
-/// big-endian: up to 8 bytes all in the first word, else the first and the
-/// last 8 bytes, which overlap and together cover every byte. So two strings
-/// of one length have one key only if they are equal, and keys sort as
-/// `by_len` sorts their strings: built in the items' order, they are sorted.
+/// The longest item kept as a `ShortKey`.
+const SHORT_MAX: usize = 16;
+
+/// A string of up to 16 bytes as (first word, last word), big-endian: up to
+/// 8 bytes all in the first word, else the first and the last 8 bytes,
+/// which overlap and together cover every byte. So two strings of one
+/// length have one key only if they are equal, and keys of one length sort
+/// as `by_len` sorts their strings: built in the items' order, each
+/// length's keys are sorted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct ShortKey(u8, u64, u64);
+struct ShortKey(u64, u64);
 
 impl ShortKey {
     #[inline]
     fn of(s: &[u8]) -> Option<ShortKey> {
         let n = s.len();
-        let words = match n {
-            0..=8 => (s.iter().fold(0, |w, &b| w << 8 | u64::from(b)), 0),
-            9..=16 => (word(s), word(&s[n - 8..])),
+        Some(match n {
+            0..=8 => ShortKey(s.iter().fold(0, |w, &b| w << 8 | u64::from(b)), 0),
+            9..=SHORT_MAX => ShortKey(word(s), word(&s[n - 8..])),
             _ => return None,
-        };
-        Some(ShortKey(n as u8, words.0, words.1))
+        })
     }
 }
 
@@ -175,13 +182,23 @@ impl StrSet {
         items.sort_by(|a, b| by_len(a, b));
         items.dedup();
         let lens = items.iter().fold(0u64, |m, i| m | 1 << i.len().min(63));
-        // Sorted by `by_len`, so their keys are too.
+        // Sorted by `by_len`, so grouped by length, each group sorted.
         let short: Vec<ShortKey> = items.iter().filter_map(|i| ShortKey::of(i)).collect();
-        debug_assert!(short.is_sorted());
+        let mut starts = [0u32; SHORT_MAX + 2];
+        for i in items.iter().filter(|i| i.len() <= SHORT_MAX) {
+            starts[i.len() + 1] += 1;
+        }
+        for n in 1..starts.len() {
+            starts[n] += starts[n - 1];
+        }
+        debug_assert!(starts[SHORT_MAX + 1] as usize == short.len());
+        debug_assert!((0..=SHORT_MAX)
+            .all(|n| { short[starts[n] as usize..starts[n + 1] as usize].is_sorted() }));
         StrSet {
             items: items.into(),
             lens,
             short: short.into(),
+            starts: Box::new(starts),
         }
     }
 
@@ -193,10 +210,14 @@ impl StrSet {
 
     #[inline(never)]
     fn search(&self, s: &[u8]) -> bool {
-        match ShortKey::of(s) {
-            Some(k) => self.short.binary_search(&k).is_ok(),
-            None => self.items.binary_search_by(|e| by_len(e, s)).is_ok(),
-        }
+        let Some(k) = ShortKey::of(s) else {
+            return self.items.binary_search_by(|e| by_len(e, s)).is_ok();
+        };
+        let n = s.len();
+        let (lo, hi) = (self.starts[n] as usize, self.starts[n + 1] as usize);
+        self.short
+            .get(lo..hi)
+            .is_some_and(|keys| keys.binary_search(&k).is_ok())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
@@ -288,7 +309,8 @@ mod tests {
 
     /// Lookups agree with a plain scan for every length around the short
     /// keys' edges (3/4, 7/8, 16/17), for near misses (one byte changed at
-    /// each position, one byte more or less) and for NUL and 0xff bytes.
+    /// each position, one byte more or less) and for NUL and 0xff bytes;
+    /// lengths 5 and 12 hold many keys, the others a few.
     #[test]
     fn str_set_agrees_with_a_scan() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -300,12 +322,17 @@ mod tests {
         };
         let mut pool: Vec<Box<[u8]>> = Vec::new();
         for n in 0..=20 {
-            for _ in 0..6 {
+            let many = if n == 5 || n == 12 { 40 } else { 6 };
+            for _ in 0..many {
                 pool.push((0..n).map(|_| byte()).collect());
             }
         }
         let items: Vec<Box<[u8]>> = pool.iter().step_by(2).cloned().collect();
         let set = StrSet::new(items.clone());
+        for n in [5, 12] {
+            let keys = set.starts[n + 1] - set.starts[n];
+            assert!(keys > 10, "{keys} keys of length {n}");
+        }
         let mut queries = pool.clone();
         for q in &pool {
             for i in 0..q.len() {
