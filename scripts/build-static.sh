@@ -6,9 +6,12 @@
 # with the binary, without its `backtrace` feature: no DWARF symbolizer (gimli, addr2line,
 # miniz: ~230 KB) in a binary that ships stripped, so it could print no names anyway. A panic
 # still prints its message, without its file and line (-Zlocation-detail=none: ~50 KB of
-# location records). Both need nightly-only flags, enabled on the stable toolchain with
-# RUSTC_BOOTSTRAP=1 for this one build; without rust-src the build falls back to the
-# prebuilt standard library, and says so (a larger binary, nothing else).
+# location records). The standard library's `optimize_for_size` feature picks core's smaller
+# sorts and integer printing (~62 KB; nothing on the per-event path sorts or prints: the
+# agent's CPU over the mix and a /metrics scrape measured the same, BENCHMARKS.md). All three
+# need nightly-only flags, enabled on the stable toolchain with RUSTC_BOOTSTRAP=1 for this one
+# build; without rust-src the build falls back to the prebuilt standard library, and says so
+# (a larger binary, nothing else).
 set -eu
 triple=${1:?usage: scripts/build-static.sh TRIPLE [cargo args]}
 shift
@@ -16,7 +19,7 @@ cd "$(dirname "$0")/.."
 sysroot=$(rustc --print sysroot)
 if [ -d "$sysroot/lib/rustlib/src/rust/library" ]; then
     RUSTC_BOOTSTRAP=1 exec cargo build --release --locked --target "$triple" \
-        -Z build-std=std,panic_abort -Z build-std-features= \
+        -Z build-std=std,panic_abort -Z build-std-features=optimize_for_size \
         --config "target.$triple.rustflags=['-Zlocation-detail=none']" "$@"
 fi
 case $triple in
