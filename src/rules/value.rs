@@ -141,7 +141,7 @@ pub struct StrSet {
     pub items: Box<[Box<[u8]>]>,
     /// Bit min(len, 63) for every item.
     lens: u64,
-    /// `ShortKey` of every item of up to 16 bytes, sorted.
+    /// `ShortKey` of every item of up to 16 bytes, by length, each length's sorted.
     short: Box<[ShortKey]>,
     /// `short[starts[n]..starts[n + 1]]` are the keys of length n. Boxed:
     /// inline it would grow every compiled check that holds a set.
