@@ -44,23 +44,18 @@ base=$(awk -v t="bpf_prog_${tag}_" 'index($3, t) == 1 { print $1; exit }' /proc/
 stop_agent
 [ -n "$base" ] || { echo "probe-hot: bpf_prog_${tag}_ not in /proc/kallsyms (net.core.bpf_jit_kallsyms=1?)" >&2; exit 1; }
 
-# Samples per offset into the image: "count hex-offset". By address, not by
-# perf's symbol names: BPF images reuse addresses, and perf names a sample
-# after whichever program it saw there first.
-perf script -i "$work/perf.data" -F ip 2>/dev/null |
-    gawk -v base="$base" -v len="$(wc -c < "$work/image")" '
-        function hex(s) { return strtonum("0x" s) }
-        function sub64(a, b) { return (hex(substr(a, 1, 8)) - hex(substr(b, 1, 8))) * 4294967296 + hex(substr(a, 9)) - hex(substr(b, 9)) }
-        length($1) == 16 { o = sub64($1, base); if (o >= 0 && o < len) n[sprintf("%x", o)]++ }
-        END { for (o in n) print n[o], o }' > "$work/offsets"
+# The sampled addresses on the loop's CPU; counted by offset into the image
+# below, not by perf's symbol names: BPF images reuse addresses, and perf
+# names a sample after whichever program it saw there first.
+perf script -i "$work/perf.data" -F ip 2>/dev/null > "$work/ips"
 objdump -D -b binary -m "$arch" "$work/image" | awk '/^ *[0-9a-f]+:\t/' > "$work/listing"
 # Kernel symbols by address, for the calls' targets (hex strings of one width
 # compare as numbers do).
 awk '{ print $1, $3 }' /proc/kallsyms | LC_ALL=C sort > "$work/kallsyms"
 
 # objdump numbers the image from 0, so a call's target is relative to it; the
-# symbol's address is where it runs. Sums in 32-bit halves: awk's numbers are
-# doubles, exact only below 2^53 (gawk: strtonum).
+# symbol's address is where it runs. Sums and differences in 32-bit halves:
+# awk's numbers are doubles, exact only below 2^53 (gawk: strtonum).
 gawk -v base="$base" -v len="$(wc -c < "$work/image")" -v ns="$(awk -v f="$freq" -v n="$iters" 'BEGIN { print 1e9 / f / n }')" -v rows="$rows" -v prog="$prog" '
 function hex(s) { return strtonum("0x" s) }
 function add64(a, b,   lo, hi) {
@@ -70,7 +65,12 @@ function add64(a, b,   lo, hi) {
     hi = (hex(substr(a, 1, 8)) + hex(substr(b, 1, 8)) + int(lo / 4294967296)) % 4294967296
     return sprintf("%08x%08x", hi, lo % 4294967296)
 }
-FILENAME ~ /offsets$/ { n[$2] = $1; total += $1; next }
+function sub64(a, b) { return (hex(substr(a, 1, 8)) - hex(substr(b, 1, 8))) * 4294967296 + hex(substr(a, 9)) - hex(substr(b, 9)) }
+FILENAME ~ /ips$/ {
+    o = length($1) == 16 ? sub64($1, base) : -1
+    if (o >= 0 && o < len) { n[sprintf("%x", o)]++; total++ }
+    next
+}
 FILENAME ~ /kallsyms$/ { addr[++k] = $1; sym[k] = $2; next }
 {
     off = $1; sub(/:$/, "", off)
@@ -109,4 +109,4 @@ END {
         if (s) by[owner(target[i])] += s
     }
     for (f in by) printf "| %s | %.1f |\n", f, by[f] * ns | "sort -t\"|\" -k3 -rn"
-}' "$work/offsets" "$work/kallsyms" "$work/listing"
+}' "$work/ips" "$work/kallsyms" "$work/listing"

@@ -182,16 +182,10 @@ impl StrSet {
         items.sort_by(|a, b| by_len(a, b));
         items.dedup();
         let lens = items.iter().fold(0u64, |m, i| m | 1 << i.len().min(63));
-        // Sorted by `by_len`, so grouped by length, each group sorted.
-        let short: Vec<ShortKey> = items.iter().filter_map(|i| ShortKey::of(i)).collect();
-        let mut starts = [0u32; SHORT_MAX + 2];
-        for i in items.iter().filter(|i| i.len() <= SHORT_MAX) {
-            starts[i.len() + 1] += 1;
-        }
-        for n in 1..starts.len() {
-            starts[n] += starts[n - 1];
-        }
-        debug_assert!(starts[SHORT_MAX + 1] as usize == short.len());
+        // Sorted by `by_len`, so grouped by length, each group sorted, and
+        // the short items are the first ones: a key's index is its item's.
+        let short: Vec<ShortKey> = items.iter().map_while(|i| ShortKey::of(i)).collect();
+        let starts = core::array::from_fn(|n| items.partition_point(|i| i.len() < n) as u32);
         debug_assert!((0..=SHORT_MAX)
             .all(|n| { short[starts[n] as usize..starts[n + 1] as usize].is_sorted() }));
         StrSet {
