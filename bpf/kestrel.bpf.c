@@ -30,7 +30,7 @@ char LICENSE[] SEC("license") = "GPL";
  */
 static __always_inline __u16 table_entry(struct call *k, __u64 nr)
 {
-	__u32 i = nr;
+	__u32 i = nr, e;
 
 	if (nr >= KESTREL_SYSCALL_MAX)
 		return 0;
@@ -38,10 +38,11 @@ static __always_inline __u16 table_entry(struct call *k, __u64 nr)
 	 * nr and index with another (6.1's verifier then rejects the access). */
 	barrier_var(i);
 	i &= KESTREL_SYSCALL_MAX - 1;
-	if (!(sys_table[i] | compat_table[i]))
+	e = call_table[i];
+	if (!e)
 		return 0;
 	call_confirm_abi(k);
-	return k->compat ? compat_table[i] : sys_table[i];
+	return k->compat ? e >> KSEL_COMPAT_SHIFT : (__u16)e;
 }
 
 /*
@@ -177,7 +178,7 @@ static __always_inline void on_sys_exit(__u64 *ctx, struct pt_regs *regs, bool b
 			btf ? sample_btf(c) : sample_raw(c);
 	}
 	/* Neither table selects it: the untraced path ends here. */
-	if (nr >= KESTREL_SYSCALL_MAX || !(sys_table[nr] | compat_table[nr]))
+	if (nr >= KESTREL_SYSCALL_MAX || !call_table[nr])
 		return;
 	traced_exit(&k, c, nr);
 }

@@ -122,9 +122,11 @@ enum kestrel_handler {
 };
 
 /*
- * sys_table[nr] (64-bit ABI) and compat_table[nr] (i386 / ARM EABI), set by
- * user space before load: selection bits (bits 0-1),
- * drop category (bits 4-7), handler (bits 8-15). 0 = not selected.
+ * call_table[nr] holds two 16-bit entries, set by user space before load:
+ * the 64-bit ABI's in bits 0-15, the compat ABI's (i386 / ARM EABI) from
+ * KSEL_COMPAT_SHIFT. Each: selection bits (bits 0-1), drop category (bits
+ * 4-7), handler (bits 8-15); 0 = not selected. One word, so the untraced
+ * path tests both ABIs with one load from one cache line.
  */
 enum kestrel_sel {
 	KSEL_EXIT = 0x1,
@@ -132,6 +134,7 @@ enum kestrel_sel {
 	KSEL_CAT_SHIFT = 4,
 	KSEL_CAT_MASK = 0xf,
 	KSEL_HANDLER_SHIFT = 8,
+	KSEL_COMPAT_SHIFT = 16,
 };
 
 /* kestrel_hdr.flags */

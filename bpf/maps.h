@@ -98,8 +98,7 @@ struct {
 	__type(value, struct stage);
 } stage SEC(".maps");
 
-const volatile __u16 sys_table[KESTREL_SYSCALL_MAX] = {};
-const volatile __u16 compat_table[KESTREL_SYSCALL_MAX] = {};
+const volatile __u32 call_table[KESTREL_SYSCALL_MAX] = {}; /* kestrel.h kestrel_sel */
 /* Culprit counters: per-syscall counts on every exit, drops by process.
  * Off, the verifier prunes their code: untraced syscalls cost nothing more. */
 const volatile bool count_syscalls = false;

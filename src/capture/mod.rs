@@ -204,10 +204,10 @@ impl<'obj> Probe<'obj> {
         for sc in &selected {
             let entry = syscalls::table_entry(sc, cfg.enter_events);
             if let Some(nr) = sc.nr {
-                rodata.sys_table[usize::from(nr)] = entry;
+                rodata.call_table[usize::from(nr)] |= syscalls::table_word(entry, false);
             }
             if let Some(nr) = sc.compat_nr {
-                rodata.compat_table[usize::from(nr)] = entry;
+                rodata.call_table[usize::from(nr)] |= syscalls::table_word(entry, true);
             }
         }
         let ia32_entry = ia32::entry_available();

@@ -1,6 +1,6 @@
 //! The per-arch syscall table: which syscalls the probe can decode, how, and
 //! under which drop category Falco counts them. The probe holds no syscall
-//! numbers of its own; user space writes `sys_table` from this list before
+//! numbers of its own; user space writes `call_table` from this list before
 //! load, so one probe source serves every arch.
 
 use super::skel::types::{kestrel_category as Cat, kestrel_handler as H, kestrel_sel as Sel};
@@ -134,7 +134,7 @@ pub fn by_name(name: &str) -> Option<&'static Syscall> {
     SYSCALLS.iter().find(|s| s.name == name)
 }
 
-/// The `sys_table` entry for one syscall (see bpf/kestrel.h).
+/// One ABI's 16-bit entry for a syscall (see bpf/kestrel.h `kestrel_sel`).
 pub fn table_entry(sc: &Syscall, enter: bool) -> u16 {
     let mut sel = Sel::KSEL_EXIT.0;
     if enter {
@@ -142,6 +142,12 @@ pub fn table_entry(sc: &Syscall, enter: bool) -> u16 {
     }
     (sel | (sc.category.0 << Sel::KSEL_CAT_SHIFT.0) | (sc.handler.0 << Sel::KSEL_HANDLER_SHIFT.0))
         as u16
+}
+
+/// Where an ABI's entry sits in its number's `call_table` word.
+pub fn table_word(entry: u16, compat: bool) -> u32 {
+    let shift = if compat { Sel::KSEL_COMPAT_SHIFT.0 } else { 0 };
+    u32::from(entry) << shift
 }
 
 /// Which syscalls to trace: the default set, none, or an explicit list.
@@ -263,5 +269,16 @@ mod tests {
         assert_eq!(e & 0x3, 0x3);
         assert_eq!((e >> 4) & 0xf, Cat::KC_OPEN.0 as u16);
         assert_eq!(e >> 8, H::KH_OPENAT.0 as u16);
+    }
+
+    #[test]
+    fn table_word_keeps_each_abi_in_its_half() {
+        let open = table_entry(by_name("open").unwrap(), false);
+        let close = table_entry(by_name("close").unwrap(), false);
+        // One number can select different syscalls under its two ABIs.
+        let w = table_word(open, false) | table_word(close, true);
+        assert_eq!(w & 0xffff, u32::from(open));
+        assert_eq!(w >> 16, u32::from(close));
+        assert_eq!(table_word(open, true) & 0xffff, 0);
     }
 }

@@ -5,7 +5,7 @@
 //! rule that is in both sets keeps its count under its name, so the
 //! cumulative series stay monotonic; a removed rule's series leaves the
 //! snapshot and /metrics. The probe's syscall selection is in its .rodata,
-//! frozen at load (bpf/maps.h sys_table): a rule wanting a syscall the
+//! frozen at load (bpf/maps.h call_table): a rule wanting a syscall the
 //! running probe does not capture runs on its other event types, and one
 //! line names them. Falco reloads rules by restarting (app actions'
 //! restart on a changed rules file).
