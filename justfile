@@ -70,6 +70,10 @@ bench-consumer-off rounds="7":
 bench-ab a b rounds="20":
     benches/tools/ab-mix.sh {{a}} {{b}} {{rounds}}
 
+# two builds' probe programs over the mix in alternating rounds, ns per iteration, split at the first helper call (root, perf, objdump)
+bench-probe-ab a b rounds="8":
+    benches/tools/probe-ab.sh {{a}} {{b}} {{rounds}}
+
 # issue 22's growth rows and goals in one session, a log a row (root; BENCHMARKS.md)
 bench-sweep out="/tmp/kestrel-sweep":
     benches/tools/sweep.sh {{out}}

@@ -89,7 +89,11 @@ function owner(a,   lo, hi, mid) {
     return sym[lo]
 }
 END {
-    printf "%s: %d samples, %.1f ns per iteration\n\n", prog, total, total * ns
+    printf "%s: %d samples, %.1f ns per iteration\n", prog, total, total * ns
+    # Before the first kernel helper call is the path every call takes (entry,
+    # counters, filter); from it on, mostly the work of selected calls.
+    for (i = 1; i <= m && !(i in target && target[i] !~ /^\+/); i++) before += n[at[i]]
+    printf "split at the first helper call (+%s): %.1f before, %.1f from it on\n\n", at[i], before * ns, (total - before) * ns
     print "| offset | ns per iteration | instruction |"
     print "|---|---|---|"
     for (i = 1; i <= m; i++) if (at[i] in n) order[i] = n[at[i]]
