@@ -86,7 +86,8 @@ function owner(a,   lo, hi, mid) {
     if (a ~ /^\+/) return "its own function at " a
     lo = 1; hi = k
     while (lo < hi) { mid = int((lo + hi + 1) / 2); if (addr[mid] <= a) lo = mid; else hi = mid - 1 }
-    return sym[lo]
+    # A call lands on a function entry; elsewhere the address is only inside sym.
+    return addr[lo] == a ? sym[lo] : "0x" a " (inside " sym[lo] ")"
 }
 END {
     printf "%s: %d samples, %.1f ns per iteration\n", prog, total, total * ns
