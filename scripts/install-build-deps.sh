@@ -102,13 +102,18 @@ for p in $pkgs; do
     is_installed "$p" || missing="$missing $p"
 done
 
+# A failed index (a mirror mid-sync) is one line, not the end: see apt-update.sh.
+apt_update() {
+    $SUDO "$(dirname "$0")/apt-update.sh"
+}
+
 if [ -n "$missing" ]; then
     echo "+ apt-get install:$missing"
-    $SUDO apt-get update
+    apt_update
     # shellcheck disable=SC2086
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
 elif [ "$need_update" -eq 1 ]; then
-    $SUDO apt-get update
+    apt_update
 else
     echo "apt packages: all present"
 fi

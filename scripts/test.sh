@@ -46,7 +46,7 @@ scripts/install-build-deps.sh
 for pkg in rsyslog shellcheck clang-format-14 busybox-static bpftool prometheus systemd openrc \
     apache2-utils openssl curl mosquitto mosquitto-clients rsyslog-gnutls; do
     if ! dpkg-query -W -f='${db:Status-Status}' "$pkg" 2>/dev/null | grep -qx installed; then
-        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg"
+        scripts/apt-update.sh -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$pkg"
     fi
 done
 # tracefs is not needed by the probe (tp_btf attaches through BTF), but

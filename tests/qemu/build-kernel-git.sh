@@ -157,7 +157,7 @@ if [ "$HOST_DEPS" = 1 ]; then
                 fi ;;
         esac
         log "installing host packages: ${missing[*]}"
-        apt-get update
+        "$HERE/../../scripts/apt-update.sh"
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
     fi
 fi

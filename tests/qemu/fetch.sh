@@ -93,7 +93,7 @@ install_host_deps() {
         die "missing host packages: ${missing[*]} (run without --no-host-deps)"
     fi
     log "installing host packages: ${missing[*]}"
-    apt-get update
+    "$HERE/../../scripts/apt-update.sh"
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 }
 
@@ -158,7 +158,7 @@ apt_update_once() {
     [ -n "${UPDATED[$name]:-}" ] && return 0
     cfg=$(apt_env "$name")
     log "apt-get update ($name, private config $cfg)"
-    APT_CONFIG=$cfg apt-get -q update >&2 || die "apt-get update failed for $name"
+    APT_CONFIG=$cfg "$HERE/../../scripts/apt-update.sh" -q >&2
     UPDATED[$name]=1
 }
 
