@@ -56,17 +56,17 @@ static __always_inline void switched_task(struct call *k)
 
 static __always_inline int on_switch(void *ctx, bool btf)
 {
-#if defined(__TARGET_ARCH_x86)
 	struct stage *st;
 
+	if (!staging)
+		return 0;
+	st = stage_get();
+#if defined(__TARGET_ARCH_x86)
 	/* ctx[2]: next, in every version of the tracepoint. */
-	if (btf && staging && bpf_ksym_exists(bpf_rdonly_cast)) {
-		st = stage_get();
-		if (st)
-			st->task = ((__u64 *)ctx)[2];
-	}
+	if (st && btf && bpf_ksym_exists(bpf_rdonly_cast))
+		st->task = ((__u64 *)ctx)[2];
 #endif
-	return stage_flush_cpu(false);
+	return stage_flush(st, false);
 }
 
 /*
@@ -352,7 +352,7 @@ static __always_inline int on_exit(void *ctx, struct task_struct *p)
 #define P_EXEC(btf) on_exec(ctx, p, old_pid, bprm)
 #define P_EXIT(btf) on_exit(ctx, p)
 #define SWITCH(btf) on_switch(ctx, btf)
-#define TICK(btf) stage_flush_cpu(true)
+#define TICK(btf) (staging ? stage_flush(stage_get(), true) : 0)
 
 TWINS("sys_exit", sys_exit, raw_sys_exit, SYS_EXIT, struct pt_regs *regs, long ret)
 TWINS("sys_enter", sys_enter, raw_sys_enter, SYS_ENTER, struct pt_regs *regs, long id)

@@ -81,14 +81,9 @@ static __always_inline struct stage *stage_get(void)
 	return bpf_map_lookup_elem(&stage, &zero_key);
 }
 
-/* Sends the stage unless an append is under way (see emit.h). */
-static __always_inline void stage_drain(struct kestrel_counters *c)
+/* Sends this CPU's stage `st` unless an append is under way (see emit.h). */
+static __always_inline void stage_drain_this(struct kestrel_counters *c, struct stage *st)
 {
-	struct stage *st;
-
-	if (!staging)
-		return;
-	st = stage_get();
 	if (!st || !st->len || st->busy)
 		return;
 	st->busy = 1;
@@ -98,23 +93,25 @@ static __always_inline void stage_drain(struct kestrel_counters *c)
 	st->busy = 0;
 }
 
-/* sched_switch, and hrtimer expiries with `stale` (only a stage older than
- * the current jiffy). */
-static __always_inline int stage_flush_cpu(bool stale)
+static __always_inline void stage_drain(struct kestrel_counters *c)
+{
+	if (staging)
+		stage_drain_this(c, stage_get());
+}
+
+/* sched_switch (with the stage it looked up), and hrtimer expiries with
+ * `stale` (only a stage older than the current jiffy). */
+static __always_inline int stage_flush(struct stage *st, bool stale)
 {
 	struct kestrel_counters *c;
-	struct stage *st;
 
-	if (!staging)
-		return 0;
-	st = stage_get();
-	if (!st || !st->len || st->busy)
+	if (!staging || !st || !st->len || st->busy)
 		return 0;
 	if (stale && bpf_jiffies64() == st->since)
 		return 0;
 	c = get_counters();
 	if (c)
-		stage_drain(c);
+		stage_drain_this(c, st);
 	return 0;
 }
 
