@@ -25,51 +25,6 @@ char LICENSE[] SEC("license") = "GPL";
 #include "exec.h"
 
 /*
- * The running task without a helper call (one is the largest single cost
- * of a traced call on a host with Safe RET: BENCHMARKS.md, issue 22,
- * 2026-12-06): sched_switch keeps the task it switches to in the CPU's
- * stage, from its first switch on the running one (it stays attached until
- * sys_exit is gone: capture/mod.rs detach), read back through
- * bpf_rdonly_cast (6.2+; inlined, no call). The saved
- * registers confirm it: a task's pt_regs sit at a fixed offset in its own
- * stack, so another task's stack cannot match. Any doubt (no task kept
- * yet, the offset not learned, no match) leaves k->task NULL and
- * call_confirm_abi fetches it. x86 only: elsewhere the offset is never
- * learned.
- */
-static __always_inline void switched_task(struct call *k)
-{
-#if defined(__TARGET_ARCH_x86)
-	struct task_struct *t;
-	struct stage *st;
-
-	if (!k->btf || !staging || !bpf_ksym_exists(bpf_rdonly_cast) || !regs_from_stack)
-		return;
-	st = stage_get();
-	if (!st || !st->task)
-		return;
-	t = bpf_core_cast((void *)st->task, struct task_struct);
-	if ((__u64)t->stack + regs_from_stack == (__u64)k->regs)
-		k->task = t;
-#endif
-}
-
-static __always_inline int on_switch(void *ctx, bool btf)
-{
-	struct stage *st;
-
-	if (!staging)
-		return 0;
-	st = stage_get();
-#if defined(__TARGET_ARCH_x86)
-	/* ctx[2]: next, in every version of the tracepoint. */
-	if (st && btf && bpf_ksym_exists(bpf_rdonly_cast))
-		st->task = ((__u64 *)ctx)[2];
-#endif
-	return stage_flush(st, false);
-}
-
-/*
  * The table entry for this call, or 0. A number neither table selects is
  * done with before the ABI is settled: that is the untraced hot path.
  */
@@ -86,7 +41,6 @@ static __always_inline __u16 table_entry(struct call *k, __u64 nr)
 	e = call_table[i];
 	if (!e)
 		return 0;
-	switched_task(k);
 	call_confirm_abi(k);
 	return k->compat ? e >> KSEL_COMPAT_SHIFT : (__u16)e;
 }
@@ -351,8 +305,8 @@ static __always_inline int on_exit(void *ctx, struct task_struct *p)
 #define P_FORK(btf) on_fork(ctx, child)
 #define P_EXEC(btf) on_exec(ctx, p, old_pid, bprm)
 #define P_EXIT(btf) on_exit(ctx, p)
-#define SWITCH(btf) on_switch(ctx, btf)
-#define TICK(btf) (staging ? stage_flush(stage_get(), true) : 0)
+#define SWITCH(btf) stage_flush_cpu(false)
+#define TICK(btf) stage_flush_cpu(true)
 
 TWINS("sys_exit", sys_exit, raw_sys_exit, SYS_EXIT, struct pt_regs *regs, long ret)
 TWINS("sys_enter", sys_enter, raw_sys_enter, SYS_ENTER, struct pt_regs *regs, long id)

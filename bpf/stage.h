@@ -99,13 +99,18 @@ static __always_inline void stage_drain(struct kestrel_counters *c)
 		stage_drain_this(c, stage_get());
 }
 
-/* sched_switch (with the stage it looked up), and hrtimer expiries with
- * `stale` (only a stage older than the current jiffy). */
-static __always_inline int stage_flush(struct stage *st, bool stale)
+/* sched_switch, and hrtimer expiries with `stale` (only a stage older than
+ * the current jiffy). One lookup of the stage serves the checks and the
+ * send. */
+static __always_inline int stage_flush_cpu(bool stale)
 {
 	struct kestrel_counters *c;
+	struct stage *st;
 
-	if (!staging || !st || !st->len || st->busy)
+	if (!staging)
+		return 0;
+	st = stage_get();
+	if (!st || !st->len || st->busy)
 		return 0;
 	if (stale && bpf_jiffies64() == st->since)
 		return 0;

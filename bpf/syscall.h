@@ -171,10 +171,6 @@ static __always_inline bool have_task_btf(void)
  * ia32_emulation=false on 6.7+) TS_COMPAT is never set, so raw_tp leaves
  * out the two helper calls that read it (the verifier prunes them). */
 const volatile bool ia32_entry = true;
-/* A syscall's pt_regs minus its task's stack, learned from the first call
- * that fetched the task (0 until then): the same for every task, as the
- * saved registers sit at the top of the task's stack (task_pt_regs()). */
-__u64 regs_from_stack = 0;
 
 /*
  * x86 only: a 64-bit task can enter the ia32 table through int 0x80 and
@@ -189,16 +185,10 @@ static __always_inline void call_confirm_abi(struct call *k)
 
 	if (k->compat)
 		return;
-	if (k->btf && k->task) { /* switched_task found it */
-		k->compat = k->task->thread_info.status & TS_COMPAT;
-		return;
-	}
 	if (k->btf && have_task_btf()) {
 		t = bpf_get_current_task_btf();
 		k->task = t;
 		k->compat = t->thread_info.status & TS_COMPAT;
-		if (!regs_from_stack && bpf_ksym_exists(bpf_rdonly_cast))
-			regs_from_stack = (__u64)k->regs - (__u64)t->stack;
 		return;
 	}
 	if (!ia32_entry)
