@@ -107,7 +107,9 @@ fi
 
 if wants qemu; then
     stage qemu
-    [ -x "$bin" ] || scripts/build-static.sh x86_64-unknown-linux-musl -q
+    # Always through cargo (a no-op when up to date): a binary left on disk by
+    # an earlier build would test an older probe on every x86 kernel.
+    scripts/build-static.sh x86_64-unknown-linux-musl -q
     echo "== QEMU kernel matrix: Debian arm64 6.1 / 5.10 and amd64 6.1 (one with 2 CPUs), raw_tp,"
     echo "   an arm64 6.1 built without BTF (full, minimal and no BTF file), 32-bit userlands,"
     echo "   Debian's 32-bit ARM 6.1 and 5.10 (armv7 binary, BTF from the -dbg packages; one with 2 CPUs)"
