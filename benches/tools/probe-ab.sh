@@ -36,15 +36,11 @@ while [ "$r" -le "$rounds" ]; do
     echo "$line" | awk '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8 }'
     r=$((r + 1))
 done
-# Medians per column (upper median for an even count); the last is the
-# median of the rounds' differences, which a drift of the host cancels.
-awk '{ for (c = 2; c <= 8; c++) v[c, NR] = $c } END {
-    printf "| median |"
-    for (c = 2; c <= 8; c++) {
-        n = 0
-        for (i = 1; i <= NR; i++) s[++n] = v[c, i]
-        for (i = 2; i <= n; i++) for (j = i; j > 1 && s[j - 1] + 0 > s[j] + 0; j--) { t = s[j]; s[j] = s[j - 1]; s[j - 1] = t }
-        printf " %s |", s[int(n / 2) + 1]
-    }
-    print ""
-}' "$out"
+# Medians per column, the lower one for an even count as ab-mix.sh takes
+# it; the last is the median of the rounds' differences, which a drift of
+# the host cancels.
+printf "| median |"
+for c in 2 3 4 5 6 7 8; do
+    printf " %s |" "$(cut -d' ' -f"$c" "$out" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')"
+done
+echo
