@@ -25,6 +25,51 @@ char LICENSE[] SEC("license") = "GPL";
 #include "exec.h"
 
 /*
+ * The running task without a helper call (one is the largest single cost
+ * of a traced call on a host with Safe RET: BENCHMARKS.md, issue 22,
+ * 2026-12-06): sched_switch keeps the task it switches to in the CPU's
+ * stage, from its first switch on the running one (it stays attached until
+ * sys_exit is gone: capture/mod.rs detach), read back through
+ * bpf_rdonly_cast (task_from in syscall.h). The saved
+ * registers confirm it: a task's pt_regs sit at a fixed offset in its own
+ * stack, so another task's stack cannot match. Any doubt (no task kept
+ * yet, the offset not learned, no match) leaves k->task NULL and
+ * call_confirm_abi fetches it. x86 only: elsewhere the offset is never
+ * learned.
+ */
+static __always_inline void switched_task(struct call *k)
+{
+#if defined(__TARGET_ARCH_x86)
+	struct task_struct *t;
+	struct stage *st;
+
+	if (!k->btf || !staging || !task_cast || !regs_from_stack)
+		return;
+	st = stage_get();
+	if (!st || !st->task)
+		return;
+	t = task_from(st->task);
+	if ((__u64)t->stack + regs_from_stack == (__u64)k->regs)
+		k->task = t;
+#endif
+}
+
+static __always_inline int on_switch(void *ctx, bool btf)
+{
+#if defined(__TARGET_ARCH_x86)
+	struct stage *st;
+
+	/* ctx[2]: next, in every version of the tracepoint. */
+	if (btf && staging && task_cast) {
+		st = stage_get();
+		if (st)
+			st->task = ((__u64 *)ctx)[2];
+	}
+#endif
+	return stage_flush_cpu(false);
+}
+
+/*
  * The table entry for this call, or 0. A number neither table selects is
  * done with before the ABI is settled: that is the untraced hot path.
  */
@@ -41,6 +86,7 @@ static __always_inline __u16 table_entry(struct call *k, __u64 nr)
 	e = call_table[i];
 	if (!e)
 		return 0;
+	switched_task(k);
 	call_confirm_abi(k);
 	return k->compat ? e >> KSEL_COMPAT_SHIFT : (__u16)e;
 }
@@ -305,7 +351,7 @@ static __always_inline int on_exit(void *ctx, struct task_struct *p)
 #define P_FORK(btf) on_fork(ctx, child)
 #define P_EXEC(btf) on_exec(ctx, p, old_pid, bprm)
 #define P_EXIT(btf) on_exit(ctx, p)
-#define SWITCH(btf) stage_flush_cpu(false)
+#define SWITCH(btf) on_switch(ctx, btf)
 #define TICK(btf) stage_flush_cpu(true)
 
 TWINS("sys_exit", sys_exit, raw_sys_exit, SYS_EXIT, struct pt_regs *regs, long ret)

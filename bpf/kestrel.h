@@ -382,6 +382,16 @@ enum kestrel_layout {
 };
 
 /*
+ * The placeholder helper number of the probe's bpf_rdonly_cast call, which
+ * user space turns into that kfunc's call before load (capture/kfunc.rs;
+ * why: syscall.h task_from). Never a real helper: if it ever reached the
+ * verifier, the load would fail naming it (invalid func unknown#...).
+ */
+enum kestrel_patch {
+	KESTREL_RDONLY_CAST_CALL = 0x6b657374,
+};
+
+/*
  * Enums user space needs but no record field names; an unused global of this
  * type puts them into the object's BTF, hence into the generated Rust types.
  */
@@ -395,6 +405,7 @@ struct kestrel_abi {
 	enum kestrel_limits limits;
 	enum kestrel_abi_kind abi_kind;
 	enum kestrel_layout layout;
+	enum kestrel_patch patch;
 };
 
 #endif /* KESTREL_H */

@@ -88,6 +88,9 @@ struct stage {
 	__u32 run_pid[STAGE_RUNS];
 	__u16 run_n[STAGE_RUNS];
 	__u32 runs;
+	/* The task sched_switch last switched to on this CPU, the running
+	 * one (x86 tp_btf on 6.2+: switched_task in kestrel.bpf.c). */
+	__u64 task;
 	char buf[KL_STAGE];
 };
 

@@ -171,6 +171,37 @@ static __always_inline bool have_task_btf(void)
  * ia32_emulation=false on 6.7+) TS_COMPAT is never set, so raw_tp leaves
  * out the two helper calls that read it (the verifier prunes them). */
 const volatile bool ia32_entry = true;
+/* A syscall's pt_regs minus its task's stack, learned from the first call
+ * that fetched the task (0 until then): the same for every task, as the
+ * saved registers sit at the top of the task's stack (task_pt_regs()). */
+__u64 regs_from_stack = 0;
+
+/*
+ * bpf_rdonly_cast (6.2+; the verifier inlines it) without its extern: any
+ * kfunc extern makes libbpf load the running kernel's own BTF for the whole
+ * object (libbpf.c obj_needs_vmlinux_btf), so the probe would no longer load
+ * where raw_tp runs against a BTF file. The call below is a placeholder
+ * helper number that user space turns into the kfunc's call when the
+ * kernel's BTF has it (capture/kfunc.rs), the way libbpf itself poisons an
+ * unresolved kfunc (libbpf.c poison_kfunc_call); task_cast says it did.
+ * Unpatched, task_cast is false and the verifier prunes the call.
+ */
+const volatile bool task_cast = false;
+
+static __always_inline struct task_struct *task_from(__u64 p)
+{
+	struct task_struct *t;
+	__u32 id = bpf_core_type_id_kernel(struct task_struct);
+
+	asm volatile("r1 = %[p]\n\t"
+		     "r2 = %[id]\n\t"
+		     "call %[call]\n\t"
+		     "%[t] = r0"
+		     : [t] "=r"(t)
+		     : [p] "r"(p), [id] "r"(id), [call] "i"(KESTREL_RDONLY_CAST_CALL)
+		     : "r0", "r1", "r2", "r3", "r4", "r5");
+	return t;
+}
 
 /*
  * x86 only: a 64-bit task can enter the ia32 table through int 0x80 and
@@ -185,10 +216,16 @@ static __always_inline void call_confirm_abi(struct call *k)
 
 	if (k->compat)
 		return;
+	if (k->btf && k->task) { /* switched_task found it */
+		k->compat = k->task->thread_info.status & TS_COMPAT;
+		return;
+	}
 	if (k->btf && have_task_btf()) {
 		t = bpf_get_current_task_btf();
 		k->task = t;
 		k->compat = t->thread_info.status & TS_COMPAT;
+		if (!regs_from_stack && task_cast)
+			regs_from_stack = (__u64)k->regs - (__u64)t->stack;
 		return;
 	}
 	if (!ia32_entry)

@@ -10,6 +10,7 @@ mod config;
 #[cfg(feature = "bench")]
 pub mod floor;
 mod ia32;
+mod kfunc;
 pub mod perf;
 mod progs;
 pub mod record;
@@ -96,6 +97,9 @@ pub struct Probe<'obj> {
     counts_syscalls: bool,
     /// The kernel has an ia32 syscall entry (ia32.rs).
     ia32_entry: bool,
+    /// The syscall programs read the running task through bpf_rdonly_cast
+    /// (kfunc.rs).
+    task_cast: bool,
     /// Records still staged when detach gave up waiting (stage.rs), by
     /// category and direction: counted as drops.
     stranded: [[u64; abi::KD_MAX]; abi::KC_MAX],
@@ -262,6 +266,10 @@ impl<'obj> Probe<'obj> {
                 progs::open_prog(&mut open.progs, prog, p).set_autoload(on && p == path);
             }
         }
+        let task_cast = kfunc::enable(&mut open.progs, path, stage);
+        if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
+            rodata.task_cast = task_cast;
+        }
 
         let skel = open.load().map_err(|e| classify(e, None))?;
         let ncpus =
@@ -282,6 +290,7 @@ impl<'obj> Probe<'obj> {
             stats_sysctl_set: false,
             counts_syscalls: cfg.culprits,
             ia32_entry,
+            task_cast,
             stranded: Default::default(),
         })
     }
@@ -326,6 +335,19 @@ impl<'obj> Probe<'obj> {
     /// False on an x86_64 kernel without an ia32 syscall entry.
     pub fn ia32_entry(&self) -> bool {
         self.ia32_entry
+    }
+
+    /// The probe reads the running task without a helper call: its kfunc
+    /// call is patched in and it has learned where a task's saved registers
+    /// sit (after its first selected call).
+    pub fn task_cast(&self) -> bool {
+        self.task_cast
+            && self
+                .skel
+                .maps
+                .bss_data
+                .as_deref()
+                .is_some_and(|b| b.regs_from_stack != 0)
     }
 
     fn prog(&self, p: Prog) -> &libbpf_rs::ProgramMut<'obj> {

@@ -1,0 +1,142 @@
+//! The probe's one kfunc call, bpf_rdonly_cast, made without a kfunc extern.
+//!
+//! An extern would make libbpf load the running kernel's own BTF for the
+//! whole object (libbpf.c `obj_needs_vmlinux_btf`), and the probe would stop
+//! loading on kernels without BTF, where raw_tp relocates against a file. So
+//! the probe calls a placeholder helper number (bpf/syscall.h `task_from`)
+//! and this module, only on the tp_btf path, finds the kfunc's id in the
+//! kernel's BTF and rewrites each placeholder into the kfunc call libbpf
+//! would have made (src_reg BPF_PSEUDO_KFUNC_CALL, imm the id). Unpatched,
+//! the probe's `task_cast` stays false and the verifier prunes the calls.
+
+use libbpf_rs::libbpf_sys;
+use libbpf_rs::AsRawLibbpf;
+use libbpf_rs::OpenProgramMut;
+use libbpf_sys::bpf_insn;
+
+use super::btf::AttachPath;
+use super::progs::{open_prog, Prog};
+use super::skel::types::kestrel_patch;
+use super::skel::OpenKestrelProgs;
+
+/// Patches the syscall programs where the probe can use the cast: x86_64
+/// (where it learns the pt_regs offset), tp_btf (a raw_tp program cannot
+/// read through the task), with staging (the stage keeps the task). True
+/// if it did: the probe's `task_cast` may then be set.
+pub(super) fn enable(progs: &mut OpenKestrelProgs<'_>, path: AttachPath, staging: bool) -> bool {
+    if !cfg!(target_arch = "x86_64") || path != AttachPath::TpBtf || !staging {
+        return false;
+    }
+    let Some(id) = rdonly_cast_id() else {
+        return false;
+    };
+    let mut patched = 0;
+    for p in [Prog::SysExit, Prog::SysEnter] {
+        match patch_prog(open_prog(progs, p, path), id) {
+            Ok(n) => patched += n,
+            Err(e) => {
+                // Left unset, task_cast keeps any patched call dead.
+                crate::log_line!("{e}; the probe fetches the running task with a helper");
+                return false;
+            }
+        }
+    }
+    patched > 0
+}
+
+const CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
+
+/// bpf_rdonly_cast's id in the running kernel's BTF (6.2+), or None.
+pub fn rdonly_cast_id() -> Option<u32> {
+    // SAFETY: libbpf returns an owned BTF or NULL; it is freed once, below.
+    let btf = unsafe { libbpf_sys::btf__load_vmlinux_btf() };
+    if btf.is_null() {
+        return None;
+    }
+    // SAFETY: btf is valid until freed; the name is NUL-terminated.
+    let id = unsafe {
+        libbpf_sys::btf__find_by_name_kind(
+            btf,
+            c"bpf_rdonly_cast".as_ptr(),
+            libbpf_sys::BTF_KIND_FUNC,
+        )
+    };
+    // SAFETY: btf came from btf__load_vmlinux_btf and is not used again.
+    unsafe { libbpf_sys::btf__free(btf) };
+    u32::try_from(id).ok().filter(|&id| id > 0)
+}
+
+/// Rewrites every placeholder call in `insns` into the kfunc call; returns
+/// how many it rewrote.
+pub fn patch(insns: &mut [bpf_insn], kfunc_id: u32) -> usize {
+    let placeholder = kestrel_patch::KESTREL_RDONLY_CAST_CALL.0 as i32;
+    let mut n = 0;
+    for insn in insns.iter_mut() {
+        if insn.code == CALL && insn.src_reg() == 0 && insn.imm == placeholder {
+            insn.set_src_reg(libbpf_sys::BPF_PSEUDO_KFUNC_CALL as u8);
+            insn.off = 0; // the kfunc lives in vmlinux, not in a module
+            insn.imm = kfunc_id as i32;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Patches one program before load; returns how many calls it rewrote.
+pub fn patch_prog(prog: &mut OpenProgramMut<'_>, kfunc_id: u32) -> Result<usize, String> {
+    let mut insns = prog.insns().to_vec();
+    let n = patch(&mut insns, kfunc_id);
+    if n == 0 {
+        return Ok(0);
+    }
+    let raw = prog.as_libbpf_object().as_ptr();
+    // SAFETY: the object is open, not loaded, and libbpf copies the
+    // instructions; their count is unchanged, so its relocation indexes hold.
+    let rc =
+        unsafe { libbpf_sys::bpf_program__set_insns(raw, insns.as_mut_ptr(), insns.len() as _) };
+    if rc != 0 {
+        return Err(format!(
+            "patching bpf_rdonly_cast into {:?}: error {rc}",
+            prog.name()
+        ));
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(imm: i32) -> bpf_insn {
+        let mut i = bpf_insn {
+            code: CALL,
+            imm,
+            ..Default::default()
+        };
+        i.set_dst_reg(0);
+        i
+    }
+
+    #[test]
+    fn only_placeholders_become_kfunc_calls() {
+        let ph = kestrel_patch::KESTREL_RDONLY_CAST_CALL.0 as i32;
+        let mut subprog = call(ph);
+        subprog.set_src_reg(1); // a BPF-to-BPF call with the same imm stays
+        let mov = bpf_insn {
+            code: 0xb7, // mov64 imm
+            imm: ph,
+            ..Default::default()
+        };
+        let mut insns = [call(ph), call(14), subprog, mov, call(ph)];
+        assert_eq!(patch(&mut insns, 98765), 2);
+        for i in [0, 4] {
+            assert_eq!(insns[i].src_reg(), libbpf_sys::BPF_PSEUDO_KFUNC_CALL as u8);
+            assert_eq!(insns[i].imm, 98765);
+            assert_eq!(insns[i].off, 0);
+        }
+        assert_eq!((insns[1].src_reg(), insns[1].imm), (0, 14));
+        assert_eq!((insns[2].src_reg(), insns[2].imm), (1, ph));
+        assert_eq!((insns[3].code, insns[3].imm), (0xb7, ph));
+        assert_eq!(patch(&mut insns, 98765), 0, "nothing left to patch");
+    }
+}
