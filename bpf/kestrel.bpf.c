@@ -30,21 +30,30 @@ char LICENSE[] SEC("license") = "GPL";
  * 2026-12-06): sched_switch keeps the task it switches to in the CPU's
  * stage, from its first switch on the running one (it stays attached until
  * sys_exit is gone: capture/mod.rs detach), read back through
- * bpf_rdonly_cast (task_from in syscall.h). The saved
- * registers confirm it: a task's pt_regs sit at a fixed offset in its own
- * stack, so another task's stack cannot match. Any doubt (no task kept
- * yet, the offset not learned, no match) leaves k->task NULL and
- * call_confirm_abi fetches it. x86 only: elsewhere the offset is never
- * learned.
+ * bpf_rdonly_cast (task_from in syscall.h). The saved registers confirm
+ * it: a task's pt_regs sit at a fixed offset in its own stack
+ * (task_pt_regs(), x86_64 and arm64 alike), learned from the first
+ * selected call's task as the helper gives it, so another task's stack
+ * cannot match. Any doubt (no task kept yet, no match) leaves k->task NULL
+ * and the call goes on as without the cast.
  */
 static __always_inline void switched_task(struct call *k)
 {
-#if defined(__TARGET_ARCH_x86)
+#if defined(__TARGET_ARCH_x86) || defined(__TARGET_ARCH_arm64)
 	struct task_struct *t;
 	struct stage *st;
 
-	if (!k->btf || !staging || !task_cast || !regs_from_stack)
+	if (!k->btf || !staging || !task_cast || !have_task_btf())
 		return;
+	if (!regs_from_stack) {
+		t = bpf_get_current_task_btf();
+		/* Through memory, so the verifier sees a number: 6.12's refuses
+		 * arithmetic on the trusted pointer itself. */
+		regs_seen = (__u64)k->regs;
+		regs_from_stack = *(volatile __u64 *)&regs_seen - (__u64)t->stack;
+		k->task = t;
+		return;
+	}
 	st = stage_get();
 	if (!st || !st->task)
 		return;
@@ -56,7 +65,6 @@ static __always_inline void switched_task(struct call *k)
 
 static __always_inline int on_switch(void *ctx, bool btf)
 {
-#if defined(__TARGET_ARCH_x86)
 	struct stage *st;
 
 	/* ctx[2]: next, in every version of the tracepoint. */
@@ -65,7 +73,6 @@ static __always_inline int on_switch(void *ctx, bool btf)
 		if (st)
 			st->task = ((__u64 *)ctx)[2];
 	}
-#endif
 	return stage_flush_cpu(false);
 }
 

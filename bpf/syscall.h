@@ -42,8 +42,8 @@ struct call {
 	__u8 cat;
 	bool btf;
 	bool compat;
-	/* x86 tp_btf on 5.11+: current, as call_confirm_abi got it (its ids
-	 * are then plain loads, not a helper call); NULL elsewhere. */
+	/* tp_btf: current, as switched_task or (x86, 5.11+) call_confirm_abi
+	 * got it (its ids are then plain loads, not a helper call); else NULL. */
 	struct task_struct *task;
 	/* raw_tp: the registers, copied into the caller's array (a checked
 	 * copy is a helper call, so one for all arguments rather than one per
@@ -171,10 +171,11 @@ static __always_inline bool have_task_btf(void)
  * ia32_emulation=false on 6.7+) TS_COMPAT is never set, so raw_tp leaves
  * out the two helper calls that read it (the verifier prunes them). */
 const volatile bool ia32_entry = true;
-/* A syscall's pt_regs minus its task's stack, learned from the first call
- * that fetched the task (0 until then): the same for every task, as the
- * saved registers sit at the top of the task's stack (task_pt_regs()). */
+/* A syscall's pt_regs minus its task's stack, learned by switched_task
+ * from the first selected call (0 until then): the same for every task, as
+ * the saved registers sit at the top of the task's stack (task_pt_regs()). */
 __u64 regs_from_stack = 0;
+__u64 regs_seen = 0; /* the learning call's pt_regs, as a number */
 
 /*
  * bpf_rdonly_cast (6.2+; the verifier inlines it) without its extern: any
@@ -224,8 +225,6 @@ static __always_inline void call_confirm_abi(struct call *k)
 		t = bpf_get_current_task_btf();
 		k->task = t;
 		k->compat = t->thread_info.status & TS_COMPAT;
-		if (!regs_from_stack && task_cast)
-			regs_from_stack = (__u64)k->regs - (__u64)t->stack;
 		return;
 	}
 	if (!ia32_entry)

@@ -111,6 +111,7 @@ if wants qemu; then
     # an earlier build would test an older probe on every x86 kernel.
     scripts/build-static.sh x86_64-unknown-linux-musl -q
     echo "== QEMU kernel matrix: Debian arm64 6.1 / 5.10 and amd64 6.1 (one with 2 CPUs), raw_tp,"
+    echo "   Debian 12's 6.12 on arm64 and amd64 (the running task read without a helper; 32-bit tasks),"
     echo "   an arm64 6.1 built without BTF (full, minimal and no BTF file), 32-bit userlands,"
     echo "   Debian's 32-bit ARM 6.1 and 5.10 (armv7 binary, BTF from the -dbg packages; one with 2 CPUs)"
     echo "   the perf-buffer path forced on 5.10 and 6.1, and Linux 5.4 (built from git) where auto picks it"
@@ -131,7 +132,8 @@ if wants qemu; then
     tests/qemu/matrix.sh --x86_64 "$bin" arm64:6.1 arm64:5.10 amd64:6.1 arm64:6.1+smp2 arm64:6.1+raw_tp \
         arm64:6.1-nobtf+btf-file arm64:6.1-nobtf+btf-min arm64:6.1-nobtf+no-btf \
         arm64:6.1+compat amd64:6.1+compat amd64:6.1+perf arm64:5.10+perf-smp2 \
-        arm:6.1 arm:6.1+smp2 arm:5.10 arm:6.1+perf $k54
+        arm:6.1 arm:6.1+smp2 arm:5.10 arm:6.1+perf arm64:6.12 amd64:6.12 amd64:6.12+compat \
+        arm64:6.12+smp2 $k54
     armv7=${CARGO_TARGET_DIR:-target}/armv7-unknown-linux-musleabihf/release/kestrel
     size=$(stat -c %s "$armv7")
     echo "armv7 binary: $size B"

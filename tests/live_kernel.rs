@@ -112,7 +112,7 @@ fn sys_exit_ran_tells_a_silent_sys_exit_and_reattach_revives_it() {
     assert_eq!(probe.sys_exit_ran(), None, "culprits off: cannot tell");
 }
 
-/// Where the kernel has bpf_rdonly_cast (6.2+), x86_64 tp_btf reads the
+/// Where the kernel has bpf_rdonly_cast (6.2+), x86_64 and arm64 tp_btf read the
 /// running task without a helper: the placeholder call is patched into the
 /// kfunc call, the verifier takes it, and a selected call teaches the probe
 /// where a task's saved registers sit. Elsewhere the probe says it does not.
@@ -123,12 +123,11 @@ fn task_cast_is_patched_in_where_the_kernel_has_the_kfunc() {
     let mut storage = std::mem::MaybeUninit::uninit();
     let probe = kestrel::capture::Probe::load(&mut storage, &ProbeConfig::default())
         .unwrap_or_else(|e| panic!("{e}"));
-    assert!(!probe.task_cast() || cfg!(target_arch = "x86_64"));
+    let arch = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
     let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
     let has_kfunc = kallsyms.lines().any(|l| l.ends_with(" bpf_rdonly_cast"));
-    let expect = cfg!(target_arch = "x86_64")
-        && probe.attach_path() == kestrel::capture::btf::AttachPath::TpBtf
-        && has_kfunc;
+    let expect =
+        arch && probe.attach_path() == kestrel::capture::btf::AttachPath::TpBtf && has_kfunc;
     for _ in 0..3 {
         drop(std::fs::File::open("/etc/hostname"));
     }
@@ -136,5 +135,10 @@ fn task_cast_is_patched_in_where_the_kernel_has_the_kfunc() {
         probe.task_cast(),
         expect,
         "kernel has bpf_rdonly_cast: {has_kfunc}"
+    );
+    assert_eq!(
+        probe.task_cast_learned(),
+        expect,
+        "learned from a selected call"
     );
 }

@@ -45,7 +45,7 @@ pub(super) fn log_start(
 ) {
     let attached: Vec<&str> = probe.attached().collect();
     crate::log_line!(
-        "v{}: probe attached via {} with {} ({}){}, events via the {} ({}), {} syscalls selected, {} threads and {} fds seeded{}, bpf stats: {}, capabilities kept: {}{}",
+        "v{}: probe attached via {} with {} ({}){}{}, events via the {} ({}), {} syscalls selected, {} threads and {} fds seeded{}, bpf stats: {}, capabilities kept: {}{}",
         crate::metrics::VERSION,
         probe.attach_path().name(),
         probe.btf_source(),
@@ -54,6 +54,11 @@ pub(super) fn log_start(
             ""
         } else {
             ", no ia32 syscall entry (TS_COMPAT not read)"
+        },
+        if probe.task_cast() {
+            ", the running task read without a helper (bpf_rdonly_cast)"
+        } else {
+            ""
         },
         probe.buffer().0.name(),
         probe.buffer().1,

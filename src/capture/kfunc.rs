@@ -9,10 +9,13 @@
 //! would have made (src_reg BPF_PSEUDO_KFUNC_CALL, imm the id). Unpatched,
 //! the probe's `task_cast` stays false and the verifier prunes the calls.
 
+use std::mem::MaybeUninit;
+
 use libbpf_rs::libbpf_sys;
-use libbpf_rs::AsRawLibbpf;
-use libbpf_rs::OpenProgramMut;
+use libbpf_rs::{AsRawLibbpf, OpenObject, OpenProgramMut};
 use libbpf_sys::bpf_insn;
+
+use super::{CaptureError, Probe};
 
 use super::btf::AttachPath;
 use super::progs::{open_prog, Prog};
@@ -20,11 +23,12 @@ use super::skel::types::kestrel_patch;
 use super::skel::OpenKestrelProgs;
 
 /// Patches the syscall programs where the probe can use the cast: x86_64
-/// (where it learns the pt_regs offset), tp_btf (a raw_tp program cannot
-/// read through the task), with staging (the stage keeps the task). True
-/// if it did: the probe's `task_cast` may then be set.
+/// and arm64 (the arches whose saved registers it checks), tp_btf (a
+/// raw_tp program cannot read through the task), with staging (the stage
+/// keeps the task). True if it did: the probe's `task_cast` may be set.
 pub(super) fn enable(progs: &mut OpenKestrelProgs<'_>, path: AttachPath, staging: bool) -> bool {
-    if !cfg!(target_arch = "x86_64") || path != AttachPath::TpBtf || !staging {
+    let arch = cfg!(any(target_arch = "x86_64", target_arch = "aarch64"));
+    if !arch || path != AttachPath::TpBtf || !staging {
         return false;
     }
     let Some(id) = rdonly_cast_id() else {
@@ -45,6 +49,51 @@ pub(super) fn enable(progs: &mut OpenKestrelProgs<'_>, path: AttachPath, staging
 }
 
 const CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
+
+impl Probe<'_> {
+    /// The probe reads the running task without a helper call: its kfunc
+    /// call is patched in.
+    pub fn task_cast(&self) -> bool {
+        self.task_cast
+    }
+
+    /// ... and it has learned where a task's saved registers sit, which its
+    /// first selected call teaches it.
+    pub fn task_cast_learned(&self) -> bool {
+        let bss = self.skel.maps.bss_data.as_deref();
+        self.task_cast && bss.is_some_and(|b| b.regs_from_stack != 0)
+    }
+}
+
+/// Loads with the cast where it fits; if a verifier refuses that probe (a
+/// kernel whose verifier this build was not tried on), logs one line and
+/// loads the probe without it, which every kernel took before the cast.
+pub(super) fn load_or_load_plain<'obj>(
+    storage: &'obj mut MaybeUninit<OpenObject>,
+    load: impl Fn(&'obj mut MaybeUninit<OpenObject>, bool) -> Result<Probe<'obj>, CaptureError>,
+) -> Result<Probe<'obj>, CaptureError> {
+    let slot: *mut MaybeUninit<OpenObject> = storage;
+    // SAFETY: slot comes from a unique borrow for 'obj. The first attempt's
+    // borrow ends with its Err, which holds no reference: its skeleton is
+    // dropped by then (closing its object and leaving the slot
+    // uninitialised), so the second attempt's borrow is again the only one.
+    // The pointer stands in for the reborrow the borrow checker cannot yet
+    // end on one arm of a match only.
+    match load(unsafe { &mut *slot }, true) {
+        Err(CaptureError::Verifier { prog, log_tail }) if rdonly_cast_id().is_some() => {
+            // The verifier's reason: the line before its "processed N insns".
+            let lines: Vec<&str> = log_tail.split(" | ").collect();
+            let at = lines.iter().position(|l| l.starts_with("processed "));
+            let why = at.and_then(|i| lines.get(i.checked_sub(1)?)).unwrap_or(&"");
+            crate::log_line!(
+                "the verifier refused {prog} with the running task read through bpf_rdonly_cast ({why}); trying without it"
+            );
+            // SAFETY: as above; the first attempt is over.
+            load(unsafe { &mut *slot }, false)
+        }
+        other => other,
+    }
+}
 
 /// bpf_rdonly_cast's id in the running kernel's BTF (6.2+), or None.
 pub fn rdonly_cast_id() -> Option<u32> {

@@ -184,6 +184,15 @@ impl<'obj> Probe<'obj> {
         storage: &'obj mut MaybeUninit<OpenObject>,
         cfg: &ProbeConfig,
     ) -> Result<Probe<'obj>, CaptureError> {
+        kfunc::load_or_load_plain(storage, |slot, cast| Probe::load_once(slot, cfg, cast))
+    }
+
+    /// One attempt; `try_cast`: patch bpf_rdonly_cast in where it fits.
+    fn load_once(
+        storage: &'obj mut MaybeUninit<OpenObject>,
+        cfg: &ProbeConfig,
+        try_cast: bool,
+    ) -> Result<Probe<'obj>, CaptureError> {
         let kernel_btf = Path::new(btf::KERNEL_BTF);
         let source = btf::locate(cfg.btf.as_deref(), kernel_btf, &btf::kernel_release())
             .map_err(CaptureError::NoBtf)?;
@@ -266,7 +275,7 @@ impl<'obj> Probe<'obj> {
                 progs::open_prog(&mut open.progs, prog, p).set_autoload(on && p == path);
             }
         }
-        let task_cast = kfunc::enable(&mut open.progs, path, stage);
+        let task_cast = try_cast && kfunc::enable(&mut open.progs, path, stage);
         if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
             rodata.task_cast = task_cast;
         }
@@ -335,19 +344,6 @@ impl<'obj> Probe<'obj> {
     /// False on an x86_64 kernel without an ia32 syscall entry.
     pub fn ia32_entry(&self) -> bool {
         self.ia32_entry
-    }
-
-    /// The probe reads the running task without a helper call: its kfunc
-    /// call is patched in and it has learned where a task's saved registers
-    /// sit (after its first selected call).
-    pub fn task_cast(&self) -> bool {
-        self.task_cast
-            && self
-                .skel
-                .maps
-                .bss_data
-                .as_deref()
-                .is_some_and(|b| b.regs_from_stack != 0)
     }
 
     fn prog(&self, p: Prog) -> &libbpf_rs::ProgramMut<'obj> {

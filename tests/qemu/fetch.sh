@@ -22,7 +22,8 @@
 #                (btf.deb.sha256).
 #
 # Env: KESTREL_QEMU_CACHE, KESTREL_QEMU_MIRROR (Debian mirror URI; default:
-#      the first .../debian URI in the host's /etc/apt/sources.list*).
+#      the first .../debian URI in the host's /etc/apt/sources.list*),
+#      KESTREL_QEMU_SECURITY_MIRROR (default: the mirror's URI + -security).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,7 +42,7 @@ for a in "$@"; do
         --update-pins) UPDATE_PINS=1 ;;
         --no-host-deps) HOST_DEPS=0 ;;
         --arm) WANT_ARM=1 ;;
-        -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $a" ;;
     esac
 done
@@ -54,6 +55,8 @@ ROLES=(
     "arm64-6.1|bookworm-arm64|^linux-image-6\.1[.0-9-]*-arm64-unsigned$"
     "arm64-5.10|bullseye-arm64|^linux-image-5\.10[.0-9-]*-arm64-unsigned$"
     "amd64-6.1|bookworm-amd64|^linux-image-6\.1[.0-9-]*-amd64-unsigned$"
+    "arm64-6.12|bookworm-security-arm64|^linux-image-6\.12[.0-9]*\+deb12-arm64-unsigned$"
+    "amd64-6.12|bookworm-security-amd64|^linux-image-6\.12[.0-9]*\+deb12-amd64-unsigned$"
     "busybox-arm64|bookworm-arm64|^busybox-static$"
     "busybox-amd64|bookworm-amd64|^busybox-static$"
     "busybox-armhf|bookworm-armhf|^busybox-static$"
@@ -119,14 +122,16 @@ detect_mirror() {
 
 # ------------------------------------------------------ private apt config
 # apt_env NAME -> prints the path of the APT_CONFIG file for environment NAME
-# (NAME = <suite>-<arch>); creates it on first use.
+# (NAME = <suite>-<arch>); creates it on first use. A -security suite (where
+# Debian 12 carries its 6.12 kernels) lives beside the mirror, in -security.
 apt_env() {
-    local name=$1 suite=${1%-*} arch=${1##*-}
+    local name=$1 suite=${1%-*} arch=${1##*-} uri=$MIRROR
+    case $suite in *-security) uri=${KESTREL_QEMU_SECURITY_MIRROR:-$MIRROR-security} ;; esac
     local d=$CACHE/apt/$name
     mkdir -p "$d/lists/partial" "$d/cache/archives/partial" "$d/state" \
              "$d/etc/sources.list.d" "$d/etc/preferences.d" "$d/etc/trusted.gpg.d"
     [ -e "$d/status" ] || : > "$d/status"
-    printf 'deb [arch=%s signed-by=%s] %s %s main\n' "$arch" "$KEYRING" "$MIRROR" "$suite" \
+    printf 'deb [arch=%s signed-by=%s] %s %s main\n' "$arch" "$KEYRING" "$uri" "$suite" \
         > "$d/etc/sources.list"
     cat > "$d/apt.conf" <<EOF
 Dir::Etc::SourceList "$d/etc/sources.list";

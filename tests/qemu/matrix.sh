@@ -9,6 +9,9 @@
 #   ARCH:KERNEL                    default: arm64:6.1 arm64:5.10 amd64:6.1, plus
 #                                  arm64:5.4 and amd64:5.4 if their kernels are cached
 #                                  (else one line says why each is left out)
+#   KERNEL 6.12                    Debian 12's 6.12 (arm64, amd64; from its security
+#                                  suite): tp_btf must read the running task without
+#                                  a helper (KT_TASKCAST, see guest/kestrel.sh)
 #   KERNEL 6.1-nobtf               arm64 kernel without BTF (build-kernel.sh)
 #   KERNEL 5.4, 5.4-nobtf          arm64/amd64 Linux 5.4 with / without BTF, built
 #                                  from a git tree (build-kernel.sh ARCH 5.4, which
@@ -57,7 +60,7 @@ BIN_amd64=
 BIN_arm=
 TARGETS=()
 
-usage() { sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+usage() { sed -n '2,50p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 while [ $# -gt 0 ]; do
     case $1 in
         --aarch64|--arm64) [ $# -ge 2 ] || usage; BIN_arm64=$2; shift 2 ;;
@@ -235,6 +238,14 @@ variant() {
     case $kver in
         5.4 | 5.4-*) printf '%s\n' "KT_ATTACH=raw_tp" "KT_BUFFER=perf" >> "$4"
                      [ -z "$3" ] && [ "$kver" = 5.4 ] && echo "KT_CHECK='kernel BTF'" >> "$4" ;;
+    esac
+    # tp_btf with the stage on 6.2+ patches bpf_rdonly_cast in (capture/kfunc.rs):
+    # the 6.12 kernels must say so, the older ones and the other paths must not.
+    case $arch:$kver:$3 in
+        arm:*) ;;
+        *:6.12:raw_tp | *:6.12:perf*) echo "KT_TASKCAST=no" >> "$4" ;;
+        *:6.12:*) echo "KT_TASKCAST=yes" >> "$4" ;;
+        *) echo "KT_TASKCAST=no" >> "$4" ;;
     esac
     echo "$4:/etc/kestrel-test.env"
 }

@@ -3,7 +3,7 @@
 #
 # Usage: tests/qemu/run.sh ARCH KERNEL BINARY GUEST_SCRIPT [EXTRA...]
 #   ARCH          arm64|aarch64, amd64|x86_64 or arm|armhf|armv7 (32-bit ARM)
-#   KERNEL        a version from fetch.sh (6.1, 5.10) or build-kernel.sh
+#   KERNEL        a version from fetch.sh (6.12, 6.1, 5.10) or build-kernel.sh
 #                 (arm64 6.1-nobtf; arm64/amd64 5.4, 5.4-nobtf), looked up as
 #                 $CACHE/kernels/<arch>-<KERNEL>/vmlinuz, or a path to a vmlinuz
 #   BINARY        static binary installed as /bin/kestrel ("-" for none)
@@ -76,7 +76,7 @@ else
     VMLINUZ=$CACHE/kernels/$ARCH-$KERNEL/vmlinuz
     if [ ! -f "$VMLINUZ" ]; then
         case $KERNEL in
-            6.1|5.10) die "no kernel $VMLINUZ (run tests/qemu/fetch.sh, or give a path)" ;;
+            6.12|6.1|5.10) die "no kernel $VMLINUZ (run tests/qemu/fetch.sh, or give a path)" ;;
             *) die "no kernel $VMLINUZ (run tests/qemu/build-kernel.sh $ARCH $KERNEL, or give a path)" ;;
         esac
     fi

@@ -51,6 +51,9 @@
 #   KT_IA32    none | entry (x86): the start line must | must not say "no ia32
 #              syscall entry"; with none the child that tried int 0x80 left no
 #              fault line in the kernel log
+#   KT_TASKCAST yes | no: the start line must | must not say "the running task
+#              read without a helper" (tp_btf with the stage, x86_64 and arm64,
+#              6.2+: bpf_rdonly_cast patched in)
 #   KT_COMPAT  path of a 32-bit (armhf/i386) static busybox: after the window
 #              above (w, the 64-bit baseline) the same workload runs in the
 #              32-bit busybox sh (window c: one fork+exec more, for the sh) and
@@ -72,7 +75,7 @@ FIFO=/tmp/kestrel-tick
 rm -f "$FIFO"
 mkfifo "$FIFO"
 
-KT_ARGS='' KT_BTF=kernel KT_CHECK='' KT_ATTACH='' KT_NOBTF=0 KT_COMPAT='' KT_BUFFER='' KT_JIT=0 KT_IA32=''
+KT_ARGS='' KT_BTF=kernel KT_CHECK='' KT_ATTACH='' KT_NOBTF=0 KT_COMPAT='' KT_BUFFER='' KT_JIT=0 KT_IA32='' KT_TASKCAST=''
 # shellcheck source=/dev/null
 [ -f /etc/kestrel-test.env ] && . /etc/kestrel-test.env
 
@@ -220,6 +223,13 @@ case $KT_IA32 in
         dmesg | grep -q "general protection" && fail "the kernel logged the ia32 probe's fault: $(dmesg | grep -m1 'general protection')" ;;
     entry)
         case $attach in *"no ia32 syscall entry"*) fail "start line says 'no ia32 syscall entry' on a kernel with one" ;; esac ;;
+esac
+case $KT_TASKCAST in
+    yes)
+        result "task_cast=yes"
+        case $attach in *"the running task read without a helper"*) ;; *) fail "start line does not say 'the running task read without a helper'" ;; esac ;;
+    no)
+        case $attach in *"the running task read without a helper"*) fail "start line says 'the running task read without a helper' where it cannot" ;; esac ;;
 esac
 
 # -------------------------------------------------------------- workload
