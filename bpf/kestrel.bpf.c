@@ -63,18 +63,8 @@ static __always_inline void switched_task(struct call *k)
 #endif
 }
 
-static __always_inline int on_switch(void *ctx, bool btf)
-{
-	struct stage *st;
-
-	/* ctx[2]: next, in every version of the tracepoint. */
-	if (btf && staging && task_cast) {
-		st = stage_get();
-		if (st)
-			st->task = ((__u64 *)ctx)[2];
-	}
-	return stage_flush_cpu(false);
-}
+/* ctx[2]: next, in every version of the tracepoint. */
+#define SWITCHED_TO(btf) ((btf) && task_cast ? ((__u64 *)ctx)[2] : 0)
 
 /*
  * The table entry for this call, or 0. A number neither table selects is
@@ -358,8 +348,8 @@ static __always_inline int on_exit(void *ctx, struct task_struct *p)
 #define P_FORK(btf) on_fork(ctx, child)
 #define P_EXEC(btf) on_exec(ctx, p, old_pid, bprm)
 #define P_EXIT(btf) on_exit(ctx, p)
-#define SWITCH(btf) on_switch(ctx, btf)
-#define TICK(btf) stage_flush_cpu(true)
+#define SWITCH(btf) stage_flush_cpu(false, SWITCHED_TO(btf))
+#define TICK(btf) stage_flush_cpu(true, 0)
 
 TWINS("sys_exit", sys_exit, raw_sys_exit, SYS_EXIT, struct pt_regs *regs, long ret)
 TWINS("sys_enter", sys_enter, raw_sys_enter, SYS_ENTER, struct pt_regs *regs, long id)

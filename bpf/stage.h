@@ -101,8 +101,9 @@ static __always_inline void stage_drain(struct kestrel_counters *c)
 
 /* sched_switch, and hrtimer expiries with `stale` (only a stage older than
  * the current jiffy). One lookup of the stage serves the checks and the
- * send. */
-static __always_inline int stage_flush_cpu(bool stale)
+ * send, and keeps `running` (sched_switch's next task, for switched_task in
+ * kestrel.bpf.c) unless it is 0. */
+static __always_inline int stage_flush_cpu(bool stale, __u64 running)
 {
 	struct kestrel_counters *c;
 	struct stage *st;
@@ -110,7 +111,11 @@ static __always_inline int stage_flush_cpu(bool stale)
 	if (!staging)
 		return 0;
 	st = stage_get();
-	if (!st || !st->len || st->busy)
+	if (!st)
+		return 0;
+	if (running)
+		st->task = running;
+	if (!st->len || st->busy)
 		return 0;
 	if (stale && bpf_jiffies64() == st->since)
 		return 0;
