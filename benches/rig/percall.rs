@@ -164,6 +164,7 @@ pub fn traced(reps: usize, iters: usize, path: &std::ffi::CString) {
             q.iter().cloned().fold(0.0, f64::max)
         )
     };
+    let got_tp: Vec<Vec<f64>> = got.iter().map(|g| g.0.clone()).collect();
     for (i, ((name, bin), (t, r, q))) in builds.iter().zip(got).enumerate() {
         let p = if i == 0 {
             format!("{:.1} | {}", median(perf.0.clone()), range(&perf.1))
@@ -177,6 +178,15 @@ pub fn traced(reps: usize, iters: usize, path: &std::ffi::CString) {
             range(&q),
             median(senders[i].clone())
         );
+    }
+    if got_tp.len() > 1 {
+        // Paired within a rep, so a drift between reps cancels.
+        let q: Vec<f64> = got_tp[0]
+            .iter()
+            .zip(&got_tp[1])
+            .map(|(t, b)| t / b)
+            .collect();
+        println!("this / baseline, tp_btf, per rep: {}", range(&q));
     }
     println!("(stage senders: the run time of sched_switch and hrtimer_expire, which send the CPUs' stages, per traced call; not in the tp_btf column)");
 }
