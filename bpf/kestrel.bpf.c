@@ -32,7 +32,7 @@ char LICENSE[] SEC("license") = "GPL";
  * sys_exit is gone: capture/mod.rs detach), read back through
  * bpf_rdonly_cast (task_from in syscall.h). The saved registers confirm
  * it: a task's pt_regs sit at a fixed offset in its own stack
- * (task_pt_regs(), x86_64 and arm64 alike), learned from the first
+ * (task_pt_regs(), x86_64 and arm64 alike), learned from each CPU's first
  * selected call's task as the helper gives it, so another task's stack
  * cannot match. Any doubt (no task kept yet, no match) leaves k->task NULL
  * and the call goes on as without the cast.
@@ -45,20 +45,22 @@ static __always_inline void switched_task(struct call *k)
 
 	if (!k->btf || !staging || !task_cast || !have_task_btf())
 		return;
-	if (!regs_from_stack) {
+	st = stage_get();
+	if (!st)
+		return;
+	if (!st->regs_from_stack) {
 		t = bpf_get_current_task_btf();
 		/* Through memory, so the verifier sees a number: 6.12's refuses
 		 * arithmetic on the trusted pointer itself. */
-		regs_seen = (__u64)k->regs;
-		regs_from_stack = *(volatile __u64 *)&regs_seen - (__u64)t->stack;
+		st->regs_from_stack = (__u64)k->regs;
+		st->regs_from_stack = *(volatile __u64 *)&st->regs_from_stack - (__u64)t->stack;
 		k->task = t;
 		return;
 	}
-	st = stage_get();
-	if (!st || !st->task)
+	if (!st->task)
 		return;
 	t = task_from(st->task);
-	if ((__u64)t->stack + regs_from_stack == (__u64)k->regs)
+	if ((__u64)t->stack + st->regs_from_stack == (__u64)k->regs)
 		k->task = t;
 #endif
 }

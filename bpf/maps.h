@@ -74,6 +74,13 @@ struct {
 struct stage {
 	__u32 len;
 	__u32 busy;
+	/* The task sched_switch last switched to on this CPU, the running one,
+	 * and a syscall's pt_regs minus its task's stack, learned from this
+	 * CPU's first selected call (switched_task in kestrel.bpf.c). In the
+	 * line a staged record reads anyway: the mix evicts the probe's data
+	 * between two calls, and a line of their own cost a miss each. */
+	__u64 task;
+	__u64 regs_from_stack;
 	__u64 since; /* jiffies of the first record staged */
 	__u32 last;  /* offset of the last record staged, while len > 0 */
 	__u32 pad;
@@ -88,9 +95,6 @@ struct stage {
 	__u32 run_pid[STAGE_RUNS];
 	__u16 run_n[STAGE_RUNS];
 	__u32 runs;
-	/* The task sched_switch last switched to on this CPU, the running
-	 * one (x86 tp_btf on 6.2+: switched_task in kestrel.bpf.c). */
-	__u64 task;
 	char buf[KL_STAGE];
 };
 

@@ -171,11 +171,6 @@ static __always_inline bool have_task_btf(void)
  * ia32_emulation=false on 6.7+) TS_COMPAT is never set, so raw_tp leaves
  * out the two helper calls that read it (the verifier prunes them). */
 const volatile bool ia32_entry = true;
-/* A syscall's pt_regs minus its task's stack, learned by switched_task
- * from the first selected call (0 until then): the same for every task, as
- * the saved registers sit at the top of the task's stack (task_pt_regs()). */
-__u64 regs_from_stack = 0;
-__u64 regs_seen = 0; /* the learning call's pt_regs, as a number */
 
 /*
  * bpf_rdonly_cast (6.2+; the verifier inlines it) without its extern: any

@@ -136,9 +136,11 @@ fn task_cast_is_patched_in_where_the_kernel_has_the_kfunc() {
         expect,
         "kernel has bpf_rdonly_cast: {has_kfunc}"
     );
-    assert_eq!(
-        probe.task_cast_learned(),
-        expect,
-        "learned from a selected call"
-    );
+    // This thread's CPU has made a selected call; the others may have too.
+    let cpus = probe.task_cast_cpus();
+    if expect {
+        assert!(cpus >= 1, "no CPU learned the pt_regs offset");
+    } else {
+        assert_eq!(cpus, 0);
+    }
 }

@@ -57,11 +57,13 @@ impl Probe<'_> {
         self.task_cast
     }
 
-    /// ... and it has learned where a task's saved registers sit, which its
-    /// first selected call teaches it.
-    pub fn task_cast_learned(&self) -> bool {
-        let bss = self.skel.maps.bss_data.as_deref();
-        self.task_cast && bss.is_some_and(|b| b.regs_from_stack != 0)
+    /// ... and this many CPUs have learned where a task's saved registers
+    /// sit, which a CPU's first selected call teaches it.
+    pub fn task_cast_cpus(&self) -> usize {
+        if !self.task_cast {
+            return 0;
+        }
+        super::stage::cpus_learned(&self.skel.maps.stage)
     }
 }
 

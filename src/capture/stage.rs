@@ -44,6 +44,19 @@ pub fn staged(map: &dyn MapCore) -> Option<[[u64; KD_MAX]; KC_MAX]> {
     Some(out)
 }
 
+/// How many CPUs have learned where a task's saved registers sit
+/// (`regs_from_stack`, bpf/maps.h): the task cast is in use there.
+pub fn cpus_learned(map: &dyn MapCore) -> usize {
+    let at = offset_of!(stage, regs_from_stack);
+    let values = map.lookup_percpu(&0u32.to_ne_bytes(), MapFlags::ANY);
+    values.ok().flatten().map_or(0, |v| {
+        v.iter()
+            .filter_map(|cpu| cpu.get(at..at + 8))
+            .filter(|b| b.iter().any(|&x| x != 0))
+            .count()
+    })
+}
+
 /// Waits until no CPU stages a record (the producers detached); returns
 /// what is left after STAGE_WAIT, to be counted as dropped.
 pub fn wait_sent(map: &dyn MapCore) -> [[u64; KD_MAX]; KC_MAX] {
