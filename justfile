@@ -34,9 +34,9 @@ test-fast:
 test-unprivileged:
     scripts/test-unprivileged.sh
 
-# the QEMU kernel matrix (arm64 6.1 / 5.10 / 6.1 without BTF, amd64 6.1, 32-bit userlands, 32-bit ARM 6.1 / 5.10)
+# the QEMU kernel matrix (arm64 6.12 / 6.1 / 5.10 / 6.1 without BTF, amd64 6.12 / 6.1, 32-bit userlands, 32-bit ARM 6.1 / 5.10)
 qemu: build build-aarch64 build-armv7
-    tests/qemu/matrix.sh --x86_64 target/x86_64-unknown-linux-musl/release/kestrel --aarch64 target/aarch64-unknown-linux-musl/release/kestrel --armv7 target/armv7-unknown-linux-musleabihf/release/kestrel arm64:6.1 arm64:5.10 amd64:6.1 arm64:6.1+smp2 arm64:6.1+raw_tp arm64:6.1-nobtf+btf-file arm64:6.1-nobtf+btf-min arm64:6.1-nobtf+no-btf arm64:6.1+compat amd64:6.1+compat arm:6.1 arm:6.1+smp2 arm:5.10
+    tests/qemu/matrix.sh --x86_64 target/x86_64-unknown-linux-musl/release/kestrel --aarch64 target/aarch64-unknown-linux-musl/release/kestrel --armv7 target/armv7-unknown-linux-musleabihf/release/kestrel arm64:6.1 arm64:5.10 amd64:6.1 arm64:6.1+smp2 arm64:6.1+raw_tp arm64:6.1-nobtf+btf-file arm64:6.1-nobtf+btf-min arm64:6.1-nobtf+no-btf arm64:6.1+compat amd64:6.1+compat arm:6.1 arm:6.1+smp2 arm:5.10 arm64:6.12 amd64:6.12 amd64:6.12+compat
 
 # the built-in rules against real actions in QEMU guests (kernel module load: arm64 6.1 and 5.10, amd64 6.1)
 qemu-rules: build build-aarch64
