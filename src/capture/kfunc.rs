@@ -15,12 +15,13 @@ use libbpf_rs::libbpf_sys;
 use libbpf_rs::{AsRawLibbpf, OpenObject, OpenProgramMut};
 use libbpf_sys::bpf_insn;
 
-use super::{CaptureError, Probe};
-
 use super::btf::AttachPath;
 use super::progs::{open_prog, Prog};
 use super::skel::types::kestrel_patch;
 use super::skel::OpenKestrelProgs;
+use super::{CaptureError, Probe};
+
+const CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
 
 /// Patches the syscall programs where the probe can use the cast: x86_64
 /// and arm64 (the arches whose saved registers it checks), tp_btf (a
@@ -47,8 +48,6 @@ pub(super) fn enable(progs: &mut OpenKestrelProgs<'_>, path: AttachPath, staging
     }
     patched > 0
 }
-
-const CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
 
 impl Probe<'_> {
     /// The probe reads the running task without a helper call: its kfunc
