@@ -9,6 +9,7 @@
 //! would have made (src_reg BPF_PSEUDO_KFUNC_CALL, imm the id). Unpatched,
 //! the probe's `task_cast` stays false and the verifier prunes the calls.
 
+use std::cell::Cell;
 use std::mem::MaybeUninit;
 
 use libbpf_rs::libbpf_sys;
@@ -66,28 +67,30 @@ impl Probe<'_> {
     }
 }
 
-/// Loads with the cast where it fits; if a verifier refuses that probe (a
-/// kernel whose verifier this build was not tried on), logs one line and
-/// loads the probe without it, which every kernel took before the cast.
+/// Loads with the cast where it fits; if a verifier refuses the probe that
+/// had it patched in (a kernel whose verifier this build was not tried on),
+/// logs one line and loads the probe without it, as every kernel took it
+/// before the cast. `load` says through its Cell whether it patched.
 pub(super) fn load_or_load_plain<'obj, T>(
     storage: &'obj mut MaybeUninit<OpenObject>,
-    load: impl Fn(&'obj mut MaybeUninit<OpenObject>, bool) -> Result<T, CaptureError>,
+    load: impl Fn(&'obj mut MaybeUninit<OpenObject>, bool, &Cell<bool>) -> Result<T, CaptureError>,
 ) -> Result<T, CaptureError> {
     let slot: *mut MaybeUninit<OpenObject> = storage;
+    let patched = Cell::new(false);
     // SAFETY: slot comes from a unique borrow for 'obj. The first attempt's
     // borrow ends with its Err, which holds no reference: its skeleton is
     // dropped by then (closing its object and leaving the slot
     // uninitialised), so the second attempt's borrow is again the only one.
     // The pointer stands in for the reborrow the borrow checker cannot yet
     // end on one arm of a match only.
-    match load(unsafe { &mut *slot }, true) {
-        Err(CaptureError::Verifier { prog, log_tail }) if rdonly_cast_id().is_some() => {
+    match load(unsafe { &mut *slot }, true, &patched) {
+        Err(CaptureError::Verifier { prog, log_tail }) if patched.get() => {
             crate::log_line!(
                 "the verifier refused {prog} with the running task read through bpf_rdonly_cast ({}); trying without it",
                 verifier_reason(&log_tail)
             );
             // SAFETY: as above; the first attempt is over.
-            load(unsafe { &mut *slot }, false)
+            load(unsafe { &mut *slot }, false, &patched)
         }
         other => other,
     }
@@ -104,7 +107,7 @@ fn verifier_reason(log_tail: &str) -> &str {
 }
 
 /// bpf_rdonly_cast's id in the running kernel's BTF (6.2+), or None.
-pub fn rdonly_cast_id() -> Option<u32> {
+fn rdonly_cast_id() -> Option<u32> {
     // SAFETY: libbpf returns an owned BTF or NULL; it is freed once, below.
     let btf = unsafe { libbpf_sys::btf__load_vmlinux_btf() };
     if btf.is_null() {
@@ -125,7 +128,7 @@ pub fn rdonly_cast_id() -> Option<u32> {
 
 /// Rewrites every placeholder call in `insns` into the kfunc call; returns
 /// how many it rewrote.
-pub fn patch(insns: &mut [bpf_insn], kfunc_id: u32) -> usize {
+fn patch(insns: &mut [bpf_insn], kfunc_id: u32) -> usize {
     let placeholder = kestrel_patch::KESTREL_RDONLY_CAST_CALL.0 as i32;
     let mut n = 0;
     for insn in insns.iter_mut() {
@@ -140,7 +143,7 @@ pub fn patch(insns: &mut [bpf_insn], kfunc_id: u32) -> usize {
 }
 
 /// Patches one program before load; returns how many calls it rewrote.
-pub fn patch_prog(prog: &mut OpenProgramMut<'_>, kfunc_id: u32) -> Result<usize, String> {
+fn patch_prog(prog: &mut OpenProgramMut<'_>, kfunc_id: u32) -> Result<usize, String> {
     let mut insns = prog.insns().to_vec();
     let n = patch(&mut insns, kfunc_id);
     if n == 0 {
@@ -186,26 +189,32 @@ mod tests {
         };
         let tries = std::cell::RefCell::new(Vec::new());
         let mut storage = MaybeUninit::uninit();
-        let got = load_or_load_plain(&mut storage, |_, cast| {
+        // The cast patched in and refused: once more without it.
+        let got = load_or_load_plain(&mut storage, |_, cast, patched| {
             tries.borrow_mut().push(cast);
+            patched.set(cast);
             if cast {
                 Err(refused())
             } else {
                 Ok(7)
             }
         });
-        // Only a kernel with the kfunc can have refused the cast.
-        if rdonly_cast_id().is_some() {
-            assert_eq!(got.unwrap(), 7);
-            assert_eq!(*tries.borrow(), [true, false]);
-        } else {
-            assert!(matches!(got, Err(CaptureError::Verifier { .. })));
-            assert_eq!(*tries.borrow(), [true]);
-        }
+        assert_eq!(got.unwrap(), 7);
+        assert_eq!(*tries.borrow(), [true, false]);
+        tries.borrow_mut().clear();
+        // Refused without the cast in it (raw_tp, an old kernel): no retry.
+        let mut storage = MaybeUninit::uninit();
+        let got: Result<u8, _> = load_or_load_plain(&mut storage, |_, cast, _| {
+            tries.borrow_mut().push(cast);
+            Err(refused())
+        });
+        assert!(matches!(got, Err(CaptureError::Verifier { .. })));
+        assert_eq!(*tries.borrow(), [true]);
         tries.borrow_mut().clear();
         let mut storage = MaybeUninit::uninit();
-        let got: Result<u8, _> = load_or_load_plain(&mut storage, |_, cast| {
+        let got: Result<u8, _> = load_or_load_plain(&mut storage, |_, cast, patched| {
             tries.borrow_mut().push(cast);
+            patched.set(cast);
             Err(CaptureError::Load("no memory".into()))
         });
         assert!(matches!(got, Err(CaptureError::Load(_))), "no second try");

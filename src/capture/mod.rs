@@ -184,14 +184,18 @@ impl<'obj> Probe<'obj> {
         storage: &'obj mut MaybeUninit<OpenObject>,
         cfg: &ProbeConfig,
     ) -> Result<Probe<'obj>, CaptureError> {
-        kfunc::load_or_load_plain(storage, |slot, cast| Probe::load_once(slot, cfg, cast))
+        kfunc::load_or_load_plain(storage, |slot, cast, patched| {
+            Probe::load_once(slot, cfg, cast, patched)
+        })
     }
 
-    /// One attempt; `try_cast`: patch bpf_rdonly_cast in where it fits.
+    /// One attempt; `try_cast`: patch bpf_rdonly_cast in where it fits,
+    /// saying in `patched` whether it did.
     fn load_once(
         storage: &'obj mut MaybeUninit<OpenObject>,
         cfg: &ProbeConfig,
         try_cast: bool,
+        patched: &std::cell::Cell<bool>,
     ) -> Result<Probe<'obj>, CaptureError> {
         let kernel_btf = Path::new(btf::KERNEL_BTF);
         let source = btf::locate(cfg.btf.as_deref(), kernel_btf, &btf::kernel_release())
@@ -276,6 +280,7 @@ impl<'obj> Probe<'obj> {
             }
         }
         let task_cast = try_cast && kfunc::enable(&mut open.progs, path, stage);
+        patched.set(task_cast);
         if let Some(rodata) = open.maps.rodata_data.as_deref_mut() {
             rodata.task_cast = task_cast;
         }
