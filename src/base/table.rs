@@ -60,6 +60,9 @@ impl<V> FixedMap<V> {
         core::mem::size_of::<V>() + 8 + 4 + 4 + 2 * 4
     }
 
+    /// The lookups are hinted inline: the crate is built for size (opt-level
+    /// "s"), whose inliner otherwise calls each one out of line, per event.
+    #[inline]
     fn find(&self, key: u64) -> Option<(usize, u32)> {
         let mask = self.index.len() - 1;
         let mut i = hash(key, mask);
@@ -77,29 +80,35 @@ impl<V> FixedMap<V> {
     }
 
     /// Slab position of `key`, stable until the key is removed.
+    #[inline]
     pub fn position(&self, key: u64) -> Option<u32> {
         self.find(key).map(|(_, p)| p)
     }
 
+    #[inline]
     pub fn get(&self, key: u64) -> Option<&V> {
         self.find(key).map(|(_, p)| &self.vals[p as usize])
     }
 
+    #[inline]
     pub fn get_mut(&mut self, key: u64) -> Option<&mut V> {
         self.find(key).map(|(_, p)| &mut self.vals[p as usize])
     }
 
+    #[inline]
     pub fn at_mut(&mut self, pos: u32) -> &mut V {
         &mut self.vals[pos as usize]
     }
 
     /// Whether slab position `p` (< keys.len()) is live: its home index
     /// slot still points back at it (slot = position + 1).
+    #[inline]
     fn live(&self, p: usize) -> bool {
         self.index[self.home[p] as usize] as usize == p + 1
     }
 
     /// Whether slab position `pos` still holds `key`.
+    #[inline]
     pub fn holds(&self, pos: u32, key: u64) -> bool {
         let p = pos as usize;
         p < self.keys.len() && self.keys[p] == key && self.live(p)

@@ -41,6 +41,7 @@ pub fn join_normalized(base: &[u8], rel: &[u8], out: &mut Buf) {
 /// `/`: `join_normalized` would return it unchanged. Some(position of the
 /// last `/`). Eight bytes at a time; a `/` followed by `.` (a hidden file,
 /// or a real `.`/`..`) goes to the byte loop, which tells them apart.
+#[inline]
 pub fn scan(p: &[u8]) -> Option<usize> {
     if p == b"/" {
         return Some(0);

@@ -307,6 +307,7 @@ impl State {
     /// sinsp_thread_manager::find_thread: cached, noncached or failed.
     /// `count_miss` false mirrors parsers.cpp reset() taking the failure back
     /// for clone exits, whose thread is expected to be absent.
+    #[inline]
     fn find_thread(&mut self, tid: u32, count_miss: bool) -> Option<u32> {
         let key = u64::from(tid);
         if let Some((ctid, pos)) = self.last_thread {
