@@ -6,6 +6,7 @@
 # summed over its rounds, are turned into ns per iteration by group of kernel
 # and user functions. One round's groups move by a few percent (the rest of
 # the kernel by up to 300 ns), so read the probe's own groups, or many rounds.
+# Then each symbol that moved by more than 8 ns an iteration.
 # Root; needs perf, cc, 2+ CPUs.
 #
 #   benches/tools/profile-mix.sh [KESTREL_BIN [ROUNDS [ITERS [FREQ]]]]
@@ -68,3 +69,16 @@ END {
     }
     printf "| all | %.0f | %.0f | %+.0f |\n", tb, td, td - tb
 }' "$work/bare.txt" "$work/defaults.txt"
+
+# The symbols themselves, where the groups hide which one moved: each that
+# differs by more than 8 ns an iteration between the two setups.
+echo
+echo "| symbol (moved by more than 8 ns an iteration) | bare attach | defaults | difference |"
+echo "|---|---|---|---|"
+awk -v ns="$(awk -v f="$freq" -v n="$iters" -v r="$rounds" 'BEGIN { print 1e9 / f / n / r }')" '
+FNR == 1 { file++ }
+{ if (file == 1) b[$3] += $1 * ns; else d[$3] += $1 * ns; seen[$3] = 1 }
+END {
+    for (s in seen) if (d[s] - b[s] > 8 || b[s] - d[s] > 8)
+        printf "| %s | %.1f | %.1f | %+.1f |\n", s, b[s], d[s], d[s] - b[s]
+}' "$work/bare.txt" "$work/defaults.txt" | sort -t'|' -k5 -g -r
