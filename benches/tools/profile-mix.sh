@@ -43,7 +43,8 @@ while [ "$i" -lt "$rounds" ]; do
 done
 
 # One sample is 1/FREQ s of CPU 1, spread over ITERS iterations of each round.
-awk -v ns="$(awk -v f="$freq" -v n="$iters" -v r="$rounds" 'BEGIN { print 1e9 / f / n / r }')" '
+ns=$(awk -v f="$freq" -v n="$iters" -v r="$rounds" 'BEGIN { print 1e9 / f / n / r }')
+awk -v ns="$ns" '
 BEGIN {
     n = split("the probe'"'"'s programs;user copies: the path read, and the read syscall'"'"'s own checks in both;current-task helpers;ring buffer helpers;the rest of the kernel;user space", names, ";")
 }
@@ -75,7 +76,7 @@ END {
 echo
 echo "| symbol (moved by more than 8 ns an iteration) | bare attach | defaults | difference |"
 echo "|---|---|---|---|"
-awk -v ns="$(awk -v f="$freq" -v n="$iters" -v r="$rounds" 'BEGIN { print 1e9 / f / n / r }')" '
+awk -v ns="$ns" '
 FNR == 1 { file++ }
 { if (file == 1) b[$3] += $1 * ns; else d[$3] += $1 * ns; seen[$3] = 1 }
 END {
