@@ -28,7 +28,7 @@ test:
 
 # unit, decode, config and fuzz tests: no root, no BPF, no QEMU; root-only tests show as ignored
 test-fast:
-    cargo test --locked --lib --bins --tests
+    cargo test --locked --workspace --lib --bins --tests
 
 # test-fast as the ordinary user kestrel-dev (created once; run as root), on a clone of HEAD
 test-unprivileged:

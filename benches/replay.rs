@@ -12,7 +12,7 @@ use kestrel::state::State;
 
 fn ruleset(name: &str) -> Option<RuleSet> {
     let load = |text: &str| {
-        RuleSet::load(
+        kestrel::rules::load(
             &[RuleFile {
                 name,
                 text: text.as_bytes(),

@@ -17,4 +17,4 @@ clang-format-14 --dry-run --Werror bpf/*.h bpf/*.c
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings"
-cargo clippy --all-targets --features bench -q -- -D warnings
+cargo clippy --workspace --all-targets --features bench -q -- -D warnings

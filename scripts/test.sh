@@ -62,7 +62,7 @@ if wants unit; then
     just --list >/dev/null
     echo "== cargo test: unit tests and the integration tests that need no root"
     # shellcheck disable=SC2086 # one --test NAME pair per file
-    cargo test --lib --bins $plain_tests -- --test-threads=2
+    cargo test --workspace --lib --bins $plain_tests -- --test-threads=2
 fi
 
 bin=target/x86_64-unknown-linux-musl/release/kestrel

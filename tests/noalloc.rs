@@ -167,9 +167,9 @@ fn one_million_records_through_decode_and_state_allocate_nothing() {
 #[test]
 fn rules_and_alerts_on_the_per_event_path_allocate_nothing() {
     use kestrel::rules::engine::{Engine, EngineConfig};
-    use kestrel::rules::{files, Priority, RuleFile, RuleSet};
+    use kestrel::rules::{files, Priority, RuleFile};
     use kestrel::state::pipeline::Pipeline;
-    let set = RuleSet::load(
+    let set = kestrel::rules::load(
         &[RuleFile {
             name: "default",
             text: files::default_rules().as_bytes(),

@@ -14,7 +14,7 @@ const UPSTREAM: &str = concat!(
 );
 
 fn load(name: &str, text: &[u8]) -> Result<RuleSet, kestrel::rules::LoadError> {
-    RuleSet::load(&[RuleFile { name, text }], Priority::Debug)
+    kestrel::rules::load(&[RuleFile { name, text }], Priority::Debug)
 }
 
 /// Falco's stable rules load unchanged; what runs and what is skipped (and
@@ -181,7 +181,7 @@ fn rule_loader_fuzz() {
                     small
                 };
                 let input = mutate(&mut rng, base);
-                match RuleSet::load_here(&[RuleFile { name: "f", text: &input }], Priority::Debug) {
+                match kestrel::rules::load_here(&[RuleFile { name: "f", text: &input }], Priority::Debug) {
                     Ok(_) => ok += 1,
                     Err(e) => {
                         assert!(!e.to_string().contains('\n'));

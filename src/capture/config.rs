@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use super::btf::{AttachMode, NoBtf};
 use super::buffer::EventBuffer;
-use super::skel;
 use super::syscalls::Selection;
+use super::{skel, CALLS_SAMPLE_PERIOD};
 
 /// Probe settings fixed at load time.
 #[derive(Clone, Debug)]
@@ -85,17 +85,6 @@ impl Default for ProbeConfig {
 
 pub const DEFAULT_RING_BYTES: u32 = 1 << 20;
 pub const DEFAULT_CULPRIT_CAPACITY: u32 = 256;
-/// Default mean syscall exits per CPU between two per-process samples (the
-/// probe's `calls_sample_period`; see metrics::culprits for the error it
-/// gives). A power of two: the probe masks with it.
-pub const CALLS_SAMPLE_PERIOD: u32 = 64;
-
-/// Syscall table length (bpf/kestrel.h), for both ABIs.
-pub const SYSCALL_SLOTS: usize = skel::types::kestrel_limits::KESTREL_SYSCALL_MAX.0 as usize;
-
-/// Exits per syscall number since load, summed over CPUs: [native, compat].
-pub type SyscallCounts = [[u64; SYSCALL_SLOTS]; super::KA_MAX];
-
 /// Why the probe could not start; each renders as one line saying what to do.
 #[derive(Debug)]
 pub enum CaptureError {

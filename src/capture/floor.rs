@@ -9,19 +9,7 @@ use libbpf_rs::{Link, OpenObject};
 
 use super::ProgStats;
 
-#[allow(
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    dead_code,
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    unused_imports,
-    missing_docs
-)]
-mod skel {
-    include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
-}
+use kestrel_core::capture::floor_skel as skel;
 
 pub struct Floor<'obj> {
     skel: skel::FloorSkel<'obj>,

@@ -3,7 +3,6 @@
 //! Everything here happens at start or once per snapshot; the per-event path
 //! is the ring-buffer callback, which lives with the state tables.
 
-pub mod abi;
 pub mod btf;
 pub mod buffer;
 mod config;
@@ -13,35 +12,21 @@ mod ia32;
 mod kfunc;
 pub mod perf;
 mod progs;
-pub mod record;
-pub mod ring;
 pub mod source;
 mod stage;
 mod stats;
-pub mod syscall_names;
-pub mod syscalls;
 
-pub use abi::{Comm, COMM_LEN, KA_MAX, KC_MAX, KD_MAX};
+// The per-event half lives in kestrel-core (built for speed), under the same paths.
 pub use config::{
-    stage_bytes, wake_check_mask, CaptureError, ProbeConfig, SyscallCounts, CALLS_SAMPLE_PERIOD,
-    DEFAULT_CULPRIT_CAPACITY, DEFAULT_RING_BYTES, SYSCALL_SLOTS,
+    stage_bytes, wake_check_mask, CaptureError, ProbeConfig, DEFAULT_CULPRIT_CAPACITY,
+    DEFAULT_RING_BYTES,
+};
+pub use kestrel_core::capture::{
+    abi, probe_object, record, ring, skel, syscall_names, syscalls, Comm, SyscallCounts,
+    CALLS_SAMPLE_PERIOD, COMM_LEN, KA_MAX, KC_MAX, KD_MAX, SYSCALL_SLOTS,
 };
 pub use progs::Prog;
 pub use stats::{KernelCounters, ProgStats, StatsSource};
-
-#[allow(
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    dead_code,
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    unused_imports,
-    missing_docs
-)]
-pub mod skel {
-    include!(concat!(env!("OUT_DIR"), "/kestrel.skel.rs"));
-}
 
 use std::ffi::CString;
 use std::mem::{size_of, MaybeUninit};
@@ -57,23 +42,6 @@ use btf::{AttachPath, BtfSource};
 use buffer::BufferKind;
 use skel::types::kestrel_counters;
 use skel::{KestrelSkel, KestrelSkelBuilder};
-
-include!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.z.len.rs"));
-/// The probe as build.rs embedded it: zlib, inflated once on first use.
-static PROBE_OBJECT_Z: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.z"));
-
-/// The BPF object this binary carries, byte for byte (`kestrel export-probe`,
-/// and the skeleton's open). Inflated once and kept: the skeleton holds a
-/// `'static` borrow of it for as long as the probe lives (160 KB of heap,
-/// where the uncompressed object cost that in the binary and in page cache).
-pub fn probe_object() -> &'static [u8] {
-    static OBJECT: std::sync::OnceLock<Box<[u8]>> = std::sync::OnceLock::new();
-    // The bytes are this binary's own, checked at build time: a failure
-    // is a corrupt binary, and an empty object fails to open cleanly.
-    OBJECT.get_or_init(|| {
-        crate::base::zlib::inflate(PROBE_OBJECT_Z, PROBE_OBJECT_LEN).unwrap_or_default()
-    })
-}
 
 /// The attached probe.
 pub struct Probe<'obj> {

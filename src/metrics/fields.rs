@@ -60,7 +60,7 @@ impl Value<'_> {
     }
 }
 
-pub const KEY_MAX: usize = 128;
+pub use kestrel_core::metrics::KEY_MAX;
 pub type Key = HString<KEY_MAX>;
 
 /// Fields that stay even when zero and include_empty_values is off

@@ -5,7 +5,7 @@
 //! the chosen `Schema`) into a buffer sized once. Runs once per interval,
 //! never per event.
 
-pub mod culprits;
+pub use kestrel_core::metrics::culprits;
 pub mod fields;
 pub mod netinfo;
 pub mod resources;

@@ -72,7 +72,7 @@ pub fn load(args: &[String], min_priority: Priority) -> Result<RuleSet, LoadErro
             name: DEFAULT_NAME,
             text: text.as_bytes(),
         };
-        return RuleSet::load(&[f], min_priority);
+        return super::load(&[f], min_priority);
     }
     let mut names = Vec::new();
     for a in args {
@@ -86,5 +86,5 @@ pub fn load(args: &[String], min_priority: Priority) -> Result<RuleSet, LoadErro
         .iter()
         .map(|(n, t)| RuleFile { name: n, text: t })
         .collect();
-    RuleSet::load(&files, min_priority)
+    super::load(&files, min_priority)
 }

@@ -2,57 +2,15 @@
 //! append, override, exceptions), Falco's evaluation rules, the event-type
 //! index, outputs and the alert line.
 
-use super::eval::{eval, Scratch, Source};
+use super::eval::{eval, Scratch};
 use super::events::code_of;
+use super::fake::{Fake, Val};
 use super::fields::Field;
-use super::value::{Buf, Ip, V};
+use super::value::{Buf, Ip};
 use super::*;
 
-#[derive(Clone)]
-pub enum Val {
-    S(&'static str),
-    I(i64),
-    B(bool),
-    Ip(Ip),
-}
-
-/// An event as a table of field values; absent fields are missing.
-#[derive(Default)]
-pub struct Fake(pub Vec<(Field, Option<u32>, Val)>);
-
-impl Fake {
-    pub fn with(mut self, f: Field, v: Val) -> Fake {
-        self.0.push((f, None, v));
-        self
-    }
-    pub fn at(mut self, f: Field, arg: u32, v: Val) -> Fake {
-        self.0.push((f, Some(arg), v));
-        self
-    }
-}
-
-impl Source for Fake {
-    /// The code of its evt.type, so rules run their known-code walk.
-    fn code(&self) -> Option<u16> {
-        self.0.iter().find_map(|(f, _, v)| match (f, v) {
-            (Field::EvtType, Val::S(s)) => super::events::code_of(s),
-            _ => None,
-        })
-    }
-
-    fn value<'a>(&'a self, f: Field, arg: Option<u32>, _buf: &'a mut Buf) -> V<'a> {
-        match self.0.iter().find(|(g, a, _)| *g == f && *a == arg) {
-            Some((_, _, Val::S(s))) => V::Str(s.as_bytes()),
-            Some((_, _, Val::I(i))) => V::Int(*i),
-            Some((_, _, Val::B(b))) => V::Bool(*b),
-            Some((_, _, Val::Ip(ip))) => V::Ip(*ip),
-            None => V::Missing,
-        }
-    }
-}
-
 pub fn load(text: &str) -> Result<RuleSet, LoadError> {
-    RuleSet::load(
+    super::load(
         &[RuleFile {
             name: "t.yaml",
             text: text.as_bytes(),
@@ -357,7 +315,7 @@ fn bad_files_name_file_line_and_item() {
 #[test]
 fn min_priority_leaves_rules_out() {
     let y = "- rule: r\n  desc: d\n  condition: evt.type = execve\n  output: o\n  priority: INFO\n";
-    let set = RuleSet::load(
+    let set = super::load(
         &[RuleFile {
             name: "t",
             text: y.as_bytes(),

@@ -132,7 +132,7 @@ mod tests {
             name: "t.yaml",
             text: yaml.as_bytes(),
         };
-        RuleSet::load(&[f], Priority::Debug).unwrap()
+        crate::rules::load(&[f], Priority::Debug).unwrap()
     }
 
     #[test]

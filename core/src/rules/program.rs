@@ -191,8 +191,8 @@ fn emit(
 #[cfg(test)]
 mod tests {
     use crate::rules::eval::{eval, Scratch, Source};
+    use crate::rules::fake::{condition, Fake, Val};
     use crate::rules::fields::Field;
-    use crate::rules::tests::{load, Fake, Val};
     use crate::rules::value::{Buf, V};
 
     /// The same event with its code hidden: the walk for any event.
@@ -214,15 +214,14 @@ mod tests {
             "evt.type != openat and fd.num >= 0",
         ];
         // evt.num counts from 1 where the code is known (the agent's events).
-        let y = "- rule: r\n  desc: d\n  condition: fd.num > 0 and not evt.num = 0\n  output: o\n  priority: WARNING\n";
-        let set = load(y).unwrap();
+        let p = condition("fd.num > 0 and not evt.num = 0");
         let ev = Fake::default()
             .with(Field::EvtType, Val::S("openat"))
             .with(Field::EvtNum, Val::I(7))
             .with(Field::FdNum, Val::I(3));
         let mut s = Scratch::default();
-        assert!(eval(&set.rules[0].condition, &ev, &mut s));
-        assert!(eval(&set.rules[0].condition, &NoCode(&ev), &mut s));
+        assert!(eval(&p, &ev, &mut s));
+        assert!(eval(&p, &NoCode(&ev), &mut s));
         let events = [
             ("openat", "/etc/shadow", 3),
             ("openat", "/x", 1),
@@ -232,11 +231,7 @@ mod tests {
             ("execve", "/x", 3),
         ];
         for c in conditions {
-            let y = format!(
-                "- rule: r\n  desc: d\n  condition: {c}\n  output: o\n  priority: WARNING\n"
-            );
-            let set = load(&y).unwrap_or_else(|e| panic!("{c}: {e}"));
-            let p = &set.rules[0].condition;
+            let p = &condition(c);
             for (ty, name, fd) in events {
                 let ev = Fake::default()
                     .with(Field::EvtType, Val::S(ty))

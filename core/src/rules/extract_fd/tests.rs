@@ -9,8 +9,8 @@ use std::path::Path;
 use super::super::eval::{eval, Scratch};
 use super::super::events::code_of;
 use super::super::extract::{EventView, HostFacts};
+use super::super::fake;
 use super::super::fields::lookup;
-use super::super::tests::load;
 use super::super::users::Users;
 use super::super::value::{Buf, V};
 use crate::capture::record::{decode, synth};
@@ -73,12 +73,8 @@ impl Ev {
     }
 
     fn check(&self, condition: &str) -> bool {
-        let y = format!(
-            "- rule: r\n  desc: d\n  condition: {}\n  output: o\n  priority: WARNING\n",
-            serde_json::to_string(condition).unwrap()
-        );
-        let set = load(&y).unwrap_or_else(|e| panic!("{condition}: {e}"));
-        self.with(|v| eval(&set.rules[0].condition, v, &mut Scratch::default()))
+        let p = fake::condition(condition);
+        self.with(|v| eval(&p, v, &mut Scratch::default()))
     }
 
     fn expect(&self, fields: &[(&str, &str)]) {

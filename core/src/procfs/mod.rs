@@ -333,7 +333,7 @@ pub fn read_retry(fd: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
 
 /// Read a small file whole (up to the buffer size). For single-line files where a
 /// newline inside `comm` would break line scanning.
-pub(crate) fn read_whole<'b>(path: &CStr, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+pub fn read_whole<'b>(path: &CStr, buf: &'b mut [u8]) -> Option<&'b [u8]> {
     let fd = open_ro(path)?;
     let mut n = 0;
     while n < buf.len() {

@@ -22,6 +22,17 @@ pub const COMM_LEN: usize = L::KESTREL_COMM_LEN.0 as usize;
 /// What an open record keeps of its path, NUL included.
 pub const OPEN_PATH_MAX: usize = L::KESTREL_OPEN_PATH_MAX.0 as usize;
 
+/// Default mean syscall exits per CPU between two per-process samples (the
+/// probe's `calls_sample_period`; see metrics::culprits for the error it
+/// gives). A power of two: the probe masks with it.
+pub const CALLS_SAMPLE_PERIOD: u32 = 64;
+
+/// Syscall table length (bpf/kestrel.h), for both ABIs.
+pub const SYSCALL_SLOTS: usize = L::KESTREL_SYSCALL_MAX.0 as usize;
+
+/// Exits per syscall number since load, summed over CPUs: [native, compat].
+pub type SyscallCounts = [[u64; SYSCALL_SLOTS]; KA_MAX];
+
 /// A task's command name as the probe sends it (NUL-padded).
 pub type Comm = [u8; COMM_LEN];
 

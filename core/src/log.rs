@@ -242,7 +242,7 @@ macro_rules! log_limited {
 }
 
 /// A pipe (read end, write end) for tests.
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub fn test_pipe() -> (OwnedFd, OwnedFd) {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two fds we then own.

@@ -13,7 +13,7 @@ use super::events::{code_of, CodeMap, PROCEXIT};
 use super::extract::{EventView, HostFacts};
 use super::users::Users;
 use super::RuleSet;
-use crate::alerts::TokenBucket;
+use crate::base::bucket::TokenBucket;
 use crate::capture::record::Record;
 use crate::capture::skel::types::kestrel_flags as KF;
 use crate::state::State;
@@ -134,7 +134,7 @@ impl Engine {
             .map(|r| {
                 let mut k = format!("falco.rules.{}", sanitize_rule_name(&r.name));
                 // The snapshot's keys are bounded; a longer name is cut at a char.
-                while k.len() > crate::metrics::fields::KEY_MAX {
+                while k.len() > crate::metrics::KEY_MAX {
                     k.pop();
                 }
                 k

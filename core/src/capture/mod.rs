@@ -1,0 +1,61 @@
+//! The probe's side of the per-event path: the record and counter layouts
+//! generated from bpf/kestrel.h (`skel`), their limits as constants (`abi`),
+//! decoding a record (`record`), reading the ring (`ring`) and the syscall
+//! tables. Loading and attaching the probe is `kestrel::capture`.
+
+pub mod abi;
+pub mod record;
+pub mod ring;
+pub mod syscall_names;
+pub mod syscalls;
+
+pub use abi::{
+    Comm, SyscallCounts, CALLS_SAMPLE_PERIOD, COMM_LEN, KA_MAX, KC_MAX, KD_MAX, SYSCALL_SLOTS,
+};
+
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    dead_code,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    unused_imports,
+    missing_docs
+)]
+pub mod skel {
+    include!(concat!(env!("OUT_DIR"), "/kestrel.skel.rs"));
+}
+
+/// The benchmark floor's skeleton (`kestrel::capture::floor`).
+#[cfg(feature = "bench")]
+#[allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    dead_code,
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    unused_imports,
+    missing_docs
+)]
+pub mod floor_skel {
+    include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
+}
+
+include!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.z.len.rs"));
+/// The probe as build.rs embedded it: zlib, inflated once on first use.
+static PROBE_OBJECT_Z: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.z"));
+
+/// The BPF object this binary carries, byte for byte (`kestrel export-probe`,
+/// and the skeleton's open). Inflated once and kept: the skeleton holds a
+/// `'static` borrow of it for as long as the probe lives (160 KB of heap,
+/// where the uncompressed object cost that in the binary and in page cache).
+pub fn probe_object() -> &'static [u8] {
+    static OBJECT: std::sync::OnceLock<Box<[u8]>> = std::sync::OnceLock::new();
+    // The bytes are this binary's own, checked at build time: a failure
+    // is a corrupt binary, and an empty object fails to open cleanly.
+    OBJECT.get_or_init(|| {
+        crate::base::zlib::inflate(PROBE_OBJECT_Z, PROBE_OBJECT_LEN).unwrap_or_default()
+    })
+}
