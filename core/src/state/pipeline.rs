@@ -42,7 +42,8 @@ impl Pipeline {
         self.state.pairing
     }
 
-    #[inline]
+    /// Not `#[inline]`: then it is compiled here, at this crate's opt-level 3,
+    /// not in the ring callback's crate, which is built for size.
     pub fn on_record(&mut self, data: &[u8]) {
         self.num_evts += 1;
         match decode(data) {
