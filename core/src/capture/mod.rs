@@ -13,6 +13,8 @@ pub use abi::{
     Comm, SyscallCounts, CALLS_SAMPLE_PERIOD, COMM_LEN, KA_MAX, KC_MAX, KD_MAX, SYSCALL_SLOTS,
 };
 
+/// The skeletons libbpf-cargo generates (build.rs): the probe's, and the
+/// benchmark floor's (`kestrel::capture::floor`).
 #[allow(
     clippy::all,
     clippy::undocumented_unsafe_blocks,
@@ -23,25 +25,18 @@ pub use abi::{
     unused_imports,
     missing_docs
 )]
-pub mod skel {
-    include!(concat!(env!("OUT_DIR"), "/kestrel.skel.rs"));
+mod generated {
+    pub mod skel {
+        include!(concat!(env!("OUT_DIR"), "/kestrel.skel.rs"));
+    }
+    #[cfg(feature = "bench")]
+    pub mod floor_skel {
+        include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
+    }
 }
-
-/// The benchmark floor's skeleton (`kestrel::capture::floor`).
 #[cfg(feature = "bench")]
-#[allow(
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    dead_code,
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    unused_imports,
-    missing_docs
-)]
-pub mod floor_skel {
-    include!(concat!(env!("OUT_DIR"), "/floor.skel.rs"));
-}
+pub use generated::floor_skel;
+pub use generated::skel;
 
 include!(concat!(env!("OUT_DIR"), "/kestrel.bpf.o.z.len.rs"));
 /// The probe as build.rs embedded it: zlib, inflated once on first use.
