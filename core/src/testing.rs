@@ -200,3 +200,14 @@ impl Drop for Certs {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A path under the repository's tests/ (this crate is core/, one level
+/// down), resolved: no `core/..` in it, whose extra bytes could push a deep
+/// clone's path past a fixed-size buffer (ProcRoot's 64 bytes).
+pub fn repo_tests_path(rel: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests")
+        .join(rel);
+    let p = std::fs::canonicalize(&p).unwrap_or(p);
+    p.to_string_lossy().into_owned()
+}

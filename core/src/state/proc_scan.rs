@@ -369,10 +369,7 @@ mod tests {
 
     #[test]
     fn seeds_session_image_and_cwd_from_a_fixture_proc() {
-        let root = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/fixtures/proc/threads/proc"
-        );
+        let root = &crate::testing::repo_tests_path("fixtures/proc/threads/proc");
         let mut s = State::new(64, 64, 0, false);
         assert_eq!(seed(&mut s, root).threads, 3, "kthreadd skipped");
         let t = s.thread(4242).unwrap();

@@ -173,10 +173,7 @@ fn chdir_numbers_are_taken_per_abi() {
 
 #[test]
 fn a_thread_just_read_from_proc_already_has_the_new_cwd() {
-    let root = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures/proc/threads/proc"
-    );
+    let root = &crate::testing::repo_tests_path("fixtures/proc/threads/proc");
     let mut s = State::new(16, 64, 999_999, false).with_proc_fallback(root);
     apply(&mut s, &chdir(4242, 4242, 0, "sub"));
     assert_eq!(s.counters.n_proc_lookups, 1);
