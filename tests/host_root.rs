@@ -73,3 +73,24 @@ fn host_root_gives_a_namespaced_agent_the_hosts_processes_and_users() {
     eprintln!("seeded: {alone} alone, {seen} with HOST_ROOT (host ~{host_threads} threads)");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+/// A HOST_ROOT longer than the lookup fallback's paths can hold is one line
+/// and exit 2 before any output is made.
+#[test]
+fn a_host_root_too_long_is_refused_in_one_line() {
+    let out = tmp("hr-long.json");
+    let _ = std::fs::remove_file(&out);
+    let max = kestrel::state::proc_scan::ROOT_MAX;
+    let long = format!("/{}", "h".repeat(max - "/proc".len()));
+    let o = Command::new(bin())
+        .args(["run", "--duration", "1s", "--output"])
+        .arg(format!("file:{out}"))
+        .env("HOST_ROOT", &long)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("HOST_ROOT is too long"), "{err}");
+    assert!(!std::path::Path::new(&out).exists());
+}

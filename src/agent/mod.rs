@@ -120,6 +120,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
     crate::fdlimit::check(&cfg, checked.pidfile.is_some())?;
     // Signals are blocked before anything else so none is lost during load.
     let signals = signal_fd()?;
+    check_proc_root()?;
     let host = HostInfo::read();
     let opts = OpenOptions {
         allow_special: cfg.allow_special_outputs,
@@ -245,6 +246,23 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
     let end = agent.serve()?;
     agent.finish(end, &mut checked);
     Ok(end)
+}
+
+/// A HOST_ROOT too long for the lookup fallback's stack paths would leave
+/// the tables empty without a word: refused before anything is created.
+fn check_proc_root() -> Result<(), StartError> {
+    let proc = crate::procfs::host_path("/proc");
+    if proc_scan::ProcRoot::new(&proc).is_some() {
+        return Ok(());
+    }
+    Err(StartError(
+        format!(
+            "HOST_ROOT is too long: {} bytes with \"/proc\", at most {}",
+            proc.len(),
+            proc_scan::ROOT_MAX
+        ),
+        2,
+    ))
 }
 
 /// The state tables, seeded from /proc. The scan runs before the probe is

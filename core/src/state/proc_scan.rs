@@ -21,7 +21,9 @@ use crate::procfs::{parse_u64, read_whole, stat_fields_after_comm};
 
 const PF_KTHREAD: u64 = 0x0020_0000;
 const O_CLOEXEC: u64 = 0o2000000;
-const ROOT_MAX: usize = 64;
+/// The longest procfs root (HOST_ROOT plus "/proc") the agent takes: the
+/// lookup fallback builds its paths on the stack. Checked at start.
+pub const ROOT_MAX: usize = 200;
 const PATH_MAX: usize = ROOT_MAX + 48;
 
 /// A procfs mount point held inline, so paths below it build on the stack.
@@ -409,5 +411,14 @@ mod tests {
             b"/proc/12/task/345/stat\0"
         );
         assert_eq!(&root.path(7, None, "")[..], b"/proc/7\0");
+    }
+
+    #[test]
+    fn a_root_of_root_max_bytes_fits_and_its_deepest_path_too() {
+        let at_max = format!("/{}", "p".repeat(ROOT_MAX - 1));
+        let root = ProcRoot::new(&at_max).expect("ROOT_MAX bytes fit");
+        assert!(ProcRoot::new(&format!("{at_max}p")).is_none());
+        let p = root.path(u32::MAX, Some(u32::MAX), "loginuid");
+        assert!(p.ends_with(b"/4294967295/task/4294967295/loginuid\0"));
     }
 }
