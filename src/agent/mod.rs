@@ -35,10 +35,8 @@ mod start_lines;
 use events::{register, signal_fd, timer};
 use serve::{Agent, Snapshots, Sources};
 
-/// Where the buffer's records go.
-type OnRecord<'a> = Box<dyn FnMut(&[u8]) + 'a>;
 /// The probe's event buffer, its records delivered to the pipeline.
-pub(super) type Ring<'a> = Records<OnRecord<'a>>;
+pub(super) type Ring<'a> = Records<'a>;
 
 const RING: Token = Token(0);
 const SNAPSHOT: Token = Token(1);
@@ -360,9 +358,7 @@ fn ring_buffer<'a>(
     cfg: &ProbeConfig,
     pipeline: &'a RefCell<Pipeline>,
 ) -> Result<Ring<'a>, StartError> {
-    let deliver: OnRecord<'a> = Box::new(|data: &[u8]| {
-        pipeline.borrow_mut().on_record(data);
-    });
+    let deliver = |data: &[u8]| pipeline.borrow_mut().on_record(data);
     Records::open(probe, cfg, deliver)
         .map_err(|e| StartError::env(format!("{}: {e}", probe.buffer().0.name())))
 }

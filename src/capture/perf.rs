@@ -19,7 +19,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use libbpf_rs::libbpf_sys as sys;
 use rustix::mm::{mmap, munmap, MapFlags, ProtFlags};
 
-use super::ring::MAX_RECORD;
+use super::ring::{OnRecord, MAX_RECORD};
 
 /// perf_event_mmap_page: data_head and data_tail.
 const DATA_HEAD: usize = 1024;
@@ -43,13 +43,13 @@ struct CpuBuf {
     next: Option<u64>,
 }
 
-pub struct PerfRings<F: FnMut(&[u8])> {
+pub struct PerfRings<'a> {
     cpus: Box<[CpuBuf]>,
     page: usize,
     /// Data bytes per CPU, a power of two.
     size: usize,
     scratch: Box<[u8]>,
-    on_record: F,
+    on_record: OnRecord<'a>,
     /// Samples perf reported lost (PERF_RECORD_LOST): the records the
     /// probe already counted as full-buffer drops, seen from this side.
     pub lost: u64,
@@ -57,12 +57,17 @@ pub struct PerfRings<F: FnMut(&[u8])> {
     pub corrupt: u64,
 }
 
-impl<F: FnMut(&[u8])> PerfRings<F> {
+impl<'a> PerfRings<'a> {
     /// `total` bytes of buffers split over the online CPUs (perf_pages),
     /// each put in the probe's perf_events map. Perf wakes a poller of a
     /// buffer's fd every time that CPU's share of `wake_bytes` has been
     /// written to it (0: every record).
-    pub fn new(map: impl AsFd, total: u32, wake_bytes: u64, on_record: F) -> std::io::Result<Self> {
+    pub fn new(
+        map: impl AsFd,
+        total: u32,
+        wake_bytes: u64,
+        on_record: OnRecord<'a>,
+    ) -> std::io::Result<Self> {
         let page = rustix::param::page_size();
         let cpus = online_cpus()?;
         let size = super::buffer::perf_pages(total, cpus.len()) * page;

@@ -7,19 +7,24 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use super::buffer::BufferKind;
 use super::perf::PerfRings;
-use super::ring::EventRing;
+use super::ring::{EventRing, OnRecord};
 use super::{Probe, ProbeConfig};
 
-pub enum Records<F: FnMut(&[u8])> {
-    Ring(EventRing<F>),
-    Perf(PerfRings<F>),
+pub enum Records<'a> {
+    Ring(EventRing<'a>),
+    Perf(PerfRings<'a>),
 }
 
-impl<F: FnMut(&[u8])> Records<F> {
+impl<'a> Records<'a> {
     /// The probe's buffer, each record handed to `on_record`. Opening perf
     /// buffers is perf_event_open: before privileges are dropped.
     #[inline(never)]
-    pub fn open(probe: &Probe<'_>, cfg: &ProbeConfig, on_record: F) -> std::io::Result<Self> {
+    pub fn open(
+        probe: &Probe<'_>,
+        cfg: &ProbeConfig,
+        on_record: impl FnMut(&[u8]) + 'a,
+    ) -> std::io::Result<Self> {
+        let on_record: OnRecord<'a> = Box::new(on_record);
         match probe.buffer().0 {
             BufferKind::Ring => EventRing::new(
                 probe.events_map().as_fd(),

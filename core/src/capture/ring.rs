@@ -103,13 +103,18 @@ fn close_record(open: &kestrel_hdr, tail: &[u8]) -> [u8; size_of::<kestrel_fd>()
     r
 }
 
+/// Where each record goes. A boxed callback rather than a type parameter,
+/// so the consume loop is compiled here, in the crate built for speed, and
+/// not instantiated in the agent's crate (built for size).
+pub type OnRecord<'a> = Box<dyn FnMut(&[u8]) + 'a>;
+
 /// Where a record's bytes are: in the mapping, or split by the end of it.
 enum Span {
     Whole(usize),
     Wrapped { first: usize },
 }
 
-pub struct EventRing<F: FnMut(&[u8])> {
+pub struct EventRing<'a> {
     fd: OwnedFd,
     page: usize,
     /// One page, read-write: consumer_pos.
@@ -118,16 +123,16 @@ pub struct EventRing<F: FnMut(&[u8])> {
     producer: *mut core::ffi::c_void,
     size: usize,
     scratch: Box<[u8]>,
-    on_record: F,
+    on_record: OnRecord<'a>,
     /// Records longer than the ring, or wrapped and longer than any record
     /// type: skipped, never delivered cut (never expected of the kernel).
     pub corrupt: u64,
 }
 
-impl<F: FnMut(&[u8])> EventRing<F> {
+impl<'a> EventRing<'a> {
     /// Maps the ring behind `map_fd` (a BPF_MAP_TYPE_RINGBUF of `size`
     /// bytes, a power of two) and delivers each record to `on_record`.
-    pub fn new(map_fd: impl AsFd, size: usize, on_record: F) -> std::io::Result<Self> {
+    pub fn new(map_fd: impl AsFd, size: usize, on_record: OnRecord<'a>) -> std::io::Result<Self> {
         if !size.is_power_of_two() {
             return Err(std::io::Error::other("ring size is not a power of two"));
         }
@@ -286,18 +291,18 @@ impl<F: FnMut(&[u8])> EventRing<F> {
                 &self.scratch[..len]
             }
         };
-        split(rec, &mut self.on_record)
+        split(rec, &mut *self.on_record)
     }
 }
 
-impl<F: FnMut(&[u8])> AsRawFd for EventRing<F> {
+impl AsRawFd for EventRing<'_> {
     /// The map's fd: epoll on it wakes when the probe signals data.
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 }
 
-impl<F: FnMut(&[u8])> Drop for EventRing<F> {
+impl Drop for EventRing<'_> {
     fn drop(&mut self) {
         // SAFETY: the two mappings made in new(), each unmapped once; no
         // reference into them outlives this call (records are borrowed only
