@@ -20,7 +20,7 @@ use crate::metrics::schema::CATEGORY_NAMES;
 use crate::metrics::units;
 use crate::metrics::Schema;
 
-pub use crate::base::bucket::TokenBucket;
+use crate::base::bucket::TokenBucket;
 
 /// Exit status after an `exit` action, so an init watchdog can tell it apart
 /// (1 is a start-up failure, 2 bad input).

@@ -202,8 +202,8 @@ impl Drop for Certs {
 }
 
 /// A path under the repository's tests/ (this crate is core/, one level
-/// down), resolved: no `core/..` in it, whose extra bytes could push a deep
-/// clone's path past a fixed-size buffer (ProcRoot's 64 bytes).
+/// down), resolved: no `core/..` in it, whose extra bytes count against
+/// fixed-size path buffers (ProcRoot's ROOT_MAX) in a deep clone.
 pub fn repo_tests_path(rel: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests")
