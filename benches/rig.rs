@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use kestrel::capture::floor::Floor;
 use kestrel::capture::ProgStats;
 
+#[path = "rig/interval.rs"]
+mod interval;
 #[path = "mix.rs"]
 mod mix;
 #[path = "rig/percall.rs"]

@@ -5,6 +5,7 @@
 use std::ffi::CString;
 use std::time::Instant;
 
+use super::interval::goal_line;
 use super::{f, median, mix, paced, Agent, BIN};
 
 /// VmRSS of a process in kB (0 when gone), by the agent's own parser.
@@ -72,6 +73,22 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
             a.stop();
         }
     }
+    let goal = goal_line(
+        "overhead with defaults / bare attach's",
+        1.5,
+        &alone,
+        &default,
+        &none,
+    );
+    let base_goal = baseline.as_ref().map(|_| {
+        goal_line(
+            "baseline: overhead with defaults / its bare attach's",
+            1.5,
+            &alone,
+            &base_default,
+            &base_none,
+        )
+    });
     let (ma, md, mn) = (median(alone), median(default), median(none));
     let (mc, mp, mu) = (median(no_culprits), median(perf), median(unstaged));
     println!("| setup | median s | ratio to alone |");
@@ -107,15 +124,11 @@ pub fn slowdown(reps: usize, iters: usize, path: &CString) {
         let (bd, bn) = (median(base_default), median(base_none));
         println!("| baseline ({b}), default set | {bd:.3} | {:.2} |", bd / ma);
         println!("| baseline, nothing selected | {bn:.3} | {:.2} |", bn / ma);
-        println!(
-            "baseline: overhead with defaults / its bare attach's: {:.2}",
-            (bd - ma) / (bn - ma)
-        );
     }
-    println!(
-        "overhead with defaults / bare attach's: {:.2}",
-        (md - ma) / (mn - ma)
-    );
+    if let Some(line) = base_goal {
+        println!("{line}");
+    }
+    println!("{goal}");
     println!(
         "overhead through perf buffers / through the ring: {:.2}",
         (mp - ma) / (md - ma)

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use super::interval::goal_line;
 use super::mix::mix;
 use super::{median, tmp, Agent};
 
@@ -112,6 +113,22 @@ pub fn table(reps: usize, iters: usize, path: &CString) {
     // seconds of each other, so a load that drifts between repetitions cancels), then medians.
     let per_rep = |v: &[f64]| median(v.iter().zip(&alone).map(|(t, a)| t / a).collect());
     let (rb, rd) = (per_rep(&bare), per_rep(&default));
+    let mut goals = vec![goal_line(
+        "kestrel defaults' overhead / bare attach's, from the medians",
+        1.5,
+        &alone,
+        &default,
+        &bare,
+    )];
+    if !falco.is_empty() {
+        goals.push(goal_line(
+            "kestrel defaults' overhead / scap-open's, from the medians",
+            0.3,
+            &alone,
+            &default,
+            &falco,
+        ));
+    }
     let ma = median(alone.clone());
     let (mb, md) = (median(bare), median(default));
     println!("| setup | median s | ratio of medians | median of per-rep ratios | its CPU during the mix, ms |");
@@ -154,4 +171,7 @@ pub fn table(reps: usize, iters: usize, path: &CString) {
         );
     }
     println!("{line}");
+    for g in goals {
+        println!("{g}");
+    }
 }
