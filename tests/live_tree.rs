@@ -33,8 +33,8 @@ fn agent_state(me: u32, raw_fds: &[i32], path: &str) -> State {
         u32::MAX,
         false,
     )
-    .with_proc_fallback("/proc");
-    let seeded = proc_scan::seed(&mut state, "/proc");
+    .with_proc_fallback(proc_scan::ProcRoot::new("/proc").unwrap());
+    let seeded = proc_scan::seed(&mut state, &proc_scan::ProcRoot::new("/proc").unwrap());
     let c0 = state.counters;
     assert_eq!(c0.n_added_fds as usize, seeded.fds, "seeded fds are adds");
     assert_eq!(c0.n_added_threads as usize, seeded.threads);

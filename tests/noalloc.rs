@@ -6,6 +6,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 
 use kestrel::capture::record::{decode, synth};
 use kestrel::capture::skel::types::kestrel_record_type as T;
+use kestrel::state::proc_scan::ProcRoot;
 use kestrel::state::State;
 
 struct Counting;
@@ -125,7 +126,8 @@ fn stream() -> Vec<Vec<u8>> {
 #[test]
 fn one_million_records_through_decode_and_state_allocate_nothing() {
     let recs = stream();
-    let mut state = State::new(4096, 8192, 1, true).with_proc_fallback("/proc");
+    let mut state =
+        State::new(4096, 8192, 1, true).with_proc_fallback(ProcRoot::new("/proc").unwrap());
     for p in 1000..1064 {
         state.seed_thread(kestrel::state::Thread::new(p, p));
     }
@@ -187,7 +189,7 @@ fn rules_and_alerts_on_the_per_event_path_allocate_nothing() {
         recs.push(synth::exit(c, c, true));
     }
     let mut p = Pipeline::new(
-        State::new(4096, 8192, 1, true).with_proc_fallback("/proc"),
+        State::new(4096, 8192, 1, true).with_proc_fallback(ProcRoot::new("/proc").unwrap()),
         None,
     );
     // Room for a round's alerts: the test drains once per round.

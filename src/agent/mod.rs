@@ -118,7 +118,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
     crate::fdlimit::check(&cfg, checked.pidfile.is_some())?;
     // Signals are blocked before anything else so none is lost during load.
     let signals = signal_fd()?;
-    check_proc_root()?;
+    let proc_root = check_proc_root()?;
     let host = HostInfo::read();
     let opts = OpenOptions {
         allow_special: cfg.allow_special_outputs,
@@ -135,7 +135,7 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
         }
         e
     };
-    let (state, seeded) = seeded_state(&cfg);
+    let (state, seeded) = seeded_state(&cfg, proc_root);
 
     let mut storage = MaybeUninit::uninit();
     let mut probe = match Probe::load_detached(&mut storage, &cfg.probe) {
@@ -246,37 +246,36 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
     Ok(end)
 }
 
-/// A HOST_ROOT too long for the lookup fallback's stack paths would leave
-/// the tables empty without a word: refused before anything is created.
-fn check_proc_root() -> Result<(), StartError> {
+/// The procfs root under HOST_ROOT. One too long for the lookup fallback's
+/// stack paths is refused before anything is created.
+fn check_proc_root() -> Result<proc_scan::ProcRoot, StartError> {
     let proc = crate::procfs::host_path("/proc");
-    if proc_scan::ProcRoot::new(&proc).is_some() {
-        return Ok(());
-    }
-    Err(StartError(
-        format!(
-            "HOST_ROOT is too long: {} bytes with \"/proc\", at most {}",
-            proc.len(),
-            proc_scan::ROOT_MAX
-        ),
-        2,
-    ))
+    proc_scan::ProcRoot::new(&proc).ok_or_else(|| {
+        StartError(
+            format!(
+                "HOST_ROOT is too long: {} bytes with \"/proc\", at most {}",
+                proc.len(),
+                proc_scan::ROOT_MAX
+            ),
+            2,
+        )
+    })
 }
 
 /// The state tables, seeded from /proc. The scan runs before the probe is
 /// attached, as Falco's runs before capture starts: attached first, nothing
 /// would drain the ring during the scan and a busy host would drop records
 /// from the start. What starts in between is caught by the lookup fallback.
-fn seeded_state(cfg: &AgentConfig) -> (State, proc_scan::Seeded) {
+fn seeded_state(cfg: &AgentConfig, proc_root: proc_scan::ProcRoot) -> (State, proc_scan::Seeded) {
     let state = State::new(
         cfg.thread_capacity,
         cfg.fd_capacity,
         crate::procfs::host_pid(),
         cfg.probe.enter_events,
     );
-    let proc = crate::procfs::host_path("/proc");
-    let mut state = state.with_proc_fallback(&proc);
-    let seeded = proc_scan::seed(&mut state, &proc);
+    let seeded_from = proc_root.clone();
+    let mut state = state.with_proc_fallback(proc_root);
+    let seeded = proc_scan::seed(&mut state, &seeded_from);
     (state, seeded)
 }
 

@@ -204,8 +204,8 @@ impl State {
     }
 
     /// Resolves thread-lookup misses from this procfs root (e.g. "/proc").
-    pub fn with_proc_fallback(mut self, root: &str) -> State {
-        self.proc_root = proc_scan::ProcRoot::new(root);
+    pub fn with_proc_fallback(mut self, root: proc_scan::ProcRoot) -> State {
+        self.proc_root = Some(root);
         self
     }
 

@@ -43,6 +43,12 @@ impl ProcRoot {
         })
     }
 
+    /// The mount point, without a trailing '/'.
+    pub fn dir(&self) -> &str {
+        // Built from a &str with ASCII '/' trimmed: always UTF-8.
+        core::str::from_utf8(&self.root).unwrap_or_default()
+    }
+
     /// "<root>/<a>/task/<b>/<leaf>" (or without the task part) as a C string.
     fn path(&self, a: u32, b: Option<u32>, leaf: &str) -> HVec<u8, PATH_MAX> {
         let mut p: HVec<u8, PATH_MAX> = HVec::new();
@@ -271,14 +277,12 @@ pub struct Seeded {
     pub refused_threads: usize,
 }
 
-/// Adds every user thread and every open fd under `proc_root`, counted as
+/// Adds every user thread and every open fd under `root`, counted as
 /// adds like libsinsp's proc scan. Runs once at start, so it may allocate.
-pub fn seed(state: &mut State, proc_root: &str) -> Seeded {
+pub fn seed(state: &mut State, root: &ProcRoot) -> Seeded {
     let mut out = Seeded::default();
+    let proc_root = root.dir();
     let Ok(dir) = fs::read_dir(proc_root) else {
-        return out;
-    };
-    let Some(root) = ProcRoot::new(proc_root) else {
         return out;
     };
     for ent in dir.flatten() {
@@ -294,7 +298,7 @@ pub fn seed(state: &mut State, proc_root: &str) -> Seeded {
             let Some(tid) = t.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
                 continue;
             };
-            let Some(th) = lookup(&root, tid, pid) else {
+            let Some(th) = lookup(root, tid, pid) else {
                 continue;
             };
             user = true;
@@ -341,7 +345,7 @@ mod tests {
     fn seeds_threads_and_fds_as_adds_and_skips_kthreads() {
         let mut s = State::new(65536, 65536, 0, false);
         let keep = std::fs::File::open("/proc/self/stat").unwrap();
-        let n = seed(&mut s, "/proc");
+        let n = seed(&mut s, &ProcRoot::new("/proc").unwrap());
         assert!(n.threads > 0 && n.fds > 0);
         assert_eq!(s.n_threads(), n.threads);
         assert_eq!(s.n_fds(), n.fds);
@@ -373,7 +377,11 @@ mod tests {
     fn seeds_session_image_and_cwd_from_a_fixture_proc() {
         let root = &crate::testing::repo_tests_path("fixtures/proc/threads/proc");
         let mut s = State::new(64, 64, 0, false);
-        assert_eq!(seed(&mut s, root).threads, 3, "kthreadd skipped");
+        assert_eq!(
+            seed(&mut s, &ProcRoot::new(root).unwrap()).threads,
+            3,
+            "kthreadd skipped"
+        );
         let t = s.thread(4242).unwrap();
         assert_eq!(&t.comm[..9], b"my (prog)");
         assert_eq!((t.uid, t.gid, t.loginuid), (1000, 100, 1000));

@@ -276,7 +276,8 @@ fn fork_child_record_is_not_paired() {
 fn lookup_miss_falls_back_to_proc() {
     // get_thread_ref(query_os): failed, read /proc, add, found (noncached).
     let me = std::process::id();
-    let mut s = State::new(64, 64, 0, false).with_proc_fallback("/proc");
+    let mut s =
+        State::new(64, 64, 0, false).with_proc_fallback(proc_scan::ProcRoot::new("/proc").unwrap());
     apply(&mut s, &close(me, 9, -9));
     let c = s.counters;
     assert_eq!(c.n_failed_thread_lookups, 1);
@@ -295,7 +296,8 @@ fn lookup_miss_falls_back_to_proc() {
 
 #[test]
 fn proc_lookups_are_budgeted_per_tick() {
-    let mut s = State::new(64, 64, 0, false).with_proc_fallback("/proc");
+    let mut s =
+        State::new(64, 64, 0, false).with_proc_fallback(proc_scan::ProcRoot::new("/proc").unwrap());
     let me = std::process::id();
     for i in 0..PROC_LOOKUPS_PER_TICK {
         apply(&mut s, &close(u32::MAX - 10 - i, 9, -9));

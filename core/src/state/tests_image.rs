@@ -174,7 +174,8 @@ fn chdir_numbers_are_taken_per_abi() {
 #[test]
 fn a_thread_just_read_from_proc_already_has_the_new_cwd() {
     let root = &crate::testing::repo_tests_path("fixtures/proc/threads/proc");
-    let mut s = State::new(16, 64, 999_999, false).with_proc_fallback(root);
+    let mut s = State::new(16, 64, 999_999, false)
+        .with_proc_fallback(proc_scan::ProcRoot::new(root).unwrap());
     apply(&mut s, &chdir(4242, 4242, 0, "sub"));
     assert_eq!(s.counters.n_proc_lookups, 1);
     assert_eq!(cwd(&s, 4242), b"/home/user", "/proc read after the chdir");
