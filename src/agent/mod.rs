@@ -35,9 +35,6 @@ mod start_lines;
 use events::{register, signal_fd, timer};
 use serve::{Agent, Snapshots, Sources};
 
-/// The probe's event buffer, its records delivered to the pipeline.
-pub(super) type Ring<'a> = Records<'a>;
-
 const RING: Token = Token(0);
 const SNAPSHOT: Token = Token(1);
 const DRAIN: Token = Token(2);
@@ -267,16 +264,14 @@ fn check_proc_root() -> Result<proc_scan::ProcRoot, StartError> {
 /// would drain the ring during the scan and a busy host would drop records
 /// from the start. What starts in between is caught by the lookup fallback.
 fn seeded_state(cfg: &AgentConfig, proc_root: proc_scan::ProcRoot) -> (State, proc_scan::Seeded) {
-    let state = State::new(
+    let mut state = State::new(
         cfg.thread_capacity,
         cfg.fd_capacity,
         crate::procfs::host_pid(),
         cfg.probe.enter_events,
     );
-    let seeded_from = proc_root.clone();
-    let mut state = state.with_proc_fallback(proc_root);
-    let seeded = proc_scan::seed(&mut state, &seeded_from);
-    (state, seeded)
+    let seeded = proc_scan::seed(&mut state, &proc_root);
+    (state.with_proc_fallback(proc_root), seeded)
 }
 
 /// What was loaded, and one line per rule left out with its reason. A
@@ -356,7 +351,7 @@ fn ring_buffer<'a>(
     probe: &Probe<'a>,
     cfg: &ProbeConfig,
     pipeline: &'a RefCell<Pipeline>,
-) -> Result<Ring<'a>, StartError> {
+) -> Result<Records<'a>, StartError> {
     let deliver = |data: &[u8]| pipeline.borrow_mut().on_record(data);
     Records::open(probe, cfg, deliver)
         .map_err(|e| StartError::env(format!("{}: {e}", probe.buffer().0.name())))
@@ -366,7 +361,7 @@ fn ring_buffer<'a>(
 /// signalfd and the exporter's listener.
 fn register_sources(
     cfg: &AgentConfig,
-    ring: &Ring<'_>,
+    ring: &Records<'_>,
     signals: OwnedFd,
     prom: Option<&mut Prometheus>,
     rules: bool,

@@ -10,6 +10,7 @@ use mio::{Events, Poll};
 use super::events::{check_drops, drain_timer, read_signals, state_tick};
 use super::{RunEnd, StartError, ALERT_DRAIN, DRAIN, FINISH_NS, RING, SIGNAL, SNAPSHOT, STOP};
 use crate::alerts::DropMonitor;
+use crate::capture::source::Records;
 use crate::capture::{Probe, ProgStats};
 use crate::log::Key;
 use crate::metrics::culprits::Culprits;
@@ -55,7 +56,7 @@ pub(super) struct Snapshots {
 
 pub(super) struct Agent<'a> {
     pub probe: Probe<'a>,
-    pub ring: super::Ring<'a>,
+    pub ring: Records<'a>,
     pub pipeline: &'a RefCell<Pipeline>,
     pub outputs: Outputs,
     pub prom: Option<Prometheus>,
