@@ -187,6 +187,15 @@ snapshots_after() { # file, count: waits up to 10 s for more than count lines
 		i=$((i + 1))
 	done
 }
+snapshot_since() { # file, ns since the epoch: waits up to 10 s for a snapshot of an agent started after it
+	i=0
+	until grep -o '"falco.start_ts":[0-9]*' "$1" 2>/dev/null | cut -d: -f2 |
+		awk -v t="$2" '$1 > t { found = 1 } END { exit !found }'; do
+		[ "$i" -ge 100 ] && return 1
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
 has_falco_metrics() { grep -q '"rule":"Falco internal: metrics snapshot"' "$1"; }
 # KESTREL_USER runs: the agent drops to this user after attach.
 run_user=nobody
@@ -357,6 +366,7 @@ remember "$a2"
 if [ -n "$a2" ] && [ "$a2" != "$a1" ] && is_agent "$a2"; then ok "killed agent respawned (respawn_delay)"; else fail "no respawn after kill ($a1 -> $a2)"; fi
 sup1=$sup
 sed -i 's/--interval 1s/--interval 1h/' /etc/conf.d/kestrel
+t0=$(date +%s%N)
 orc restart
 expect_rc 0 "restart"
 check "restart: old agent gone" gone_within "$a2" 50
@@ -365,6 +375,9 @@ supervised
 a3=$agent
 check "restart: new agent runs" is_agent "$a3"
 check "restart: new settings (--interval 1h)" has_arg "$a3" 1h
+# The stop's count starts after the new agent's first snapshot, which may land
+# after the restart returns.
+check "restart: the new agent's first snapshot" snapshot_since "$m" "$t0"
 orc status
 expect_rc 0 "status after restart"
 n=$(lines "$m")
@@ -438,6 +451,7 @@ expect_rc 0 "reload"
 check "reload: agent reopened its output (new metrics.json)" snapshots_after "$m" 0
 check "reload: same agent" is_agent "$p1"
 sed -i 's/--interval 1s/--interval 1h/' "$KESTREL_DEFAULTS"
+t0=$(date +%s%N)
 sysv restart
 expect_rc 0 "restart"
 p2=$(read_pid "$KESTREL_PIDFILE")
@@ -446,6 +460,7 @@ check "restart: old agent gone" gone_within "$p1" 50
 if [ "$p2" != "$p1" ] && is_agent "$p2"; then ok "restart: new agent running"; else fail "restart: pid $p1 -> $p2"; fi
 check "restart: new settings (--interval 1h)" \
 	has_arg "$p2" 1h
+check "restart: the new agent's first snapshot" snapshot_since "$m" "$t0"
 n=$(lines "$m")
 sysv stop
 expect_rc 0 "stop"
