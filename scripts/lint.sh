@@ -7,8 +7,8 @@ set -eu
 cd "$(dirname "$0")/.."
 echo "== shellcheck"
 shellcheck -s sh scripts/*.sh .ci/run configs/init/busybox/kestrel configs/init/openwrt/kestrel \
-    configs/init/sysvinit/kestrel configs/init/openrc/kestrel configs/init/test-*.sh \
-    tests/qemu/guest/*.sh
+    configs/init/sysvinit/kestrel configs/init/openrc/kestrel tests/qemu/guest/*.sh
+shellcheck -s sh -x configs/init/test-*.sh configs/init/checks/*.sh
 shellcheck tests/qemu/*.sh
 shellcheck -x benches/tools/*.sh
 echo "== clang-format --dry-run (bpf/, .clang-format)"
