@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::prom::{free_port, http_get, series, spawn_exporter, wait_scrape, Workload};
+use common::prom::{
+    free_port, http_get, prom_query, series, spawn_exporter, wait_scrape, Workload,
+};
 use common::SpawnGuarded;
 use common::{bin, probe_lock, tmp, Guard};
 
@@ -118,21 +120,6 @@ fn promtool_finds_nothing_wrong_in_scrapes_under_load() {
     wl.stop();
 }
 
-/// One query to Prometheus's HTTP API; the first sample's value.
-fn query(port: u16, q: &str) -> Option<f64> {
-    let enc: String = q
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let (status, body) = http_get(port, &format!("/api/v1/query?query={enc}"))?;
-    assert_eq!(status, 200, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-}
-
 #[test]
 #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn a_real_prometheus_scrapes_the_agent_and_sees_events_grow() {
@@ -170,39 +157,39 @@ fn a_real_prometheus_scrapes_the_agent_and_sees_events_grow() {
             "Prometheus saw falcosecurity_scap_n_evts_total only as {seen:?}"
         );
         std::thread::sleep(Duration::from_millis(500));
-        if let Some(v) = query(pport, "falcosecurity_scap_n_evts_total{job=\"kestrel\"}") {
+        if let Some(v) = prom_query(pport, "falcosecurity_scap_n_evts_total{job=\"kestrel\"}") {
             if seen.last().is_none_or(|&l| v > l) {
                 seen.push(v);
             }
         }
     }
     eprintln!("n_evts as Prometheus scraped it: {seen:?}");
-    assert_eq!(query(pport, "up{job=\"kestrel\"}"), Some(1.0));
+    assert_eq!(prom_query(pport, "up{job=\"kestrel\"}"), Some(1.0));
     // PromQL does the rate the exporter leaves out.
-    let rate = query(pport, "rate(falcosecurity_scap_n_evts_total[5s])").unwrap_or(0.0);
+    let rate = prom_query(pport, "rate(falcosecurity_scap_n_evts_total[5s])").unwrap_or(0.0);
     assert!(rate > 1000.0, "rate {rate}");
     // Every row of enum kestrel_category both ways, process exit only:
     // Falco's 14 series and Kestrel's own (dup, socket, other, close enter).
     let buckets = 2 * kestrel::capture::KC_MAX - 1;
     assert_eq!(
-        query(pport, "count(falcosecurity_scap_n_drops_buffer_total)"),
+        prom_query(pport, "count(falcosecurity_scap_n_drops_buffer_total)"),
         Some(buckets as f64),
         "every drop category, labelled as Falco does"
     );
     assert_eq!(
-        query(
+        prom_query(
             pport,
             "count(falcosecurity_falco_memory_rss_bytes > 100000)"
         ),
         Some(1.0)
     );
     // The culprit series: the workload's syscalls counted, its process listed.
-    let calls = query(pport, "sum(kestrel_syscall_calls_total{job=\"kestrel\"})");
+    let calls = prom_query(pport, "sum(kestrel_syscall_calls_total{job=\"kestrel\"})");
     assert!(
         calls.unwrap_or(0.0) > 0.0,
         "culprit syscall series: {calls:?}"
     );
-    let procs = query(
+    let procs = prom_query(
         pport,
         "count(kestrel_process_interval_events{job=\"kestrel\"})",
     );

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
-use common::prom::{free_port, http_get, rss_kb, series, Workload};
+use common::prom::{free_port, http_get, prom_query, rss_kb, series, Workload};
 use common::{bin, field, probe_lock, snapshots, tmp, wait_until, Guard};
 use kestrel::testing::Certs;
 
@@ -95,20 +95,6 @@ fn agent_up(c: &Certs, web: &str, args: &[&str]) -> (Guard, u16) {
     let up = wait_until(Duration::from_secs(30), || good(c, port).0 == 200);
     assert!(up.is_some(), "no HTTPS answer on {port}");
     (agent, port)
-}
-
-/// One instant query to Prometheus's API: the first sample's value.
-fn query(port: u16, q: &str) -> Option<f64> {
-    let enc: String = q
-        .bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect();
-    let (_, body) = http_get(port, &format!("/api/v1/query?query={enc}"))?;
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
 #[test]
@@ -195,7 +181,7 @@ fn prometheus_scrapes_over_tls_with_basic_auth_and_every_scrape_is_fresh() {
     );
     let mut seen: Vec<f64> = Vec::new();
     let rose = wait_until(Duration::from_secs(60), || {
-        if let Some(v) = query(pport, "falcosecurity_scap_n_evts_total{job=\"kestrel\"}") {
+        if let Some(v) = prom_query(pport, "falcosecurity_scap_n_evts_total{job=\"kestrel\"}") {
             if seen.last().is_none_or(|&l| v > l) {
                 seen.push(v);
             }
@@ -203,7 +189,7 @@ fn prometheus_scrapes_over_tls_with_basic_auth_and_every_scrape_is_fresh() {
         seen.len() >= 3
     });
     assert!(rose.is_some(), "Prometheus saw n_evts only as {seen:?}");
-    assert_eq!(query(pport, "up{job=\"kestrel\"}"), Some(1.0));
+    assert_eq!(prom_query(pport, "up{job=\"kestrel\"}"), Some(1.0));
     let (_, targets) = http_get(pport, "/api/v1/targets").unwrap();
     let v: serde_json::Value = serde_json::from_str(&targets).unwrap();
     let target = &v["data"]["activeTargets"][0];

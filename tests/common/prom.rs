@@ -10,6 +10,26 @@ use std::time::{Duration, Instant};
 
 use super::{Guard, SpawnGuarded};
 
+/// One instant query to a Prometheus server's HTTP API: the first sample's
+/// value. None while the server cannot answer (not up yet, or a 5xx); a
+/// query it rejects (4xx) fails the test, naming the query.
+pub fn prom_query(port: u16, q: &str) -> Option<f64> {
+    let enc: String = q
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (status, body) = http_get(port, &format!("/api/v1/query?query={enc}"))?;
+    assert!(!(400..500).contains(&status), "query {q}: {status} {body}");
+    if status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
