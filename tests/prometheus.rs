@@ -4,40 +4,16 @@
 //! #[ignore]d and scripts/test.sh runs them. scripts/test.sh installs Debian's
 //! `prometheus` package, which brings both binaries.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 use common::prom::{
-    free_port, http_get, prom_query, series, spawn_exporter, wait_scrape, Workload,
+    free_port, http_get, prom_query, promtool, require_tool, series, spawn_exporter, wait_scrape,
+    Workload,
 };
 use common::SpawnGuarded;
 use common::{bin, probe_lock, tmp, Guard};
-
-/// A missing peer is a setup failure, never a silent pass.
-fn require(tool: &str) {
-    assert!(
-        Command::new(tool).arg("--version").output().is_ok(),
-        "{tool} not found: install Debian's prometheus package (scripts/test.sh does)"
-    );
-}
-
-/// `promtool check metrics` on `text`: (exit success, what it printed).
-fn promtool(text: &str) -> (bool, String) {
-    let mut p = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = p.wait_with_output().unwrap();
-    let said =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), said)
-}
 
 /// The only findings promtool may report on Falco's exact names: its gauges
 /// that carry `_total` and its nanosecond units. Anything else is ours.
@@ -76,7 +52,7 @@ fn scrape_after_two_intervals(args: &[&str]) -> (Guard, String) {
 #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn promtool_finds_nothing_wrong_in_scrapes_under_load() {
     let _g = probe_lock();
-    require("promtool");
+    require_tool("promtool", "--version");
     let wl = Workload::start(tmp("pt-wl"), 20_000);
     // Strict names: promtool must say nothing at all.
     let (agent, body) = scrape_after_two_intervals(&[
@@ -124,7 +100,7 @@ fn promtool_finds_nothing_wrong_in_scrapes_under_load() {
 #[cfg_attr(not(kestrel_ci), ignore = "needs root: loads the probe")]
 fn a_real_prometheus_scrapes_the_agent_and_sees_events_grow() {
     let _g = probe_lock();
-    require("prometheus");
+    require_tool("prometheus", "--version");
     let wl = Workload::start(tmp("ps-wl"), 5_000);
     let (agent, port) = exporter_up(&["--interval", "1s"]);
 

@@ -11,23 +11,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
-use common::prom::{free_port, http_get, prom_query, rss_kb, series, Workload};
+use common::prom::{
+    free_port, http_get, prom_query, promtool, require_tool, rss_kb, series, Workload,
+};
 use common::{bin, field, probe_lock, snapshots, tmp, wait_until, Guard};
 use kestrel::testing::Certs;
 
 const PASSWORD: &str = "s3cret-scrape";
 
-/// A missing peer is a setup failure, never a silent pass.
-fn require(tool: &str, arg: &str) {
-    assert!(
-        Command::new(tool).arg(arg).output().is_ok(),
-        "{tool} not found (scripts/test.sh installs it)"
-    );
-}
-
 /// `htpasswd -nbB -C cost`: the bcrypt hash of PASSWORD for alice.
 fn bcrypt_hash(cost: u32) -> String {
-    require("htpasswd", "-h");
+    require_tool("htpasswd", "-h");
     let out = Command::new("htpasswd")
         .args(["-nbB", "-C", &cost.to_string(), "alice", PASSWORD])
         .output()
@@ -80,7 +74,7 @@ fn good(c: &Certs, port: u16) -> (u16, String) {
 
 /// The agent with the web config, once a good scrape answers.
 fn agent_up(c: &Certs, web: &str, args: &[&str]) -> (Guard, u16) {
-    require("curl", "--version");
+    require_tool("curl", "--version");
     let port = free_port();
     let agent = Guard(
         Command::new(bin())
@@ -104,8 +98,8 @@ fn agent_up(c: &Certs, web: &str, args: &[&str]) -> (Guard, u16) {
 )]
 fn prometheus_scrapes_over_tls_with_basic_auth_and_every_scrape_is_fresh() {
     let _g = probe_lock();
-    require("prometheus", "--version");
-    require("promtool", "--version");
+    require_tool("prometheus", "--version");
+    require_tool("promtool", "--version");
     let certs = Certs::make("prom-tls");
     let web = web_config(&certs, "", 10);
     let wl = Workload::start(tmp("tls-wl"), 5_000);
@@ -133,21 +127,8 @@ fn prometheus_scrapes_over_tls_with_basic_auth_and_every_scrape_is_fresh() {
     );
 
     // promtool on a TLS scrape (strict names): silent.
-    let mut p = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut p.stdin.take().unwrap(), b2.as_bytes()).unwrap();
-    let out = p.wait_with_output().unwrap();
-    let said =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool:\n{said}"
-    );
+    let (clean, said) = promtool(&b2);
+    assert!(clean && said.trim().is_empty(), "promtool:\n{said}");
 
     // Missing and wrong credentials: 401.
     assert_eq!(curl(&certs, port, None, None).0, 401);

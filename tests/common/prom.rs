@@ -30,6 +30,31 @@ pub fn prom_query(port: u16, q: &str) -> Option<f64> {
     v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
+/// A missing peer is a setup failure, never a silent pass: `tool ARG` must
+/// run (scripts/test.sh installs Debian's prometheus, apache2-utils, curl).
+pub fn require_tool(tool: &str, arg: &str) {
+    assert!(
+        Command::new(tool).arg(arg).output().is_ok(),
+        "{tool} not found (scripts/test.sh installs it)"
+    );
+}
+
+/// `promtool check metrics` on `text`: (exit success, what it printed).
+pub fn promtool(text: &str) -> (bool, String) {
+    let mut p = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    p.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = p.wait_with_output().unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), said)
+}
+
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
