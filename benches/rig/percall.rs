@@ -29,23 +29,7 @@ pub fn steps(reps: usize, calls: usize) {
     let _stats = unsafe { OwnedFd::from_raw_fd(stats_fd) };
     let mut storage = MaybeUninit::uninit();
     let floor = Floor::attach_steps(&mut storage).expect("attach the floor");
-    let per_call = |a: &ProgStats, b: &ProgStats| {
-        (b.run_time_ns - a.run_time_ns) as f64 / (b.run_cnt - a.run_cnt).max(1) as f64
-    };
-    let mut floor_ns = Vec::new();
-    let mut got = vec![(Vec::new(), Vec::new()); STEPS.len()];
-    for _ in 0..reps {
-        let (f0, s0) = (floor.stats(), floor.steps());
-        untraced_only(calls);
-        let (f1, s1) = (floor.stats(), floor.steps());
-        let fl = per_call(&f0, &f1);
-        floor_ns.push(fl);
-        for (i, (a, b)) in s0.iter().zip(&s1).enumerate() {
-            let ns = per_call(a, b);
-            got[i].0.push(ns);
-            got[i].1.push(ns / fl);
-        }
-    }
+    let (floor_ns, got) = step_costs(&floor, reps, calls);
     println!(
         "| floor_sys_exit (tp_btf no-op) | {:.1} | 0 | 1 |",
         median(floor_ns.clone())
@@ -64,6 +48,65 @@ pub fn steps(reps: usize, calls: usize) {
     drop(_stats);
     drop(floor);
     attach_wall(reps, calls);
+}
+
+/// Per getppid, each run: the no-op's ns, and for each program in `STEPS`
+/// its ns and its ratio to the no-op (0 for one not attached). BPF stats on.
+type StepRuns = (Vec<f64>, Vec<(Vec<f64>, Vec<f64>)>);
+fn step_costs(floor: &Floor, reps: usize, calls: usize) -> StepRuns {
+    let per_call = |a: &ProgStats, b: &ProgStats| {
+        (b.run_time_ns - a.run_time_ns) as f64 / (b.run_cnt - a.run_cnt).max(1) as f64
+    };
+    let mut floor_ns = Vec::new();
+    let mut got = vec![(Vec::new(), Vec::new()); STEPS.len()];
+    for _ in 0..reps {
+        let (f0, s0) = (floor.stats(), floor.steps());
+        untraced_only(calls);
+        let (f1, s1) = (floor.stats(), floor.steps());
+        let fl = per_call(&f0, &f1);
+        floor_ns.push(fl);
+        for (i, (a, b)) in s0.iter().zip(&s1).enumerate() {
+            let ns = per_call(a, b);
+            got[i].0.push(ns);
+            got[i].1.push(ns / fl);
+        }
+    }
+    (floor_ns, got)
+}
+
+/// What this machine charges today for the pieces every exact traced call
+/// pays, each alone beside the no-op on getppid: the price of a helper call
+/// and of the open's 64-byte user copy moves between days of one host
+/// (BENCHMARKS.md, "The long side-by-side run"), so the traced table prints
+/// them beside it. x86_64 only (the floor's helper programs).
+fn helper_prices(reps: usize, calls: usize) {
+    let mut storage = MaybeUninit::uninit();
+    let Ok(floor) = Floor::attach_some(
+        &mut storage,
+        &["floor_sys_exit", "floor_ids", "floor_user64"],
+    ) else {
+        return;
+    };
+    let (floor_ns, got) = step_costs(&floor, reps, calls);
+    let at = |name: &str| {
+        STEPS
+            .iter()
+            .position(|s| *s == name)
+            .map(|i| median(got[i].0.clone()))
+    };
+    let (Some(ids), Some(copy)) = (at("floor_ids"), at("floor_user64")) else {
+        return;
+    };
+    if ids == 0.0 || copy == 0.0 {
+        return;
+    }
+    let fl = median(floor_ns);
+    println!(
+        "this machine's prices now, each alone on getppid ({reps} runs): the no-op {fl:.1} ns, one helper call (bpf_get_current_pid_tgid) +{:.1}, the 64-byte user copy +{:.1}; the no-op and the open's copy alone come to {:.1} ns a traced call",
+        ids - fl,
+        copy - fl,
+        fl + (copy - fl) / 2.0
+    );
 }
 
 /// Wall-clock ns per getppid with nothing attached and with each no-op
@@ -189,6 +232,7 @@ pub fn traced(reps: usize, iters: usize, path: &std::ffi::CString) {
         println!("this / baseline, tp_btf, per rep: {}", range(&q));
     }
     println!("(stage senders: the run time of sched_switch and hrtimer_expire, which send the CPUs' stages, per traced call; not in the tp_btf column)");
+    helper_prices(reps, iters * 5);
 }
 
 /// Run time so far of the agent's programs that send staged records
