@@ -81,11 +81,12 @@ fn step_costs(floor: &Floor, reps: usize, calls: usize) -> StepRuns {
 /// them beside it. x86_64 only (the floor's helper programs).
 fn helper_prices(reps: usize, calls: usize) {
     let mut storage = MaybeUninit::uninit();
-    let Ok(floor) = Floor::attach_some(
+    let floor = match Floor::attach_some(
         &mut storage,
         &["floor_sys_exit", "floor_ids", "floor_user64"],
-    ) else {
-        return;
+    ) {
+        Ok(f) => f,
+        Err(e) => return println!("this machine's prices: not measured ({e})"),
     };
     let (floor_ns, got) = step_costs(&floor, reps, calls);
     let at = |name: &str| {
@@ -94,12 +95,11 @@ fn helper_prices(reps: usize, calls: usize) {
             .position(|s| *s == name)
             .map(|i| median(got[i].0.clone()))
     };
-    let (Some(ids), Some(copy)) = (at("floor_ids"), at("floor_user64")) else {
-        return;
+    let (Some(ids @ 0.1..), Some(copy @ 0.1..)) = (at("floor_ids"), at("floor_user64")) else {
+        return println!(
+            "this machine's prices: not measured (the floor's helper programs are x86_64's)"
+        );
     };
-    if ids == 0.0 || copy == 0.0 {
-        return;
-    }
     let fl = median(floor_ns);
     println!(
         "this machine's prices now, each alone on getppid ({reps} runs): the no-op {fl:.1} ns, one helper call (bpf_get_current_pid_tgid) +{:.1}, the 64-byte user copy +{:.1}; the no-op and the open's copy alone come to {:.1} ns a traced call",
