@@ -136,7 +136,13 @@ fn sighup_follows_a_deleted_and_recreated_output_directory() {
         .args(["--output", &format!("prometheus-textfile:{prom}")])
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn_guarded();
+    // Start is over once the textfile is written (its failure fails the
+    // start): the snapshot's line comes just before it.
     wait_for_lines(&out, 1, Duration::from_secs(30));
+    let started = common::wait_until(Duration::from_secs(10), || {
+        std::path::Path::new(&prom).exists()
+    });
+    assert!(started.is_some(), "textfile written at start");
     std::fs::remove_dir_all(&logs).unwrap();
     std::fs::create_dir(&logs).unwrap();
     signal(&agent.0, libc::SIGHUP);
