@@ -230,10 +230,13 @@ pub fn run(mut cfg: AgentConfig, mut checked: Checked) -> Result<RunEnd, StartEr
     }
     // Written with the privileges the agent keeps: failing now, it would
     // fail every interval.
-    if let Some(e) = agent.prom.as_mut().and_then(|p| p.last_error.take()) {
-        let e = StartError::env(format!(
-            "{e} (the agent keeps only CAP_BPF: the directory must be writable by its uid)"
-        ));
+    if let Some((e, denied)) = agent.prom.as_mut().and_then(|p| p.last_error.take()) {
+        let hint = if denied {
+            " (the agent keeps only CAP_BPF: the directory must be writable by its uid)"
+        } else {
+            ""
+        };
+        let e = StartError::env(format!("{e}{hint}"));
         return Err(abort(&mut agent.outputs, &mut checked, e));
     }
     // Start is over: its code and the embedded probe need not stay resident.

@@ -126,8 +126,9 @@ pub struct Prometheus {
     pub notes: String,
     /// Textfile writes that failed (added to kestrel.output_write_errors).
     pub write_errors: u64,
-    /// The first textfile error of the last publish.
-    pub last_error: Option<String>,
+    /// The first textfile error of the last publish, and whether it was a
+    /// permission refused (the start's hint names the uid then).
+    pub last_error: Option<(String, bool)>,
     published: bool,
 }
 
@@ -292,7 +293,8 @@ impl Prometheus {
                 if self.published {
                     crate::log_limited!(crate::log::Key::OutputError, "{msg}");
                 }
-                self.last_error.get_or_insert(msg);
+                let denied = e.kind() == std::io::ErrorKind::PermissionDenied;
+                self.last_error.get_or_insert((msg, denied));
             }
         }
         self.published = true;
