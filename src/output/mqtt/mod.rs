@@ -48,6 +48,8 @@ pub struct MqttSink {
     enc: Vec<u8>,
     load: Vec<u8>,
     last_tx: u64,
+    /// Since when QoS 1 messages have been in flight with no PUBACK.
+    unacked_since: Option<u64>,
     next_pid: u16,
     /// Messages dropped (store or spool full) since the last take.
     dropped: u64,
@@ -151,6 +153,7 @@ impl MqttSink {
             enc: Vec::with_capacity(4096),
             load: Vec::new(),
             last_tx: 0,
+            unacked_since: None,
             next_pid: 0,
             dropped: 0,
             unreachable: false,

@@ -34,7 +34,7 @@ impl MqttSink {
             return;
         }
         let r = self
-            .receive()
+            .receive(now)
             .and_then(|_| self.timers(now))
             .map(|_| {
                 if matches!(self.sess, Sess::Ready { .. }) {
@@ -78,6 +78,7 @@ impl MqttSink {
     fn on_down(&mut self, why: &str) {
         self.log.line(format_args!("{}: {why}", self.name));
         self.sess = Sess::Down;
+        self.unacked_since = None;
         self.out.clear();
         self.inb.clear();
         self.unreachable = true;
@@ -105,7 +106,7 @@ impl MqttSink {
         }
     }
 
-    fn receive(&mut self) -> Result<(), String> {
+    fn receive(&mut self, now: u64) -> Result<(), String> {
         let mut buf = [0u8; 2048];
         loop {
             match self.conn.read(&mut buf) {
@@ -114,12 +115,12 @@ impl MqttSink {
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(format!("read: {e}")),
             }
-            self.decode_all()?;
+            self.decode_all(now)?;
         }
-        self.decode_all()
+        self.decode_all(now)
     }
 
-    fn decode_all(&mut self) -> Result<(), String> {
+    fn decode_all(&mut self, now: u64) -> Result<(), String> {
         loop {
             let (pkt, n) = match codec::decode(&self.inb) {
                 Ok(Some(p)) => p,
@@ -127,11 +128,11 @@ impl MqttSink {
                 Err(e) => return Err(format!("protocol error from the broker: {e}")),
             };
             self.inb.drain(..n);
-            self.handle(pkt)?;
+            self.handle(pkt, now)?;
         }
     }
 
-    fn handle(&mut self, pkt: Packet) -> Result<(), String> {
+    fn handle(&mut self, pkt: Packet, now: u64) -> Result<(), String> {
         match (pkt, &self.sess) {
             (
                 Packet::ConnAck {
@@ -154,6 +155,7 @@ impl MqttSink {
                 let pid = self.alloc_pid();
                 let status = [self.base.as_str(), "status"];
                 codec::publish(&mut self.out, &status, b"online", 1, pid, false, true);
+                self.unacked_since = Some(now);
             }
             (Packet::ConnAck { code, .. }, Sess::AwaitConnack { .. }) => {
                 let why = match code {
@@ -172,6 +174,10 @@ impl MqttSink {
                 if let Some(i) = self.store.position(|m| m.pid == pid && m.sent_ns != 0) {
                     self.done(i);
                 }
+                // Any PUBACK is the broker moving; the clock restarts for
+                // what is still in flight.
+                let waiting = self.store.iter().any(|m| m.sent_ns != 0);
+                self.unacked_since = waiting.then_some(now);
             }
             (Packet::PingResp, Sess::Ready { .. }) => self.sess = Sess::Ready { ping_sent: None },
             (Packet::Publish { qos, pid }, Sess::Ready { .. }) => {
@@ -208,11 +214,14 @@ impl MqttSink {
                 self.keepalive_s
             )),
             Sess::Ready { ping_sent } => {
-                // A QoS 1 message unacknowledged for a keepalive: a stalled broker.
+                // QoS 1 messages in flight for a keepalive with no PUBACK: a
+                // stalled broker. Counted from the sends, not from the
+                // messages held: a store that turns over faster than the
+                // keepalive (big snapshots, an alert burst) drops the oldest
+                // ones still in flight, and their clock went with them.
                 let stalled = self
-                    .store
-                    .iter()
-                    .any(|m| m.sent_ns != 0 && now.saturating_sub(m.sent_ns) >= ka);
+                    .unacked_since
+                    .is_some_and(|t| now.saturating_sub(t) >= ka);
                 if stalled {
                     return Err(format!(
                         "no PUBACK from the broker within {} s",
@@ -295,6 +304,7 @@ impl MqttSink {
             } else {
                 m.pid = pid;
                 m.sent_ns = now;
+                self.unacked_since.get_or_insert(now);
                 inflight += 1;
                 i += 1;
             }

@@ -1,6 +1,7 @@
 //! The session against an in-process broker over plain TCP (no root, no
 //! mosquitto): unacknowledged messages are sent again with DUP and their
-//! packet ids after a reconnect, in order, and garbage ends a connection.
+//! packet ids after a reconnect, in order, garbage ends a connection, and a
+//! broker that never acknowledges is left after a keepalive.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -151,4 +152,39 @@ fn garbage_from_the_broker_ends_the_connection() {
         1,
         "the message waits for the next connection"
     );
+}
+
+/// The store holds one of these messages at a time, so each new one drops
+/// the one in flight before it: the stall was timed from the oldest message
+/// held, which was never a keepalive old, and a broker that acknowledged
+/// nothing kept the session for ever (mqtt_hostile, with big snapshots).
+#[test]
+fn a_broker_that_never_acknowledges_is_left_when_the_store_turns_over() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let _ = packet(&mut s);
+        let _ = s.write_all(&[0x20, 2, 0, 0]);
+        while packet(&mut s).is_some() {}
+    });
+    let spec = MqttSpec::parse(&format!("127.0.0.1:{port}/t?keepalive=5"), false).unwrap();
+    let mut sink = MqttSink::open(&spec, "h").unwrap();
+    let mut line = vec![b'x'; crate::output::store::STORE_BYTES * 5 / 8];
+    line.push(b'\n');
+    let started = Instant::now();
+    let mut sent = 0;
+    while !sink.unreachable && started.elapsed() < Duration::from_secs(15) {
+        let enc = sink.encode(&line, "").unwrap().to_vec();
+        sink.write(&enc, 0);
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = started.elapsed();
+    assert!(sink.unreachable, "still connected after {took:?}");
+    assert!(
+        sink.take_dropped() > 0,
+        "the store turned over ({sent} sent)"
+    );
+    assert!(took < Duration::from_secs(8), "left after {took:?}");
 }
