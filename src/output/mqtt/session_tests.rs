@@ -133,16 +133,23 @@ fn unacknowledged_messages_are_sent_again_with_dup_and_their_ids() {
     t.join().unwrap();
 }
 
-#[test]
-fn garbage_from_the_broker_ends_the_connection() {
+/// A broker for one connection: reads the CONNECT, answers `reply`, then
+/// reads until the agent closes. Returns its port.
+fn one_shot_broker(reply: &'static [u8]) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
         let _ = packet(&mut s);
-        let _ = s.write_all(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02]);
-        let _ = packet(&mut s);
+        let _ = s.write_all(reply);
+        while packet(&mut s).is_some() {}
     });
+    port
+}
+
+#[test]
+fn garbage_from_the_broker_ends_the_connection() {
+    let port = one_shot_broker(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0x02]);
     let mut sink = sink_for(port);
     send(&mut sink, 0);
     assert!(until(&mut sink, |s| s.unreachable));
@@ -160,14 +167,8 @@ fn garbage_from_the_broker_ends_the_connection() {
 /// nothing kept the session for ever (mqtt_hostile, with big snapshots).
 #[test]
 fn a_broker_that_never_acknowledges_is_left_when_the_store_turns_over() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
-        let _ = packet(&mut s);
-        let _ = s.write_all(&[0x20, 2, 0, 0]);
-        while packet(&mut s).is_some() {}
-    });
+    // CONNACK, then never a PUBACK.
+    let port = one_shot_broker(&[0x20, 2, 0, 0]);
     let spec = MqttSpec::parse(&format!("127.0.0.1:{port}/t?keepalive=5"), false).unwrap();
     let mut sink = MqttSink::open(&spec, "h").unwrap();
     let mut line = vec![b'x'; crate::output::store::STORE_BYTES * 5 / 8];
