@@ -162,8 +162,15 @@ impl Output {
 
     /// Its line at exit (or when a reload removed it).
     fn log_summary(&self) {
+        // A network output's drops are mostly its store's (full, or still
+        // unacknowledged at exit), not the line queue's.
+        let why = if self.net_drops > 0 {
+            "queue or store full, or undelivered at exit"
+        } else {
+            "queue full"
+        };
         crate::log_line!(
-            "output {}: {} lines written, {} dropped (queue full), {} lost (write errors)",
+            "output {}: {} lines written, {} dropped ({why}), {} lost (write errors)",
             self.sink.name(),
             self.written,
             self.queue_drops,
